@@ -1,0 +1,52 @@
+#include "kiln/core/allocator.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace kiln {
+namespace {
+
+class CpuAllocator final : public Allocator {
+ public:
+  void* allocate(size_t bytes) override {
+    size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+    if (rounded == 0) rounded = kTensorAlignment;
+    void* p = std::aligned_alloc(kTensorAlignment, rounded);
+    if (p) std::memset(p, 0, rounded);
+    return p;
+  }
+  void deallocate(void* p, size_t) override { std::free(p); }
+};
+
+}  // namespace
+
+Allocator* Allocator::cpu() {
+  static CpuAllocator instance;
+  return &instance;
+}
+
+StatusOr<std::shared_ptr<Buffer>> Buffer::allocate(size_t bytes, Allocator* alloc) {
+  if (!alloc) alloc = Allocator::cpu();
+  void* p = alloc->allocate(bytes);
+  if (!p) return io_error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  std::shared_ptr<Buffer> b(new Buffer());
+  b->data_ = static_cast<uint8_t*>(p);
+  b->size_ = bytes;
+  b->alloc_ = alloc;
+  return b;
+}
+
+std::shared_ptr<Buffer> Buffer::wrap(void* data, size_t bytes, std::shared_ptr<void> owner) {
+  std::shared_ptr<Buffer> b(new Buffer());
+  b->data_ = static_cast<uint8_t*>(data);
+  b->size_ = bytes;
+  b->owner_ = std::move(owner);
+  return b;
+}
+
+Buffer::~Buffer() {
+  if (alloc_) alloc_->deallocate(data_, size_);
+}
+
+}  // namespace kiln

@@ -1,0 +1,66 @@
+#include "kiln/core/tensor.h"
+
+namespace kiln {
+
+StatusOr<Tensor> Tensor::allocate(DType dtype, std::vector<int64_t> dims, Allocator* alloc) {
+  auto n = checked_num_elements(dims);
+  if (!n) return invalid_argument("cannot allocate a tensor of shape " + dims_to_string(dims));
+  Tensor t;
+  t.dtype_ = dtype;
+  t.dims_ = std::move(dims);
+  if (dtype == DType::kString) {
+    t.strings_ = std::make_shared<std::vector<std::string>>(static_cast<size_t>(*n));
+    return t;
+  }
+  KILN_ASSIGN_OR_RETURN(t.buffer_, Buffer::allocate(dtype_storage_bytes(dtype, *n), alloc));
+  t.data_ = t.buffer_->data();
+  return t;
+}
+
+Tensor Tensor::borrow(DType dtype, std::vector<int64_t> dims, void* data) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.dims_ = std::move(dims);
+  t.data_ = data;
+  return t;
+}
+
+Tensor Tensor::from_buffer(DType dtype, std::vector<int64_t> dims, std::shared_ptr<Buffer> buffer, size_t offset) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.dims_ = std::move(dims);
+  t.data_ = buffer->data() + offset;
+  t.buffer_ = std::move(buffer);
+  return t;
+}
+
+Tensor Tensor::from_strings(std::vector<int64_t> dims, std::vector<std::string> values) {
+  Tensor t;
+  t.dtype_ = DType::kString;
+  t.dims_ = std::move(dims);
+  t.strings_ = std::make_shared<std::vector<std::string>>(std::move(values));
+  return t;
+}
+
+int64_t Tensor::num_elements() const {
+  auto n = checked_num_elements(dims_);
+  return n ? *n : 0;
+}
+
+StatusOr<Tensor> Tensor::clone() const {
+  if (dtype_ == DType::kString) return from_strings(dims_, strings_ ? *strings_ : std::vector<std::string>{});
+  KILN_ASSIGN_OR_RETURN(Tensor t, allocate(dtype_, dims_));
+  if (nbytes() && data_) std::memcpy(t.data_, data_, nbytes());
+  return t;
+}
+
+bool Tensor::equals(const Tensor& other) const {
+  if (dtype_ != other.dtype_ || dims_ != other.dims_) return false;
+  if (dtype_ == DType::kString) return to_vector<std::string>() == other.to_vector<std::string>();
+  size_t n = nbytes();
+  if (n == 0) return true;
+  if (!data_ || !other.data_) return data_ == other.data_;
+  return std::memcmp(data_, other.data_, n) == 0;
+}
+
+}  // namespace kiln

@@ -1,0 +1,178 @@
+// kiln check: structural checks (ir::verify), operator lookup per opset, then libonnx's checker and strict
+// shape inference for the opsets libonnx knows (<= 17). Newer opsets are checked structurally, with a note.
+#include <onnx/checker.h>
+#include <onnx/defs/schema.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <algorithm>
+#include <set>
+
+#include "kiln/onnx/check.h"
+#include "onnx/proto_convert.h"
+
+namespace kiln::onnx {
+namespace {
+
+using Sev = ir::Problem::Severity;
+
+// Operators that ONNX added after opset 17 (which the linked libonnx does not know), with their first opset.
+struct NewOp {
+  const char* name;
+  int since;
+};
+constexpr NewOp kOpsAfter17[] = {
+    {"BitwiseAnd", 18},
+    {"BitwiseNot", 18},
+    {"BitwiseOr", 18},
+    {"BitwiseXor", 18},
+    {"CenterCropPad", 18},
+    {"Col2Im", 18},
+    {"GroupNormalization", 18},
+    {"Mish", 18},
+    {"OptionalGetElement", 18},
+    {"OptionalHasElement", 18},
+    {"DeformConv", 19},
+    {"AffineGrid", 20},
+    {"Gelu", 20},
+    {"ImageDecoder", 20},
+    {"RegexFullMatch", 20},
+    {"StringConcat", 20},
+    {"StringSplit", 20},
+};
+
+bool is_onnx_domain(const std::string& d) { return d.empty() || d == "ai.onnx" || d == "ai.onnx.ml"; }
+
+// One line from a libonnx exception: "msg (context: ...)".
+std::string one_line(std::string what) {
+  const std::string ctx = "==> Context: ";
+  auto pos = what.find(ctx);
+  std::string context;
+  if (pos != std::string::npos) {
+    context = what.substr(pos + ctx.size());
+    what = what.substr(0, pos);
+  }
+  auto trim = [](std::string s) {
+    std::replace(s.begin(), s.end(), '\n', ' ');
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    while (!s.empty() && s.front() == ' ') s.erase(s.begin());
+    return s;
+  };
+  what = trim(what);
+  context = trim(context);
+  return context.empty() ? what : what + " (" + context + ")";
+}
+
+void check_known_ops(const ir::Model& model, const ir::Graph& g, const std::string& scope, ir::Report& report) {
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& n = g.nodes[i];
+    const std::string where = scope + n.describe(i);
+    if (model.find_function(n.domain, n.op_type)) continue;
+    auto version = model.opset(n.domain);
+    if (!version) continue;  // reported by verify_model
+    if (is_onnx_domain(n.domain)) {
+      const std::string dom = n.domain == "ai.onnx" ? "" : n.domain;
+      const auto* schema = ::ONNX_NAMESPACE::OpSchemaRegistry::Schema(
+          n.op_type, static_cast<int>(std::min<int64_t>(*version, INT32_MAX)), dom);
+      bool known = schema != nullptr;
+      if (!known && dom.empty()) {
+        for (const auto& op : kOpsAfter17) {
+          if (n.op_type == op.name && *version >= op.since) known = true;
+        }
+      }
+      if (!known) {
+        bool exists_later = ::ONNX_NAMESPACE::OpSchemaRegistry::Schema(n.op_type, INT32_MAX, dom) != nullptr;
+        std::string msg = "no operator '" + n.op_type + "' in domain '" + (dom.empty() ? "ai.onnx" : dom) +
+                          "' at opset " + std::to_string(*version);
+        if (exists_later) msg += " (it exists only in later opsets)";
+        report.add(Sev::kError, where, msg);
+      } else if (schema && schema->Deprecated()) {
+        report.add(Sev::kWarning, where, "'" + n.op_type + "' is deprecated at opset " + std::to_string(*version));
+      }
+    } else {
+      report.add(Sev::kNote, where,
+                 "custom domain '" + n.domain + "' (opset " + std::to_string(*version) +
+                     "): kiln cannot check this operator's inputs and attributes");
+    }
+    for (const auto& a : n.attributes) {
+      std::vector<const ir::Graph*> subs;
+      if (a.type == ir::AttrType::kGraph && a.g) subs.push_back(a.g.get());
+      for (const auto& sg : a.graphs) subs.push_back(sg.get());
+      for (const auto* sg : subs) check_known_ops(model, *sg, where + " attribute '" + a.name + "' subgraph: ", report);
+    }
+  }
+}
+
+}  // namespace
+
+int max_known_opset() {
+  return ::ONNX_NAMESPACE::OpSchemaRegistry::DomainToVersionRange::Instance().Map().at(::onnx::ONNX_DOMAIN).second;
+}
+
+ir::Report check_model(const ir::Model& model) {
+  ir::Report report;
+  ir::verify_model(model, report);
+  check_known_ops(model, model.graph, "", report);
+
+  const int max_opset = max_known_opset();
+  const auto opset = model.opset("");
+  if (opset && *opset > max_opset) {
+    report.add(Sev::kNote, "model",
+               "opset " + std::to_string(*opset) +
+                   " is newer than the ONNX checker kiln links (opsets <= " + std::to_string(max_opset) +
+                   "): the model was checked structurally, without ONNX's per-operator and shape checks");
+    return report;
+  }
+  if (!report.valid()) return report;  // libonnx would stop at the first of the errors already listed
+
+  ::ONNX_NAMESPACE::ModelProto proto;
+  auto st = model_to_proto(model, &proto);
+  if (!st.is_ok()) {
+    report.add(Sev::kError, "model", st.message());
+    return report;
+  }
+  try {
+    ::ONNX_NAMESPACE::checker::check_model(proto);
+  } catch (const std::exception& e) {
+    report.add(Sev::kError, "onnx checker", one_line(e.what()));
+    return report;
+  }
+  try {
+    ::ONNX_NAMESPACE::ShapeInferenceOptions options(/*check_type=*/true, /*strict_mode=*/1,
+                                                    /*data_prop=*/false);
+    ::ONNX_NAMESPACE::shape_inference::InferShapes(proto, ::ONNX_NAMESPACE::OpSchemaRegistry::Instance(), options);
+  } catch (const std::exception& e) {
+    report.add(Sev::kError, "shape inference", one_line(e.what()));
+  }
+  return report;
+}
+
+Status infer_shapes(ir::Model& model) {
+  auto opset = model.opset("");
+  if (opset && *opset > max_known_opset()) {
+    return unimplemented("shape inference for opset " + std::to_string(*opset) + " needs ONNX > 1.12");
+  }
+  ::ONNX_NAMESPACE::ModelProto proto;
+  KILN_RETURN_IF_ERROR(model_to_proto(model, &proto));
+  try {
+    ::ONNX_NAMESPACE::shape_inference::InferShapes(proto);
+  } catch (const std::exception& e) {
+    return invalid_model("shape inference failed: " + one_line(e.what()));
+  }
+  const auto& g = proto.graph();
+  model.graph.value_info.clear();
+  for (const auto& v : g.value_info()) {
+    ir::ValueInfo vi;
+    vi.name = v.name();
+    vi.doc_string = v.doc_string();
+    if (v.has_type()) vi.type = type_from_proto(v.type());
+    model.graph.value_info.push_back(std::move(vi));
+  }
+  for (int i = 0; i < g.output_size() && i < static_cast<int>(model.graph.outputs.size()); ++i) {
+    auto& out = model.graph.outputs[static_cast<size_t>(i)];
+    if (out.type.kind == ir::Type::Kind::kNone && g.output(i).has_type())
+      out.type = type_from_proto(g.output(i).type());
+  }
+  return Status::ok();
+}
+
+}  // namespace kiln::onnx

@@ -1,0 +1,33 @@
+// The kiln CLI: one file per subcommand, each thin over the library.
+// Exit codes, for every command: 0 success, 1 the model or a request about it is wrong, 2 usage or I/O error.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/ir/graph.h"
+
+namespace kiln::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitInvalid = 1;
+inline constexpr int kExitUsage = 2;
+
+// Each add_* registers a subcommand and sets `run` to the function that executes it.
+void add_check(CLI::App& root, std::function<int()>& run);
+void add_show(CLI::App& root, std::function<int()>& run);
+void add_extract(CLI::App& root, std::function<int()>& run);
+void add_convert(CLI::App& root, std::function<int()>& run);
+
+// Prints "kiln: <message>" to stderr and returns the exit code for the status (2 for I/O and format
+// problems, 1 for an invalid model or request).
+int report_error(const Status& status);
+// Loads a model, printing the error on failure.
+bool load_or_report(const std::string& path, ir::Model& model, int& exit_code);
+// "a,b,c" -> {"a","b","c"} (empty items dropped).
+std::vector<std::string> split_list(const std::vector<std::string>& items);
+
+}  // namespace kiln::cli
