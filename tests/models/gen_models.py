@@ -51,7 +51,6 @@ def report(name):
 def torch_models():
     import torch
     import torch.nn as nn
-    import torch.nn.init as init
     import torchvision
 
     torch.set_num_threads(2)
@@ -70,32 +69,12 @@ def torch_models():
             torch.onnx.export(model, args, out(name), **kwargs)
         report(name)
 
-    # --- SuperResolutionNet (PyTorch -> ONNX tutorial) ---------------------
-    class SuperResolutionNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.relu = nn.ReLU()
-            self.upsample = nn.Upsample(scale_factor=3, mode="bicubic",
-                                        align_corners=False)
-            self.conv1 = nn.Conv2d(3, 64, (9, 9), (1, 1), (4, 4))
-            self.conv2 = nn.Conv2d(64, 32, (1, 1), (1, 1), (0, 0))
-            self.conv3 = nn.Conv2d(32, 3, (5, 5), (1, 1), (2, 2))
-            self._initialize_weights()
-
-        def forward(self, x):
-            x = self.upsample(x)
-            x = self.relu(self.conv1(x))
-            x = self.relu(self.conv2(x))
-            x = self.conv3(x)
-            return x
-
-        def _initialize_weights(self):
-            init.orthogonal_(self.conv1.weight, init.calculate_gain("relu"))
-            init.orthogonal_(self.conv2.weight, init.calculate_gain("relu"))
-            init.orthogonal_(self.conv3.weight)
+    # --- SuperResolutionNet: the tutorial's model, shared with examples/srcnn --
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "srcnn"))
+    from export_srcnn import SuperResolutionNet
 
     torch.manual_seed(0)
-    m = SuperResolutionNet().eval()
+    m = SuperResolutionNet(upscale_factor=3).eval()
     export(m, torch.randn(1, 3, 32, 32), "srcnn.onnx", 11)
 
     # --- torchvision classifiers -------------------------------------------
