@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -115,6 +116,20 @@ StatusOr<ir::Model> load_model(const std::string& path) {
   KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
   std::string dir = fs::path(path).parent_path().string();
   return load_model_from_bytes(bytes.data(), bytes.size(), dir.empty() ? "." : dir, path);
+}
+
+StatusOr<ir::NamedTensor> load_tensor(const std::string& path) {
+  KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+  ::onnx::TensorProto proto;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(std::min<size_t>(bytes.size(), INT_MAX)));
+  in.SetTotalBytesLimit(INT_MAX);
+  if (bytes.empty() || !proto.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage() ||
+      !proto.GetReflection()->GetUnknownFields(proto).empty() || !proto.has_data_type()) {
+    return invalid_argument("'" + path + "' is not a serialized ONNX TensorProto");
+  }
+  std::string dir = fs::path(path).parent_path().string();
+  return tensor_from_proto(proto, ImportContext{path, dir.empty() ? "." : dir});
 }
 
 StatusOr<std::string> serialize_model(const ir::Model& model) {

@@ -619,6 +619,11 @@ StatusOr<ir::Model> model_from_proto(::onnx::ModelProto& p, const ImportContext&
   return m;
 }
 
+StatusOr<ir::NamedTensor> tensor_from_proto(TensorProto& proto, const ImportContext& ctx) {
+  Importer importer{ctx, {}};
+  return importer.tensor(proto, "'" + ctx.label + "'");
+}
+
 Status graph_to_proto(const ir::Graph& g, GraphProto* p, const ExportOptions& options) {
   Exporter e{options};
   return e.graph(g, p);

@@ -18,6 +18,8 @@ struct ImportContext {
 // Moves tensor bytes out of `proto` where it can (the proto is left partly emptied).
 StatusOr<ir::Model> model_from_proto(::onnx::ModelProto& proto, const ImportContext& ctx);
 
+StatusOr<ir::NamedTensor> tensor_from_proto(::onnx::TensorProto& proto, const ImportContext& ctx);
+
 struct ExportOptions {
   // When set, tensors of at least `threshold` bytes are appended to `external_out` and referenced by `location`.
   std::string* external_out = nullptr;

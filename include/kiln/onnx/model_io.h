@@ -31,6 +31,10 @@ struct SaveOptions {
 // A model whose serialized form would exceed protobuf's 2 GiB limit needs external_data.
 Status save_model(const ir::Model& model, const std::string& path, const SaveOptions& options = {});
 
+// Reads a serialized TensorProto (.pb, as the ONNX test data and onnx.numpy_helper write them).
+// External data is resolved relative to the file's folder.
+StatusOr<ir::NamedTensor> load_tensor(const std::string& path);
+
 // The ModelProto bytes of the model, all tensors inline.
 StatusOr<std::string> serialize_model(const ir::Model& model);
 
