@@ -138,6 +138,35 @@ StatusOr<ir::NamedTensor> Importer::tensor(TensorProto& t, const std::string& wh
   }
 
   out.stored_as_raw = false;
+  // Check the value count against the shape before allocating: a corrupt file may claim any shape.
+  size_t have = 0;
+  size_t want = n;
+  switch (dtype) {
+    case DType::kFloat32: have = static_cast<size_t>(t.float_data_size()); break;
+    case DType::kComplex64:
+      have = static_cast<size_t>(t.float_data_size());
+      want = 2 * n;
+      break;
+    case DType::kFloat64: have = static_cast<size_t>(t.double_data_size()); break;
+    case DType::kComplex128:
+      have = static_cast<size_t>(t.double_data_size());
+      want = 2 * n;
+      break;
+    case DType::kInt64: have = static_cast<size_t>(t.int64_data_size()); break;
+    case DType::kUInt32:
+    case DType::kUInt64: have = static_cast<size_t>(t.uint64_data_size()); break;
+    case DType::kInt4:
+    case DType::kUInt4:
+    case DType::kFloat4E2M1:
+      have = static_cast<size_t>(t.int32_data_size());
+      want = (n + 1) / 2;
+      break;
+    default: have = static_cast<size_t>(t.int32_data_size()); break;
+  }
+  if (have != want) {
+    return invalid_model(where + " has " + std::to_string(have) + " values but its shape " + dims_to_string(dims) +
+                         " (" + dtype_name(dtype) + ") needs " + std::to_string(want));
+  }
   KILN_ASSIGN_OR_RETURN(Tensor tensor, Tensor::allocate(dtype, dims));
   switch (dtype) {
     case DType::kFloat32: KILN_RETURN_IF_ERROR(copy_typed(t.float_data(), n, 4, tensor, where)); break;

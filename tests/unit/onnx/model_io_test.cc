@@ -106,6 +106,19 @@ TEST_F(ModelIoTest, BadBytesGiveClearErrors) {
   EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(ModelIoTest, TensorClaimingAHugeShapeWithoutDataIsAnError) {
+  // A TensorProto with dims [10^12] and data_type FLOAT but no values: must be refused before any allocation.
+  std::string bytes = {0x08};
+  for (uint64_t v = 1000000000000ull; v >= 0x80; v >>= 7) bytes += static_cast<char>((v & 0x7f) | 0x80);
+  bytes += static_cast<char>(1000000000000ull >> 35);
+  bytes += {0x10, 0x01};
+  write("huge.pb", bytes);
+  auto t = load_tensor(path("huge.pb"));
+  ASSERT_FALSE(t.is_ok());
+  EXPECT_NE(t.status().message().find("huge.pb"), std::string::npos) << t.status().message();
+  EXPECT_NE(t.status().message().find("needs 1000000000000"), std::string::npos) << t.status().message();
+}
+
 TEST_F(ModelIoTest, FailedSaveLeavesNothingBehind) {
   auto m = model_with_weights();
   auto st = save_model(m, path("no_such_dir/m.onnx"));
