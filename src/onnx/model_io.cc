@@ -71,6 +71,14 @@ StatusOr<std::string> write_temp(const std::string& path, const std::string& byt
   return tmpl;
 }
 
+// Parses a whole protobuf message from bytes, allowing messages up to protobuf's 2 GiB limit.
+bool parse_exact(const void* data, size_t size, google::protobuf::Message* msg) {
+  if (size > static_cast<size_t>(INT_MAX)) return false;
+  google::protobuf::io::CodedInputStream in(static_cast<const uint8_t*>(data), static_cast<int>(size));
+  in.SetTotalBytesLimit(INT_MAX);
+  return msg->ParseFromCodedStream(&in) && in.ConsumedEntireMessage();
+}
+
 }  // namespace
 
 StatusOr<::onnx::ModelProto> parse_model_proto(const void* data, size_t size, const std::string& label) {
@@ -80,9 +88,7 @@ StatusOr<::onnx::ModelProto> parse_model_proto(const void* data, size_t size, co
                             " bytes, over protobuf's 2 GiB limit; large models keep their weights in external data");
   }
   ::onnx::ModelProto proto;
-  google::protobuf::io::CodedInputStream in(static_cast<const uint8_t*>(data), static_cast<int>(size));
-  in.SetTotalBytesLimit(INT_MAX);
-  if (!proto.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
+  if (!parse_exact(data, size, &proto)) {
     return invalid_argument("'" + label + "' is not a valid ONNX model: protobuf parsing failed (" +
                             std::to_string(size) + " bytes; the file may be truncated or corrupt)");
   }
@@ -121,10 +127,7 @@ StatusOr<ir::Model> load_model(const std::string& path) {
 StatusOr<ir::NamedTensor> load_tensor(const std::string& path) {
   KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
   ::onnx::TensorProto proto;
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                            static_cast<int>(std::min<size_t>(bytes.size(), INT_MAX)));
-  in.SetTotalBytesLimit(INT_MAX);
-  if (bytes.empty() || !proto.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage() ||
+  if (bytes.empty() || !parse_exact(bytes.data(), bytes.size(), &proto) ||
       !proto.GetReflection()->GetUnknownFields(proto).empty() || !proto.has_data_type()) {
     return invalid_argument("'" + path + "' is not a serialized ONNX TensorProto");
   }

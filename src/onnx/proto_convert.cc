@@ -77,20 +77,16 @@ ir::ValueInfo value_info_from_proto(const ::onnx::ValueInfoProto& v) {
   return out;
 }
 
+// Copies `count` values of a typed field (already checked against the shape) into the tensor's storage.
 template <typename Field>
-Status copy_typed(const Field& field, size_t want, size_t elem_bytes, Tensor& t, const std::string& where) {
-  if (static_cast<size_t>(field.size()) != want) {
-    return invalid_model(where + " has " + std::to_string(field.size()) + " values but its shape " +
-                         dims_to_string(t.dims()) + " needs " + std::to_string(want));
-  }
+void copy_typed(const Field& field, size_t count, size_t elem_bytes, Tensor& t) {
   using Src = std::decay_t<decltype(field.Get(0))>;
   uint8_t* dst = static_cast<uint8_t*>(t.raw_data());
-  for (size_t i = 0; i < want; ++i) {
+  for (size_t i = 0; i < count; ++i) {
     Src v = field.Get(static_cast<int>(i));
     // Narrowing from the proto's wider field to the element's storage (little-endian, as ONNX specifies).
     std::memcpy(dst + i * elem_bytes, &v, elem_bytes);
   }
-  return Status::ok();
 }
 
 StatusOr<ir::NamedTensor> Importer::tensor(TensorProto& t, const std::string& where_in) {
@@ -169,30 +165,30 @@ StatusOr<ir::NamedTensor> Importer::tensor(TensorProto& t, const std::string& wh
   }
   KILN_ASSIGN_OR_RETURN(Tensor tensor, Tensor::allocate(dtype, dims));
   switch (dtype) {
-    case DType::kFloat32: KILN_RETURN_IF_ERROR(copy_typed(t.float_data(), n, 4, tensor, where)); break;
-    case DType::kComplex64: KILN_RETURN_IF_ERROR(copy_typed(t.float_data(), 2 * n, 4, tensor, where)); break;
-    case DType::kFloat64: KILN_RETURN_IF_ERROR(copy_typed(t.double_data(), n, 8, tensor, where)); break;
-    case DType::kComplex128: KILN_RETURN_IF_ERROR(copy_typed(t.double_data(), 2 * n, 8, tensor, where)); break;
-    case DType::kInt64: KILN_RETURN_IF_ERROR(copy_typed(t.int64_data(), n, 8, tensor, where)); break;
-    case DType::kUInt32: KILN_RETURN_IF_ERROR(copy_typed(t.uint64_data(), n, 4, tensor, where)); break;
-    case DType::kUInt64: KILN_RETURN_IF_ERROR(copy_typed(t.uint64_data(), n, 8, tensor, where)); break;
-    case DType::kInt32: KILN_RETURN_IF_ERROR(copy_typed(t.int32_data(), n, 4, tensor, where)); break;
+    case DType::kFloat32: copy_typed(t.float_data(), n, 4, tensor); break;
+    case DType::kComplex64: copy_typed(t.float_data(), 2 * n, 4, tensor); break;
+    case DType::kFloat64: copy_typed(t.double_data(), n, 8, tensor); break;
+    case DType::kComplex128: copy_typed(t.double_data(), 2 * n, 8, tensor); break;
+    case DType::kInt64: copy_typed(t.int64_data(), n, 8, tensor); break;
+    case DType::kUInt32: copy_typed(t.uint64_data(), n, 4, tensor); break;
+    case DType::kUInt64: copy_typed(t.uint64_data(), n, 8, tensor); break;
+    case DType::kInt32: copy_typed(t.int32_data(), n, 4, tensor); break;
     case DType::kInt16:
     case DType::kUInt16:
     case DType::kFloat16:
-    case DType::kBFloat16: KILN_RETURN_IF_ERROR(copy_typed(t.int32_data(), n, 2, tensor, where)); break;
+    case DType::kBFloat16: copy_typed(t.int32_data(), n, 2, tensor); break;
     case DType::kInt8:
     case DType::kUInt8:
     case DType::kBool:
     case DType::kFloat8E4M3FN:
     case DType::kFloat8E4M3FNUZ:
     case DType::kFloat8E5M2:
-    case DType::kFloat8E5M2FNUZ: KILN_RETURN_IF_ERROR(copy_typed(t.int32_data(), n, 1, tensor, where)); break;
+    case DType::kFloat8E5M2FNUZ: copy_typed(t.int32_data(), n, 1, tensor); break;
     case DType::kInt4:
     case DType::kUInt4:
     case DType::kFloat4E2M1:
       // Two elements per int32_data entry's low byte, as ONNX packs them.
-      KILN_RETURN_IF_ERROR(copy_typed(t.int32_data(), (n + 1) / 2, 1, tensor, where));
+      copy_typed(t.int32_data(), (n + 1) / 2, 1, tensor);
       break;
     default: return invalid_model(where + " has unsupported data_type " + dtype_name(dtype));
   }
