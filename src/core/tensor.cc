@@ -47,6 +47,12 @@ int64_t Tensor::num_elements() const {
   return n ? *n : 0;
 }
 
+Tensor Tensor::reshaped(std::vector<int64_t> dims) const {
+  Tensor t = *this;
+  t.dims_ = std::move(dims);
+  return t;
+}
+
 StatusOr<Tensor> Tensor::clone() const {
   if (dtype_ == DType::kString) return from_strings(dims_, strings_ ? *strings_ : std::vector<std::string>{});
   KILN_ASSIGN_OR_RETURN(Tensor t, allocate(dtype_, dims_));

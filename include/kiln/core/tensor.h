@@ -57,6 +57,8 @@ class Tensor {
   const std::vector<std::string>& strings() const { return *strings_; }
   std::vector<std::string>& mutable_strings() { return *strings_; }
 
+  // The same elements (shared, not copied) under other dims with the same element count.
+  Tensor reshaped(std::vector<int64_t> dims) const;
   // A deep copy that owns its bytes.
   StatusOr<Tensor> clone() const;
   // Same dtype, dims and element bytes (or strings).

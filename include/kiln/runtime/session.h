@@ -1,0 +1,53 @@
+// kiln::Session: load a model once, run it many times. A session is immutable after creation and run() is
+// thread-safe: every call has its own values; the plan, kernels and initializers are shared read-only.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/core/tensor.h"
+#include "kiln/ir/graph.h"
+
+namespace kiln {
+
+struct SessionOptions {
+  int intra_op_threads = 0;     // 0: one per physical core
+  int optimization_level = 99;  // 0 disabled, 1 basic, 2 extended, 99 all (ONNX Runtime's levels)
+  bool enable_profiling = false;
+};
+
+// A graph input or output as the session sees it: name, type (dtype and shape with symbolic dims).
+struct IoInfo {
+  std::string name;
+  ir::Type type;
+};
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Session {
+ public:
+  static StatusOr<std::unique_ptr<Session>> create(const std::string& path, const SessionOptions& options = {});
+  static StatusOr<std::unique_ptr<Session>> create_from_bytes(const void* data, size_t size,
+                                                              const SessionOptions& options = {});
+  static StatusOr<std::unique_ptr<Session>> create(ir::Model model, const SessionOptions& options = {});
+  ~Session();
+
+  const std::vector<IoInfo>& inputs() const;
+  const std::vector<IoInfo>& outputs() const;
+  const ir::Model& model() const;
+
+  // Runs the model. `output_names` empty: every graph output, in graph order. Errors name the input and
+  // what was expected (unknown or missing input, wrong dtype, rank or dimension) or the failing node.
+  StatusOr<std::vector<Tensor>> run(const NamedTensors& inputs, const std::vector<std::string>& output_names = {}) const;
+
+  struct Impl;
+
+ private:
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,4 @@
+// control_flow operators.
+#include "kernels/cpu/kernel.h"
+
+namespace kiln::cpu {}  // namespace kiln::cpu

@@ -1,0 +1,159 @@
+#include "kernels/cpu/kernel.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace kiln::cpu {
+
+// Declarations of every kernel function, from the lists.
+#define KILN_KERNEL(domain, op, since, until, fn) Status fn(KernelContext&);
+#include "kernels/cpu/kernels.inc"
+#undef KILN_KERNEL
+
+const std::vector<KernelDef>& all_kernels() {
+  static const std::vector<KernelDef> kernels = {
+#define KILN_KERNEL(domain, op, since, until, fn) KernelDef{domain, op, since, until, fn},
+#include "kernels/cpu/kernels.inc"
+#undef KILN_KERNEL
+  };
+  return kernels;
+}
+
+const KernelDef* find_kernel(const std::string& domain, const std::string& op, int64_t opset) {
+  const std::string d = domain == "ai.onnx" ? "" : domain;
+  for (const auto& k : all_kernels()) {
+    if (d == k.domain && op == k.op && opset >= k.since && opset <= k.until) return &k;
+  }
+  return nullptr;
+}
+
+StatusOr<const Tensor*> KernelContext::required_input(size_t i) const {
+  const Tensor* t = input(i);
+  if (!t) return error("input " + std::to_string(i) + " is required but missing");
+  return t;
+}
+
+StatusOr<Tensor*> KernelContext::allocate_output(size_t i, DType dtype, std::vector<int64_t> dims) {
+  if (i >= outputs_.size()) return error("has no output " + std::to_string(i));
+  auto t = Tensor::allocate(dtype, std::move(dims));
+  if (!t.is_ok()) return error(t.status().message());
+  outputs_[i] = std::move(t).value();
+  return &outputs_[i];
+}
+
+int64_t KernelContext::attr_int(const std::string& name, int64_t def) const {
+  const auto* a = attr(name);
+  return a && a->type == ir::AttrType::kInt ? a->i : def;
+}
+float KernelContext::attr_float(const std::string& name, float def) const {
+  const auto* a = attr(name);
+  return a && a->type == ir::AttrType::kFloat ? a->f : def;
+}
+std::string KernelContext::attr_string(const std::string& name, const std::string& def) const {
+  const auto* a = attr(name);
+  return a && a->type == ir::AttrType::kString ? a->s : def;
+}
+std::vector<int64_t> KernelContext::attr_ints(const std::string& name, std::vector<int64_t> def) const {
+  const auto* a = attr(name);
+  return a && a->type == ir::AttrType::kInts ? a->ints : def;
+}
+std::vector<float> KernelContext::attr_floats(const std::string& name, std::vector<float> def) const {
+  const auto* a = attr(name);
+  return a && a->type == ir::AttrType::kFloats ? a->floats : def;
+}
+
+Status KernelContext::error(const std::string& msg) const {
+  std::string where = node_.name.empty() ? "node (" : "node '" + node_.name + "' (";
+  where += (node_.domain.empty() ? "" : node_.domain + "::") + node_.op_type + ", opset " + std::to_string(opset_) + ")";
+  return invalid_argument(where + ": " + msg);
+}
+
+Status KernelContext::unsupported_dtype(DType t, const std::string& which) const {
+  return Status(StatusCode::kUnimplemented, error(which + " has dtype " + dtype_name(t) +
+                                                  ", which kiln's CPU kernel for " + node_.op_type + " does not support")
+                                                .message());
+}
+
+StatusOr<std::vector<int64_t>> broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  size_t r = std::max(a.size(), b.size());
+  std::vector<int64_t> out(r);
+  for (size_t i = 0; i < r; ++i) {
+    int64_t da = i < r - a.size() ? 1 : a[i - (r - a.size())];
+    int64_t db = i < r - b.size() ? 1 : b[i - (r - b.size())];
+    if (da != db && da != 1 && db != 1) {
+      return invalid_argument("shapes " + dims_to_string(a) + " and " + dims_to_string(b) +
+                              " cannot be broadcast (dimension " + std::to_string(i) + ": " + std::to_string(da) +
+                              " vs " + std::to_string(db) + ")");
+    }
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+std::vector<int64_t> strides_of(const std::vector<int64_t>& dims) {
+  std::vector<int64_t> s(dims.size(), 1);
+  for (size_t i = dims.size(); i-- > 1;) s[i - 1] = s[i] * dims[i];
+  return s;
+}
+
+std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
+  std::vector<int64_t> s(out.size(), 0);
+  auto own = strides_of(in);
+  size_t off = out.size() - in.size();
+  for (size_t i = 0; i < in.size(); ++i) s[off + i] = in[i] == 1 ? 0 : own[i];
+  return s;
+}
+
+StatusOr<int64_t> normalize_axis(const KernelContext& ctx, int64_t axis, int64_t rank) {
+  if (axis < -rank || axis >= rank) {
+    return ctx.error("axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+  }
+  return axis < 0 ? axis + rank : axis;
+}
+
+std::vector<int64_t> to_int64s(const Tensor& t) {
+  std::vector<int64_t> out(static_cast<size_t>(t.num_elements()));
+  dispatch_numeric(t.dtype(), [&](auto v) {
+    using T = decltype(v);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<int64_t>(t.data<T>()[i]);
+  });
+  return out;
+}
+
+std::vector<double> to_doubles(const Tensor& t) {
+  std::vector<double> out(static_cast<size_t>(t.num_elements()));
+  if (is_half(t.dtype())) {
+    auto f = as_float(t);
+    if (f.is_ok()) return to_doubles(*f);
+    return out;
+  }
+  dispatch_numeric(t.dtype(), [&](auto v) {
+    using T = decltype(v);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<double>(t.data<T>()[i]);
+  });
+  return out;
+}
+
+bool is_half(DType t) { return t == DType::kFloat16 || t == DType::kBFloat16; }
+
+StatusOr<Tensor> as_float(const Tensor& t) {
+  if (!is_half(t.dtype())) return t;
+  KILN_ASSIGN_OR_RETURN(Tensor out, Tensor::allocate(DType::kFloat32, t.dims()));
+  const auto* src = t.data<uint16_t>();
+  auto* dst = out.data<float>();
+  const bool bf = t.dtype() == DType::kBFloat16;
+  for (int64_t i = 0; i < t.num_elements(); ++i) dst[i] = bf ? bfloat16_to_float(src[i]) : half_to_float(src[i]);
+  return out;
+}
+
+StatusOr<Tensor> from_float(const Tensor& t, DType target) {
+  if (!is_half(target) || t.dtype() != DType::kFloat32) return t;
+  KILN_ASSIGN_OR_RETURN(Tensor out, Tensor::allocate(target, t.dims()));
+  const auto* src = t.data<float>();
+  auto* dst = out.data<uint16_t>();
+  const bool bf = target == DType::kBFloat16;
+  for (int64_t i = 0; i < t.num_elements(); ++i) dst[i] = bf ? float_to_bfloat16(src[i]) : float_to_half(src[i]);
+  return out;
+}
+
+}  // namespace kiln::cpu

@@ -1,0 +1,124 @@
+// The CPU kernel interface. A kernel reads its inputs and attributes from a KernelContext, computes the output
+// shapes itself (so dynamic shapes need nothing else) and allocates its outputs through the context.
+// Every kernel here is a plain reference kernel: clear loops first, speed later (fast kernels are tested
+// against these).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/core/tensor.h"
+#include "kiln/ir/graph.h"
+
+namespace kiln::cpu {
+
+class KernelContext;
+using KernelFn = Status (*)(KernelContext&);
+
+// Runs a subgraph (If/Loop/Scan bodies) with the given inputs; names of enclosing graphs resolve through
+// the caller's values.
+using SubgraphRunner =
+    std::function<StatusOr<std::vector<Tensor>>(const ir::Graph& graph, const std::vector<Tensor>& inputs)>;
+
+class KernelContext {
+ public:
+  KernelContext(const ir::Node& node, int64_t opset, std::vector<const Tensor*> inputs, size_t num_outputs,
+                const SubgraphRunner* subgraphs = nullptr)
+      : node_(node), opset_(opset), inputs_(std::move(inputs)), outputs_(num_outputs), subgraphs_(subgraphs) {}
+
+  const ir::Node& node() const { return node_; }
+  int64_t opset() const { return opset_; }
+
+  size_t num_inputs() const { return inputs_.size(); }
+  // nullptr when the input is omitted ("" in the node) or beyond the node's inputs.
+  const Tensor* input(size_t i) const { return i < inputs_.size() ? inputs_[i] : nullptr; }
+  // The input, or an error naming it when it is missing.
+  StatusOr<const Tensor*> required_input(size_t i) const;
+
+  size_t num_outputs() const { return outputs_.size(); }
+  // Allocates output i (zero-filled).
+  StatusOr<Tensor*> allocate_output(size_t i, DType dtype, std::vector<int64_t> dims);
+  // Sets output i to an existing tensor (a view of an input, a constant).
+  void set_output(size_t i, Tensor t) {
+    if (i < outputs_.size()) outputs_[i] = std::move(t);
+  }
+  std::vector<Tensor>& outputs() { return outputs_; }
+
+  const ir::Attribute* attr(const std::string& name) const { return node_.attr(name); }
+  int64_t attr_int(const std::string& name, int64_t def) const;
+  float attr_float(const std::string& name, float def) const;
+  std::string attr_string(const std::string& name, const std::string& def) const;
+  std::vector<int64_t> attr_ints(const std::string& name, std::vector<int64_t> def = {}) const;
+  std::vector<float> attr_floats(const std::string& name, std::vector<float> def = {}) const;
+
+  const SubgraphRunner* subgraphs() const { return subgraphs_; }
+
+  // An error naming the node, op and opset: "node 'Conv_2' (Conv, opset 11): <msg>".
+  Status error(const std::string& msg) const;
+  Status unsupported_dtype(DType t, const std::string& which = "input 0") const;
+
+ private:
+  const ir::Node& node_;
+  int64_t opset_;
+  std::vector<const Tensor*> inputs_;
+  std::vector<Tensor> outputs_;
+  const SubgraphRunner* subgraphs_;
+};
+
+struct KernelDef {
+  const char* domain;  // "" for ai.onnx
+  const char* op;
+  int since;  // first opset this kernel serves
+  int until;  // last opset it serves
+  KernelFn fn;
+};
+
+// The kernel for (domain, op) at `opset`, or nullptr.
+const KernelDef* find_kernel(const std::string& domain, const std::string& op, int64_t opset);
+// Every registered kernel (for coverage tables and `kiln check`).
+const std::vector<KernelDef>& all_kernels();
+
+// ---- helpers shared by kernel families ----
+
+// numpy-style broadcast of shapes; error text names both shapes.
+StatusOr<std::vector<int64_t>> broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>& b);
+// Element strides of `in` when read as a tensor of shape `out` (0 along broadcast dims). in.size() <= out.size().
+std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& in, const std::vector<int64_t>& out);
+// Row-major strides of dims.
+std::vector<int64_t> strides_of(const std::vector<int64_t>& dims);
+// Normalizes a possibly negative axis for a tensor of `rank`; error names the axis.
+StatusOr<int64_t> normalize_axis(const KernelContext& ctx, int64_t axis, int64_t rank);
+// Reads an int64/int32 tensor as int64 values.
+std::vector<int64_t> to_int64s(const Tensor& t);
+// Reads any numeric tensor as double values.
+std::vector<double> to_doubles(const Tensor& t);
+
+// Calls f(T{}) with the C++ type for dtype (numeric types and bool; float16/bfloat16 are not included:
+// kernels that compute in float convert them with as_float / from_float). Returns false if unsupported.
+template <typename F>
+bool dispatch_numeric(DType t, F&& f) {
+  switch (t) {
+    case DType::kFloat32: f(float{}); return true;
+    case DType::kFloat64: f(double{}); return true;
+    case DType::kInt8: f(int8_t{}); return true;
+    case DType::kInt16: f(int16_t{}); return true;
+    case DType::kInt32: f(int32_t{}); return true;
+    case DType::kInt64: f(int64_t{}); return true;
+    case DType::kUInt8: f(uint8_t{}); return true;
+    case DType::kUInt16: f(uint16_t{}); return true;
+    case DType::kUInt32: f(uint32_t{}); return true;
+    case DType::kUInt64: f(uint64_t{}); return true;
+    case DType::kBool: f(bool{}); return true;
+    default: return false;
+  }
+}
+
+// float16/bfloat16 <-> float32 tensors (other dtypes are returned unchanged).
+StatusOr<Tensor> as_float(const Tensor& t);
+StatusOr<Tensor> from_float(const Tensor& t, DType target);
+bool is_half(DType t);  // float16 or bfloat16
+
+}  // namespace kiln::cpu

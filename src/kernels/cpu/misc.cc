@@ -1,0 +1,4 @@
+// misc operators.
+#include "kernels/cpu/kernel.h"
+
+namespace kiln::cpu {}  // namespace kiln::cpu

@@ -1,0 +1,260 @@
+// The session: a plan per graph (node order, kernels, value lifetimes) built once, then a plain
+// topological executor per run. Subgraphs (If/Loop/Scan) run through the same executor.
+#include "kiln/runtime/session.h"
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "kernels/cpu/kernel.h"
+#include "kiln/onnx/model_io.h"
+
+namespace kiln {
+namespace {
+
+struct NodePlan {
+  const ir::Node* node;
+  const cpu::KernelDef* kernel;
+  int64_t opset;
+  std::vector<std::string> release;  // values whose last reader is this node (freed after it runs)
+};
+
+struct GraphPlan {
+  const ir::Graph* graph = nullptr;
+  std::vector<NodePlan> nodes;
+  std::unordered_map<std::string, Tensor> initializers;
+};
+
+// Values visible to a running graph: its own, then its enclosing graphs', then the initializers.
+struct Scope {
+  std::unordered_map<std::string, Tensor> values;
+  const Scope* parent = nullptr;
+  const std::unordered_map<std::string, Tensor>* constants = nullptr;
+
+  const Tensor* find(const std::string& name) const {
+    for (const Scope* s = this; s; s = s->parent) {
+      auto it = s->values.find(name);
+      if (it != s->values.end()) return &it->second;
+      if (s->constants) {
+        auto c = s->constants->find(name);
+        if (c != s->constants->end()) return &c->second;
+      }
+    }
+    return nullptr;
+  }
+};
+
+// Names a graph's nodes read from enclosing scopes, including inside nested subgraphs.
+void collect_reads(const ir::Graph& g, std::unordered_set<std::string>& reads) {
+  for (const auto& n : g.nodes) {
+    for (const auto& i : n.inputs) reads.insert(i);
+    std::vector<const ir::Graph*> subs;
+    ir::Graph::collect_subgraphs(n, subs);
+    for (const auto* s : subs) collect_reads(*s, reads);
+  }
+}
+
+}  // namespace
+
+struct Session::Impl {
+  ir::Model model;
+  SessionOptions options;
+  std::vector<IoInfo> inputs;
+  std::vector<IoInfo> outputs;
+  std::map<const ir::Graph*, GraphPlan> plans;
+
+  Status plan_graph(const ir::Graph& g, const std::string& scope);
+  StatusOr<std::vector<Tensor>> run_graph(const ir::Graph& g, const Scope* outer, const std::vector<Tensor>& inputs,
+                                          const std::vector<std::string>& wanted) const;
+  Status check_feed(const IoInfo& info, const Tensor& t) const;
+};
+
+Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope) {
+  GraphPlan plan;
+  plan.graph = &g;
+  for (const auto& init : g.initializers) plan.initializers.emplace(init.name, init.tensor);
+  KILN_ASSIGN_OR_RETURN(auto order, ir::topological_order(g));
+  // Last reader of each value produced or fed in this graph; graph outputs and values read by subgraphs
+  // live to the end.
+  std::unordered_set<std::string> keep;
+  for (const auto& o : g.outputs) keep.insert(o.name);
+  std::unordered_map<std::string, size_t> last_use;
+  for (size_t k = 0; k < order.size(); ++k) {
+    const ir::Node& n = g.nodes[order[k]];
+    for (const auto& i : n.inputs) {
+      if (!i.empty()) last_use[i] = k;
+    }
+    std::vector<const ir::Graph*> subs;
+    ir::Graph::collect_subgraphs(n, subs);
+    for (const auto* s : subs) {
+      std::unordered_set<std::string> reads;
+      collect_reads(*s, reads);
+      for (const auto& r : reads) last_use[r] = k;
+      KILN_RETURN_IF_ERROR(plan_graph(*s, scope + n.describe(order[k]) + " subgraph: "));
+    }
+  }
+  for (size_t k = 0; k < order.size(); ++k) {
+    const ir::Node& n = g.nodes[order[k]];
+    const int64_t opset = model.opset(n.domain).value_or(0);
+    const cpu::KernelDef* kernel = cpu::find_kernel(n.domain, n.op_type, opset);
+    if (!kernel) {
+      return unimplemented(scope + n.describe(order[k]) + ": kiln has no CPU kernel for " +
+                           (n.domain.empty() ? "" : n.domain + "::") + n.op_type + " at opset " +
+                           std::to_string(opset));
+    }
+    NodePlan np{&n, kernel, opset, {}};
+    plan.nodes.push_back(std::move(np));
+  }
+  for (const auto& [name, k] : last_use) {
+    if (!keep.count(name) && !plan.initializers.count(name)) plan.nodes[k].release.push_back(name);
+  }
+  plans[&g] = std::move(plan);
+  return Status::ok();
+}
+
+StatusOr<std::vector<Tensor>> Session::Impl::run_graph(const ir::Graph& g, const Scope* outer,
+                                                       const std::vector<Tensor>& inputs,
+                                                       const std::vector<std::string>& wanted) const {
+  const GraphPlan& plan = plans.at(&g);
+  Scope scope;
+  scope.parent = outer;
+  scope.constants = &plan.initializers;
+  for (size_t i = 0; i < inputs.size() && i < g.inputs.size(); ++i) scope.values[g.inputs[i].name] = inputs[i];
+
+  cpu::SubgraphRunner runner = [this, &scope](const ir::Graph& sub, const std::vector<Tensor>& sub_inputs) {
+    std::vector<std::string> names;
+    for (const auto& o : sub.outputs) names.push_back(o.name);
+    return run_graph(sub, &scope, sub_inputs, names);
+  };
+  for (const auto& np : plan.nodes) {
+    const ir::Node& n = *np.node;
+    std::vector<const Tensor*> ins;
+    ins.reserve(n.inputs.size());
+    for (const auto& name : n.inputs) {
+      if (name.empty()) {
+        ins.push_back(nullptr);
+        continue;
+      }
+      const Tensor* t = scope.find(name);
+      if (!t) return internal_error(n.describe(0) + ": value '" + name + "' is not available");
+      ins.push_back(t);
+    }
+    cpu::KernelContext ctx(n, np.opset, std::move(ins), n.outputs.size(), &runner);
+    Status st = np.kernel->fn(ctx);
+    if (!st.is_ok()) return st;
+    for (size_t i = 0; i < n.outputs.size(); ++i) {
+      if (n.outputs[i].empty()) continue;
+      if (!ctx.outputs()[i].defined()) {
+        return ctx.error("produced no value for output " + std::to_string(i) + " '" + n.outputs[i] + "'");
+      }
+      scope.values[n.outputs[i]] = std::move(ctx.outputs()[i]);
+    }
+    for (const auto& name : np.release) scope.values.erase(name);
+  }
+  std::vector<Tensor> out;
+  out.reserve(wanted.size());
+  for (const auto& name : wanted) {
+    const Tensor* t = scope.find(name);
+    if (!t) return internal_error("graph '" + g.name + "' did not produce output '" + name + "'");
+    out.push_back(*t);
+  }
+  return out;
+}
+
+Status Session::Impl::check_feed(const IoInfo& info, const Tensor& t) const {
+  const ir::Type& type = info.type;
+  if (type.kind != ir::Type::Kind::kTensor) return Status::ok();
+  if (type.elem_type != DType::kUndefined && t.dtype() != type.elem_type) {
+    return invalid_argument("input '" + info.name + "' has dtype " + dtype_name(t.dtype()) + " but the model expects " +
+                            dtype_name(type.elem_type));
+  }
+  if (!type.shape) return Status::ok();
+  const Shape& s = *type.shape;
+  if (s.rank() != t.rank()) {
+    return invalid_argument("input '" + info.name + "' has shape " + dims_to_string(t.dims()) + " (rank " +
+                            std::to_string(t.rank()) + ") but the model expects rank " + std::to_string(s.rank()) +
+                            ": " + s.to_string());
+  }
+  for (size_t i = 0; i < s.rank(); ++i) {
+    if (s[i].is_known() && s[i].value() != t.dims()[i]) {
+      return invalid_argument("input '" + info.name + "' has shape " + dims_to_string(t.dims()) + " but dimension " +
+                              std::to_string(i) + " must be " + std::to_string(s[i].value()) + " (model shape " +
+                              s.to_string() + ")");
+    }
+  }
+  return Status::ok();
+}
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::~Session() = default;
+
+StatusOr<std::unique_ptr<Session>> Session::create(const std::string& path, const SessionOptions& options) {
+  KILN_ASSIGN_OR_RETURN(auto model, onnx::load_model(path));
+  auto s = create(std::move(model), options);
+  if (!s.is_ok()) return s.status().with_context(path);
+  return s;
+}
+
+StatusOr<std::unique_ptr<Session>> Session::create_from_bytes(const void* data, size_t size,
+                                                              const SessionOptions& options) {
+  KILN_ASSIGN_OR_RETURN(auto model, onnx::load_model_from_bytes(data, size));
+  return create(std::move(model), options);
+}
+
+StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const SessionOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->model = std::move(model);
+  impl->options = options;
+  const ir::Graph& g = impl->model.graph;
+  for (const auto& v : g.inputs) {
+    if (!g.find_initializer(v.name)) impl->inputs.push_back({v.name, v.type});
+  }
+  for (const auto& v : g.outputs) impl->outputs.push_back({v.name, v.type});
+  KILN_RETURN_IF_ERROR(impl->plan_graph(g, ""));
+  return std::unique_ptr<Session>(new Session(std::move(impl)));
+}
+
+const std::vector<IoInfo>& Session::inputs() const { return impl_->inputs; }
+const std::vector<IoInfo>& Session::outputs() const { return impl_->outputs; }
+const ir::Model& Session::model() const { return impl_->model; }
+
+StatusOr<std::vector<Tensor>> Session::run(const NamedTensors& feeds, const std::vector<std::string>& names) const {
+  const ir::Graph& g = impl_->model.graph;
+  std::vector<Tensor> inputs(g.inputs.size());
+  std::vector<bool> given(g.inputs.size(), false);
+  for (const auto& [name, tensor] : feeds) {
+    size_t k = 0;
+    while (k < g.inputs.size() && g.inputs[k].name != name) ++k;
+    if (k == g.inputs.size()) {
+      std::string expected;
+      for (const auto& i : impl_->inputs) expected += (expected.empty() ? "" : ", ") + ("'" + i.name + "'");
+      return invalid_argument("'" + name + "' is not an input of the model (inputs: " + expected + ")");
+    }
+    KILN_RETURN_IF_ERROR(impl_->check_feed({g.inputs[k].name, g.inputs[k].type}, tensor));
+    inputs[k] = tensor;
+    given[k] = true;
+  }
+  // Inputs that have an initializer keep it unless fed; every other input is required.
+  for (size_t k = 0; k < g.inputs.size(); ++k) {
+    if (given[k]) continue;
+    const auto* init = g.find_initializer(g.inputs[k].name);
+    if (!init) {
+      return invalid_argument("input '" + g.inputs[k].name + "' (" + g.inputs[k].type.to_string() +
+                              ") is missing");
+    }
+    inputs[k] = init->tensor;
+  }
+  std::vector<std::string> wanted = names;
+  if (wanted.empty()) {
+    for (const auto& o : g.outputs) wanted.push_back(o.name);
+  }
+  for (const auto& w : wanted) {
+    if (std::none_of(g.outputs.begin(), g.outputs.end(), [&](const ir::ValueInfo& v) { return v.name == w; })) {
+      return invalid_argument("'" + w + "' is not an output of the model");
+    }
+  }
+  return impl_->run_graph(g, nullptr, inputs, wanted);
+}
+
+}  // namespace kiln

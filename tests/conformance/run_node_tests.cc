@@ -1,0 +1,236 @@
+// The ONNX node-suite conformance runner: runs every case of a generated suite through kiln::Session and
+// compares with the expected outputs (numpy.testing.assert_allclose rules: |actual - expected| <=
+// atol + rtol * |expected|, rtol 1e-3, atol 1e-7 unless tolerances.txt overrides a case, NaN == NaN).
+//
+//   kiln_conformance NODE_DIR [--allow-list FILE] [--write-allow-list FILE] [--tolerances FILE]
+//                    [--filter TEXT] [--verbose]
+//
+// Prints "N passed, N failed, N skipped". With --allow-list, exits 1 when a listed case does not pass.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "kiln/onnx/model_io.h"
+#include "kiln/runtime/session.h"
+
+namespace fs = std::filesystem;
+using namespace kiln;
+
+namespace {
+
+struct Tolerance {
+  double rtol = 1e-3;
+  double atol = 1e-7;
+};
+
+std::vector<double> values_of(const Tensor& t) {
+  std::vector<double> out(static_cast<size_t>(t.num_elements()));
+  auto get = [&](auto tag) {
+    using T = decltype(tag);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<double>(t.data<T>()[i]);
+  };
+  switch (t.dtype()) {
+    case DType::kFloat32: get(float{}); break;
+    case DType::kFloat64: get(double{}); break;
+    case DType::kInt8: get(int8_t{}); break;
+    case DType::kInt16: get(int16_t{}); break;
+    case DType::kInt32: get(int32_t{}); break;
+    case DType::kInt64: get(int64_t{}); break;
+    case DType::kUInt8: case DType::kBool: get(uint8_t{}); break;
+    case DType::kUInt16: get(uint16_t{}); break;
+    case DType::kUInt32: get(uint32_t{}); break;
+    case DType::kUInt64: get(uint64_t{}); break;
+    case DType::kFloat16:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = half_to_float(t.data<uint16_t>()[i]);
+      break;
+    case DType::kBFloat16:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = bfloat16_to_float(t.data<uint16_t>()[i]);
+      break;
+    default: break;
+  }
+  return out;
+}
+
+// "" when equal within tolerance, else what differs.
+std::string compare(const Tensor& got, const Tensor& want, const Tolerance& tol) {
+  DType want_dtype = want.dtype();
+  // onnx 1.12 stores bfloat16 expectations as uint16.
+  if (want_dtype == DType::kUInt16 && got.dtype() == DType::kBFloat16) want_dtype = DType::kBFloat16;
+  if (got.dtype() != want_dtype) {
+    return std::string("dtype ") + dtype_name(got.dtype()) + ", expected " + dtype_name(want_dtype);
+  }
+  if (got.dims() != want.dims()) return "shape " + dims_to_string(got.dims()) + ", expected " + dims_to_string(want.dims());
+  if (got.dtype() == DType::kString) return got.strings() == want.strings() ? "" : "strings differ";
+  auto g = values_of(got);
+  Tensor w = want.dtype() == DType::kUInt16 && want_dtype == DType::kBFloat16
+                 ? Tensor::borrow(DType::kBFloat16, want.dims(), const_cast<void*>(want.raw_data()))
+                 : want;
+  auto e = values_of(w);
+  const bool exact = !dtype_is_float(got.dtype());
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    bool ok = exact ? g[i] == e[i]
+                    : (std::isnan(g[i]) && std::isnan(e[i])) || g[i] == e[i] ||
+                          std::abs(g[i] - e[i]) <= tol.atol + tol.rtol * std::abs(e[i]);
+    if (!ok && bad++ == 0) first = i;
+  }
+  if (!bad) return "";
+  std::ostringstream os;
+  os << bad << " of " << g.size() << " values differ; first at " << first << ": " << g[first] << " vs expected "
+     << e[first];
+  return os.str();
+}
+
+bool tensor_only(const ir::Model& m) {
+  for (const auto* list : {&m.graph.inputs, &m.graph.outputs}) {
+    for (const auto& v : *list) {
+      if (v.type.kind != ir::Type::Kind::kTensor) return false;
+    }
+  }
+  return true;
+}
+
+// "" on pass, "skip: ..." when the case is outside the runner's scope, else the failure.
+std::string run_case(const fs::path& dir, const Tolerance& tol) {
+  auto model = onnx::load_model((dir / "model.onnx").string());
+  if (!model.is_ok()) return "load: " + model.status().message();
+  if (!tensor_only(*model)) return "skip: sequence/optional inputs or outputs";
+  ir::Model copy = *model;
+  auto session = Session::create(std::move(copy));
+  if (!session.is_ok()) return session.status().message();
+  std::vector<fs::path> sets;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.is_directory()) sets.push_back(e.path());
+  }
+  std::sort(sets.begin(), sets.end());
+  const auto& g = model->graph;
+  for (const auto& set : sets) {
+    NamedTensors feeds;
+    for (size_t k = 0;; ++k) {
+      fs::path p = set / ("input_" + std::to_string(k) + ".pb");
+      if (!fs::exists(p)) break;
+      auto t = onnx::load_tensor(p.string());
+      if (!t.is_ok()) return t.status().message();
+      if (k >= g.inputs.size()) return "test data has more inputs than the model";
+      Tensor value = t->tensor;
+      if (g.inputs[k].type.elem_type == DType::kBFloat16 && value.dtype() == DType::kUInt16) {
+        value = Tensor::borrow(DType::kBFloat16, value.dims(), value.raw_data());
+        auto owned = value.clone();
+        if (!owned.is_ok()) return owned.status().message();
+        value = std::move(owned).value();
+      }
+      feeds.emplace_back(g.inputs[k].name, std::move(value));
+    }
+    auto outputs = (*session)->run(feeds);
+    if (!outputs.is_ok()) return outputs.status().message();
+    for (size_t k = 0; k < outputs->size(); ++k) {
+      fs::path p = set / ("output_" + std::to_string(k) + ".pb");
+      if (!fs::exists(p)) continue;
+      auto want = onnx::load_tensor(p.string());
+      if (!want.is_ok()) return want.status().message();
+      std::string diff = compare((*outputs)[k], want->tensor, tol);
+      if (!diff.empty()) return "output '" + g.outputs[k].name + "': " + diff;
+    }
+  }
+  return "";
+}
+
+std::set<std::string> read_list(const std::string& path) {
+  std::set<std::string> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    line = line.substr(0, line.find('#'));
+    line.erase(std::remove_if(line.begin(), line.end(), ::isspace), line.end());
+    if (!line.empty()) out.insert(line);
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: kiln_conformance NODE_DIR [--allow-list F] [--write-allow-list F] [--tolerances F] "
+                 "[--filter TEXT] [--verbose]\n";
+    return 2;
+  }
+  fs::path root = argv[1];
+  std::string allow_path, write_path, tol_path, filter;
+  bool verbose = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--allow-list") allow_path = next();
+    else if (a == "--write-allow-list") write_path = next();
+    else if (a == "--tolerances") tol_path = next();
+    else if (a == "--filter") filter = next();
+    else if (a == "--verbose") verbose = true;
+    else {
+      std::cerr << "kiln_conformance: unknown option " << a << "\n";
+      return 2;
+    }
+  }
+  if (fs::exists(root / "node")) root /= "node";
+  std::map<std::string, Tolerance> tolerances;
+  if (!tol_path.empty()) {
+    std::ifstream in(tol_path);
+    std::string line;
+    while (std::getline(in, line)) {
+      line = line.substr(0, line.find('#'));
+      std::istringstream ls(line);
+      std::string name;
+      Tolerance t;
+      if (ls >> name >> t.rtol >> t.atol) tolerances[name] = t;
+    }
+  }
+  std::vector<fs::path> cases;
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (e.is_directory() && e.path().filename().string().find(filter) != std::string::npos) cases.push_back(e.path());
+  }
+  std::sort(cases.begin(), cases.end());
+  std::set<std::string> allowed = allow_path.empty() ? std::set<std::string>{} : read_list(allow_path);
+  std::vector<std::string> passing, regressions;
+  size_t failed = 0, skipped = 0;
+  for (const auto& dir : cases) {
+    const std::string name = dir.filename().string();
+    auto it = tolerances.find(name);
+    std::string result = run_case(dir, it == tolerances.end() ? Tolerance{} : it->second);
+    if (result.rfind("skip:", 0) == 0) {
+      ++skipped;
+      if (verbose) std::cout << "SKIP " << name << ": " << result.substr(6) << "\n";
+    } else if (result.empty()) {
+      passing.push_back(name);
+    } else {
+      ++failed;
+      if (verbose || allowed.count(name)) std::cout << "FAIL " << name << ": " << result << "\n";
+      if (allowed.count(name)) regressions.push_back(name);
+    }
+  }
+  if (!write_path.empty()) {
+    std::ofstream out(write_path);
+    out << "# ONNX node-suite cases kiln passes; `make test` fails when one of them regresses.\n"
+           "# Regenerate: build/tests/kiln_conformance build/onnx_node_tests --write-allow-list "
+           "tests/conformance/allow_list.txt\n";
+    for (const auto& p : passing) out << p << "\n";
+  }
+  std::cout << passing.size() << " passed, " << failed << " failed, " << skipped << " skipped\n";
+  for (const auto& name : allowed) {
+    if (std::find(passing.begin(), passing.end(), name) == passing.end() &&
+        std::find(regressions.begin(), regressions.end(), name) == regressions.end() &&
+        std::none_of(cases.begin(), cases.end(), [&](const fs::path& p) { return p.filename() == name; })) {
+      if (filter.empty()) regressions.push_back(name + " (missing from the suite)");
+    }
+  }
+  if (!regressions.empty()) {
+    std::cout << regressions.size() << " allow-listed cases regressed:\n";
+    for (const auto& r : regressions) std::cout << "  " << r << "\n";
+    return 1;
+  }
+  return 0;
+}
