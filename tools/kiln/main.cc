@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_show(app, run);
   kiln::cli::add_extract(app, run);
   kiln::cli::add_convert(app, run);
+  kiln::cli::add_run(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

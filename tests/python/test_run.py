@@ -1,0 +1,78 @@
+"""kiln run: .npy / .pb inputs in, .npy outputs out, one summary line per output; clear errors for bad feeds."""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import kiln_test_util as ku  # noqa: E402
+from kiln_test_util import onnx, numpy_helper  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+class RunTest(ku.KilnTestCase):
+    def feeds(self, **arrays):
+        args = []
+        for name, arr in arrays.items():
+            path = self.out(name + ".npy")
+            np.save(path, arr)
+            args += ["--input", "%s=%s" % (name, path)]
+        return args
+
+    def abx(self):
+        rng = np.random.RandomState(0)
+        return {k: rng.rand(10, 10).astype(np.float32) for k in ("a", "x", "b")}
+
+    def test_linear_func_matches_numpy(self):
+        v = self.abx()
+        out_dir = self.out("outputs")
+        res = self.kiln_ok("run", self.model("linear_func.onnx"), *self.feeds(**v), "--output-dir", out_dir)
+        got = np.load(os.path.join(out_dir, "output.npy"))
+        np.testing.assert_allclose(got, v["a"] * v["x"] + v["b"], rtol=1e-6)
+        self.assertIn("output  float[10,10]", res.stdout)
+        self.assertIn("mean", res.stdout)
+
+    def test_pb_and_fortran_order_inputs(self):
+        v = self.abx()
+        args = self.feeds(a=v["a"], x=np.asfortranarray(v["x"]))
+        pb = self.out("b.pb")
+        with open(pb, "wb") as f:
+            f.write(numpy_helper.from_array(v["b"]).SerializeToString())
+        out_dir = self.out("o")
+        self.kiln_ok("run", self.model("linear_func.onnx"), *args, "--input", "b=" + pb, "-d", out_dir)
+        np.testing.assert_allclose(np.load(os.path.join(out_dir, "output.npy")), v["a"] * v["x"] + v["b"], rtol=1e-6)
+
+    def test_bad_feeds_say_what_was_expected(self):
+        v = self.abx()
+        m = self.model("linear_func.onnx")
+        res = self.kiln("run", m, *self.feeds(a=v["a"], x=v["x"]), expect=1)
+        self.assertIn("input 'b'", res.output)
+        self.assertIn("missing", res.output)
+        res = self.kiln("run", m, *self.feeds(a=v["a"], x=v["x"], b=v["b"], zz=v["b"]), expect=1)
+        self.assertIn("'zz' is not an input", res.output)
+        res = self.kiln("run", m, *self.feeds(a=v["a"].astype(np.float64), x=v["x"], b=v["b"]), expect=1)
+        self.assertIn("dtype double but the model expects float", res.output)
+        res = self.kiln("run", m, *self.feeds(a=v["a"][0], x=v["x"], b=v["b"]), expect=1)
+        self.assertIn("rank 2", res.output)
+        res = self.kiln("run", m, *self.feeds(a=v["a"][:5], x=v["x"], b=v["b"]), expect=1)
+        self.assertIn("dimension 0 must be 10", res.output)
+        self.kiln("run", self.out("nope.onnx"), expect=2)
+        res = self.kiln("run", m, "--input", "a=" + self.out("missing.npy"), expect=2)
+        self.assertIn("missing.npy", res.output)
+        bad = self.out("bad.npy")
+        with open(bad, "wb") as f:
+            f.write(b"not numpy")
+        res = self.kiln("run", m, "--input", "a=" + bad, expect=1)
+        self.assertIn("bad.npy", res.output)
+
+    def test_output_names_become_file_names(self):
+        # srcnn's intermediate values have '/' in their names; expose one and run.
+        sub = self.out("abx_debug.onnx")
+        self.kiln_ok("extract", self.model("linear_func.onnx"), "--add-outputs", "c", "-O", sub)
+        out_dir = self.out("o2")
+        self.kiln_ok("run", sub, *self.feeds(**self.abx()), "-d", out_dir)
+        self.assertEqual(sorted(os.listdir(out_dir)), ["c.npy", "output.npy"])
+
+
+if __name__ == "__main__":
+    unittest.main()

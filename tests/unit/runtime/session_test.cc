@@ -1,0 +1,120 @@
+#include "kiln/runtime/session.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <thread>
+
+#include "../ir/test_graphs.h"
+#include "kiln/ir/builder.h"
+
+namespace kiln {
+namespace {
+
+using namespace ir::helper;
+
+Tensor filled(std::vector<int64_t> dims, float start, float step) {
+  auto t = Tensor::allocate(DType::kFloat32, std::move(dims));
+  for (int64_t i = 0; i < t->num_elements(); ++i) t->data<float>()[i] = start + step * static_cast<float>(i);
+  return std::move(t).value();
+}
+
+TEST(Session, RunsTheTutorialModel) {
+  auto s = Session::create(ir::testing::linear_func());
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  ASSERT_EQ((*s)->inputs().size(), 3u);
+  EXPECT_EQ((*s)->inputs()[0].name, "a");
+  EXPECT_EQ((*s)->outputs()[0].type.to_string(), "tensor(float)[10,10]");
+  Tensor a = filled({10, 10}, 1, 0.5f), x = filled({10, 10}, -2, 0.25f), b = filled({10, 10}, 3, -1);
+  auto out = (*s)->run({{"a", a}, {"x", x}, {"b", b}});
+  ASSERT_TRUE(out.is_ok()) << out.status().message();
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_FLOAT_EQ((*out)[0].data<float>()[i], a.data<float>()[i] * x.data<float>()[i] + b.data<float>()[i]);
+  }
+}
+
+TEST(Session, FeedErrorsNameTheInputAndTheExpectation) {
+  auto s = std::move(Session::create(ir::testing::linear_func())).value();
+  Tensor ok = filled({10, 10}, 0, 1);
+  auto missing = s->run({{"a", ok}, {"x", ok}});
+  ASSERT_FALSE(missing.is_ok());
+  EXPECT_NE(missing.status().message().find("input 'b'"), std::string::npos) << missing.status().message();
+  auto unknown = s->run({{"a", ok}, {"x", ok}, {"b", ok}, {"q", ok}});
+  EXPECT_NE(unknown.status().message().find("'q' is not an input"), std::string::npos);
+  auto dtype = s->run({{"a", Tensor::from_vector<int64_t>({10, 10}, std::vector<int64_t>(100))}, {"x", ok}, {"b", ok}});
+  EXPECT_NE(dtype.status().message().find("dtype int64 but the model expects float"), std::string::npos);
+  auto rank = s->run({{"a", filled({100}, 0, 1)}, {"x", ok}, {"b", ok}});
+  EXPECT_NE(rank.status().message().find("expects rank 2"), std::string::npos);
+  auto dim = s->run({{"a", filled({10, 9}, 0, 1)}, {"x", ok}, {"b", ok}});
+  EXPECT_NE(dim.status().message().find("dimension 1 must be 10"), std::string::npos);
+  auto out = s->run({{"a", ok}, {"x", ok}, {"b", ok}}, {"nope"});
+  EXPECT_NE(out.status().message().find("'nope' is not an output"), std::string::npos);
+}
+
+TEST(Session, MissingKernelIsReportedAtCreation) {
+  auto m = ir::testing::linear_func();
+  m.graph.nodes[0].op_type = "NoSuchOp";
+  m.graph.nodes[0].name = "weird";
+  auto s = Session::create(std::move(m));
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.status().message().find("node 'weird' (NoSuchOp): kiln has no CPU kernel for NoSuchOp at opset 17"),
+            std::string::npos)
+      << s.status().message();
+}
+
+// y = sigmoid(x * x + x) - x with a dynamic length: enough nodes for buffers to be freed and reused.
+ir::Model dynamic_chain() {
+  auto x = make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{"n"});
+  auto y = make_tensor_value_info("y", DType::kFloat32, std::vector<DimArg>{"n"});
+  return make_model(make_graph({make_node("Mul", {"x", "x"}, {"xx"}), make_node("Add", {"xx", "x"}, {"s"}),
+                                make_node("Sigmoid", {"s"}, {"g"}), make_node("Sub", {"g", "x"}, {"y"})},
+                               "chain", {x}, {y}));
+}
+
+TEST(Session, ConcurrentRunsGiveIdenticalResults) {
+  auto s = std::move(Session::create(dynamic_chain())).value();
+  Tensor x = filled({4096}, -3, 0.001f);
+  auto expected = s->run({{"x", x}});
+  ASSERT_TRUE(expected.is_ok());
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < 50; ++r) {
+        auto out = s->run({{"x", x}});
+        if (!out.is_ok() || !(*out)[0].equals((*expected)[0])) ++mismatches[static_cast<size_t>(t)];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int m : mismatches) EXPECT_EQ(m, 0);
+}
+
+long rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+TEST(Session, MemoryStaysFlatOverRunsWithAlternatingShapes) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's quarantine keeps freed memory; measured in the plain build";
+#endif
+  auto s = std::move(Session::create(dynamic_chain())).value();
+  Tensor small = filled({1000}, 0, 0.01f), big = filled({50000}, 0, 0.0001f);
+  long after_warmup = 0;
+  for (int r = 0; r < 1000; ++r) {
+    auto out = s->run({{"x", r % 2 ? big : small}});
+    ASSERT_TRUE(out.is_ok());
+    if (r == 99) after_warmup = rss_kib();
+  }
+  const long growth = rss_kib() - after_warmup;
+  EXPECT_LT(growth, 8 * 1024) << "RSS grew by " << growth << " KiB over 900 runs";
+}
+
+}  // namespace
+}  // namespace kiln
