@@ -41,7 +41,8 @@ std::vector<double> values_of(const Tensor& t) {
     case DType::kInt16: get(int16_t{}); break;
     case DType::kInt32: get(int32_t{}); break;
     case DType::kInt64: get(int64_t{}); break;
-    case DType::kUInt8: case DType::kBool: get(uint8_t{}); break;
+    case DType::kUInt8:
+    case DType::kBool: get(uint8_t{}); break;
     case DType::kUInt16: get(uint16_t{}); break;
     case DType::kUInt32: get(uint32_t{}); break;
     case DType::kUInt64: get(uint64_t{}); break;
@@ -64,7 +65,8 @@ std::string compare(const Tensor& got, const Tensor& want, const Tolerance& tol)
   if (got.dtype() != want_dtype) {
     return std::string("dtype ") + dtype_name(got.dtype()) + ", expected " + dtype_name(want_dtype);
   }
-  if (got.dims() != want.dims()) return "shape " + dims_to_string(got.dims()) + ", expected " + dims_to_string(want.dims());
+  if (got.dims() != want.dims())
+    return "shape " + dims_to_string(got.dims()) + ", expected " + dims_to_string(want.dims());
   if (got.dtype() == DType::kString) return got.strings() == want.strings() ? "" : "strings differ";
   auto g = values_of(got);
   Tensor w = want.dtype() == DType::kUInt16 && want_dtype == DType::kBFloat16
@@ -95,8 +97,68 @@ bool tensor_only(const ir::Model& m) {
   return true;
 }
 
+// Cases whose outputs are random: checked by dtype, shape and distribution instead of values.
+enum class RandomKind { kNone, kBernoulli, kTrainingDropout };
+
+RandomKind random_kind(const std::string& name) {
+  if (name.rfind("test_bernoulli", 0) == 0) return RandomKind::kBernoulli;
+  if (name.rfind("test_training_dropout", 0) == 0) return RandomKind::kTrainingDropout;
+  return RandomKind::kNone;
+}
+
+// Bernoulli: 0/1 values whose mean is within 4 standard deviations (plus slack for tiny tensors) of the
+// inputs' mean probability. Training Dropout: every output is 0 or x / (1 - ratio), the mask agrees,
+// and the dropped fraction is within 4 standard deviations of the ratio.
+std::string check_random(RandomKind kind, const NamedTensors& feeds, const std::vector<Tensor>& got,
+                         const std::vector<Tensor>& want) {
+  for (size_t k = 0; k < want.size() && k < got.size(); ++k) {
+    if (got[k].dims() != want[k].dims())
+      return "shape " + dims_to_string(got[k].dims()) + ", expected " + dims_to_string(want[k].dims());
+    if (got[k].dtype() != want[k].dtype())
+      return std::string("dtype ") + dtype_name(got[k].dtype()) + ", expected " + dtype_name(want[k].dtype());
+  }
+  if (got.empty() || feeds.empty()) return "no outputs";
+  auto y = values_of(got[0]);
+  auto x = values_of(feeds[0].second);
+  const double n = static_cast<double>(y.size());
+  if (n == 0) return "";
+  if (kind == RandomKind::kBernoulli) {
+    double p_sum = 0, var = 0, ones = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      if (y[i] != 0 && y[i] != 1) return "value " + std::to_string(y[i]) + " is neither 0 nor 1";
+      p_sum += x[i];
+      var += x[i] * (1 - x[i]);
+      ones += y[i];
+    }
+    if (std::abs(ones - p_sum) > 4 * std::sqrt(var) + 2) {
+      return std::to_string(ones) + " ones where the probabilities expect " + std::to_string(p_sum);
+    }
+    return "";
+  }
+  double ratio = 0.5;
+  if (feeds.size() > 1) ratio = values_of(feeds[1].second)[0];
+  const double scale = ratio < 1 ? 1 / (1 - ratio) : 0;
+  std::vector<double> mask = got.size() > 1 ? values_of(got[1]) : std::vector<double>{};
+  double dropped = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    const bool kept = y[i] != 0 || (x[i] == 0);
+    const bool is_dropped = y[i] == 0 && x[i] != 0;
+    if (!is_dropped && std::abs(y[i] - x[i] * scale) > 1e-5 * std::abs(x[i] * scale) + 1e-6) {
+      return "output " + std::to_string(y[i]) + " is neither 0 nor x/(1-ratio) = " + std::to_string(x[i] * scale);
+    }
+    if (!mask.empty() && x[i] != 0 && (mask[i] != 0) != kept)
+      return "mask disagrees with the output at " + std::to_string(i);
+    dropped += is_dropped;
+  }
+  if (std::abs(dropped - ratio * n) > 4 * std::sqrt(n * ratio * (1 - ratio)) + 1) {
+    return std::to_string(dropped) + " of " + std::to_string(n) + " values dropped with ratio " + std::to_string(ratio);
+  }
+  return "";
+}
+
 // "" on pass, "skip: ..." when the case is outside the runner's scope, else the failure.
 std::string run_case(const fs::path& dir, const Tolerance& tol) {
+  const RandomKind random = random_kind(dir.filename().string());
   auto model = onnx::load_model((dir / "model.onnx").string());
   if (!model.is_ok()) return "load: " + model.status().message();
   if (!tensor_only(*model)) return "skip: sequence/optional inputs or outputs";
@@ -128,6 +190,17 @@ std::string run_case(const fs::path& dir, const Tolerance& tol) {
     }
     auto outputs = (*session)->run(feeds);
     if (!outputs.is_ok()) return outputs.status().message();
+    if (random != RandomKind::kNone) {
+      std::vector<Tensor> want;
+      for (size_t k = 0; fs::exists(set / ("output_" + std::to_string(k) + ".pb")); ++k) {
+        auto w = onnx::load_tensor((set / ("output_" + std::to_string(k) + ".pb")).string());
+        if (!w.is_ok()) return w.status().message();
+        want.push_back(w->tensor);
+      }
+      std::string why = check_random(random, feeds, *outputs, want);
+      if (!why.empty()) return "random output: " + why;
+      continue;
+    }
     for (size_t k = 0; k < outputs->size(); ++k) {
       fs::path p = set / ("output_" + std::to_string(k) + ".pb");
       if (!fs::exists(p)) continue;
@@ -166,11 +239,16 @@ int main(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--allow-list") allow_path = next();
-    else if (a == "--write-allow-list") write_path = next();
-    else if (a == "--tolerances") tol_path = next();
-    else if (a == "--filter") filter = next();
-    else if (a == "--verbose") verbose = true;
+    if (a == "--allow-list")
+      allow_path = next();
+    else if (a == "--write-allow-list")
+      write_path = next();
+    else if (a == "--tolerances")
+      tol_path = next();
+    else if (a == "--filter")
+      filter = next();
+    else if (a == "--verbose")
+      verbose = true;
     else {
       std::cerr << "kiln_conformance: unknown option " << a << "\n";
       return 2;

@@ -69,6 +69,14 @@ def torch_models():
             torch.onnx.export(model, args, out(name), **kwargs)
         report(name)
 
+    def reference(model, stem, samples):
+        """Saves inputs and torch's outputs (<stem>.refK.in.npy / .out.npy) for comparing runtimes."""
+        for k, x in enumerate(samples):
+            with torch.no_grad():
+                y = model(x)
+            np.save(out("%s.ref%d.in.npy" % (stem, k)), x.numpy())
+            np.save(out("%s.ref%d.out.npy" % (stem, k)), y.detach().numpy())
+
     # --- SuperResolutionNet: the tutorial's model, shared with examples/srcnn --
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "srcnn"))
     from export_srcnn import SuperResolutionNet
@@ -76,6 +84,7 @@ def torch_models():
     torch.manual_seed(0)
     m = SuperResolutionNet(upscale_factor=3).eval()
     export(m, torch.randn(1, 3, 32, 32), "srcnn.onnx", 11)
+    reference(m, "srcnn", [torch.rand(1, 3, 32, 32) * 255])
 
     # --- torchvision classifiers -------------------------------------------
     def tv(fn):
@@ -121,9 +130,12 @@ def torch_models():
             return fn(pretrained=False, width_mult=0.5, num_classes=10).eval()
 
     x64 = torch.randn(1, 3, 64, 64)
-    export(small_resnet18(), x64, "resnet18.onnx", 13)
-    export(small_mobilenet_v2(), x64, "mobilenet_v2.onnx", 13)
-    export(tv(torchvision.models.squeezenet1_1), x64, "squeezenet.onnx", 11)
+    for fn, name, opset in ((small_resnet18, "resnet18", 13), (small_mobilenet_v2, "mobilenet_v2", 13),
+                            (lambda: tv(torchvision.models.squeezenet1_1), "squeezenet", 11)):
+        net = fn()
+        export(net, x64, name + ".onnx", opset)
+        torch.manual_seed(1)
+        reference(net, name, [torch.randn(1, 3, 64, 64)])
 
     # --- small transformer encoder -----------------------------------------
     torch.manual_seed(0)
@@ -134,6 +146,8 @@ def torch_models():
     # Exported with grad enabled: torch 1.13's "fast path" (taken under
     # no_grad in eval mode) is not exportable.
     export(enc, torch.randn(1, 8, 32), "transformer.onnx", 14, no_grad=False)
+    torch.manual_seed(1)
+    reference(enc, "transformer", [torch.randn(1, 8, 32)])
 
     # --- dynamic axes (tutorial) --------------------------------------------
     torch.manual_seed(0)
@@ -148,6 +162,8 @@ def torch_models():
     export(conv, dummy, "dynamic_conv.onnx", 13,
            dynamic_axes={"in": {0: "batch", 2: "h", 3: "w"},
                          "out": {0: "batch", 2: "h", 3: "w"}}, **io_names)
+    torch.manual_seed(1)
+    reference(conv, "dynamic_conv", [torch.randn(2, 3, 10, 10), torch.randn(1, 3, 17, 23)])
 
     # --- control flow (If + Loop) via scripting -----------------------------
     try:

@@ -55,6 +55,20 @@ class CheckTest(ku.KilnTestCase):
                               "error message should name %r\n%s"
                               % (needle, res.describe()))
 
+    def test_check_warns_about_ops_kiln_cannot_run(self):
+        from onnx import helper, TensorProto
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+        node = helper.make_node("MyOp", ["x"], ["y"], name="custom_node", domain="com.example")
+        m = helper.make_model(helper.make_graph([node], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.example", 1)])
+        path = self.out("custom.onnx")
+        onnx.save(m, path)
+        res = self.kiln("check", path, expect=0)
+        self.assertIn("warning: node 'custom_node' (com.example::MyOp): kiln's CPU runtime has no kernel for "
+                      "com.example::MyOp at opset 1", res.stdout, res.describe())
+        self.assertIn("valid", res.stdout)
+
     def test_check_cycle(self):
         res = self.kiln("check", self.model("bad_cycle.onnx"), expect=1)
         self.assertIn("cycle", res.output.lower(),

@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "kiln/onnx/check.h"
+#include "kiln/runtime/kernels.h"
 
 namespace kiln::cli {
 
@@ -18,6 +19,7 @@ void add_check(CLI::App& root, std::function<int()>& run) {
       int code = kExitOk;
       if (!load_or_report(*path, model, code)) return code;
       ir::Report report = onnx::check_model(model);
+      if (report.valid()) report_unrunnable_nodes(model, report);
       for (const auto& p : report.problems) {
         if (*quiet && p.severity != ir::Problem::Severity::kError) continue;
         std::cout << p.to_string() << "\n";

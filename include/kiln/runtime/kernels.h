@@ -1,0 +1,20 @@
+// What kiln's CPU runtime can run: a view of the kernel registry for tools (`kiln check`, coverage tables).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kiln/ir/graph.h"
+#include "kiln/ir/verify.h"
+
+namespace kiln {
+
+// True when the CPU runtime has a kernel for (domain, op) at `opset` ("" and "ai.onnx" are the default domain).
+bool has_cpu_kernel(const std::string& domain, const std::string& op, int64_t opset);
+
+// Adds a warning to `report` for every node (subgraphs included) that the CPU runtime cannot run,
+// naming the node, the op and its opset.
+void report_unrunnable_nodes(const ir::Model& model, ir::Report& report);
+
+}  // namespace kiln
