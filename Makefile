@@ -6,7 +6,7 @@ WERROR ?= OFF
 JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
 
-.PHONY: all deps configure build test test-asan demo format format-check clean
+.PHONY: all deps configure build ort test test-asan demo format format-check clean
 
 all: build
 
@@ -19,11 +19,16 @@ configure: deps
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build
+# The reference peer (ONNX Runtime 1.30 for Node.js) that the model tests compare against.
+ort:
+	@bash tests/peer/install-ort.sh $(BUILD_DIR)/ort
+
+test: build ort
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 # The same tests on a build with AddressSanitizer and UndefinedBehaviorSanitizer.
 test-asan: deps
+	@bash tests/peer/install-ort.sh $(ASAN_BUILD_DIR)/ort
 	cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKILN_WERROR=$(WERROR) \
 	  -DKILN_SANITIZE=address,undefined
 	cmake --build $(ASAN_BUILD_DIR) -j $(JOBS)

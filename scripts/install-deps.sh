@@ -9,6 +9,8 @@ PACKAGES=(
   libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev
   # tests
   libgtest-dev python3 python3-numpy python3-onnx python3-torch python3-torchvision
+  # the reference peer (ONNX Runtime for Node.js, installed by tests/peer/install-ort.sh)
+  nodejs
 )
 
 missing=()
