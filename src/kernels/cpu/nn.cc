@@ -101,8 +101,8 @@ Status matmul_core(const KernelContext& ctx, Dims ad, const std::vector<E>& a, D
   if (b1) bd.push_back(1);
   const int64_t M = ad[ad.size() - 2], K = ad.back(), K2 = bd[bd.size() - 2], N = bd.back();
   if (K != K2) {
-    return ctx.error("inner dimensions do not match: A has shape " + dstr(ad) + " and B has shape " + dstr(bd) +
-                     " (" + std::to_string(K) + " vs " + std::to_string(K2) + ")");
+    return ctx.error("inner dimensions do not match: A has shape " + dstr(ad) + " and B has shape " + dstr(bd) + " (" +
+                     std::to_string(K) + " vs " + std::to_string(K2) + ")");
   }
   Dims abatch(ad.begin(), ad.end() - 2), bbatch(bd.begin(), bd.end() - 2);
   auto batch = broadcast_shapes(abatch, bbatch);
@@ -222,13 +222,34 @@ namespace {
 // Saturating conversion of a rounded value into an integer quantized dtype.
 bool quant_range(DType t, double& lo, double& hi) {
   switch (t) {
-    case DType::kUInt8: lo = 0; hi = 255; return true;
-    case DType::kInt8: lo = -128; hi = 127; return true;
-    case DType::kUInt16: lo = 0; hi = 65535; return true;
-    case DType::kInt16: lo = -32768; hi = 32767; return true;
-    case DType::kInt32: lo = -2147483648.0; hi = 2147483647.0; return true;
-    case DType::kUInt4: lo = 0; hi = 15; return true;
-    case DType::kInt4: lo = -8; hi = 7; return true;
+    case DType::kUInt8:
+      lo = 0;
+      hi = 255;
+      return true;
+    case DType::kInt8:
+      lo = -128;
+      hi = 127;
+      return true;
+    case DType::kUInt16:
+      lo = 0;
+      hi = 65535;
+      return true;
+    case DType::kInt16:
+      lo = -32768;
+      hi = 32767;
+      return true;
+    case DType::kInt32:
+      lo = -2147483648.0;
+      hi = 2147483647.0;
+      return true;
+    case DType::kUInt4:
+      lo = 0;
+      hi = 15;
+      return true;
+    case DType::kInt4:
+      lo = -8;
+      hi = 7;
+      return true;
     default: return false;
   }
 }
@@ -441,8 +462,8 @@ Status conv_setup(const KernelContext& ctx, const Tensor& x, const Tensor& w, Co
                      " and output channels " + std::to_string(g.M));
   }
   if (w.dims()[1] != g.C / g.group) {
-    return ctx.error("weight W has shape " + dstr(w.dims()) + "; dimension 1 must be C/group = " +
-                     std::to_string(g.C / g.group));
+    return ctx.error("weight W has shape " + dstr(w.dims()) +
+                     "; dimension 1 must be C/group = " + std::to_string(g.C / g.group));
   }
   g.in.assign(x.dims().begin() + 2, x.dims().end());
   KILN_RETURN_IF_ERROR(read_window_attrs(ctx, nsp, Dims(w.dims().begin() + 2, w.dims().end()), g));
@@ -505,8 +526,8 @@ Status scalar_of(const KernelContext& ctx, const Tensor* t, double def, double& 
 }
 
 // Conv on quantized inputs: returns the int accumulators.
-Status int_conv(KernelContext& ctx, const Tensor& x, const Tensor* xzp, const Tensor& w, const Tensor* wzp,
-                ConvGeom& g, Vec& y, const Vec* bias) {
+Status int_conv(KernelContext& ctx, const Tensor& x, const Tensor* xzp, const Tensor& w, const Tensor* wzp, ConvGeom& g,
+                Vec& y, const Vec* bias) {
   if (!is_8bit(x.dtype())) return ctx.unsupported_dtype(x.dtype(), "input x");
   if (!is_8bit(w.dtype())) return ctx.unsupported_dtype(w.dtype(), "input w");
   KILN_RETURN_IF_ERROR(conv_setup(ctx, x, w, g));
@@ -648,7 +669,8 @@ Status convtranspose_kernel(KernelContext& ctx) {
           if (!inside) continue;
           for (int64_t m = 0; m < Mg; ++m) {
             const int64_t oc = gr * Mg + m;
-            y[static_cast<size_t>((n * g.M + oc) * out_sz + off)] += xval * wv[static_cast<size_t>((c * Mg + m) * k_sz + k)];
+            y[static_cast<size_t>((n * g.M + oc) * out_sz + off)] +=
+                xval * wv[static_cast<size_t>((c * Mg + m) * k_sz + k)];
           }
         }
       }
@@ -681,8 +703,8 @@ Status pool_kernel(KernelContext& ctx, PoolKind kind) {
   KILN_RETURN_IF_ERROR(compute_output_shape(ctx, g, ceil_mode));
   const bool include_pad = ctx.attr_int("count_include_pad", 0) != 0;
   const ir::Attribute* pa = ctx.attr("p");
-  const double p = pa && pa->type == ir::AttrType::kFloat ? static_cast<double>(pa->f)
-                                                           : static_cast<double>(ctx.attr_int("p", 2));
+  const double p =
+      pa && pa->type == ir::AttrType::kFloat ? static_cast<double>(pa->f) : static_cast<double>(ctx.attr_int("p", 2));
   const int64_t storage_order = ctx.attr_int("storage_order", 0);
   const int64_t in_sz = product(g.in), out_sz = product(g.out), k_sz = product(g.kernel);
   auto in_str = strides_of(g.in);
@@ -750,16 +772,19 @@ Status global_pool(KernelContext& ctx, PoolKind kind) {
   if (x->rank() < 2) return ctx.error("input X must have rank >= 2 (N, C, spatial...), got " + dstr(x->dims()));
   const int64_t nc = x->dims()[0] * x->dims()[1], sp = product(x->dims(), 2);
   const ir::Attribute* pa = ctx.attr("p");
-  const double p = pa && pa->type == ir::AttrType::kFloat ? static_cast<double>(pa->f)
-                                                           : static_cast<double>(ctx.attr_int("p", 2));
+  const double p =
+      pa && pa->type == ir::AttrType::kFloat ? static_cast<double>(pa->f) : static_cast<double>(ctx.attr_int("p", 2));
   Vec xv = to_doubles(*x), y(static_cast<size_t>(nc));
   for (int64_t i = 0; i < nc; ++i) {
     double acc = kind == PoolKind::kMax ? -std::numeric_limits<double>::infinity() : 0.0;
     for (int64_t j = 0; j < sp; ++j) {
       double v = xv[static_cast<size_t>(i * sp + j)];
-      if (kind == PoolKind::kMax) acc = std::max(acc, v);
-      else if (kind == PoolKind::kAvg) acc += v;
-      else acc += std::pow(std::fabs(v), p);
+      if (kind == PoolKind::kMax)
+        acc = std::max(acc, v);
+      else if (kind == PoolKind::kAvg)
+        acc += v;
+      else
+        acc += std::pow(std::fabs(v), p);
     }
     if (kind == PoolKind::kAvg) acc /= static_cast<double>(sp);
     if (kind == PoolKind::kLp) acc = std::pow(acc, 1.0 / p);
@@ -1241,11 +1266,13 @@ Status quantizelinear_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* s, ctx.required_input(1));
   const Tensor* zp = ctx.input(2);
-  if (!is_float_dtype(x->dtype()) && x->dtype() != DType::kInt32) return ctx.unsupported_dtype(x->dtype(), "input 0 (x)");
+  if (!is_float_dtype(x->dtype()) && x->dtype() != DType::kInt32)
+    return ctx.unsupported_dtype(x->dtype(), "input 0 (x)");
   const int64_t odt = ctx.attr_int("output_dtype", 0);
   const DType out = zp ? zp->dtype() : (odt > 0 && odt <= kMaxDType ? static_cast<DType>(odt) : DType::kUInt8);
   if (zp && odt > 0 && static_cast<DType>(odt) != zp->dtype()) {
-    return ctx.error("output_dtype does not match the dtype of y_zero_point (" + std::string(dtype_name(zp->dtype())) + ")");
+    return ctx.error("output_dtype does not match the dtype of y_zero_point (" + std::string(dtype_name(zp->dtype())) +
+                     ")");
   }
   double lo, hi;
   if (!quant_range(out, lo, hi) || out == DType::kInt32) return ctx.unsupported_dtype(out, "output y");
@@ -1255,8 +1282,8 @@ Status quantizelinear_kernel(KernelContext& ctx) {
   const bool f32 = x->dtype() == DType::kFloat32;
   for (size_t i = 0; i < xv.size(); ++i) {
     const size_t k = quant_index(q, x->dims(), static_cast<int64_t>(i));
-    const double v = f32 ? static_cast<double>(static_cast<float>(xv[i]) / static_cast<float>(q.scale[k]))
-                         : xv[i] / q.scale[k];
+    const double v =
+        f32 ? static_cast<double>(static_cast<float>(xv[i]) / static_cast<float>(q.scale[k])) : xv[i] / q.scale[k];
     y[i] = saturate(round_half_even(v) + q.zp[k], lo, hi);
   }
   return write_quantized(ctx, 0, out, x->dims(), y);
@@ -1365,11 +1392,16 @@ Taps resize_taps(const ResizeOpts& opt, int64_t o, int64_t in, int64_t out, doub
     } else {
       bool up = false;
       const std::string& m = opt.nearest_mode;
-      if (m == "round_prefer_ceil") up = ratio >= 0.5;
-      else if (m == "floor") up = false;
-      else if (m == "ceil") up = true;
-      else if (m == "simple") up = scale < 1;  // opset-10 Resize / Upsample: ceil when downsampling, else floor
-      else up = ratio > 0.5;
+      if (m == "round_prefer_ceil")
+        up = ratio >= 0.5;
+      else if (m == "floor")
+        up = false;
+      else if (m == "ceil")
+        up = true;
+      else if (m == "simple")
+        up = scale < 1;  // opset-10 Resize / Upsample: ceil when downsampling, else floor
+      else
+        up = ratio > 0.5;
       t.idx.push_back(clampi(base + (up ? 1 : 0)));
     }
     t.w.push_back(1.0);
@@ -1378,7 +1410,8 @@ Taps resize_taps(const ResizeOpts& opt, int64_t o, int64_t in, int64_t out, doub
   const bool cubic = opt.mode == "cubic";
   if (opt.antialias && scale < 1) {
     const double support = (cubic ? 2.0 : 1.0) / scale;
-    const int64_t lo = static_cast<int64_t>(std::ceil(xo - support)), hi = static_cast<int64_t>(std::floor(xo + support));
+    const int64_t lo = static_cast<int64_t>(std::ceil(xo - support)),
+                  hi = static_cast<int64_t>(std::floor(xo + support));
     double sum = 0;
     for (int64_t i = lo; i <= hi; ++i) {
       const double d = (static_cast<double>(i) - xo) * scale;
@@ -1468,8 +1501,8 @@ Status check_mode(const KernelContext& ctx, const ResizeOpts& o) {
   if (o.mode != "nearest" && o.mode != "linear" && o.mode != "cubic" && o.mode != "bilinear" && o.mode != "trilinear") {
     return ctx.error("unsupported mode '" + o.mode + "' (expected nearest, linear or cubic)");
   }
-  static const char* coords[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
-                                 "asymmetric", "tf_crop_and_resize", "tf_half_pixel_for_nn"};
+  static const char* coords[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",  "align_corners",
+                                 "asymmetric", "tf_crop_and_resize",   "tf_half_pixel_for_nn"};
   if (std::find_if(std::begin(coords), std::end(coords), [&](const char* c) { return o.coord == c; }) ==
       std::end(coords)) {
     return ctx.error("unsupported coordinate_transformation_mode '" + o.coord + "'");
@@ -1533,7 +1566,8 @@ Status resize_kernel(KernelContext& ctx) {
     if (roi_t && roi_t->num_elements() > 0) {
       Vec rv = to_doubles(*roi_t);
       if (rv.size() != 2 * axes.size()) {
-        return ctx.error("roi has " + std::to_string(rv.size()) + " values; expected " + std::to_string(2 * axes.size()));
+        return ctx.error("roi has " + std::to_string(rv.size()) + " values; expected " +
+                         std::to_string(2 * axes.size()));
       }
       roi.assign(2 * r, 0.0);
       for (size_t d = 0; d < r; ++d) roi[r + d] = 1.0;
@@ -1546,7 +1580,8 @@ Status resize_kernel(KernelContext& ctx) {
     if (sc_t) {
       Vec sv = to_doubles(*sc_t);
       if (sv.size() != axes.size()) {
-        return ctx.error("scales has " + std::to_string(sv.size()) + " values; expected " + std::to_string(axes.size()));
+        return ctx.error("scales has " + std::to_string(sv.size()) + " values; expected " +
+                         std::to_string(axes.size()));
       }
       for (size_t k = 0; k < axes.size(); ++k) scales[static_cast<size_t>(axes[k])] = sv[k];
       KILN_RETURN_IF_ERROR(scales_to_sizes(ctx, *x, scales, out));
@@ -1736,8 +1771,8 @@ Status col2im_kernel(KernelContext& ctx) {
   const int64_t bsz = product(blk);
   const int64_t N = x->dims()[0];
   if (bsz <= 0 || x->dims()[1] % bsz != 0) {
-    return ctx.error("input dimension 1 (" + std::to_string(x->dims()[1]) + ") must be a multiple of prod(block_shape) = " +
-                     std::to_string(bsz));
+    return ctx.error("input dimension 1 (" + std::to_string(x->dims()[1]) +
+                     ") must be a multiple of prod(block_shape) = " + std::to_string(bsz));
   }
   const int64_t C = x->dims()[1] / bsz;
   Dims nb(nsp);
@@ -1844,7 +1879,8 @@ Status roialign_kernel(KernelContext& ctx) {
   const int64_t oh = ctx.attr_int("output_height", 1), ow = ctx.attr_int("output_width", 1);
   const int64_t sr = ctx.attr_int("sampling_ratio", 0);
   const double ss = ctx.attr_float("spatial_scale", 1.0f);
-  const std::string ctm = ctx.attr_string("coordinate_transformation_mode", ctx.opset() >= 16 ? "half_pixel" : "output_half_pixel");
+  const std::string ctm =
+      ctx.attr_string("coordinate_transformation_mode", ctx.opset() >= 16 ? "half_pixel" : "output_half_pixel");
   const double off = ctm == "half_pixel" ? 0.5 : 0.0;
   const int64_t N = x->dims()[0], C = x->dims()[1], H = x->dims()[2], W = x->dims()[3];
   if ((H == 0 || W == 0) && R * C != 0) return ctx.error("input X has an empty spatial dimension");
@@ -1872,9 +1908,11 @@ Status roialign_kernel(KernelContext& ctx) {
           double acc = 0;
           bool first = true;
           for (int64_t iy = 0; iy < gh; ++iy) {
-            double yy = y1 + static_cast<double>(ph) * bh + (static_cast<double>(iy) + 0.5) * bh / static_cast<double>(gh);
+            double yy =
+                y1 + static_cast<double>(ph) * bh + (static_cast<double>(iy) + 0.5) * bh / static_cast<double>(gh);
             for (int64_t ix = 0; ix < gw; ++ix) {
-              double xx = x1 + static_cast<double>(pw) * bw + (static_cast<double>(ix) + 0.5) * bw / static_cast<double>(gw);
+              double xx =
+                  x1 + static_cast<double>(pw) * bw + (static_cast<double>(ix) + 0.5) * bw / static_cast<double>(gw);
               double val = 0;
               double w1 = 0, w2 = 0, w3 = 0, w4 = 0;
               int64_t yl = 0, xl = 0, yh = 0, xh = 0;
@@ -2103,7 +2141,8 @@ Status det_kernel(KernelContext& ctx) {
         break;
       }
       if (piv != k) {
-        for (int64_t j = 0; j < M; ++j) std::swap(a[static_cast<size_t>(k * M + j)], a[static_cast<size_t>(piv * M + j)]);
+        for (int64_t j = 0; j < M; ++j)
+          std::swap(a[static_cast<size_t>(k * M + j)], a[static_cast<size_t>(piv * M + j)]);
         det = -det;
       }
       const double p = a[static_cast<size_t>(k * M + k)];
