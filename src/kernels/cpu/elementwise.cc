@@ -70,8 +70,10 @@ Status unary(KernelContext& ctx, Op op) {
 
 }  // namespace
 
-#define KILN_UNARY(name, allow_int, expr) \
-  Status name(KernelContext& ctx) { return unary<allow_int>(ctx, [&](auto x) { return (expr); }); }
+#define KILN_UNARY(name, allow_int, expr)                         \
+  Status name(KernelContext& ctx) {                               \
+    return unary<allow_int>(ctx, [&](auto x) { return (expr); }); \
+  }
 
 namespace {
 
@@ -118,9 +120,11 @@ Status binary(KernelContext& ctx, const Tensor& a_in, const Tensor& b_in, OutKin
     if constexpr (std::is_same_v<T, bool> && !AllowBool) {
       st = ctx.unsupported_dtype(dtype);
     } else if (kind == OutKind::kBool) {
-      st = binary_typed<bool>(ctx, a, b, DType::kBool, [&](T x, T y) { return op(x, y); }, result);
+      st = binary_typed<bool>(
+          ctx, a, b, DType::kBool, [&](T x, T y) { return op(x, y); }, result);
     } else {
-      st = binary_typed<T>(ctx, a, b, a.dtype(), [&](T x, T y) { return op(x, y); }, result);
+      st = binary_typed<T>(
+          ctx, a, b, a.dtype(), [&](T x, T y) { return op(x, y); }, result);
     }
   });
   if (!ok) return ctx.unsupported_dtype(dtype);
@@ -286,9 +290,8 @@ Status mod_kernel(KernelContext& ctx) {
   });
 }
 Status prelu_kernel(KernelContext& ctx) {
-  return binary_kernel<false>(ctx, OutKind::kSame, [](auto x, auto slope) {
-    return x < 0 ? static_cast<decltype(x)>(x * slope) : x;
-  });
+  return binary_kernel<false>(ctx, OutKind::kSame,
+                              [](auto x, auto slope) { return x < 0 ? static_cast<decltype(x)>(x * slope) : x; });
 }
 
 // Pow: the exponent may have another dtype; compute in double, store in the base's dtype.
@@ -364,12 +367,13 @@ Status or_kernel(KernelContext& ctx) {
   return binary_kernel<true>(ctx, OutKind::kBool, [](auto a, auto b) { return a || b; });
 }
 Status xor_kernel(KernelContext& ctx) {
-  return binary_kernel<true>(ctx, OutKind::kBool, [](auto a, auto b) { return static_cast<bool>(a) != static_cast<bool>(b); });
+  return binary_kernel<true>(ctx, OutKind::kBool,
+                             [](auto a, auto b) { return static_cast<bool>(a) != static_cast<bool>(b); });
 }
 Status not_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   if (x->dtype() != DType::kBool) return ctx.unsupported_dtype(x->dtype());
-  KILN_ASSIGN_OR_RETURN(Tensor* out, ctx.allocate_output(0, DType::kBool, x->dims()));
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output(0, DType::kBool, x->dims()));
   for (int64_t i = 0; i < x->num_elements(); ++i) out->data<uint8_t>()[i] = !x->data<uint8_t>()[i];
   return Status::ok();
 }
@@ -377,7 +381,7 @@ Status not_kernel(KernelContext& ctx) {
 Status isnan_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   std::vector<double> v = to_doubles(*x);
-  KILN_ASSIGN_OR_RETURN(Tensor* out, ctx.allocate_output(0, DType::kBool, x->dims()));
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output(0, DType::kBool, x->dims()));
   for (size_t i = 0; i < v.size(); ++i) out->data<uint8_t>()[i] = std::isnan(v[i]);
   return Status::ok();
 }
@@ -385,8 +389,9 @@ Status isinf_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   const bool pos = ctx.attr_int("detect_positive", 1) != 0, neg = ctx.attr_int("detect_negative", 1) != 0;
   std::vector<double> v = to_doubles(*x);
-  KILN_ASSIGN_OR_RETURN(Tensor* out, ctx.allocate_output(0, DType::kBool, x->dims()));
-  for (size_t i = 0; i < v.size(); ++i) out->data<uint8_t>()[i] = std::isinf(v[i]) && ((v[i] > 0 && pos) || (v[i] < 0 && neg));
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output(0, DType::kBool, x->dims()));
+  for (size_t i = 0; i < v.size(); ++i)
+    out->data<uint8_t>()[i] = std::isinf(v[i]) && ((v[i] > 0 && pos) || (v[i] < 0 && neg));
   return Status::ok();
 }
 
@@ -404,15 +409,15 @@ Status where_kernel(KernelContext& ctx) {
   if (x->dtype() == DType::kString) {
     std::vector<std::string> out(static_cast<size_t>(*checked_num_elements(*dims)));
     for_each_broadcast<3>(*dims, strides, [&](int64_t i, const std::array<int64_t, 3>& o) {
-      out[static_cast<size_t>(i)] = c->data<uint8_t>()[o[0]] ? x->strings()[static_cast<size_t>(o[1])]
-                                                             : y->strings()[static_cast<size_t>(o[2])];
+      out[static_cast<size_t>(i)] =
+          c->data<uint8_t>()[o[0]] ? x->strings()[static_cast<size_t>(o[1])] : y->strings()[static_cast<size_t>(o[2])];
     });
     ctx.set_output(0, Tensor::from_strings(*dims, std::move(out)));
     return Status::ok();
   }
   const size_t elem = static_cast<size_t>(dtype_bits(x->dtype()) / 8);
   if (elem == 0) return ctx.unsupported_dtype(x->dtype(), "X");
-  KILN_ASSIGN_OR_RETURN(Tensor* out, ctx.allocate_output(0, x->dtype(), *dims));
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output(0, x->dtype(), *dims));
   auto* dst = static_cast<uint8_t*>(out->raw_data());
   const auto* px = static_cast<const uint8_t*>(x->raw_data());
   const auto* py = static_cast<const uint8_t*>(y->raw_data());

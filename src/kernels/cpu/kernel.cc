@@ -64,14 +64,16 @@ std::vector<float> KernelContext::attr_floats(const std::string& name, std::vect
 
 Status KernelContext::error(const std::string& msg) const {
   std::string where = node_.name.empty() ? "node (" : "node '" + node_.name + "' (";
-  where += (node_.domain.empty() ? "" : node_.domain + "::") + node_.op_type + ", opset " + std::to_string(opset_) + ")";
+  where +=
+      (node_.domain.empty() ? "" : node_.domain + "::") + node_.op_type + ", opset " + std::to_string(opset_) + ")";
   return invalid_argument(where + ": " + msg);
 }
 
 Status KernelContext::unsupported_dtype(DType t, const std::string& which) const {
-  return Status(StatusCode::kUnimplemented, error(which + " has dtype " + dtype_name(t) +
-                                                  ", which kiln's CPU kernel for " + node_.op_type + " does not support")
-                                                .message());
+  return Status(StatusCode::kUnimplemented,
+                error(which + " has dtype " + dtype_name(t) + ", which kiln's CPU kernel for " + node_.op_type +
+                      " does not support")
+                    .message());
 }
 
 StatusOr<std::vector<int64_t>> broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
