@@ -5,6 +5,9 @@ BUILD_TYPE ?= RelWithDebInfo
 WERROR ?= OFF
 JOBS ?= $(shell nproc)
 PYTHON := /usr/bin/python3
+# Let ccache reuse objects across checkouts in different folders (CI builds a fresh clone).
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 .PHONY: all deps configure build ort test test-asan demo format format-check clean
 
@@ -29,7 +32,7 @@ test: build ort
 # The same tests on a build with AddressSanitizer and UndefinedBehaviorSanitizer.
 test-asan: deps
 	@bash tests/peer/install-ort.sh $(ASAN_BUILD_DIR)/ort
-	cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKILN_WERROR=$(WERROR) \
+	cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_WERROR=$(WERROR) \
 	  -DKILN_SANITIZE=address,undefined
 	cmake --build $(ASAN_BUILD_DIR) -j $(JOBS)
 	cd $(ASAN_BUILD_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \

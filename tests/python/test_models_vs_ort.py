@@ -32,7 +32,7 @@ class ModelsVsOrtTest(ku.KilnTestCase):
         env = ort_env()
         model = self.model(stem + ".onnx")
         k = 0
-        while os.path.exists(self.model("%s.ref%d.in.npy" % (stem, k))):
+        while os.path.exists(os.path.join(ku.models_dir(), "%s.ref%d.in.npy" % (stem, k))):
             x = self.model("%s.ref%d.in.npy" % (stem, k))
             want = np.load(self.model("%s.ref%d.out.npy" % (stem, k)))
             kdir, odir = self.out("%s_kiln%d" % (stem, k)), self.out("%s_ort%d" % (stem, k))
