@@ -240,8 +240,7 @@ StatusOr<std::vector<Tensor>> Session::run(const NamedTensors& feeds, const std:
     if (given[k]) continue;
     const auto* init = g.find_initializer(g.inputs[k].name);
     if (!init) {
-      return invalid_argument("input '" + g.inputs[k].name + "' (" + g.inputs[k].type.to_string() +
-                              ") is missing");
+      return invalid_argument("input '" + g.inputs[k].name + "' (" + g.inputs[k].type.to_string() + ") is missing");
     }
     inputs[k] = init->tensor;
   }

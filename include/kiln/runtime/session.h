@@ -41,7 +41,8 @@ class Session {
 
   // Runs the model. `output_names` empty: every graph output, in graph order. Errors name the input and
   // what was expected (unknown or missing input, wrong dtype, rank or dimension) or the failing node.
-  StatusOr<std::vector<Tensor>> run(const NamedTensors& inputs, const std::vector<std::string>& output_names = {}) const;
+  StatusOr<std::vector<Tensor>> run(const NamedTensors& inputs,
+                                    const std::vector<std::string>& output_names = {}) const;
 
   struct Impl;
 
