@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <google/protobuf/io/coded_stream.h>
+#include <onnx/onnx-data_pb.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -133,6 +134,73 @@ StatusOr<ir::NamedTensor> load_tensor(const std::string& path) {
   }
   std::string dir = fs::path(path).parent_path().string();
   return tensor_from_proto(proto, ImportContext{path, dir.empty() ? "." : dir});
+}
+
+namespace {
+
+DType sequence_elem_type(const ir::Type& type) {
+  const ir::Type* t = &type;
+  if (t->kind == ir::Type::Kind::kOptional && t->value_type) t = t->value_type.get();
+  if (t->kind == ir::Type::Kind::kSequence && t->value_type) return t->value_type->elem_type;
+  return DType::kUndefined;
+}
+
+StatusOr<std::vector<Tensor>> tensors_of(::onnx::SequenceProto& seq, const ImportContext& ctx) {
+  if (seq.elem_type() != ::onnx::SequenceProto::TENSOR && seq.elem_type() != ::onnx::SequenceProto::UNDEFINED) {
+    return unimplemented("'" + ctx.label + "': sequences of " +
+                         ::onnx::SequenceProto::DataType_Name(seq.elem_type()) + " are not supported (tensors only)");
+  }
+  std::vector<Tensor> items;
+  for (auto& t : *seq.mutable_tensor_values()) {
+    KILN_ASSIGN_OR_RETURN(auto nt, tensor_from_proto(t, ctx));
+    items.push_back(std::move(nt.tensor));
+  }
+  return items;
+}
+
+}  // namespace
+
+StatusOr<Value> load_value(const std::string& path, const ir::Type& type) {
+  using K = ir::Type::Kind;
+  const ir::Type& inner = type.kind == K::kOptional && type.value_type ? *type.value_type : type;
+  if (type.kind != K::kOptional && inner.kind == K::kTensor) {
+    KILN_ASSIGN_OR_RETURN(auto t, load_tensor(path));
+    return Value(std::move(t.tensor));
+  }
+  KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+  std::string dir = fs::path(path).parent_path().string();
+  ImportContext ctx{path, dir.empty() ? "." : dir};
+  const DType seq_dtype = sequence_elem_type(type);
+  auto make_sequence = [&](::onnx::SequenceProto& seq) -> StatusOr<Value> {
+    KILN_ASSIGN_OR_RETURN(auto items, tensors_of(seq, ctx));
+    DType dt = items.empty() ? seq_dtype : items[0].dtype();
+    return Value::sequence(std::move(items), dt);
+  };
+  if (type.kind == K::kSequence) {
+    ::onnx::SequenceProto seq;
+    if (!parse_exact(bytes.data(), bytes.size(), &seq)) {
+      return invalid_argument("'" + path + "' is not a serialized ONNX SequenceProto (expected " + type.to_string() +
+                              ")");
+    }
+    return make_sequence(seq);
+  }
+  if (type.kind == K::kOptional) {
+    ::onnx::OptionalProto opt;
+    if (!parse_exact(bytes.data(), bytes.size(), &opt)) {
+      return invalid_argument("'" + path + "' is not a serialized ONNX OptionalProto (expected " + type.to_string() +
+                              ")");
+    }
+    if (opt.has_tensor_value()) {
+      KILN_ASSIGN_OR_RETURN(auto t, tensor_from_proto(*opt.mutable_tensor_value(), ctx));
+      return Value(std::move(t.tensor)).as_optional();
+    }
+    if (opt.has_sequence_value()) {
+      KILN_ASSIGN_OR_RETURN(Value v, make_sequence(*opt.mutable_sequence_value()));
+      return v.as_optional();
+    }
+    return Value::none(inner.to_string());
+  }
+  return unimplemented("'" + path + "': values of type " + type.to_string() + " are not supported");
 }
 
 StatusOr<std::string> serialize_model(const ir::Model& model) {

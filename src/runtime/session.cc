@@ -23,16 +23,16 @@ struct NodePlan {
 struct GraphPlan {
   const ir::Graph* graph = nullptr;
   std::vector<NodePlan> nodes;
-  std::unordered_map<std::string, Tensor> initializers;
+  std::unordered_map<std::string, Value> initializers;
 };
 
 // Values visible to a running graph: its own, then its enclosing graphs', then the initializers.
 struct Scope {
-  std::unordered_map<std::string, Tensor> values;
+  std::unordered_map<std::string, Value> values;
   const Scope* parent = nullptr;
-  const std::unordered_map<std::string, Tensor>* constants = nullptr;
+  const std::unordered_map<std::string, Value>* constants = nullptr;
 
-  const Tensor* find(const std::string& name) const {
+  const Value* find(const std::string& name) const {
     for (const Scope* s = this; s; s = s->parent) {
       auto it = s->values.find(name);
       if (it != s->values.end()) return &it->second;
@@ -65,15 +65,15 @@ struct Session::Impl {
   std::map<const ir::Graph*, GraphPlan> plans;
 
   Status plan_graph(const ir::Graph& g, const std::string& scope);
-  StatusOr<std::vector<Tensor>> run_graph(const ir::Graph& g, const Scope* outer, const std::vector<Tensor>& inputs,
-                                          const std::vector<std::string>& wanted) const;
-  Status check_feed(const IoInfo& info, const Tensor& t) const;
+  StatusOr<std::vector<Value>> run_graph(const ir::Graph& g, const Scope* outer, const std::vector<Value>& inputs,
+                                         const std::vector<std::string>& wanted) const;
+  Status check_feed(const IoInfo& info, const Value& v) const;
 };
 
 Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope) {
   GraphPlan plan;
   plan.graph = &g;
-  for (const auto& init : g.initializers) plan.initializers.emplace(init.name, init.tensor);
+  for (const auto& init : g.initializers) plan.initializers.emplace(init.name, Value(init.tensor));
   KILN_ASSIGN_OR_RETURN(auto order, ir::topological_order(g));
   // Last reader of each value produced or fed in this graph; graph outputs and values read by subgraphs
   // live to the end.
@@ -113,30 +113,30 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope) {
   return Status::ok();
 }
 
-StatusOr<std::vector<Tensor>> Session::Impl::run_graph(const ir::Graph& g, const Scope* outer,
-                                                       const std::vector<Tensor>& inputs,
-                                                       const std::vector<std::string>& wanted) const {
+StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const Scope* outer,
+                                                      const std::vector<Value>& inputs,
+                                                      const std::vector<std::string>& wanted) const {
   const GraphPlan& plan = plans.at(&g);
   Scope scope;
   scope.parent = outer;
   scope.constants = &plan.initializers;
   for (size_t i = 0; i < inputs.size() && i < g.inputs.size(); ++i) scope.values[g.inputs[i].name] = inputs[i];
 
-  cpu::SubgraphRunner runner = [this, &scope](const ir::Graph& sub, const std::vector<Tensor>& sub_inputs) {
+  cpu::SubgraphRunner runner = [this, &scope](const ir::Graph& sub, const std::vector<Value>& sub_inputs) {
     std::vector<std::string> names;
     for (const auto& o : sub.outputs) names.push_back(o.name);
     return run_graph(sub, &scope, sub_inputs, names);
   };
   for (const auto& np : plan.nodes) {
     const ir::Node& n = *np.node;
-    std::vector<const Tensor*> ins;
+    std::vector<const Value*> ins;
     ins.reserve(n.inputs.size());
     for (const auto& name : n.inputs) {
       if (name.empty()) {
         ins.push_back(nullptr);
         continue;
       }
-      const Tensor* t = scope.find(name);
+      const Value* t = scope.find(name);
       if (!t) return internal_error(n.describe(0) + ": value '" + name + "' is not available");
       ins.push_back(t);
     }
@@ -145,25 +145,57 @@ StatusOr<std::vector<Tensor>> Session::Impl::run_graph(const ir::Graph& g, const
     if (!st.is_ok()) return st;
     for (size_t i = 0; i < n.outputs.size(); ++i) {
       if (n.outputs[i].empty()) continue;
-      if (!ctx.outputs()[i].defined()) {
+      Value v = ctx.take_output(i);
+      if (!v.defined()) {
         return ctx.error("produced no value for output " + std::to_string(i) + " '" + n.outputs[i] + "'");
       }
-      scope.values[n.outputs[i]] = std::move(ctx.outputs()[i]);
+      scope.values[n.outputs[i]] = std::move(v);
     }
     for (const auto& name : np.release) scope.values.erase(name);
   }
-  std::vector<Tensor> out;
+  std::vector<Value> out;
   out.reserve(wanted.size());
   for (const auto& name : wanted) {
-    const Tensor* t = scope.find(name);
+    const Value* t = scope.find(name);
     if (!t) return internal_error("graph '" + g.name + "' did not produce output '" + name + "'");
     out.push_back(*t);
   }
   return out;
 }
 
-Status Session::Impl::check_feed(const IoInfo& info, const Tensor& t) const {
-  const ir::Type& type = info.type;
+// The value kinds a graph input of `type` accepts: a tensor for tensor types, a sequence for sequence types,
+// an optional (with or without a value) for optional types.
+Status check_kind(const std::string& name, const ir::Type& type, const Value& v) {
+  using K = ir::Type::Kind;
+  const ir::Type* inner = &type;
+  if (type.kind == K::kOptional) {
+    if (v.is_none()) return Status::ok();
+    if (type.value_type) inner = type.value_type.get();
+  } else if (v.is_none()) {
+    return invalid_argument("input '" + name + "' is an empty optional but the model expects " + type.to_string());
+  }
+  const bool ok = (inner->kind == K::kTensor && v.is_tensor()) || (inner->kind == K::kSequence && v.is_sequence()) ||
+                  inner->kind == K::kNone;
+  if (!ok) {
+    return invalid_argument("input '" + name + "' is " + v.describe() + " but the model expects " + type.to_string());
+  }
+  if (inner->kind == K::kSequence && inner->value_type && inner->value_type->elem_type != DType::kUndefined) {
+    for (size_t i = 0; i < v.items().size(); ++i) {
+      if (v.items()[i].dtype() != inner->value_type->elem_type) {
+        return invalid_argument("input '" + name + "': sequence element " + std::to_string(i) + " has dtype " +
+                                dtype_name(v.items()[i].dtype()) + " but the model expects " + type.to_string());
+      }
+    }
+  }
+  return Status::ok();
+}
+
+Status Session::Impl::check_feed(const IoInfo& info, const Value& v) const {
+  KILN_RETURN_IF_ERROR(check_kind(info.name, info.type, v));
+  if (!v.is_tensor()) return Status::ok();
+  const Tensor& t = v.tensor();
+  const ir::Type& type = info.type.kind == ir::Type::Kind::kOptional && info.type.value_type ? *info.type.value_type
+                                                                                             : info.type;
   if (type.kind != ir::Type::Kind::kTensor) return Status::ok();
   if (type.elem_type != DType::kUndefined && t.dtype() != type.elem_type) {
     return invalid_argument("input '" + info.name + "' has dtype " + dtype_name(t.dtype()) + " but the model expects " +
@@ -219,11 +251,11 @@ const std::vector<IoInfo>& Session::inputs() const { return impl_->inputs; }
 const std::vector<IoInfo>& Session::outputs() const { return impl_->outputs; }
 const ir::Model& Session::model() const { return impl_->model; }
 
-StatusOr<std::vector<Tensor>> Session::run(const NamedTensors& feeds, const std::vector<std::string>& names) const {
+StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds, const std::vector<std::string>& names) const {
   const ir::Graph& g = impl_->model.graph;
-  std::vector<Tensor> inputs(g.inputs.size());
+  std::vector<Value> inputs(g.inputs.size());
   std::vector<bool> given(g.inputs.size(), false);
-  for (const auto& [name, tensor] : feeds) {
+  for (const auto& [name, value] : feeds) {
     size_t k = 0;
     while (k < g.inputs.size() && g.inputs[k].name != name) ++k;
     if (k == g.inputs.size()) {
@@ -231,8 +263,8 @@ StatusOr<std::vector<Tensor>> Session::run(const NamedTensors& feeds, const std:
       for (const auto& i : impl_->inputs) expected += (expected.empty() ? "" : ", ") + ("'" + i.name + "'");
       return invalid_argument("'" + name + "' is not an input of the model (inputs: " + expected + ")");
     }
-    KILN_RETURN_IF_ERROR(impl_->check_feed({g.inputs[k].name, g.inputs[k].type}, tensor));
-    inputs[k] = tensor;
+    KILN_RETURN_IF_ERROR(impl_->check_feed({g.inputs[k].name, g.inputs[k].type}, value));
+    inputs[k] = value;
     given[k] = true;
   }
   // Inputs that have an initializer keep it unless fed; every other input is required.
@@ -254,6 +286,24 @@ StatusOr<std::vector<Tensor>> Session::run(const NamedTensors& feeds, const std:
     }
   }
   return impl_->run_graph(g, nullptr, inputs, wanted);
+}
+
+StatusOr<std::vector<Tensor>> Session::run(const NamedTensors& feeds, const std::vector<std::string>& names) const {
+  NamedValues values;
+  values.reserve(feeds.size());
+  for (const auto& [name, t] : feeds) values.emplace_back(name, Value(t));
+  KILN_ASSIGN_OR_RETURN(auto outs, run_values(values, names));
+  std::vector<Tensor> tensors;
+  tensors.reserve(outs.size());
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (!outs[i].is_tensor()) {
+      const std::string name = names.empty() ? impl_->outputs[i].name : names[i];
+      return invalid_argument("output '" + name + "' is " + outs[i].describe() +
+                              ", not a tensor: use run_values() for sequence and optional outputs");
+    }
+    tensors.push_back(outs[i].tensor());
+  }
+  return tensors;
 }
 
 }  // namespace kiln

@@ -88,13 +88,19 @@ std::string compare(const Tensor& got, const Tensor& want, const Tolerance& tol)
   return os.str();
 }
 
-bool tensor_only(const ir::Model& m) {
-  for (const auto* list : {&m.graph.inputs, &m.graph.outputs}) {
-    for (const auto& v : *list) {
-      if (v.type.kind != ir::Type::Kind::kTensor) return false;
-    }
+// Values compare by kind (tensor, sequence, empty optional), then tensor by tensor.
+std::string compare_values(const Value& got, const Value& want, const Tolerance& tol) {
+  if (got.is_none() != want.is_none() || got.is_sequence() != want.is_sequence()) {
+    return got.describe() + ", expected " + want.describe();
   }
-  return true;
+  if (got.is_none()) return "";
+  if (got.is_tensor()) return compare(got.tensor(), want.tensor(), tol);
+  if (got.items().size() != want.items().size()) return got.describe() + ", expected " + want.describe();
+  for (size_t i = 0; i < got.items().size(); ++i) {
+    std::string d = compare(got.items()[i], want.items()[i], tol);
+    if (!d.empty()) return "sequence element " + std::to_string(i) + ": " + d;
+  }
+  return "";
 }
 
 // Cases whose outputs are random: checked by dtype, shape and distribution instead of values.
@@ -156,12 +162,11 @@ std::string check_random(RandomKind kind, const NamedTensors& feeds, const std::
   return "";
 }
 
-// "" on pass, "skip: ..." when the case is outside the runner's scope, else the failure.
+// "" on pass, else the failure.
 std::string run_case(const fs::path& dir, const Tolerance& tol) {
   const RandomKind random = random_kind(dir.filename().string());
   auto model = onnx::load_model((dir / "model.onnx").string());
   if (!model.is_ok()) return "load: " + model.status().message();
-  if (!tensor_only(*model)) return "skip: sequence/optional inputs or outputs";
   ir::Model copy = *model;
   auto session = Session::create(std::move(copy));
   if (!session.is_ok()) return session.status().message();
@@ -172,41 +177,46 @@ std::string run_case(const fs::path& dir, const Tolerance& tol) {
   std::sort(sets.begin(), sets.end());
   const auto& g = model->graph;
   for (const auto& set : sets) {
-    NamedTensors feeds;
+    NamedValues feeds;
     for (size_t k = 0;; ++k) {
       fs::path p = set / ("input_" + std::to_string(k) + ".pb");
       if (!fs::exists(p)) break;
-      auto t = onnx::load_tensor(p.string());
-      if (!t.is_ok()) return t.status().message();
       if (k >= g.inputs.size()) return "test data has more inputs than the model";
-      Tensor value = t->tensor;
-      if (g.inputs[k].type.elem_type == DType::kBFloat16 && value.dtype() == DType::kUInt16) {
-        value = Tensor::borrow(DType::kBFloat16, value.dims(), value.raw_data());
-        auto owned = value.clone();
+      auto v = onnx::load_value(p.string(), g.inputs[k].type);
+      if (!v.is_ok()) return v.status().message();
+      Value value = std::move(v).value();
+      if (value.is_tensor() && g.inputs[k].type.elem_type == DType::kBFloat16 &&
+          value.tensor().dtype() == DType::kUInt16) {
+        const Tensor& raw = value.tensor();
+        auto owned =
+            Tensor::borrow(DType::kBFloat16, raw.dims(), const_cast<void*>(raw.raw_data())).clone();
         if (!owned.is_ok()) return owned.status().message();
-        value = std::move(owned).value();
+        value = Value(std::move(owned).value());
       }
       feeds.emplace_back(g.inputs[k].name, std::move(value));
     }
-    auto outputs = (*session)->run(feeds);
+    auto outputs = (*session)->run_values(feeds);
     if (!outputs.is_ok()) return outputs.status().message();
     if (random != RandomKind::kNone) {
-      std::vector<Tensor> want;
+      NamedTensors tensor_feeds;
+      for (const auto& [name, v] : feeds) tensor_feeds.emplace_back(name, v.tensor());
+      std::vector<Tensor> got, want;
+      for (const auto& v : *outputs) got.push_back(v.tensor());
       for (size_t k = 0; fs::exists(set / ("output_" + std::to_string(k) + ".pb")); ++k) {
         auto w = onnx::load_tensor((set / ("output_" + std::to_string(k) + ".pb")).string());
         if (!w.is_ok()) return w.status().message();
         want.push_back(w->tensor);
       }
-      std::string why = check_random(random, feeds, *outputs, want);
+      std::string why = check_random(random, tensor_feeds, got, want);
       if (!why.empty()) return "random output: " + why;
       continue;
     }
     for (size_t k = 0; k < outputs->size(); ++k) {
       fs::path p = set / ("output_" + std::to_string(k) + ".pb");
       if (!fs::exists(p)) continue;
-      auto want = onnx::load_tensor(p.string());
+      auto want = onnx::load_value(p.string(), g.outputs[k].type);
       if (!want.is_ok()) return want.status().message();
-      std::string diff = compare((*outputs)[k], want->tensor, tol);
+      std::string diff = compare_values((*outputs)[k], *want, tol);
       if (!diff.empty()) return "output '" + g.outputs[k].name + "': " + diff;
     }
   }

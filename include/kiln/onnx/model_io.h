@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kiln/core/status.h"
+#include "kiln/core/value.h"
 #include "kiln/ir/graph.h"
 
 namespace kiln::onnx {
@@ -34,6 +35,10 @@ Status save_model(const ir::Model& model, const std::string& path, const SaveOpt
 // Reads a serialized TensorProto (.pb, as the ONNX test data and onnx.numpy_helper write them).
 // External data is resolved relative to the file's folder.
 StatusOr<ir::NamedTensor> load_tensor(const std::string& path);
+
+// Reads a serialized TensorProto, SequenceProto or OptionalProto, whichever `type` (a graph input's or
+// output's type) calls for, as the ONNX test data stores them.
+StatusOr<Value> load_value(const std::string& path, const ir::Type& type);
 
 // The ModelProto bytes of the model, all tensors inline.
 StatusOr<std::string> serialize_model(const ir::Model& model);

@@ -9,6 +9,7 @@
 
 #include "kiln/core/status.h"
 #include "kiln/core/tensor.h"
+#include "kiln/core/value.h"
 #include "kiln/ir/graph.h"
 
 namespace kiln {
@@ -43,6 +44,9 @@ class Session {
   // what was expected (unknown or missing input, wrong dtype, rank or dimension) or the failing node.
   StatusOr<std::vector<Tensor>> run(const NamedTensors& inputs,
                                     const std::vector<std::string>& output_names = {}) const;
+  // The same for models whose inputs or outputs are sequences or optionals (any Value kind).
+  StatusOr<std::vector<Value>> run_values(const NamedValues& inputs,
+                                          const std::vector<std::string>& output_names = {}) const;
 
   struct Impl;
 

@@ -1,5 +1,6 @@
 // Control-flow operators: If, Loop and Scan. Their bodies run through the executor's SubgraphRunner, which
-// resolves names of enclosing graphs. Values are tensors only (no sequences or optionals).
+// resolves names of enclosing graphs. If outputs and Loop-carried values may be sequences or optionals; Scan
+// states and scan outputs are tensors.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -113,6 +114,12 @@ StatusOr<const ir::Graph*> graph_attr(const KernelContext& ctx, const std::strin
   return a->g.get();
 }
 
+// A body output that must be a tensor (a scan output, a Scan state, a condition).
+StatusOr<Tensor> body_tensor(const KernelContext& ctx, const Value& v, const std::string& what) {
+  if (!v.is_tensor()) return ctx.error(what + " is " + v.describe() + " but a tensor was expected");
+  return v.tensor();
+}
+
 Tensor scalar_int64(int64_t v) { return Tensor::from_vector<int64_t>({}, {v}); }
 Tensor scalar_bool(bool v) { return Tensor::from_vector<bool>({}, {v}); }
 
@@ -138,7 +145,7 @@ Status run_scan(KernelContext& ctx, const ir::Graph& body, std::vector<Tensor> s
   const size_t n_scan_out = body.outputs.size() - n_states;
   std::vector<std::vector<Tensor>> per_step(n_scan_out);
   for (int64_t t = 0; t < len; ++t) {
-    std::vector<Tensor> feeds = states;
+    std::vector<Value> feeds(states.begin(), states.end());
     for (size_t i = 0; i < n_scan_in; ++i) {
       const int64_t idx = spec.in_dirs[i] ? len - 1 - t : t;
       KILN_ASSIGN_OR_RETURN(Tensor s, slice_axis(*scan_inputs[i], static_cast<size_t>(spec.in_axes[i]), idx));
@@ -146,8 +153,13 @@ Status run_scan(KernelContext& ctx, const ir::Graph& body, std::vector<Tensor> s
     }
     KILN_ASSIGN_OR_RETURN(auto outs, (*ctx.subgraphs())(body, feeds));
     if (outs.size() != body.outputs.size()) return ctx.error("the body returned the wrong number of outputs");
-    for (size_t i = 0; i < n_states; ++i) states[i] = outs[i];
-    for (size_t k = 0; k < n_scan_out; ++k) per_step[k].push_back(outs[n_states + k]);
+    for (size_t i = 0; i < n_states; ++i) {
+      KILN_ASSIGN_OR_RETURN(states[i], body_tensor(ctx, outs[i], "state output " + std::to_string(i)));
+    }
+    for (size_t k = 0; k < n_scan_out; ++k) {
+      KILN_ASSIGN_OR_RETURN(Tensor t, body_tensor(ctx, outs[n_states + k], "scan output " + std::to_string(k)));
+      per_step[k].push_back(std::move(t));
+    }
   }
   final_states = std::move(states);
   scan_outputs.clear();
@@ -193,7 +205,7 @@ Status if_kernel(KernelContext& ctx) {
     return ctx.error(branch + " produced " + std::to_string(outs.size()) + " outputs but the node has " +
                      std::to_string(ctx.num_outputs()));
   }
-  for (size_t i = 0; i < outs.size(); ++i) ctx.set_output(i, std::move(outs[i]));
+  for (size_t i = 0; i < outs.size(); ++i) ctx.set_value_output(i, std::move(outs[i]));
   return Status::ok();
 }
 
@@ -233,29 +245,33 @@ Status loop_kernel(KernelContext& ctx) {
   if (cond_in) {
     KILN_ASSIGN_OR_RETURN(cond, read_bool(ctx, *cond_in, "the condition (input 1)"));
   }
-  std::vector<Tensor> carried;
+  std::vector<Value> carried;
   for (size_t i = 0; i < n_carried; ++i) {
-    const Tensor* t = ctx.input(2 + i);
-    if (!t) return ctx.error("loop-carried input " + std::to_string(2 + i) + " is missing");
-    carried.push_back(*t);
+    const Value* v = ctx.value(2 + i);
+    if (!v) return ctx.error("loop-carried input " + std::to_string(2 + i) + " is missing");
+    carried.push_back(*v);
   }
   std::vector<std::vector<Tensor>> scans(n_scan);
   int64_t iter = 0;
   while ((!m_in || iter < max_trip) && cond) {
-    std::vector<Tensor> feeds;
+    std::vector<Value> feeds;
     feeds.push_back(scalar_int64(iter));
     feeds.push_back(scalar_bool(cond));
     for (auto& c : carried) feeds.push_back(c);
     KILN_ASSIGN_OR_RETURN(auto outs, (*ctx.subgraphs())(*body, feeds));
     if (outs.size() != body->outputs.size()) return ctx.error("the body returned the wrong number of outputs");
     if (cond_in) {
-      KILN_ASSIGN_OR_RETURN(cond, read_bool(ctx, outs[0], "the body's condition output"));
+      KILN_ASSIGN_OR_RETURN(Tensor c, body_tensor(ctx, outs[0], "the body's condition output"));
+      KILN_ASSIGN_OR_RETURN(cond, read_bool(ctx, c, "the body's condition output"));
     }
     for (size_t i = 0; i < n_carried; ++i) carried[i] = outs[1 + i];
-    for (size_t k = 0; k < n_scan; ++k) scans[k].push_back(outs[1 + n_carried + k]);
+    for (size_t k = 0; k < n_scan; ++k) {
+      KILN_ASSIGN_OR_RETURN(Tensor t, body_tensor(ctx, outs[1 + n_carried + k], "scan output " + std::to_string(k)));
+      scans[k].push_back(std::move(t));
+    }
     ++iter;
   }
-  for (size_t i = 0; i < n_carried && i < ctx.num_outputs(); ++i) ctx.set_output(i, carried[i]);
+  for (size_t i = 0; i < n_carried && i < ctx.num_outputs(); ++i) ctx.set_value_output(i, carried[i]);
   for (size_t k = 0; k < n_scan && n_carried + k < ctx.num_outputs(); ++k) {
     if (scans[k].empty()) {
       KILN_ASSIGN_OR_RETURN(Tensor e, empty_scan_output(body->outputs[1 + n_carried + k], 0));

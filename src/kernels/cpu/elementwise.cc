@@ -79,34 +79,30 @@ namespace {
 
 // ---- binary ----
 
-template <typename Out, typename Op>
+template <typename T, typename Out, typename Op>
 Status binary_typed(KernelContext& ctx, const Tensor& a, const Tensor& b, DType out_dtype, Op op, Tensor& result) {
   auto dims = broadcast_shapes(a.dims(), b.dims());
   if (!dims.is_ok()) return ctx.error(dims.status().message());
   KILN_ASSIGN_OR_RETURN(result, Tensor::allocate(out_dtype, *dims));
   Out* dst = result.data<Out>();
-  Status st = Status::ok();
-  dispatch_numeric(a.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* pa = a.data<T>();
-    const T* pb = b.data<T>();
-    if (a.dims() == b.dims()) {
-      for (int64_t i = 0; i < a.num_elements(); ++i) dst[i] = static_cast<Out>(op(pa[i], pb[i]));
-      return;
-    }
-    std::array<std::vector<int64_t>, 2> strides{broadcast_strides(a.dims(), *dims), broadcast_strides(b.dims(), *dims)};
-    for_each_broadcast<2>(*dims, strides, [&](int64_t i, const std::array<int64_t, 2>& o) {
-      dst[i] = static_cast<Out>(op(pa[o[0]], pb[o[1]]));
-    });
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  if (a.dims() == b.dims()) {
+    for (int64_t i = 0; i < a.num_elements(); ++i) dst[i] = static_cast<Out>(op(pa[i], pb[i]));
+    return Status::ok();
+  }
+  std::array<std::vector<int64_t>, 2> strides{broadcast_strides(a.dims(), *dims), broadcast_strides(b.dims(), *dims)};
+  for_each_broadcast<2>(*dims, strides, [&](int64_t i, const std::array<int64_t, 2>& o) {
+    dst[i] = static_cast<Out>(op(pa[o[0]], pb[o[1]]));
   });
-  return st;
+  return Status::ok();
 }
 
 enum class OutKind { kSame, kBool };
 
 // Applies op to two broadcast inputs of the same dtype. `allowed` filters dtypes (by tag) at compile time.
-template <bool AllowBool, typename Op>
-Status binary(KernelContext& ctx, const Tensor& a_in, const Tensor& b_in, OutKind kind, Op op, Tensor& result) {
+template <bool AllowBool, OutKind kind, typename Op>
+Status binary(KernelContext& ctx, const Tensor& a_in, const Tensor& b_in, Op op, Tensor& result) {
   if (a_in.dtype() != b_in.dtype()) {
     return ctx.error(std::string("inputs have different dtypes: ") + dtype_name(a_in.dtype()) + " and " +
                      dtype_name(b_in.dtype()));
@@ -119,28 +115,28 @@ Status binary(KernelContext& ctx, const Tensor& a_in, const Tensor& b_in, OutKin
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, bool> && !AllowBool) {
       st = ctx.unsupported_dtype(dtype);
-    } else if (kind == OutKind::kBool) {
-      st = binary_typed<bool>(
+    } else if constexpr (kind == OutKind::kBool) {
+      st = binary_typed<T, bool>(
           ctx, a, b, DType::kBool, [&](T x, T y) { return op(x, y); }, result);
     } else {
-      st = binary_typed<T>(
+      st = binary_typed<T, T>(
           ctx, a, b, a.dtype(), [&](T x, T y) { return op(x, y); }, result);
     }
   });
   if (!ok) return ctx.unsupported_dtype(dtype);
   KILN_RETURN_IF_ERROR(st);
-  if (kind == OutKind::kSame) {
+  if constexpr (kind == OutKind::kSame) {
     KILN_ASSIGN_OR_RETURN(result, from_float(result, dtype));
   }
   return Status::ok();
 }
 
-template <bool AllowBool, typename Op>
-Status binary_kernel(KernelContext& ctx, OutKind kind, Op op) {
+template <bool AllowBool, OutKind kind, typename Op>
+Status binary_kernel(KernelContext& ctx, Op op) {
   KILN_ASSIGN_OR_RETURN(const Tensor* a, ctx.required_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* b, ctx.required_input(1));
   Tensor out;
-  KILN_RETURN_IF_ERROR(binary<AllowBool>(ctx, *a, *b, kind, op, out));
+  KILN_RETURN_IF_ERROR((binary<AllowBool, kind>(ctx, *a, *b, op, out)));
   ctx.set_output(0, std::move(out));
   return Status::ok();
 }
@@ -153,7 +149,7 @@ Status variadic(KernelContext& ctx, Op op) {
   for (size_t i = 1; i < ctx.num_inputs(); ++i) {
     KILN_ASSIGN_OR_RETURN(const Tensor* next, ctx.required_input(i));
     Tensor out;
-    KILN_RETURN_IF_ERROR(binary<false>(ctx, acc, *next, OutKind::kSame, op, out));
+    KILN_RETURN_IF_ERROR((binary<false, OutKind::kSame>(ctx, acc, *next, op, out)));
     acc = std::move(out);
   }
   if (ctx.num_inputs() == 1) {
@@ -259,16 +255,16 @@ Status gelu_kernel(KernelContext& ctx) {
 }
 
 Status add_kernel(KernelContext& ctx) {
-  return binary_kernel<false>(ctx, OutKind::kSame, [](auto a, auto b) { return a + b; });
+  return binary_kernel<false, OutKind::kSame>(ctx, [](auto a, auto b) { return a + b; });
 }
 Status sub_kernel(KernelContext& ctx) {
-  return binary_kernel<false>(ctx, OutKind::kSame, [](auto a, auto b) { return a - b; });
+  return binary_kernel<false, OutKind::kSame>(ctx, [](auto a, auto b) { return a - b; });
 }
 Status mul_kernel(KernelContext& ctx) {
-  return binary_kernel<false>(ctx, OutKind::kSame, [](auto a, auto b) { return a * b; });
+  return binary_kernel<false, OutKind::kSame>(ctx, [](auto a, auto b) { return a * b; });
 }
 Status div_kernel(KernelContext& ctx) {
-  return binary_kernel<false>(ctx, OutKind::kSame, [](auto a, auto b) {
+  return binary_kernel<false, OutKind::kSame>(ctx, [](auto a, auto b) {
     using T = decltype(a);
     if constexpr (std::is_integral_v<T>) {
       return b == 0 ? T{0} : static_cast<T>(a / b);
@@ -279,7 +275,7 @@ Status div_kernel(KernelContext& ctx) {
 }
 Status mod_kernel(KernelContext& ctx) {
   const bool fmod = ctx.attr_int("fmod", 0) != 0;
-  return binary_kernel<false>(ctx, OutKind::kSame, [fmod](auto a, auto b) {
+  return binary_kernel<false, OutKind::kSame>(ctx, [fmod](auto a, auto b) {
     using T = decltype(a);
     if constexpr (std::is_integral_v<T>) {
       if (fmod) return b == 0 ? T{0} : static_cast<T>(a % b);
@@ -290,8 +286,8 @@ Status mod_kernel(KernelContext& ctx) {
   });
 }
 Status prelu_kernel(KernelContext& ctx) {
-  return binary_kernel<false>(ctx, OutKind::kSame,
-                              [](auto x, auto slope) { return x < 0 ? static_cast<decltype(x)>(x * slope) : x; });
+  return binary_kernel<false, OutKind::kSame>(
+      ctx, [](auto x, auto slope) { return x < 0 ? static_cast<decltype(x)>(x * slope) : x; });
 }
 
 // Pow: the exponent may have another dtype; compute in double, store in the base's dtype.
@@ -346,29 +342,29 @@ Status mean_kernel(KernelContext& ctx) {
 }
 
 Status equal_kernel(KernelContext& ctx) {
-  return binary_kernel<true>(ctx, OutKind::kBool, [](auto a, auto b) { return a == b; });
+  return binary_kernel<true, OutKind::kBool>(ctx, [](auto a, auto b) { return a == b; });
 }
 Status less_kernel(KernelContext& ctx) {
-  return binary_kernel<false>(ctx, OutKind::kBool, [](auto a, auto b) { return a < b; });
+  return binary_kernel<false, OutKind::kBool>(ctx, [](auto a, auto b) { return a < b; });
 }
 Status less_or_equal_kernel(KernelContext& ctx) {
-  return binary_kernel<false>(ctx, OutKind::kBool, [](auto a, auto b) { return a <= b; });
+  return binary_kernel<false, OutKind::kBool>(ctx, [](auto a, auto b) { return a <= b; });
 }
 Status greater_kernel(KernelContext& ctx) {
-  return binary_kernel<false>(ctx, OutKind::kBool, [](auto a, auto b) { return a > b; });
+  return binary_kernel<false, OutKind::kBool>(ctx, [](auto a, auto b) { return a > b; });
 }
 Status greater_or_equal_kernel(KernelContext& ctx) {
-  return binary_kernel<false>(ctx, OutKind::kBool, [](auto a, auto b) { return a >= b; });
+  return binary_kernel<false, OutKind::kBool>(ctx, [](auto a, auto b) { return a >= b; });
 }
 Status and_kernel(KernelContext& ctx) {
-  return binary_kernel<true>(ctx, OutKind::kBool, [](auto a, auto b) { return a && b; });
+  return binary_kernel<true, OutKind::kBool>(ctx, [](auto a, auto b) { return a && b; });
 }
 Status or_kernel(KernelContext& ctx) {
-  return binary_kernel<true>(ctx, OutKind::kBool, [](auto a, auto b) { return a || b; });
+  return binary_kernel<true, OutKind::kBool>(ctx, [](auto a, auto b) { return a || b; });
 }
 Status xor_kernel(KernelContext& ctx) {
-  return binary_kernel<true>(ctx, OutKind::kBool,
-                             [](auto a, auto b) { return static_cast<bool>(a) != static_cast<bool>(b); });
+  return binary_kernel<true, OutKind::kBool>(
+      ctx, [](auto a, auto b) { return static_cast<bool>(a) != static_cast<bool>(b); });
 }
 Status not_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));

@@ -28,9 +28,19 @@ const KernelDef* find_kernel(const std::string& domain, const std::string& op, i
 }
 
 StatusOr<const Tensor*> KernelContext::required_input(size_t i) const {
-  const Tensor* t = input(i);
-  if (!t) return error("input " + std::to_string(i) + " is required but missing");
-  return t;
+  const Value* v = value(i);
+  if (!v) return error("input " + std::to_string(i) + " is required but missing");
+  if (!v->is_tensor()) {
+    return error("input " + std::to_string(i) + " is " + v->describe() + " but a tensor was expected");
+  }
+  return &v->tensor();
+}
+
+Value KernelContext::take_output(size_t i) {
+  if (i >= outputs_.size()) return Value();
+  if (value_outputs_[i].defined()) return std::move(value_outputs_[i]);
+  if (outputs_[i].defined()) return Value(std::move(outputs_[i]));
+  return Value();
 }
 
 StatusOr<Tensor*> KernelContext::allocate_output(size_t i, DType dtype, std::vector<int64_t> dims) {

@@ -11,6 +11,7 @@
 
 #include "kiln/core/status.h"
 #include "kiln/core/tensor.h"
+#include "kiln/core/value.h"
 #include "kiln/ir/graph.h"
 
 namespace kiln::cpu {
@@ -21,22 +22,33 @@ using KernelFn = Status (*)(KernelContext&);
 // Runs a subgraph (If/Loop/Scan bodies) with the given inputs; names of enclosing graphs resolve through
 // the caller's values.
 using SubgraphRunner =
-    std::function<StatusOr<std::vector<Tensor>>(const ir::Graph& graph, const std::vector<Tensor>& inputs)>;
+    std::function<StatusOr<std::vector<Value>>(const ir::Graph& graph, const std::vector<Value>& inputs)>;
 
 class KernelContext {
  public:
-  KernelContext(const ir::Node& node, int64_t opset, std::vector<const Tensor*> inputs, size_t num_outputs,
+  KernelContext(const ir::Node& node, int64_t opset, std::vector<const Value*> inputs, size_t num_outputs,
                 const SubgraphRunner* subgraphs = nullptr)
-      : node_(node), opset_(opset), inputs_(std::move(inputs)), outputs_(num_outputs), subgraphs_(subgraphs) {}
+      : node_(node),
+        opset_(opset),
+        inputs_(std::move(inputs)),
+        outputs_(num_outputs),
+        value_outputs_(num_outputs),
+        subgraphs_(subgraphs) {}
 
   const ir::Node& node() const { return node_; }
   int64_t opset() const { return opset_; }
 
   size_t num_inputs() const { return inputs_.size(); }
-  // nullptr when the input is omitted ("" in the node) or beyond the node's inputs.
-  const Tensor* input(size_t i) const { return i < inputs_.size() ? inputs_[i] : nullptr; }
-  // The input, or an error naming it when it is missing.
+  // The tensor input i; nullptr when the input is omitted ("" in the node), beyond the node's inputs, or not
+  // a tensor (a sequence or an empty optional).
+  const Tensor* input(size_t i) const {
+    const Value* v = value(i);
+    return v && v->is_tensor() ? &v->tensor() : nullptr;
+  }
+  // The tensor input, or an error naming it when it is missing or is not a tensor.
   StatusOr<const Tensor*> required_input(size_t i) const;
+  // Input i as a value of any kind; nullptr when omitted.
+  const Value* value(size_t i) const { return i < inputs_.size() ? inputs_[i] : nullptr; }
 
   size_t num_outputs() const { return outputs_.size(); }
   // Allocates output i (zero-filled).
@@ -46,6 +58,12 @@ class KernelContext {
     if (i < outputs_.size()) outputs_[i] = std::move(t);
   }
   std::vector<Tensor>& outputs() { return outputs_; }
+  // Sets output i to a value of any kind (sequence, optional); overrides a tensor set for the same output.
+  void set_value_output(size_t i, Value v) {
+    if (i < value_outputs_.size()) value_outputs_[i] = std::move(v);
+  }
+  // Output i as the executor stores it; undefined when the kernel set nothing.
+  Value take_output(size_t i);
 
   const ir::Attribute* attr(const std::string& name) const { return node_.attr(name); }
   int64_t attr_int(const std::string& name, int64_t def) const;
@@ -63,8 +81,9 @@ class KernelContext {
  private:
   const ir::Node& node_;
   int64_t opset_;
-  std::vector<const Tensor*> inputs_;
+  std::vector<const Value*> inputs_;
   std::vector<Tensor> outputs_;
+  std::vector<Value> value_outputs_;
   const SubgraphRunner* subgraphs_;
 };
 

@@ -16,12 +16,6 @@
 
 namespace kiln::cpu {
 
-Status identity_kernel(KernelContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
-  ctx.set_output(0, *x);  // tensors are immutable once produced: sharing is safe
-  return Status::ok();
-}
-
 Status constant_kernel(KernelContext& ctx) {
   const auto& n = ctx.node();
   if (const auto* a = n.attr("value"); a && a->type == ir::AttrType::kTensor) {

@@ -63,6 +63,56 @@ TEST(Session, MissingKernelIsReportedAtCreation) {
       << s.status().message();
 }
 
+// s = SplitToSequence(x) (rows of x), y = SequenceAt(s, pos): a sequence output next to a tensor output.
+ir::Model split_rows() {
+  auto x = make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{"n", 3});
+  auto pos = make_tensor_value_info("pos", DType::kInt64, std::vector<DimArg>{});
+  auto y = make_tensor_value_info("y", DType::kFloat32, std::nullopt);
+  ir::ValueInfo s{"s", {}, ""};
+  s.type.kind = ir::Type::Kind::kSequence;
+  s.type.value_type = std::make_shared<ir::Type>(ir::Type::tensor(DType::kFloat32));
+  return make_model(make_graph({make_node("SplitToSequence", {"x"}, {"s"}, "split", {make_attribute("keepdims", 0)}),
+                                make_node("SequenceAt", {"s", "pos"}, {"y"}, "at")},
+                               "rows", {x, pos}, {s, y}));
+}
+
+TEST(Session, SequenceValues) {
+  auto s = std::move(Session::create(split_rows())).value();
+  Tensor x = filled({4, 3}, 0, 1);
+  Tensor pos = Tensor::from_vector<int64_t>({}, {-1});
+  auto out = s->run_values({{"x", x}, {"pos", pos}});
+  ASSERT_TRUE(out.is_ok()) << out.status().message();
+  ASSERT_TRUE((*out)[0].is_sequence());
+  ASSERT_EQ((*out)[0].items().size(), 4u);
+  EXPECT_EQ((*out)[0].items()[2].dims(), (std::vector<int64_t>{3}));
+  EXPECT_FLOAT_EQ((*out)[0].items()[2].data<float>()[0], 6.0f);
+  EXPECT_FLOAT_EQ((*out)[1].tensor().data<float>()[2], 11.0f);  // the last row
+
+  // run() returns tensors only: asking for the sequence says which output and what to use instead.
+  auto tensors = s->run({{"x", x}, {"pos", pos}});
+  ASSERT_FALSE(tensors.is_ok());
+  EXPECT_NE(tensors.status().message().find("output 's' is seq(tensor(float)) of 4, not a tensor: use run_values()"),
+            std::string::npos)
+      << tensors.status().message();
+  auto y_only = s->run({{"x", x}, {"pos", pos}}, {"y"});
+  ASSERT_TRUE(y_only.is_ok()) << y_only.status().message();
+
+  // An out-of-range position names the node and the valid range.
+  auto bad = s->run({{"x", x}, {"pos", Tensor::from_vector<int64_t>({}, {4})}}, {"y"});
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("node 'at' (SequenceAt, opset 17): position 4 is out of range for a "
+                                        "sequence of 4 tensors (valid: -4 to 3)"),
+            std::string::npos)
+      << bad.status().message();
+
+  // A sequence fed where a tensor is expected is refused before running.
+  auto wrong_kind = s->run_values({{"x", Value::sequence({x}, DType::kFloat32)}, {"pos", pos}});
+  ASSERT_FALSE(wrong_kind.is_ok());
+  EXPECT_NE(wrong_kind.status().message().find("input 'x' is seq(tensor(float)) of 1 but the model expects"),
+            std::string::npos)
+      << wrong_kind.status().message();
+}
+
 // y = sigmoid(x * x + x) - x with a dynamic length: enough nodes for buffers to be freed and reused.
 ir::Model dynamic_chain() {
   auto x = make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{"n"});
