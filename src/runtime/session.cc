@@ -64,15 +64,31 @@ struct Session::Impl {
   std::vector<IoInfo> outputs;
   std::map<const ir::Graph*, GraphPlan> plans;
 
-  Status plan_graph(const ir::Graph& g, const std::string& scope);
+  // `known`: element dtypes known before running (declared inputs, initializers, value_info, Constant
+  // outputs), inherited by subgraphs.
+  Status plan_graph(const ir::Graph& g, const std::string& scope, std::unordered_map<std::string, DType> known);
   StatusOr<std::vector<Value>> run_graph(const ir::Graph& g, const Scope* outer, const std::vector<Value>& inputs,
                                          const std::vector<std::string>& wanted) const;
   Status check_feed(const IoInfo& info, const Value& v) const;
 };
 
-Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope) {
+Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
+                                 std::unordered_map<std::string, DType> known) {
   GraphPlan plan;
   plan.graph = &g;
+  auto learn = [&known](const std::string& name, const ir::Type& t) {
+    if (t.kind == ir::Type::Kind::kTensor && t.elem_type != DType::kUndefined) known[name] = t.elem_type;
+  };
+  for (const auto& v : g.inputs) learn(v.name, v.type);
+  for (const auto& v : g.value_info) learn(v.name, v.type);
+  for (const auto& init : g.initializers) known[init.name] = init.tensor.dtype();
+  for (const auto& n : g.nodes) {
+    const ir::Attribute* value = n.attr("value");
+    if (n.op_type == "Constant" && n.domain.empty() && value && value->type == ir::AttrType::kTensor &&
+        !n.outputs.empty()) {
+      known[n.outputs[0]] = value->t.tensor.dtype();
+    }
+  }
   for (const auto& init : g.initializers) plan.initializers.emplace(init.name, Value(init.tensor));
   KILN_ASSIGN_OR_RETURN(auto order, ir::topological_order(g));
   // Last reader of each value produced or fed in this graph; graph outputs and values read by subgraphs
@@ -91,7 +107,7 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope) {
       std::unordered_set<std::string> reads;
       collect_reads(*s, reads);
       for (const auto& r : reads) last_use[r] = k;
-      KILN_RETURN_IF_ERROR(plan_graph(*s, scope + n.describe(order[k]) + " subgraph: "));
+      KILN_RETURN_IF_ERROR(plan_graph(*s, scope + n.describe(order[k]) + " subgraph: ", known));
     }
   }
   for (size_t k = 0; k < order.size(); ++k) {
@@ -102,6 +118,15 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope) {
       return unimplemented(scope + n.describe(order[k]) + ": kiln has no CPU kernel for " +
                            (n.domain.empty() ? "" : n.domain + "::") + n.op_type + " at opset " +
                            std::to_string(opset));
+    }
+    if (kernel->dtypes != cpu::kAnyDType && !n.inputs.empty()) {
+      auto it = known.find(n.inputs[0]);
+      if (it != known.end() && !(kernel->dtypes & cpu::dtype_bit(it->second))) {
+        return unimplemented(scope + n.describe(order[k]) + " at opset " + std::to_string(opset) + ": input 0 '" +
+                             n.inputs[0] + "' has dtype " + dtype_name(it->second) + ", which kiln's CPU kernel for " +
+                             n.op_type + " does not support (supported: " + cpu::dtype_mask_names(kernel->dtypes) +
+                             ")");
+      }
     }
     NodePlan np{&n, kernel, opset, {}};
     plan.nodes.push_back(std::move(np));
@@ -243,7 +268,7 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
     if (!g.find_initializer(v.name)) impl->inputs.push_back({v.name, v.type});
   }
   for (const auto& v : g.outputs) impl->outputs.push_back({v.name, v.type});
-  KILN_RETURN_IF_ERROR(impl->plan_graph(g, ""));
+  KILN_RETURN_IF_ERROR(impl->plan_graph(g, "", {}));
   return std::unique_ptr<Session>(new Session(std::move(impl)));
 }
 

@@ -7,14 +7,18 @@ namespace kiln::cpu {
 
 // Declarations of every kernel function, from the lists.
 #define KILN_KERNEL(domain, op, since, until, fn) Status fn(KernelContext&);
+#define KILN_KERNEL_T(domain, op, since, until, fn, dtypes) Status fn(KernelContext&);
 #include "kernels/cpu/kernels.inc"
 #undef KILN_KERNEL
+#undef KILN_KERNEL_T
 
 const std::vector<KernelDef>& all_kernels() {
   static const std::vector<KernelDef> kernels = {
-#define KILN_KERNEL(domain, op, since, until, fn) KernelDef{domain, op, since, until, fn},
+#define KILN_KERNEL(domain, op, since, until, fn) KernelDef{domain, op, since, until, fn, kAnyDType},
+#define KILN_KERNEL_T(domain, op, since, until, fn, dtypes) KernelDef{domain, op, since, until, fn, dtypes},
 #include "kernels/cpu/kernels.inc"
 #undef KILN_KERNEL
+#undef KILN_KERNEL_T
   };
   return kernels;
 }
@@ -25,6 +29,14 @@ const KernelDef* find_kernel(const std::string& domain, const std::string& op, i
     if (d == k.domain && op == k.op && opset >= k.since && opset <= k.until) return &k;
   }
   return nullptr;
+}
+
+std::string dtype_mask_names(DTypeMask mask) {
+  std::string out;
+  for (int t = 1; t < 32; ++t) {
+    if (mask & (1u << t)) out += (out.empty() ? "" : ", ") + std::string(dtype_name(static_cast<DType>(t)));
+  }
+  return out;
 }
 
 StatusOr<const Tensor*> KernelContext::required_input(size_t i) const {

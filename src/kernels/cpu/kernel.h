@@ -87,12 +87,27 @@ class KernelContext {
   const SubgraphRunner* subgraphs_;
 };
 
+// The dtypes a kernel accepts for input 0, as bits (1 << DType); kAnyDType: checked only when it runs.
+using DTypeMask = uint32_t;
+constexpr DTypeMask dtype_bit(DType t) { return 1u << static_cast<int>(t); }
+inline constexpr DTypeMask kAnyDType = 0;
+inline constexpr DTypeMask kFloatTypes =
+    dtype_bit(DType::kFloat16) | dtype_bit(DType::kBFloat16) | dtype_bit(DType::kFloat32) | dtype_bit(DType::kFloat64);
+inline constexpr DTypeMask kNumericTypes =
+    kFloatTypes | dtype_bit(DType::kInt8) | dtype_bit(DType::kInt16) | dtype_bit(DType::kInt32) |
+    dtype_bit(DType::kInt64) | dtype_bit(DType::kUInt8) | dtype_bit(DType::kUInt16) | dtype_bit(DType::kUInt32) |
+    dtype_bit(DType::kUInt64);
+inline constexpr DTypeMask kBoolType = dtype_bit(DType::kBool);
+// "float16, float, double" for a mask.
+std::string dtype_mask_names(DTypeMask mask);
+
 struct KernelDef {
   const char* domain;  // "" for ai.onnx
   const char* op;
   int since;  // first opset this kernel serves
   int until;  // last opset it serves
   KernelFn fn;
+  DTypeMask dtypes;  // input 0's dtypes, or kAnyDType
 };
 
 // The kernel for (domain, op) at `opset`, or nullptr.

@@ -63,6 +63,19 @@ TEST(Session, MissingKernelIsReportedAtCreation) {
       << s.status().message();
 }
 
+TEST(Session, UnsupportedDtypeIsReportedAtCreation) {
+  auto x = make_tensor_value_info("x", DType::kInt32, std::vector<DimArg>{4});
+  auto y = make_tensor_value_info("y", DType::kInt32, std::vector<DimArg>{4});
+  auto s = Session::create(make_model(make_graph({make_node("Sin", {"x"}, {"y"}, "sine")}, "g", {x}, {y})));
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(s.status().message().find("node 'sine' (Sin) at opset 17: input 0 'x' has dtype int32, which kiln's "
+                                      "CPU kernel for Sin does not support (supported: float, float16, double, "
+                                      "bfloat16)"),
+            std::string::npos)
+      << s.status().message();
+}
+
 // s = SplitToSequence(x) (rows of x), y = SequenceAt(s, pos): a sequence output next to a tensor output.
 ir::Model split_rows() {
   auto x = make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{"n", 3});
