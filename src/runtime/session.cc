@@ -3,12 +3,15 @@
 #include "kiln/runtime/session.h"
 
 #include <algorithm>
+#include <ctime>
 #include <map>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "kernels/cpu/kernel.h"
 #include "kiln/onnx/model_io.h"
+#include "runtime/profiler.h"
+#include "runtime/thread_pool.h"
 
 namespace kiln {
 namespace {
@@ -63,6 +66,8 @@ struct Session::Impl {
   std::vector<IoInfo> inputs;
   std::vector<IoInfo> outputs;
   std::map<const ir::Graph*, GraphPlan> plans;
+  std::unique_ptr<ThreadPool> pool;
+  mutable Profiler profiler;
 
   // `known`: element dtypes known before running (declared inputs, initializers, value_info, Constant
   // outputs), inherited by subgraphs.
@@ -166,8 +171,18 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
       ins.push_back(t);
     }
     cpu::KernelContext ctx(n, np.opset, std::move(ins), n.outputs.size(), &runner);
+    ctx.set_thread_pool(pool.get());
+    const bool profiling = profiler.enabled();
+    const auto start = profiling ? Profiler::Clock::now() : Profiler::Clock::time_point{};
     Status st = np.kernel->fn(ctx);
     if (!st.is_ok()) return st;
+    if (profiling) {
+      std::string args = "\"op\":\"" + Profiler::json_escape(n.op_type) + "\"";
+      if (!ctx.outputs().empty() && ctx.outputs()[0].defined()) {
+        args += ",\"output_shape\":\"" + dims_to_string(ctx.outputs()[0].dims()) + "\"";
+      }
+      profiler.add(n.name.empty() ? n.op_type : n.name, "node", start, Profiler::Clock::now(), std::move(args));
+    }
     for (size_t i = 0; i < n.outputs.size(); ++i) {
       if (n.outputs[i].empty()) continue;
       Value v = ctx.take_output(i);
@@ -219,8 +234,8 @@ Status Session::Impl::check_feed(const IoInfo& info, const Value& v) const {
   KILN_RETURN_IF_ERROR(check_kind(info.name, info.type, v));
   if (!v.is_tensor()) return Status::ok();
   const Tensor& t = v.tensor();
-  const ir::Type& type = info.type.kind == ir::Type::Kind::kOptional && info.type.value_type ? *info.type.value_type
-                                                                                             : info.type;
+  const ir::Type& type =
+      info.type.kind == ir::Type::Kind::kOptional && info.type.value_type ? *info.type.value_type : info.type;
   if (type.kind != ir::Type::Kind::kTensor) return Status::ok();
   if (type.elem_type != DType::kUndefined && t.dtype() != type.elem_type) {
     return invalid_argument("input '" + info.name + "' has dtype " + dtype_name(t.dtype()) + " but the model expects " +
@@ -269,6 +284,12 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
   }
   for (const auto& v : g.outputs) impl->outputs.push_back({v.name, v.type});
   KILN_RETURN_IF_ERROR(impl->plan_graph(g, "", {}));
+  if (options.intra_op_threads < 0) {
+    return invalid_argument("intra_op_threads is " + std::to_string(options.intra_op_threads) +
+                            "; expected 0 (one per physical core) or a positive count");
+  }
+  impl->pool = std::make_unique<ThreadPool>(options.intra_op_threads);
+  impl->profiler.set_enabled(options.enable_profiling);
   return std::unique_ptr<Session>(new Session(std::move(impl)));
 }
 
@@ -276,7 +297,8 @@ const std::vector<IoInfo>& Session::inputs() const { return impl_->inputs; }
 const std::vector<IoInfo>& Session::outputs() const { return impl_->outputs; }
 const ir::Model& Session::model() const { return impl_->model; }
 
-StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds, const std::vector<std::string>& names) const {
+StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds,
+                                                 const std::vector<std::string>& names) const {
   const ir::Graph& g = impl_->model.graph;
   std::vector<Value> inputs(g.inputs.size());
   std::vector<bool> given(g.inputs.size(), false);
@@ -310,7 +332,29 @@ StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds, const
       return invalid_argument("'" + w + "' is not an output of the model");
     }
   }
-  return impl_->run_graph(g, nullptr, inputs, wanted);
+  const auto start = Profiler::Clock::now();
+  auto result = impl_->run_graph(g, nullptr, inputs, wanted);
+  if (impl_->profiler.enabled()) impl_->profiler.add("model_run", "session", start, Profiler::Clock::now(), "");
+  return result;
+}
+
+Status Session::write_profile(const std::string& path) const {
+  if (!impl_->options.enable_profiling) {
+    return invalid_argument("profiling is off: create the session with SessionOptions::enable_profiling");
+  }
+  return impl_->profiler.write(path);
+}
+
+StatusOr<std::string> Session::end_profiling() const {
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d_%H-%M-%S", &tm);
+  const std::string path = impl_->options.profile_file_prefix + "_" + stamp + ".json";
+  KILN_RETURN_IF_ERROR(write_profile(path));
+  impl_->profiler.set_enabled(false);
+  return path;
 }
 
 StatusOr<std::vector<Tensor>> Session::run(const NamedTensors& feeds, const std::vector<std::string>& names) const {

@@ -17,7 +17,10 @@ namespace kiln {
 struct SessionOptions {
   int intra_op_threads = 0;     // 0: one per physical core
   int optimization_level = 99;  // 0 disabled, 1 basic, 2 extended, 99 all (ONNX Runtime's levels)
+  // Record a span per node and per run; end_profiling() writes them as a Chrome trace (chrome://tracing,
+  // Perfetto) to "<profile_file_prefix>_<date>_<time>.json".
   bool enable_profiling = false;
+  std::string profile_file_prefix = "kiln_profile";
 };
 
 // A graph input or output as the session sees it: name, type (dtype and shape with symbolic dims).
@@ -47,6 +50,12 @@ class Session {
   // The same for models whose inputs or outputs are sequences or optionals (any Value kind).
   StatusOr<std::vector<Value>> run_values(const NamedValues& inputs,
                                           const std::vector<std::string>& output_names = {}) const;
+
+  // With enable_profiling: writes the spans recorded so far as a Chrome-trace JSON file and returns its path
+  // (recording stops). Without it: an error.
+  StatusOr<std::string> end_profiling() const;
+  // The same trace to a file of your choosing.
+  Status write_profile(const std::string& path) const;
 
   struct Impl;
 

@@ -1,5 +1,7 @@
 #include "kernels/cpu/kernel.h"
 
+#include "runtime/thread_pool.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -46,6 +48,14 @@ StatusOr<const Tensor*> KernelContext::required_input(size_t i) const {
     return error("input " + std::to_string(i) + " is " + v->describe() + " but a tensor was expected");
   }
   return &v->tensor();
+}
+
+void KernelContext::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const {
+  if (pool_) {
+    pool_->parallel_for(n, grain, fn);
+  } else if (n > 0) {
+    fn(0, n);
+  }
 }
 
 Value KernelContext::take_output(size_t i) {

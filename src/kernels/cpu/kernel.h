@@ -14,6 +14,10 @@
 #include "kiln/core/value.h"
 #include "kiln/ir/graph.h"
 
+namespace kiln {
+class ThreadPool;
+}
+
 namespace kiln::cpu {
 
 class KernelContext;
@@ -74,6 +78,12 @@ class KernelContext {
 
   const SubgraphRunner* subgraphs() const { return subgraphs_; }
 
+  // The session's intra-op pool (nullptr: run serially).
+  void set_thread_pool(ThreadPool* pool) { pool_ = pool; }
+  // Calls fn(begin, end) over disjoint ranges covering [0, n), in parallel on the session's pool, with at
+  // least `grain` items per call.
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const;
+
   // An error naming the node, op and opset: "node 'Conv_2' (Conv, opset 11): <msg>".
   Status error(const std::string& msg) const;
   Status unsupported_dtype(DType t, const std::string& which = "input 0") const;
@@ -85,6 +95,7 @@ class KernelContext {
   std::vector<Tensor> outputs_;
   std::vector<Value> value_outputs_;
   const SubgraphRunner* subgraphs_;
+  ThreadPool* pool_ = nullptr;
 };
 
 // The dtypes a kernel accepts for input 0, as bits (1 << DType); kAnyDType: checked only when it runs.
@@ -93,10 +104,10 @@ constexpr DTypeMask dtype_bit(DType t) { return 1u << static_cast<int>(t); }
 inline constexpr DTypeMask kAnyDType = 0;
 inline constexpr DTypeMask kFloatTypes =
     dtype_bit(DType::kFloat16) | dtype_bit(DType::kBFloat16) | dtype_bit(DType::kFloat32) | dtype_bit(DType::kFloat64);
-inline constexpr DTypeMask kNumericTypes =
-    kFloatTypes | dtype_bit(DType::kInt8) | dtype_bit(DType::kInt16) | dtype_bit(DType::kInt32) |
-    dtype_bit(DType::kInt64) | dtype_bit(DType::kUInt8) | dtype_bit(DType::kUInt16) | dtype_bit(DType::kUInt32) |
-    dtype_bit(DType::kUInt64);
+inline constexpr DTypeMask kNumericTypes = kFloatTypes | dtype_bit(DType::kInt8) | dtype_bit(DType::kInt16) |
+                                           dtype_bit(DType::kInt32) | dtype_bit(DType::kInt64) |
+                                           dtype_bit(DType::kUInt8) | dtype_bit(DType::kUInt16) |
+                                           dtype_bit(DType::kUInt32) | dtype_bit(DType::kUInt64);
 inline constexpr DTypeMask kBoolType = dtype_bit(DType::kBool);
 // "float16, float, double" for a mask.
 std::string dtype_mask_names(DTypeMask mask);

@@ -121,12 +121,14 @@ Status matmul_core(const KernelContext& ctx, Dims ad, const std::vector<E>& a, D
     const E* pa = a.data() + ao * M * K;
     const E* pb = b.data() + bo * K * N;
     E* po = o.data() + bi * M * N;
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) {
-        E s{};
-        for (int64_t k = 0; k < K; ++k) s += pa[i * K + k] * pb[k * N + j];
-        po[i * N + j] = s;
-      }
+    ctx.parallel_for(M, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, N * K)), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          E s{};
+          for (int64_t k = 0; k < K; ++k) s += pa[i * K + k] * pb[k * N + j];
+          po[i * N + j] = s;
+        }
+    });
     next_index(idx, bt);
   }
   od = bt;
@@ -315,16 +317,18 @@ Status gemm_kernel(KernelContext& ctx) {
   }
   Vec av = to_doubles(*a), bv = to_doubles(*b);
   Vec o(static_cast<size_t>(M * N), 0.0);
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t j = 0; j < N; ++j) {
-      double s = 0;
-      for (int64_t k = 0; k < K; ++k) {
-        double x = ta ? av[k * M + i] : av[i * K + k];
-        double y = tb ? bv[j * K + k] : bv[k * N + j];
-        s += x * y;
+  ctx.parallel_for(M, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, N * K)), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        double s = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          double x = ta ? av[k * M + i] : av[i * K + k];
+          double y = tb ? bv[j * K + k] : bv[k * N + j];
+          s += x * y;
+        }
+        o[i * N + j] = alpha * s;
       }
-      o[i * N + j] = alpha * s;
-    }
+  });
   if (const Tensor* c = ctx.input(2)) {
     Dims od{M, N};
     auto bc = broadcast_shapes(c->dims(), od);
@@ -410,16 +414,19 @@ Status compute_output_shape(const KernelContext& ctx, ConvGeom& g, bool ceil_mod
   return Status::ok();
 }
 
-// Integer/plain convolution on doubles (zero points already subtracted; padding reads 0).
-void conv_core(const ConvGeom& g, const Vec& x, const Vec& w, const Vec* bias, Vec& y) {
+// Integer/plain convolution on doubles (zero points already subtracted; padding reads 0). Output planes
+// (image n, channel m) are computed in parallel.
+void conv_core(const KernelContext& ctx, const ConvGeom& g, const Vec& x, const Vec& w, const Vec* bias, Vec& y) {
   const size_t nsp = g.in.size();
   const int64_t in_sz = product(g.in), out_sz = product(g.out), k_sz = product(g.kernel);
   const int64_t Cg = g.C / g.group, Mg = g.M / g.group;
   auto in_str = strides_of(g.in);
   y.assign(static_cast<size_t>(g.N * g.M * out_sz), 0.0);
-  Dims oi(nsp, 0), ki(nsp, 0);
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t m = 0; m < g.M; ++m) {
+  const int64_t work_per_plane = std::max<int64_t>(1, out_sz * Cg * k_sz);
+  ctx.parallel_for(g.N * g.M, std::max<int64_t>(1, 16384 / work_per_plane), [&](int64_t p0, int64_t p1) {
+    Dims oi(nsp, 0), ki(nsp, 0);
+    for (int64_t plane = p0; plane < p1; ++plane) {
+      const int64_t n = plane / g.M, m = plane % g.M;
       const int64_t gr = m / Mg;
       std::fill(oi.begin(), oi.end(), 0);
       for (int64_t o = 0; o < out_sz; ++o, next_index(oi, g.out)) {
@@ -442,9 +449,10 @@ void conv_core(const ConvGeom& g, const Vec& x, const Vec& w, const Vec* bias, V
             if (inside) s += px[off] * pw[k];
           }
         }
-        y[static_cast<size_t>((n * g.M + m) * out_sz + o)] = s;
+        y[static_cast<size_t>(plane * out_sz + o)] = s;
       }
     }
+  });
 }
 
 Status conv_setup(const KernelContext& ctx, const Tensor& x, const Tensor& w, ConvGeom& g) {
@@ -495,7 +503,7 @@ Status conv_kernel(KernelContext& ctx) {
     }
   }
   Vec y;
-  conv_core(g, to_doubles(*x), to_doubles(*w), ctx.input(2) ? &bias : nullptr, y);
+  conv_core(ctx, g, to_doubles(*x), to_doubles(*w), ctx.input(2) ? &bias : nullptr, y);
   return write_output(ctx, 0, x->dtype(), out_dims(g, g.M), y);
 }
 
@@ -539,7 +547,7 @@ Status int_conv(KernelContext& ctx, const Tensor& x, const Tensor* xzp, const Te
   for (double& v : xv) v -= xz;
   const int64_t per_m = product(w.dims(), 1);
   for (size_t i = 0; i < wv.size(); ++i) wv[i] -= wz[i / static_cast<size_t>(per_m)];
-  conv_core(g, xv, wv, bias, y);
+  conv_core(ctx, g, xv, wv, bias, y);
   return Status::ok();
 }
 

@@ -318,7 +318,8 @@ Status sequence_map_kernel(KernelContext& ctx) {
     KILN_ASSIGN_OR_RETURN(auto outs, (*ctx.subgraphs())(body, feeds));
     for (size_t j = 0; j < outs.size() && j < collected.size(); ++j) {
       if (!outs[j].is_tensor()) {
-        return ctx.error("body output " + std::to_string(j) + " is " + outs[j].describe() + " but a tensor was expected");
+        return ctx.error("body output " + std::to_string(j) + " is " + outs[j].describe() +
+                         " but a tensor was expected");
       }
       collected[j].push_back(outs[j].tensor());
     }

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -74,6 +76,69 @@ TEST(Session, UnsupportedDtypeIsReportedAtCreation) {
                                       "bfloat16)"),
             std::string::npos)
       << s.status().message();
+}
+
+// A 3x3 Conv (8 -> 16 channels) then Relu: enough output planes to split across threads.
+ir::Model conv_relu() {
+  auto x = make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{"n", 8, 12, 12});
+  auto y = make_tensor_value_info("y", DType::kFloat32, std::nullopt);
+  std::vector<float> w(16 * 8 * 3 * 3);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(static_cast<float>(i)) * 0.1f;
+  return make_model(make_graph(
+      {make_node("Conv", {"x", "w"}, {"c"}, "conv", {make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1})}),
+       make_node("Relu", {"c"}, {"y"}, "relu")},
+      "conv_relu", {x}, {y}, {make_tensor<float>("w", {16, 8, 3, 3}, w)}));
+}
+
+TEST(Session, ThreadCountsGiveIdenticalResults) {
+  Tensor x = filled({2, 8, 12, 12}, -1, 0.001f);
+  std::vector<Tensor> results;
+  for (int threads : {1, 2, 4}) {
+    SessionOptions opts;
+    opts.intra_op_threads = threads;
+    auto s = Session::create(conv_relu(), opts);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    auto out = (*s)->run({{"x", x}});
+    ASSERT_TRUE(out.is_ok()) << out.status().message();
+    results.push_back((*out)[0]);
+  }
+  for (size_t k = 1; k < results.size(); ++k) {
+    ASSERT_EQ(results[k].dims(), results[0].dims());
+    EXPECT_EQ(0, std::memcmp(results[k].raw_data(), results[0].raw_data(), results[0].nbytes()));
+  }
+  SessionOptions bad;
+  bad.intra_op_threads = -2;
+  auto s = Session::create(conv_relu(), bad);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.status().message().find("intra_op_threads is -2"), std::string::npos) << s.status().message();
+}
+
+TEST(Session, ProfilingWritesAChromeTraceWithASpanPerNode) {
+  SessionOptions opts;
+  opts.enable_profiling = true;
+  opts.profile_file_prefix = ::testing::TempDir() + "kiln_session_test";
+  auto s = std::move(Session::create(conv_relu(), opts)).value();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->run({{"x", filled({1, 8, 12, 12}, 0, 0.01f)}}).is_ok());
+  auto path = s->end_profiling();
+  ASSERT_TRUE(path.is_ok()) << path.status().message();
+  EXPECT_EQ(path->rfind(opts.profile_file_prefix + "_", 0), 0u) << *path;
+  std::ifstream in(*path);
+  std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = json.find(needle); at != std::string::npos; at = json.find(needle, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(json.front(), '[');
+  EXPECT_EQ(count("\"name\":\"model_run\""), 3u);
+  EXPECT_EQ(count("\"name\":\"conv\",\"cat\":\"node\",\"ph\":\"X\""), 3u);
+  EXPECT_EQ(count("\"op\":\"Relu\",\"output_shape\":\"[1,16,12,12]\""), 3u);
+  std::remove(path->c_str());
+
+  auto plain = std::move(Session::create(conv_relu())).value();
+  auto off = plain->end_profiling();
+  ASSERT_FALSE(off.is_ok());
+  EXPECT_NE(off.status().message().find("profiling is off"), std::string::npos);
 }
 
 // s = SplitToSequence(x) (rows of x), y = SequenceAt(s, pos): a sequence output next to a tensor output.
