@@ -34,7 +34,8 @@ test: build ort
 test-asan: deps
 	@bash tests/peer/install-ort.sh $(ASAN_BUILD_DIR)/ort
 	cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_WERROR=$(WERROR) \
-	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DKILN_SANITIZE=address,undefined
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DKILN_SANITIZE=address,undefined \
+	  -DKILN_BUILD_PYTHON=OFF
 	cmake --build $(ASAN_BUILD_DIR) -j $(JOBS)
 	cd $(ASAN_BUILD_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)

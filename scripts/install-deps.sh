@@ -6,9 +6,11 @@ PACKAGES=(
   # toolchain
   g++ cmake ninja-build ccache make pkg-config
   # libraries (see docs/architecture.md)
-  libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev
+  libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev libpng-dev libjpeg-dev libdnnl-dev
+  # the Python module
+  pybind11-dev python3-dev
   # tests
-  libgtest-dev python3 python3-numpy python3-onnx python3-torch python3-torchvision
+  libgtest-dev python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-opencv python3-skimage
   # the reference peer (ONNX Runtime for Node.js, installed by tests/peer/install-ort.sh)
   nodejs
 )

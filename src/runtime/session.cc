@@ -172,6 +172,7 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     }
     cpu::KernelContext ctx(n, np.opset, std::move(ins), n.outputs.size(), &runner);
     ctx.set_thread_pool(pool.get());
+    ctx.set_reference_kernels(options.reference_kernels);
     const bool profiling = profiler.enabled();
     const auto start = profiling ? Profiler::Clock::now() : Profiler::Clock::time_point{};
     Status st = np.kernel->fn(ctx);

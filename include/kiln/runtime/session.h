@@ -21,6 +21,9 @@ struct SessionOptions {
   // Perfetto) to "<profile_file_prefix>_<date>_<time>.json".
   bool enable_profiling = false;
   std::string profile_file_prefix = "kiln_profile";
+  // Run every operator's plain reference kernel, even where a fast (oneDNN) kernel exists: slow, for
+  // checking the fast kernels.
+  bool reference_kernels = false;
 };
 
 // A graph input or output as the session sees it: name, type (dtype and shape with symbolic dims).

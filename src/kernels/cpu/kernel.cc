@@ -50,6 +50,8 @@ StatusOr<const Tensor*> KernelContext::required_input(size_t i) const {
   return &v->tensor();
 }
 
+int KernelContext::num_threads() const { return pool_ ? pool_->num_threads() : 1; }
+
 void KernelContext::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const {
   if (pool_) {
     pool_->parallel_for(n, grain, fn);

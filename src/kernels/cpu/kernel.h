@@ -80,6 +80,11 @@ class KernelContext {
 
   // The session's intra-op pool (nullptr: run serially).
   void set_thread_pool(ThreadPool* pool) { pool_ = pool; }
+  // Threads an operator may use (the pool's size; 1 without a pool).
+  int num_threads() const;
+  // When set, operators run their plain reference kernels even where a fast kernel exists.
+  void set_reference_kernels(bool on) { reference_kernels_ = on; }
+  bool reference_kernels() const { return reference_kernels_; }
   // Calls fn(begin, end) over disjoint ranges covering [0, n), in parallel on the session's pool, with at
   // least `grain` items per call.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const;
@@ -96,6 +101,7 @@ class KernelContext {
   std::vector<Value> value_outputs_;
   const SubgraphRunner* subgraphs_;
   ThreadPool* pool_ = nullptr;
+  bool reference_kernels_ = false;
 };
 
 // The dtypes a kernel accepts for input 0, as bits (1 << DType); kAnyDType: checked only when it runs.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/cpu/kernel.h"
+#include "kernels/dnnl/dnnl_kernels.h"
 
 namespace kiln::cpu {
 namespace {
@@ -501,6 +502,13 @@ Status conv_kernel(KernelContext& ctx) {
     if (static_cast<int64_t>(bias.size()) != g.M) {
       return ctx.error("bias B has " + std::to_string(bias.size()) + " elements; expected " + std::to_string(g.M));
     }
+  }
+  if (!ctx.reference_kernels() && dnnl_kernels::conv_supported(*x, *w, ctx.input(2))) {
+    dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, g.pad_end, out_dims(g, g.M)};
+    auto y = dnnl_kernels::conv_f32(*x, *w, ctx.input(2), p, ctx.num_threads());
+    if (!y.is_ok()) return ctx.error(y.status().message());
+    ctx.set_output(0, std::move(y).value());
+    return Status::ok();
   }
   Vec y;
   conv_core(ctx, g, to_doubles(*x), to_doubles(*w), ctx.input(2) ? &bias : nullptr, y);

@@ -1,0 +1,108 @@
+// Every fast kernel against its plain reference kernel (SessionOptions::reference_kernels) on random shapes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+
+#include "kiln/ir/builder.h"
+#include "kiln/runtime/session.h"
+
+namespace kiln {
+namespace {
+
+using namespace ir::helper;
+
+Tensor random_tensor(std::vector<int64_t> dims, std::mt19937& rng) {
+  auto t = std::move(Tensor::allocate(DType::kFloat32, std::move(dims))).value();
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+struct ConvCase {
+  std::string name;
+  std::vector<int64_t> x_dims;  // N, C, spatial...
+  int64_t out_channels, group;
+  std::vector<int64_t> kernel, strides, dilations, pads;
+  bool bias = true;
+  std::string auto_pad;
+};
+
+// Runs one Conv both ways and compares: |fast - ref| <= 1e-4 + 1e-4 |ref|.
+void check_conv(const ConvCase& c, std::mt19937& rng) {
+  SCOPED_TRACE(c.name);
+  std::vector<int64_t> w_dims{c.out_channels, c.x_dims[1] / c.group};
+  w_dims.insert(w_dims.end(), c.kernel.begin(), c.kernel.end());
+  std::vector<ir::Attribute> attrs{make_attribute("group", c.group), make_attribute("strides", c.strides),
+                                   make_attribute("dilations", c.dilations)};
+  if (c.auto_pad.empty()) {
+    attrs.push_back(make_attribute("pads", c.pads));
+  } else {
+    attrs.push_back(make_attribute("auto_pad", c.auto_pad));
+  }
+  std::vector<std::string> inputs{"x", "w"};
+  std::vector<ir::NamedTensor> inits{make_tensor("w", random_tensor(w_dims, rng))};
+  if (c.bias) {
+    inputs.push_back("b");
+    inits.push_back(make_tensor("b", random_tensor({c.out_channels}, rng)));
+  }
+  std::vector<DimArg> xd(c.x_dims.begin(), c.x_dims.end());
+  auto model = make_model(make_graph({make_node("Conv", inputs, {"y"}, "conv", attrs)}, "conv",
+                                     {make_tensor_value_info("x", DType::kFloat32, xd)},
+                                     {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, inits));
+  Tensor x = random_tensor(c.x_dims, rng);
+  SessionOptions ref_opts;
+  ref_opts.reference_kernels = true;
+  auto ref = std::move(Session::create(model, ref_opts)).value()->run({{"x", x}});
+  auto fast = std::move(Session::create(model)).value()->run({{"x", x}});
+  ASSERT_TRUE(ref.is_ok()) << ref.status().message();
+  ASSERT_TRUE(fast.is_ok()) << fast.status().message();
+  const Tensor& r = (*ref)[0];
+  const Tensor& f = (*fast)[0];
+  ASSERT_EQ(f.dims(), r.dims());
+  for (int64_t i = 0; i < r.num_elements(); ++i) {
+    const float want = r.data<float>()[i], got = f.data<float>()[i];
+    ASSERT_LE(std::abs(got - want), 1e-4f + 1e-4f * std::abs(want)) << "element " << i;
+  }
+}
+
+TEST(FastKernels, ConvMatchesReference) {
+  std::mt19937 rng(7);
+  const std::vector<ConvCase> cases = {
+      {"3x3 pad 1", {1, 3, 17, 19}, 8, 1, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, true, ""},
+      {"stride 2, odd sizes", {2, 5, 23, 11}, 7, 1, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, true, ""},
+      {"asymmetric pads, 5x3 kernel", {1, 4, 13, 14}, 6, 1, {5, 3}, {1, 2}, {1, 1}, {2, 0, 1, 1}, true, ""},
+      {"dilation 2", {1, 3, 20, 20}, 4, 1, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, true, ""},
+      {"groups 2", {1, 8, 12, 12}, 6, 2, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, true, ""},
+      {"depthwise", {1, 16, 15, 15}, 16, 16, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, true, ""},
+      {"1x1, no bias", {3, 32, 7, 9}, 24, 1, {1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, false, ""},
+      {"SRCNN 9x9", {1, 3, 30, 30}, 64, 1, {9, 9}, {1, 1}, {1, 1}, {4, 4, 4, 4}, true, ""},
+      {"auto_pad SAME_UPPER stride 2", {1, 3, 10, 13}, 5, 1, {4, 4}, {2, 2}, {1, 1}, {}, true, "SAME_UPPER"},
+      {"1-D", {2, 4, 31}, 6, 1, {5}, {2}, {1}, {2, 1}, true, ""},
+      {"3-D", {1, 2, 6, 7, 8}, 3, 1, {3, 3, 3}, {1, 2, 1}, {1, 1, 1}, {1, 1, 1, 1, 0, 1}, true, ""},
+  };
+  for (const auto& c : cases) check_conv(c, rng);
+  // Random shapes: channels, sizes, kernels, strides, dilations, pads and groups drawn at random.
+  std::uniform_int_distribution<int> small(1, 4);
+  for (int k = 0; k < 20; ++k) {
+    const int64_t group = small(rng) % 2 ? 1 : small(rng);
+    const int64_t C = group * small(rng), M = group * small(rng);
+    const int64_t kh = small(rng), kw = small(rng), dh = small(rng) % 2 + 1, dw = small(rng) % 2 + 1;
+    const int64_t H = (kh - 1) * dh + 1 + small(rng) * 3, W = (kw - 1) * dw + 1 + small(rng) * 2;
+    ConvCase c{"random " + std::to_string(k),
+               {small(rng) % 2 + 1, C, H, W},
+               M,
+               group,
+               {kh, kw},
+               {small(rng) % 3 + 1, small(rng) % 2 + 1},
+               {dh, dw},
+               {small(rng) % 3, small(rng) % 2, small(rng) % 3, small(rng) % 2},
+               k % 3 != 0,
+               ""};
+    check_conv(c, rng);
+  }
+}
+
+}  // namespace
+}  // namespace kiln
