@@ -9,7 +9,7 @@ PYTHON := /usr/bin/python3
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps configure build ort test test-asan demo format format-check clean
+.PHONY: all deps configure build ort test test-asan demo install-python format format-check clean
 
 all: build
 
@@ -42,6 +42,14 @@ test-asan: deps
 
 demo: build
 	@bash examples/demo.sh $(BUILD_DIR)
+
+# Installs the Python module `kiln` into Debian's python3 (dist-packages), so `import kiln` works anywhere.
+PY_SITE = $(shell $(PYTHON) -c 'import site; print([p for p in site.getsitepackages() if p.startswith("/usr/local")][0])')
+install-python: build
+	install -d $(DESTDIR)$(PY_SITE)/kiln
+	install -m 644 $(BUILD_DIR)/python/kiln/__init__.py $(DESTDIR)$(PY_SITE)/kiln/
+	install -m 755 $(BUILD_DIR)/python/kiln/_kiln*.so $(DESTDIR)$(PY_SITE)/kiln/
+	@echo "installed kiln into $(DESTDIR)$(PY_SITE)/kiln"
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

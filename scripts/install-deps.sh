@@ -10,7 +10,7 @@ PACKAGES=(
   # the Python module
   pybind11-dev python3-dev
   # tests
-  libgtest-dev python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-opencv python3-skimage
+  libgtest-dev python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-opencv
   # the reference peer (ONNX Runtime for Node.js, installed by tests/peer/install-ort.sh)
   nodejs
 )

@@ -1,47 +1,47 @@
 #!/usr/bin/python3
-"""Exports the tutorial's SRCNN (SuperResolutionNet, bicubic x3) to ONNX, as the tutorial does.
+"""Exports kiln's trained SRCNN (examples/srcnn/srcnn.pth) to ONNX, as the tutorial does.
 
-    /usr/bin/python3 examples/srcnn/export_srcnn.py OUT_DIR
+    /usr/bin/python3 examples/srcnn/export_srcnn.py OUT_DIR [--weights srcnn.pth]
 
-Writes OUT_DIR/srcnn.onnx (opset 11, names input/output). The tutorial downloads trained weights,
-which cannot be fetched here; until kiln ships its own trained checkpoint the weights are random
-(fixed seed), which is enough to deploy and inspect the model.
+Writes, in OUT_DIR:
+  srcnn.onnx          the tutorial's export: opset 11, nn.Upsample bicubic x3, input 1x3x256x256, names input/output
+  srcnn3.onnx         the tutorial's NewInterpolate: Resize with `scales` from a second input `factor` [1, 1, h, w]
+  srcnn_dynamic.onnx  srcnn.onnx with dynamic batch, height and width
 """
+import argparse
 import os
 import sys
 
 import torch
-from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srcnn_model import StrangeSuperResolutionNet, SuperResolutionNet, load_checkpoint  # noqa: E402
 
 
-class SuperResolutionNet(nn.Module):
-    def __init__(self, upscale_factor):
-        super().__init__()
-        self.upscale_factor = upscale_factor
-        self.img_upsampler = nn.Upsample(scale_factor=self.upscale_factor, mode='bicubic', align_corners=False)
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=9, padding=4)
-        self.conv2 = nn.Conv2d(64, 32, kernel_size=1, padding=0)
-        self.conv3 = nn.Conv2d(32, 3, kernel_size=5, padding=2)
-        self.relu = nn.ReLU()
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out_dir", nargs="?", default=".")
+    ap.add_argument("--weights", default=os.path.join(here, "srcnn.pth"))
+    args = ap.parse_args()
+    os.makedirs(args.out_dir, exist_ok=True)
+    out = lambda name: os.path.join(args.out_dir, name)  # noqa: E731
 
-    def forward(self, x):
-        x = self.img_upsampler(x)
-        out = self.relu(self.conv1(x))
-        out = self.relu(self.conv2(out))
-        out = self.conv3(out)
-        return out
-
-
-def main(out_dir):
-    os.makedirs(out_dir, exist_ok=True)
-    torch.manual_seed(0)
-    model = SuperResolutionNet(upscale_factor=3).eval()
+    model = load_checkpoint(SuperResolutionNet(upscale_factor=3), args.weights)
     x = torch.randn(1, 3, 256, 256)
-    path = os.path.join(out_dir, "srcnn.onnx")
     with torch.no_grad():
-        torch.onnx.export(model, x, path, opset_version=11, input_names=['input'], output_names=['output'])
-    print("exported", path)
+        torch.onnx.export(model, x, out("srcnn.onnx"), opset_version=11, input_names=['input'],
+                          output_names=['output'])
+        torch.onnx.export(model, x, out("srcnn_dynamic.onnx"), opset_version=11, input_names=['input'],
+                          output_names=['output'],
+                          dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'},
+                                        'output': {0: 'batch', 2: 'height_x3', 3: 'width_x3'}})
+        model3 = load_checkpoint(StrangeSuperResolutionNet(), args.weights)
+        factor = torch.tensor([1, 1, 3, 3], dtype=torch.float)
+        torch.onnx.export(model3, (x, factor), out("srcnn3.onnx"), opset_version=11,
+                          input_names=['input', 'factor'], output_names=['output'])
+    print("exported", out("srcnn.onnx"), out("srcnn3.onnx"), out("srcnn_dynamic.onnx"))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else ".")
+    main()

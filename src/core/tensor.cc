@@ -7,7 +7,7 @@ StatusOr<Tensor> Tensor::allocate(DType dtype, std::vector<int64_t> dims, Alloca
   if (!n) return invalid_argument("cannot allocate a tensor of shape " + dims_to_string(dims));
   Tensor t;
   t.dtype_ = dtype;
-  t.dims_ = std::move(dims);
+  t.set_dims(std::move(dims));
   if (dtype == DType::kString) {
     t.strings_ = std::make_shared<std::vector<std::string>>(static_cast<size_t>(*n));
     return t;
@@ -20,7 +20,7 @@ StatusOr<Tensor> Tensor::allocate(DType dtype, std::vector<int64_t> dims, Alloca
 Tensor Tensor::borrow(DType dtype, std::vector<int64_t> dims, void* data) {
   Tensor t;
   t.dtype_ = dtype;
-  t.dims_ = std::move(dims);
+  t.set_dims(std::move(dims));
   t.data_ = data;
   return t;
 }
@@ -28,7 +28,7 @@ Tensor Tensor::borrow(DType dtype, std::vector<int64_t> dims, void* data) {
 Tensor Tensor::from_buffer(DType dtype, std::vector<int64_t> dims, std::shared_ptr<Buffer> buffer, size_t offset) {
   Tensor t;
   t.dtype_ = dtype;
-  t.dims_ = std::move(dims);
+  t.set_dims(std::move(dims));
   t.data_ = buffer->data() + offset;
   t.buffer_ = std::move(buffer);
   return t;
@@ -37,19 +37,20 @@ Tensor Tensor::from_buffer(DType dtype, std::vector<int64_t> dims, std::shared_p
 Tensor Tensor::from_strings(std::vector<int64_t> dims, std::vector<std::string> values) {
   Tensor t;
   t.dtype_ = DType::kString;
-  t.dims_ = std::move(dims);
+  t.set_dims(std::move(dims));
   t.strings_ = std::make_shared<std::vector<std::string>>(std::move(values));
   return t;
 }
 
-int64_t Tensor::num_elements() const {
+void Tensor::set_dims(std::vector<int64_t> dims) {
+  dims_ = std::move(dims);
   auto n = checked_num_elements(dims_);
-  return n ? *n : 0;
+  numel_ = n ? *n : 0;
 }
 
 Tensor Tensor::reshaped(std::vector<int64_t> dims) const {
   Tensor t = *this;
-  t.dims_ = std::move(dims);
+  t.set_dims(std::move(dims));
   return t;
 }
 

@@ -147,8 +147,8 @@ DType sequence_elem_type(const ir::Type& type) {
 
 StatusOr<std::vector<Tensor>> tensors_of(::onnx::SequenceProto& seq, const ImportContext& ctx) {
   if (seq.elem_type() != ::onnx::SequenceProto::TENSOR && seq.elem_type() != ::onnx::SequenceProto::UNDEFINED) {
-    return unimplemented("'" + ctx.label + "': sequences of " +
-                         ::onnx::SequenceProto::DataType_Name(seq.elem_type()) + " are not supported (tensors only)");
+    return unimplemented("'" + ctx.label + "': sequences of " + ::onnx::SequenceProto::DataType_Name(seq.elem_type()) +
+                         " are not supported (tensors only)");
   }
   std::vector<Tensor> items;
   for (auto& t : *seq.mutable_tensor_values()) {

@@ -188,8 +188,7 @@ std::string run_case(const fs::path& dir, const Tolerance& tol) {
       if (value.is_tensor() && g.inputs[k].type.elem_type == DType::kBFloat16 &&
           value.tensor().dtype() == DType::kUInt16) {
         const Tensor& raw = value.tensor();
-        auto owned =
-            Tensor::borrow(DType::kBFloat16, raw.dims(), const_cast<void*>(raw.raw_data())).clone();
+        auto owned = Tensor::borrow(DType::kBFloat16, raw.dims(), const_cast<void*>(raw.raw_data())).clone();
         if (!owned.is_ok()) return owned.status().message();
         value = Value(std::move(owned).value());
       }

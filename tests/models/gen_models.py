@@ -79,7 +79,7 @@ def torch_models():
 
     # --- SuperResolutionNet: the tutorial's model, shared with examples/srcnn --
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "srcnn"))
-    from export_srcnn import SuperResolutionNet
+    from srcnn_model import SuperResolutionNet
 
     torch.manual_seed(0)
     m = SuperResolutionNet(upscale_factor=3).eval()

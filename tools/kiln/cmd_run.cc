@@ -1,4 +1,5 @@
-// kiln run MODEL --input NAME=FILE ... [--output-dir DIR]: run a model on .npy / .pb inputs.
+// kiln run MODEL --input NAME=VALUE ... [--output-dir DIR] [--output-image NAME=FILE]: run a model on .npy / .pb
+// files, PNG/JPEG images (float NCHW, BGR, 0-255 as cv2.imread gives) or inline values ("1,1,4,4").
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -8,20 +9,79 @@
 
 #include "commands.h"
 #include "kiln/core/npy.h"
+#include "kiln/image/image.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/runtime/session.h"
 
 namespace kiln::cli {
 namespace {
 
-// A .npy (by magic or extension) or a serialized TensorProto.
-StatusOr<Tensor> read_input_file(const std::string& path) {
-  if (path.size() > 4 && path.substr(path.size() - 4) == ".npy") return read_npy(path);
-  if (path.size() > 3 && path.substr(path.size() - 3) == ".pb") {
-    KILN_ASSIGN_OR_RETURN(auto t, onnx::load_tensor(path));
+bool has_suffix(const std::string& s, const std::string& suffix) {
+  if (s.size() < suffix.size()) return false;
+  std::string tail = s.substr(s.size() - suffix.size());
+  std::transform(tail.begin(), tail.end(), tail.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return tail == suffix;
+}
+
+bool is_image(const std::string& path) {
+  return has_suffix(path, ".png") || has_suffix(path, ".jpg") || has_suffix(path, ".jpeg");
+}
+
+// "1,1,4,4" / "3" / "-0.5,2e3": numbers separated by commas. Empty when `text` is not such a list.
+std::vector<double> parse_numbers(const std::string& text) {
+  std::vector<double> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t comma = text.find(',', at);
+    std::string part = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    char* end = nullptr;
+    double v = std::strtod(part.c_str(), &end);
+    if (part.empty() || end != part.c_str() + part.size()) return {};
+    out.push_back(v);
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
+// Inline values as a tensor of the input's declared dtype; shape [n], or the declared shape when it is fully
+// known and holds n elements (a scalar for rank 0).
+StatusOr<Tensor> inline_tensor(const IoInfo& info, const std::vector<double>& values) {
+  DType dtype = info.type.elem_type == DType::kUndefined ? DType::kFloat32 : info.type.elem_type;
+  std::vector<int64_t> dims{static_cast<int64_t>(values.size())};
+  if (info.type.shape && info.type.shape->is_static()) {
+    if (info.type.shape->num_elements() == static_cast<int64_t>(values.size())) dims = *info.type.shape->static_dims();
+  }
+  KILN_ASSIGN_OR_RETURN(Tensor t, Tensor::allocate(dtype, dims));
+  for (size_t i = 0; i < values.size(); ++i) {
+    const double v = values[i];
+    switch (dtype) {
+      case DType::kFloat32: t.data<float>()[i] = static_cast<float>(v); break;
+      case DType::kFloat64: t.data<double>()[i] = v; break;
+      case DType::kInt64: t.data<int64_t>()[i] = static_cast<int64_t>(v); break;
+      case DType::kInt32: t.data<int32_t>()[i] = static_cast<int32_t>(v); break;
+      case DType::kBool: t.data<uint8_t>()[i] = v != 0; break;
+      default:
+        return invalid_argument(std::string("inline values cannot make a ") + dtype_name(dtype) +
+                                " tensor; pass a .npy file");
+    }
+  }
+  return t;
+}
+
+// A .npy, a serialized TensorProto (.pb), a PNG/JPEG image, or inline numbers.
+StatusOr<Tensor> read_input(const std::string& value, const IoInfo* info) {
+  if (has_suffix(value, ".npy")) return read_npy(value);
+  if (has_suffix(value, ".pb")) {
+    KILN_ASSIGN_OR_RETURN(auto t, onnx::load_tensor(value));
     return t.tensor;
   }
-  return invalid_argument("'" + path + "': inputs must be .npy or .pb (TensorProto) files");
+  if (is_image(value)) return image::read_nchw(value);
+  std::vector<double> numbers = parse_numbers(value);
+  if (!numbers.empty() && info) return inline_tensor(*info, numbers);
+  return invalid_argument(
+      "'" + value + "': expected a .npy, .pb (TensorProto), .png or .jpg file, or inline numbers such as 1,1,4,4");
 }
 
 std::string file_name_for(const std::string& output) {
@@ -76,12 +136,14 @@ void add_run(CLI::App& root, std::function<int()>& run) {
   auto* cmd = root.add_subcommand("run", "Run a model on .npy / .pb inputs and write its outputs as .npy");
   struct Args {
     std::string model, out_dir;
-    std::vector<std::string> inputs;
+    std::vector<std::string> inputs, images;
     int threads = 0;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
-  cmd->add_option("-i,--input", a->inputs, "NAME=FILE (.npy or .pb); repeat for each input");
+  cmd->add_option("-i,--input", a->inputs,
+                  "NAME=VALUE: a .npy, .pb, .png or .jpg file, or inline numbers (1,1,4,4); repeat for each input");
+  cmd->add_option("--output-image", a->images, "NAME=FILE: also write output NAME as a PNG/JPEG image");
   cmd->add_option("-d,--output-dir", a->out_dir, "Write every output to DIR/<name>.npy");
   cmd->add_option("--threads", a->threads, "Intra-op threads (0: one per core)");
   cmd->callback([&run, a] {
@@ -102,12 +164,32 @@ void add_run(CLI::App& root, std::function<int()>& run) {
           std::cerr << "kiln: --input '" << spec << "' must be NAME=FILE\n";
           return kExitUsage;
         }
-        auto t = read_input_file(spec.substr(eq + 1));
+        const std::string name = spec.substr(0, eq);
+        const IoInfo* info = nullptr;
+        for (const auto& i : (*session)->inputs()) {
+          if (i.name == name) info = &i;
+        }
+        auto t = read_input(spec.substr(eq + 1), info);
         if (!t.is_ok()) {
           std::cerr << "kiln: input '" << spec.substr(0, eq) << "': " << t.status().message() << "\n";
           return t.status().code() == StatusCode::kNotFound ? kExitUsage : kExitInvalid;
         }
         feeds.emplace_back(spec.substr(0, eq), std::move(t).value());
+      }
+      std::vector<std::pair<std::string, std::string>> images;
+      for (const auto& spec : a->images) {
+        auto eq = spec.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          std::cerr << "kiln: --output-image '" << spec << "' must be NAME=FILE\n";
+          return kExitUsage;
+        }
+        const std::string name = spec.substr(0, eq);
+        const auto& outs = (*session)->outputs();
+        if (std::none_of(outs.begin(), outs.end(), [&](const IoInfo& o) { return o.name == name; })) {
+          std::cerr << "kiln: --output-image: '" << name << "' is not an output of the model\n";
+          return kExitUsage;
+        }
+        images.emplace_back(name, spec.substr(eq + 1));
       }
       auto outputs = (*session)->run(feeds);
       if (!outputs.is_ok()) return report_error(outputs.status().with_context(a->model));
@@ -119,6 +201,12 @@ void add_run(CLI::App& root, std::function<int()>& run) {
         if (!a->out_dir.empty()) {
           Status st = write_npy(a->out_dir + "/" + file_name_for(infos[i].name), t);
           if (!st.is_ok()) return report_error(st);
+        }
+        for (const auto& [name, path] : images) {
+          if (name != infos[i].name) continue;
+          Status st = image::write_nchw(t, path);
+          if (!st.is_ok()) return report_error(st.with_context("output '" + name + "'"));
+          std::cout << "  wrote " << path << "\n";
         }
       }
       return kExitOk;

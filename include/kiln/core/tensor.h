@@ -39,7 +39,7 @@ class Tensor {
   const std::vector<int64_t>& dims() const { return dims_; }
   Shape shape() const { return Shape::from_dims(dims_); }
   size_t rank() const { return dims_.size(); }
-  int64_t num_elements() const;
+  int64_t num_elements() const { return numel_; }
   // Bytes of element data (0 for string tensors).
   size_t nbytes() const { return dtype_storage_bytes(dtype_, num_elements()); }
 
@@ -65,8 +65,11 @@ class Tensor {
   bool equals(const Tensor& other) const;
 
  private:
+  void set_dims(std::vector<int64_t> dims);
+
   DType dtype_ = DType::kUndefined;
   std::vector<int64_t> dims_;
+  int64_t numel_ = 1;  // product of dims_ (0 on overflow), kept with dims_
   void* data_ = nullptr;
   std::shared_ptr<Buffer> buffer_;
   std::shared_ptr<std::vector<std::string>> strings_;

@@ -14,7 +14,7 @@ class Value {
  public:
   enum class Kind { kTensor, kSequence, kNone };  // kNone: an optional without a value
 
-  Value() = default;  // undefined: kNone, not optional
+  Value() = default;                                                // undefined: kNone, not optional
   Value(Tensor t) : kind_(Kind::kTensor), tensor_(std::move(t)) {}  // NOLINT: tensors convert implicitly
 
   static Value tensor(Tensor t) { return Value(std::move(t)); }
