@@ -1,5 +1,6 @@
 #!/usr/bin/python3
 """Makes the demo's bundled images from python3-skimage's astronaut (held out from SRCNN training).
+Needs python3-skimage; the images are committed in data/.
 
     /usr/bin/python3 examples/srcnn/make_images.py [OUT_DIR]
 

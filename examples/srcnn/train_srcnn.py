@@ -4,7 +4,9 @@
     /usr/bin/python3 examples/srcnn/train_srcnn.py [OUT_DIR] [--steps N]
 
 The tutorial downloads a trained checkpoint; that cannot be done here, so kiln trains its own. Reproducible:
-fixed seeds, a fixed step count, one thread per core. About 5 minutes on 2 cores.
+fixed seeds and a fixed step count (torch's CPU kernels may still differ in the last bits across machines).
+About 10 minutes on 2 cores. Needs python3-skimage (`apt-get install python3-skimage`), which `make test`
+does not install: the trained weights are committed. Then `export_srcnn.py` writes the ONNX files.
 
 Data: HR patches from the training images below; the LR input is the HR patch shrunk 3x with
 cv2.INTER_AREA (what the demo does to the held-out images). Held out: astronaut (the demo's face) and
@@ -102,6 +104,7 @@ def main():
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--patch", type=int, default=48)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-4)
     args = ap.parse_args()
 
     torch.manual_seed(0)
@@ -127,7 +130,7 @@ def main():
 
     model = SuperResolutionNet(upscale_factor=SCALE)
     identity_init(model)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-4)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(args.steps * 0.7)], gamma=0.1)
     loss_fn = nn.MSELoss()
     start = time.time()
