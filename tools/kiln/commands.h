@@ -22,6 +22,7 @@ void add_show(CLI::App& root, std::function<int()>& run);
 void add_extract(CLI::App& root, std::function<int()>& run);
 void add_convert(CLI::App& root, std::function<int()>& run);
 void add_run(CLI::App& root, std::function<int()>& run);
+void add_bench(CLI::App& root, std::function<int()>& run);
 
 // Prints "kiln: <message>" to stderr and returns the exit code for the status (2 for I/O and format
 // problems, 1 for an invalid model or request).

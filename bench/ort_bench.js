@@ -1,0 +1,48 @@
+// ONNX Runtime's side of bench.py: the same measurements as `kiln bench --json`, with the same random-input
+// convention (uniform [0, 1) floats, small integers), printed as one JSON line.
+//   node ort_bench.js MODEL THREADS ITERATIONS WARMUP [NAME=1x3x224x224 ...]
+const ort = require(process.env.KILN_ORT_MODULE || 'onnxruntime-node');
+
+async function main() {
+  const [model, threads, iterations, warmup, ...shapeSpecs] = process.argv.slice(2);
+  const shapes = {};
+  for (const s of shapeSpecs) {
+    const [name, dims] = s.split('=');
+    shapes[name] = dims.split('x').map(Number);
+  }
+  const t0 = process.hrtime.bigint();
+  const session = await ort.InferenceSession.create(model, {
+    graphOptimizationLevel: 'all', intraOpNumThreads: Number(threads), interOpNumThreads: 1,
+    executionMode: 'sequential'});
+  const sessionMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const feeds = {};
+  for (const name of session.inputNames) {
+    const meta = session.inputMetadata.find(m => m.name === name);
+    const dims = shapes[name] || meta.shape;
+    if (dims.some(d => typeof d !== 'number')) throw new Error(`input ${name} needs a shape`);
+    const n = dims.reduce((a, b) => a * b, 1);
+    const type = meta.type || 'float32';
+    let data;
+    if (type === 'float32') data = Float32Array.from({length: n}, () => Math.random());
+    else if (type === 'int64') data = BigInt64Array.from({length: n}, () => BigInt(Math.floor(Math.random() * 4)));
+    else if (type === 'int32') data = Int32Array.from({length: n}, () => Math.floor(Math.random() * 4));
+    else throw new Error(`input ${name}: no data for ${type}`);
+    feeds[name] = new ort.Tensor(type, data, dims);
+  }
+  let peak = process.memoryUsage().rss;
+  for (let i = 0; i < Number(warmup); ++i) await session.run(feeds);
+  const lat = [];
+  for (let i = 0; i < Number(iterations); ++i) {
+    const t = process.hrtime.bigint();
+    await session.run(feeds);
+    lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }
+  const sorted = [...lat].sort((a, b) => a - b);
+  const pct = p => { const pos = p * (sorted.length - 1), lo = Math.floor(pos), hi = Math.min(lo + 1, sorted.length - 1);
+                     return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo); };
+  console.log(JSON.stringify({median_ms: pct(0.5), p90_ms: pct(0.9), p99_ms: pct(0.99),
+                              mean_ms: lat.reduce((a, b) => a + b, 0) / lat.length, min_ms: sorted[0],
+                              iterations: lat.length, session_ms: sessionMs, peak_rss_mb: peak / (1 << 20)}));
+}
+main().catch(e => { console.error(e.message); process.exit(1); });

@@ -1,0 +1,210 @@
+// kiln bench MODEL [--shape NAME=1x3x224x224]... [--iterations N] [--warmup N] [--threads N] [--json FILE]
+// [--profile FILE]: like trtexec. Session creation time, latency min/median/p90/p99/mean, throughput and
+// peak RSS, on random inputs, with a progress bar on a terminal.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "commands.h"
+#include "kiln/runtime/session.h"
+
+namespace kiln::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+// "1x3x224x224" -> dims.
+StatusOr<std::vector<int64_t>> parse_shape(const std::string& text) {
+  std::vector<int64_t> dims;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t x = text.find('x', at);
+    std::string part = text.substr(at, x == std::string::npos ? std::string::npos : x - at);
+    char* end = nullptr;
+    long long v = std::strtoll(part.c_str(), &end, 10);
+    if (part.empty() || end != part.c_str() + part.size() || v < 0) {
+      return invalid_argument("shape '" + text + "' must be dims separated by 'x', such as 1x3x224x224");
+    }
+    dims.push_back(v);
+    if (x == std::string::npos) break;
+    at = x + 1;
+  }
+  return dims;
+}
+
+// Random input data: uniform [0, 1) for floats, small non-negative integers (valid indices for most
+// models) for integer types, false for bool.
+StatusOr<Tensor> random_input(const IoInfo& info, const std::vector<int64_t>& dims, std::mt19937& rng) {
+  DType dtype = info.type.elem_type == DType::kUndefined ? DType::kFloat32 : info.type.elem_type;
+  KILN_ASSIGN_OR_RETURN(Tensor t, Tensor::allocate(dtype, dims));
+  std::uniform_real_distribution<float> u(0, 1);
+  std::uniform_int_distribution<int> small(0, 3);
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    switch (dtype) {
+      case DType::kFloat32: t.data<float>()[i] = u(rng); break;
+      case DType::kFloat64: t.data<double>()[i] = u(rng); break;
+      case DType::kFloat16: t.data<uint16_t>()[i] = float_to_half(u(rng)); break;
+      case DType::kInt64: t.data<int64_t>()[i] = small(rng); break;
+      case DType::kInt32: t.data<int32_t>()[i] = small(rng); break;
+      case DType::kUInt8: t.data<uint8_t>()[i] = static_cast<uint8_t>(small(rng)); break;
+      case DType::kInt8: t.data<int8_t>()[i] = static_cast<int8_t>(small(rng)); break;
+      case DType::kBool: break;
+      default:
+        return invalid_argument("input '" + info.name + "': kiln bench cannot make " + dtype_name(dtype) + " data");
+    }
+  }
+  return t;
+}
+
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const double pos = p * static_cast<double>(sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
+}
+
+void progress(int done, int total, bool tty) {
+  if (!tty) return;
+  const int width = 40, filled = total ? done * width / total : width;
+  std::fprintf(stderr, "\r  [%s%s] %d/%d", std::string(static_cast<size_t>(filled), '#').c_str(),
+               std::string(static_cast<size_t>(width - filled), '.').c_str(), done, total);
+  if (done == total) std::fprintf(stderr, "\r%*s\r", width + 30, "");
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+void add_bench(CLI::App& root, std::function<int()>& run) {
+  auto* cmd = root.add_subcommand("bench", "Measure latency, throughput, session creation time and peak memory");
+  struct Args {
+    std::string model, json, profile;
+    std::vector<std::string> shapes;
+    int iterations = 100, warmup = 10, threads = 0;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("model", a->model, "The .onnx file")->required();
+  cmd->add_option("--shape", a->shapes, "NAME=1x3x224x224: the shape of an input with symbolic dims; repeat");
+  cmd->add_option("--iterations", a->iterations, "Timed runs (default 100)")->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", a->warmup, "Untimed runs first (default 10)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", a->threads, "Intra-op threads (0: one per physical core)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--json", a->json, "Write the results as JSON to FILE");
+  cmd->add_option("--profile", a->profile, "Write a Chrome trace (a span per node) of the timed runs to FILE");
+  cmd->callback([&run, a] {
+    run = [a] {
+      SessionOptions options;
+      options.intra_op_threads = a->threads;
+      options.enable_profiling = !a->profile.empty();
+      const auto t0 = Clock::now();
+      auto session = Session::create(a->model, options);
+      const double session_ms = ms_since(t0);
+      if (!session.is_ok()) return report_error(session.status());
+      const Session& s = **session;
+
+      std::map<std::string, std::vector<int64_t>> shapes;
+      for (const auto& spec : a->shapes) {
+        auto eq = spec.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          std::cerr << "kiln: --shape '" << spec << "' must be NAME=1x3x224x224\n";
+          return kExitUsage;
+        }
+        auto dims = parse_shape(spec.substr(eq + 1));
+        if (!dims.is_ok()) return report_error(dims.status());
+        const std::string name = spec.substr(0, eq);
+        if (std::none_of(s.inputs().begin(), s.inputs().end(), [&](const IoInfo& i) { return i.name == name; })) {
+          std::cerr << "kiln: --shape: '" << name << "' is not an input of the model\n";
+          return kExitUsage;
+        }
+        shapes[name] = *dims;
+      }
+      std::mt19937 rng(0);
+      NamedTensors feeds;
+      for (const auto& in : s.inputs()) {
+        std::vector<int64_t> dims;
+        if (auto it = shapes.find(in.name); it != shapes.end()) {
+          dims = it->second;
+        } else if (in.type.shape && in.type.shape->is_static()) {
+          dims = *in.type.shape->static_dims();
+        } else {
+          std::cerr << "kiln: input '" << in.name << "' has shape " << in.type.to_string()
+                    << ": give its dims with --shape " << in.name << "=...\n";
+          return kExitUsage;
+        }
+        auto t = random_input(in, dims, rng);
+        if (!t.is_ok()) return report_error(t.status());
+        feeds.emplace_back(in.name, std::move(t).value());
+      }
+
+      const bool tty = ::isatty(STDERR_FILENO);
+      std::cout << "kiln bench " << a->model << "\n  session created in " << session_ms << " ms\n";
+      for (int i = 0; i < a->warmup; ++i) {
+        auto out = s.run(feeds);
+        if (!out.is_ok()) return report_error(out.status().with_context(a->model));
+      }
+      std::vector<double> lat;
+      lat.reserve(static_cast<size_t>(a->iterations));
+      const auto start = Clock::now();
+      for (int i = 0; i < a->iterations; ++i) {
+        const auto t = Clock::now();
+        auto out = s.run(feeds);
+        lat.push_back(ms_since(t));
+        if (!out.is_ok()) return report_error(out.status().with_context(a->model));
+        progress(i + 1, a->iterations, tty);
+      }
+      const double total_s = ms_since(start) / 1000;
+      std::vector<double> sorted = lat;
+      std::sort(sorted.begin(), sorted.end());
+      double mean = 0;
+      for (double v : lat) mean += v;
+      mean /= static_cast<double>(lat.size());
+      const double rss = peak_rss_mb();
+      std::printf("  latency (ms)  min %.3f  median %.3f  p90 %.3f  p99 %.3f  mean %.3f  (%d runs, %d warm-up)\n",
+                  sorted.front(), percentile(sorted, 0.5), percentile(sorted, 0.9), percentile(sorted, 0.99), mean,
+                  a->iterations, a->warmup);
+      std::printf("  throughput    %.2f runs/s\n  peak RSS      %.1f MiB\n", a->iterations / total_s, rss);
+      if (!a->json.empty()) {
+        nlohmann::json j = {{"model", a->model},
+                            {"median_ms", percentile(sorted, 0.5)},
+                            {"p90_ms", percentile(sorted, 0.9)},
+                            {"p99_ms", percentile(sorted, 0.99)},
+                            {"mean_ms", mean},
+                            {"min_ms", sorted.front()},
+                            {"iterations", a->iterations},
+                            {"session_ms", session_ms},
+                            {"peak_rss_mb", rss},
+                            {"threads", a->threads}};
+        std::ofstream f(a->json);
+        f << j.dump(2) << "\n";
+        if (!f) {
+          std::cerr << "kiln: cannot write '" << a->json << "'\n";
+          return kExitUsage;
+        }
+      }
+      if (!a->profile.empty()) {
+        Status st = s.write_profile(a->profile);
+        if (!st.is_ok()) return report_error(st);
+        std::cout << "  profile       " << a->profile << "\n";
+      }
+      return kExitOk;
+    };
+  });
+}
+
+}  // namespace kiln::cli
