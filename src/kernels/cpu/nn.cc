@@ -149,6 +149,32 @@ Status matmul_kernel(KernelContext& ctx) {
                      dtype_name(b->dtype()));
   }
   Dims od;
+  if (!ctx.reference_kernels() && a->dtype() == DType::kFloat32 && a->rank() >= 2 && b->rank() >= 2) {
+    // Fast path on oneDNN: B 2-D (A's leading dims fold into M), or equal batch dims on both sides.
+    const Dims& ad = a->dims();
+    const Dims& bd = b->dims();
+    const int64_t M = ad[ad.size() - 2], K = ad.back(), N = bd.back();
+    const Dims abatch(ad.begin(), ad.end() - 2), bbatch(bd.begin(), bd.end() - 2);
+    if (bd[bd.size() - 2] == K && (b->rank() == 2 || abatch == bbatch)) {
+      dnnl_kernels::MatMulParams p;
+      p.K = K;
+      p.N = N;
+      if (b->rank() == 2) {
+        p.M = product(abatch) * M;
+      } else {
+        p.batch = product(abatch);
+        p.M = M;
+      }
+      od = abatch;
+      od.push_back(M);
+      od.push_back(N);
+      KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output(0, DType::kFloat32, od));
+      Status st = dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), nullptr, out->data<float>(), p,
+                                           ctx.num_threads());
+      if (!st.is_ok()) return ctx.error(st.message());
+      return Status::ok();
+    }
+  }
   if (!is_float_dtype(a->dtype())) {
     // Exact integer arithmetic (wrapping), not through double.
     auto to_u64 = [](const Tensor& t) {
@@ -315,6 +341,24 @@ Status gemm_kernel(KernelContext& ctx) {
   if (K != K2) {
     return ctx.error("inner dimensions do not match: A " + dstr(a->dims()) + (ta ? " (transposed)" : "") + ", B " +
                      dstr(b->dims()) + (tb ? " (transposed)" : ""));
+  }
+  const Tensor* c = ctx.input(2);
+  const bool c_is_row = !c || (c->dtype() == DType::kFloat32 && c->num_elements() == N &&
+                               (c->rank() == 1 || (c->rank() == 2 && c->dims()[0] == 1)));
+  if (!ctx.reference_kernels() && a->dtype() == DType::kFloat32 && b->dtype() == DType::kFloat32 && c_is_row &&
+      (!c || (beta == 1.0 && alpha == 1.0))) {
+    dnnl_kernels::MatMulParams p;
+    p.M = M;
+    p.N = N;
+    p.K = K;
+    p.trans_a = ta;
+    p.trans_b = tb;
+    p.alpha = static_cast<float>(alpha);
+    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output(0, DType::kFloat32, {M, N}));
+    Status st = dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), c ? c->data<float>() : nullptr,
+                                         out->data<float>(), p, ctx.num_threads());
+    if (!st.is_ok()) return ctx.error(st.message());
+    return Status::ok();
   }
   Vec av = to_doubles(*a), bv = to_doubles(*b);
   Vec o(static_cast<size_t>(M * N), 0.0);

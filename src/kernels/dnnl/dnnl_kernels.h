@@ -24,3 +24,17 @@ bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b);
 StatusOr<Tensor> conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvParams& p, int threads);
 
 }  // namespace kiln::dnnl_kernels
+
+namespace kiln::dnnl_kernels {
+
+// y[M, N] = alpha * op(a) @ op(b) (+ bias[N]) for float32 2-D a and b given as row-major buffers, op = transpose
+// when trans_*: the shape is that of the stored matrix ([K, M] for a transposed a). `batch` > 1: a and b hold
+// `batch` matrices each, one after the other (3-D batched product, no transposes).
+struct MatMulParams {
+  int64_t batch = 1, M = 0, N = 0, K = 0;
+  bool trans_a = false, trans_b = false;
+  float alpha = 1.0f;
+};
+Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p, int threads);
+
+}  // namespace kiln::dnnl_kernels
