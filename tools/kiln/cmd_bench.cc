@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <string>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -23,10 +24,17 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
+// Peak resident memory of this process: VmHWM from /proc/self/status. (getrusage's ru_maxrss would do
+// too, but Linux carries it across exec, so it can report the parent's peak, such as a Python launcher's.)
 double peak_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;  // kB
+  }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
 // "1x3x224x224" -> dims.

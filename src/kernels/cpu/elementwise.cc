@@ -36,6 +36,9 @@ void for_each_broadcast(const std::vector<int64_t>& out_dims, const std::array<s
 template <typename T>
 constexpr bool kIsFloat = std::is_floating_point_v<T>;
 
+// Element-wise loops over at least this many elements per task are split across the session's pool.
+constexpr int64_t kElementsPerTask = 1 << 16;
+
 // ---- unary ----
 
 template <bool AllowInt, typename Op>
@@ -57,7 +60,9 @@ Status unary(KernelContext& ctx, Op op) {
       }
       const T* src = x.data<T>();
       T* dst = out->template data<T>();
-      for (int64_t i = 0; i < x.num_elements(); ++i) dst[i] = static_cast<T>(op(src[i]));
+      ctx.parallel_for(x.num_elements(), kElementsPerTask, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) dst[i] = static_cast<T>(op(src[i]));
+      });
       result = std::move(out).value();
     }
   });
@@ -88,7 +93,9 @@ Status binary_typed(KernelContext& ctx, const Tensor& a, const Tensor& b, DType 
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
   if (a.dims() == b.dims()) {
-    for (int64_t i = 0; i < a.num_elements(); ++i) dst[i] = static_cast<Out>(op(pa[i], pb[i]));
+    ctx.parallel_for(a.num_elements(), kElementsPerTask, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) dst[i] = static_cast<Out>(op(pa[i], pb[i]));
+    });
     return Status::ok();
   }
   std::array<std::vector<int64_t>, 2> strides{broadcast_strides(a.dims(), *dims), broadcast_strides(b.dims(), *dims)};
