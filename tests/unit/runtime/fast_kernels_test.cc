@@ -167,3 +167,45 @@ TEST(FastKernels, MatMulAndGemmMatchReference) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+using namespace ir::helper;
+
+TEST(FastKernels, ResizeMatchesReference) {
+  std::mt19937 rng(5);
+  const char* modes[] = {"nearest", "linear", "cubic"};
+  const char* coords[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"};
+  const std::vector<std::vector<float>> scales = {{1, 1, 3, 3}, {1, 1, 0.5f, 0.75f}, {1, 1, 2.5f, 1.5f}, {1, 2, 2, 1}};
+  for (const char* mode : modes) {
+    for (const char* coord : coords) {
+      for (const auto& sc : scales) {
+        SCOPED_TRACE(std::string(mode) + " " + coord + " scales " + std::to_string(sc[2]) + "," +
+                     std::to_string(sc[3]));
+        std::vector<ir::Attribute> attrs{make_attribute("mode", mode),
+                                         make_attribute("coordinate_transformation_mode", coord)};
+        const Tensor x = random_tensor({1, 3, 7, 10}, rng);
+        std::vector<ir::NamedTensor> inits{make_tensor<float>("roi", {0}, {}), make_tensor<float>("scales", {4}, sc)};
+        auto node = make_node("Resize", {"x", "roi", "scales"}, {"y"}, "resize", attrs);
+        auto model = make_model(
+            make_graph({node}, "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, 3, 7, 10})},
+                       {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, inits));
+        SessionOptions ref_opts;
+        ref_opts.reference_kernels = true;
+        auto ref = std::move(Session::create(model, ref_opts)).value()->run({{"x", x}});
+        auto fast = std::move(Session::create(model)).value()->run({{"x", x}});
+        ASSERT_TRUE(ref.is_ok()) << ref.status().message();
+        ASSERT_TRUE(fast.is_ok()) << fast.status().message();
+        ASSERT_EQ((*fast)[0].dims(), (*ref)[0].dims());
+        for (int64_t i = 0; i < (*ref)[0].num_elements(); ++i) {
+          const float want = (*ref)[0].data<float>()[i], got = (*fast)[0].data<float>()[i];
+          ASSERT_LE(std::abs(got - want), 1e-5f + 1e-5f * std::abs(want)) << "element " << i;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln
