@@ -10,9 +10,9 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <string>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <string>
 
 #include "commands.h"
 #include "kiln/runtime/session.h"
