@@ -28,6 +28,14 @@ class Bench(u.KilnTestCase):
         self.assertTrue(all(e["ph"] == "X" and e["dur"] >= 0 for e in trace))
         self.assertEqual(sum(1 for e in trace if e["cat"] == "node"), 4 * 8)
 
+    def test_unwritable_json_leaves_nothing(self):
+        target = self.out("no_such_dir/b.json")
+        res = self.kiln("bench", self.model("srcnn.onnx"), "--iterations", "1", "--warmup", "0", "--json", target,
+                        expect=2)
+        self.assertIn("cannot write", res.stderr)
+        import os
+        self.assertFalse(os.path.exists(target))
+
     def test_dynamic_inputs_need_a_shape(self):
         res = self.kiln("bench", self.model("dynamic_conv.onnx"), "--iterations", "1", expect=2)
         self.assertIn("give its dims with --shape", res.stderr)

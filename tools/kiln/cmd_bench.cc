@@ -198,9 +198,13 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
                             {"session_ms", session_ms},
                             {"peak_rss_mb", rss},
                             {"threads", a->threads}};
-        std::ofstream f(a->json);
+        // Written beside the target and renamed into place: a failed write leaves nothing behind.
+        const std::string tmp = a->json + ".tmp";
+        std::ofstream f(tmp);
         f << j.dump(2) << "\n";
-        if (!f) {
+        f.close();
+        if (!f || std::rename(tmp.c_str(), a->json.c_str()) != 0) {
+          std::remove(tmp.c_str());
           std::cerr << "kiln: cannot write '" << a->json << "'\n";
           return kExitUsage;
         }
