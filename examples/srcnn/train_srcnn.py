@@ -5,7 +5,7 @@
 
 The tutorial downloads a trained checkpoint; that cannot be done here, so kiln trains its own. Reproducible:
 fixed seeds and a fixed step count (torch's CPU kernels may still differ in the last bits across machines).
-About 10 minutes on 2 cores. Needs python3-skimage (`apt-get install python3-skimage`), which `make test`
+About 6 minutes on 2 cores. Needs python3-skimage (`apt-get install python3-skimage`), which `make test`
 does not install: the trained weights are committed. Then `export_srcnn.py` writes the ONNX files.
 
 Data: HR patches from the training images below; the LR input is the HR patch shrunk 3x with
@@ -103,8 +103,8 @@ def main():
     ap.add_argument("out_dir", nargs="?", default=os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--patch", type=int, default=48)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=5e-4)
     args = ap.parse_args()
 
     torch.manual_seed(0)
