@@ -11,27 +11,6 @@
 namespace kiln::cpu {
 namespace {
 
-int64_t product(const std::vector<int64_t>& dims, size_t begin, size_t end) {
-  int64_t p = 1;
-  for (size_t i = begin; i < end && i < dims.size(); ++i) p *= dims[i];
-  return p;
-}
-
-// Copies n elements from src[src_off..] to dst[dst_off..]; both tensors have the same dtype.
-void copy_elements(Tensor& dst, int64_t dst_off, const Tensor& src, int64_t src_off, int64_t n) {
-  if (n <= 0) return;
-  if (src.dtype() == DType::kString) {
-    const auto& s = src.strings();
-    auto& d = dst.mutable_strings();
-    for (int64_t i = 0; i < n; ++i) d[static_cast<size_t>(dst_off + i)] = s[static_cast<size_t>(src_off + i)];
-    return;
-  }
-  const size_t eb = static_cast<size_t>(dtype_bits(src.dtype()) / 8);
-  std::memcpy(static_cast<char*>(dst.raw_data()) + static_cast<size_t>(dst_off) * eb,
-              static_cast<const char*>(src.raw_data()) + static_cast<size_t>(src_off) * eb,
-              static_cast<size_t>(n) * eb);
-}
-
 Status check_copyable(const KernelContext& ctx, const Tensor& t, const std::string& what) {
   if (t.dtype() != DType::kString && dtype_bits(t.dtype()) % 8 != 0) {
     return ctx.error(what + " has dtype " + dtype_name(t.dtype()) +

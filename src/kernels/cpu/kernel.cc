@@ -147,6 +147,26 @@ StatusOr<int64_t> normalize_axis(const KernelContext& ctx, int64_t axis, int64_t
   return axis < 0 ? axis + rank : axis;
 }
 
+int64_t product(const std::vector<int64_t>& dims, size_t begin, size_t end) {
+  int64_t p = 1;
+  for (size_t i = begin; i < end && i < dims.size(); ++i) p *= dims[i];
+  return p;
+}
+
+void copy_elements(Tensor& dst, int64_t dst_off, const Tensor& src, int64_t src_off, int64_t n) {
+  if (n <= 0) return;
+  if (src.dtype() == DType::kString) {
+    const auto& s = src.strings();
+    auto& d = dst.mutable_strings();
+    for (int64_t i = 0; i < n; ++i) d[static_cast<size_t>(dst_off + i)] = s[static_cast<size_t>(src_off + i)];
+    return;
+  }
+  const size_t eb = static_cast<size_t>(dtype_bits(src.dtype()) / 8);
+  std::memcpy(static_cast<char*>(dst.raw_data()) + static_cast<size_t>(dst_off) * eb,
+              static_cast<const char*>(src.raw_data()) + static_cast<size_t>(src_off) * eb,
+              static_cast<size_t>(n) * eb);
+}
+
 std::vector<int64_t> to_int64s(const Tensor& t) {
   std::vector<int64_t> out(static_cast<size_t>(t.num_elements()));
   dispatch_numeric(t.dtype(), [&](auto v) {

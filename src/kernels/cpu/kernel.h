@@ -142,6 +142,10 @@ std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& in, const std
 std::vector<int64_t> strides_of(const std::vector<int64_t>& dims);
 // Normalizes a possibly negative axis for a tensor of `rank`; error names the axis.
 StatusOr<int64_t> normalize_axis(const KernelContext& ctx, int64_t axis, int64_t rank);
+// Product of dims[begin, end), the range clipped to the rank; 1 for an empty range.
+int64_t product(const std::vector<int64_t>& dims, size_t begin = 0, size_t end = SIZE_MAX);
+// Copies n elements from src[src_off..] to dst[dst_off..]; both tensors have the same byte-sized or string dtype.
+void copy_elements(Tensor& dst, int64_t dst_off, const Tensor& src, int64_t src_off, int64_t n);
 // Reads an int64/int32 tensor as int64 values.
 std::vector<int64_t> to_int64s(const Tensor& t);
 // Reads any numeric tensor as double values.

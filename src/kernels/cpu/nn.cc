@@ -19,12 +19,6 @@ namespace {
 using Dims = std::vector<int64_t>;
 using Vec = std::vector<double>;
 
-int64_t product(const Dims& d, size_t from = 0, size_t to = SIZE_MAX) {
-  int64_t p = 1;
-  for (size_t i = from; i < std::min(to, d.size()); ++i) p *= d[i];
-  return p;
-}
-
 bool is_float_dtype(DType t) {
   return t == DType::kFloat32 || t == DType::kFloat64 || t == DType::kFloat16 || t == DType::kBFloat16;
 }

@@ -38,32 +38,9 @@ StatusOr<int64_t> position(const KernelContext& ctx, const Tensor& t, int64_t si
   return p < 0 ? p + size : p;
 }
 
-size_t elem_bytes(DType t) { return static_cast<size_t>(dtype_bits(t) / 8); }
-
 Status check_byte_dtype(const KernelContext& ctx, DType t) {
   if (t != DType::kString && dtype_bits(t) % 8 != 0) return ctx.unsupported_dtype(t);
   return Status::ok();
-}
-
-// Copies n elements between tensors of the same dtype.
-void copy_elements(Tensor& dst, int64_t dst_off, const Tensor& src, int64_t src_off, int64_t n) {
-  if (n <= 0) return;
-  if (src.dtype() == DType::kString) {
-    for (int64_t i = 0; i < n; ++i) {
-      dst.mutable_strings()[static_cast<size_t>(dst_off + i)] = src.strings()[static_cast<size_t>(src_off + i)];
-    }
-    return;
-  }
-  const size_t eb = elem_bytes(src.dtype());
-  std::memcpy(static_cast<char*>(dst.raw_data()) + static_cast<size_t>(dst_off) * eb,
-              static_cast<const char*>(src.raw_data()) + static_cast<size_t>(src_off) * eb,
-              static_cast<size_t>(n) * eb);
-}
-
-int64_t product(const std::vector<int64_t>& dims, size_t begin, size_t end) {
-  int64_t p = 1;
-  for (size_t i = begin; i < end && i < dims.size(); ++i) p *= dims[i];
-  return p;
 }
 
 // Allocates a tensor (strings included).

@@ -4,6 +4,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "kernels/dnnl/dnnl_common.h"
 #include "kernels/dnnl/dnnl_kernels.h"
 
 namespace kiln::dnnl_kernels {
@@ -13,7 +14,7 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
   if (p.batch <= 0 || p.M <= 0 || p.N <= 0 || p.K <= 0) return Status::ok();
   try {
     if (threads > 0) omp_set_num_threads(threads);
-    static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+    dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
     const auto f32 = memory::data_type::f32;
     memory::desc a_md, b_md, y_md, bias_md;

@@ -20,6 +20,24 @@ Tensor random_tensor(std::vector<int64_t> dims, std::mt19937& rng) {
   return t;
 }
 
+// Runs the model with the fast kernels and with the reference kernels (SessionOptions::reference_kernels)
+// and compares output 0 element by element: |fast - ref| <= tol + tol |ref|.
+void expect_fast_matches_reference(const ir::Model& model, const NamedTensors& feeds, float tol) {
+  SessionOptions ref_opts;
+  ref_opts.reference_kernels = true;
+  auto ref = std::move(Session::create(model, ref_opts)).value()->run(feeds);
+  auto fast = std::move(Session::create(model)).value()->run(feeds);
+  ASSERT_TRUE(ref.is_ok()) << ref.status().message();
+  ASSERT_TRUE(fast.is_ok()) << fast.status().message();
+  const Tensor& r = (*ref)[0];
+  const Tensor& f = (*fast)[0];
+  ASSERT_EQ(f.dims(), r.dims());
+  for (int64_t i = 0; i < r.num_elements(); ++i) {
+    const float want = r.data<float>()[i], got = f.data<float>()[i];
+    ASSERT_LE(std::abs(got - want), tol + tol * std::abs(want)) << "element " << i;
+  }
+}
+
 struct ConvCase {
   std::string name;
   std::vector<int64_t> x_dims;  // N, C, spatial...
@@ -51,20 +69,7 @@ void check_conv(const ConvCase& c, std::mt19937& rng) {
   auto model = make_model(make_graph({make_node("Conv", inputs, {"y"}, "conv", attrs)}, "conv",
                                      {make_tensor_value_info("x", DType::kFloat32, xd)},
                                      {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, inits));
-  Tensor x = random_tensor(c.x_dims, rng);
-  SessionOptions ref_opts;
-  ref_opts.reference_kernels = true;
-  auto ref = std::move(Session::create(model, ref_opts)).value()->run({{"x", x}});
-  auto fast = std::move(Session::create(model)).value()->run({{"x", x}});
-  ASSERT_TRUE(ref.is_ok()) << ref.status().message();
-  ASSERT_TRUE(fast.is_ok()) << fast.status().message();
-  const Tensor& r = (*ref)[0];
-  const Tensor& f = (*fast)[0];
-  ASSERT_EQ(f.dims(), r.dims());
-  for (int64_t i = 0; i < r.num_elements(); ++i) {
-    const float want = r.data<float>()[i], got = f.data<float>()[i];
-    ASSERT_LE(std::abs(got - want), 1e-4f + 1e-4f * std::abs(want)) << "element " << i;
-  }
+  expect_fast_matches_reference(model, {{"x", random_tensor(c.x_dims, rng)}}, 1e-4f);
 }
 
 TEST(FastKernels, ConvMatchesReference) {
@@ -104,14 +109,6 @@ TEST(FastKernels, ConvMatchesReference) {
   }
 }
 
-}  // namespace
-}  // namespace kiln
-
-namespace kiln {
-namespace {
-
-using namespace ir::helper;
-
 // Runs a one-node model both ways (fast and reference kernels) and compares every output element.
 void check_node(const std::string& what, ir::Node node, const std::vector<std::pair<std::string, Tensor>>& inputs,
                 std::vector<ir::NamedTensor> inits = {}) {
@@ -126,17 +123,7 @@ void check_node(const std::string& what, ir::Node node, const std::vector<std::p
   node.outputs = {"y"};
   auto model = make_model(
       make_graph({node}, "g", ins, {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, std::move(inits)));
-  SessionOptions ref_opts;
-  ref_opts.reference_kernels = true;
-  auto ref = std::move(Session::create(model, ref_opts)).value()->run(feeds);
-  auto fast = std::move(Session::create(model)).value()->run(feeds);
-  ASSERT_TRUE(ref.is_ok()) << ref.status().message();
-  ASSERT_TRUE(fast.is_ok()) << fast.status().message();
-  ASSERT_EQ((*fast)[0].dims(), (*ref)[0].dims());
-  for (int64_t i = 0; i < (*ref)[0].num_elements(); ++i) {
-    const float want = (*ref)[0].data<float>()[i], got = (*fast)[0].data<float>()[i];
-    ASSERT_LE(std::abs(got - want), 1e-4f + 1e-4f * std::abs(want)) << "element " << i;
-  }
+  expect_fast_matches_reference(model, feeds, 1e-4f);
 }
 
 TEST(FastKernels, MatMulAndGemmMatchReference) {
@@ -165,14 +152,6 @@ TEST(FastKernels, MatMulAndGemmMatchReference) {
   }
 }
 
-}  // namespace
-}  // namespace kiln
-
-namespace kiln {
-namespace {
-
-using namespace ir::helper;
-
 TEST(FastKernels, ResizeMatchesReference) {
   std::mt19937 rng(5);
   const char* modes[] = {"nearest", "linear", "cubic"};
@@ -191,17 +170,7 @@ TEST(FastKernels, ResizeMatchesReference) {
         auto model = make_model(
             make_graph({node}, "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, 3, 7, 10})},
                        {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, inits));
-        SessionOptions ref_opts;
-        ref_opts.reference_kernels = true;
-        auto ref = std::move(Session::create(model, ref_opts)).value()->run({{"x", x}});
-        auto fast = std::move(Session::create(model)).value()->run({{"x", x}});
-        ASSERT_TRUE(ref.is_ok()) << ref.status().message();
-        ASSERT_TRUE(fast.is_ok()) << fast.status().message();
-        ASSERT_EQ((*fast)[0].dims(), (*ref)[0].dims());
-        for (int64_t i = 0; i < (*ref)[0].num_elements(); ++i) {
-          const float want = (*ref)[0].data<float>()[i], got = (*fast)[0].data<float>()[i];
-          ASSERT_LE(std::abs(got - want), 1e-5f + 1e-5f * std::abs(want)) << "element " << i;
-        }
+        expect_fast_matches_reference(model, {{"x", x}}, 1e-5f);
       }
     }
   }
