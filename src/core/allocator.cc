@@ -9,20 +9,29 @@ namespace {
 
 class CpuAllocator final : public Allocator {
  public:
+  explicit CpuAllocator(bool zero) : zero_(zero) {}
   void* allocate(size_t bytes) override {
     size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
     if (rounded == 0) rounded = kTensorAlignment;
     void* p = std::aligned_alloc(kTensorAlignment, rounded);
-    if (p) std::memset(p, 0, rounded);
+    if (p && zero_) std::memset(p, 0, rounded);
     return p;
   }
   void deallocate(void* p, size_t) override { std::free(p); }
+
+ private:
+  bool zero_;
 };
 
 }  // namespace
 
 Allocator* Allocator::cpu() {
-  static CpuAllocator instance;
+  static CpuAllocator instance(true);
+  return &instance;
+}
+
+Allocator* Allocator::cpu_uninitialized() {
+  static CpuAllocator instance(false);
   return &instance;
 }
 

@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/kernel.h"
 #include "kiln/onnx/model_io.h"
+#include "kiln/optimizer/optimizer.h"
 #include "runtime/profiler.h"
 #include "runtime/thread_pool.h"
 
@@ -21,6 +22,8 @@ struct NodePlan {
   const cpu::KernelDef* kernel;
   int64_t opset;
   std::vector<std::string> release;  // values whose last reader is this node (freed after it runs)
+  uint64_t constant_inputs = 0;      // bit i: input i is an initializer no feed can replace
+  std::unique_ptr<cpu::KernelCache> cache = std::make_unique<cpu::KernelCache>();
 };
 
 struct GraphPlan {
@@ -95,6 +98,8 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
     }
   }
   for (const auto& init : g.initializers) plan.initializers.emplace(init.name, Value(init.tensor));
+  std::unordered_set<std::string> graph_inputs;
+  for (const auto& v : g.inputs) graph_inputs.insert(v.name);
   KILN_ASSIGN_OR_RETURN(auto order, ir::topological_order(g));
   // Last reader of each value produced or fed in this graph; graph outputs and values read by subgraphs
   // live to the end.
@@ -134,6 +139,11 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
       }
     }
     NodePlan np{&n, kernel, opset, {}};
+    for (size_t i = 0; i < n.inputs.size() && i < 64; ++i) {
+      if (!n.inputs[i].empty() && plan.initializers.count(n.inputs[i]) && !graph_inputs.count(n.inputs[i])) {
+        np.constant_inputs |= uint64_t{1} << i;
+      }
+    }
     plan.nodes.push_back(std::move(np));
   }
   for (const auto& [name, k] : last_use) {
@@ -173,6 +183,8 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     cpu::KernelContext ctx(n, np.opset, std::move(ins), n.outputs.size(), &runner);
     ctx.set_thread_pool(pool.get());
     ctx.set_reference_kernels(options.reference_kernels);
+    ctx.set_cache(np.cache.get());
+    ctx.set_constant_inputs(np.constant_inputs);
     const bool profiling = profiler.enabled();
     const auto start = profiling ? Profiler::Clock::now() : Profiler::Clock::time_point{};
     Status st = np.kernel->fn(ctx);
@@ -279,6 +291,8 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
   auto impl = std::make_unique<Impl>();
   impl->model = std::move(model);
   impl->options = options;
+  auto report = opt::optimize(impl->model, options.optimization_level);
+  if (!report.is_ok()) return report.status();
   const ir::Graph& g = impl->model.graph;
   for (const auto& v : g.inputs) {
     if (!g.find_initializer(v.name)) impl->inputs.push_back({v.name, v.type});

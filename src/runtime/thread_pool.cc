@@ -1,80 +1,32 @@
 #include "runtime/thread_pool.h"
 
+#include <omp.h>
+
 #include <algorithm>
-#include <atomic>
 #include <fstream>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 
 namespace kiln {
 
-ThreadPool::ThreadPool(int threads) {
-  if (threads <= 0) threads = physical_cores();
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
-}
+ThreadPool::ThreadPool(int threads) : threads_(threads > 0 ? threads : physical_cores()) {}
 
-ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  for (auto& t : workers_) t.join();
-}
-
-void ThreadPool::worker_loop() {
-  for (;;) {
-    std::function<void()> task;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stop_ and nothing left
-      task = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    task();
-  }
-}
-
-void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
-  const int64_t max_chunks = std::min<int64_t>(num_threads(), (n + grain - 1) / grain);
-  if (max_chunks <= 1) {
+  const int64_t chunks = std::min<int64_t>(threads_, (n + grain - 1) / grain);
+  if (chunks <= 1 || omp_in_parallel()) {
     fn(0, n);
     return;
   }
-  // Chunks are claimed from a shared counter by the caller and by helper tasks; whoever finishes the last
-  // chunk wakes the caller.
-  struct Shared {
-    std::atomic<int64_t> next{0};
-    std::atomic<int64_t> done{0};
-    std::mutex mu;
-    std::condition_variable cv;
-  };
-  auto shared = std::make_shared<Shared>();
-  const int64_t chunks = max_chunks;
   const int64_t step = (n + chunks - 1) / chunks;
-  auto work = [shared, chunks, step, n, &fn] {
-    for (;;) {
-      const int64_t c = shared->next.fetch_add(1);
-      if (c >= chunks) return;
-      fn(c * step, std::min(n, (c + 1) * step));
-      if (shared->done.fetch_add(1) + 1 == chunks) {
-        std::lock_guard<std::mutex> lock(shared->mu);
-        shared->cv.notify_all();
-      }
-    }
-  };
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int64_t i = 1; i < chunks; ++i) queue_.emplace_back(work);
+#pragma omp parallel for num_threads(static_cast <int>(chunks)) schedule(static, 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * step;
+    if (begin < n) fn(begin, std::min(n, begin + step));
   }
-  cv_.notify_all();
-  work();
-  std::unique_lock<std::mutex> lock(shared->mu);
-  shared->cv.wait(lock, [&] { return shared->done.load() == chunks; });
 }
 
 int ThreadPool::physical_cores() {

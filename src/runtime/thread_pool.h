@@ -1,15 +1,10 @@
-// The intra-op thread pool: one per session, shared by every run and every kernel of that session.
-// parallel_for splits [0, n) into chunks; the calling thread works on chunks too, so a pool of T threads
-// keeps T-1 workers and concurrent runs never wait on each other for a free worker.
+// The intra-op thread pool. kiln's own loops and oneDNN's primitives run on the same OpenMP worker team
+// (libdnnl is built on the OpenMP runtime), so there is one set of intra-op threads per calling thread and no
+// oversubscription: a session of T threads asks for teams of T, the calling thread included.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <mutex>
-#include <thread>
-#include <vector>
 
 namespace kiln {
 
@@ -17,27 +12,20 @@ class ThreadPool {
  public:
   // threads <= 0: one per physical core.
   explicit ThreadPool(int threads);
-  ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+  int num_threads() const { return threads_; }
 
-  // Calls fn(begin, end) over disjoint ranges covering [0, n), at least `grain` items per call. Returns when
-  // every call has returned. fn must not throw.
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+  // Calls fn(begin, end) over disjoint ranges covering [0, n), at least `grain` items per call, and returns
+  // when every call has returned. The split depends only on n, grain and the thread count. fn must not throw.
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const;
 
   // Physical cores of this machine (distinct core ids in sysfs; hardware_concurrency() when unknown).
   static int physical_cores();
 
  private:
-  void worker_loop();
-
-  std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stop_ = false;
+  int threads_;
 };
 
 }  // namespace kiln

@@ -3,11 +3,12 @@
 // atol + rtol * |expected|, rtol 1e-3, atol 1e-7 unless tolerances.txt overrides a case, NaN == NaN).
 //
 //   kiln_conformance NODE_DIR [--allow-list FILE] [--write-allow-list FILE] [--tolerances FILE]
-//                    [--filter TEXT] [--verbose]
+//                    [--filter TEXT] [--opt-level 0|1|2|99] [--verbose]
 //
 // Prints "N passed, N failed, N skipped". With --allow-list, exits 1 when a listed case does not pass.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -22,6 +23,8 @@ namespace fs = std::filesystem;
 using namespace kiln;
 
 namespace {
+
+int g_opt_level = 99;  // SessionOptions::optimization_level for every case
 
 struct Tolerance {
   double rtol = 1e-3;
@@ -168,7 +171,9 @@ std::string run_case(const fs::path& dir, const Tolerance& tol) {
   auto model = onnx::load_model((dir / "model.onnx").string());
   if (!model.is_ok()) return "load: " + model.status().message();
   ir::Model copy = *model;
-  auto session = Session::create(std::move(copy));
+  SessionOptions options;
+  options.optimization_level = g_opt_level;
+  auto session = Session::create(std::move(copy), options);
   if (!session.is_ok()) return session.status().message();
   std::vector<fs::path> sets;
   for (const auto& e : fs::directory_iterator(dir)) {
@@ -239,7 +244,7 @@ std::set<std::string> read_list(const std::string& path) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "usage: kiln_conformance NODE_DIR [--allow-list F] [--write-allow-list F] [--tolerances F] "
-                 "[--filter TEXT] [--verbose]\n";
+                 "[--filter TEXT] [--opt-level L] [--verbose]\n";
     return 2;
   }
   fs::path root = argv[1];
@@ -256,6 +261,8 @@ int main(int argc, char** argv) {
       tol_path = next();
     else if (a == "--filter")
       filter = next();
+    else if (a == "--opt-level")
+      g_opt_level = std::atoi(next().c_str());
     else if (a == "--verbose")
       verbose = true;
     else {

@@ -123,15 +123,24 @@ class Api(u.KilnTestCase):
         opts = onnxruntime.SessionOptions()
         opts.enable_profiling = True
         opts.profile_file_prefix = self.out("prof")
-        s = self.session("srcnn.onnx", sess_options=opts)
-        s.run(None, {"input": np.load(self.model("srcnn.ref0.in.npy"))})
-        path = s.end_profiling()
-        self.assertTrue(os.path.exists(path), path)
         import json
-        with open(path) as f:
-            events = json.load(f)
-        self.assertIn("model_run", [e["name"] for e in events])
-        self.assertEqual(sum(1 for e in events if e["cat"] == "node"), 8)
+        ops = {}
+        for level in (onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                      onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL):
+            opts.graph_optimization_level = level
+            s = self.session("srcnn.onnx", sess_options=opts)
+            s.run(None, {"input": np.load(self.model("srcnn.ref0.in.npy"))})
+            path = s.end_profiling()
+            self.assertTrue(os.path.exists(path), path)
+            with open(path) as f:
+                events = json.load(f)
+            self.assertIn("model_run", [e["name"] for e in events])
+            ops[level] = [e["args"]["op"] for e in events if e["cat"] == "node"]
+        # Unoptimized: every node of the file (Resize, 3 Conv, 2 Relu and the Constants); optimized: the
+        # constants folded away and Conv + Relu fused.
+        self.assertEqual(len(ops[onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL]), 8)
+        self.assertEqual(sorted(ops[onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL]),
+                         ["Conv", "FusedConv", "FusedConv", "Resize"])
 
     def test_sequences_and_optionals(self):
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 2])

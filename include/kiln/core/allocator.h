@@ -17,13 +17,15 @@ class Allocator {
   virtual void deallocate(void* p, size_t bytes) = 0;
   // The process-wide CPU allocator: 64-byte aligned, zero-filled.
   static Allocator* cpu();
+  // The same without the zero fill, for outputs a kernel writes in full.
+  static Allocator* cpu_uninitialized();
 };
 
 inline constexpr size_t kTensorAlignment = 64;
 
 class Buffer {
  public:
-  // A zero-filled buffer of `bytes` from `alloc` (the CPU allocator by default).
+  // A buffer of `bytes` from `alloc` (the zero-filling CPU allocator by default).
   static StatusOr<std::shared_ptr<Buffer>> allocate(size_t bytes, Allocator* alloc = nullptr);
   // A view of memory that `owner` keeps alive (a mapped file, another buffer); nullptr owner = borrowed.
   static std::shared_ptr<Buffer> wrap(void* data, size_t bytes, std::shared_ptr<void> owner);

@@ -69,7 +69,17 @@ Value KernelContext::take_output(size_t i) {
 
 StatusOr<Tensor*> KernelContext::allocate_output(size_t i, DType dtype, std::vector<int64_t> dims) {
   if (i >= outputs_.size()) return error("has no output " + std::to_string(i));
-  auto t = Tensor::allocate(dtype, std::move(dims));
+  auto t = Tensor::allocate(dtype, std::move(dims), allocator_);
+  if (!t.is_ok()) return error(t.status().message());
+  if (allocator_) std::memset(t->raw_data(), 0, t->nbytes());
+  outputs_[i] = std::move(t).value();
+  return &outputs_[i];
+}
+
+StatusOr<Tensor*> KernelContext::allocate_output_uninitialized(size_t i, DType dtype, std::vector<int64_t> dims) {
+  if (i >= outputs_.size()) return error("has no output " + std::to_string(i));
+  if (dtype == DType::kString) return allocate_output(i, dtype, std::move(dims));
+  auto t = Tensor::allocate(dtype, std::move(dims), allocator_ ? allocator_ : Allocator::cpu_uninitialized());
   if (!t.is_ok()) return error(t.status().message());
   outputs_[i] = std::move(t).value();
   return &outputs_[i];

@@ -6,7 +6,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kiln/core/status.h"
@@ -21,6 +24,31 @@ class ThreadPool;
 namespace kiln::cpu {
 
 class KernelContext;
+
+// Per-node state that outlives a run: oneDNN primitives and weights packed for them, keyed by the input
+// shapes they were made for. Shared by concurrent runs (lookups are locked; entries are immutable).
+class KernelCache {
+ public:
+  // The entry for `key`, made by make() (returning StatusOr<std::shared_ptr<T>>) the first time. Keeps the 16
+  // most recently made keys.
+  template <typename T, typename Make>
+  StatusOr<std::shared_ptr<T>> get(const std::vector<int64_t>& key, Make&& make) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& e : entries_) {
+      if (e.first == key) return std::static_pointer_cast<T>(e.second);
+    }
+    StatusOr<std::shared_ptr<T>> made = make();
+    if (!made.is_ok()) return made.status();
+    if (entries_.size() >= 16) entries_.erase(entries_.begin());
+    entries_.emplace_back(key, *made);
+    return made;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<std::vector<int64_t>, std::shared_ptr<void>>> entries_;
+};
+
 using KernelFn = Status (*)(KernelContext&);
 
 // Runs a subgraph (If/Loop/Scan bodies) with the given inputs; names of enclosing graphs resolve through
@@ -57,6 +85,11 @@ class KernelContext {
   size_t num_outputs() const { return outputs_.size(); }
   // Allocates output i (zero-filled).
   StatusOr<Tensor*> allocate_output(size_t i, DType dtype, std::vector<int64_t> dims);
+  // Allocates output i without filling it, for kernels that write every element.
+  StatusOr<Tensor*> allocate_output_uninitialized(size_t i, DType dtype, std::vector<int64_t> dims);
+  // Where outputs are allocated from (the session's per-run arena); nullptr: the heap.
+  void set_allocator(Allocator* a) { allocator_ = a; }
+  Allocator* allocator() const { return allocator_; }
   // Sets output i to an existing tensor (a view of an input, a constant).
   void set_output(size_t i, Tensor t) {
     if (i < outputs_.size()) outputs_[i] = std::move(t);
@@ -85,6 +118,12 @@ class KernelContext {
   // When set, operators run their plain reference kernels even where a fast kernel exists.
   void set_reference_kernels(bool on) { reference_kernels_ = on; }
   bool reference_kernels() const { return reference_kernels_; }
+  // This node's cache (nullptr when the caller keeps none, e.g. constant folding).
+  void set_cache(KernelCache* cache) { cache_ = cache; }
+  KernelCache* cache() const { return cache_; }
+  // Input i is a constant of the model: an initializer no feed can replace (bit i of `mask`).
+  void set_constant_inputs(uint64_t mask) { constant_inputs_ = mask; }
+  bool input_is_constant(size_t i) const { return i < 64 && (constant_inputs_ >> i) & 1u; }
   // Calls fn(begin, end) over disjoint ranges covering [0, n), in parallel on the session's pool, with at
   // least `grain` items per call.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const;
@@ -102,6 +141,9 @@ class KernelContext {
   const SubgraphRunner* subgraphs_;
   ThreadPool* pool_ = nullptr;
   bool reference_kernels_ = false;
+  KernelCache* cache_ = nullptr;
+  uint64_t constant_inputs_ = 0;
+  Allocator* allocator_ = nullptr;
 };
 
 // The dtypes a kernel accepts for input 0, as bits (1 << DType); kAnyDType: checked only when it runs.

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/activation.h"
 #include "kernels/cpu/kernel.h"
 #include "kernels/dnnl/dnnl_kernels.h"
 
@@ -82,6 +83,13 @@ bool next_index(Dims& idx, const Dims& dims) {
 }
 
 double round_half_even(double x) { return std::nearbyint(x); }
+
+// The activation of an ai.kiln fused node, from its `activation` / `activation_params` attributes.
+StatusOr<Activation> fused_activation(const KernelContext& ctx) {
+  auto act = make_activation(ctx.attr_string("activation", ""), ctx.attr_floats("activation_params"));
+  if (!act.is_ok()) return ctx.error(act.status().message());
+  return act;
+}
 
 // ---------------------------------------------------------------- MatMul
 
@@ -162,9 +170,9 @@ Status matmul_kernel(KernelContext& ctx) {
       od = abatch;
       od.push_back(M);
       od.push_back(N);
-      KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output(0, DType::kFloat32, od));
-      Status st = dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), nullptr, out->data<float>(), p,
-                                           ctx.num_threads());
+      KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
+      Status st = dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), nullptr, out->data<float>(), p, {},
+                                           ctx.cache(), ctx.input_is_constant(1) && b->rank() == 2, ctx.num_threads());
       if (!st.is_ok()) return ctx.error(st.message());
       return Status::ok();
     }
@@ -191,6 +199,54 @@ Status matmul_kernel(KernelContext& ctx) {
   Vec o;
   KILN_RETURN_IF_ERROR(matmul_core(ctx, a->dims(), to_doubles(*a), b->dims(), to_doubles(*b), od, o));
   return write_output(ctx, 0, a->dtype(), od, o);
+}
+
+// ai.kiln FusedMatMul(A, B, bias?): act(A @ B + bias) for float32 A of rank >= 2, 2-D B [K, N] and bias [N]
+// (MatMul + Add + activation, fused by the optimizer).
+Status fusedmatmul_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* a, ctx.required_input(0));
+  KILN_ASSIGN_OR_RETURN(const Tensor* b, ctx.required_input(1));
+  const Tensor* bias = ctx.input(2);
+  KILN_ASSIGN_OR_RETURN(Activation act, fused_activation(ctx));
+  if (a->dtype() != DType::kFloat32) return ctx.unsupported_dtype(a->dtype(), "input 0 (A)");
+  if (b->dtype() != DType::kFloat32) return ctx.unsupported_dtype(b->dtype(), "input 1 (B)");
+  if (a->rank() < 2) return ctx.error("input 0 (A) must have rank >= 2, got shape " + dstr(a->dims()));
+  if (b->rank() != 2) return ctx.error("input 1 (B) must be 2-D, got shape " + dstr(b->dims()));
+  const Dims& ad = a->dims();
+  const int64_t K = ad.back(), N = b->dims()[1];
+  if (b->dims()[0] != K) {
+    return ctx.error("inner dimensions do not match: A " + dstr(ad) + ", B " + dstr(b->dims()));
+  }
+  if (bias && (bias->dtype() != DType::kFloat32 || bias->num_elements() != N)) {
+    return ctx.error("input 2 (bias) must be float32 with " + std::to_string(N) + " elements, got " +
+                     dtype_name(bias->dtype()) + " " + dstr(bias->dims()));
+  }
+  Dims od(ad.begin(), ad.end() - 1);
+  od.push_back(N);
+  const int64_t M = product(ad, 0, ad.size() - 1);
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
+  float* y = out->data<float>();
+  if (!ctx.reference_kernels()) {
+    dnnl_kernels::MatMulParams p;
+    p.M = M;
+    p.N = N;
+    p.K = K;
+    Status st = dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), bias ? bias->data<float>() : nullptr, y, p,
+                                         act, ctx.cache(), ctx.input_is_constant(1), ctx.num_threads());
+    if (!st.is_ok()) return ctx.error(st.message());
+    return Status::ok();
+  }
+  const float* pa = a->data<float>();
+  const float* pb = b->data<float>();
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      double s = bias ? bias->data<float>()[j] : 0.0;
+      for (int64_t k = 0; k < K; ++k) s += static_cast<double>(pa[i * K + k]) * pb[k * N + j];
+      y[i * N + j] = static_cast<float>(s);
+    }
+  }
+  apply_activation(act, y, M * N);
+  return Status::ok();
 }
 
 namespace {
@@ -348,9 +404,10 @@ Status gemm_kernel(KernelContext& ctx) {
     p.trans_a = ta;
     p.trans_b = tb;
     p.alpha = static_cast<float>(alpha);
-    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output(0, DType::kFloat32, {M, N}));
-    Status st = dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), c ? c->data<float>() : nullptr,
-                                         out->data<float>(), p, ctx.num_threads());
+    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {M, N}));
+    Status st =
+        dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), c ? c->data<float>() : nullptr, out->data<float>(),
+                                 p, {}, ctx.cache(), ctx.input_is_constant(1), ctx.num_threads());
     if (!st.is_ok()) return ctx.error(st.message());
     return Status::ok();
   }
@@ -528,29 +585,79 @@ Dims out_dims(const ConvGeom& g, int64_t channels) {
 
 }  // namespace
 
-Status conv_kernel(KernelContext& ctx) {
+namespace {
+
+// Adds z (broadcast to y's shape) to float32 y in place; the error names z's shape.
+Status add_broadcast_f32(const KernelContext& ctx, Tensor& y, const Tensor& z) {
+  if (z.dtype() != DType::kFloat32) return ctx.unsupported_dtype(z.dtype(), "input 3 (Z)");
+  auto bc = broadcast_shapes(z.dims(), y.dims());
+  if (!bc.is_ok() || *bc != y.dims()) {
+    return ctx.error("input 3 (Z) of shape " + dstr(z.dims()) + " cannot be broadcast to the output " + dstr(y.dims()));
+  }
+  const auto zs = broadcast_strides(z.dims(), y.dims());
+  const Dims& d = y.dims();
+  Dims idx(d.size(), 0);
+  float* py = y.data<float>();
+  const float* pz = z.data<float>();
+  const int64_t n = y.num_elements();
+  for (int64_t k = 0; k < n; ++k, next_index(idx, d)) {
+    int64_t off = 0;
+    for (size_t j = 0; j < d.size(); ++j) off += idx[j] * zs[j];
+    py[k] += pz[off];
+  }
+  return Status::ok();
+}
+
+// Conv and ai.kiln FusedConv: y = act(Conv(X, W) + B + Z).
+Status conv_common(KernelContext& ctx, const Activation& act, const Tensor* z) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* w, ctx.required_input(1));
   KILN_RETURN_IF_ERROR(require_float(ctx, *x, "input 0 (X)"));
   ConvGeom g;
   KILN_RETURN_IF_ERROR(conv_setup(ctx, *x, *w, g));
-  Vec bias;
-  if (const Tensor* b = ctx.input(2)) {
-    bias = to_doubles(*b);
-    if (static_cast<int64_t>(bias.size()) != g.M) {
-      return ctx.error("bias B has " + std::to_string(bias.size()) + " elements; expected " + std::to_string(g.M));
-    }
+  const Tensor* b = ctx.input(2);
+  if (b && b->num_elements() != g.M) {
+    return ctx.error("bias B has " + std::to_string(b->num_elements()) + " elements; expected " + std::to_string(g.M));
   }
-  if (!ctx.reference_kernels() && dnnl_kernels::conv_supported(*x, *w, ctx.input(2))) {
-    dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, g.pad_end, out_dims(g, g.M)};
-    auto y = dnnl_kernels::conv_f32(*x, *w, ctx.input(2), p, ctx.num_threads());
-    if (!y.is_ok()) return ctx.error(y.status().message());
-    ctx.set_output(0, std::move(y).value());
+  const bool fused = !act.none() || z;
+  if (fused && x->dtype() != DType::kFloat32) return ctx.unsupported_dtype(x->dtype(), "input 0 (X)");
+  const Dims od = out_dims(g, g.M);
+  if (!ctx.reference_kernels() && dnnl_kernels::conv_supported(*x, *w, b)) {
+    dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, g.pad_end, od};
+    // Z of the output's shape rides on oneDNN's sum post-op; a broadcast Z is added afterwards.
+    const bool z_inline = z && z->dtype() == DType::kFloat32 && z->dims() == od;
+    const Activation inline_act = z && !z_inline ? Activation{} : act;
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
+    Status st = dnnl_kernels::conv_f32(*x, *w, b, z_inline ? z : nullptr, p, inline_act, ctx.cache(),
+                                       ctx.input_is_constant(1), *y, ctx.num_threads());
+    if (!st.is_ok()) return ctx.error(st.message());
+    if (z && !z_inline) {
+      KILN_RETURN_IF_ERROR(add_broadcast_f32(ctx, *y, *z));
+      apply_activation(act, y->data<float>(), y->num_elements());
+    }
     return Status::ok();
   }
+  Vec bias;
+  if (b) bias = to_doubles(*b);
   Vec y;
-  conv_core(ctx, g, to_doubles(*x), to_doubles(*w), ctx.input(2) ? &bias : nullptr, y);
-  return write_output(ctx, 0, x->dtype(), out_dims(g, g.M), y);
+  conv_core(ctx, g, to_doubles(*x), to_doubles(*w), b ? &bias : nullptr, y);
+  KILN_RETURN_IF_ERROR(write_output(ctx, 0, x->dtype(), od, y));
+  if (fused) {
+    Tensor& out = ctx.outputs()[0];
+    if (z) KILN_RETURN_IF_ERROR(add_broadcast_f32(ctx, out, *z));
+    apply_activation(act, out.data<float>(), out.num_elements());
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status conv_kernel(KernelContext& ctx) { return conv_common(ctx, Activation{}, nullptr); }
+
+// ai.kiln FusedConv(X, W, B?, Z?): Conv with a residual input Z and an activation (the optimizer's fusions).
+Status fusedconv_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(Activation act, fused_activation(ctx));
+  return conv_common(ctx, act, ctx.input(3));
 }
 
 namespace {

@@ -1,7 +1,9 @@
 #include <omp.h>
 
+#include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
+#include <unordered_map>
 
 #include "kernels/dnnl/dnnl_common.h"
 #include "kernels/dnnl/dnnl_kernels.h"
@@ -27,6 +29,59 @@ tag weights_tag(size_t rank, bool grouped) {
 
 memory::dims to_dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
 
+// A convolution made for one input shape: the primitive, the plain layouts the tensors have, and the weights
+// in the primitive's layout when they are constant.
+struct ConvPrimitive {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward prim;
+  memory::desc src_md, w_md, dst_md, b_md;
+  memory packed_w;  // empty when the weights are reordered on every call
+};
+
+StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor& w, bool has_bias, bool has_sum,
+                                                   const ConvParams& p, const cpu::Activation& act,
+                                                   bool constant_weights) {
+  const size_t rank = x.rank();
+  const bool grouped = p.group > 1;
+  dnnl::engine& eng = cpu_engine();
+  auto c = std::make_shared<ConvPrimitive>();
+  memory::dims src_dims = to_dims(x.dims()), dst_dims = to_dims(p.out_dims), w_dims = to_dims(w.dims());
+  if (grouped) {
+    w_dims.insert(w_dims.begin(), p.group);
+    w_dims[1] /= p.group;
+  }
+  memory::dims dil(p.dilations.size());
+  for (size_t i = 0; i < dil.size(); ++i) dil[i] = p.dilations[i] - 1;  // oneDNN counts the gaps
+  const auto f32 = memory::data_type::f32;
+  c->src_md = memory::desc(src_dims, f32, plain_tag(rank));
+  c->w_md = memory::desc(w_dims, f32, weights_tag(rank, grouped));
+  c->dst_md = memory::desc(dst_dims, f32, plain_tag(rank));
+  c->b_md = memory::desc({p.out_dims[1]}, f32, tag::x);
+  memory::desc src_any(src_dims, f32, tag::any), w_any(w_dims, f32, tag::any), dst_any(dst_dims, f32, tag::any);
+  auto desc = has_bias ? dnnl::convolution_forward::desc(
+                             dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_any, w_any,
+                             c->b_md, dst_any, to_dims(p.strides), dil, to_dims(p.pad_begin), to_dims(p.pad_end))
+                       : dnnl::convolution_forward::desc(
+                             dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_any, w_any,
+                             dst_any, to_dims(p.strides), dil, to_dims(p.pad_begin), to_dims(p.pad_end));
+  dnnl::post_ops ops;
+  if (has_sum) ops.append_sum(1.0f);
+  append_activation(ops, act);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  c->pd = dnnl::convolution_forward::primitive_desc(desc, attr, eng);
+  c->prim = dnnl::convolution_forward(c->pd);
+  if (constant_weights && c->pd.weights_desc() != c->w_md) {
+    dnnl::stream strm(eng);
+    memory w_user(c->w_md, eng, const_cast<void*>(w.raw_data()));
+    c->packed_w = memory(c->pd.weights_desc(), eng);
+    dnnl::reorder(w_user, c->packed_w).execute(strm, w_user, c->packed_w);
+    strm.wait();
+  }
+  return c;
+}
+
 }  // namespace
 
 bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b) {
@@ -35,59 +90,59 @@ bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b) {
   return x.rank() >= 3 && x.rank() <= 5 && w.rank() == x.rank() && x.num_elements() > 0 && w.num_elements() > 0;
 }
 
-StatusOr<Tensor> conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvParams& p, int threads) {
-  const size_t rank = x.rank();
-  const bool grouped = p.group > 1;
-  KILN_ASSIGN_OR_RETURN(Tensor y, Tensor::allocate(DType::kFloat32, p.out_dims));
-  if (y.num_elements() == 0) return y;
+Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z, const ConvParams& p,
+                const cpu::Activation& act, cpu::KernelCache* cache, bool constant_weights, Tensor& y, int threads) {
+  if (y.num_elements() == 0) return Status::ok();
   try {
     if (threads > 0) omp_set_num_threads(threads);
+    std::shared_ptr<ConvPrimitive> c;
+    if (cache) {
+      std::vector<int64_t> key = x.dims();
+      key.push_back(z ? 1 : 0);
+      key.push_back(b ? 1 : 0);
+      KILN_ASSIGN_OR_RETURN(c, cache->get<ConvPrimitive>(key, [&] {
+        return make_conv(x, w, b != nullptr, z != nullptr, p, act, constant_weights);
+      }));
+    } else {
+      KILN_ASSIGN_OR_RETURN(c, make_conv(x, w, b != nullptr, z != nullptr, p, act, false));
+    }
     dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
-    memory::dims src_dims = to_dims(x.dims()), dst_dims = to_dims(p.out_dims), w_dims = to_dims(w.dims());
-    if (grouped) {
-      w_dims.insert(w_dims.begin(), p.group);
-      w_dims[1] /= p.group;
+    memory src_user(c->src_md, eng, const_cast<void*>(x.raw_data()));
+    memory dst_user(c->dst_md, eng, y.raw_data());
+    memory src_mem = src_user, dst_mem = dst_user, w_mem = c->packed_w;
+    if (!w_mem) {
+      memory w_user(c->w_md, eng, const_cast<void*>(w.raw_data()));
+      w_mem = w_user;
+      if (c->pd.weights_desc() != c->w_md) {
+        w_mem = memory(c->pd.weights_desc(), eng);
+        dnnl::reorder(w_user, w_mem).execute(strm, w_user, w_mem);
+      }
     }
-    memory::dims dil(p.dilations.size());
-    for (size_t i = 0; i < dil.size(); ++i) dil[i] = p.dilations[i] - 1;  // oneDNN counts the gaps
-
-    auto src_user = memory({src_dims, memory::data_type::f32, plain_tag(rank)}, eng, const_cast<void*>(x.raw_data()));
-    auto w_user =
-        memory({w_dims, memory::data_type::f32, weights_tag(rank, grouped)}, eng, const_cast<void*>(w.raw_data()));
-    auto dst_user = memory({dst_dims, memory::data_type::f32, plain_tag(rank)}, eng, y.raw_data());
-
-    memory::desc src_any(src_dims, memory::data_type::f32, tag::any);
-    memory::desc w_any(w_dims, memory::data_type::f32, tag::any);
-    memory::desc dst_any(dst_dims, memory::data_type::f32, tag::any);
-    memory::desc b_md({p.out_dims[1]}, memory::data_type::f32, tag::x);
-    auto desc = b ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                    dnnl::algorithm::convolution_direct, src_any, w_any, b_md, dst_any,
-                                                    to_dims(p.strides), dil, to_dims(p.pad_begin), to_dims(p.pad_end))
-                  : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                    dnnl::algorithm::convolution_direct, src_any, w_any, dst_any,
-                                                    to_dims(p.strides), dil, to_dims(p.pad_begin), to_dims(p.pad_end));
-    dnnl::convolution_forward::primitive_desc pd(desc, eng);
-
-    auto src_mem = src_user, w_mem = w_user, dst_mem = dst_user;
-    if (pd.src_desc() != src_user.get_desc()) {
-      src_mem = memory(pd.src_desc(), eng);
+    if (c->pd.src_desc() != c->src_md) {
+      src_mem = memory(c->pd.src_desc(), eng);
       dnnl::reorder(src_user, src_mem).execute(strm, src_user, src_mem);
     }
-    if (pd.weights_desc() != w_user.get_desc()) {
-      w_mem = memory(pd.weights_desc(), eng);
-      dnnl::reorder(w_user, w_mem).execute(strm, w_user, w_mem);
+    if (c->pd.dst_desc() != c->dst_md) dst_mem = memory(c->pd.dst_desc(), eng);
+    if (z) {
+      // The sum post-op accumulates into dst: start it from z.
+      if (dst_mem == dst_user) {
+        if (z->raw_data() != y.raw_data()) std::memcpy(y.raw_data(), z->raw_data(), y.nbytes());
+      } else {
+        memory z_user(c->dst_md, eng, const_cast<void*>(z->raw_data()));
+        dnnl::reorder(z_user, dst_mem).execute(strm, z_user, dst_mem);
+      }
     }
-    if (pd.dst_desc() != dst_user.get_desc()) dst_mem = memory(pd.dst_desc(), eng);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, w_mem}, {DNNL_ARG_DST, dst_mem}};
-    if (b) args.emplace(DNNL_ARG_BIAS, memory(b_md, eng, const_cast<void*>(b->raw_data())));
-    dnnl::convolution_forward(pd).execute(strm, args);
+    if (b) args.emplace(DNNL_ARG_BIAS, memory(c->b_md, eng, const_cast<void*>(b->raw_data())));
+    args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad_for(c->pd.scratchpad_desc()));
+    c->prim.execute(strm, args);
     if (dst_mem != dst_user) dnnl::reorder(dst_mem, dst_user).execute(strm, dst_mem, dst_user);
     strm.wait();
   } catch (const dnnl::error& e) {
     return internal_error(std::string("oneDNN convolution failed: ") + e.what());
   }
-  return y;
+  return Status::ok();
 }
 
 }  // namespace kiln::dnnl_kernels

@@ -1,11 +1,16 @@
 // Fast CPU kernels on oneDNN (libdnnl). Each one has a plain reference kernel in kernels/cpu that it is
 // tested against (tests/unit/runtime/fast_kernels_test.cc); the reference kernel runs when oneDNN cannot
 // take a case, or when SessionOptions::reference_kernels asks for it.
+//
+// Primitives are made once per node and input shape and kept in the node's KernelCache, together with the
+// weights reordered into the layout the primitive wants when the weights are constants of the model.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/kernel.h"
 #include "kiln/core/status.h"
 #include "kiln/core/tensor.h"
 
@@ -20,21 +25,21 @@ struct ConvParams {
 // True when conv_f32 takes this case: float32 X/W/B, 1 to 3 spatial dims.
 bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b);
 
-// y = Conv(x, w) + b, allocated here. `threads`: OpenMP threads oneDNN may use (0: its default).
-StatusOr<Tensor> conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvParams& p, int threads);
+// y = act(Conv(x, w) + b + z), into `y` (allocated by the caller with p.out_dims). `z` (optional) has
+// y's shape. `cache`: the node's cache (nullptr: nothing kept); `constant_weights`: w never changes, so its
+// packed form is kept. `threads`: OpenMP threads oneDNN may use (0: its default).
+Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z, const ConvParams& p,
+                const cpu::Activation& act, cpu::KernelCache* cache, bool constant_weights, Tensor& y, int threads);
 
-}  // namespace kiln::dnnl_kernels
-
-namespace kiln::dnnl_kernels {
-
-// y[M, N] = alpha * op(a) @ op(b) (+ bias[N]) for float32 2-D a and b given as row-major buffers, op = transpose
-// when trans_*: the shape is that of the stored matrix ([K, M] for a transposed a). `batch` > 1: a and b hold
-// `batch` matrices each, one after the other (3-D batched product, no transposes).
+// y[M, N] = act(alpha * op(a) @ op(b) (+ bias[N])) for float32 2-D a and b given as row-major buffers, op =
+// transpose when trans_*: the shape is that of the stored matrix ([K, M] for a transposed a). `batch` > 1: a
+// and b hold `batch` matrices each, one after the other (3-D batched product, no transposes).
 struct MatMulParams {
   int64_t batch = 1, M = 0, N = 0, K = 0;
   bool trans_a = false, trans_b = false;
   float alpha = 1.0f;
 };
-Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p, int threads);
+Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p,
+                  const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads);
 
 }  // namespace kiln::dnnl_kernels

@@ -8,36 +8,87 @@
 #include "kernels/dnnl/dnnl_kernels.h"
 
 namespace kiln::dnnl_kernels {
+namespace {
 
-Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p, int threads) {
-  using dnnl::memory;
-  if (p.batch <= 0 || p.M <= 0 || p.N <= 0 || p.K <= 0) return Status::ok();
+using dnnl::memory;
+
+struct MatMulPrimitive {
+  dnnl::matmul::primitive_desc pd;
+  dnnl::matmul prim;
+  memory::desc a_md, b_md, y_md, bias_md;
+  memory packed_b;  // B in the primitive's layout, when B is constant
+};
+
+StatusOr<std::shared_ptr<MatMulPrimitive>> make_matmul(const float* b, bool has_bias, const MatMulParams& p,
+                                                       const cpu::Activation& act, bool constant_b) {
+  dnnl::engine& eng = cpu_engine();
+  auto m = std::make_shared<MatMulPrimitive>();
+  const auto f32 = memory::data_type::f32;
+  memory::desc b_pd_md;
+  if (p.batch == 1) {
+    m->a_md = memory::desc({p.M, p.K}, f32, p.trans_a ? memory::dims{1, p.M} : memory::dims{p.K, 1});
+    m->b_md = memory::desc({p.K, p.N}, f32, p.trans_b ? memory::dims{1, p.K} : memory::dims{p.N, 1});
+    m->y_md = memory::desc({p.M, p.N}, f32, memory::format_tag::ab);
+    m->bias_md = memory::desc({1, p.N}, f32, memory::format_tag::ab);
+    b_pd_md = constant_b ? memory::desc({p.K, p.N}, f32, memory::format_tag::any) : m->b_md;
+  } else {
+    m->a_md = memory::desc({p.batch, p.M, p.K}, f32, memory::format_tag::abc);
+    m->b_md = memory::desc({p.batch, p.K, p.N}, f32, memory::format_tag::abc);
+    m->y_md = memory::desc({p.batch, p.M, p.N}, f32, memory::format_tag::abc);
+    m->bias_md = memory::desc({1, 1, p.N}, f32, memory::format_tag::abc);
+    b_pd_md = m->b_md;
+  }
+  dnnl::primitive_attr attr;
+  if (p.alpha != 1.0f) attr.set_output_scales(0, {p.alpha});
+  dnnl::post_ops ops;
+  append_activation(ops, act);
+  attr.set_post_ops(ops);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  auto desc = has_bias ? dnnl::matmul::desc(m->a_md, b_pd_md, m->bias_md, m->y_md)
+                       : dnnl::matmul::desc(m->a_md, b_pd_md, m->y_md);
+  m->pd = dnnl::matmul::primitive_desc(desc, attr, eng);
+  m->prim = dnnl::matmul(m->pd);
+  if (constant_b && m->pd.weights_desc() != m->b_md) {
+    dnnl::stream strm(eng);
+    memory b_user(m->b_md, eng, const_cast<float*>(b));
+    m->packed_b = memory(m->pd.weights_desc(), eng);
+    dnnl::reorder(b_user, m->packed_b).execute(strm, b_user, m->packed_b);
+    strm.wait();
+  }
+  return m;
+}
+
+}  // namespace
+
+Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p,
+                  const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads) {
+  if (p.batch <= 0 || p.M <= 0 || p.N <= 0) return Status::ok();
+  if (p.K <= 0) {
+    // An empty sum: bias (or 0), then the activation.
+    for (int64_t i = 0; i < p.batch * p.M; ++i)
+      for (int64_t j = 0; j < p.N; ++j) y[i * p.N + j] = bias ? bias[j] : 0.0f;
+    cpu::apply_activation(act, y, p.batch * p.M * p.N);
+    return Status::ok();
+  }
   try {
     if (threads > 0) omp_set_num_threads(threads);
+    std::shared_ptr<MatMulPrimitive> m;
+    auto make = [&] { return make_matmul(b, bias != nullptr, p, act, constant_b && cache); };
+    if (cache) {
+      std::vector<int64_t> key{p.batch, p.M, p.N, p.K, p.trans_a, p.trans_b, bias != nullptr};
+      KILN_ASSIGN_OR_RETURN(m, cache->get<MatMulPrimitive>(key, make));
+    } else {
+      KILN_ASSIGN_OR_RETURN(m, make());
+    }
     dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
-    const auto f32 = memory::data_type::f32;
-    memory::desc a_md, b_md, y_md, bias_md;
-    if (p.batch == 1) {
-      a_md = memory::desc({p.M, p.K}, f32, p.trans_a ? memory::dims{1, p.M} : memory::dims{p.K, 1});
-      b_md = memory::desc({p.K, p.N}, f32, p.trans_b ? memory::dims{1, p.K} : memory::dims{p.N, 1});
-      y_md = memory::desc({p.M, p.N}, f32, memory::format_tag::ab);
-      bias_md = memory::desc({1, p.N}, f32, memory::format_tag::ab);
-    } else {
-      a_md = memory::desc({p.batch, p.M, p.K}, f32, memory::format_tag::abc);
-      b_md = memory::desc({p.batch, p.K, p.N}, f32, memory::format_tag::abc);
-      y_md = memory::desc({p.batch, p.M, p.N}, f32, memory::format_tag::abc);
-      bias_md = memory::desc({1, 1, p.N}, f32, memory::format_tag::abc);
-    }
-    dnnl::primitive_attr attr;
-    if (p.alpha != 1.0f) attr.set_output_scales(0, {p.alpha});
-    auto desc = bias ? dnnl::matmul::desc(a_md, b_md, bias_md, y_md) : dnnl::matmul::desc(a_md, b_md, y_md);
-    dnnl::matmul::primitive_desc pd(desc, attr, eng);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(a_md, eng, const_cast<float*>(a))},
-                                         {DNNL_ARG_WEIGHTS, memory(b_md, eng, const_cast<float*>(b))},
-                                         {DNNL_ARG_DST, memory(y_md, eng, y)}};
-    if (bias) args.emplace(DNNL_ARG_BIAS, memory(bias_md, eng, const_cast<float*>(bias)));
-    dnnl::matmul(pd).execute(strm, args);
+    memory b_mem = m->packed_b ? m->packed_b : memory(m->b_md, eng, const_cast<float*>(b));
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(m->a_md, eng, const_cast<float*>(a))},
+                                         {DNNL_ARG_WEIGHTS, b_mem},
+                                         {DNNL_ARG_DST, memory(m->y_md, eng, y)}};
+    if (bias) args.emplace(DNNL_ARG_BIAS, memory(m->bias_md, eng, const_cast<float*>(bias)));
+    args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad_for(m->pd.scratchpad_desc()));
+    m->prim.execute(strm, args);
     strm.wait();
   } catch (const dnnl::error& e) {
     return internal_error(std::string("oneDNN matmul failed: ") + e.what());

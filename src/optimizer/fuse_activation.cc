@@ -1,0 +1,125 @@
+// An activation after a float32 Conv, FusedConv or FusedMatMul becomes the fused node's `activation` (a oneDNN
+// eltwise post-op): Relu, LeakyRelu, Clip (constant bounds), Sigmoid, HardSigmoid, HardSwish, Tanh, GELU (exact)
+// and SiLU written as x * Sigmoid(x).
+#include <limits>
+
+#include "optimizer/graph_util.h"
+#include "optimizer/passes.h"
+
+namespace kiln::opt {
+namespace {
+
+struct Act {
+  std::string name;
+  std::vector<float> params;
+};
+
+// The activation node `n` applies to `x`, if it is one we fuse.
+std::optional<Act> activation_of(const ir::Model& m, const ir::Node& n) {
+  const ir::Graph& g = m.graph;
+  if (n.inputs.empty() || n.outputs.size() != 1) return std::nullopt;
+  if (is_onnx(n, "Relu") || is_onnx(n, "Sigmoid") || is_onnx(n, "HardSwish") || is_onnx(n, "Tanh")) {
+    return Act{n.op_type, {}};
+  }
+  if (is_onnx(n, "LeakyRelu")) return Act{"LeakyRelu", {attr_float(n, "alpha", 0.01f)}};
+  if (is_onnx(n, "HardSigmoid")) return Act{"HardSigmoid", {attr_float(n, "alpha", 0.2f), attr_float(n, "beta", 0.5f)}};
+  if ((is_onnx(n, "Gelu") && n.attr("approximate") == nullptr) || is_kiln(n, "Gelu")) {
+    const ir::Attribute* a = n.attr("approximate");
+    if (a && a->s != "none") return std::nullopt;
+    return Act{"Gelu", {}};
+  }
+  if (is_onnx(n, "Clip")) {
+    float lo = std::numeric_limits<float>::lowest(), hi = std::numeric_limits<float>::max();
+    if (m.opset("").value_or(0) < 11) {
+      lo = attr_float(n, "min", lo);
+      hi = attr_float(n, "max", hi);
+    } else {
+      for (size_t k = 1; k < n.inputs.size() && k < 3; ++k) {
+        if (n.inputs[k].empty()) continue;
+        auto v = constant_values(g, n.inputs[k]);
+        if (!v || v->size() != 1) return std::nullopt;
+        (k == 1 ? lo : hi) = static_cast<float>((*v)[0]);
+      }
+    }
+    return Act{"Clip", {lo, hi}};
+  }
+  return std::nullopt;
+}
+
+bool fusable_producer(const ir::Graph& g, const ir::Node& n) {
+  if (is_onnx(n, "Conv")) {
+    const Tensor* w = n.inputs.size() > 1 ? constant_tensor(g, n.inputs[1]) : nullptr;
+    return w && w->dtype() == DType::kFloat32;
+  }
+  if (is_kiln(n, "FusedConv") || is_kiln(n, "FusedMatMul")) {
+    const ir::Attribute* a = n.attr("activation");
+    return !a || a->s.empty();
+  }
+  return false;
+}
+
+void set_activation(ir::Model& m, ir::Node& n, const Act& act) {
+  if (is_onnx(n, "Conv")) {
+    n.op_type = "FusedConv";
+    n.domain = kKilnDomain;
+    import_kiln_domain(m);
+  }
+  ir::Attribute a;
+  a.name = "activation";
+  a.type = ir::AttrType::kString;
+  a.s = act.name;
+  set_attr(n, a);
+  if (!act.params.empty()) {
+    ir::Attribute p;
+    p.name = "activation_params";
+    p.type = ir::AttrType::kFloats;
+    p.floats = act.params;
+    set_attr(n, p);
+  }
+}
+
+}  // namespace
+
+int fuse_activation(ir::Model& m) {
+  ir::Graph& g = m.graph;
+  int rewrites = 0;
+  GraphView view(g);
+  for (auto& producer : g.nodes) {
+    if (!fusable_producer(g, producer) || producer.outputs.empty()) continue;
+    const std::string y = producer.outputs[0];
+    if (view.is_graph_output(y) || view.read_by_subgraph(y)) continue;
+    const auto& readers = view.readers(y);
+    if (readers.size() == 1) {
+      ir::Node& act_node = g.nodes[readers[0]];
+      if (act_node.inputs[0] != y) continue;
+      auto act = activation_of(m, act_node);
+      if (!act) continue;
+      set_activation(m, producer, *act);
+      producer.outputs[0] = act_node.outputs[0];
+      mark_removed(act_node);
+      ++rewrites;
+    } else if (readers.size() == 2) {
+      // SiLU: Mul(y, Sigmoid(y))
+      ir::Node* sig = nullptr;
+      ir::Node* mul = nullptr;
+      for (size_t r : readers) {
+        ir::Node& n = g.nodes[r];
+        if (is_onnx(n, "Sigmoid")) sig = &n;
+        if (is_onnx(n, "Mul")) mul = &n;
+      }
+      if (!sig || !mul || mul->inputs.size() != 2 || view.single_reader(sig->outputs[0]) < 0) continue;
+      const bool matches = (mul->inputs[0] == y && mul->inputs[1] == sig->outputs[0]) ||
+                           (mul->inputs[1] == y && mul->inputs[0] == sig->outputs[0]);
+      if (!matches) continue;
+      set_activation(m, producer, Act{"Silu", {}});
+      producer.outputs[0] = mul->outputs[0];
+      mark_removed(*sig);
+      mark_removed(*mul);
+      ++rewrites;
+    }
+  }
+  sweep_removed(g);
+  return rewrites;
+}
+
+}  // namespace kiln::opt
