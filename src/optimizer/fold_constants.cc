@@ -14,8 +14,8 @@ namespace {
 constexpr int64_t kMaxFoldedElements = int64_t{1} << 24;
 
 const std::unordered_set<std::string>& non_deterministic() {
-  static const std::unordered_set<std::string> ops = {"RandomNormal", "RandomUniform", "RandomNormalLike",
-                                                      "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout"};
+  static const std::unordered_set<std::string> ops = {
+      "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout"};
   return ops;
 }
 

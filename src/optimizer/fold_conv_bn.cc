@@ -16,7 +16,8 @@ int fold_conv_bn(ir::Model& m) {
     if (!is_onnx(bn, "BatchNormalization") || bn.inputs.size() != 5) continue;
     if (attr_int(bn, "training_mode", 0) != 0) continue;
     bool extra = false;
-    for (size_t k = 1; k < bn.outputs.size(); ++k) extra = extra || (!bn.outputs[k].empty() && view.use_count(bn.outputs[k]));
+    for (size_t k = 1; k < bn.outputs.size(); ++k)
+      extra = extra || (!bn.outputs[k].empty() && view.use_count(bn.outputs[k]));
     if (extra) continue;
     const int p = view.producer(bn.inputs[0]);
     if (p < 0 || view.single_reader(bn.inputs[0]) < 0) continue;
@@ -35,9 +36,7 @@ int fold_conv_bn(ir::Model& m) {
     auto beta = constant_values(g, bn.inputs[2]);
     auto mean = constant_values(g, bn.inputs[3]);
     auto var = constant_values(g, bn.inputs[4]);
-    auto sized = [M](const std::optional<std::vector<double>>& v) {
-      return v && static_cast<int64_t>(v->size()) == M;
-    };
+    auto sized = [M](const std::optional<std::vector<double>>& v) { return v && static_cast<int64_t>(v->size()) == M; };
     if (!sized(scale) || !sized(beta) || !sized(mean) || !sized(var) || (has_bias && !sized(bias))) continue;
     const double eps = attr_float(bn, "epsilon", 1e-5f);
     auto new_w = Tensor::allocate(DType::kFloat32, w->dims());
@@ -54,7 +53,8 @@ int fold_conv_bn(ir::Model& m) {
       new_b->data<float>()[c] = static_cast<float>((b0 - (*mean)[ci]) * s + (*beta)[ci]);
     }
     conv.inputs[1] = add_initializer(g, conv.inputs[1] + "_bn", std::move(new_w).value());
-    const std::string b_name = add_initializer(g, (has_bias ? conv.inputs[2] : conv.inputs[1]) + "_bias", std::move(new_b).value());
+    const std::string b_name =
+        add_initializer(g, (has_bias ? conv.inputs[2] : conv.inputs[1]) + "_bias", std::move(new_b).value());
     if (conv.inputs.size() < 3) conv.inputs.resize(3);
     conv.inputs[2] = b_name;
     conv.outputs[0] = bn.outputs[0];

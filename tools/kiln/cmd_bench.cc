@@ -1,4 +1,5 @@
-// kiln bench MODEL [--shape NAME=1x3x224x224]... [--iterations N] [--warmup N] [--threads N] [--json FILE]
+// kiln bench MODEL [--shape NAME=1x3x224x224]... [--iterations N] [--warmup N] [--threads N] [--opt-level L]
+//                  [--json FILE]
 // [--profile FILE]: like trtexec. Session creation time, latency min/median/p90/p99/mean, throughput and
 // peak RSS, on random inputs, with a progress bar on a terminal.
 #include <sys/resource.h>
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "commands.h"
+#include "kiln/optimizer/optimizer.h"
 #include "kiln/runtime/session.h"
 
 namespace kiln::cli {
@@ -105,6 +107,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
     std::string model, json, profile;
     std::vector<std::string> shapes;
     int iterations = 100, warmup = 10, threads = 0;
+    std::string opt_level = "all";
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -113,12 +116,14 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
   cmd->add_option("--warmup", a->warmup, "Untimed runs first (default 10)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", a->threads, "Intra-op threads (0: one per physical core)")
       ->check(CLI::NonNegativeNumber);
+  add_opt_level_option(cmd, a->opt_level);
   cmd->add_option("--json", a->json, "Write the results as JSON to FILE");
   cmd->add_option("--profile", a->profile, "Write a Chrome trace (a span per node) of the timed runs to FILE");
   cmd->callback([&run, a] {
     run = [a] {
       SessionOptions options;
       options.intra_op_threads = a->threads;
+      options.optimization_level = *opt::parse_level(a->opt_level);
       options.enable_profiling = !a->profile.empty();
       const auto t0 = Clock::now();
       auto session = Session::create(a->model, options);
@@ -197,7 +202,8 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
                             {"iterations", a->iterations},
                             {"session_ms", session_ms},
                             {"peak_rss_mb", rss},
-                            {"threads", a->threads}};
+                            {"threads", a->threads},
+                            {"opt_level", a->opt_level}};
         // Written beside the target and renamed into place: a failed write leaves nothing behind.
         const std::string tmp = a->json + ".tmp";
         std::ofstream f(tmp);

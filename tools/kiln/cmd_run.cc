@@ -11,6 +11,7 @@
 #include "kiln/core/npy.h"
 #include "kiln/image/image.h"
 #include "kiln/onnx/model_io.h"
+#include "kiln/optimizer/optimizer.h"
 #include "kiln/runtime/session.h"
 
 namespace kiln::cli {
@@ -138,6 +139,7 @@ void add_run(CLI::App& root, std::function<int()>& run) {
     std::string model, out_dir;
     std::vector<std::string> inputs, images;
     int threads = 0;
+    std::string opt_level = "all";
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -146,10 +148,12 @@ void add_run(CLI::App& root, std::function<int()>& run) {
   cmd->add_option("--output-image", a->images, "NAME=FILE: also write output NAME as a PNG/JPEG image");
   cmd->add_option("-d,--output-dir", a->out_dir, "Write every output to DIR/<name>.npy");
   cmd->add_option("--threads", a->threads, "Intra-op threads (0: one per core)");
+  add_opt_level_option(cmd, a->opt_level);
   cmd->callback([&run, a] {
     run = [a] {
       SessionOptions options;
       options.intra_op_threads = a->threads;
+      options.optimization_level = *opt::parse_level(a->opt_level);
       auto session = Session::create(a->model, options);
       if (!session.is_ok()) {
         std::cerr << "kiln: " << session.status().message() << "\n";

@@ -23,12 +23,15 @@ void add_extract(CLI::App& root, std::function<int()>& run);
 void add_convert(CLI::App& root, std::function<int()>& run);
 void add_run(CLI::App& root, std::function<int()>& run);
 void add_bench(CLI::App& root, std::function<int()>& run);
+void add_optimize(CLI::App& root, std::function<int()>& run);
 
 // Prints "kiln: <message>" to stderr and returns the exit code for the status (2 for I/O and format
 // problems, 1 for an invalid model or request).
 int report_error(const Status& status);
 // Loads a model, printing the error on failure.
 bool load_or_report(const std::string& path, ir::Model& model, int& exit_code);
+// Adds --opt-level (disabled|basic|extended|all or 0|1|2|99; default all) storing the text in `level`.
+void add_opt_level_option(CLI::App* cmd, std::string& level);
 // "a,b,c" -> {"a","b","c"} (empty items dropped).
 std::vector<std::string> split_list(const std::vector<std::string>& items);
 

@@ -2,8 +2,18 @@
 
 #include "commands.h"
 #include "kiln/onnx/model_io.h"
+#include "kiln/optimizer/optimizer.h"
 
 namespace kiln::cli {
+
+void add_opt_level_option(CLI::App* cmd, std::string& level) {
+  cmd->add_option("--opt-level", level,
+                  "Graph optimization level: disabled, basic, extended or all (0, 1, 2, 99; default all)")
+      ->check([](const std::string& text) {
+        auto parsed = opt::parse_level(text);
+        return parsed.is_ok() ? std::string() : parsed.status().message();
+      });
+}
 
 int report_error(const Status& status) {
   std::cerr << "kiln: " << status.message() << "\n";

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_convert(app, run);
   kiln::cli::add_run(app, run);
   kiln::cli::add_bench(app, run);
+  kiln::cli::add_optimize(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

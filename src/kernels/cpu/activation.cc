@@ -37,11 +37,16 @@ StatusOr<Activation> make_activation(const std::string& name, const std::vector<
     K kind;
     size_t nparams;
   };
-  static const Entry kEntries[] = {{"", K::kNone, 0},          {"Relu", K::kRelu, 0},
-                                   {"LeakyRelu", K::kLeakyRelu, 1}, {"Clip", K::kClip, 2},
-                                   {"Sigmoid", K::kSigmoid, 0},     {"HardSigmoid", K::kHardSigmoid, 2},
-                                   {"HardSwish", K::kHardSwish, 0}, {"Silu", K::kSilu, 0},
-                                   {"Gelu", K::kGelu, 0},           {"Tanh", K::kTanh, 0}};
+  static const Entry kEntries[] = {{"", K::kNone, 0},
+                                   {"Relu", K::kRelu, 0},
+                                   {"LeakyRelu", K::kLeakyRelu, 1},
+                                   {"Clip", K::kClip, 2},
+                                   {"Sigmoid", K::kSigmoid, 0},
+                                   {"HardSigmoid", K::kHardSigmoid, 2},
+                                   {"HardSwish", K::kHardSwish, 0},
+                                   {"Silu", K::kSilu, 0},
+                                   {"Gelu", K::kGelu, 0},
+                                   {"Tanh", K::kTanh, 0}};
   for (const auto& e : kEntries) {
     if (name != e.name) continue;
     if (params.size() != e.nparams) {

@@ -50,6 +50,60 @@ StatusOr<const Tensor*> KernelContext::required_input(size_t i) const {
   return &v->tensor();
 }
 
+void strided_copy(const KernelContext& ctx, const Tensor& src, int64_t offset, std::vector<int64_t> dims,
+                  std::vector<int64_t> strides, Tensor& out) {
+  const size_t es = static_cast<size_t>(dtype_bits(src.dtype()) / 8);
+  if (out.num_elements() == 0) return;
+  // Drop unit dims, then merge neighbours that are contiguous in the source.
+  std::vector<int64_t> d, st;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == 1) continue;
+    if (!d.empty() && st.back() == strides[i] * dims[i]) {
+      d.back() *= dims[i];
+      st.back() = strides[i];
+    } else {
+      d.push_back(dims[i]);
+      st.push_back(strides[i]);
+    }
+  }
+  if (d.empty()) {
+    d.push_back(1);
+    st.push_back(1);
+  }
+  const int64_t row = d.back(), rstride = st.back();
+  const int64_t rows = out.num_elements() / row;
+  const auto* base = static_cast<const uint8_t*>(src.raw_data()) + offset * static_cast<int64_t>(es);
+  auto* dst = static_cast<uint8_t*>(out.raw_data());
+  const size_t outer_rank = d.size() - 1;
+  ctx.parallel_for(rows, std::max<int64_t>(1, 16384 / row), [&](int64_t r0, int64_t r1) {
+    std::vector<int64_t> idx(outer_rank, 0);
+    int64_t rem = r0;
+    for (size_t k = outer_rank; k-- > 0;) {
+      idx[k] = rem % d[k];
+      rem /= d[k];
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t off = 0;
+      for (size_t k = 0; k < outer_rank; ++k) off += idx[k] * st[k];
+      const uint8_t* from = base + off * static_cast<int64_t>(es);
+      uint8_t* to = dst + r * row * static_cast<int64_t>(es);
+      if (rstride == 1) {
+        std::memcpy(to, from, static_cast<size_t>(row) * es);
+      } else if (es == 4) {
+        auto* t4 = reinterpret_cast<uint32_t*>(to);
+        for (int64_t j = 0; j < row; ++j) std::memcpy(t4 + j, from + j * rstride * 4, 4);
+      } else {
+        for (int64_t j = 0; j < row; ++j)
+          std::memcpy(to + j * static_cast<int64_t>(es), from + j * rstride * static_cast<int64_t>(es), es);
+      }
+      for (size_t k = outer_rank; k-- > 0;) {
+        if (++idx[k] < d[k]) break;
+        idx[k] = 0;
+      }
+    }
+  });
+}
+
 int KernelContext::num_threads() const { return pool_ ? pool_->num_threads() : 1; }
 
 void KernelContext::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const {

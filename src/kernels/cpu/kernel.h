@@ -188,6 +188,11 @@ StatusOr<int64_t> normalize_axis(const KernelContext& ctx, int64_t axis, int64_t
 int64_t product(const std::vector<int64_t>& dims, size_t begin = 0, size_t end = SIZE_MAX);
 // Copies n elements from src[src_off..] to dst[dst_off..]; both tensors have the same byte-sized or string dtype.
 void copy_elements(Tensor& dst, int64_t dst_off, const Tensor& src, int64_t src_off, int64_t n);
+// Fills contiguous `out` (fixed-size dtype, `dims` elements) from the strided view of `src`: element i of out
+// at multi-index (i0, .., ik) is src[offset + i0 * strides[0] + ... + ik * strides[k]]. Unit-stride rows are
+// copied with memcpy; rows are spread over the session's threads (Transpose, Slice fast paths).
+void strided_copy(const KernelContext& ctx, const Tensor& src, int64_t offset, std::vector<int64_t> dims,
+                  std::vector<int64_t> strides, Tensor& out);
 // Reads an int64/int32 tensor as int64 values.
 std::vector<int64_t> to_int64s(const Tensor& t);
 // Reads any numeric tensor as double values.

@@ -848,6 +848,49 @@ namespace {
 
 enum class PoolKind { kMax, kAvg, kLp };
 
+// Float32 2-D max/average pooling over N*C planes in parallel: the same windows as the reference kernel (the
+// divisor counts the positions inside the input, or inside input + pads with count_include_pad).
+void pool2d_f32(const KernelContext& ctx, const ConvGeom& g, PoolKind kind, bool include_pad, const float* x,
+                float* y) {
+  const int64_t H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
+  const int64_t KH = g.kernel[0], KW = g.kernel[1], SH = g.strides[0], SW = g.strides[1];
+  const int64_t DH = g.dilations[0], DW = g.dilations[1], PT = g.pad_begin[0], PL = g.pad_begin[1];
+  ctx.parallel_for(g.N * g.C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, OH * OW * KH * KW)),
+                   [&](int64_t p0, int64_t p1) {
+                     for (int64_t plane = p0; plane < p1; ++plane) {
+                       const float* px = x + plane * H * W;
+                       float* py = y + plane * OH * OW;
+                       for (int64_t oh = 0; oh < OH; ++oh) {
+                         for (int64_t ow = 0; ow < OW; ++ow) {
+                           const int64_t h0 = oh * SH - PT, w0 = ow * SW - PL;
+                           float acc = kind == PoolKind::kMax ? -std::numeric_limits<float>::infinity() : 0.0f;
+                           int64_t count = 0, padded = 0;
+                           for (int64_t kh = 0; kh < KH; ++kh) {
+                             const int64_t h = h0 + kh * DH;
+                             const bool h_in = h >= 0 && h < H;
+                             const bool h_pad = h >= -PT && h < H + g.pad_end[0];
+                             for (int64_t kw = 0; kw < KW; ++kw) {
+                               const int64_t w = w0 + kw * DW;
+                               if (h_in && w >= 0 && w < W) {
+                                 const float v = px[h * W + w];
+                                 acc = kind == PoolKind::kMax ? (v > acc ? v : acc) : acc + v;
+                                 ++count;
+                               } else if (h_pad && w >= -PL && w < W + g.pad_end[1]) {
+                                 ++padded;
+                               }
+                             }
+                           }
+                           if (kind == PoolKind::kAvg) {
+                             const int64_t div = include_pad ? count + padded : count;
+                             acc = div > 0 ? acc / static_cast<float>(div) : 0.0f;
+                           }
+                           py[oh * OW + ow] = acc;
+                         }
+                       }
+                     }
+                   });
+}
+
 Status pool_kernel(KernelContext& ctx, PoolKind kind) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_RETURN_IF_ERROR(require_numeric(ctx, *x, "input 0 (X)"));
@@ -867,6 +910,12 @@ Status pool_kernel(KernelContext& ctx, PoolKind kind) {
   const double p =
       pa && pa->type == ir::AttrType::kFloat ? static_cast<double>(pa->f) : static_cast<double>(ctx.attr_int("p", 2));
   const int64_t storage_order = ctx.attr_int("storage_order", 0);
+  if (!ctx.reference_kernels() && x->dtype() == DType::kFloat32 && nsp == 2 && kind != PoolKind::kLp &&
+      !(kind == PoolKind::kMax && wants_output(ctx, 1))) {
+    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, out_dims(g, g.C)));
+    pool2d_f32(ctx, g, kind, include_pad, x->data<float>(), y->data<float>());
+    return Status::ok();
+  }
   const int64_t in_sz = product(g.in), out_sz = product(g.out), k_sz = product(g.kernel);
   auto in_str = strides_of(g.in);
   // column-major strides for storage_order = 1
@@ -1085,6 +1134,35 @@ Status layernormalization_kernel(KernelContext& ctx) {
     }
     return Status::ok();
   };
+  const Tensor* bias_t = ctx.input(2);
+  if (!ctx.reference_kernels() && x->dtype() == DType::kFloat32 && scale->dtype() == DType::kFloat32 &&
+      scale->num_elements() == inner &&
+      (!bias_t || (bias_t->dtype() == DType::kFloat32 && bias_t->num_elements() == inner)) && !wants_output(ctx, 1) &&
+      !wants_output(ctx, 2)) {
+    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, x->dims()));
+    const float* px = x->data<float>();
+    const float* ps = scale->data<float>();
+    const float* pb = bias_t ? bias_t->data<float>() : nullptr;
+    float* py = out->data<float>();
+    ctx.parallel_for(outer, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, inner)), [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        const float* xr = px + o * inner;
+        float* yr = py + o * inner;
+        double s = 0;
+        for (int64_t j = 0; j < inner; ++j) s += xr[j];
+        const float m = inner > 0 ? static_cast<float>(s / static_cast<double>(inner)) : 0.0f;
+        double s2 = 0;
+        for (int64_t j = 0; j < inner; ++j) {
+          const float d = xr[j] - m;
+          s2 += static_cast<double>(d) * d;
+        }
+        const float inv =
+            static_cast<float>(1.0 / std::sqrt((inner > 0 ? s2 / static_cast<double>(inner) : 0.0) + eps));
+        for (int64_t j = 0; j < inner; ++j) yr[j] = (xr[j] - m) * inv * ps[j] + (pb ? pb[j] : 0.0f);
+      }
+    });
+    return Status::ok();
+  }
   Vec sc, bi(static_cast<size_t>(inner), 0.0);
   KILN_RETURN_IF_ERROR(bcast(scale, "input 1 (Scale)", sc));
   if (const Tensor* b = ctx.input(2)) KILN_RETURN_IF_ERROR(bcast(b, "input 2 (B)", bi));
@@ -1272,6 +1350,41 @@ Status softmax_family(KernelContext& ctx, SoftKind kind) {
   const bool legacy = ctx.opset() < 13;
   if (rank == 0) return ctx.error("input must have rank >= 1");
   KILN_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx, ctx.attr_int("axis", legacy ? 1 : -1), rank));
+  if (!ctx.reference_kernels() && x->dtype() == DType::kFloat32 && kind != SoftKind::kHardmax) {
+    // Rows of `len` elements `inner` apart (legacy: everything from `axis` on is one row).
+    const size_t ua = static_cast<size_t>(axis);
+    const int64_t len = legacy ? product(x->dims(), ua) : x->dims()[ua];
+    const int64_t inner = legacy ? 1 : product(x->dims(), ua + 1);
+    const int64_t outer = product(x->dims(), 0, ua);
+    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, x->dims()));
+    const float* px = x->data<float>();
+    float* py = out->data<float>();
+    const bool log = kind == SoftKind::kLogSoftmax;
+    ctx.parallel_for(outer * inner, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, len)),
+                     [&](int64_t r0, int64_t r1) {
+                       for (int64_t r = r0; r < r1; ++r) {
+                         const int64_t base = (r / inner) * len * inner + r % inner;
+                         const float* xr = px + base;
+                         float* yr = py + base;
+                         float mx = -std::numeric_limits<float>::infinity();
+                         for (int64_t i = 0; i < len; ++i) mx = std::max(mx, xr[i * inner]);
+                         double sum = 0;
+                         for (int64_t i = 0; i < len; ++i) {
+                           const float e = std::exp(xr[i * inner] - mx);
+                           if (!log) yr[i * inner] = e;
+                           sum += e;
+                         }
+                         if (log) {
+                           const float ls = static_cast<float>(std::log(sum));
+                           for (int64_t i = 0; i < len; ++i) yr[i * inner] = xr[i * inner] - mx - ls;
+                         } else {
+                           const float inv = static_cast<float>(1.0 / sum);
+                           for (int64_t i = 0; i < len; ++i) yr[i * inner] *= inv;
+                         }
+                       }
+                     });
+    return Status::ok();
+  }
   std::vector<bool> red(static_cast<size_t>(rank), false);
   if (legacy) {
     for (int64_t d = axis; d < rank; ++d) red[static_cast<size_t>(d)] = true;

@@ -521,6 +521,17 @@ Status slice_kernel(KernelContext& ctx) {
     dims[ua] = count;
   }
   const auto in_str = strides_of(x->dims());
+  if (!ctx.reference_kernels() && dtype_bits(x->dtype()) >= 8) {
+    int64_t offset = 0;
+    std::vector<int64_t> strides(dims.size());
+    for (size_t d = 0; d < dims.size(); ++d) {
+      offset += first[d] * in_str[d];
+      strides[d] = step[d] * in_str[d];
+    }
+    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, x->dtype(), dims));
+    strided_copy(ctx, *x, offset, dims, strides, *out);
+    return Status::ok();
+  }
   std::vector<int64_t> src;
   src.reserve(static_cast<size_t>(prod(dims)));
   for_each_index(dims, [&](const std::vector<int64_t>& idx) {
@@ -788,6 +799,11 @@ Status transpose_kernel(KernelContext& ctx) {
   for (size_t i = 0; i < rank; ++i) {
     dims[i] = x->dims()[static_cast<size_t>(perm[i])];
     ps[i] = xs[static_cast<size_t>(perm[i])];
+  }
+  if (!ctx.reference_kernels() && dtype_bits(x->dtype()) >= 8) {
+    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, x->dtype(), dims));
+    strided_copy(ctx, *x, 0, dims, ps, *out);
+    return Status::ok();
   }
   std::vector<int64_t> src;
   for_each_index(dims, [&](const std::vector<int64_t>& idx) {
