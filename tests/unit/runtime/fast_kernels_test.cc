@@ -20,11 +20,12 @@ Tensor random_tensor(std::vector<int64_t> dims, std::mt19937& rng) {
   return t;
 }
 
-// Runs the model with the fast kernels and with the reference kernels (SessionOptions::reference_kernels)
-// and compares output 0 element by element: |fast - ref| <= tol + tol |ref|.
+// Runs the model optimized on the fast kernels and unoptimized on the reference kernels
+// (SessionOptions::reference_kernels) and compares output 0 element by element: |fast - ref| <= tol + tol |ref|.
 void expect_fast_matches_reference(const ir::Model& model, const NamedTensors& feeds, float tol) {
   SessionOptions ref_opts;
   ref_opts.reference_kernels = true;
+  ref_opts.optimization_level = 0;
   auto ref = std::move(Session::create(model, ref_opts)).value()->run(feeds);
   auto fast = std::move(Session::create(model)).value()->run(feeds);
   ASSERT_TRUE(ref.is_ok()) << ref.status().message();
@@ -173,6 +174,161 @@ TEST(FastKernels, ResizeMatchesReference) {
         expect_fast_matches_reference(model, {{"x", x}}, 1e-5f);
       }
     }
+  }
+}
+
+ir::Model one_node(const std::string& op, std::vector<std::string> inputs, std::vector<ir::Attribute> attrs,
+                   std::vector<ir::NamedTensor> inits, std::vector<int64_t> x_dims, const std::string& domain = "",
+                   int64_t opset = 17) {
+  std::vector<DimArg> xd;
+  for (size_t i = 0; i < x_dims.size(); ++i) xd.emplace_back("d" + std::to_string(i));
+  std::vector<ir::OpsetImport> opsets{{"", opset}};
+  if (!domain.empty()) opsets.push_back({domain, 1});
+  return make_model(make_graph({make_node(op, std::move(inputs), {"y"}, "n", std::move(attrs), domain)}, "g",
+                               {make_tensor_value_info("x", DType::kFloat32, xd)},
+                               {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, std::move(inits)),
+                    opsets);
+}
+
+TEST(FastKernels, FusedConvActivationsAndResidualMatchReference) {
+  std::mt19937 rng(11);
+  const std::vector<std::pair<std::string, std::vector<float>>> acts = {
+      {"", {}},     {"Relu", {}},      {"LeakyRelu", {0.1f}}, {"Clip", {0.0f, 6.0f}},        {"Sigmoid", {}},
+      {"Tanh", {}}, {"HardSwish", {}}, {"Silu", {}},          {"HardSigmoid", {0.2f, 0.5f}}, {"Gelu", {}}};
+  for (const auto& [act, params] : acts) {
+    for (int z_kind = 0; z_kind < 3; ++z_kind) {  // no Z, Z of the output's shape, Z broadcast per channel
+      SCOPED_TRACE(act + " z " + std::to_string(z_kind));
+      std::vector<ir::Attribute> attrs{make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1}),
+                                       make_attribute("strides", std::vector<int64_t>{2, 1})};
+      if (!act.empty()) attrs.push_back(make_attribute("activation", act));
+      if (!params.empty()) attrs.push_back(make_attribute("activation_params", params));
+      std::vector<ir::NamedTensor> inits{make_tensor("w", random_tensor({6, 3, 3, 3}, rng)),
+                                         make_tensor("b", random_tensor({6}, rng))};
+      std::vector<std::string> inputs{"x", "w", "b"};
+      if (z_kind == 1) inits.push_back(make_tensor("z", random_tensor({2, 6, 5, 9}, rng)));
+      if (z_kind == 2) inits.push_back(make_tensor("z", random_tensor({6, 1, 1}, rng)));
+      if (z_kind > 0) inputs.push_back("z");
+      auto model = one_node("FusedConv", inputs, attrs, inits, {2, 3, 9, 9}, "ai.kiln");
+      expect_fast_matches_reference(model, {{"x", random_tensor({2, 3, 9, 9}, rng)}}, 1e-4f);
+    }
+  }
+}
+
+TEST(FastKernels, ConvPrimitiveCacheFollowsTheInputShape) {
+  std::mt19937 rng(12);
+  auto model = one_node("Conv", {"x", "w"}, {make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1})},
+                        {make_tensor("w", random_tensor({4, 2, 3, 3}, rng))}, {1, 2, 8, 8});
+  SessionOptions ref_opts;
+  ref_opts.reference_kernels = true;
+  auto ref = std::move(Session::create(model, ref_opts)).value();
+  auto fast = std::move(Session::create(model)).value();
+  // Alternating shapes reuse one primitive per shape; each result must match the reference.
+  for (int round = 0; round < 2; ++round) {
+    for (std::vector<int64_t> dims : {std::vector<int64_t>{1, 2, 8, 8}, {3, 2, 5, 7}, {1, 2, 1, 1}}) {
+      Tensor x = random_tensor(dims, rng);
+      auto r = ref->run({{"x", x}});
+      auto f = fast->run({{"x", x}});
+      ASSERT_TRUE(r.is_ok() && f.is_ok());
+      ASSERT_EQ((*f)[0].dims(), (*r)[0].dims());
+      for (int64_t i = 0; i < (*r)[0].num_elements(); ++i) {
+        ASSERT_NEAR((*f)[0].data<float>()[i], (*r)[0].data<float>()[i], 1e-4f);
+      }
+    }
+  }
+}
+
+TEST(FastKernels, FusedMatMulMatchesReference) {
+  std::mt19937 rng(13);
+  for (const std::string act : {"", "Relu", "Gelu", "Sigmoid"}) {
+    for (bool bias : {false, true}) {
+      SCOPED_TRACE(act + (bias ? " bias" : ""));
+      std::vector<ir::Attribute> attrs;
+      if (!act.empty()) attrs.push_back(make_attribute("activation", act));
+      std::vector<ir::NamedTensor> inits{make_tensor("b", random_tensor({24, 10}, rng))};
+      std::vector<std::string> inputs{"x", "b"};
+      if (bias) {
+        inits.push_back(make_tensor("c", random_tensor({10}, rng)));
+        inputs.push_back("c");
+      }
+      auto model = one_node("FusedMatMul", inputs, attrs, inits, {2, 7, 24}, "ai.kiln");
+      expect_fast_matches_reference(model, {{"x", random_tensor({2, 7, 24}, rng)}}, 1e-4f);
+    }
+  }
+}
+
+TEST(FastKernels, SoftmaxLogSoftmaxAndLayerNormMatchReference) {
+  std::mt19937 rng(14);
+  for (const std::string op : {"Softmax", "LogSoftmax"}) {
+    for (int64_t opset : {11, 13}) {
+      for (int64_t axis : {-1, 0, 1, 2}) {
+        SCOPED_TRACE(op + " opset " + std::to_string(opset) + " axis " + std::to_string(axis));
+        auto model = one_node(op, {"x"}, {make_attribute("axis", axis)}, {}, {3, 5, 7}, "", opset);
+        expect_fast_matches_reference(model, {{"x", random_tensor({3, 5, 7}, rng)}}, 1e-5f);
+      }
+    }
+  }
+  for (int64_t axis : {-1, -2, 1}) {
+    SCOPED_TRACE("LayerNormalization axis " + std::to_string(axis));
+    const std::vector<int64_t> dims{2, 6, 33};
+    std::vector<int64_t> norm(dims.begin() + (axis < 0 ? axis + 3 : axis), dims.end());
+    auto model = one_node(
+        "LayerNormalization", {"x", "s", "b"}, {make_attribute("axis", axis), make_attribute("epsilon", 1e-5f)},
+        {make_tensor("s", random_tensor(norm, rng)), make_tensor("b", random_tensor(norm, rng))}, dims);
+    expect_fast_matches_reference(model, {{"x", random_tensor(dims, rng)}}, 1e-4f);
+  }
+}
+
+TEST(FastKernels, PoolingMatchesReference) {
+  std::mt19937 rng(15);
+  struct PoolCase {
+    std::string op;
+    std::vector<int64_t> kernel, strides, pads, dilations;
+    int64_t ceil, include_pad;
+  };
+  const std::vector<PoolCase> cases = {
+      {"MaxPool", {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0, 0},
+      {"MaxPool", {2, 3}, {1, 2}, {0, 1, 1, 0}, {1, 1}, 1, 0},
+      {"MaxPool", {3, 3}, {1, 1}, {2, 2, 2, 2}, {2, 2}, 0, 0},
+      {"AveragePool", {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0, 1},
+      {"AveragePool", {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0, 0},
+      {"AveragePool", {2, 2}, {2, 2}, {0, 0, 1, 1}, {1, 1}, 1, 1},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.op + " k" + std::to_string(c.kernel[0]) + " ceil " + std::to_string(c.ceil));
+    std::vector<ir::Attribute> attrs{make_attribute("kernel_shape", c.kernel), make_attribute("strides", c.strides),
+                                     make_attribute("pads", c.pads), make_attribute("ceil_mode", c.ceil)};
+    if (c.op == "MaxPool") {
+      attrs.push_back(make_attribute("dilations", c.dilations));
+    } else {
+      attrs.push_back(make_attribute("count_include_pad", c.include_pad));
+    }
+    auto model = one_node(c.op, {"x"}, attrs, {}, {2, 3, 11, 14});
+    expect_fast_matches_reference(model, {{"x", random_tensor({2, 3, 11, 14}, rng)}}, 1e-6f);
+  }
+}
+
+TEST(FastKernels, TransposeAndSliceMatchReference) {
+  std::mt19937 rng(16);
+  const std::vector<int64_t> dims{2, 3, 4, 5};
+  for (std::vector<int64_t> perm : {std::vector<int64_t>{0, 2, 1, 3}, {3, 2, 1, 0}, {0, 1, 3, 2}, {1, 0, 2, 3}}) {
+    SCOPED_TRACE("perm " + dims_to_string(perm));
+    auto model = one_node("Transpose", {"x"}, {make_attribute("perm", perm)}, {}, dims);
+    expect_fast_matches_reference(model, {{"x", random_tensor(dims, rng)}}, 0.0f);
+  }
+  struct SliceCase {
+    std::vector<int64_t> starts, ends, axes, steps;
+  };
+  for (const auto& c : std::vector<SliceCase>{{{0, 1}, {2, 3}, {1, 3}, {1, 1}},
+                                              {{-1}, {-100}, {2}, {-2}},
+                                              {{1, 0, 4}, {2, 3, 0}, {0, 1, 3}, {1, 2, -1}},
+                                              {{0}, {100}, {-1}, {3}}}) {
+    SCOPED_TRACE("starts " + dims_to_string(c.starts) + " steps " + dims_to_string(c.steps));
+    auto i64 = [](const std::string& n, const std::vector<int64_t>& v) {
+      return make_tensor<int64_t>(n, {static_cast<int64_t>(v.size())}, v);
+    };
+    auto model = one_node("Slice", {"x", "s", "e", "a", "t"}, {},
+                          {i64("s", c.starts), i64("e", c.ends), i64("a", c.axes), i64("t", c.steps)}, dims);
+    expect_fast_matches_reference(model, {{"x", random_tensor(dims, rng)}}, 0.0f);
   }
 }
 
