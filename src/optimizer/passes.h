@@ -16,5 +16,6 @@ int fuse_gelu(ir::Model& m);               // the Erf form of GELU -> ai.kiln Ge
 int fuse_layernorm(ir::Model& m);          // ReduceMean/Sub/Pow/.../Add -> ai.kiln LayerNormalization
 int fuse_conv_add(ir::Model& m);           // Conv + Add -> ai.kiln FusedConv with a residual input
 int fuse_activation(ir::Model& m);         // Conv/FusedConv/FusedMatMul + activation -> fused activation
+int layout_nchwc(ir::Model& m);            // convolutions and pooling on channel-blocked tensors
 
 }  // namespace kiln::opt

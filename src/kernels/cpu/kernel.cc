@@ -104,6 +104,33 @@ void strided_copy(const KernelContext& ctx, const Tensor& src, int64_t offset, s
   });
 }
 
+std::vector<int64_t> nchwc_dims(const std::vector<int64_t>& nchw, int64_t block) {
+  return {nchw[0], (nchw[1] + block - 1) / block, nchw[2], nchw[3], block};
+}
+
+void nchwc_block(const float* src, float* dst, int64_t N, int64_t C, int64_t HW, int64_t block) {
+  const int64_t CB = (C + block - 1) / block;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t cb = 0; cb < CB; ++cb) {
+      float* out = dst + (n * CB + cb) * HW * block;
+      for (int64_t i = 0; i < HW; ++i)
+        for (int64_t l = 0; l < block; ++l) {
+          const int64_t c = cb * block + l;
+          out[i * block + l] = c < C ? src[(n * C + c) * HW + i] : 0.0f;
+        }
+    }
+}
+
+void nchwc_unblock(const float* src, float* dst, int64_t N, int64_t C, int64_t HW, int64_t block) {
+  const int64_t CB = (C + block - 1) / block;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      const float* in = src + (n * CB + c / block) * HW * block + c % block;
+      float* out = dst + (n * C + c) * HW;
+      for (int64_t i = 0; i < HW; ++i) out[i] = in[i * block];
+    }
+}
+
 int KernelContext::num_threads() const { return pool_ ? pool_->num_threads() : 1; }
 
 void KernelContext::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const {

@@ -551,14 +551,14 @@ void conv_core(const KernelContext& ctx, const ConvGeom& g, const Vec& x, const 
   });
 }
 
-Status conv_setup(const KernelContext& ctx, const Tensor& x, const Tensor& w, ConvGeom& g) {
-  if (x.rank() < 3) return ctx.error("input X must have rank >= 3 (N, C, spatial...), got " + dstr(x.dims()));
-  if (w.rank() != x.rank()) {
-    return ctx.error("weight W has shape " + dstr(w.dims()) + "; expected rank " + std::to_string(x.rank()));
+Status conv_setup(const KernelContext& ctx, const Dims& xd, const Tensor& w, ConvGeom& g) {
+  if (xd.size() < 3) return ctx.error("input X must have rank >= 3 (N, C, spatial...), got " + dstr(xd));
+  if (w.rank() != xd.size()) {
+    return ctx.error("weight W has shape " + dstr(w.dims()) + "; expected rank " + std::to_string(xd.size()));
   }
-  const size_t nsp = x.rank() - 2;
-  g.N = x.dims()[0];
-  g.C = x.dims()[1];
+  const size_t nsp = xd.size() - 2;
+  g.N = xd[0];
+  g.C = xd[1];
   g.M = w.dims()[0];
   g.group = ctx.attr_int("group", 1);
   if (g.group <= 0 || g.C % g.group != 0 || g.M % g.group != 0) {
@@ -569,7 +569,7 @@ Status conv_setup(const KernelContext& ctx, const Tensor& x, const Tensor& w, Co
     return ctx.error("weight W has shape " + dstr(w.dims()) +
                      "; dimension 1 must be C/group = " + std::to_string(g.C / g.group));
   }
-  g.in.assign(x.dims().begin() + 2, x.dims().end());
+  g.in.assign(xd.begin() + 2, xd.end());
   KILN_RETURN_IF_ERROR(read_window_attrs(ctx, nsp, Dims(w.dims().begin() + 2, w.dims().end()), g));
   for (size_t i = 0; i < nsp; ++i) {
     if (g.kernel[i] != w.dims()[i + 2]) return ctx.error("kernel_shape does not match weight W " + dstr(w.dims()));
@@ -614,7 +614,7 @@ Status conv_common(KernelContext& ctx, const Activation& act, const Tensor* z) {
   KILN_ASSIGN_OR_RETURN(const Tensor* w, ctx.required_input(1));
   KILN_RETURN_IF_ERROR(require_float(ctx, *x, "input 0 (X)"));
   ConvGeom g;
-  KILN_RETURN_IF_ERROR(conv_setup(ctx, *x, *w, g));
+  KILN_RETURN_IF_ERROR(conv_setup(ctx, x->dims(), *w, g));
   const Tensor* b = ctx.input(2);
   if (b && b->num_elements() != g.M) {
     return ctx.error("bias B has " + std::to_string(b->num_elements()) + " elements; expected " + std::to_string(g.M));
@@ -623,7 +623,7 @@ Status conv_common(KernelContext& ctx, const Activation& act, const Tensor* z) {
   if (fused && x->dtype() != DType::kFloat32) return ctx.unsupported_dtype(x->dtype(), "input 0 (X)");
   const Dims od = out_dims(g, g.M);
   if (!ctx.reference_kernels() && dnnl_kernels::conv_supported(*x, *w, b)) {
-    dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, g.pad_end, od};
+    dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, g.pad_end, od, {}, 0, 0};
     // Z of the output's shape rides on oneDNN's sum post-op; a broadcast Z is added afterwards.
     const bool z_inline = z && z->dtype() == DType::kFloat32 && z->dims() == od;
     const Activation inline_act = z && !z_inline ? Activation{} : act;
@@ -660,6 +660,85 @@ Status fusedconv_kernel(KernelContext& ctx) {
   return conv_common(ctx, act, ctx.input(3));
 }
 
+// ai.kiln NchwcConv(X, W, B?, Z?): FusedConv on channel-blocked tensors (attribute `block`): X is plain
+// [N, C, H, W] (a first layer with few channels) or blocked, Y and Z are blocked [N, ceil(M / block), OH, OW,
+// block]. The reference path unblocks, runs the plain reference convolution and blocks the result.
+Status nchwcconv_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  KILN_ASSIGN_OR_RETURN(const Tensor* w, ctx.required_input(1));
+  KILN_ASSIGN_OR_RETURN(Activation act, fused_activation(ctx));
+  const int64_t B = ctx.attr_int("block", 0);
+  if (B != 8 && B != 16) return ctx.error("attribute block is " + std::to_string(B) + "; expected 8 or 16");
+  if (x->dtype() != DType::kFloat32) return ctx.unsupported_dtype(x->dtype(), "input 0 (X)");
+  if (w->dtype() != DType::kFloat32 || w->rank() != 4) {
+    return ctx.error("weight W must be a float32 4-D tensor, got " + std::string(dtype_name(w->dtype())) + " " +
+                     dstr(w->dims()));
+  }
+  const int64_t group = ctx.attr_int("group", 1);
+  const int64_t C = w->dims()[1] * group, M = w->dims()[0];
+  Dims xd = x->dims();
+  const bool blocked_in = x->rank() == 5;
+  if (blocked_in) {
+    if (xd[1] != (C + B - 1) / B || xd[4] != B) {
+      return ctx.error("input 0 has shape " + dstr(xd) + "; expected a blocked tensor [N, " +
+                       std::to_string((C + B - 1) / B) + ", H, W, " + std::to_string(B) + "] for " + std::to_string(C) +
+                       " channels");
+    }
+    xd = {xd[0], C, xd[2], xd[3]};
+  } else if (x->rank() != 4 || xd[1] != C) {
+    return ctx.error("input 0 has shape " + dstr(xd) + "; expected [N, " + std::to_string(C) + ", H, W] or blocked");
+  }
+  ConvGeom g;
+  KILN_RETURN_IF_ERROR(conv_setup(ctx, xd, *w, g));
+  const Tensor* b = ctx.input(2);
+  if (b && (b->dtype() != DType::kFloat32 || b->num_elements() != M)) {
+    return ctx.error("bias B must be float32 with " + std::to_string(M) + " elements");
+  }
+  const Dims od = out_dims(g, M), bod = nchwc_dims(od, B);
+  const Tensor* z = ctx.input(3);
+  if (z && (z->dtype() != DType::kFloat32 || z->dims() != bod)) {
+    return ctx.error("input 3 (Z) has shape " + dstr(z->dims()) + "; expected the blocked output shape " + dstr(bod));
+  }
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, bod));
+  if (!ctx.reference_kernels()) {
+    dnnl_kernels::ConvParams p{g.group,
+                               g.strides,
+                               g.dilations,
+                               g.pad_begin,
+                               g.pad_end,
+                               od,
+                               xd,
+                               blocked_in ? static_cast<int>(B) : 0,
+                               static_cast<int>(B)};
+    Status st =
+        dnnl_kernels::conv_f32(*x, *w, b, z, p, act, ctx.cache(), ctx.input_is_constant(1), *y, ctx.num_threads());
+    if (!st.is_ok()) return ctx.error(st.message());
+    return Status::ok();
+  }
+  Vec xv(static_cast<size_t>(product(xd)));
+  if (blocked_in) {
+    std::vector<float> plain(xv.size());
+    nchwc_unblock(x->data<float>(), plain.data(), xd[0], C, xd[2] * xd[3], B);
+    std::copy(plain.begin(), plain.end(), xv.begin());
+  } else {
+    xv = to_doubles(*x);
+  }
+  Vec bias;
+  if (b) bias = to_doubles(*b);
+  Vec yv;
+  conv_core(ctx, g, xv, to_doubles(*w), b ? &bias : nullptr, yv);
+  std::vector<float> plain(yv.begin(), yv.end());
+  const int64_t ohw = od[2] * od[3];
+  if (z) {
+    std::vector<float> zp(plain.size());
+    nchwc_unblock(z->data<float>(), zp.data(), od[0], M, ohw, B);
+    for (size_t i = 0; i < plain.size(); ++i) plain[i] += zp[i];
+  }
+  apply_activation(act, plain.data(), static_cast<int64_t>(plain.size()));
+  nchwc_block(plain.data(), y->data<float>(), od[0], M, ohw, B);
+  return Status::ok();
+}
+
 namespace {
 
 // Per-output-channel zero point / scale: a scalar or M values.
@@ -691,7 +770,7 @@ Status int_conv(KernelContext& ctx, const Tensor& x, const Tensor* xzp, const Te
                 Vec& y, const Vec* bias) {
   if (!is_8bit(x.dtype())) return ctx.unsupported_dtype(x.dtype(), "input x");
   if (!is_8bit(w.dtype())) return ctx.unsupported_dtype(w.dtype(), "input w");
-  KILN_RETURN_IF_ERROR(conv_setup(ctx, x, w, g));
+  KILN_RETURN_IF_ERROR(conv_setup(ctx, x.dims(), w, g));
   double xz;
   KILN_RETURN_IF_ERROR(scalar_of(ctx, xzp, 0, xz, "x_zero_point"));
   Vec wz;

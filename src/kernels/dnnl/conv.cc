@@ -29,6 +29,12 @@ tag weights_tag(size_t rank, bool grouped) {
 
 memory::dims to_dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
 
+tag layout_tag(size_t rank, int block) {
+  if (block == 8) return tag::nChw8c;
+  if (block == 16) return tag::nChw16c;
+  return plain_tag(rank);
+}
+
 // A convolution made for one input shape: the primitive, the plain layouts the tensors have, and the weights
 // in the primitive's layout when they are constant.
 struct ConvPrimitive {
@@ -41,11 +47,12 @@ struct ConvPrimitive {
 StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor& w, bool has_bias, bool has_sum,
                                                    const ConvParams& p, const cpu::Activation& act,
                                                    bool constant_weights) {
-  const size_t rank = x.rank();
+  const size_t rank = w.rank();
   const bool grouped = p.group > 1;
   dnnl::engine& eng = cpu_engine();
   auto c = std::make_shared<ConvPrimitive>();
-  memory::dims src_dims = to_dims(x.dims()), dst_dims = to_dims(p.out_dims), w_dims = to_dims(w.dims());
+  memory::dims src_dims = to_dims(p.src_dims.empty() ? x.dims() : p.src_dims), dst_dims = to_dims(p.out_dims),
+               w_dims = to_dims(w.dims());
   if (grouped) {
     w_dims.insert(w_dims.begin(), p.group);
     w_dims[1] /= p.group;
@@ -53,24 +60,33 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
   memory::dims dil(p.dilations.size());
   for (size_t i = 0; i < dil.size(); ++i) dil[i] = p.dilations[i] - 1;  // oneDNN counts the gaps
   const auto f32 = memory::data_type::f32;
-  c->src_md = memory::desc(src_dims, f32, plain_tag(rank));
+  c->src_md = memory::desc(src_dims, f32, layout_tag(rank, p.src_block));
   c->w_md = memory::desc(w_dims, f32, weights_tag(rank, grouped));
-  c->dst_md = memory::desc(dst_dims, f32, plain_tag(rank));
+  c->dst_md = memory::desc(dst_dims, f32, layout_tag(rank, p.dst_block));
   c->b_md = memory::desc({p.out_dims[1]}, f32, tag::x);
-  memory::desc src_any(src_dims, f32, tag::any), w_any(w_dims, f32, tag::any), dst_any(dst_dims, f32, tag::any);
-  auto desc = has_bias ? dnnl::convolution_forward::desc(
-                             dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_any, w_any,
-                             c->b_md, dst_any, to_dims(p.strides), dil, to_dims(p.pad_begin), to_dims(p.pad_end))
-                       : dnnl::convolution_forward::desc(
-                             dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_any, w_any,
-                             dst_any, to_dims(p.strides), dil, to_dims(p.pad_begin), to_dims(p.pad_end));
+  memory::desc w_any(w_dims, f32, tag::any);
   dnnl::post_ops ops;
   if (has_sum) ops.append_sum(1.0f);
   append_activation(ops, act);
   dnnl::primitive_attr attr;
   attr.set_post_ops(ops);
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  c->pd = dnnl::convolution_forward::primitive_desc(desc, attr, eng);
+  auto make_pd = [&](const memory::desc& src, const memory::desc& dst) {
+    auto desc = has_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                           dnnl::algorithm::convolution_direct, src, w_any, c->b_md,
+                                                           dst, to_dims(p.strides), dil, to_dims(p.pad_begin),
+                                                           to_dims(p.pad_end))
+                         : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                           dnnl::algorithm::convolution_direct, src, w_any, dst,
+                                                           to_dims(p.strides), dil, to_dims(p.pad_begin),
+                                                           to_dims(p.pad_end));
+    return dnnl::convolution_forward::primitive_desc(desc, attr, eng);
+  };
+  const memory::desc src_any(src_dims, f32, tag::any), dst_any(dst_dims, f32, tag::any);
+  // Blocked tensors ask for their own layout; when oneDNN has only its slow reference implementation for that
+  // (a 9x9 first layer from plain NCHW, say), let it pick the layouts and reorder at the edges instead.
+  c->pd = p.dst_block ? make_pd(c->src_md, c->dst_md) : make_pd(src_any, dst_any);
+  if (p.dst_block && std::string(c->pd.impl_info_str()).rfind("ref", 0) == 0) c->pd = make_pd(src_any, dst_any);
   c->prim = dnnl::convolution_forward(c->pd);
   if (constant_weights && c->pd.weights_desc() != c->w_md) {
     dnnl::stream strm(eng);
@@ -83,6 +99,19 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
 }
 
 }  // namespace
+
+int preferred_channel_block() {
+  static const int block = [] {
+    try {
+      const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+      const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+      return (isa & avx512) == avx512 ? 16 : 8;
+    } catch (const dnnl::error&) {
+      return 8;
+    }
+  }();
+  return block;
+}
 
 bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b) {
   if (x.dtype() != DType::kFloat32 || w.dtype() != DType::kFloat32) return false;
@@ -97,7 +126,7 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
     if (threads > 0) omp_set_num_threads(threads);
     std::shared_ptr<ConvPrimitive> c;
     if (cache) {
-      std::vector<int64_t> key = x.dims();
+      std::vector<int64_t> key = p.src_dims.empty() ? x.dims() : p.src_dims;
       key.push_back(z ? 1 : 0);
       key.push_back(b ? 1 : 0);
       KILN_ASSIGN_OR_RETURN(c, cache->get<ConvPrimitive>(key, [&] {

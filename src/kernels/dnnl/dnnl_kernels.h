@@ -20,7 +20,14 @@ struct ConvParams {
   int64_t group = 1;
   std::vector<int64_t> strides, dilations, pad_begin, pad_end;  // per spatial dim, ONNX conventions
   std::vector<int64_t> out_dims;                                // N, M, spatial...
+  // Channel-blocked (NCHWc) tensors, 2-D only: the logical N, C, H, W of x, and the block of x and y
+  // (0: plain NCHW). A blocked tensor is stored as [N, ceil(C / block), H, W, block], padding lanes zero.
+  std::vector<int64_t> src_dims;  // empty: x.dims()
+  int src_block = 0, dst_block = 0;
 };
+
+// The channel block oneDNN's kernels prefer on this CPU: 16 with AVX-512, else 8.
+int preferred_channel_block();
 
 // True when conv_f32 takes this case: float32 X/W/B, 1 to 3 spatial dims.
 bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b);

@@ -74,13 +74,14 @@ ir::NamedTensor ints(const std::string& name, std::vector<int64_t> v) {
 TEST(Passes, FoldConstantsFoldsShapeSubgraphsAndConstantNodes) {
   std::mt19937 rng(1);
   // y = Reshape(x, Concat([-1], Unsqueeze(Gather(Shape(x), 1)))): all but the Reshape fold (x's shape is known).
-  auto model = model_of({make_node("Shape", {"x"}, {"s"}), make_node("Gather", {"s", "one"}, {"d"}),
-                         make_node("Unsqueeze", {"d", "zero_axis"}, {"u"}),
-                         make_node("Constant", {}, {"minus1"}, "", {make_attribute("value_ints", std::vector<int64_t>{-1})}),
-                         make_node("Concat", {"minus1", "u"}, {"shape"}, "", {make_attribute("axis", int64_t{0})}),
-                         make_node("Reshape", {"x", "shape"}, {"y"})},
-                        {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 3, 4})},
-                        {make_tensor<int64_t>("one", {}, {1}), ints("zero_axis", {0})});
+  auto model =
+      model_of({make_node("Shape", {"x"}, {"s"}), make_node("Gather", {"s", "one"}, {"d"}),
+                make_node("Unsqueeze", {"d", "zero_axis"}, {"u"}),
+                make_node("Constant", {}, {"minus1"}, "", {make_attribute("value_ints", std::vector<int64_t>{-1})}),
+                make_node("Concat", {"minus1", "u"}, {"shape"}, "", {make_attribute("axis", int64_t{0})}),
+                make_node("Reshape", {"x", "shape"}, {"y"})},
+               {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 3, 4})},
+               {make_tensor<int64_t>("one", {}, {1}), ints("zero_axis", {0})});
   auto after = check_pass(model, "fold_constants", {"Reshape"}, {{"x", random_tensor({2, 3, 4}, rng)}});
   const auto* shape = after.graph.find_initializer("shape");
   ASSERT_NE(shape, nullptr);
@@ -88,8 +89,9 @@ TEST(Passes, FoldConstantsFoldsShapeSubgraphsAndConstantNodes) {
 }
 
 TEST(Passes, FoldConstantsLeavesSymbolicShapes) {
-  auto model = model_of({make_node("Shape", {"x"}, {"s"}), make_node("Cast", {"s"}, {"y"}, "", {make_attribute("to", int64_t{1})})},
-                        {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{"n", 3})}, {});
+  auto model = model_of(
+      {make_node("Shape", {"x"}, {"s"}), make_node("Cast", {"s"}, {"y"}, "", {make_attribute("to", int64_t{1})})},
+      {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{"n", 3})}, {});
   ir::Model after = model;
   EXPECT_EQ(*opt::run_pass(after, "fold_constants"), 0);
   EXPECT_EQ(op_types(after), op_types(model));
@@ -97,10 +99,10 @@ TEST(Passes, FoldConstantsLeavesSymbolicShapes) {
 
 TEST(Passes, EliminateIdentityRemovesIdentityAndInferenceDropout) {
   std::mt19937 rng(2);
-  auto model = model_of({make_node("Identity", {"x"}, {"a"}), make_node("Relu", {"a"}, {"b"}),
-                         make_node("Dropout", {"b", "ratio"}, {"c"}), make_node("Identity", {"c"}, {"y"})},
-                        {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{3, 4})},
-                        {scalar("ratio", 0.5f)});
+  auto model =
+      model_of({make_node("Identity", {"x"}, {"a"}), make_node("Relu", {"a"}, {"b"}),
+                make_node("Dropout", {"b", "ratio"}, {"c"}), make_node("Identity", {"c"}, {"y"})},
+               {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{3, 4})}, {scalar("ratio", 0.5f)});
   // The last Identity writes the graph output, so it stays.
   check_pass(model, "eliminate_identity", {"Relu", "Identity"}, {{"x", random_tensor({3, 4}, rng)}});
 }
@@ -116,13 +118,14 @@ TEST(Passes, EliminateDeadNodesRemovesUnreadNodesAndInitializers) {
 
 TEST(Passes, FoldConvBnFoldsTheNormalizationIntoTheWeights) {
   std::mt19937 rng(4);
-  auto model = model_of({make_node("Conv", {"x", "w", "b"}, {"c"}, "", {make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1})}),
-                         make_node("BatchNormalization", {"c", "scale", "beta", "mean", "var"}, {"y"}, "",
-                                   {make_attribute("epsilon", 1e-3f)})},
-                        {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, 3, 6, 6})},
-                        {make_tensor("w", random_tensor({4, 3, 3, 3}, rng)), make_tensor("b", random_tensor({4}, rng)),
-                         make_tensor("scale", random_tensor({4}, rng)), make_tensor("beta", random_tensor({4}, rng)),
-                         make_tensor("mean", random_tensor({4}, rng)), make_tensor("var", random_tensor({4}, rng, 0.5f, 2))});
+  auto model = model_of(
+      {make_node("Conv", {"x", "w", "b"}, {"c"}, "", {make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1})}),
+       make_node("BatchNormalization", {"c", "scale", "beta", "mean", "var"}, {"y"}, "",
+                 {make_attribute("epsilon", 1e-3f)})},
+      {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, 3, 6, 6})},
+      {make_tensor("w", random_tensor({4, 3, 3, 3}, rng)), make_tensor("b", random_tensor({4}, rng)),
+       make_tensor("scale", random_tensor({4}, rng)), make_tensor("beta", random_tensor({4}, rng)),
+       make_tensor("mean", random_tensor({4}, rng)), make_tensor("var", random_tensor({4}, rng, 0.5f, 2))});
   check_pass(model, "fold_conv_bn", {"Conv"}, {{"x", random_tensor({1, 3, 6, 6}, rng)}}, 1e-4f);
 }
 
@@ -142,8 +145,13 @@ TEST(Passes, FoldTransposeReshapeMergesChains) {
 
 TEST(Passes, FuseMatMulAddMakesFusedMatMulOrGemm) {
   std::mt19937 rng(6);
-  auto nodes = [] { return std::vector<ir::Node>{make_node("MatMul", {"x", "w"}, {"m"}), make_node("Add", {"b", "m"}, {"y"})}; };
-  auto inits = [&] { return std::vector<ir::NamedTensor>{make_tensor("w", random_tensor({4, 3}, rng)), make_tensor("b", random_tensor({3}, rng))}; };
+  auto nodes = [] {
+    return std::vector<ir::Node>{make_node("MatMul", {"x", "w"}, {"m"}), make_node("Add", {"b", "m"}, {"y"})};
+  };
+  auto inits = [&] {
+    return std::vector<ir::NamedTensor>{make_tensor("w", random_tensor({4, 3}, rng)),
+                                        make_tensor("b", random_tensor({3}, rng))};
+  };
   auto rank3 = model_of(nodes(), {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 5, 4})}, inits());
   check_pass(rank3, "fuse_matmul_add", {"FusedMatMul"}, {{"x", random_tensor({2, 5, 4}, rng)}});
   auto rank2 = model_of(nodes(), {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{5, 4})}, inits());
@@ -153,11 +161,11 @@ TEST(Passes, FuseMatMulAddMakesFusedMatMulOrGemm) {
 TEST(Passes, FuseGeluFindsTheErfForm) {
   std::mt19937 rng(7);
   // torch's export: x * (1 + erf(x / sqrt(2))) * 0.5
-  auto model = model_of({make_node("Div", {"x", "sqrt2"}, {"d"}), make_node("Erf", {"d"}, {"e"}),
-                         make_node("Add", {"e", "one"}, {"a"}), make_node("Mul", {"x", "a"}, {"m"}),
-                         make_node("Mul", {"m", "half"}, {"y"})},
-                        {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{4, 6})},
-                        {scalar("sqrt2", 1.4142135f), scalar("one", 1.0f), scalar("half", 0.5f)});
+  auto model = model_of(
+      {make_node("Div", {"x", "sqrt2"}, {"d"}), make_node("Erf", {"d"}, {"e"}), make_node("Add", {"e", "one"}, {"a"}),
+       make_node("Mul", {"x", "a"}, {"m"}), make_node("Mul", {"m", "half"}, {"y"})},
+      {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{4, 6})},
+      {scalar("sqrt2", 1.4142135f), scalar("one", 1.0f), scalar("half", 0.5f)});
   check_pass(model, "fuse_gelu", {"Gelu"}, {{"x", random_tensor({4, 6}, rng, -3, 3)}});
 }
 
@@ -198,8 +206,9 @@ TEST(Passes, FuseActivationTakesClipSiluAndGelu) {
   auto clip = model_of({make_node("Conv", {"x", "w"}, {"c"}), make_node("Clip", {"c", "lo", "hi"}, {"y"})}, {x},
                        {w(), scalar("lo", 0.0f), scalar("hi", 6.0f)});
   check_pass(clip, "fuse_activation", {"FusedConv"}, feeds);
-  auto silu = model_of({make_node("Conv", {"x", "w"}, {"c"}), make_node("Sigmoid", {"c"}, {"s"}), make_node("Mul", {"c", "s"}, {"y"})},
-                       {x}, {w()});
+  auto silu = model_of(
+      {make_node("Conv", {"x", "w"}, {"c"}), make_node("Sigmoid", {"c"}, {"s"}), make_node("Mul", {"c", "s"}, {"y"})},
+      {x}, {w()});
   check_pass(silu, "fuse_activation", {"FusedConv"}, feeds);
   auto mm = make_model(make_graph({make_node("FusedMatMul", {"x2", "w2"}, {"m"}, "", {}, "ai.kiln"),
                                    make_node("Gelu", {"m"}, {"y"}, "", {}, "ai.kiln")},
@@ -212,9 +221,10 @@ TEST(Passes, FuseActivationTakesClipSiluAndGelu) {
 
 TEST(Optimizer, LevelsRunTheirPassesAndNamesParse) {
   std::mt19937 rng(11);
-  auto model = model_of({make_node("Identity", {"x"}, {"i"}), make_node("Conv", {"i", "w"}, {"c"}), make_node("Relu", {"c"}, {"y"})},
-                        {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, 2, 3, 3})},
-                        {make_tensor("w", random_tensor({2, 2, 1, 1}, rng))});
+  auto model = model_of(
+      {make_node("Identity", {"x"}, {"i"}), make_node("Conv", {"i", "w"}, {"c"}), make_node("Relu", {"c"}, {"y"})},
+      {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, 2, 3, 3})},
+      {make_tensor("w", random_tensor({2, 2, 1, 1}, rng))});
   for (auto [level, ops] : std::vector<std::pair<int, std::vector<std::string>>>{
            {0, {"Identity", "Conv", "Relu"}}, {1, {"Conv", "Relu"}}, {2, {"FusedConv"}}, {99, {"FusedConv"}}}) {
     ir::Model m = model;

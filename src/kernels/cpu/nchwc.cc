@@ -1,0 +1,193 @@
+// ai.kiln's NCHWc operators, which the optimizer's layout pass (level all) puts between convolutions so that
+// activations stay in the channel-blocked layout oneDNN computes in: reorders at the boundaries, pooling on
+// blocked tensors. NchwcConv is in nn.cc with the other convolutions. Each kernel here has a reference form:
+// unblock, run the plain reference kernel, block again.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/cpu/kernel.h"
+
+namespace kiln::cpu {
+
+Status maxpool_kernel(KernelContext& ctx);
+Status averagepool_kernel(KernelContext& ctx);
+
+namespace {
+
+StatusOr<int64_t> block_attr(const KernelContext& ctx) {
+  const int64_t b = ctx.attr_int("block", 0);
+  if (b != 8 && b != 16) return ctx.error("attribute block is " + std::to_string(b) + "; expected 8 or 16");
+  return b;
+}
+
+// Checks a blocked input [N, CB, H, W, block] and returns its logical [N, C, H, W] (C from `channels`).
+StatusOr<std::vector<int64_t>> blocked_input(const KernelContext& ctx, const Tensor& x, int64_t block) {
+  const int64_t C = ctx.attr_int("channels", 0);
+  if (x.dtype() != DType::kFloat32) return ctx.unsupported_dtype(x.dtype(), "input 0 (X)");
+  if (x.rank() != 5 || x.dims()[4] != block || C <= 0 || x.dims()[1] != (C + block - 1) / block) {
+    return ctx.error("input 0 has shape " + dims_to_string(x.dims()) + "; expected a channel-blocked tensor [N, " +
+                     std::to_string((C + block - 1) / block) + ", H, W, " + std::to_string(block) + "] for " +
+                     std::to_string(C) + " channels");
+  }
+  return std::vector<int64_t>{x.dims()[0], C, x.dims()[2], x.dims()[3]};
+}
+
+Tensor unblock(const Tensor& x, const std::vector<int64_t>& nchw, int64_t block) {
+  Tensor plain = std::move(Tensor::allocate(DType::kFloat32, nchw, Allocator::cpu_uninitialized())).value();
+  nchwc_unblock(x.data<float>(), plain.data<float>(), nchw[0], nchw[1], nchw[2] * nchw[3], block);
+  return plain;
+}
+
+// Pooling on a blocked tensor: the reference path unblocks and runs the plain reference kernel.
+Status nchwc_pool(KernelContext& ctx, bool max) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  KILN_ASSIGN_OR_RETURN(int64_t B, block_attr(ctx));
+  KILN_ASSIGN_OR_RETURN(auto nchw, blocked_input(ctx, *x, B));
+  const auto ks = ctx.attr_ints("kernel_shape");
+  if (ks.size() != 2) return ctx.error("kernel_shape must have 2 values");
+  auto strides = ctx.attr_ints("strides", {1, 1}), pads = ctx.attr_ints("pads", {0, 0, 0, 0});
+  auto dil = ctx.attr_ints("dilations", {1, 1});
+  if (strides.size() != 2 || pads.size() != 4 || dil.size() != 2) {
+    return ctx.error("strides, dilations and pads must have 2, 2 and 4 values");
+  }
+  const bool ceil_mode = ctx.attr_int("ceil_mode", 0) != 0, include_pad = ctx.attr_int("count_include_pad", 0) != 0;
+  if (ctx.reference_kernels()) {
+    Value plain(unblock(*x, nchw, B));
+    KernelContext sub(ctx.node(), 12, {&plain}, 1);
+    sub.set_reference_kernels(true);
+    KILN_RETURN_IF_ERROR(max ? maxpool_kernel(sub) : averagepool_kernel(sub));
+    const Tensor y = sub.take_output(0).tensor();
+    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, nchwc_dims(y.dims(), B)));
+    nchwc_block(y.data<float>(), out->data<float>(), y.dims()[0], y.dims()[1], y.dims()[2] * y.dims()[3], B);
+    return Status::ok();
+  }
+  const int64_t H = nchw[2], W = nchw[3];
+  int64_t out_hw[2];
+  for (int d = 0; d < 2; ++d) {
+    const int64_t in = nchw[static_cast<size_t>(2 + d)], ek = (ks[static_cast<size_t>(d)] - 1) * dil[static_cast<size_t>(d)] + 1;
+    const int64_t span = in + pads[static_cast<size_t>(d)] + pads[static_cast<size_t>(d + 2)] - ek;
+    const int64_t s = strides[static_cast<size_t>(d)];
+    if (span < 0 || s <= 0) return ctx.error("the pooling window does not fit the padded input " + dims_to_string(nchw));
+    int64_t o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
+    if (ceil_mode && (o - 1) * s >= in + pads[static_cast<size_t>(d)]) --o;
+    out_hw[d] = o;
+  }
+  const int64_t OH = out_hw[0], OW = out_hw[1], CB = x->dims()[1];
+  KILN_ASSIGN_OR_RETURN(Tensor * out,
+                        ctx.allocate_output_uninitialized(0, DType::kFloat32, {nchw[0], CB, OH, OW, B}));
+  const float* px = x->data<float>();
+  float* py = out->data<float>();
+  ctx.parallel_for(nchw[0] * CB, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<float> acc(static_cast<size_t>(B));
+    for (int64_t plane = p0; plane < p1; ++plane) {
+      const float* xin = px + plane * H * W * B;
+      float* yout = py + plane * OH * OW * B;
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          std::fill(acc.begin(), acc.end(), max ? -std::numeric_limits<float>::infinity() : 0.0f);
+          int64_t count = 0, padded = 0;
+          for (int64_t kh = 0; kh < ks[0]; ++kh) {
+            const int64_t h = oh * strides[0] - pads[0] + kh * dil[0];
+            for (int64_t kw = 0; kw < ks[1]; ++kw) {
+              const int64_t w = ow * strides[1] - pads[1] + kw * dil[1];
+              if (h >= 0 && h < H && w >= 0 && w < W) {
+                const float* v = xin + (h * W + w) * B;
+                if (max) {
+                  for (int64_t l = 0; l < B; ++l) acc[static_cast<size_t>(l)] = std::max(acc[static_cast<size_t>(l)], v[l]);
+                } else {
+                  for (int64_t l = 0; l < B; ++l) acc[static_cast<size_t>(l)] += v[l];
+                }
+                ++count;
+              } else if (h >= -pads[0] && h < H + pads[2] && w >= -pads[1] && w < W + pads[3]) {
+                ++padded;
+              }
+            }
+          }
+          float* o = yout + (oh * OW + ow) * B;
+          if (max) {
+            for (int64_t l = 0; l < B; ++l) o[l] = count > 0 ? acc[static_cast<size_t>(l)] : 0.0f;
+          } else {
+            const int64_t div = include_pad ? count + padded : count;
+            const float inv = div > 0 ? 1.0f / static_cast<float>(div) : 0.0f;
+            for (int64_t l = 0; l < B; ++l) o[l] = acc[static_cast<size_t>(l)] * inv;
+          }
+        }
+      }
+    }
+  });
+  return Status::ok();
+}
+
+}  // namespace
+
+// ReorderInput(X [N, C, H, W]) -> [N, ceil(C / block), H, W, block]
+Status reorderinput_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  KILN_ASSIGN_OR_RETURN(int64_t B, block_attr(ctx));
+  if (x->dtype() != DType::kFloat32) return ctx.unsupported_dtype(x->dtype(), "input 0 (X)");
+  if (x->rank() != 4) return ctx.error("input 0 has shape " + dims_to_string(x->dims()) + "; expected [N, C, H, W]");
+  const auto& d = x->dims();
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, nchwc_dims(d, B)));
+  const int64_t CB = out->dims()[1], HW = d[2] * d[3];
+  ctx.parallel_for(d[0] * CB, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / CB, cb = p % CB;
+      const int64_t lanes = std::min<int64_t>(B, d[1] - cb * B);
+      float* o = out->data<float>() + p * HW * B;
+      const float* in = x->data<float>() + (n * d[1] + cb * B) * HW;
+      for (int64_t i = 0; i < HW; ++i) {
+        for (int64_t l = 0; l < lanes; ++l) o[i * B + l] = in[l * HW + i];
+        for (int64_t l = lanes; l < B; ++l) o[i * B + l] = 0.0f;
+      }
+    }
+  });
+  return Status::ok();
+}
+
+// ReorderOutput(X blocked, channels C) -> [N, C, H, W]
+Status reorderoutput_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  KILN_ASSIGN_OR_RETURN(int64_t B, block_attr(ctx));
+  KILN_ASSIGN_OR_RETURN(auto nchw, blocked_input(ctx, *x, B));
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, nchw));
+  const int64_t C = nchw[1], HW = nchw[2] * nchw[3], CB = x->dims()[1];
+  ctx.parallel_for(nchw[0] * C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, HW)), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / C, c = p % C;
+      const float* in = x->data<float>() + (n * CB + c / B) * HW * B + c % B;
+      float* o = out->data<float>() + p * HW;
+      for (int64_t i = 0; i < HW; ++i) o[i] = in[i * B];
+    }
+  });
+  return Status::ok();
+}
+
+Status nchwcmaxpool_kernel(KernelContext& ctx) { return nchwc_pool(ctx, true); }
+Status nchwcaveragepool_kernel(KernelContext& ctx) { return nchwc_pool(ctx, false); }
+
+// NchwcGlobalAveragePool(X blocked, channels C) -> plain [N, C, 1, 1]
+Status nchwcglobalaveragepool_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  KILN_ASSIGN_OR_RETURN(int64_t B, block_attr(ctx));
+  KILN_ASSIGN_OR_RETURN(auto nchw, blocked_input(ctx, *x, B));
+  const int64_t N = nchw[0], C = nchw[1], HW = nchw[2] * nchw[3], CB = x->dims()[1];
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {N, C, 1, 1}));
+  ctx.parallel_for(N * CB, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<double> acc(static_cast<size_t>(B));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / CB, cb = p % CB;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      const float* in = x->data<float>() + p * HW * B;
+      for (int64_t i = 0; i < HW; ++i)
+        for (int64_t l = 0; l < B; ++l) acc[static_cast<size_t>(l)] += in[i * B + l];
+      for (int64_t l = 0; l < B && cb * B + l < C; ++l) {
+        out->data<float>()[n * C + cb * B + l] =
+            HW > 0 ? static_cast<float>(acc[static_cast<size_t>(l)] / static_cast<double>(HW)) : 0.0f;
+      }
+    }
+  });
+  return Status::ok();
+}
+
+}  // namespace kiln::cpu
