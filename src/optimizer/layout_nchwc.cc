@@ -110,9 +110,15 @@ int layout_nchwc(ir::Model& m) {
       } else if (C >= B || attr_int(n, "group", 1) != 1) {
         x = need_blocked(x, C);
       }
+      // A residual input must already be blocked with the same channels (another NCHWc node's result): its
+      // shape is then a convolution's, which the blocked sum takes (broadcast included).
       std::string z;
-      if (n.inputs.size() > 3 && !n.inputs[3].empty()) z = need_blocked(n.inputs[3], M);
-      if (!x.empty() && (n.inputs.size() <= 3 || n.inputs[3].empty() || !z.empty())) {
+      const bool has_z = n.inputs.size() > 3 && !n.inputs[3].empty();
+      if (has_z) {
+        auto zit = blocked.find(n.inputs[3]);
+        if (zit != blocked.end() && zit->second.channels == M) z = zit->second.name;
+      }
+      if (!x.empty() && (!has_z || !z.empty())) {
         ir::Node c = n;
         c.op_type = "NchwcConv";
         c.domain = kKilnDomain;

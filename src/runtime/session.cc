@@ -11,6 +11,7 @@
 #include "kernels/cpu/kernel.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
+#include "runtime/memory_plan.h"
 #include "runtime/profiler.h"
 #include "runtime/thread_pool.h"
 
@@ -71,12 +72,14 @@ struct Session::Impl {
   std::map<const ir::Graph*, GraphPlan> plans;
   std::unique_ptr<ThreadPool> pool;
   mutable Profiler profiler;
+  mutable MemoryPlanner memory;
 
   // `known`: element dtypes known before running (declared inputs, initializers, value_info, Constant
   // outputs), inherited by subgraphs.
   Status plan_graph(const ir::Graph& g, const std::string& scope, std::unordered_map<std::string, DType> known);
+  // `memory`: the run's planned memory, for the top-level graph only (subgraphs allocate from the heap).
   StatusOr<std::vector<Value>> run_graph(const ir::Graph& g, const Scope* outer, const std::vector<Value>& inputs,
-                                         const std::vector<std::string>& wanted) const;
+                                         const std::vector<std::string>& wanted, RunMemory* memory = nullptr) const;
   Status check_feed(const IoInfo& info, const Value& v) const;
 };
 
@@ -155,7 +158,7 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
 
 StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const Scope* outer,
                                                       const std::vector<Value>& inputs,
-                                                      const std::vector<std::string>& wanted) const {
+                                                      const std::vector<std::string>& wanted, RunMemory* memory) const {
   const GraphPlan& plan = plans.at(&g);
   Scope scope;
   scope.parent = outer;
@@ -167,8 +170,10 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     for (const auto& o : sub.outputs) names.push_back(o.name);
     return run_graph(sub, &scope, sub_inputs, names);
   };
-  for (const auto& np : plan.nodes) {
+  for (size_t step = 0; step < plan.nodes.size(); ++step) {
+    const NodePlan& np = plan.nodes[step];
     const ir::Node& n = *np.node;
+    if (memory) memory->set_step(step);
     std::vector<const Value*> ins;
     ins.reserve(n.inputs.size());
     for (const auto& name : n.inputs) {
@@ -185,6 +190,7 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     ctx.set_reference_kernels(options.reference_kernels);
     ctx.set_cache(np.cache.get());
     ctx.set_constant_inputs(np.constant_inputs);
+    if (memory) ctx.set_run_memory(memory, step);
     const bool profiling = profiler.enabled();
     const auto start = profiling ? Profiler::Clock::now() : Profiler::Clock::time_point{};
     Status st = np.kernel->fn(ctx);
@@ -348,7 +354,12 @@ StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds,
     }
   }
   const auto start = Profiler::Clock::now();
-  auto result = impl_->run_graph(g, nullptr, inputs, wanted);
+  // The memory plan is keyed by the input shapes (a sequence or optional input keys by its kind alone).
+  MemoryPlanner::Signature signature;
+  for (const auto& v : inputs) signature.push_back(v.is_tensor() ? v.tensor().dims() : std::vector<int64_t>{-1});
+  RunMemory memory(&impl_->memory, std::move(signature));
+  auto result = impl_->run_graph(g, nullptr, inputs, wanted, &memory);
+  if (result.is_ok()) KILN_RETURN_IF_ERROR(memory.finish(*result));
   if (impl_->profiler.enabled()) impl_->profiler.add("model_run", "session", start, Profiler::Clock::now(), "");
   return result;
 }

@@ -28,9 +28,17 @@ class Bench(u.KilnTestCase):
         self.assertTrue(all(e["ph"] == "X" and e["dur"] >= 0 for e in trace))
         nodes = [e for e in trace if e["cat"] == "node"]
         self.assertEqual(len(nodes) % 4, 0)  # the same spans in every run
-        # At the default level Conv + Relu run as one fused node.
-        self.assertIn("FusedConv", {e["args"]["op"] for e in nodes})
+        # At the default level (all) Conv + Relu run as one node, in the channel-blocked layout.
+        self.assertIn("NchwcConv", {e["args"]["op"] for e in nodes})
         self.assertNotIn("Relu", {e["args"]["op"] for e in nodes})
+        # --opt-level extended stops before the layout pass.
+        self.kiln_ok("bench", self.model("srcnn.onnx"), "--iterations", "1", "--warmup", "0", "--opt-level", "extended",
+                     "--profile", self.out("p2.json"))
+        with open(self.out("p2.json")) as f:
+            ops = {e["args"]["op"] for e in json.load(f) if e["cat"] == "node"}
+        self.assertEqual(ops, {"Resize", "Conv", "FusedConv"})
+        res = self.kiln("bench", self.model("srcnn.onnx"), "--opt-level", "fast", expect=[1, 2])
+        self.assertIn("unknown optimization level 'fast'", res.stderr)
 
     def test_unwritable_json_leaves_nothing(self):
         target = self.out("no_such_dir/b.json")

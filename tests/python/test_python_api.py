@@ -137,10 +137,10 @@ class Api(u.KilnTestCase):
             self.assertIn("model_run", [e["name"] for e in events])
             ops[level] = [e["args"]["op"] for e in events if e["cat"] == "node"]
         # Unoptimized: every node of the file (Resize, 3 Conv, 2 Relu and the Constants); optimized: the
-        # constants folded away and Conv + Relu fused.
+        # constants folded away, Conv + Relu fused, the convolutions in the channel-blocked layout.
         self.assertEqual(len(ops[onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL]), 8)
         self.assertEqual(sorted(ops[onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL]),
-                         ["Conv", "FusedConv", "FusedConv", "Resize"])
+                         ["NchwcConv", "NchwcConv", "NchwcConv", "ReorderOutput", "Resize"])
 
     def test_sequences_and_optionals(self):
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 2])

@@ -1,5 +1,6 @@
 #include "kernels/cpu/kernel.h"
 
+#include "runtime/memory_plan.h"
 #include "runtime/thread_pool.h"
 
 #include <algorithm>
@@ -150,9 +151,13 @@ Value KernelContext::take_output(size_t i) {
 
 StatusOr<Tensor*> KernelContext::allocate_output(size_t i, DType dtype, std::vector<int64_t> dims) {
   if (i >= outputs_.size()) return error("has no output " + std::to_string(i));
-  auto t = Tensor::allocate(dtype, std::move(dims), allocator_);
+  if (memory_ && dtype != DType::kString) {
+    KILN_ASSIGN_OR_RETURN(Tensor * t, allocate_output_uninitialized(i, dtype, std::move(dims)));
+    std::memset(t->raw_data(), 0, t->nbytes());
+    return t;
+  }
+  auto t = Tensor::allocate(dtype, std::move(dims));
   if (!t.is_ok()) return error(t.status().message());
-  if (allocator_) std::memset(t->raw_data(), 0, t->nbytes());
   outputs_[i] = std::move(t).value();
   return &outputs_[i];
 }
@@ -160,7 +165,8 @@ StatusOr<Tensor*> KernelContext::allocate_output(size_t i, DType dtype, std::vec
 StatusOr<Tensor*> KernelContext::allocate_output_uninitialized(size_t i, DType dtype, std::vector<int64_t> dims) {
   if (i >= outputs_.size()) return error("has no output " + std::to_string(i));
   if (dtype == DType::kString) return allocate_output(i, dtype, std::move(dims));
-  auto t = Tensor::allocate(dtype, std::move(dims), allocator_ ? allocator_ : Allocator::cpu_uninitialized());
+  auto t = memory_ ? memory_->allocate(node_index_, i, dtype, std::move(dims))
+                   : Tensor::allocate(dtype, std::move(dims), Allocator::cpu_uninitialized());
   if (!t.is_ok()) return error(t.status().message());
   outputs_[i] = std::move(t).value();
   return &outputs_[i];

@@ -19,7 +19,8 @@
 
 namespace kiln {
 class ThreadPool;
-}
+class RunMemory;
+}  // namespace kiln
 
 namespace kiln::cpu {
 
@@ -87,9 +88,12 @@ class KernelContext {
   StatusOr<Tensor*> allocate_output(size_t i, DType dtype, std::vector<int64_t> dims);
   // Allocates output i without filling it, for kernels that write every element.
   StatusOr<Tensor*> allocate_output_uninitialized(size_t i, DType dtype, std::vector<int64_t> dims);
-  // Where outputs are allocated from (the session's per-run arena); nullptr: the heap.
-  void set_allocator(Allocator* a) { allocator_ = a; }
-  Allocator* allocator() const { return allocator_; }
+  // Where outputs are allocated: the run's planned memory as node `node` of the top-level graph (nullptr: the
+  // heap).
+  void set_run_memory(RunMemory* memory, size_t node) {
+    memory_ = memory;
+    node_index_ = node;
+  }
   // Sets output i to an existing tensor (a view of an input, a constant).
   void set_output(size_t i, Tensor t) {
     if (i < outputs_.size()) outputs_[i] = std::move(t);
@@ -143,7 +147,8 @@ class KernelContext {
   bool reference_kernels_ = false;
   KernelCache* cache_ = nullptr;
   uint64_t constant_inputs_ = 0;
-  Allocator* allocator_ = nullptr;
+  RunMemory* memory_ = nullptr;
+  size_t node_index_ = 0;
 };
 
 // The dtypes a kernel accepts for input 0, as bits (1 << DType); kAnyDType: checked only when it runs.

@@ -65,17 +65,18 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
   const int64_t H = nchw[2], W = nchw[3];
   int64_t out_hw[2];
   for (int d = 0; d < 2; ++d) {
-    const int64_t in = nchw[static_cast<size_t>(2 + d)], ek = (ks[static_cast<size_t>(d)] - 1) * dil[static_cast<size_t>(d)] + 1;
+    const int64_t in = nchw[static_cast<size_t>(2 + d)],
+                  ek = (ks[static_cast<size_t>(d)] - 1) * dil[static_cast<size_t>(d)] + 1;
     const int64_t span = in + pads[static_cast<size_t>(d)] + pads[static_cast<size_t>(d + 2)] - ek;
     const int64_t s = strides[static_cast<size_t>(d)];
-    if (span < 0 || s <= 0) return ctx.error("the pooling window does not fit the padded input " + dims_to_string(nchw));
+    if (span < 0 || s <= 0)
+      return ctx.error("the pooling window does not fit the padded input " + dims_to_string(nchw));
     int64_t o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
     if (ceil_mode && (o - 1) * s >= in + pads[static_cast<size_t>(d)]) --o;
     out_hw[d] = o;
   }
   const int64_t OH = out_hw[0], OW = out_hw[1], CB = x->dims()[1];
-  KILN_ASSIGN_OR_RETURN(Tensor * out,
-                        ctx.allocate_output_uninitialized(0, DType::kFloat32, {nchw[0], CB, OH, OW, B}));
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {nchw[0], CB, OH, OW, B}));
   const float* px = x->data<float>();
   float* py = out->data<float>();
   ctx.parallel_for(nchw[0] * CB, 1, [&](int64_t p0, int64_t p1) {
@@ -94,7 +95,8 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
               if (h >= 0 && h < H && w >= 0 && w < W) {
                 const float* v = xin + (h * W + w) * B;
                 if (max) {
-                  for (int64_t l = 0; l < B; ++l) acc[static_cast<size_t>(l)] = std::max(acc[static_cast<size_t>(l)], v[l]);
+                  for (int64_t l = 0; l < B; ++l)
+                    acc[static_cast<size_t>(l)] = std::max(acc[static_cast<size_t>(l)], v[l]);
                 } else {
                   for (int64_t l = 0; l < B; ++l) acc[static_cast<size_t>(l)] += v[l];
                 }

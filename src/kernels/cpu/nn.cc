@@ -660,6 +660,19 @@ Status fusedconv_kernel(KernelContext& ctx) {
   return conv_common(ctx, act, ctx.input(3));
 }
 
+// Sets the padding lanes (channels >= M) of a blocked [N, CB, H, W, B] tensor back to zero.
+static void zero_padding_lanes(Tensor& y, int64_t M, int64_t B) {
+  const auto& d = y.dims();
+  const int64_t hw = d[2] * d[3];
+  float* p = y.data<float>();
+  for (int64_t nc = 0; nc < d[0] * d[1]; ++nc) {
+    const int64_t first = M - (nc % d[1]) * B;  // lanes from `first` on are padding
+    if (first >= B) continue;
+    for (int64_t i = 0; i < hw; ++i)
+      for (int64_t l = std::max<int64_t>(first, 0); l < B; ++l) p[(nc * hw + i) * B + l] = 0.0f;
+  }
+}
+
 // ai.kiln NchwcConv(X, W, B?, Z?): FusedConv on channel-blocked tensors (attribute `block`): X is plain
 // [N, C, H, W] (a first layer with few channels) or blocked, Y and Z are blocked [N, ceil(M / block), OH, OW,
 // block]. The reference path unblocks, runs the plain reference convolution and blocks the result.
@@ -696,8 +709,9 @@ Status nchwcconv_kernel(KernelContext& ctx) {
   }
   const Dims od = out_dims(g, M), bod = nchwc_dims(od, B);
   const Tensor* z = ctx.input(3);
-  if (z && (z->dtype() != DType::kFloat32 || z->dims() != bod)) {
-    return ctx.error("input 3 (Z) has shape " + dstr(z->dims()) + "; expected the blocked output shape " + dstr(bod));
+  if (z && (z->dtype() != DType::kFloat32 || z->rank() != 5 || z->dims()[1] != bod[1] || z->dims()[4] != B)) {
+    return ctx.error("input 3 (Z) has shape " + dstr(z->dims()) + "; expected a blocked tensor like the output " +
+                     dstr(bod));
   }
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, bod));
   if (!ctx.reference_kernels()) {
@@ -710,9 +724,16 @@ Status nchwcconv_kernel(KernelContext& ctx) {
                                xd,
                                blocked_in ? static_cast<int>(B) : 0,
                                static_cast<int>(B)};
-    Status st =
-        dnnl_kernels::conv_f32(*x, *w, b, z, p, act, ctx.cache(), ctx.input_is_constant(1), *y, ctx.num_threads());
+    // Z of the output's shape rides on the sum post-op; a broadcast Z (blocked, so lanes line up) is added after.
+    const bool z_inline = z && z->dims() == bod;
+    Status st = dnnl_kernels::conv_f32(*x, *w, b, z_inline ? z : nullptr, p, z && !z_inline ? Activation{} : act,
+                                       ctx.cache(), ctx.input_is_constant(1), *y, ctx.num_threads());
     if (!st.is_ok()) return ctx.error(st.message());
+    if (z && !z_inline) {
+      KILN_RETURN_IF_ERROR(add_broadcast_f32(ctx, *y, *z));
+      apply_activation(act, y->data<float>(), y->num_elements());
+      zero_padding_lanes(*y, M, B);
+    }
     return Status::ok();
   }
   Vec xv(static_cast<size_t>(product(xd)));
@@ -729,13 +750,10 @@ Status nchwcconv_kernel(KernelContext& ctx) {
   conv_core(ctx, g, xv, to_doubles(*w), b ? &bias : nullptr, yv);
   std::vector<float> plain(yv.begin(), yv.end());
   const int64_t ohw = od[2] * od[3];
-  if (z) {
-    std::vector<float> zp(plain.size());
-    nchwc_unblock(z->data<float>(), zp.data(), od[0], M, ohw, B);
-    for (size_t i = 0; i < plain.size(); ++i) plain[i] += zp[i];
-  }
-  apply_activation(act, plain.data(), static_cast<int64_t>(plain.size()));
   nchwc_block(plain.data(), y->data<float>(), od[0], M, ohw, B);
+  if (z) KILN_RETURN_IF_ERROR(add_broadcast_f32(ctx, *y, *z));
+  apply_activation(act, y->data<float>(), y->num_elements());
+  zero_padding_lanes(*y, M, B);
   return Status::ok();
 }
 

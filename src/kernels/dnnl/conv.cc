@@ -72,14 +72,12 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
   attr.set_post_ops(ops);
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   auto make_pd = [&](const memory::desc& src, const memory::desc& dst) {
-    auto desc = has_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                           dnnl::algorithm::convolution_direct, src, w_any, c->b_md,
-                                                           dst, to_dims(p.strides), dil, to_dims(p.pad_begin),
-                                                           to_dims(p.pad_end))
-                         : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                           dnnl::algorithm::convolution_direct, src, w_any, dst,
-                                                           to_dims(p.strides), dil, to_dims(p.pad_begin),
-                                                           to_dims(p.pad_end));
+    auto desc = has_bias ? dnnl::convolution_forward::desc(
+                               dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, w_any,
+                               c->b_md, dst, to_dims(p.strides), dil, to_dims(p.pad_begin), to_dims(p.pad_end))
+                         : dnnl::convolution_forward::desc(
+                               dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, w_any, dst,
+                               to_dims(p.strides), dil, to_dims(p.pad_begin), to_dims(p.pad_end));
     return dnnl::convolution_forward::primitive_desc(desc, attr, eng);
   };
   const memory::desc src_any(src_dims, f32, tag::any), dst_any(dst_dims, f32, tag::any);

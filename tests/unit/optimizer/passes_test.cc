@@ -219,14 +219,41 @@ TEST(Passes, FuseActivationTakesClipSiluAndGelu) {
   check_pass(mm, "fuse_activation", {"FusedMatMul"}, {{"x2", random_tensor({3, 4}, rng)}});
 }
 
+TEST(Passes, LayoutNchwcKeepsConvolutionChainsBlocked) {
+  std::mt19937 rng(12);
+  auto pads = make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1});
+  // conv (3 -> 12 channels, plain input) -> max pool -> conv + residual (the pool's result) -> global pool, and
+  // a plain consumer (Sigmoid) of the first conv's result. 12 channels are not a multiple of the block.
+  auto model = model_of(
+      {make_node("FusedConv", {"x", "w1", "b1"}, {"c1"}, "", {pads, make_attribute("activation", "Relu")}, "ai.kiln"),
+       make_node("MaxPool", {"c1"}, {"p"}, "",
+                 {make_attribute("kernel_shape", std::vector<int64_t>{3, 3}),
+                  make_attribute("strides", std::vector<int64_t>{2, 2}), pads}),
+       make_node("FusedConv", {"p", "w2", "", "p"}, {"c2"}, "", {pads}, "ai.kiln"),
+       make_node("GlobalAveragePool", {"c2"}, {"g"}), make_node("Sigmoid", {"c1"}, {"s"}),
+       make_node("ReduceSum", {"s"}, {"r"}, "", {make_attribute("keepdims", int64_t{1})}),
+       make_node("Add", {"g", "r"}, {"y"})},
+      {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 3, 9, 9})},
+      {make_tensor("w1", random_tensor({12, 3, 3, 3}, rng)), make_tensor("b1", random_tensor({12}, rng)),
+       make_tensor("w2", random_tensor({12, 12, 3, 3}, rng))});
+  model.opset_import.push_back({"ai.kiln", 1});
+  check_pass(model, "layout_nchwc",
+             {"NchwcConv", "NchwcMaxPool", "NchwcConv", "NchwcGlobalAveragePool", "ReorderOutput", "Sigmoid",
+              "ReduceSum", "Add"},
+             {{"x", random_tensor({2, 3, 9, 9}, rng)}}, 1e-4f);
+}
+
 TEST(Optimizer, LevelsRunTheirPassesAndNamesParse) {
   std::mt19937 rng(11);
   auto model = model_of(
       {make_node("Identity", {"x"}, {"i"}), make_node("Conv", {"i", "w"}, {"c"}), make_node("Relu", {"c"}, {"y"})},
       {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, 2, 3, 3})},
       {make_tensor("w", random_tensor({2, 2, 1, 1}, rng))});
-  for (auto [level, ops] : std::vector<std::pair<int, std::vector<std::string>>>{
-           {0, {"Identity", "Conv", "Relu"}}, {1, {"Conv", "Relu"}}, {2, {"FusedConv"}}, {99, {"FusedConv"}}}) {
+  for (auto [level, ops] :
+       std::vector<std::pair<int, std::vector<std::string>>>{{0, {"Identity", "Conv", "Relu"}},
+                                                             {1, {"Conv", "Relu"}},
+                                                             {2, {"FusedConv"}},
+                                                             {99, {"NchwcConv", "ReorderOutput"}}}) {
     ir::Model m = model;
     ASSERT_TRUE(opt::optimize(m, level).is_ok());
     EXPECT_EQ(op_types(m), ops) << "level " << level;

@@ -332,5 +332,33 @@ TEST(FastKernels, TransposeAndSliceMatchReference) {
   }
 }
 
+TEST(FastKernels, BlockedLayoutChainsMatchReference) {
+  std::mt19937 rng(17);
+  // Plain-input first layer, pooling, depthwise, a residual sum and a broadcast residual, global pooling,
+  // for channel counts on and off the block: the whole graph optimized (NCHWc at level all) against the
+  // unoptimized graph on the reference kernels.
+  for (int64_t c : {8, 12, 16}) {
+    SCOPED_TRACE("channels " + std::to_string(c));
+    auto pads = make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1});
+    auto model = make_model(
+        make_graph(
+            {make_node("Conv", {"x", "w1", "b1"}, {"c1"}, "", {pads}), make_node("Relu", {"c1"}, {"r1"}),
+             make_node("AveragePool", {"r1"}, {"p"}, "",
+                       {make_attribute("kernel_shape", std::vector<int64_t>{2, 2}),
+                        make_attribute("strides", std::vector<int64_t>{2, 2})}),
+             make_node("Conv", {"p", "wd"}, {"d"}, "", {pads, make_attribute("group", c)}),
+             make_node("Add", {"d", "p"}, {"a"}), make_node("Sigmoid", {"a"}, {"s"}),
+             make_node("Conv", {"s", "w3"}, {"c3"}), make_node("Add", {"c3", "bias3"}, {"a3"}),
+             make_node("GlobalAveragePool", {"a3"}, {"y"})},
+            "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{"n", 3, 14, 14})},
+            {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+            {make_tensor("w1", random_tensor({c, 3, 3, 3}, rng)), make_tensor("b1", random_tensor({c}, rng)),
+             make_tensor("wd", random_tensor({c, 1, 3, 3}, rng)), make_tensor("w3", random_tensor({c, c, 1, 1}, rng)),
+             make_tensor("bias3", random_tensor({c, 1, 1}, rng))}),
+        {{"", 14}});
+    expect_fast_matches_reference(model, {{"x", random_tensor({2, 3, 14, 14}, rng)}}, 1e-4f);
+  }
+}
+
 }  // namespace
 }  // namespace kiln
