@@ -67,8 +67,8 @@ void MemoryPlanner::release(uint8_t* arena, size_t size) {
   // Keep the largest arenas: one per concurrent run is all a steady state needs.
   free_.emplace_back(arena, size);
   if (free_.size() > 4) {
-    auto smallest = std::min_element(free_.begin(), free_.end(),
-                                     [](const auto& a, const auto& b) { return a.second < b.second; });
+    auto smallest =
+        std::min_element(free_.begin(), free_.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
     std::free(smallest->first);
     free_.erase(smallest);
   }

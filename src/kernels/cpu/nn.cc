@@ -13,6 +13,7 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/kernel.h"
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/x86/sgemm.h"
 
 namespace kiln::cpu {
 namespace {
@@ -142,6 +143,34 @@ Status matmul_core(const KernelContext& ctx, Dims ad, const std::vector<E>& a, D
 
 }  // namespace
 
+namespace {
+
+// y[M, N] = act(a[M, K] @ B + bias) with B a constant of the model ([K, N], or [N, K] when trans_b): packed
+// once into the node's cache, then the AVX2 GEMM. False when this path does not apply (no AVX2, B not
+// constant): the caller uses oneDNN.
+StatusOr<bool> packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_t K, const Tensor& b, bool trans_b,
+                           const float* bias, float* y, const Activation& act) {
+  if (ctx.reference_kernels() || !ctx.input_is_constant(1) || !ctx.cache() || !sgemm::available() ||
+      b.dtype() != DType::kFloat32 || b.rank() != 2) {
+    return false;
+  }
+  const int64_t N = trans_b ? b.dims()[0] : b.dims()[1];
+  std::vector<int64_t> key{0x5e, K, N, trans_b};
+  KILN_ASSIGN_OR_RETURN(auto packed,
+                        ctx.cache()->get<sgemm::PackedB>(key, [&]() -> StatusOr<std::shared_ptr<sgemm::PackedB>> {
+                          auto p = sgemm::pack_b(b.data<float>(), K, N, trans_b);
+                          if (!p) return ctx.error("out of memory packing weight B");
+                          return p;
+                        }));
+  sgemm::gemm(a, M, K, *packed, bias, y,
+              [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 1, fn); });
+  Status st = dnnl_kernels::eltwise_f32(y, M * N, act, ctx.num_threads());
+  if (!st.is_ok()) return ctx.error(st.message());
+  return true;
+}
+
+}  // namespace
+
 Status matmul_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* a, ctx.required_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* b, ctx.required_input(1));
@@ -171,6 +200,11 @@ Status matmul_kernel(KernelContext& ctx) {
       od.push_back(M);
       od.push_back(N);
       KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
+      if (b->rank() == 2) {
+        KILN_ASSIGN_OR_RETURN(bool done, packed_gemm(ctx, a->data<float>(), p.M, K, *b, false, nullptr,
+                                                     out->data<float>(), Activation{}));
+        if (done) return Status::ok();
+      }
       Status st = dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), nullptr, out->data<float>(), p, {},
                                            ctx.cache(), ctx.input_is_constant(1) && b->rank() == 2, ctx.num_threads());
       if (!st.is_ok()) return ctx.error(st.message());
@@ -227,6 +261,9 @@ Status fusedmatmul_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
   float* y = out->data<float>();
   if (!ctx.reference_kernels()) {
+    KILN_ASSIGN_OR_RETURN(
+        bool done, packed_gemm(ctx, a->data<float>(), M, K, *b, false, bias ? bias->data<float>() : nullptr, y, act));
+    if (done) return Status::ok();
     dnnl_kernels::MatMulParams p;
     p.M = M;
     p.N = N;

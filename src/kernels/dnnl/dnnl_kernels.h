@@ -49,4 +49,7 @@ struct MatMulParams {
 Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p,
                   const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads);
 
+// data[0, n) = act(data) in place, on oneDNN's vectorized eltwise kernels.
+Status eltwise_f32(float* data, int64_t n, const cpu::Activation& act, int threads);
+
 }  // namespace kiln::dnnl_kernels

@@ -96,4 +96,30 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
   return Status::ok();
 }
 
+Status eltwise_f32(float* data, int64_t n, const cpu::Activation& act, int threads) {
+  if (act.none() || n <= 0) return Status::ok();
+  try {
+    if (threads > 0) omp_set_num_threads(threads);
+    dnnl::engine& eng = cpu_engine();
+    dnnl::stream strm(eng);
+    memory::desc md({n}, memory::data_type::f32, memory::format_tag::a);
+    memory mem(md, eng, data);
+    // The activation as a chain of eltwise steps (HardSigmoid is two), the same ones the post-ops use.
+    dnnl::post_ops ops;
+    append_activation(ops, act);
+    for (int i = 0; i < ops.len(); ++i) {
+      dnnl::algorithm alg;
+      float scale, alpha, beta;
+      ops.get_params_eltwise(i, scale, alg, alpha, beta);
+      dnnl::eltwise_forward::primitive_desc pd(
+          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, alg, md, alpha, beta), eng);
+      dnnl::eltwise_forward(pd).execute(strm, {{DNNL_ARG_SRC, mem}, {DNNL_ARG_DST, mem}});
+    }
+    strm.wait();
+  } catch (const dnnl::error& e) {
+    return internal_error(std::string("oneDNN eltwise failed: ") + e.what());
+  }
+  return Status::ok();
+}
+
 }  // namespace kiln::dnnl_kernels

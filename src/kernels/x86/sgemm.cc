@@ -1,0 +1,131 @@
+#include "kernels/x86/sgemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace kiln::sgemm {
+namespace {
+
+constexpr int64_t kMR = 6, kNR = 16, kKC = 256;
+constexpr int64_t kRowsPerTask = 48, kPanelsPerTask = 4;
+
+// c[0..mr)[0..nr) (+)= a[mr rows, `lda` apart][0..kc) @ bp[kc][16]. Full 6-row blocks keep all 12
+// accumulators in registers; shorter blocks read rows past mr from a clamped row (their sums are dropped).
+__attribute__((target("avx2,fma"))) void kernel_6x16(int64_t mr, const float* a, int64_t lda, const float* bp,
+                                                     int64_t kc, float* c, int64_t ldc, int64_t nr, bool accumulate) {
+  const float* a0 = a;
+  const float* a1 = a + std::min<int64_t>(1, mr - 1) * lda;
+  const float* a2 = a + std::min<int64_t>(2, mr - 1) * lda;
+  const float* a3 = a + std::min<int64_t>(3, mr - 1) * lda;
+  const float* a4 = a + std::min<int64_t>(4, mr - 1) * lda;
+  const float* a5 = a + std::min<int64_t>(5, mr - 1) * lda;
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(bp + k * kNR), b1 = _mm256_load_ps(bp + k * kNR + 8);
+    __m256 av = _mm256_broadcast_ss(a0 + k);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    av = _mm256_broadcast_ss(a1 + k);
+    c10 = _mm256_fmadd_ps(av, b0, c10);
+    c11 = _mm256_fmadd_ps(av, b1, c11);
+    av = _mm256_broadcast_ss(a2 + k);
+    c20 = _mm256_fmadd_ps(av, b0, c20);
+    c21 = _mm256_fmadd_ps(av, b1, c21);
+    av = _mm256_broadcast_ss(a3 + k);
+    c30 = _mm256_fmadd_ps(av, b0, c30);
+    c31 = _mm256_fmadd_ps(av, b1, c31);
+    av = _mm256_broadcast_ss(a4 + k);
+    c40 = _mm256_fmadd_ps(av, b0, c40);
+    c41 = _mm256_fmadd_ps(av, b1, c41);
+    av = _mm256_broadcast_ss(a5 + k);
+    c50 = _mm256_fmadd_ps(av, b0, c50);
+    c51 = _mm256_fmadd_ps(av, b1, c51);
+  }
+  const __m256 acc[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int64_t r = 0; r < mr; ++r) {
+    float* cr = c + r * ldc;
+    if (nr == kNR) {
+      __m256 v0 = acc[r][0], v1 = acc[r][1];
+      if (accumulate) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
+      }
+      _mm256_storeu_ps(cr, v0);
+      _mm256_storeu_ps(cr + 8, v1);
+    } else {
+      alignas(32) float tmp[kNR];
+      _mm256_store_ps(tmp, acc[r][0]);
+      _mm256_store_ps(tmp + 8, acc[r][1]);
+      for (int64_t j = 0; j < nr; ++j) cr[j] = accumulate ? cr[j] + tmp[j] : tmp[j];
+    }
+  }
+}
+
+}  // namespace
+
+bool available() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+
+std::shared_ptr<PackedB> pack_b(const float* b, int64_t K, int64_t N, bool trans_b) {
+  auto p = std::make_shared<PackedB>();
+  p->K = K;
+  p->N = N;
+  const int64_t panels = (N + kNR - 1) / kNR;
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(1, panels * K * kNR)) * sizeof(float);
+  void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!mem) return nullptr;
+  p->data = std::unique_ptr<float, void (*)(void*)>(static_cast<float*>(mem), std::free);
+  float* d = p->data.get();
+  for (int64_t pn = 0; pn < panels; ++pn) {
+    for (int64_t k = 0; k < K; ++k) {
+      float* out = d + (pn * K + k) * kNR;
+      for (int64_t j = 0; j < kNR; ++j) {
+        const int64_t n = pn * kNR + j;
+        out[j] = n < N ? (trans_b ? b[n * K + k] : b[k * N + n]) : 0.0f;
+      }
+    }
+  }
+  return p;
+}
+
+void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float* bias, float* c,
+          const ParallelFor& parallel_for) {
+  const int64_t K = b.K, N = b.N;
+  if (M <= 0 || N <= 0) return;
+  const int64_t panels = (N + kNR - 1) / kNR;
+  const int64_t row_tasks = (M + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t panel_tasks = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
+  parallel_for(row_tasks * panel_tasks, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t m0 = (t / panel_tasks) * kRowsPerTask, m1 = std::min(M, m0 + kRowsPerTask);
+      const int64_t p0 = (t % panel_tasks) * kPanelsPerTask, p1 = std::min(panels, p0 + kPanelsPerTask);
+      if (K == 0) {
+        for (int64_t i = m0; i < m1; ++i)
+          for (int64_t n = p0 * kNR; n < std::min(N, p1 * kNR); ++n) c[i * N + n] = 0.0f;
+      }
+      for (int64_t kb = 0; kb < K; kb += kKC) {
+        const int64_t kc = std::min(kKC, K - kb);
+        for (int64_t pn = p0; pn < p1; ++pn) {
+          const float* bp = b.data.get() + (pn * K + kb) * kNR;
+          const int64_t nr = std::min(kNR, N - pn * kNR);
+          for (int64_t i = m0; i < m1; i += kMR) {
+            kernel_6x16(std::min(kMR, m1 - i), a + i * lda + kb, lda, bp, kc, c + i * N + pn * kNR, N, nr, kb > 0);
+          }
+        }
+      }
+      if (bias) {
+        for (int64_t i = m0; i < m1; ++i)
+          for (int64_t n = p0 * kNR; n < std::min(N, p1 * kNR); ++n) c[i * N + n] += bias[n];
+      }
+    }
+  });
+}
+
+}  // namespace kiln::sgemm
