@@ -73,6 +73,7 @@ struct Session::Impl {
   std::unique_ptr<ThreadPool> pool;
   mutable Profiler profiler;
   mutable MemoryPlanner memory;
+  std::unique_ptr<cpu::KernelCache> shared_cache = std::make_unique<cpu::KernelCache>(0);
 
   // `known`: element dtypes known before running (declared inputs, initializers, value_info, Constant
   // outputs), inherited by subgraphs.
@@ -189,6 +190,7 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     ctx.set_thread_pool(pool.get());
     ctx.set_reference_kernels(options.reference_kernels);
     ctx.set_cache(np.cache.get());
+    ctx.set_shared_cache(shared_cache.get());
     ctx.set_constant_inputs(np.constant_inputs);
     if (memory) ctx.set_run_memory(memory, step);
     const bool profiling = profiler.enabled();

@@ -30,8 +30,9 @@ class KernelContext;
 // shapes they were made for. Shared by concurrent runs (lookups are locked; entries are immutable).
 class KernelCache {
  public:
-  // The entry for `key`, made by make() (returning StatusOr<std::shared_ptr<T>>) the first time. Keeps the 16
-  // most recently made keys.
+  // capacity: how many keys are kept (the oldest goes first); 0 keeps every key.
+  explicit KernelCache(size_t capacity = 16) : capacity_(capacity) {}
+  // The entry for `key`, made by make() (returning StatusOr<std::shared_ptr<T>>) the first time.
   template <typename T, typename Make>
   StatusOr<std::shared_ptr<T>> get(const std::vector<int64_t>& key, Make&& make) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -40,12 +41,13 @@ class KernelCache {
     }
     StatusOr<std::shared_ptr<T>> made = make();
     if (!made.is_ok()) return made.status();
-    if (entries_.size() >= 16) entries_.erase(entries_.begin());
+    if (capacity_ && entries_.size() >= capacity_) entries_.erase(entries_.begin());
     entries_.emplace_back(key, *made);
     return made;
   }
 
  private:
+  size_t capacity_;
   std::mutex mu_;
   std::vector<std::pair<std::vector<int64_t>, std::shared_ptr<void>>> entries_;
 };
@@ -125,6 +127,10 @@ class KernelContext {
   // This node's cache (nullptr when the caller keeps none, e.g. constant folding).
   void set_cache(KernelCache* cache) { cache_ = cache; }
   KernelCache* cache() const { return cache_; }
+  // The session's cache for what depends only on constants (weights packed once however many nodes share
+  // them); keys must name the constant (its address). nullptr outside a session.
+  void set_shared_cache(KernelCache* cache) { shared_cache_ = cache; }
+  KernelCache* shared_cache() const { return shared_cache_; }
   // Input i is a constant of the model: an initializer no feed can replace (bit i of `mask`).
   void set_constant_inputs(uint64_t mask) { constant_inputs_ = mask; }
   bool input_is_constant(size_t i) const { return i < 64 && (constant_inputs_ >> i) & 1u; }
@@ -146,6 +152,7 @@ class KernelContext {
   ThreadPool* pool_ = nullptr;
   bool reference_kernels_ = false;
   KernelCache* cache_ = nullptr;
+  KernelCache* shared_cache_ = nullptr;
   uint64_t constant_inputs_ = 0;
   RunMemory* memory_ = nullptr;
   size_t node_index_ = 0;

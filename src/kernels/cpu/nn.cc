@@ -146,22 +146,23 @@ Status matmul_core(const KernelContext& ctx, Dims ad, const std::vector<E>& a, D
 namespace {
 
 // y[M, N] = act(a[M, K] @ B + bias) with B a constant of the model ([K, N], or [N, K] when trans_b): packed
-// once into the node's cache, then the AVX2 GEMM. False when this path does not apply (no AVX2, B not
+// once into the session's shared cache, then the AVX2 GEMM. False when this path does not apply (no AVX2, B not
 // constant): the caller uses oneDNN.
 StatusOr<bool> packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_t K, const Tensor& b, bool trans_b,
                            const float* bias, float* y, const Activation& act) {
-  if (ctx.reference_kernels() || !ctx.input_is_constant(1) || !ctx.cache() || !sgemm::available() ||
+  if (ctx.reference_kernels() || !ctx.input_is_constant(1) || !ctx.shared_cache() || !sgemm::available() ||
       b.dtype() != DType::kFloat32 || b.rank() != 2) {
     return false;
   }
   const int64_t N = trans_b ? b.dims()[0] : b.dims()[1];
-  std::vector<int64_t> key{0x5e, K, N, trans_b};
-  KILN_ASSIGN_OR_RETURN(auto packed,
-                        ctx.cache()->get<sgemm::PackedB>(key, [&]() -> StatusOr<std::shared_ptr<sgemm::PackedB>> {
-                          auto p = sgemm::pack_b(b.data<float>(), K, N, trans_b);
-                          if (!p) return ctx.error("out of memory packing weight B");
-                          return p;
-                        }));
+  // Shared by every node that multiplies by this constant (exporters reuse one initializer for repeated layers).
+  std::vector<int64_t> key{0x5e, static_cast<int64_t>(reinterpret_cast<intptr_t>(b.raw_data())), K, N, trans_b};
+  KILN_ASSIGN_OR_RETURN(
+      auto packed, ctx.shared_cache()->get<sgemm::PackedB>(key, [&]() -> StatusOr<std::shared_ptr<sgemm::PackedB>> {
+        auto p = sgemm::pack_b(b.data<float>(), K, N, trans_b);
+        if (!p) return ctx.error("out of memory packing weight B");
+        return p;
+      }));
   sgemm::gemm(a, M, K, *packed, bias, y,
               [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 1, fn); });
   Status st = dnnl_kernels::eltwise_f32(y, M * N, act, ctx.num_threads());
