@@ -443,6 +443,11 @@ Status gemm_kernel(KernelContext& ctx) {
     p.trans_b = tb;
     p.alpha = static_cast<float>(alpha);
     KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {M, N}));
+    if (!ta && alpha == 1.0) {
+      KILN_ASSIGN_OR_RETURN(bool done, packed_gemm(ctx, a->data<float>(), M, K, *b, tb, c ? c->data<float>() : nullptr,
+                                                   out->data<float>(), Activation{}));
+      if (done) return Status::ok();
+    }
     Status st =
         dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), c ? c->data<float>() : nullptr, out->data<float>(),
                                  p, {}, ctx.cache(), ctx.input_is_constant(1), ctx.num_threads());
@@ -1495,6 +1500,11 @@ Status softmax_family(KernelContext& ctx, SoftKind kind) {
     const float* px = x->data<float>();
     float* py = out->data<float>();
     const bool log = kind == SoftKind::kLogSoftmax;
+    if (inner == 1) {
+      Status st = dnnl_kernels::softmax_f32(px, py, outer, len, log, ctx.num_threads());
+      if (!st.is_ok()) return ctx.error(st.message());
+      return Status::ok();
+    }
     ctx.parallel_for(outer * inner, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, len)),
                      [&](int64_t r0, int64_t r1) {
                        for (int64_t r = r0; r < r1; ++r) {

@@ -49,6 +49,9 @@ struct MatMulParams {
 Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p,
                   const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads);
 
+// y = softmax (or log-softmax) of each of `rows` contiguous rows of `len` floats.
+Status softmax_f32(const float* x, float* y, int64_t rows, int64_t len, bool log, int threads);
+
 // data[0, n) = act(data) in place, on oneDNN's vectorized eltwise kernels.
 Status eltwise_f32(float* data, int64_t n, const cpu::Activation& act, int threads);
 

@@ -96,6 +96,30 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
   return Status::ok();
 }
 
+Status softmax_f32(const float* x, float* y, int64_t rows, int64_t len, bool log, int threads) {
+  if (rows <= 0 || len <= 0) return Status::ok();
+  try {
+    if (threads > 0) omp_set_num_threads(threads);
+    dnnl::engine& eng = cpu_engine();
+    dnnl::stream strm(eng);
+    memory::desc md({rows, len}, memory::data_type::f32, memory::format_tag::ab);
+    memory src(md, eng, const_cast<float*>(x)), dst(md, eng, y);
+    if (log) {
+      dnnl::logsoftmax_forward::primitive_desc pd(
+          dnnl::logsoftmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1), eng);
+      dnnl::logsoftmax_forward(pd).execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    } else {
+      dnnl::softmax_forward::primitive_desc pd(dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1),
+                                               eng);
+      dnnl::softmax_forward(pd).execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    }
+    strm.wait();
+  } catch (const dnnl::error& e) {
+    return internal_error(std::string("oneDNN softmax failed: ") + e.what());
+  }
+  return Status::ok();
+}
+
 Status eltwise_f32(float* data, int64_t n, const cpu::Activation& act, int threads) {
   if (act.none() || n <= 0) return Status::ok();
   try {
