@@ -757,6 +757,27 @@ Status nchwcconv_kernel(KernelContext& ctx) {
                      dstr(bod));
   }
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, bod));
+  // A first layer (plain input, few channels): im2col tiles on the packed SGEMM, written straight into the
+  // blocked layout (oneDNN has no direct kernel for, say, a 9x9 window over 3 channels).
+  const int64_t K = C * g.kernel[0] * g.kernel[1];
+  if (!ctx.reference_kernels() && !blocked_in && group == 1 && !z && K <= 1024 && ctx.input_is_constant(1) &&
+      ctx.shared_cache() && sgemm::available()) {
+    std::vector<int64_t> key{0xc1, static_cast<int64_t>(reinterpret_cast<intptr_t>(w->raw_data())), K, M};
+    KILN_ASSIGN_OR_RETURN(
+        auto packed, ctx.shared_cache()->get<sgemm::PackedB>(key, [&]() -> StatusOr<std::shared_ptr<sgemm::PackedB>> {
+          auto pk = sgemm::pack_b(w->data<float>(), K, M, true);
+          if (!pk) return ctx.error("out of memory packing weight W");
+          return pk;
+        }));
+    const sgemm::Conv2dGeometry geo{xd[0],        xd[1],          xd[2],          xd[3],          M,
+                                    g.kernel[0],  g.kernel[1],    g.out[0],       g.out[1],       g.strides[0],
+                                    g.strides[1], g.pad_begin[0], g.pad_begin[1], g.dilations[0], g.dilations[1]};
+    sgemm::conv2d_nchw_to_blocked(
+        x->data<float>(), geo, *packed, b ? b->data<float>() : nullptr, B, y->data<float>(),
+        [&act](float* tile, int64_t n) { apply_activation(act, tile, n); },
+        [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 64, fn); });
+    return Status::ok();
+  }
   if (!ctx.reference_kernels()) {
     dnnl_kernels::ConvParams p{g.group,
                                g.strides,

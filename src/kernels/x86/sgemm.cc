@@ -68,6 +68,49 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t mr, const float* a,
   }
 }
 
+// tile[6][16] = ap[kc][6] @ bp[kc][16]: A interleaved six rows per step (the im2col tiles of a convolution).
+__attribute__((target("avx2,fma"))) void kernel_6x16_interleaved(const float* ap, const float* bp, int64_t kc,
+                                                                 float* tile) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(bp + k * kNR), b1 = _mm256_load_ps(bp + k * kNR + 8);
+    const float* ak = ap + k * kMR;
+    __m256 av = _mm256_broadcast_ss(ak);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    av = _mm256_broadcast_ss(ak + 1);
+    c10 = _mm256_fmadd_ps(av, b0, c10);
+    c11 = _mm256_fmadd_ps(av, b1, c11);
+    av = _mm256_broadcast_ss(ak + 2);
+    c20 = _mm256_fmadd_ps(av, b0, c20);
+    c21 = _mm256_fmadd_ps(av, b1, c21);
+    av = _mm256_broadcast_ss(ak + 3);
+    c30 = _mm256_fmadd_ps(av, b0, c30);
+    c31 = _mm256_fmadd_ps(av, b1, c31);
+    av = _mm256_broadcast_ss(ak + 4);
+    c40 = _mm256_fmadd_ps(av, b0, c40);
+    c41 = _mm256_fmadd_ps(av, b1, c41);
+    av = _mm256_broadcast_ss(ak + 5);
+    c50 = _mm256_fmadd_ps(av, b0, c50);
+    c51 = _mm256_fmadd_ps(av, b1, c51);
+  }
+  _mm256_store_ps(tile, c00);
+  _mm256_store_ps(tile + 8, c01);
+  _mm256_store_ps(tile + 16, c10);
+  _mm256_store_ps(tile + 24, c11);
+  _mm256_store_ps(tile + 32, c20);
+  _mm256_store_ps(tile + 40, c21);
+  _mm256_store_ps(tile + 48, c30);
+  _mm256_store_ps(tile + 56, c31);
+  _mm256_store_ps(tile + 64, c40);
+  _mm256_store_ps(tile + 72, c41);
+  _mm256_store_ps(tile + 80, c50);
+  _mm256_store_ps(tile + 88, c51);
+}
+
 }  // namespace
 
 bool available() {
@@ -125,6 +168,77 @@ void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float*
       if (bias) {
         for (int64_t i = m0; i < m1; ++i)
           for (int64_t n = p0 * kNR; n < std::min(N, p1 * kNR); ++n) c[i * N + n] += bias[n];
+      }
+    }
+  });
+}
+
+void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias, int64_t block,
+                            float* y, const std::function<void(float* tile, int64_t n)>& epilogue,
+                            const ParallelFor& parallel_for) {
+  const int64_t K = g.C * g.KH * g.KW, P = g.OH * g.OW, CB = (g.M + block - 1) / block;
+  const int64_t tiles = (P + kMR - 1) / kMR, panels = (g.M + kNR - 1) / kNR;
+  // Tiles go in groups, so that one weight panel (K x 16) is loaded into L1 once per group, not once per tile.
+  constexpr int64_t kGroup = 8;
+  parallel_for(g.N * tiles, [&](int64_t t0, int64_t t1) {
+    std::vector<float> ap(static_cast<size_t>(kGroup * K * kMR));
+    alignas(32) float tile[kMR * kNR];
+    for (int64_t tg = t0; tg < t1; tg += kGroup) {
+      const int64_t count = std::min(kGroup, t1 - tg);
+      for (int64_t q = 0; q < count; ++q) {
+        const int64_t t = tg + q;
+        const int64_t n = t / tiles, p0 = (t % tiles) * kMR, rows = std::min(kMR, P - p0);
+        const float* xn = x + n * g.C * g.H * g.W;
+        // im2col of the tile, six pixels interleaved: ap[k * 6 + r] for pixel p0 + r, k = (c, i, j). Six pixels
+        // of one output row at stride 1 read six consecutive inputs.
+        const int64_t oh0 = p0 / g.OW, ow0 = p0 % g.OW;
+        const bool one_row = rows == kMR && ow0 + kMR <= g.OW;
+        float* apq = ap.data() + q * K * kMR;
+        for (int64_t c = 0; c < g.C; ++c) {
+          for (int64_t i = 0; i < g.KH; ++i) {
+            for (int64_t j = 0; j < g.KW; ++j) {
+              float* dst = apq + ((c * g.KH + i) * g.KW + j) * kMR;
+              const int64_t ih = oh0 * g.stride_h - g.pad_t + i * g.dil_h;
+              const int64_t iw = ow0 * g.stride_w - g.pad_l + j * g.dil_w;
+              if (one_row && g.stride_w == 1 && ih >= 0 && ih < g.H && iw >= 0 && iw + kMR <= g.W) {
+                std::memcpy(dst, xn + (c * g.H + ih) * g.W + iw, kMR * sizeof(float));
+                continue;
+              }
+              for (int64_t r = 0; r < kMR; ++r) {
+                const int64_t p = p0 + r, oh = p / g.OW, ow = p % g.OW;
+                const int64_t h = oh * g.stride_h - g.pad_t + i * g.dil_h;
+                const int64_t w2 = ow * g.stride_w - g.pad_l + j * g.dil_w;
+                dst[r] = r < rows && h >= 0 && h < g.H && w2 >= 0 && w2 < g.W ? xn[(c * g.H + h) * g.W + w2] : 0.0f;
+              }
+            }
+          }
+        }
+      }
+      for (int64_t pn = 0; pn < panels; ++pn) {
+        const int64_t m0 = pn * kNR;
+        for (int64_t q = 0; q < count; ++q) {
+          const int64_t t = tg + q;
+          const int64_t n = t / tiles, p0 = (t % tiles) * kMR, rows = std::min(kMR, P - p0);
+          kernel_6x16_interleaved(ap.data() + q * K * kMR, w.data.get() + pn * K * kNR, K, tile);
+          if (bias) {
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t j = 0; j < kNR && m0 + j < g.M; ++j) tile[r * kNR + j] += bias[m0 + j];
+          }
+          epilogue(tile, rows * kNR);
+          // Scatter in runs of lanes that are contiguous in y (8 or 16 channels), padding lanes zero.
+          const int64_t run = std::min(block, kNR);
+          for (int64_t jj = 0; jj < kNR && m0 + jj < CB * block; jj += run) {
+            const int64_t m = m0 + jj;
+            float* dst = y + ((n * CB + m / block) * P + p0) * block + m % block;
+            const int64_t valid = std::max<int64_t>(0, std::min(run, g.M - m));
+            for (int64_t r = 0; r < rows; ++r) {
+              const float* src = tile + r * kNR + jj;
+              float* d = dst + r * block;
+              std::memcpy(d, src, static_cast<size_t>(valid) * sizeof(float));
+              for (int64_t l = valid; l < run; ++l) d[l] = 0.0f;
+            }
+          }
+        }
       }
     }
   });
