@@ -958,13 +958,28 @@ Status convtranspose_kernel(KernelContext& ctx) {
     }
     if (g.out[i] <= 0) return ctx.error("computed output dimension " + std::to_string(i + 2) + " is not positive");
   }
-  Vec xv = to_doubles(*x), wv = to_doubles(*w), bias;
-  if (const Tensor* b = ctx.input(2)) {
-    bias = to_doubles(*b);
-    if (static_cast<int64_t>(bias.size()) != g.M) {
-      return ctx.error("bias B has " + std::to_string(bias.size()) + " elements; expected " + std::to_string(g.M));
+  if (const Tensor* b = ctx.input(2); b && b->num_elements() != g.M) {
+    return ctx.error("bias B has " + std::to_string(b->num_elements()) + " elements; expected " + std::to_string(g.M));
+  }
+  if (!ctx.reference_kernels() && dnnl_kernels::conv_supported(*x, *w, ctx.input(2))) {
+    // oneDNN's right padding follows from the output size (output_padding and output_shape included).
+    Dims pad_r(nsp);
+    bool ok = true;
+    for (size_t i = 0; i < nsp; ++i) {
+      pad_r[i] = (g.in[i] - 1) * g.strides[i] + (g.kernel[i] - 1) * g.dilations[i] + 1 - g.pad_begin[i] - g.out[i];
+      ok = ok && pad_r[i] >= 0 && g.pad_begin[i] >= 0;
+    }
+    if (ok) {
+      dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, pad_r, out_dims(g, g.M), {}, 0, 0};
+      KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, out_dims(g, g.M)));
+      Status st = dnnl_kernels::deconv_f32(*x, *w, ctx.input(2), p, ctx.cache(), ctx.input_is_constant(1), *y,
+                                           ctx.num_threads());
+      if (!st.is_ok()) return ctx.error(st.message());
+      return Status::ok();
     }
   }
+  Vec xv = to_doubles(*x), wv = to_doubles(*w), bias;
+  if (const Tensor* b = ctx.input(2)) bias = to_doubles(*b);
   const int64_t in_sz = product(g.in), out_sz = product(g.out), k_sz = product(g.kernel);
   const int64_t Cg = g.C / g.group;
   auto out_str = strides_of(g.out);

@@ -38,6 +38,11 @@ bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b);
 Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z, const ConvParams& p,
                 const cpu::Activation& act, cpu::KernelCache* cache, bool constant_weights, Tensor& y, int threads);
 
+// y = ConvTranspose(x, w) + b into `y` (allocated with p.out_dims), plain layouts; p.pad_end is oneDNN's
+// right padding ((in - 1) * stride + effective kernel - pad_begin - out; >= 0).
+Status deconv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvParams& p, cpu::KernelCache* cache,
+                  bool constant_weights, Tensor& y, int threads);
+
 // y[M, N] = act(alpha * op(a) @ op(b) (+ bias[N])) for float32 2-D a and b given as row-major buffers, op =
 // transpose when trans_*: the shape is that of the stored matrix ([K, M] for a transposed a). `batch` > 1: a
 // and b hold `batch` matrices each, one after the other (3-D batched product, no transposes).

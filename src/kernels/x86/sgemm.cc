@@ -193,22 +193,32 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
         // of one output row at stride 1 read six consecutive inputs.
         const int64_t oh0 = p0 / g.OW, ow0 = p0 % g.OW;
         const bool one_row = rows == kMR && ow0 + kMR <= g.OW;
+        int64_t ohs[kMR], ows[kMR];
+        for (int64_t r = 0; r < kMR; ++r) {
+          ohs[r] = (p0 + r) / g.OW;
+          ows[r] = (p0 + r) % g.OW;
+        }
         float* apq = ap.data() + q * K * kMR;
         for (int64_t c = 0; c < g.C; ++c) {
+          const float* xc = xn + c * g.H * g.W;
           for (int64_t i = 0; i < g.KH; ++i) {
             for (int64_t j = 0; j < g.KW; ++j) {
               float* dst = apq + ((c * g.KH + i) * g.KW + j) * kMR;
               const int64_t ih = oh0 * g.stride_h - g.pad_t + i * g.dil_h;
               const int64_t iw = ow0 * g.stride_w - g.pad_l + j * g.dil_w;
-              if (one_row && g.stride_w == 1 && ih >= 0 && ih < g.H && iw >= 0 && iw + kMR <= g.W) {
-                std::memcpy(dst, xn + (c * g.H + ih) * g.W + iw, kMR * sizeof(float));
+              if (one_row && ih >= 0 && ih < g.H && iw >= 0 && iw + (kMR - 1) * g.stride_w < g.W) {
+                const float* src = xc + ih * g.W + iw;
+                if (g.stride_w == 1) {
+                  std::memcpy(dst, src, kMR * sizeof(float));
+                } else {
+                  for (int64_t r = 0; r < kMR; ++r) dst[r] = src[r * g.stride_w];
+                }
                 continue;
               }
               for (int64_t r = 0; r < kMR; ++r) {
-                const int64_t p = p0 + r, oh = p / g.OW, ow = p % g.OW;
-                const int64_t h = oh * g.stride_h - g.pad_t + i * g.dil_h;
-                const int64_t w2 = ow * g.stride_w - g.pad_l + j * g.dil_w;
-                dst[r] = r < rows && h >= 0 && h < g.H && w2 >= 0 && w2 < g.W ? xn[(c * g.H + h) * g.W + w2] : 0.0f;
+                const int64_t h = ohs[r] * g.stride_h - g.pad_t + i * g.dil_h;
+                const int64_t w2 = ows[r] * g.stride_w - g.pad_l + j * g.dil_w;
+                dst[r] = r < rows && h >= 0 && h < g.H && w2 >= 0 && w2 < g.W ? xc[h * g.W + w2] : 0.0f;
               }
             }
           }

@@ -360,5 +360,42 @@ TEST(FastKernels, BlockedLayoutChainsMatchReference) {
   }
 }
 
+TEST(FastKernels, ConvTransposeMatchesReference) {
+  std::mt19937 rng(18);
+  struct Case {
+    std::string name;
+    std::vector<int64_t> x_dims;
+    int64_t out_per_group, group;
+    std::vector<ir::Attribute> attrs;
+  };
+  auto ints = [](const char* n, std::vector<int64_t> v) { return make_attribute(n, v); };
+  const std::vector<Case> cases = {
+      {"stride 2", {1, 4, 5, 6}, 3, 1, {ints("strides", {2, 2})}},
+      {"pads, output_padding",
+       {2, 3, 7, 5},
+       5,
+       1,
+       {ints("strides", {2, 3}), ints("pads", {1, 0, 1, 2}), ints("output_padding", {1, 2})}},
+      {"groups 2, dilation", {1, 4, 6, 6}, 2, 2, {ints("dilations", {2, 1}), ints("pads", {1, 1, 1, 1})}},
+      {"output_shape", {1, 2, 4, 4}, 3, 1, {ints("strides", {2, 2}), ints("output_shape", {9, 8})}},
+      {"1-D", {2, 3, 9}, 4, 1, {ints("strides", {3}), ints("pads", {1, 2})}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<int64_t> w_dims{c.x_dims[1], c.out_per_group};
+    for (size_t i = 2; i < c.x_dims.size(); ++i) w_dims.push_back(3);
+    std::vector<ir::Attribute> attrs = c.attrs;
+    attrs.push_back(make_attribute("group", c.group));
+    std::vector<DimArg> xd(c.x_dims.begin(), c.x_dims.end());
+    auto model = make_model(make_graph({make_node("ConvTranspose", {"x", "w", "b"}, {"y"}, "ct", attrs)}, "g",
+                                       {make_tensor_value_info("x", DType::kFloat32, xd)},
+                                       {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+                                       {make_tensor("w", random_tensor(w_dims, rng)),
+                                        make_tensor("b", random_tensor({c.out_per_group * c.group}, rng))}),
+                            {{"", 17}});
+    expect_fast_matches_reference(model, {{"x", random_tensor(c.x_dims, rng)}}, 1e-4f);
+  }
+}
+
 }  // namespace
 }  // namespace kiln
