@@ -1213,6 +1213,25 @@ Status batchnormalization_kernel(KernelContext& ctx) {
   const double momentum = ctx.attr_float("momentum", 0.9f);
   bool training = ctx.opset() >= 14 ? ctx.attr_int("training_mode", 0) != 0 : false;
   if (ctx.opset() < 14 && ctx.opset() >= 9 && wants_output(ctx, 1)) training = true;
+  if (!training && !ctx.reference_kernels() && x.dtype() == DType::kFloat32 && !wants_output(ctx, 1)) {
+    // Inference: one scale and shift per channel, planes in parallel.
+    std::vector<float> a(static_cast<size_t>(C)), b(static_cast<size_t>(C));
+    for (size_t c = 0; c < a.size(); ++c) {
+      const double k = sc[c] / std::sqrt(var[c] + eps);
+      a[c] = static_cast<float>(k);
+      b[c] = static_cast<float>(bi[c] - mean[c] * k);
+    }
+    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, x.dims()));
+    const float* px = x.data<float>();
+    float* py = out->data<float>();
+    ctx.parallel_for(N * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, sp)), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const float ka = a[static_cast<size_t>(p % C)], kb = b[static_cast<size_t>(p % C)];
+        for (int64_t j = 0; j < sp; ++j) py[p * sp + j] = px[p * sp + j] * ka + kb;
+      }
+    });
+    return Status::ok();
+  }
   Vec use_mean = mean, use_var = var;
   if (training) {
     for (int64_t c = 0; c < C; ++c) {

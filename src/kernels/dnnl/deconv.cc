@@ -52,14 +52,13 @@ StatusOr<std::shared_ptr<DeconvPrimitive>> make_deconv(const Tensor& x, const Te
   d->b_md = memory::desc({p.out_dims[1]}, f32, tag::x);
   const memory::desc src_any(to_dims(x.dims()), f32, tag::any), w_any(w_dims, f32, tag::any),
       dst_any(to_dims(p.out_dims), f32, tag::any);
-  auto desc = has_bias ? dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                           dnnl::algorithm::deconvolution_direct, src_any, w_any,
-                                                           d->b_md, dst_any, to_dims(p.strides), dil,
-                                                           to_dims(p.pad_begin), pad_r)
-                       : dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                           dnnl::algorithm::deconvolution_direct, src_any, w_any,
-                                                           dst_any, to_dims(p.strides), dil, to_dims(p.pad_begin),
-                                                           pad_r);
+  auto desc = has_bias
+                  ? dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                      dnnl::algorithm::deconvolution_direct, src_any, w_any, d->b_md,
+                                                      dst_any, to_dims(p.strides), dil, to_dims(p.pad_begin), pad_r)
+                  : dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                      dnnl::algorithm::deconvolution_direct, src_any, w_any, dst_any,
+                                                      to_dims(p.strides), dil, to_dims(p.pad_begin), pad_r);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   d->pd = dnnl::deconvolution_forward::primitive_desc(desc, attr, eng);

@@ -397,5 +397,19 @@ TEST(FastKernels, ConvTransposeMatchesReference) {
   }
 }
 
+TEST(FastKernels, BatchNormalizationMatchesReference) {
+  std::mt19937 rng(19);
+  for (std::vector<int64_t> dims : {std::vector<int64_t>{2, 5, 7, 3}, {3, 4}, {1, 6, 11}}) {
+    SCOPED_TRACE(dims_to_string(dims));
+    const int64_t C = dims[1];
+    auto model = one_node("BatchNormalization", {"x", "s", "b", "m", "v"}, {make_attribute("epsilon", 1e-3f)},
+                          {make_tensor("s", random_tensor({C}, rng)), make_tensor("b", random_tensor({C}, rng)),
+                           make_tensor("m", random_tensor({C}, rng)),
+                           make_tensor<float>("v", {C}, std::vector<float>(static_cast<size_t>(C), 0.7f))},
+                          dims, "", 15);
+    expect_fast_matches_reference(model, {{"x", random_tensor(dims, rng)}}, 1e-5f);
+  }
+}
+
 }  // namespace
 }  // namespace kiln
