@@ -1,6 +1,7 @@
-// An activation after a float32 Conv, FusedConv or FusedMatMul becomes the fused node's `activation` (a oneDNN
-// eltwise post-op): Relu, LeakyRelu, Clip (constant bounds), Sigmoid, HardSigmoid, HardSwish, Tanh, GELU (exact)
-// and SiLU written as x * Sigmoid(x).
+// An activation after a float32 Conv, FusedConv, FusedMatMul or Gemm (constant B, 2-D C of N, alpha = beta = 1,
+// no transA; it becomes a FusedMatMul) becomes the fused node's `activation` (a oneDNN eltwise post-op): Relu,
+// LeakyRelu, Clip (constant bounds), Sigmoid, HardSigmoid, HardSwish, Tanh, GELU (exact) and SiLU written as x *
+// Sigmoid(x).
 #include <limits>
 
 #include "optimizer/graph_util.h"
@@ -46,7 +47,24 @@ std::optional<Act> activation_of(const ir::Model& m, const ir::Node& n) {
   return std::nullopt;
 }
 
+// A Gemm that FusedMatMul can stand for: Y = A @ op(B) + C with constant float32 B and C of N elements.
+bool gemm_as_matmul(const ir::Graph& g, const ir::Node& n) {
+  if (!is_onnx(n, "Gemm") || n.inputs.size() < 2 || attr_int(n, "transA", 0) != 0) return false;
+  if (attr_float(n, "alpha", 1.0f) != 1.0f || attr_float(n, "beta", 1.0f) != 1.0f) return false;
+  const Tensor* b = constant_tensor(g, n.inputs[1]);
+  if (!b || b->dtype() != DType::kFloat32 || b->rank() != 2) return false;
+  const int64_t N = attr_int(n, "transB", 0) ? b->dims()[0] : b->dims()[1];
+  if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+    const Tensor* c = constant_tensor(g, n.inputs[2]);
+    if (!c || c->dtype() != DType::kFloat32 || c->num_elements() != N || c->rank() == 0 || c->dims().back() != N) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool fusable_producer(const ir::Graph& g, const ir::Node& n) {
+  if (gemm_as_matmul(g, n)) return true;
   if (is_onnx(n, "Conv")) {
     const Tensor* w = n.inputs.size() > 1 ? constant_tensor(g, n.inputs[1]) : nullptr;
     return w && w->dtype() == DType::kFloat32;
@@ -59,6 +77,21 @@ bool fusable_producer(const ir::Graph& g, const ir::Node& n) {
 }
 
 void set_activation(ir::Model& m, ir::Node& n, const Act& act) {
+  if (is_onnx(n, "Gemm")) {
+    // FusedMatMul takes B as [K, N]: a transposed B gets a transposed copy.
+    if (attr_int(n, "transB", 0)) {
+      const Tensor& b = *constant_tensor(m.graph, n.inputs[1]);
+      const int64_t N = b.dims()[0], K = b.dims()[1];
+      Tensor t = std::move(Tensor::allocate(DType::kFloat32, {K, N})).value();
+      for (int64_t i = 0; i < N; ++i)
+        for (int64_t k = 0; k < K; ++k) t.data<float>()[k * N + i] = b.data<float>()[i * K + k];
+      n.inputs[1] = add_initializer(m.graph, n.inputs[1] + "_t", std::move(t));
+    }
+    n.op_type = "FusedMatMul";
+    n.domain = kKilnDomain;
+    n.attributes.clear();
+    import_kiln_domain(m);
+  }
   if (is_onnx(n, "Conv")) {
     n.op_type = "FusedConv";
     n.domain = kKilnDomain;

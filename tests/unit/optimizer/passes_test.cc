@@ -217,6 +217,16 @@ TEST(Passes, FuseActivationTakesClipSiluAndGelu) {
                                   {make_tensor("w2", random_tensor({4, 5}, rng))}),
                        {{"", 14}, {"ai.kiln", 1}});
   check_pass(mm, "fuse_activation", {"FusedMatMul"}, {{"x2", random_tensor({3, 4}, rng)}});
+  for (int64_t trans_b : {0, 1}) {
+    SCOPED_TRACE("Gemm transB " + std::to_string(trans_b));
+    auto gemm = model_of(
+        {make_node("Gemm", {"x2", "w2", "c2"}, {"g"}, "", {make_attribute("transB", trans_b)}),
+         make_node("Relu", {"g"}, {"y"})},
+        {make_tensor_value_info("x2", DType::kFloat32, std::vector<DimArg>{3, 4})},
+        {make_tensor("w2", random_tensor(trans_b ? std::vector<int64_t>{5, 4} : std::vector<int64_t>{4, 5}, rng)),
+         make_tensor("c2", random_tensor({5}, rng))});
+    check_pass(gemm, "fuse_activation", {"FusedMatMul"}, {{"x2", random_tensor({3, 4}, rng)}});
+  }
 }
 
 TEST(Passes, LayoutNchwcKeepsConvolutionChainsBlocked) {

@@ -53,7 +53,7 @@ TEST(MemoryPlan, LaterRunsOfASignaturePlaceOutputsInOneArena) {
   const Observed first = run_once(planner, sig);
   const Observed second = run_once(planner, sig);
   EXPECT_NE(first.a, first.b);
-  EXPECT_EQ(first.c, first.a);  // c reuses a's bytes
+  EXPECT_EQ(first.c, first.a);   // c reuses a's bytes
   EXPECT_EQ(second.a, first.a);  // the same arena again: nothing allocated in the steady state
   EXPECT_EQ(second.b, first.b);
   const uint8_t* d = static_cast<const uint8_t*>(first.d.raw_data());
