@@ -757,11 +757,30 @@ Status nchwcconv_kernel(KernelContext& ctx) {
                      dstr(bod));
   }
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, bod));
-  // A first layer (plain input, few channels): im2col tiles on the packed SGEMM, written straight into the
-  // blocked layout (oneDNN has no direct kernel for, say, a 9x9 window over 3 channels).
+  dnnl_kernels::ConvParams p{g.group,
+                             g.strides,
+                             g.dilations,
+                             g.pad_begin,
+                             g.pad_end,
+                             od,
+                             xd,
+                             blocked_in ? static_cast<int>(B) : 0,
+                             static_cast<int>(B)};
+  // A first layer (plain input, few channels) that oneDNN has no direct kernel for (a 9x9 window over 3
+  // channels, say: it would take its gemm path and a reorder): im2col tiles on the packed SGEMM, written
+  // straight into the blocked layout.
   const int64_t K = C * g.kernel[0] * g.kernel[1];
-  if (!ctx.reference_kernels() && !blocked_in && group == 1 && !z && K <= 1024 && ctx.input_is_constant(1) &&
-      ctx.shared_cache() && sgemm::available()) {
+  bool im2col = !ctx.reference_kernels() && !blocked_in && group == 1 && !z && K <= 1024 && ctx.input_is_constant(1) &&
+                ctx.shared_cache() && ctx.cache() && sgemm::available();
+  if (im2col) {
+    std::vector<int64_t> key = x->dims();
+    key.push_back(0xd1);
+    KILN_ASSIGN_OR_RETURN(auto direct, ctx.cache()->get<bool>(key, [&]() -> StatusOr<std::shared_ptr<bool>> {
+      return std::make_shared<bool>(dnnl_kernels::conv_has_direct_kernel(*x, *w, b != nullptr, p));
+    }));
+    im2col = !*direct;
+  }
+  if (im2col) {
     std::vector<int64_t> key{0xc1, static_cast<int64_t>(reinterpret_cast<intptr_t>(w->raw_data())), K, M};
     KILN_ASSIGN_OR_RETURN(
         auto packed, ctx.shared_cache()->get<sgemm::PackedB>(key, [&]() -> StatusOr<std::shared_ptr<sgemm::PackedB>> {
@@ -779,15 +798,6 @@ Status nchwcconv_kernel(KernelContext& ctx) {
     return Status::ok();
   }
   if (!ctx.reference_kernels()) {
-    dnnl_kernels::ConvParams p{g.group,
-                               g.strides,
-                               g.dilations,
-                               g.pad_begin,
-                               g.pad_end,
-                               od,
-                               xd,
-                               blocked_in ? static_cast<int>(B) : 0,
-                               static_cast<int>(B)};
     // Z of the output's shape rides on the sum post-op; a broadcast Z (blocked, so lanes line up) is added after.
     const bool z_inline = z && z->dims() == bod;
     Status st = dnnl_kernels::conv_f32(*x, *w, b, z_inline ? z : nullptr, p, z && !z_inline ? Activation{} : act,

@@ -111,6 +111,17 @@ int preferred_channel_block() {
   return block;
 }
 
+bool conv_has_direct_kernel(const Tensor& x, const Tensor& w, bool has_bias, const ConvParams& p) {
+  try {
+    auto c = make_conv(x, w, has_bias, false, p, cpu::Activation{}, false);
+    if (!c.is_ok()) return false;
+    const std::string impl = (*c)->pd.impl_info_str();
+    return impl.rfind("ref", 0) != 0 && impl.find("gemm") == std::string::npos;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
 bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b) {
   if (x.dtype() != DType::kFloat32 || w.dtype() != DType::kFloat32) return false;
   if (b && b->dtype() != DType::kFloat32) return false;

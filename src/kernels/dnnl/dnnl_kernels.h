@@ -26,6 +26,10 @@ struct ConvParams {
   int src_block = 0, dst_block = 0;
 };
 
+// True when oneDNN has a direct (jit) kernel for this convolution in the layouts p asks for; false when it
+// would fall back to its reference or gemm implementation plus reorders.
+bool conv_has_direct_kernel(const Tensor& x, const Tensor& w, bool has_bias, const ConvParams& p);
+
 // The channel block oneDNN's kernels prefer on this CPU: 16 with AVX-512, else 8.
 int preferred_channel_block();
 
