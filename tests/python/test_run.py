@@ -32,6 +32,20 @@ class RunTest(ku.KilnTestCase):
         self.assertIn("output  float[10,10]", res.stdout)
         self.assertIn("mean", res.stdout)
 
+    def test_every_opt_level_matches_the_reference_kernels(self):
+        # SRCNN optimized at each level on the fast kernels, against the unoptimized graph on the reference ones.
+        x = np.random.RandomState(1).rand(1, 3, 32, 32).astype(np.float32) * 255
+        ref_dir = self.out("ref")
+        self.kiln_ok("run", self.model("srcnn.onnx"), *self.feeds(input=x), "--opt-level", "disabled",
+                     "--reference-kernels", "-d", ref_dir)
+        ref = np.load(os.path.join(ref_dir, "output.npy"))
+        for level in ("disabled", "basic", "extended", "all"):
+            out_dir = self.out("out_" + level)
+            self.kiln_ok("run", self.model("srcnn.onnx"), *self.feeds(input=x), "--opt-level", level,
+                         "-d", out_dir)
+            got = np.load(os.path.join(out_dir, "output.npy"))
+            np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max(), err_msg=level)
+
     def test_pb_and_fortran_order_inputs(self):
         v = self.abx()
         args = self.feeds(a=v["a"], x=np.asfortranarray(v["x"]))

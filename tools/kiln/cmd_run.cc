@@ -140,6 +140,7 @@ void add_run(CLI::App& root, std::function<int()>& run) {
     std::vector<std::string> inputs, images;
     int threads = 0;
     std::string opt_level = "all";
+    bool reference = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -149,11 +150,14 @@ void add_run(CLI::App& root, std::function<int()>& run) {
   cmd->add_option("-d,--output-dir", a->out_dir, "Write every output to DIR/<name>.npy");
   cmd->add_option("--threads", a->threads, "Intra-op threads (0: one per core)");
   add_opt_level_option(cmd, a->opt_level);
+  cmd->add_flag("--reference-kernels", a->reference,
+                "Run every operator's plain reference kernel (slow; for checking the fast kernels)");
   cmd->callback([&run, a] {
     run = [a] {
       SessionOptions options;
       options.intra_op_threads = a->threads;
       options.optimization_level = *opt::parse_level(a->opt_level);
+      options.reference_kernels = a->reference;
       auto session = Session::create(a->model, options);
       if (!session.is_ok()) {
         std::cerr << "kiln: " << session.status().message() << "\n";
