@@ -6,18 +6,6 @@
 #include "optimizer/passes.h"
 
 namespace kiln::opt {
-namespace {
-
-// The other input of a two-input node, given one of them; "" when `known` is not an input.
-std::string other_input(const ir::Node& n, const std::string& known) {
-  if (n.inputs.size() != 2) return "";
-  if (n.inputs[0] == known) return n.inputs[1];
-  if (n.inputs[1] == known) return n.inputs[0];
-  return "";
-}
-
-}  // namespace
-
 int fuse_gelu(ir::Model& m) {
   ir::Graph& g = m.graph;
   int rewrites = 0;

@@ -27,13 +27,6 @@ int64_t trailing_axes(const ir::Graph& g, const ir::Node& n) {
   return axes.front();
 }
 
-std::string other_input(const ir::Node& n, const std::string& known) {
-  if (n.inputs.size() != 2) return "";
-  if (n.inputs[0] == known) return n.inputs[1];
-  if (n.inputs[1] == known) return n.inputs[0];
-  return "";
-}
-
 }  // namespace
 
 int fuse_layernorm(ir::Model& m) {

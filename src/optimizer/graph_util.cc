@@ -6,7 +6,6 @@
 #include "kernels/cpu/kernel.h"
 
 namespace kiln::opt {
-namespace {
 
 void collect_reads(const ir::Graph& g, std::unordered_set<std::string>& reads) {
   for (const auto& n : g.nodes) {
@@ -17,7 +16,12 @@ void collect_reads(const ir::Graph& g, std::unordered_set<std::string>& reads) {
   }
 }
 
-}  // namespace
+std::string other_input(const ir::Node& n, const std::string& known) {
+  if (n.inputs.size() != 2) return "";
+  if (n.inputs[0] == known) return n.inputs[1];
+  if (n.inputs[1] == known) return n.inputs[0];
+  return "";
+}
 
 GraphView::GraphView(const ir::Graph& g) {
   for (size_t k = 0; k < g.nodes.size(); ++k) {

@@ -50,6 +50,11 @@ std::optional<std::vector<double>> constant_values(const ir::Graph& g, const std
 // A constant scalar (any numeric dtype, one element) near `value`.
 bool is_constant_scalar(const ir::Graph& g, const std::string& name, double value, double tol = 1e-6);
 
+// Every name read by the graph's nodes, nested subgraphs included.
+void collect_reads(const ir::Graph& g, std::unordered_set<std::string>& reads);
+// The other input of a two-input node, given one of them; "" when `known` is not an input.
+std::string other_input(const ir::Node& n, const std::string& known);
+
 // Replaces every read of `from` by `to` in the graph's nodes (not in subgraphs).
 void rename_reads(ir::Graph& g, const std::string& from, const std::string& to);
 // Removes the nodes whose op_type was set to "" by a pass.

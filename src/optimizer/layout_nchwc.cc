@@ -44,15 +44,6 @@ bool blockable_pool(const ir::Node& n, const GraphView& view) {
   return n.outputs.size() < 2 || n.outputs[1].empty() || view.use_count(n.outputs[1]) == 0;
 }
 
-void collect_reads(const ir::Graph& g, std::unordered_set<std::string>& reads) {
-  for (const auto& n : g.nodes) {
-    for (const auto& i : n.inputs) reads.insert(i);
-    std::vector<const ir::Graph*> subs;
-    ir::Graph::collect_subgraphs(n, subs);
-    for (const auto* s : subs) collect_reads(*s, reads);
-  }
-}
-
 }  // namespace
 
 int layout_nchwc(ir::Model& m) {

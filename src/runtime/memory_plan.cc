@@ -81,6 +81,7 @@ RunMemory::RunMemory(MemoryPlanner* planner, MemoryPlanner::Signature signature)
     arena_ = planner_->acquire(pattern_->total, arena_size_);
     if (!arena_) pattern_ = nullptr;  // out of memory for the arena: run on the heap
   }
+  if (pattern_) handed_.assign(pattern_->blocks.size(), 0);
   if (!pattern_) recording_ = std::make_shared<Recording>();
 }
 
@@ -101,8 +102,8 @@ StatusOr<Tensor> RunMemory::allocate(size_t node, size_t output, DType dtype, st
   const uint64_t key = key_of(node, output);
   if (pattern_) {
     auto it = pattern_->blocks.find(key);
-    if (it != pattern_->blocks.end() && bytes <= it->second.size && !handed_[key]) {
-      handed_[key] = true;
+    if (it != pattern_->blocks.end() && bytes <= it->second.size && !handed_[it->second.index]) {
+      handed_[it->second.index] = 1;
       return Tensor::from_buffer(dtype, std::move(dims), Buffer::wrap(arena_ + it->second.offset, bytes, nullptr));
     }
     return Tensor::allocate(dtype, std::move(dims), Allocator::cpu_uninitialized());
@@ -156,7 +157,8 @@ Status RunMemory::finish(std::vector<Value>& outputs) {
         offset = std::max(offset, hi);
       }
       placed.emplace_back(a, offset);
-      pattern->blocks[a->key] = {a->size, offset};
+      const size_t index = pattern->blocks.size();
+      pattern->blocks[a->key] = {a->size, offset, index};
       pattern->total = std::max(pattern->total, offset + a->size);
     }
     planner_->store(signature_, std::move(pattern));

@@ -25,6 +25,7 @@ struct MemoryPattern {
   struct Block {
     size_t size = 0;
     size_t offset = 0;
+    size_t index = 0;  // 0, 1, ... in the order the blocks were placed
   };
   std::unordered_map<uint64_t, Block> blocks;  // by node output (node << 20 | output); absent: heap
   size_t total = 0;
@@ -73,7 +74,7 @@ class RunMemory {
   MemoryPlanner::Signature signature_;
   std::shared_ptr<const MemoryPattern> pattern_;
   std::shared_ptr<Recording> recording_;
-  std::unordered_map<uint64_t, bool> handed_;
+  std::vector<char> handed_;  // by Block::index: already given out in this run
   uint8_t* arena_ = nullptr;
   size_t arena_size_ = 0;
 };

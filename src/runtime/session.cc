@@ -11,6 +11,7 @@
 #include "kernels/cpu/kernel.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
+#include "optimizer/graph_util.h"
 #include "runtime/memory_plan.h"
 #include "runtime/profiler.h"
 #include "runtime/thread_pool.h"
@@ -51,16 +52,6 @@ struct Scope {
     return nullptr;
   }
 };
-
-// Names a graph's nodes read from enclosing scopes, including inside nested subgraphs.
-void collect_reads(const ir::Graph& g, std::unordered_set<std::string>& reads) {
-  for (const auto& n : g.nodes) {
-    for (const auto& i : n.inputs) reads.insert(i);
-    std::vector<const ir::Graph*> subs;
-    ir::Graph::collect_subgraphs(n, subs);
-    for (const auto* s : subs) collect_reads(*s, reads);
-  }
-}
 
 }  // namespace
 
@@ -119,7 +110,7 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
     ir::Graph::collect_subgraphs(n, subs);
     for (const auto* s : subs) {
       std::unordered_set<std::string> reads;
-      collect_reads(*s, reads);
+      opt::collect_reads(*s, reads);
       for (const auto& r : reads) last_use[r] = k;
       KILN_RETURN_IF_ERROR(plan_graph(*s, scope + n.describe(order[k]) + " subgraph: ", known));
     }

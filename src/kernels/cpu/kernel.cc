@@ -109,27 +109,34 @@ std::vector<int64_t> nchwc_dims(const std::vector<int64_t>& nchw, int64_t block)
   return {nchw[0], (nchw[1] + block - 1) / block, nchw[2], nchw[3], block};
 }
 
-void nchwc_block(const float* src, float* dst, int64_t N, int64_t C, int64_t HW, int64_t block) {
+void nchwc_block(const KernelContext& ctx, const float* src, float* dst, int64_t N, int64_t C, int64_t HW,
+                 int64_t block) {
   const int64_t CB = (C + block - 1) / block;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t cb = 0; cb < CB; ++cb) {
-      float* out = dst + (n * CB + cb) * HW * block;
-      for (int64_t i = 0; i < HW; ++i)
-        for (int64_t l = 0; l < block; ++l) {
-          const int64_t c = cb * block + l;
-          out[i * block + l] = c < C ? src[(n * C + c) * HW + i] : 0.0f;
-        }
+  ctx.parallel_for(N * CB, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / CB, cb = p % CB;
+      const int64_t lanes = std::min<int64_t>(block, C - cb * block);
+      const float* in = src + (n * C + cb * block) * HW;
+      float* out = dst + p * HW * block;
+      for (int64_t i = 0; i < HW; ++i) {
+        for (int64_t l = 0; l < lanes; ++l) out[i * block + l] = in[l * HW + i];
+        for (int64_t l = lanes; l < block; ++l) out[i * block + l] = 0.0f;
+      }
     }
+  });
 }
 
-void nchwc_unblock(const float* src, float* dst, int64_t N, int64_t C, int64_t HW, int64_t block) {
+void nchwc_unblock(const KernelContext& ctx, const float* src, float* dst, int64_t N, int64_t C, int64_t HW,
+                   int64_t block) {
   const int64_t CB = (C + block - 1) / block;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c) {
+  ctx.parallel_for(N * C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, HW)), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / C, c = p % C;
       const float* in = src + (n * CB + c / block) * HW * block + c % block;
-      float* out = dst + (n * C + c) * HW;
+      float* out = dst + p * HW;
       for (int64_t i = 0; i < HW; ++i) out[i] = in[i * block];
     }
+  });
 }
 
 int KernelContext::num_threads() const { return pool_ ? pool_->num_threads() : 1; }

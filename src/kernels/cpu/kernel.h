@@ -208,8 +208,11 @@ void strided_copy(const KernelContext& ctx, const Tensor& src, int64_t offset, s
 // NCHWc, the channel-blocked layout of ai.kiln's Nchwc* operators: a float32 [N, C, H, W] tensor stored as
 // [N, ceil(C / block), H, W, block], the padding lanes zero.
 std::vector<int64_t> nchwc_dims(const std::vector<int64_t>& nchw, int64_t block);
-void nchwc_block(const float* src, float* dst, int64_t N, int64_t C, int64_t HW, int64_t block);
-void nchwc_unblock(const float* src, float* dst, int64_t N, int64_t C, int64_t HW, int64_t block);
+// Both spread the planes over the context's threads.
+void nchwc_block(const KernelContext& ctx, const float* src, float* dst, int64_t N, int64_t C, int64_t HW,
+                 int64_t block);
+void nchwc_unblock(const KernelContext& ctx, const float* src, float* dst, int64_t N, int64_t C, int64_t HW,
+                   int64_t block);
 // Reads an int64/int32 tensor as int64 values.
 std::vector<int64_t> to_int64s(const Tensor& t);
 // Reads any numeric tensor as double values.

@@ -33,9 +33,9 @@ StatusOr<std::vector<int64_t>> blocked_input(const KernelContext& ctx, const Ten
   return std::vector<int64_t>{x.dims()[0], C, x.dims()[2], x.dims()[3]};
 }
 
-Tensor unblock(const Tensor& x, const std::vector<int64_t>& nchw, int64_t block) {
+Tensor unblock(const KernelContext& ctx, const Tensor& x, const std::vector<int64_t>& nchw, int64_t block) {
   Tensor plain = std::move(Tensor::allocate(DType::kFloat32, nchw, Allocator::cpu_uninitialized())).value();
-  nchwc_unblock(x.data<float>(), plain.data<float>(), nchw[0], nchw[1], nchw[2] * nchw[3], block);
+  nchwc_unblock(ctx, x.data<float>(), plain.data<float>(), nchw[0], nchw[1], nchw[2] * nchw[3], block);
   return plain;
 }
 
@@ -53,13 +53,13 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
   }
   const bool ceil_mode = ctx.attr_int("ceil_mode", 0) != 0, include_pad = ctx.attr_int("count_include_pad", 0) != 0;
   if (ctx.reference_kernels()) {
-    Value plain(unblock(*x, nchw, B));
+    Value plain(unblock(ctx, *x, nchw, B));
     KernelContext sub(ctx.node(), 12, {&plain}, 1);
     sub.set_reference_kernels(true);
     KILN_RETURN_IF_ERROR(max ? maxpool_kernel(sub) : averagepool_kernel(sub));
     const Tensor y = sub.take_output(0).tensor();
     KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, nchwc_dims(y.dims(), B)));
-    nchwc_block(y.data<float>(), out->data<float>(), y.dims()[0], y.dims()[1], y.dims()[2] * y.dims()[3], B);
+    nchwc_block(ctx, y.data<float>(), out->data<float>(), y.dims()[0], y.dims()[1], y.dims()[2] * y.dims()[3], B);
     return Status::ok();
   }
   const int64_t H = nchw[2], W = nchw[3];
@@ -131,19 +131,7 @@ Status reorderinput_kernel(KernelContext& ctx) {
   if (x->rank() != 4) return ctx.error("input 0 has shape " + dims_to_string(x->dims()) + "; expected [N, C, H, W]");
   const auto& d = x->dims();
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, nchwc_dims(d, B)));
-  const int64_t CB = out->dims()[1], HW = d[2] * d[3];
-  ctx.parallel_for(d[0] * CB, 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t n = p / CB, cb = p % CB;
-      const int64_t lanes = std::min<int64_t>(B, d[1] - cb * B);
-      float* o = out->data<float>() + p * HW * B;
-      const float* in = x->data<float>() + (n * d[1] + cb * B) * HW;
-      for (int64_t i = 0; i < HW; ++i) {
-        for (int64_t l = 0; l < lanes; ++l) o[i * B + l] = in[l * HW + i];
-        for (int64_t l = lanes; l < B; ++l) o[i * B + l] = 0.0f;
-      }
-    }
-  });
+  nchwc_block(ctx, x->data<float>(), out->data<float>(), d[0], d[1], d[2] * d[3], B);
   return Status::ok();
 }
 
@@ -153,15 +141,7 @@ Status reorderoutput_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(int64_t B, block_attr(ctx));
   KILN_ASSIGN_OR_RETURN(auto nchw, blocked_input(ctx, *x, B));
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, nchw));
-  const int64_t C = nchw[1], HW = nchw[2] * nchw[3], CB = x->dims()[1];
-  ctx.parallel_for(nchw[0] * C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, HW)), [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t n = p / C, c = p % C;
-      const float* in = x->data<float>() + (n * CB + c / B) * HW * B + c % B;
-      float* o = out->data<float>() + p * HW;
-      for (int64_t i = 0; i < HW; ++i) o[i] = in[i * B];
-    }
-  });
+  nchwc_unblock(ctx, x->data<float>(), out->data<float>(), nchw[0], nchw[1], nchw[2] * nchw[3], B);
   return Status::ok();
 }
 

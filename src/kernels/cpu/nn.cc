@@ -813,7 +813,7 @@ Status nchwcconv_kernel(KernelContext& ctx) {
   Vec xv(static_cast<size_t>(product(xd)));
   if (blocked_in) {
     std::vector<float> plain(xv.size());
-    nchwc_unblock(x->data<float>(), plain.data(), xd[0], C, xd[2] * xd[3], B);
+    nchwc_unblock(ctx, x->data<float>(), plain.data(), xd[0], C, xd[2] * xd[3], B);
     std::copy(plain.begin(), plain.end(), xv.begin());
   } else {
     xv = to_doubles(*x);
@@ -824,7 +824,7 @@ Status nchwcconv_kernel(KernelContext& ctx) {
   conv_core(ctx, g, xv, to_doubles(*w), b ? &bias : nullptr, yv);
   std::vector<float> plain(yv.begin(), yv.end());
   const int64_t ohw = od[2] * od[3];
-  nchwc_block(plain.data(), y->data<float>(), od[0], M, ohw, B);
+  nchwc_block(ctx, plain.data(), y->data<float>(), od[0], M, ohw, B);
   if (z) KILN_RETURN_IF_ERROR(add_broadcast_f32(ctx, *y, *z));
   apply_activation(act, y->data<float>(), y->num_elements());
   zero_padding_lanes(*y, M, B);

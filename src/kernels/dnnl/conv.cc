@@ -86,13 +86,8 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
   c->pd = p.dst_block ? make_pd(c->src_md, c->dst_md) : make_pd(src_any, dst_any);
   if (p.dst_block && std::string(c->pd.impl_info_str()).rfind("ref", 0) == 0) c->pd = make_pd(src_any, dst_any);
   c->prim = dnnl::convolution_forward(c->pd);
-  if (constant_weights && c->pd.weights_desc() != c->w_md) {
-    dnnl::stream strm(eng);
-    memory w_user(c->w_md, eng, const_cast<void*>(w.raw_data()));
-    c->packed_w = memory(c->pd.weights_desc(), eng);
-    dnnl::reorder(w_user, c->packed_w).execute(strm, w_user, c->packed_w);
-    strm.wait();
-  }
+  if (constant_weights && c->pd.weights_desc() != c->w_md)
+    c->packed_w = pack_weights(c->w_md, w.raw_data(), c->pd.weights_desc());
   return c;
 }
 
@@ -148,19 +143,10 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
     dnnl::stream strm(eng);
     memory src_user(c->src_md, eng, const_cast<void*>(x.raw_data()));
     memory dst_user(c->dst_md, eng, y.raw_data());
-    memory src_mem = src_user, dst_mem = dst_user, w_mem = c->packed_w;
-    if (!w_mem) {
-      memory w_user(c->w_md, eng, const_cast<void*>(w.raw_data()));
-      w_mem = w_user;
-      if (c->pd.weights_desc() != c->w_md) {
-        w_mem = memory(c->pd.weights_desc(), eng);
-        dnnl::reorder(w_user, w_mem).execute(strm, w_user, w_mem);
-      }
-    }
-    if (c->pd.src_desc() != c->src_md) {
-      src_mem = memory(c->pd.src_desc(), eng);
-      dnnl::reorder(src_user, src_mem).execute(strm, src_user, src_mem);
-    }
+    memory w_mem = c->packed_w
+                       ? c->packed_w
+                       : in_layout(memory(c->w_md, eng, const_cast<void*>(w.raw_data())), c->pd.weights_desc(), strm);
+    memory src_mem = in_layout(src_user, c->pd.src_desc(), strm), dst_mem = dst_user;
     if (c->pd.dst_desc() != c->dst_md) dst_mem = memory(c->pd.dst_desc(), eng);
     if (z) {
       // The sum post-op accumulates into dst: start it from z.

@@ -63,13 +63,8 @@ StatusOr<std::shared_ptr<DeconvPrimitive>> make_deconv(const Tensor& x, const Te
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   d->pd = dnnl::deconvolution_forward::primitive_desc(desc, attr, eng);
   d->prim = dnnl::deconvolution_forward(d->pd);
-  if (constant_weights && d->pd.weights_desc() != d->w_md) {
-    dnnl::stream strm(eng);
-    memory w_user(d->w_md, eng, const_cast<void*>(w.raw_data()));
-    d->packed_w = memory(d->pd.weights_desc(), eng);
-    dnnl::reorder(w_user, d->packed_w).execute(strm, w_user, d->packed_w);
-    strm.wait();
-  }
+  if (constant_weights && d->pd.weights_desc() != d->w_md)
+    d->packed_w = pack_weights(d->w_md, w.raw_data(), d->pd.weights_desc());
   return d;
 }
 
@@ -93,19 +88,10 @@ Status deconv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvP
     dnnl::stream strm(eng);
     memory src_user(d->src_md, eng, const_cast<void*>(x.raw_data()));
     memory dst_user(d->dst_md, eng, y.raw_data());
-    memory src_mem = src_user, dst_mem = dst_user, w_mem = d->packed_w;
-    if (!w_mem) {
-      memory w_user(d->w_md, eng, const_cast<void*>(w.raw_data()));
-      w_mem = w_user;
-      if (d->pd.weights_desc() != d->w_md) {
-        w_mem = memory(d->pd.weights_desc(), eng);
-        dnnl::reorder(w_user, w_mem).execute(strm, w_user, w_mem);
-      }
-    }
-    if (d->pd.src_desc() != d->src_md) {
-      src_mem = memory(d->pd.src_desc(), eng);
-      dnnl::reorder(src_user, src_mem).execute(strm, src_user, src_mem);
-    }
+    memory w_mem = d->packed_w
+                       ? d->packed_w
+                       : in_layout(memory(d->w_md, eng, const_cast<void*>(w.raw_data())), d->pd.weights_desc(), strm);
+    memory src_mem = in_layout(src_user, d->pd.src_desc(), strm), dst_mem = dst_user;
     if (d->pd.dst_desc() != d->dst_md) dst_mem = memory(d->pd.dst_desc(), eng);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, w_mem}, {DNNL_ARG_DST, dst_mem}};
     if (b) args.emplace(DNNL_ARG_BIAS, memory(d->b_md, eng, const_cast<void*>(b->raw_data())));

@@ -36,6 +36,22 @@ inline dnnl::memory scratchpad_for(const dnnl::memory::desc& md) {
   return dnnl::memory(md, cpu_engine(), need ? scratch.data : nullptr);
 }
 
+// `user` in the layout `want`: itself when it already is, else a new memory filled by a reorder on `strm`.
+inline dnnl::memory in_layout(const dnnl::memory& user, const dnnl::memory::desc& want, dnnl::stream& strm) {
+  if (user.get_desc() == want) return user;
+  dnnl::memory out(want, cpu_engine());
+  dnnl::reorder(user, out).execute(strm, const_cast<dnnl::memory&>(user), out);
+  return out;
+}
+
+// Weights in the primitive's layout, reordered once (wait on `strm` before using them).
+inline dnnl::memory pack_weights(const dnnl::memory::desc& user_md, const void* data, const dnnl::memory::desc& want) {
+  dnnl::stream strm(cpu_engine());
+  dnnl::memory packed = in_layout(dnnl::memory(user_md, cpu_engine(), const_cast<void*>(data)), want, strm);
+  strm.wait();
+  return packed;
+}
+
 // Appends `act` as eltwise post-ops (HardSigmoid takes two: linear, then clip to [0, 1]).
 inline void append_activation(dnnl::post_ops& ops, const cpu::Activation& act) {
   using K = cpu::Activation::Kind;

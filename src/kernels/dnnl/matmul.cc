@@ -48,13 +48,7 @@ StatusOr<std::shared_ptr<MatMulPrimitive>> make_matmul(const float* b, bool has_
                        : dnnl::matmul::desc(m->a_md, b_pd_md, m->y_md);
   m->pd = dnnl::matmul::primitive_desc(desc, attr, eng);
   m->prim = dnnl::matmul(m->pd);
-  if (constant_b && m->pd.weights_desc() != m->b_md) {
-    dnnl::stream strm(eng);
-    memory b_user(m->b_md, eng, const_cast<float*>(b));
-    m->packed_b = memory(m->pd.weights_desc(), eng);
-    dnnl::reorder(b_user, m->packed_b).execute(strm, b_user, m->packed_b);
-    strm.wait();
-  }
+  if (constant_b && m->pd.weights_desc() != m->b_md) m->packed_b = pack_weights(m->b_md, b, m->pd.weights_desc());
   return m;
 }
 

@@ -12,16 +12,18 @@ namespace {
 constexpr int64_t kMR = 6, kNR = 16, kKC = 256;
 constexpr int64_t kRowsPerTask = 48, kPanelsPerTask = 4;
 
-// c[0..mr)[0..nr) (+)= a[mr rows, `lda` apart][0..kc) @ bp[kc][16]. Full 6-row blocks keep all 12
-// accumulators in registers; shorter blocks read rows past mr from a clamped row (their sums are dropped).
-__attribute__((target("avx2,fma"))) void kernel_6x16(int64_t mr, const float* a, int64_t lda, const float* bp,
-                                                     int64_t kc, float* c, int64_t ldc, int64_t nr, bool accumulate) {
+// c[0..mr)[0..nr) (+)= A[mr rows][kc] @ bp[kc][16], element (r, k) of A at a[r * rs + k * ks]: row-major A
+// (rs = lda, ks = 1), or the interleaved im2col tiles of a convolution (rs = 1, ks = 6). Full 6-row blocks keep
+// all 12 accumulators in registers; shorter blocks read rows past mr from a clamped row (their sums are dropped).
+__attribute__((target("avx2,fma"))) void kernel_6x16(int64_t mr, const float* a, int64_t rs, int64_t ks,
+                                                     const float* bp, int64_t kc, float* c, int64_t ldc, int64_t nr,
+                                                     bool accumulate) {
   const float* a0 = a;
-  const float* a1 = a + std::min<int64_t>(1, mr - 1) * lda;
-  const float* a2 = a + std::min<int64_t>(2, mr - 1) * lda;
-  const float* a3 = a + std::min<int64_t>(3, mr - 1) * lda;
-  const float* a4 = a + std::min<int64_t>(4, mr - 1) * lda;
-  const float* a5 = a + std::min<int64_t>(5, mr - 1) * lda;
+  const float* a1 = a + std::min<int64_t>(1, mr - 1) * rs;
+  const float* a2 = a + std::min<int64_t>(2, mr - 1) * rs;
+  const float* a3 = a + std::min<int64_t>(3, mr - 1) * rs;
+  const float* a4 = a + std::min<int64_t>(4, mr - 1) * rs;
+  const float* a5 = a + std::min<int64_t>(5, mr - 1) * rs;
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
@@ -29,22 +31,23 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t mr, const float* a,
   for (int64_t k = 0; k < kc; ++k) {
     _mm_prefetch(reinterpret_cast<const char*>(bp + k * kNR + 256), _MM_HINT_T0);
     const __m256 b0 = _mm256_load_ps(bp + k * kNR), b1 = _mm256_load_ps(bp + k * kNR + 8);
-    __m256 av = _mm256_broadcast_ss(a0 + k);
+    const int64_t o = k * ks;
+    __m256 av = _mm256_broadcast_ss(a0 + o);
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a1 + k);
+    av = _mm256_broadcast_ss(a1 + o);
     c10 = _mm256_fmadd_ps(av, b0, c10);
     c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a2 + k);
+    av = _mm256_broadcast_ss(a2 + o);
     c20 = _mm256_fmadd_ps(av, b0, c20);
     c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a3 + k);
+    av = _mm256_broadcast_ss(a3 + o);
     c30 = _mm256_fmadd_ps(av, b0, c30);
     c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a4 + k);
+    av = _mm256_broadcast_ss(a4 + o);
     c40 = _mm256_fmadd_ps(av, b0, c40);
     c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a5 + k);
+    av = _mm256_broadcast_ss(a5 + o);
     c50 = _mm256_fmadd_ps(av, b0, c50);
     c51 = _mm256_fmadd_ps(av, b1, c51);
   }
@@ -66,49 +69,6 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t mr, const float* a,
       for (int64_t j = 0; j < nr; ++j) cr[j] = accumulate ? cr[j] + tmp[j] : tmp[j];
     }
   }
-}
-
-// tile[6][16] = ap[kc][6] @ bp[kc][16]: A interleaved six rows per step (the im2col tiles of a convolution).
-__attribute__((target("avx2,fma"))) void kernel_6x16_interleaved(const float* ap, const float* bp, int64_t kc,
-                                                                 float* tile) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-#pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(bp + k * kNR), b1 = _mm256_load_ps(bp + k * kNR + 8);
-    const float* ak = ap + k * kMR;
-    __m256 av = _mm256_broadcast_ss(ak);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(ak + 1);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(ak + 2);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(ak + 3);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(ak + 4);
-    c40 = _mm256_fmadd_ps(av, b0, c40);
-    c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(ak + 5);
-    c50 = _mm256_fmadd_ps(av, b0, c50);
-    c51 = _mm256_fmadd_ps(av, b1, c51);
-  }
-  _mm256_store_ps(tile, c00);
-  _mm256_store_ps(tile + 8, c01);
-  _mm256_store_ps(tile + 16, c10);
-  _mm256_store_ps(tile + 24, c11);
-  _mm256_store_ps(tile + 32, c20);
-  _mm256_store_ps(tile + 40, c21);
-  _mm256_store_ps(tile + 48, c30);
-  _mm256_store_ps(tile + 56, c31);
-  _mm256_store_ps(tile + 64, c40);
-  _mm256_store_ps(tile + 72, c41);
-  _mm256_store_ps(tile + 80, c50);
-  _mm256_store_ps(tile + 88, c51);
 }
 
 }  // namespace
@@ -161,7 +121,7 @@ void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float*
           const float* bp = b.data.get() + (pn * K + kb) * kNR;
           const int64_t nr = std::min(kNR, N - pn * kNR);
           for (int64_t i = m0; i < m1; i += kMR) {
-            kernel_6x16(std::min(kMR, m1 - i), a + i * lda + kb, lda, bp, kc, c + i * N + pn * kNR, N, nr, kb > 0);
+            kernel_6x16(std::min(kMR, m1 - i), a + i * lda + kb, lda, 1, bp, kc, c + i * N + pn * kNR, N, nr, kb > 0);
           }
         }
       }
@@ -229,7 +189,7 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
         for (int64_t q = 0; q < count; ++q) {
           const int64_t t = tg + q;
           const int64_t n = t / tiles, p0 = (t % tiles) * kMR, rows = std::min(kMR, P - p0);
-          kernel_6x16_interleaved(ap.data() + q * K * kMR, w.data.get() + pn * K * kNR, K, tile);
+          kernel_6x16(kMR, ap.data() + q * K * kMR, 1, kMR, w.data.get() + pn * K * kNR, K, tile, kNR, kNR, false);
           if (bias) {
             for (int64_t r = 0; r < rows; ++r)
               for (int64_t j = 0; j < kNR && m0 + j < g.M; ++j) tile[r * kNR + j] += bias[m0 + j];
