@@ -5,51 +5,70 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace kiln::sgemm {
 namespace {
 
 constexpr int64_t kMR = 6, kNR = 16, kKC = 256;
-constexpr int64_t kRowsPerTask = 48, kPanelsPerTask = 4;
+// A task is up to 24 row blocks (144 rows: an A block of 144 x 256 floats, 144 KiB, stays in L2) by 2 weight
+// panels; each K block of a panel (256 x 16 floats, 16 KiB) is loaded into L1 once and used by every row block.
+constexpr int64_t kRowBlocksPerTask = 24, kPanelsPerTask = 2;
+// The micro-kernel reads packed A and B this many floats ahead (16 K steps).
+constexpr int64_t kPrefetchA = 96, kPrefetchB = 256;
+// A is packed when each of its rows meets more than this many weight panels (packing costs a pass over A).
+constexpr int64_t kPackAMinPanels = 4;
+// The next K block of weights is prefetched while the current one is used by at least this many row blocks.
+constexpr int64_t kPrefetchNextMinBlocks = 4;
 
-// c[0..mr)[0..nr) (+)= A[mr rows][kc] @ bp[kc][16], element (r, k) of A at a[r * rs + k * ks]: row-major A
-// (rs = lda, ks = 1), or the interleaved im2col tiles of a convolution (rs = 1, ks = 6). Full 6-row blocks keep
-// all 12 accumulators in registers; shorter blocks read rows past mr from a clamped row (their sums are dropped).
-__attribute__((target("avx2,fma"))) void kernel_6x16(int64_t mr, const float* a, int64_t rs, int64_t ks,
-                                                     const float* bp, int64_t kc, float* c, int64_t ldc, int64_t nr,
-                                                     bool accumulate) {
+// c[0..mr)[0..nr) (+)= A @ B panel over kc steps, the B panel bp[k * 16 + j] from pack_b. kPacked: A is a panel
+// of six rows interleaved, a[k * 6 + r] (rows past the end of A zero), from pack_a_block. Otherwise A is
+// row-major, rows `lda` apart; a block of fewer than 6 rows reads a clamped row for the rest (its sums are
+// dropped). All 12 accumulators stay in registers.
+template <bool kPacked>
+__attribute__((target("avx2,fma"))) void kernel_6x16(const float* a, int64_t lda, const float* bp, int64_t kc, float* c,
+                                                     int64_t ldc, int64_t mr, int64_t nr, bool accumulate) {
+  const int64_t step = kPacked ? 1 : lda;
   const float* a0 = a;
-  const float* a1 = a + std::min<int64_t>(1, mr - 1) * rs;
-  const float* a2 = a + std::min<int64_t>(2, mr - 1) * rs;
-  const float* a3 = a + std::min<int64_t>(3, mr - 1) * rs;
-  const float* a4 = a + std::min<int64_t>(4, mr - 1) * rs;
-  const float* a5 = a + std::min<int64_t>(5, mr - 1) * rs;
+  const float* a1 = a + (kPacked ? 1 : std::min<int64_t>(1, mr - 1) * step);
+  const float* a2 = a + (kPacked ? 2 : std::min<int64_t>(2, mr - 1) * step);
+  const float* a3 = a + (kPacked ? 3 : std::min<int64_t>(3, mr - 1) * step);
+  const float* a4 = a + (kPacked ? 4 : std::min<int64_t>(4, mr - 1) * step);
+  const float* a5 = a + (kPacked ? 5 : std::min<int64_t>(5, mr - 1) * step);
+  constexpr int64_t kAStep = kPacked ? kMR : 1;
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    _mm_prefetch(reinterpret_cast<const char*>(bp + k * kNR + 256), _MM_HINT_T0);
-    const __m256 b0 = _mm256_load_ps(bp + k * kNR), b1 = _mm256_load_ps(bp + k * kNR + 8);
-    const int64_t o = k * ks;
-    __m256 av = _mm256_broadcast_ss(a0 + o);
+    if (kPacked) _mm_prefetch(reinterpret_cast<const char*>(a0 + kPrefetchA), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + kPrefetchB), _MM_HINT_T0);
+    const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+    __m256 av = _mm256_broadcast_ss(a0);
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a1 + o);
+    av = _mm256_broadcast_ss(a1);
     c10 = _mm256_fmadd_ps(av, b0, c10);
     c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a2 + o);
+    av = _mm256_broadcast_ss(a2);
     c20 = _mm256_fmadd_ps(av, b0, c20);
     c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a3 + o);
+    av = _mm256_broadcast_ss(a3);
     c30 = _mm256_fmadd_ps(av, b0, c30);
     c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a4 + o);
+    av = _mm256_broadcast_ss(a4);
     c40 = _mm256_fmadd_ps(av, b0, c40);
     c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a5 + o);
+    av = _mm256_broadcast_ss(a5);
     c50 = _mm256_fmadd_ps(av, b0, c50);
     c51 = _mm256_fmadd_ps(av, b1, c51);
+    a0 += kAStep;
+    a1 += kAStep;
+    a2 += kAStep;
+    a3 += kAStep;
+    a4 += kAStep;
+    a5 += kAStep;
+    bp += kNR;
   }
   const __m256 acc[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   for (int64_t r = 0; r < mr; ++r) {
@@ -70,6 +89,43 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t mr, const float* a,
     }
   }
 }
+
+// Row block `ib` of A [M, K] (rows lda apart) into the interleaved panel ap[k * 6 + r], zero past row M.
+void pack_a_block(const float* a, int64_t M, int64_t K, int64_t lda, int64_t ib, float* ap) {
+  const int64_t r0 = ib * kMR, rows = std::min(kMR, M - r0);
+  const float* src = a + r0 * lda;
+  if (rows == kMR) {
+    for (int64_t k = 0; k < K; ++k, ap += kMR) {
+      for (int64_t r = 0; r < kMR; ++r) ap[r] = src[r * lda + k];
+    }
+    return;
+  }
+  for (int64_t k = 0; k < K; ++k, ap += kMR) {
+    for (int64_t r = 0; r < kMR; ++r) ap[r] = r < rows ? src[r * lda + k] : 0.0f;
+  }
+}
+
+// The calling thread's buffer for packed A (kept between calls; a very large one is given back).
+class PackedA {
+ public:
+  explicit PackedA(size_t floats) {
+    if (buffer().size() < floats) buffer().resize(floats);
+    data_ = buffer().data();
+  }
+  ~PackedA() {
+    if (buffer().size() > (size_t{16} << 20)) std::vector<float>().swap(buffer());
+  }
+  PackedA(const PackedA&) = delete;
+  PackedA& operator=(const PackedA&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  static std::vector<float>& buffer() {
+    thread_local std::vector<float> b;
+    return b;
+  }
+  float* data_;
+};
 
 }  // namespace
 
@@ -104,29 +160,57 @@ void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float*
           const ParallelFor& parallel_for) {
   const int64_t K = b.K, N = b.N;
   if (M <= 0 || N <= 0) return;
-  const int64_t panels = (N + kNR - 1) / kNR;
-  const int64_t row_tasks = (M + kRowsPerTask - 1) / kRowsPerTask;
+  if (K == 0) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t n = 0; n < N; ++n) c[i * N + n] = bias ? bias[n] : 0.0f;
+    return;
+  }
+  const int64_t blocks = (M + kMR - 1) / kMR, panels = (N + kNR - 1) / kNR;
+  const bool pack = panels > kPackAMinPanels;
+  const PackedA ap(pack ? static_cast<size_t>(blocks * K * kMR) : 0);
+  if (pack) {
+    parallel_for(blocks, [&](int64_t b0, int64_t b1) {
+      for (int64_t ib = b0; ib < b1; ++ib) pack_a_block(a, M, K, lda, ib, ap.data() + ib * K * kMR);
+    });
+  }
+  const int64_t row_tasks = (blocks + kRowBlocksPerTask - 1) / kRowBlocksPerTask;
   const int64_t panel_tasks = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
   parallel_for(row_tasks * panel_tasks, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t m0 = (t / panel_tasks) * kRowsPerTask, m1 = std::min(M, m0 + kRowsPerTask);
+      const int64_t ib0 = (t / panel_tasks) * kRowBlocksPerTask, ib1 = std::min(blocks, ib0 + kRowBlocksPerTask);
       const int64_t p0 = (t % panel_tasks) * kPanelsPerTask, p1 = std::min(panels, p0 + kPanelsPerTask);
-      if (K == 0) {
-        for (int64_t i = m0; i < m1; ++i)
-          for (int64_t n = p0 * kNR; n < std::min(N, p1 * kNR); ++n) c[i * N + n] = 0.0f;
-      }
       for (int64_t kb = 0; kb < K; kb += kKC) {
         const int64_t kc = std::min(kKC, K - kb);
         for (int64_t pn = p0; pn < p1; ++pn) {
           const float* bp = b.data.get() + (pn * K + kb) * kNR;
           const int64_t nr = std::min(kNR, N - pn * kNR);
-          for (int64_t i = m0; i < m1; i += kMR) {
-            kernel_6x16(std::min(kMR, m1 - i), a + i * lda + kb, lda, 1, bp, kc, c + i * N + pn * kNR, N, nr, kb > 0);
+          // With enough row blocks, the next K block of weights is fetched from memory while this one is in use:
+          // each row block prefetches a share of its cache lines (a line is one K step of a panel).
+          const float* next = nullptr;
+          int64_t next_lines = 0;
+          if (ib1 - ib0 >= kPrefetchNextMinBlocks) {
+            const bool same_k = pn + 1 < p1;
+            if (same_k || kb + kKC < K) {
+              next = same_k ? bp + K * kNR : b.data.get() + (p0 * K + kb + kKC) * kNR;
+              next_lines = std::min(kKC, K - (same_k ? kb : kb + kKC));
+            }
+          }
+          const int64_t share = (next_lines + (ib1 - ib0) - 1) / (ib1 - ib0);
+          for (int64_t ib = ib0; ib < ib1; ++ib) {
+            for (int64_t l = (ib - ib0) * share; l < std::min(next_lines, (ib - ib0 + 1) * share); ++l)
+              _mm_prefetch(reinterpret_cast<const char*>(next + l * kNR), _MM_HINT_T0);
+            float* cp = c + ib * kMR * N + pn * kNR;
+            const int64_t mr = std::min(kMR, M - ib * kMR);
+            if (pack) {
+              kernel_6x16<true>(ap.data() + (ib * K + kb) * kMR, 0, bp, kc, cp, N, mr, nr, kb > 0);
+            } else {
+              kernel_6x16<false>(a + ib * kMR * lda + kb, lda, bp, kc, cp, N, mr, nr, kb > 0);
+            }
           }
         }
       }
       if (bias) {
-        for (int64_t i = m0; i < m1; ++i)
+        for (int64_t i = ib0 * kMR; i < std::min(M, ib1 * kMR); ++i)
           for (int64_t n = p0 * kNR; n < std::min(N, p1 * kNR); ++n) c[i * N + n] += bias[n];
       }
     }
@@ -189,7 +273,7 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
         for (int64_t q = 0; q < count; ++q) {
           const int64_t t = tg + q;
           const int64_t n = t / tiles, p0 = (t % tiles) * kMR, rows = std::min(kMR, P - p0);
-          kernel_6x16(kMR, ap.data() + q * K * kMR, 1, kMR, w.data.get() + pn * K * kNR, K, tile, kNR, kNR, false);
+          kernel_6x16<true>(ap.data() + q * K * kMR, 0, w.data.get() + pn * K * kNR, K, tile, kNR, kMR, kNR, false);
           if (bias) {
             for (int64_t r = 0; r < rows; ++r)
               for (int64_t j = 0; j < kNR && m0 + j < g.M; ++j) tile[r * kNR + j] += bias[m0 + j];

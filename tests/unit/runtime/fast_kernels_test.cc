@@ -256,6 +256,21 @@ TEST(FastKernels, FusedMatMulMatchesReference) {
   }
 }
 
+// The SGEMM's blocking: A packed (more than 4 weight panels) or read in place, several row groups (over 144
+// rows), K over one 256 block and not a multiple of it, N not a multiple of 16, M not a multiple of 6.
+TEST(FastKernels, FusedMatMulBlockingMatchesReference) {
+  std::mt19937 rng(16);
+  for (int64_t n : {50, 83, 160}) {
+    for (int64_t m : {1, 7, 151}) {
+      SCOPED_TRACE("M " + std::to_string(m) + " N " + std::to_string(n));
+      auto model = one_node("FusedMatMul", {"x", "b", "c"}, {make_attribute("activation", std::string("Relu"))},
+                            {make_tensor("b", random_tensor({300, n}, rng)), make_tensor("c", random_tensor({n}, rng))},
+                            {1, m, 300}, "ai.kiln");
+      expect_fast_matches_reference(model, {{"x", random_tensor({1, m, 300}, rng)}}, 1e-4f);
+    }
+  }
+}
+
 TEST(FastKernels, SoftmaxLogSoftmaxAndLayerNormMatchReference) {
   std::mt19937 rng(14);
   for (const std::string op : {"Softmax", "LogSoftmax"}) {
