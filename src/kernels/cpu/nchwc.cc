@@ -39,6 +39,51 @@ Tensor unblock(const KernelContext& ctx, const Tensor& x, const std::vector<int6
   return plain;
 }
 
+struct PoolGeometry {
+  int64_t H, W, OH, OW, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW;
+};
+
+// One channel block plane [H, W, lanes] -> [OH, OW, lanes]. kLanes is the block size when fixed at compile time
+// (0: `lanes` at run time).
+template <int64_t kLanes>
+void pool_plane(const float* xin, float* yout, const PoolGeometry& g, int64_t lanes, bool max, bool include_pad) {
+  const int64_t B = kLanes > 0 ? kLanes : lanes;
+  float acc_fixed[kLanes > 0 ? kLanes : 1];
+  std::vector<float> acc_dynamic(kLanes > 0 ? 0 : static_cast<size_t>(B));
+  float* acc = kLanes > 0 ? acc_fixed : acc_dynamic.data();
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      for (int64_t l = 0; l < B; ++l) acc[l] = max ? -std::numeric_limits<float>::infinity() : 0.0f;
+      int64_t count = 0, padded = 0;
+      for (int64_t kh = 0; kh < g.KH; ++kh) {
+        const int64_t h = oh * g.SH - g.PT + kh * g.DH;
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const int64_t w = ow * g.SW - g.PL + kw * g.DW;
+          if (h >= 0 && h < g.H && w >= 0 && w < g.W) {
+            const float* v = xin + (h * g.W + w) * B;
+            if (max) {
+              for (int64_t l = 0; l < B; ++l) acc[l] = std::max(acc[l], v[l]);
+            } else {
+              for (int64_t l = 0; l < B; ++l) acc[l] += v[l];
+            }
+            ++count;
+          } else if (h >= -g.PT && h < g.H + g.PB && w >= -g.PL && w < g.W + g.PR) {
+            ++padded;
+          }
+        }
+      }
+      float* o = yout + (oh * g.OW + ow) * B;
+      if (max) {
+        for (int64_t l = 0; l < B; ++l) o[l] = count > 0 ? acc[l] : 0.0f;
+      } else {
+        const int64_t div = include_pad ? count + padded : count;
+        const float inv = div > 0 ? 1.0f / static_cast<float>(div) : 0.0f;
+        for (int64_t l = 0; l < B; ++l) o[l] = acc[l] * inv;
+      }
+    }
+  }
+}
+
 // Pooling on a blocked tensor: the reference path unblocks and runs the plain reference kernel.
 Status nchwc_pool(KernelContext& ctx, bool max) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
@@ -77,44 +122,19 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
   }
   const int64_t OH = out_hw[0], OW = out_hw[1], CB = x->dims()[1];
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {nchw[0], CB, OH, OW, B}));
+  PoolGeometry g{H,          W,       OH,      OW,      ks[0],   ks[1],  strides[0],
+                 strides[1], pads[0], pads[1], pads[2], pads[3], dil[0], dil[1]};
   const float* px = x->data<float>();
   float* py = out->data<float>();
   ctx.parallel_for(nchw[0] * CB, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<float> acc(static_cast<size_t>(B));
     for (int64_t plane = p0; plane < p1; ++plane) {
       const float* xin = px + plane * H * W * B;
       float* yout = py + plane * OH * OW * B;
-      for (int64_t oh = 0; oh < OH; ++oh) {
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          std::fill(acc.begin(), acc.end(), max ? -std::numeric_limits<float>::infinity() : 0.0f);
-          int64_t count = 0, padded = 0;
-          for (int64_t kh = 0; kh < ks[0]; ++kh) {
-            const int64_t h = oh * strides[0] - pads[0] + kh * dil[0];
-            for (int64_t kw = 0; kw < ks[1]; ++kw) {
-              const int64_t w = ow * strides[1] - pads[1] + kw * dil[1];
-              if (h >= 0 && h < H && w >= 0 && w < W) {
-                const float* v = xin + (h * W + w) * B;
-                if (max) {
-                  for (int64_t l = 0; l < B; ++l)
-                    acc[static_cast<size_t>(l)] = std::max(acc[static_cast<size_t>(l)], v[l]);
-                } else {
-                  for (int64_t l = 0; l < B; ++l) acc[static_cast<size_t>(l)] += v[l];
-                }
-                ++count;
-              } else if (h >= -pads[0] && h < H + pads[2] && w >= -pads[1] && w < W + pads[3]) {
-                ++padded;
-              }
-            }
-          }
-          float* o = yout + (oh * OW + ow) * B;
-          if (max) {
-            for (int64_t l = 0; l < B; ++l) o[l] = count > 0 ? acc[static_cast<size_t>(l)] : 0.0f;
-          } else {
-            const int64_t div = include_pad ? count + padded : count;
-            const float inv = div > 0 ? 1.0f / static_cast<float>(div) : 0.0f;
-            for (int64_t l = 0; l < B; ++l) o[l] = acc[static_cast<size_t>(l)] * inv;
-          }
-        }
+      // AVX2's block of 8 has a fixed lane count, so that the lane loops vectorize.
+      if (B == 8) {
+        pool_plane<8>(xin, yout, g, 8, max, include_pad);
+      } else {
+        pool_plane<0>(xin, yout, g, B, max, include_pad);
       }
     }
   });

@@ -349,8 +349,8 @@ TEST(FastKernels, TransposeAndSliceMatchReference) {
 
 TEST(FastKernels, BlockedLayoutChainsMatchReference) {
   std::mt19937 rng(17);
-  // Plain-input first layer, pooling, depthwise, a residual sum and a broadcast residual, global pooling,
-  // for channel counts on and off the block: the whole graph optimized (NCHWc at level all) against the
+  // Plain-input first layer, average and max pooling, depthwise, a residual sum and a broadcast residual, global
+  // pooling, for channel counts on and off the block: the whole graph optimized (NCHWc at level all) against the
   // unoptimized graph on the reference kernels.
   for (int64_t c : {8, 12, 16}) {
     SCOPED_TRACE("channels " + std::to_string(c));
@@ -361,8 +361,11 @@ TEST(FastKernels, BlockedLayoutChainsMatchReference) {
              make_node("AveragePool", {"r1"}, {"p"}, "",
                        {make_attribute("kernel_shape", std::vector<int64_t>{2, 2}),
                         make_attribute("strides", std::vector<int64_t>{2, 2})}),
-             make_node("Conv", {"p", "wd"}, {"d"}, "", {pads, make_attribute("group", c)}),
-             make_node("Add", {"d", "p"}, {"a"}), make_node("Sigmoid", {"a"}, {"s"}),
+             make_node("MaxPool", {"p"}, {"mp"}, "",
+                       {make_attribute("kernel_shape", std::vector<int64_t>{3, 3}), pads,
+                        make_attribute("strides", std::vector<int64_t>{2, 2})}),
+             make_node("Conv", {"mp", "wd"}, {"d"}, "", {pads, make_attribute("group", c)}),
+             make_node("Add", {"d", "mp"}, {"a"}), make_node("Sigmoid", {"a"}, {"s"}),
              make_node("Conv", {"s", "w3"}, {"c3"}), make_node("Add", {"c3", "bias3"}, {"a3"}),
              make_node("GlobalAveragePool", {"a3"}, {"y"})},
             "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{"n", 3, 14, 14})},
