@@ -21,11 +21,13 @@ struct RunMemory::Recording {
   struct Alloc {
     uint64_t key;
     size_t size, made, freed = kNotFreed;
+    size_t reuse = kNotFreed;  // the allocation whose bytes this one may take over
   };
   std::mutex mu;
   size_t step = 0;
   std::vector<Alloc> allocs;
-  std::unordered_map<uint64_t, size_t> count;  // allocations per key (more than one: not planned)
+  std::unordered_map<uint64_t, size_t> count;    // allocations per key (more than one: not planned)
+  std::unordered_map<const void*, size_t> live;  // allocation by address, while alive
 };
 
 MemoryPlanner::~MemoryPlanner() {
@@ -95,7 +97,8 @@ void RunMemory::set_step(size_t step) {
   recording_->step = step;
 }
 
-StatusOr<Tensor> RunMemory::allocate(size_t node, size_t output, DType dtype, std::vector<int64_t> dims) {
+StatusOr<Tensor> RunMemory::allocate(size_t node, size_t output, DType dtype, std::vector<int64_t> dims,
+                                     const void* reuse) {
   auto n = checked_num_elements(dims);
   if (!n || dtype == DType::kString) return Tensor::allocate(dtype, std::move(dims));
   const size_t bytes = dtype_storage_bytes(dtype, *n);
@@ -116,12 +119,18 @@ StatusOr<Tensor> RunMemory::allocate(size_t node, size_t output, DType dtype, st
     id = recording_->allocs.size();
     recording_->allocs.push_back({key, round_up(bytes), recording_->step});
     ++recording_->count[key];
+    if (reuse) {
+      auto it = recording_->live.find(reuse);
+      if (it != recording_->live.end()) recording_->allocs[id].reuse = it->second;
+    }
+    recording_->live[p] = id;
   }
   std::shared_ptr<Recording> rec = recording_;
   std::shared_ptr<void> owner(p, [rec, id](void* q) {
     {
       std::lock_guard<std::mutex> lock(rec->mu);
       rec->allocs[id].freed = rec->step;
+      rec->live.erase(q);
     }
     std::free(q);
   });
@@ -137,29 +146,52 @@ Status RunMemory::finish(std::vector<Value>& outputs) {
       allocs = recording_->allocs;
       count = recording_->count;
     }
-    // Outputs freed inside the run get a place in the arena; first fit, largest first.
-    std::vector<const Recording::Alloc*> order;
-    for (const auto& a : allocs) {
-      if (a.freed != kNotFreed && count[a.key] == 1) order.push_back(&a);
+    // Outputs freed inside the run get a place in the arena; first fit, largest first. An output that may take
+    // over an input dying at its node joins that input's group: one place for the group's whole lifetime.
+    auto planned = [&](const Recording::Alloc& a) { return a.freed != kNotFreed && count[a.key] == 1; };
+    std::vector<size_t> group(allocs.size());
+    std::vector<size_t> last(allocs.size()), group_freed(allocs.size());
+    for (size_t i = 0; i < allocs.size(); ++i) {
+      group[i] = last[i] = i;
+      group_freed[i] = allocs[i].freed;
+      const size_t r = allocs[i].reuse;
+      if (r == kNotFreed || !planned(allocs[i]) || !planned(allocs[r])) continue;
+      const size_t g = group[r];
+      if (last[g] == r && allocs[r].freed == allocs[i].made && allocs[i].size <= allocs[g].size) {
+        group[i] = g;
+        last[g] = i;
+        group_freed[g] = allocs[i].freed;
+      }
     }
-    std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) { return a->size > b->size; });
+    std::vector<size_t> order;
+    for (size_t i = 0; i < allocs.size(); ++i) {
+      if (planned(allocs[i]) && group[i] == i) order.push_back(i);
+    }
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return allocs[a].size > allocs[b].size; });
     auto pattern = std::make_shared<MemoryPattern>();
-    std::vector<std::pair<const Recording::Alloc*, size_t>> placed;
-    for (const auto* a : order) {
-      std::vector<std::pair<size_t, size_t>> busy;  // [offset, end) of placed blocks alive at the same time
+    std::vector<std::pair<size_t, size_t>> placed;  // (group, offset)
+    std::vector<size_t> offset_of(allocs.size());
+    for (size_t a : order) {
+      std::vector<std::pair<size_t, size_t>> busy;  // [offset, end) of placed groups alive at the same time
       for (const auto& [b, off] : placed) {
-        if (a->made <= b->freed && b->made <= a->freed) busy.emplace_back(off, off + b->size);
+        if (allocs[a].made <= group_freed[b] && allocs[b].made <= group_freed[a]) {
+          busy.emplace_back(off, off + allocs[b].size);
+        }
       }
       std::sort(busy.begin(), busy.end());
       size_t offset = 0;
       for (const auto& [lo, hi] : busy) {
-        if (offset + a->size <= lo) break;
+        if (offset + allocs[a].size <= lo) break;
         offset = std::max(offset, hi);
       }
       placed.emplace_back(a, offset);
+      offset_of[a] = offset;
+      pattern->total = std::max(pattern->total, offset + allocs[a].size);
+    }
+    for (size_t i = 0; i < allocs.size(); ++i) {
+      if (!planned(allocs[i]) || !planned(allocs[group[i]])) continue;
       const size_t index = pattern->blocks.size();
-      pattern->blocks[a->key] = {a->size, offset, index};
-      pattern->total = std::max(pattern->total, offset + a->size);
+      pattern->blocks[allocs[i].key] = {allocs[group[i]].size, offset_of[group[i]], index};
     }
     planner_->store(signature_, std::move(pattern));
     return Status::ok();

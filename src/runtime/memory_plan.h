@@ -3,6 +3,7 @@
 // lifetimes a pattern places every output that dies inside the run at an offset of one arena (first fit,
 // largest first; outputs whose lifetimes overlap never share bytes). Later runs with the same signature take
 // one arena from the session's pool and hand out those offsets: no allocation in the steady-state loop.
+// An output whose kernel can write over a dying input (a residual sum) takes that input's place.
 // Graph outputs (alive when the run ends) come from the heap, and a request that does not match the pattern
 // (a data-dependent size) falls back to the heap, so a wrong guess costs speed, never correctness.
 #pragma once
@@ -62,8 +63,11 @@ class RunMemory {
 
   // The executor's position: node `step` of the top-level graph is running.
   void set_step(size_t step);
-  // Uninitialized storage for output `output` of node `node`.
-  StatusOr<Tensor> allocate(size_t node, size_t output, DType dtype, std::vector<int64_t> dims);
+  // Uninitialized storage for output `output` of node `node`. `reuse`: the buffer of an input that the node's
+  // kernel can overwrite in place (it reads each element before it writes it); when that input dies at this
+  // node, the pattern gives the output the input's bytes.
+  StatusOr<Tensor> allocate(size_t node, size_t output, DType dtype, std::vector<int64_t> dims,
+                            const void* reuse = nullptr);
   // At the end of the run: stores the recorded pattern, and copies any output that lies in the arena.
   Status finish(std::vector<Value>& outputs);
 

@@ -179,6 +179,26 @@ StatusOr<Tensor*> KernelContext::allocate_output_uninitialized(size_t i, DType d
   return &outputs_[i];
 }
 
+StatusOr<Tensor*> KernelContext::allocate_output_reusing(size_t i, size_t input, DType dtype,
+                                                         std::vector<int64_t> dims) {
+  const Tensor* in = this->input(input);
+  if (i >= outputs_.size() || !memory_ || !in || dtype == DType::kString || in->nbytes() == 0) {
+    return allocate_output_uninitialized(i, dtype, std::move(dims));
+  }
+  const auto* lo = static_cast<const uint8_t*>(in->raw_data());
+  const uint8_t* hi = lo + in->nbytes();
+  for (size_t j = 0; j < inputs_.size(); ++j) {
+    const Tensor* other = j == input ? nullptr : this->input(j);
+    if (!other || other->nbytes() == 0) continue;
+    const auto* olo = static_cast<const uint8_t*>(other->raw_data());
+    if (olo < hi && lo < olo + other->nbytes()) return allocate_output_uninitialized(i, dtype, std::move(dims));
+  }
+  auto t = memory_->allocate(node_index_, i, dtype, std::move(dims), lo);
+  if (!t.is_ok()) return error(t.status().message());
+  outputs_[i] = std::move(t).value();
+  return &outputs_[i];
+}
+
 int64_t KernelContext::attr_int(const std::string& name, int64_t def) const {
   const auto* a = attr(name);
   return a && a->type == ir::AttrType::kInt ? a->i : def;

@@ -90,6 +90,10 @@ class KernelContext {
   StatusOr<Tensor*> allocate_output(size_t i, DType dtype, std::vector<int64_t> dims);
   // Allocates output i without filling it, for kernels that write every element.
   StatusOr<Tensor*> allocate_output_uninitialized(size_t i, DType dtype, std::vector<int64_t> dims);
+  // Like allocate_output_uninitialized, for a kernel that can compute output i in place of input `input` (it
+  // reads each element of that input before it writes the same element of the output): when the input dies at
+  // this node and no other input shares its bytes, the run's memory plan may give the output the input's bytes.
+  StatusOr<Tensor*> allocate_output_reusing(size_t i, size_t input, DType dtype, std::vector<int64_t> dims);
   // Where outputs are allocated: the run's planned memory as node `node` of the top-level graph (nullptr: the
   // heap).
   void set_run_memory(RunMemory* memory, size_t node) {

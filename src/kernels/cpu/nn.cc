@@ -670,7 +670,8 @@ Status conv_common(KernelContext& ctx, const Activation& act, const Tensor* z) {
     // Z of the output's shape rides on oneDNN's sum post-op; a broadcast Z is added afterwards.
     const bool z_inline = z && z->dtype() == DType::kFloat32 && z->dims() == od;
     const Activation inline_act = z && !z_inline ? Activation{} : act;
-    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
+    KILN_ASSIGN_OR_RETURN(Tensor * y, z_inline ? ctx.allocate_output_reusing(0, 3, DType::kFloat32, od)
+                                               : ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
     Status st = dnnl_kernels::conv_f32(*x, *w, b, z_inline ? z : nullptr, p, inline_act, ctx.cache(),
                                        ctx.input_is_constant(1), *y, ctx.num_threads());
     if (!st.is_ok()) return ctx.error(st.message());
@@ -756,7 +757,10 @@ Status nchwcconv_kernel(KernelContext& ctx) {
     return ctx.error("input 3 (Z) has shape " + dstr(z->dims()) + "; expected a blocked tensor like the output " +
                      dstr(bod));
   }
-  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, bod));
+  // Z of the output's shape rides on oneDNN's sum post-op, which accumulates into y: y may take Z's place.
+  const bool z_inline = !ctx.reference_kernels() && z && z->dims() == bod;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, z_inline ? ctx.allocate_output_reusing(0, 3, DType::kFloat32, bod)
+                                             : ctx.allocate_output_uninitialized(0, DType::kFloat32, bod));
   dnnl_kernels::ConvParams p{g.group,
                              g.strides,
                              g.dilations,
@@ -798,8 +802,7 @@ Status nchwcconv_kernel(KernelContext& ctx) {
     return Status::ok();
   }
   if (!ctx.reference_kernels()) {
-    // Z of the output's shape rides on the sum post-op; a broadcast Z (blocked, so lanes line up) is added after.
-    const bool z_inline = z && z->dims() == bod;
+    // A broadcast Z (blocked, so lanes line up) is added after.
     Status st = dnnl_kernels::conv_f32(*x, *w, b, z_inline ? z : nullptr, p, z && !z_inline ? Activation{} : act,
                                        ctx.cache(), ctx.input_is_constant(1), *y, ctx.num_threads());
     if (!st.is_ok()) return ctx.error(st.message());

@@ -27,15 +27,20 @@ void expect_fast_matches_reference(const ir::Model& model, const NamedTensors& f
   ref_opts.reference_kernels = true;
   ref_opts.optimization_level = 0;
   auto ref = std::move(Session::create(model, ref_opts)).value()->run(feeds);
-  auto fast = std::move(Session::create(model)).value()->run(feeds);
   ASSERT_TRUE(ref.is_ok()) << ref.status().message();
-  ASSERT_TRUE(fast.is_ok()) << fast.status().message();
-  const Tensor& r = (*ref)[0];
-  const Tensor& f = (*fast)[0];
-  ASSERT_EQ(f.dims(), r.dims());
-  for (int64_t i = 0; i < r.num_elements(); ++i) {
-    const float want = r.data<float>()[i], got = f.data<float>()[i];
-    ASSERT_LE(std::abs(got - want), tol + tol * std::abs(want)) << "element " << i;
+  // The first run records the memory plan, the second replays it (outputs in one arena, in-place sums).
+  auto session = std::move(Session::create(model)).value();
+  for (const char* run : {"recording run", "planned run"}) {
+    SCOPED_TRACE(run);
+    auto fast = session->run(feeds);
+    ASSERT_TRUE(fast.is_ok()) << fast.status().message();
+    const Tensor& r = (*ref)[0];
+    const Tensor& f = (*fast)[0];
+    ASSERT_EQ(f.dims(), r.dims());
+    for (int64_t i = 0; i < r.num_elements(); ++i) {
+      const float want = r.data<float>()[i], got = f.data<float>()[i];
+      ASSERT_LE(std::abs(got - want), tol + tol * std::abs(want)) << "element " << i;
+    }
   }
 }
 
@@ -376,6 +381,25 @@ TEST(FastKernels, BlockedLayoutChainsMatchReference) {
         {{"", 14}});
     expect_fast_matches_reference(model, {{"x", random_tensor({2, 3, 14, 14}, rng)}}, 1e-4f);
   }
+}
+
+// A residual sum whose Z dies at the convolution (a downsample branch): from the second run on, the memory
+// plan gives the output Z's bytes, and oneDNN's sum post-op accumulates in place. Plain and blocked (level all).
+TEST(FastKernels, ResidualSumInPlaceMatchesReference) {
+  std::mt19937 rng(21);
+  auto pads = make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1});
+  auto model =
+      make_model(make_graph({make_node("Conv", {"x", "w1"}, {"c1"}, "", {pads}), make_node("Relu", {"c1"}, {"r1"}),
+                             make_node("Conv", {"r1", "wz"}, {"z"}), make_node("Sigmoid", {"z"}, {"zs"}),
+                             make_node("Conv", {"r1", "w2"}, {"c2"}, "", {pads}), make_node("Add", {"c2", "zs"}, {"a"}),
+                             make_node("Relu", {"a"}, {"y"})},
+                            "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, 3, 9, 9})},
+                            {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+                            {make_tensor("w1", random_tensor({16, 3, 3, 3}, rng)),
+                             make_tensor("wz", random_tensor({16, 16, 1, 1}, rng)),
+                             make_tensor("w2", random_tensor({16, 16, 3, 3}, rng))}),
+                 {{"", 14}});
+  expect_fast_matches_reference(model, {{"x", random_tensor({1, 3, 9, 9}, rng)}}, 1e-4f);
 }
 
 TEST(FastKernels, ConvTransposeMatchesReference) {

@@ -79,5 +79,50 @@ TEST(MemoryPlan, ANewSignatureRecordsAgainAndUnforeseenRequestsUseTheHeap) {
   EXPECT_EQ(outputs[0].tensor().data<float>()[0], 42.0f);
 }
 
+// z (step 0) dies at step 1, where y may take it over: y gets z's bytes from the second run on. w (step 1) is
+// alive with both and must not; v (step 2) may take over y, which dies there, but is bigger: it may not.
+struct InPlace {
+  const uint8_t *z, *y, *w, *v;
+};
+InPlace run_in_place(MemoryPlanner& planner, bool allow) {
+  InPlace o{};
+  RunMemory mem(&planner, {{7}});
+  mem.set_step(0);
+  std::optional<Tensor> z = *mem.allocate(0, 0, DType::kFloat32, {64});
+  mem.set_step(1);
+  std::optional<Tensor> w = *mem.allocate(1, 1, DType::kFloat32, {64});
+  std::optional<Tensor> y = *mem.allocate(1, 0, DType::kFloat32, {64}, allow ? z->raw_data() : nullptr);
+  o.z = static_cast<const uint8_t*>(z->raw_data());
+  o.y = static_cast<const uint8_t*>(y->raw_data());
+  o.w = static_cast<const uint8_t*>(w->raw_data());
+  z.reset();
+  mem.set_step(2);
+  std::optional<Tensor> v = *mem.allocate(2, 0, DType::kFloat32, {128}, y->raw_data());
+  o.v = static_cast<const uint8_t*>(v->raw_data());
+  y.reset();
+  w.reset();
+  v.reset();
+  mem.set_step(3);
+  std::vector<Value> outputs{Value(*mem.allocate(3, 0, DType::kFloat32, {1}))};
+  EXPECT_TRUE(mem.finish(outputs).is_ok());
+  return o;
+}
+
+TEST(MemoryPlan, AnOutputTakesOverTheBytesOfAnInputThatDiesAtItsNode) {
+  MemoryPlanner planner;
+  const InPlace recorded = run_in_place(planner, true);
+  EXPECT_NE(recorded.y, recorded.z);  // the recording run allocates from the heap
+  const InPlace replayed = run_in_place(planner, true);
+  EXPECT_EQ(replayed.y, replayed.z);
+  EXPECT_NE(replayed.w, replayed.z);
+  EXPECT_NE(replayed.v, replayed.y);  // bigger than the group: a place of its own
+  EXPECT_EQ(planner.find({{7}})->total, 2u * 256 + 512);
+
+  MemoryPlanner without;
+  run_in_place(without, false);
+  const InPlace separate = run_in_place(without, false);
+  EXPECT_NE(separate.y, separate.z);
+}
+
 }  // namespace
 }  // namespace kiln
