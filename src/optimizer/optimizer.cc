@@ -17,17 +17,12 @@ struct PassDef {
 // FusedMatMul), dead nodes last.
 const std::vector<PassDef>& passes() {
   static const std::vector<PassDef> kPasses = {
-      {"fold_constants", kBasic, fold_constants},
-      {"eliminate_identity", kBasic, eliminate_identity},
-      {"fold_conv_bn", kBasic, fold_conv_bn},
-      {"fold_transpose_reshape", kBasic, fold_transpose_reshape},
-      {"fuse_matmul_add", kBasic, fuse_matmul_add},
-      {"fuse_gelu", kExtended, fuse_gelu},
-      {"fuse_layernorm", kExtended, fuse_layernorm},
-      {"fuse_conv_add", kExtended, fuse_conv_add},
-      {"fuse_activation", kExtended, fuse_activation},
-      {"layout_nchwc", kAll, layout_nchwc},
-      {"eliminate_dead_nodes", kBasic, eliminate_dead_nodes},
+      {"fold_constants", kBasic, fold_constants},    {"eliminate_identity", kBasic, eliminate_identity},
+      {"fold_conv_bn", kBasic, fold_conv_bn},        {"fold_transpose_reshape", kBasic, fold_transpose_reshape},
+      {"fuse_matmul_add", kBasic, fuse_matmul_add},  {"fuse_gelu", kExtended, fuse_gelu},
+      {"fuse_layernorm", kExtended, fuse_layernorm}, {"fuse_attention", kExtended, fuse_attention},
+      {"fuse_conv_add", kExtended, fuse_conv_add},   {"fuse_activation", kExtended, fuse_activation},
+      {"layout_nchwc", kAll, layout_nchwc},          {"eliminate_dead_nodes", kBasic, eliminate_dead_nodes},
   };
   return kPasses;
 }

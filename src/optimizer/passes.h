@@ -14,6 +14,7 @@ int fold_transpose_reshape(ir::Model& m);  // Transpose∘Transpose, Reshape∘R
 int fuse_matmul_add(ir::Model& m);         // MatMul + Add -> Gemm (2-D) or ai.kiln FusedMatMul
 int fuse_gelu(ir::Model& m);               // the Erf form of GELU -> ai.kiln Gelu
 int fuse_layernorm(ir::Model& m);          // ReduceMean/Sub/Pow/.../Add -> ai.kiln LayerNormalization
+int fuse_attention(ir::Model& m);          // Transposes/MatMul/scale/Softmax/MatMul -> ai.kiln Attention
 int fuse_conv_add(ir::Model& m);           // Conv + Add -> ai.kiln FusedConv with a residual input
 int fuse_activation(ir::Model& m);         // Conv/FusedConv/FusedMatMul + activation -> fused activation
 int layout_nchwc(ir::Model& m);            // convolutions and pooling on channel-blocked tensors

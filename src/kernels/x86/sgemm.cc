@@ -43,7 +43,7 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(const float* a, int64_t lda
   for (int64_t k = 0; k < kc; ++k) {
     if (kPacked) _mm_prefetch(reinterpret_cast<const char*>(a0 + kPrefetchA), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(bp + kPrefetchB), _MM_HINT_T0);
-    const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+    const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
     __m256 av = _mm256_broadcast_ss(a0);
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
@@ -134,26 +134,53 @@ bool available() {
   return ok;
 }
 
+int64_t packed_b_floats(int64_t K, int64_t N) { return std::max<int64_t>(1, (N + kNR - 1) / kNR * K * kNR); }
+
+void pack_b_into(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n, float* out) {
+  const int64_t panels = (N + kNR - 1) / kNR;
+  for (int64_t pn = 0; pn < panels; ++pn) {
+    const int64_t n0 = pn * kNR, cols = std::min(kNR, N - n0);
+    for (int64_t k = 0; k < K; ++k) {
+      float* o = out + (pn * K + k) * kNR;
+      const float* src = b + k * stride_k + n0 * stride_n;
+      if (stride_n == 1 && cols == kNR) {
+        std::memcpy(o, src, kNR * sizeof(float));
+        continue;
+      }
+      for (int64_t j = 0; j < kNR; ++j) o[j] = j < cols ? src[j * stride_n] : 0.0f;
+    }
+  }
+}
+
 std::shared_ptr<PackedB> pack_b(const float* b, int64_t K, int64_t N, bool trans_b) {
   auto p = std::make_shared<PackedB>();
   p->K = K;
   p->N = N;
-  const int64_t panels = (N + kNR - 1) / kNR;
-  const size_t bytes = static_cast<size_t>(std::max<int64_t>(1, panels * K * kNR)) * sizeof(float);
+  const size_t bytes = static_cast<size_t>(packed_b_floats(K, N)) * sizeof(float);
   void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (!mem) return nullptr;
   p->data = std::unique_ptr<float, void (*)(void*)>(static_cast<float*>(mem), std::free);
-  float* d = p->data.get();
-  for (int64_t pn = 0; pn < panels; ++pn) {
-    for (int64_t k = 0; k < K; ++k) {
-      float* out = d + (pn * K + k) * kNR;
-      for (int64_t j = 0; j < kNR; ++j) {
-        const int64_t n = pn * kNR + j;
-        out[j] = n < N ? (trans_b ? b[n * K + k] : b[k * N + n]) : 0.0f;
+  pack_b_into(b, K, N, trans_b ? 1 : N, trans_b ? K : 1, p->data.get());
+  return p;
+}
+
+void gemm_serial(const float* a, int64_t M, int64_t lda, const float* bp, int64_t K, int64_t N, float* c, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K == 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
+    return;
+  }
+  const int64_t panels = (N + kNR - 1) / kNR;
+  for (int64_t kb = 0; kb < K; kb += kKC) {
+    const int64_t kc = std::min(kKC, K - kb);
+    for (int64_t pn = 0; pn < panels; ++pn) {
+      const int64_t nr = std::min(kNR, N - pn * kNR);
+      for (int64_t i = 0; i < M; i += kMR) {
+        kernel_6x16<false>(a + i * lda + kb, lda, bp + (pn * K + kb) * kNR, kc, c + i * ldc + pn * kNR, ldc,
+                           std::min(kMR, M - i), nr, kb > 0);
       }
     }
   }
-  return p;
 }
 
 void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float* bias, float* c,

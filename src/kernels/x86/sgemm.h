@@ -23,6 +23,15 @@ struct PackedB {
 // B is [K, N] row-major, or [N, K] when trans_b. Nullptr when out of memory.
 std::shared_ptr<PackedB> pack_b(const float* b, int64_t K, int64_t N, bool trans_b);
 
+// The floats pack_b_into writes for a [K, N] B: panels of [K][16], the last one zero-padded.
+int64_t packed_b_floats(int64_t K, int64_t N);
+// B with element (k, n) at b[k * stride_k + n * stride_n] (any view: transposed, strided) into the panel layout
+// of pack_b, at `out` (packed_b_floats(K, N) floats).
+void pack_b_into(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n, float* out);
+// On the calling thread: c[M, N] (rows `ldc` apart) = a[M, K] (rows `lda` apart) @ B, B packed at `bp` by
+// pack_b_into. For small products that a caller already spreads over threads (one attention head each).
+void gemm_serial(const float* a, int64_t M, int64_t lda, const float* bp, int64_t K, int64_t N, float* c, int64_t ldc);
+
 // c[M, N] = a[M, K] (rows `lda` apart) @ B + bias[N] (nullptr: none). `parallel_for(n, fn)` spreads tasks.
 using ParallelFor = std::function<void(int64_t n, const std::function<void(int64_t, int64_t)>& fn)>;
 void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float* bias, float* c,

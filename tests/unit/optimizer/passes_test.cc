@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <tuple>
 
 #include "kiln/ir/builder.h"
 #include "kiln/optimizer/optimizer.h"
@@ -181,6 +182,56 @@ TEST(Passes, FuseLayerNormFindsTheDecomposedForm) {
                         {scalar("two", 2.0f), scalar("eps", 1e-5f), make_tensor("gamma", random_tensor({8}, rng)),
                          make_tensor("beta", random_tensor({8}, rng))});
   check_pass(model, "fuse_layernorm", {"LayerNormalization"}, {{"x", random_tensor({2, 3, 8}, rng)}}, 1e-4f);
+}
+
+// torch's MultiheadAttention export, sequence first: q, k, v [S, heads, D] -> heads first, q / sqrt(D),
+// q @ k^T, Softmax, @ v, back to sequence first.
+std::vector<ir::Node> attention_nodes(const std::string& scale_op, bool scale_scores) {
+  auto perm = [](std::vector<int64_t> p) { return make_attribute("perm", p); };
+  std::vector<ir::Node> n{make_node("Transpose", {"q"}, {"qt"}, "", {perm({1, 0, 2})}),
+                          make_node("Transpose", {"k"}, {"kt"}, "", {perm({1, 2, 0})}),
+                          make_node("Transpose", {"v"}, {"vt"}, "", {perm({1, 0, 2})})};
+  if (scale_scores) {
+    n.push_back(make_node("MatMul", {"qt", "kt"}, {"s0"}));
+    n.push_back(make_node(scale_op, {"s0", "c"}, {"s"}));
+  } else {
+    n.push_back(make_node(scale_op, {"qt", "c"}, {"qs"}));
+    n.push_back(make_node("MatMul", {"qs", "kt"}, {"s"}));
+  }
+  n.push_back(make_node("Softmax", {"s"}, {"p"}, "", {make_attribute("axis", int64_t{-1})}));
+  n.push_back(make_node("MatMul", {"p", "vt"}, {"o"}));
+  n.push_back(make_node("Transpose", {"o"}, {"y"}, "", {perm({1, 0, 2})}));
+  return n;
+}
+
+TEST(Passes, FuseAttentionFindsScaledDotProductAttention) {
+  std::mt19937 rng(12);
+  std::vector<ir::ValueInfo> inputs;
+  for (const char* name : {"q", "k", "v"}) {
+    inputs.push_back(make_tensor_value_info(name, DType::kFloat32, std::vector<DimArg>{7, 3, 5}));
+  }
+  NamedTensors feeds{{"q", random_tensor({7, 3, 5}, rng, -2, 2)},
+                     {"k", random_tensor({7, 3, 5}, rng, -2, 2)},
+                     {"v", random_tensor({7, 3, 5}, rng)}};
+  for (auto [op, c, after_product] : std::vector<std::tuple<std::string, float, bool>>{
+           {"Div", 2.236068f, false}, {"Mul", 0.5f, false}, {"Div", 3.0f, true}}) {
+    SCOPED_TRACE(op + (after_product ? " after the product" : " on Q"));
+    auto model = model_of(attention_nodes(op, after_product), inputs, {scalar("c", c)});
+    auto after = check_pass(model, "fuse_attention", {"Attention"}, feeds, 1e-5f);
+    const ir::Node& att = after.graph.nodes[0];
+    EXPECT_EQ(att.domain, opt::kKilnDomain);
+    EXPECT_EQ(att.inputs, (std::vector<std::string>{"q", "k", "v"}));
+    EXPECT_FLOAT_EQ(att.attr("scale")->f, op == "Mul" ? c : 1.0f / c);
+    EXPECT_EQ(att.attr("k_perm")->ints, (std::vector<int64_t>{1, 2, 0}));
+    EXPECT_EQ(att.attr("out_perm")->ints, (std::vector<int64_t>{1, 0, 2}));
+  }
+  // Not fused: a scores tensor read twice, or a Softmax over another axis.
+  auto nodes = attention_nodes("Div", false);
+  auto read_twice = model_of(nodes, inputs, {scalar("c", 2.0f)}, 14, {"y", "s"});
+  EXPECT_EQ(*opt::run_pass(read_twice, "fuse_attention"), 0);
+  nodes[5] = make_node("Softmax", {"s"}, {"p"}, "", {make_attribute("axis", int64_t{1})});
+  auto other_axis = model_of(nodes, inputs, {scalar("c", 2.0f)});
+  EXPECT_EQ(*opt::run_pass(other_axis, "fuse_attention"), 0);
 }
 
 TEST(Passes, FuseConvAddThenActivationMakesOneFusedConv) {

@@ -276,6 +276,60 @@ TEST(FastKernels, FusedMatMulBlockingMatchesReference) {
   }
 }
 
+TEST(FastKernels, AttentionMatchesReference) {
+  std::mt19937 rng(22);
+  struct Case {
+    std::string name;
+    std::vector<int64_t> q, k, v, q_perm, k_perm, v_perm, out_perm;
+  };
+  const std::vector<Case> cases = {
+      {"torch, sequence first", {13, 3, 8}, {13, 3, 8}, {13, 3, 8}, {1, 0, 2}, {1, 2, 0}, {1, 0, 2}, {1, 0, 2}},
+      {"no permutations, T != S, Dv != D", {2, 7, 5}, {2, 5, 19}, {2, 19, 6}, {}, {}, {}, {}},
+      {"rank 4, batch first",
+       {2, 9, 3, 4},
+       {2, 9, 3, 4},
+       {2, 9, 3, 4},
+       {0, 2, 1, 3},
+       {0, 2, 3, 1},
+       {0, 2, 1, 3},
+       {0, 2, 1, 3}},
+      {"long rows (K over 256)", {1, 40, 300}, {1, 300, 33}, {1, 33, 20}, {}, {}, {}, {}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<ir::Attribute> attrs{make_attribute("scale", 0.35f)};
+    for (auto [name, perm] : {std::pair<const char*, std::vector<int64_t>>{"q_perm", c.q_perm},
+                              {"k_perm", c.k_perm},
+                              {"v_perm", c.v_perm},
+                              {"out_perm", c.out_perm}}) {
+      if (!perm.empty()) attrs.push_back(make_attribute(name, perm));
+    }
+    std::vector<DimArg> qd(c.q.begin(), c.q.end()), kd(c.k.begin(), c.k.end()), vd(c.v.begin(), c.v.end());
+    auto model = make_model(
+        make_graph({make_node("Attention", {"q", "k", "v"}, {"y"}, "att", attrs, "ai.kiln")}, "g",
+                   {make_tensor_value_info("q", DType::kFloat32, qd), make_tensor_value_info("k", DType::kFloat32, kd),
+                    make_tensor_value_info("v", DType::kFloat32, vd)},
+                   {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, {}),
+        {{"", 14}, {"ai.kiln", 1}});
+    expect_fast_matches_reference(
+        model, {{"q", random_tensor(c.q, rng)}, {"k", random_tensor(c.k, rng)}, {"v", random_tensor(c.v, rng)}}, 1e-4f);
+  }
+  // Shapes that do not chain: the error names them.
+  auto bad = make_model(make_graph({make_node("Attention", {"q", "k", "v"}, {"y"}, "att", {}, "ai.kiln")}, "g",
+                                   {make_tensor_value_info("q", DType::kFloat32, std::vector<DimArg>{2, 3, 4}),
+                                    make_tensor_value_info("k", DType::kFloat32, std::vector<DimArg>{2, 5, 3}),
+                                    make_tensor_value_info("v", DType::kFloat32, std::vector<DimArg>{2, 3, 4})},
+                                   {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, {}),
+                        {{"", 14}, {"ai.kiln", 1}});
+  auto session = Session::create(bad);
+  ASSERT_TRUE(session.is_ok());
+  auto out = (*session)->run({{"q", random_tensor({2, 3, 4}, rng)},
+                              {"k", random_tensor({2, 5, 3}, rng)},
+                              {"v", random_tensor({2, 3, 4}, rng)}});
+  ASSERT_FALSE(out.is_ok());
+  EXPECT_NE(out.status().message().find("K [2,5,3]"), std::string::npos) << out.status().message();
+}
+
 TEST(FastKernels, SoftmaxLogSoftmaxAndLayerNormMatchReference) {
   std::mt19937 rng(14);
   for (const std::string op : {"Softmax", "LogSoftmax"}) {

@@ -1,0 +1,231 @@
+// ai.kiln Attention: softmax(Q @ K * scale) @ V over each batch index, the optimizer's fusion of the attention
+// subgraph of transformer exports (docs/optimizer.md). Each input is read through a permutation (the
+// Transposes the fusion absorbed), and the output is written through one.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/kernel.h"
+#include "kernels/x86/sgemm.h"
+
+namespace kiln::cpu {
+namespace {
+
+using Dims = std::vector<int64_t>;
+
+// An input or output seen through a permutation: dims[i] = base dims[perm[i]], strides likewise (elements).
+struct View {
+  Dims dims, strides;
+};
+
+StatusOr<View> permuted(KernelContext& ctx, const Dims& base, const std::string& attr, const char* what) {
+  const int64_t rank = static_cast<int64_t>(base.size());
+  std::vector<int64_t> perm = ctx.attr_ints(attr);
+  if (perm.empty()) {
+    for (int64_t i = 0; i < rank; ++i) perm.push_back(i);
+  }
+  std::vector<char> seen(static_cast<size_t>(rank), 0);
+  bool ok = static_cast<int64_t>(perm.size()) == rank;
+  for (int64_t p : perm) {
+    ok = ok && p >= 0 && p < rank && !seen[static_cast<size_t>(p)];
+    if (ok) seen[static_cast<size_t>(p)] = 1;
+  }
+  if (!ok) {
+    return ctx.error("attribute '" + attr + "' " + dims_to_string(perm) + " is not a permutation of the " +
+                     std::to_string(rank) + " axes of " + what + " " + dims_to_string(base));
+  }
+  Dims strides(base.size());
+  int64_t s = 1;
+  for (int64_t i = rank - 1; i >= 0; --i) {
+    strides[static_cast<size_t>(i)] = s;
+    s *= base[static_cast<size_t>(i)];
+  }
+  View v;
+  for (int64_t p : perm) {
+    v.dims.push_back(base[static_cast<size_t>(p)]);
+    v.strides.push_back(strides[static_cast<size_t>(p)]);
+  }
+  return v;
+}
+
+// Offset of batch index g (row-major over the leading rank - 2 axes) in a view.
+int64_t batch_offset(const View& v, int64_t g) {
+  int64_t off = 0;
+  for (int64_t a = static_cast<int64_t>(v.dims.size()) - 3; a >= 0; --a) {
+    const int64_t d = v.dims[static_cast<size_t>(a)];
+    off += (g % d) * v.strides[static_cast<size_t>(a)];
+    g /= d;
+  }
+  return off;
+}
+
+// exp(x) for x <= 0 (softmax after subtracting the row max): 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2],
+// p a degree-6 polynomial; relative error about 2e-7. Results below 2^-126 flush to zero.
+__attribute__((target("avx2,fma"))) __m256 exp_nonpositive(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);  // a NaN stays NaN
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// Row-wise softmax in place over rows of n floats.
+__attribute__((target("avx2,fma"))) void softmax_rows(float* s, int64_t rows, int64_t n) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* row = s + i * n;
+    float mx = row[0];
+    for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
+    const __m256 vmx = _mm256_set1_ps(mx);
+    __m256 vsum = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(row + j), vmx));
+      _mm256_storeu_ps(row + j, e);
+      vsum = _mm256_add_ps(vsum, e);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, vsum);
+    float sum = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
+    for (; j < n; ++j) {
+      row[j] = std::exp(row[j] - mx);
+      sum += row[j];
+    }
+    const float inv = 1.0f / sum;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), vinv));
+    for (; j < n; ++j) row[j] *= inv;
+  }
+}
+
+}  // namespace
+
+// Attention(Q, K, V): with Qm = Transpose(Q, q_perm) [..., S, D], Km = Transpose(K, k_perm) [..., D, T] and
+// Vm = Transpose(V, v_perm) [..., T, Dv] (equal leading dims), Y = Transpose(softmax(Qm @ Km * scale) @ Vm,
+// out_perm).
+Status attention_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* q, ctx.required_input(0));
+  KILN_ASSIGN_OR_RETURN(const Tensor* k, ctx.required_input(1));
+  KILN_ASSIGN_OR_RETURN(const Tensor* v, ctx.required_input(2));
+  const char* names[] = {"input 0 (Q)", "input 1 (K)", "input 2 (V)"};
+  const Tensor* ins[] = {q, k, v};
+  for (int i = 0; i < 3; ++i) {
+    if (ins[i]->dtype() != DType::kFloat32) return ctx.unsupported_dtype(ins[i]->dtype(), names[i]);
+    if (ins[i]->rank() < 2 || ins[i]->rank() != q->rank()) {
+      return ctx.error(std::string(names[i]) + " has shape " + dims_to_string(ins[i]->dims()) +
+                       "; expected Q, K and V of one rank, at least 2");
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(View qv, permuted(ctx, q->dims(), "q_perm", "Q"));
+  KILN_ASSIGN_OR_RETURN(View kv, permuted(ctx, k->dims(), "k_perm", "K"));
+  KILN_ASSIGN_OR_RETURN(View vv, permuted(ctx, v->dims(), "v_perm", "V"));
+  const size_t r = qv.dims.size();
+  const Dims batch(qv.dims.begin(), qv.dims.end() - 2);
+  const int64_t S = qv.dims[r - 2], D = qv.dims[r - 1], T = kv.dims[r - 1], Dv = vv.dims[r - 1];
+  if (Dims(kv.dims.begin(), kv.dims.end() - 2) != batch || Dims(vv.dims.begin(), vv.dims.end() - 2) != batch ||
+      kv.dims[r - 2] != D || vv.dims[r - 2] != T) {
+    return ctx.error("permuted Q " + dims_to_string(qv.dims) + ", K " + dims_to_string(kv.dims) + " and V " +
+                     dims_to_string(vv.dims) + " do not chain: expected [..., S, D], [..., D, T] and [..., T, Dv] " +
+                     "with the same leading dims");
+  }
+  Dims od = batch;
+  od.push_back(S);
+  od.push_back(Dv);
+  // Y = Transpose(O, out_perm): Y's dims, and O's axes seen through Y's strides.
+  KILN_ASSIGN_OR_RETURN(View yv, permuted(ctx, od, "out_perm", "the attention output"));
+  Dims ydims = yv.dims;
+  std::vector<int64_t> out_perm = ctx.attr_ints("out_perm");
+  if (out_perm.empty()) {
+    for (size_t i = 0; i < r; ++i) out_perm.push_back(static_cast<int64_t>(i));
+  }
+  View ov;  // O's axes over Y's memory
+  ov.dims = od;
+  ov.strides.assign(r, 0);
+  {
+    int64_t s = 1;
+    for (int64_t i = static_cast<int64_t>(r) - 1; i >= 0; --i) {
+      ov.strides[static_cast<size_t>(out_perm[static_cast<size_t>(i)])] = s;
+      s *= ydims[static_cast<size_t>(i)];
+    }
+  }
+  const float scale = ctx.attr_float("scale", 1.0f);
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, ydims));
+  int64_t G = 1;
+  for (int64_t b : batch) G *= b;
+  const float *pq = q->data<float>(), *pk = k->data<float>(), *pv = v->data<float>();
+  float* py = y->data<float>();
+  const int64_t qs = qv.strides[r - 2], qd = qv.strides[r - 1], kd = kv.strides[r - 2], kt = kv.strides[r - 1];
+  const int64_t vt = vv.strides[r - 2], vd = vv.strides[r - 1], os = ov.strides[r - 2], odv = ov.strides[r - 1];
+  if (S == 0 || Dv == 0 || G == 0) return Status::ok();
+
+  if (ctx.reference_kernels() || !sgemm::available()) {
+    ctx.parallel_for(G * S, 1, [&](int64_t i0, int64_t i1) {
+      std::vector<double> p(static_cast<size_t>(T));
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t g = i / S, s = i % S;
+        const float* qr = pq + batch_offset(qv, g) + s * qs;
+        const float* kb = pk + batch_offset(kv, g);
+        const float* vb = pv + batch_offset(vv, g);
+        double mx = -INFINITY, sum = 0.0;
+        for (int64_t t = 0; t < T; ++t) {
+          double acc = 0.0;
+          for (int64_t d = 0; d < D; ++d) acc += static_cast<double>(qr[d * qd]) * kb[d * kd + t * kt];
+          p[static_cast<size_t>(t)] = acc * scale;
+          mx = std::max(mx, p[static_cast<size_t>(t)]);
+        }
+        for (int64_t t = 0; t < T; ++t) sum += (p[static_cast<size_t>(t)] = std::exp(p[static_cast<size_t>(t)] - mx));
+        float* yr = py + batch_offset(ov, g) + s * os;
+        for (int64_t e = 0; e < Dv; ++e) {
+          double acc = 0.0;
+          for (int64_t t = 0; t < T; ++t) acc += p[static_cast<size_t>(t)] * vb[t * vt + e * vd];
+          yr[e * odv] = T > 0 ? static_cast<float>(acc / sum) : 0.0f;  // an empty product is 0
+        }
+      }
+    });
+    return Status::ok();
+  }
+
+  // One batch index (an attention head) per task: Q scaled into rows, K and V packed for the SGEMM, scores
+  // [S, T] and their softmax in cache, then O = P @ V written through the output's strides.
+  ctx.parallel_for(G, 1, [&](int64_t g0, int64_t g1) {
+    std::vector<float> qbuf(static_cast<size_t>(S * D)), scores(static_cast<size_t>(S * T)),
+        obuf(static_cast<size_t>(S * Dv));
+    std::vector<float> kp(static_cast<size_t>(sgemm::packed_b_floats(D, T))),
+        vp(static_cast<size_t>(sgemm::packed_b_floats(T, Dv)));
+    for (int64_t g = g0; g < g1; ++g) {
+      const float* qb = pq + batch_offset(qv, g);
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t d = 0; d < D; ++d) qbuf[static_cast<size_t>(s * D + d)] = qb[s * qs + d * qd] * scale;
+      sgemm::pack_b_into(pk + batch_offset(kv, g), D, T, kd, kt, kp.data());
+      sgemm::pack_b_into(pv + batch_offset(vv, g), T, Dv, vt, vd, vp.data());
+      sgemm::gemm_serial(qbuf.data(), S, D, kp.data(), D, T, scores.data(), T);
+      if (T > 0) softmax_rows(scores.data(), S, T);
+      sgemm::gemm_serial(scores.data(), S, T, vp.data(), T, Dv, obuf.data(), Dv);
+      float* yb = py + batch_offset(ov, g);
+      for (int64_t s = 0; s < S; ++s) {
+        const float* o = obuf.data() + s * Dv;
+        float* yr = yb + s * os;
+        if (odv == 1) {
+          std::copy(o, o + Dv, yr);
+        } else {
+          for (int64_t e = 0; e < Dv; ++e) yr[e * odv] = o[e];
+        }
+      }
+    }
+  });
+  return Status::ok();
+}
+
+}  // namespace kiln::cpu
