@@ -107,8 +107,8 @@ int fuse_attention(ir::Model& m) {
     a.type = ir::AttrType::kFloat;
     a.f = scale;
     att.attributes.push_back(a);
-    for (const auto& [name, node] : {std::pair<const char*, ir::Node*>{"q_perm", tq}, {"k_perm", tk}, {"v_perm", tv},
-                                     {"out_perm", to}}) {
+    for (const auto& [name, node] :
+         {std::pair<const char*, ir::Node*>{"q_perm", tq}, {"k_perm", tk}, {"v_perm", tv}, {"out_perm", to}}) {
       if (!node) continue;
       ir::Attribute p;
       p.name = name;

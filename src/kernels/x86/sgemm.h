@@ -1,5 +1,7 @@
 // A float32 GEMM for weights known in advance: B is packed once into 16-column panels, then C = A @ B (+ bias)
-// runs an AVX2/FMA 6x16 register-blocked micro-kernel over K blocks that stay in L1. Used by MatMul, Gemm and
+// runs an AVX2/FMA 6x16 register-blocked micro-kernel over K blocks that stay in L1 (A is copied into 6-row
+// interleaved panels first when it meets more than 4 weight panels; the next weight block is prefetched while
+// one is in use). Used by MatMul, Gemm and
 // FusedMatMul when B is a constant of the model (oneDNN 2.6 repacks B on every call, which costs most of the
 // time for the M = 128 products of a transformer). Every output element is computed by one task in a fixed
 // order, so results do not depend on the thread count. Tested against the reference kernels
