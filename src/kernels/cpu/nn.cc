@@ -795,9 +795,14 @@ Status nchwcconv_kernel(KernelContext& ctx) {
     const sgemm::Conv2dGeometry geo{xd[0],        xd[1],          xd[2],          xd[3],          M,
                                     g.kernel[0],  g.kernel[1],    g.out[0],       g.out[1],       g.strides[0],
                                     g.strides[1], g.pad_begin[0], g.pad_begin[1], g.dilations[0], g.dilations[1]};
+    // ReLU is applied in the micro-kernel's registers; other activations on each finished tile.
+    const bool relu = act.kind == Activation::Kind::kRelu;
+    const std::function<void(float*, int64_t)> epilogue = [&act](float* tile, int64_t n) {
+      apply_activation(act, tile, n);
+    };
     sgemm::conv2d_nchw_to_blocked(
-        x->data<float>(), geo, *packed, b ? b->data<float>() : nullptr, B, y->data<float>(),
-        [&act](float* tile, int64_t n) { apply_activation(act, tile, n); },
+        x->data<float>(), geo, *packed, b ? b->data<float>() : nullptr, B, y->data<float>(), relu,
+        act.none() || relu ? nullptr : &epilogue,
         [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 64, fn); });
     return Status::ok();
   }

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -87,6 +88,69 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(const float* a, int64_t lda
       _mm256_store_ps(tmp + 8, acc[r][1]);
       for (int64_t j = 0; j < nr; ++j) cr[j] = accumulate ? cr[j] + tmp[j] : tmp[j];
     }
+  }
+}
+
+// tile[6][16] = the 6 x K implicit im2col matrix of six output pixels @ B panel + bias16[16], read in place:
+// element (r, k) is corner[taps[k] + r * rs] (a tile of one output row, windows inside the input, rs the stride
+// along W). The bias is added in registers: the tile is then read back with stores of the same width.
+__attribute__((target("avx2,fma"))) void kernel_conv_6x16(const float* corner, int64_t rs, const int64_t* taps,
+                                                          const float* bp, int64_t K, const float* bias16, bool relu,
+                                                          float* tile) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  const int64_t r2 = 2 * rs, r3 = 3 * rs, r4 = 4 * rs, r5 = 5 * rs;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < K; ++k) {
+    const float* a = corner + taps[k];
+    const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+    __m256 av = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    av = _mm256_broadcast_ss(a + rs);
+    c10 = _mm256_fmadd_ps(av, b0, c10);
+    c11 = _mm256_fmadd_ps(av, b1, c11);
+    av = _mm256_broadcast_ss(a + r2);
+    c20 = _mm256_fmadd_ps(av, b0, c20);
+    c21 = _mm256_fmadd_ps(av, b1, c21);
+    av = _mm256_broadcast_ss(a + r3);
+    c30 = _mm256_fmadd_ps(av, b0, c30);
+    c31 = _mm256_fmadd_ps(av, b1, c31);
+    av = _mm256_broadcast_ss(a + r4);
+    c40 = _mm256_fmadd_ps(av, b0, c40);
+    c41 = _mm256_fmadd_ps(av, b1, c41);
+    av = _mm256_broadcast_ss(a + r5);
+    c50 = _mm256_fmadd_ps(av, b0, c50);
+    c51 = _mm256_fmadd_ps(av, b1, c51);
+    bp += kNR;
+  }
+  const __m256 acc[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  const __m256 bias0 = _mm256_loadu_ps(bias16), bias1 = _mm256_loadu_ps(bias16 + 8);
+  const __m256 lo = _mm256_set1_ps(relu ? 0.0f : -INFINITY);
+  for (int64_t r = 0; r < kMR; ++r) {
+    _mm256_store_ps(tile + r * kNR, _mm256_max_ps(lo, _mm256_add_ps(acc[r][0], bias0)));
+    _mm256_store_ps(tile + r * kNR + 8, _mm256_max_ps(lo, _mm256_add_ps(acc[r][1], bias1)));
+  }
+}
+
+// tile[6][16] += bias16[16] (then max(0, .) when relu), with loads as wide as the micro-kernel's stores
+// (narrower ones would wait for them to retire).
+__attribute__((target("avx2"))) void add_bias_6x16(float* tile, const float* bias16, bool relu) {
+  const __m256 b0 = _mm256_loadu_ps(bias16), b1 = _mm256_loadu_ps(bias16 + 8);
+  const __m256 lo = _mm256_set1_ps(relu ? 0.0f : -INFINITY);
+  for (int64_t r = 0; r < kMR; ++r) {
+    float* t = tile + r * kNR;
+    _mm256_store_ps(t, _mm256_max_ps(lo, _mm256_add_ps(_mm256_load_ps(t), b0)));
+    _mm256_store_ps(t + 8, _mm256_max_ps(lo, _mm256_add_ps(_mm256_load_ps(t + 8), b1)));
+  }
+}
+
+// A full tile into a blocked-8 y: lanes 0-7 of each row to one channel block, 8-15 to the next (`next` floats on).
+__attribute__((target("avx2"))) void store_tile_blocked8(const float* tile, float* y, int64_t next) {
+  for (int64_t r = 0; r < kMR; ++r) {
+    _mm256_storeu_ps(y + r * 8, _mm256_load_ps(tile + r * kNR));
+    _mm256_storeu_ps(y + next + r * 8, _mm256_load_ps(tile + r * kNR + 8));
   }
 }
 
@@ -245,14 +309,23 @@ void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float*
 }
 
 void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias, int64_t block,
-                            float* y, const std::function<void(float* tile, int64_t n)>& epilogue,
+                            float* y, bool relu, const std::function<void(float* tile, int64_t n)>* epilogue,
                             const ParallelFor& parallel_for) {
   const int64_t K = g.C * g.KH * g.KW, P = g.OH * g.OW, CB = (g.M + block - 1) / block;
   const int64_t tiles = (P + kMR - 1) / kMR, panels = (g.M + kNR - 1) / kNR;
+  // Offset of tap k = (c, i, j) from a window's corner in one image: the interior tiles read the input in place.
+  std::vector<int64_t> taps(static_cast<size_t>(K));
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t i = 0; i < g.KH; ++i)
+      for (int64_t j = 0; j < g.KW; ++j)
+        taps[static_cast<size_t>((c * g.KH + i) * g.KW + j)] = c * g.H * g.W + i * g.dil_h * g.W + j * g.dil_w;
+  std::vector<float> padded_bias(static_cast<size_t>(panels * kNR), 0.0f);
+  if (bias) std::copy(bias, bias + g.M, padded_bias.begin());
   // Tiles go in groups, so that one weight panel (K x 16) is loaded into L1 once per group, not once per tile.
   constexpr int64_t kGroup = 8;
   parallel_for(g.N * tiles, [&](int64_t t0, int64_t t1) {
     std::vector<float> ap(static_cast<size_t>(kGroup * K * kMR));
+    const float* corner[kGroup];  // an interior tile's first window corner; nullptr: its im2col is in ap
     alignas(32) float tile[kMR * kNR];
     for (int64_t tg = t0; tg < t1; tg += kGroup) {
       const int64_t count = std::min(kGroup, t1 - tg);
@@ -260,10 +333,16 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
         const int64_t t = tg + q;
         const int64_t n = t / tiles, p0 = (t % tiles) * kMR, rows = std::min(kMR, P - p0);
         const float* xn = x + n * g.C * g.H * g.W;
-        // im2col of the tile, six pixels interleaved: ap[k * 6 + r] for pixel p0 + r, k = (c, i, j). Six pixels
-        // of one output row at stride 1 read six consecutive inputs.
         const int64_t oh0 = p0 / g.OW, ow0 = p0 % g.OW;
-        const bool one_row = rows == kMR && ow0 + kMR <= g.OW;
+        const int64_t ih0 = oh0 * g.stride_h - g.pad_t, iw0 = ow0 * g.stride_w - g.pad_l;
+        // Six pixels of one output row whose windows lie inside the input: no copy, the kernel reads x.
+        corner[q] = nullptr;
+        if (rows == kMR && ow0 + kMR <= g.OW && ih0 >= 0 && ih0 + (g.KH - 1) * g.dil_h < g.H && iw0 >= 0 &&
+            iw0 + (kMR - 1) * g.stride_w + (g.KW - 1) * g.dil_w < g.W) {
+          corner[q] = xn + ih0 * g.W + iw0;
+          continue;
+        }
+        // Otherwise the im2col of the tile, six pixels interleaved: ap[k * 6 + r] for pixel p0 + r, zero padding.
         int64_t ohs[kMR], ows[kMR];
         for (int64_t r = 0; r < kMR; ++r) {
           ohs[r] = (p0 + r) / g.OW;
@@ -275,17 +354,6 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
           for (int64_t i = 0; i < g.KH; ++i) {
             for (int64_t j = 0; j < g.KW; ++j) {
               float* dst = apq + ((c * g.KH + i) * g.KW + j) * kMR;
-              const int64_t ih = oh0 * g.stride_h - g.pad_t + i * g.dil_h;
-              const int64_t iw = ow0 * g.stride_w - g.pad_l + j * g.dil_w;
-              if (one_row && ih >= 0 && ih < g.H && iw >= 0 && iw + (kMR - 1) * g.stride_w < g.W) {
-                const float* src = xc + ih * g.W + iw;
-                if (g.stride_w == 1) {
-                  std::memcpy(dst, src, kMR * sizeof(float));
-                } else {
-                  for (int64_t r = 0; r < kMR; ++r) dst[r] = src[r * g.stride_w];
-                }
-                continue;
-              }
               for (int64_t r = 0; r < kMR; ++r) {
                 const int64_t h = ohs[r] * g.stride_h - g.pad_t + i * g.dil_h;
                 const int64_t w2 = ows[r] * g.stride_w - g.pad_l + j * g.dil_w;
@@ -297,15 +365,22 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
       }
       for (int64_t pn = 0; pn < panels; ++pn) {
         const int64_t m0 = pn * kNR;
+        const float* bp = w.data.get() + pn * K * kNR;
         for (int64_t q = 0; q < count; ++q) {
           const int64_t t = tg + q;
           const int64_t n = t / tiles, p0 = (t % tiles) * kMR, rows = std::min(kMR, P - p0);
-          kernel_6x16<true>(ap.data() + q * K * kMR, 0, w.data.get() + pn * K * kNR, K, tile, kNR, kMR, kNR, false);
-          if (bias) {
-            for (int64_t r = 0; r < rows; ++r)
-              for (int64_t j = 0; j < kNR && m0 + j < g.M; ++j) tile[r * kNR + j] += bias[m0 + j];
+          const float* b16 = padded_bias.data() + m0;
+          if (corner[q]) {
+            kernel_conv_6x16(corner[q], g.stride_w, taps.data(), bp, K, b16, relu, tile);
+          } else {
+            kernel_6x16<true>(ap.data() + q * K * kMR, 0, bp, K, tile, kNR, kMR, kNR, false);
+            add_bias_6x16(tile, b16, relu);
           }
-          epilogue(tile, rows * kNR);
+          if (epilogue) (*epilogue)(tile, rows * kNR);
+          if (block == 8 && rows == kMR && m0 + kNR <= g.M) {
+            store_tile_blocked8(tile, y + ((n * CB + m0 / 8) * P + p0) * 8, P * 8);
+            continue;
+          }
           // Scatter in runs of lanes that are contiguous in y (8 or 16 channels), padding lanes zero.
           const int64_t run = std::min(block, kNR);
           for (int64_t jj = 0; jj < kNR && m0 + jj < CB * block; jj += run) {

@@ -115,6 +115,32 @@ TEST(FastKernels, ConvMatchesReference) {
   }
 }
 
+// First layers oneDNN has no direct kernel for (a 9x9 window over 3 channels) run on the SGEMM, reading interior
+// windows in place and border ones through an im2col: with a fused ReLU (applied in registers) or another
+// activation (on the finished tile), strides and dilations, channel counts on and off the 16-wide panels.
+TEST(FastKernels, FirstLayerConvOnTheSgemmMatchesReference) {
+  std::mt19937 rng(23);
+  struct Case {
+    std::string act;
+    int64_t M, stride, dilation;
+  };
+  for (const Case& c :
+       std::vector<Case>{{"Relu", 64, 1, 1}, {"Sigmoid", 20, 2, 1}, {"", 13, 1, 2}, {"Relu", 8, 3, 1}}) {
+    SCOPED_TRACE(c.act + " M " + std::to_string(c.M) + " stride " + std::to_string(c.stride) + " dilation " +
+                 std::to_string(c.dilation));
+    std::vector<ir::Node> nodes{make_node("Conv", {"x", "w", "b"}, {c.act.empty() ? "y" : "c"}, "conv",
+                                          {make_attribute("pads", std::vector<int64_t>{4, 4, 4, 4}),
+                                           make_attribute("strides", std::vector<int64_t>{c.stride, c.stride}),
+                                           make_attribute("dilations", std::vector<int64_t>{c.dilation, c.dilation})})};
+    if (!c.act.empty()) nodes.push_back(make_node(c.act, {"c"}, {"y"}));
+    auto model = make_model(make_graph(
+        nodes, "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 3, 37, 41})},
+        {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+        {make_tensor("w", random_tensor({c.M, 3, 9, 9}, rng)), make_tensor("b", random_tensor({c.M}, rng))}));
+    expect_fast_matches_reference(model, {{"x", random_tensor({2, 3, 37, 41}, rng)}}, 1e-4f);
+  }
+}
+
 // Runs a one-node model both ways (fast and reference kernels) and compares every output element.
 void check_node(const std::string& what, ir::Node node, const std::vector<std::pair<std::string, Tensor>>& inputs,
                 std::vector<ir::NamedTensor> inits = {}) {
