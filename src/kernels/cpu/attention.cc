@@ -1,8 +1,6 @@
 // ai.kiln Attention: softmax(Q @ K * scale) @ V over each batch index, the optimizer's fusion of the attention
 // subgraph of transformer exports (docs/optimizer.md). Each input is read through a permutation (the
 // Transposes the fusion absorbed), and the output is written through one.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -11,6 +9,7 @@
 
 #include "kernels/cpu/kernel.h"
 #include "kernels/x86/sgemm.h"
+#include "kernels/x86/vmath.h"
 
 namespace kiln::cpu {
 namespace {
@@ -63,50 +62,14 @@ int64_t batch_offset(const View& v, int64_t g) {
   return off;
 }
 
-// exp(x) for x <= 0 (softmax after subtracting the row max): 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2],
-// p a degree-6 polynomial; relative error about 2e-7. Results below 2^-126 flush to zero.
-__attribute__((target("avx2,fma"))) __m256 exp_nonpositive(__m256 x) {
-  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);  // a NaN stays NaN
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
 // Row-wise softmax in place over rows of n floats.
-__attribute__((target("avx2,fma"))) void softmax_rows(float* s, int64_t rows, int64_t n) {
+void softmax_rows(float* s, int64_t rows, int64_t n) {
   for (int64_t i = 0; i < rows; ++i) {
     float* row = s + i * n;
     float mx = row[0];
     for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
-    const __m256 vmx = _mm256_set1_ps(mx);
-    __m256 vsum = _mm256_setzero_ps();
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-      const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(row + j), vmx));
-      _mm256_storeu_ps(row + j, e);
-      vsum = _mm256_add_ps(vsum, e);
-    }
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, vsum);
-    float sum = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
-    for (; j < n; ++j) {
-      row[j] = std::exp(row[j] - mx);
-      sum += row[j];
-    }
-    const float inv = 1.0f / sum;
-    const __m256 vinv = _mm256_set1_ps(inv);
-    for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), vinv));
-    for (; j < n; ++j) row[j] *= inv;
+    const float inv = 1.0f / vmath::exp_shifted_sum(row, n, mx);
+    for (int64_t j = 0; j < n; ++j) row[j] *= inv;
   }
 }
 

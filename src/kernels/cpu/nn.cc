@@ -14,6 +14,7 @@
 #include "kernels/cpu/kernel.h"
 #include "kernels/dnnl/dnnl_kernels.h"
 #include "kernels/x86/sgemm.h"
+#include "kernels/x86/vmath.h"
 
 namespace kiln::cpu {
 namespace {
@@ -163,10 +164,25 @@ StatusOr<bool> packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_
         if (!p) return ctx.error("out of memory packing weight B");
         return p;
       }));
-  sgemm::gemm(a, M, K, *packed, bias, y,
-              [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 1, fn); });
-  Status st = dnnl_kernels::eltwise_f32(y, M * N, act, ctx.num_threads());
-  if (!st.is_ok()) return ctx.error(st.message());
+  // ReLU and GELU run on each finished block while it is in cache; the other activations in one oneDNN pass.
+  const bool in_tasks = act.kind == Activation::Kind::kRelu || act.kind == Activation::Kind::kGelu;
+  const sgemm::Epilogue epilogue = [&act](float* c, int64_t rows, int64_t cols, int64_t ldc) {
+    for (int64_t i = 0; i < rows; ++i) {
+      if (act.kind == Activation::Kind::kGelu) {
+        vmath::gelu(c + i * ldc, cols);
+      } else {
+        apply_activation(act, c + i * ldc, cols);
+      }
+    }
+  };
+  sgemm::gemm(
+      a, M, K, *packed, bias, y,
+      [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 1, fn); },
+      in_tasks ? &epilogue : nullptr);
+  if (!in_tasks) {
+    Status st = dnnl_kernels::eltwise_f32(y, M * N, act, ctx.num_threads());
+    if (!st.is_ok()) return ctx.error(st.message());
+  }
   return true;
 }
 

@@ -25,10 +25,12 @@ constexpr int64_t kPrefetchNextMinBlocks = 4;
 // c[0..mr)[0..nr) (+)= A @ B panel over kc steps, the B panel bp[k * 16 + j] from pack_b. kPacked: A is a panel
 // of six rows interleaved, a[k * 6 + r] (rows past the end of A zero), from pack_a_block. Otherwise A is
 // row-major, rows `lda` apart; a block of fewer than 6 rows reads a clamped row for the rest (its sums are
-// dropped). All 12 accumulators stay in registers.
-template <bool kPacked>
-__attribute__((target("avx2,fma"))) void kernel_6x16(const float* a, int64_t lda, const float* bp, int64_t kc, float* c,
-                                                     int64_t ldc, int64_t mr, int64_t nr, bool accumulate) {
+// dropped). All 12 accumulators stay in registers. kRows 3 computes the first three rows only.
+template <bool kPacked, int kRows>
+__attribute__((target("avx2,fma"))) void kernel_rows_x16(const float* a, int64_t lda, const float* bp, int64_t kc,
+                                                         float* c, int64_t ldc, int64_t mr, int64_t nr,
+                                                         bool accumulate) {
+  static_assert(kRows == 3 || kRows == 6, "3 or 6 rows");
   const int64_t step = kPacked ? 1 : lda;
   const float* a0 = a;
   const float* a1 = a + (kPacked ? 1 : std::min<int64_t>(1, mr - 1) * step);
@@ -54,15 +56,17 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(const float* a, int64_t lda
     av = _mm256_broadcast_ss(a2);
     c20 = _mm256_fmadd_ps(av, b0, c20);
     c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a3);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a4);
-    c40 = _mm256_fmadd_ps(av, b0, c40);
-    c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a5);
-    c50 = _mm256_fmadd_ps(av, b0, c50);
-    c51 = _mm256_fmadd_ps(av, b1, c51);
+    if (kRows > 3) {
+      av = _mm256_broadcast_ss(a3);
+      c30 = _mm256_fmadd_ps(av, b0, c30);
+      c31 = _mm256_fmadd_ps(av, b1, c31);
+      av = _mm256_broadcast_ss(a4);
+      c40 = _mm256_fmadd_ps(av, b0, c40);
+      c41 = _mm256_fmadd_ps(av, b1, c41);
+      av = _mm256_broadcast_ss(a5);
+      c50 = _mm256_fmadd_ps(av, b0, c50);
+      c51 = _mm256_fmadd_ps(av, b1, c51);
+    }
     a0 += kAStep;
     a1 += kAStep;
     a2 += kAStep;
@@ -88,6 +92,17 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(const float* a, int64_t lda
       _mm256_store_ps(tmp + 8, acc[r][1]);
       for (int64_t j = 0; j < nr; ++j) cr[j] = accumulate ? cr[j] + tmp[j] : tmp[j];
     }
+  }
+}
+
+// A block of up to 6 rows; one of 3 rows or fewer (the tail of M) costs half.
+template <bool kPacked>
+void kernel_6x16(const float* a, int64_t lda, const float* bp, int64_t kc, float* c, int64_t ldc, int64_t mr,
+                 int64_t nr, bool accumulate) {
+  if (mr <= 3) {
+    kernel_rows_x16<kPacked, 3>(a, lda, bp, kc, c, ldc, mr, nr, accumulate);
+  } else {
+    kernel_rows_x16<kPacked, 6>(a, lda, bp, kc, c, ldc, mr, nr, accumulate);
   }
 }
 
@@ -248,12 +263,13 @@ void gemm_serial(const float* a, int64_t M, int64_t lda, const float* bp, int64_
 }
 
 void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float* bias, float* c,
-          const ParallelFor& parallel_for) {
+          const ParallelFor& parallel_for, const Epilogue* epilogue) {
   const int64_t K = b.K, N = b.N;
   if (M <= 0 || N <= 0) return;
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i)
       for (int64_t n = 0; n < N; ++n) c[i * N + n] = bias ? bias[n] : 0.0f;
+    if (epilogue) (*epilogue)(c, M, N, N);
     return;
   }
   const int64_t blocks = (M + kMR - 1) / kMR, panels = (N + kNR - 1) / kNR;
@@ -300,10 +316,12 @@ void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float*
           }
         }
       }
+      const int64_t r0 = ib0 * kMR, r1 = std::min(M, ib1 * kMR), n0 = p0 * kNR, n1 = std::min(N, p1 * kNR);
       if (bias) {
-        for (int64_t i = ib0 * kMR; i < std::min(M, ib1 * kMR); ++i)
-          for (int64_t n = p0 * kNR; n < std::min(N, p1 * kNR); ++n) c[i * N + n] += bias[n];
+        for (int64_t i = r0; i < r1; ++i)
+          for (int64_t n = n0; n < n1; ++n) c[i * N + n] += bias[n];
       }
+      if (epilogue) (*epilogue)(c + r0 * N + n0, r1 - r0, n1 - n0, N);
     }
   });
 }

@@ -35,9 +35,12 @@ void pack_b_into(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t
 void gemm_serial(const float* a, int64_t M, int64_t lda, const float* bp, int64_t K, int64_t N, float* c, int64_t ldc);
 
 // c[M, N] = a[M, K] (rows `lda` apart) @ B + bias[N] (nullptr: none). `parallel_for(n, fn)` spreads tasks.
+// `epilogue` (when not null) runs on each task's finished block of c while it is in cache: rows x cols
+// floats at c, rows ldc apart (an activation).
 using ParallelFor = std::function<void(int64_t n, const std::function<void(int64_t, int64_t)>& fn)>;
+using Epilogue = std::function<void(float* c, int64_t rows, int64_t cols, int64_t ldc)>;
 void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float* bias, float* c,
-          const ParallelFor& parallel_for);
+          const ParallelFor& parallel_for, const Epilogue* epilogue = nullptr);
 
 // A convolution from a plain NCHW input (a first layer: few input channels, any kernel size) straight into
 // the channel-blocked layout: six output pixels at a time are multiplied by the packed weights W [M, C*KH*KW]
