@@ -1377,6 +1377,10 @@ Status layernormalization_kernel(KernelContext& ctx) {
       for (int64_t o = o0; o < o1; ++o) {
         const float* xr = px + o * inner;
         float* yr = py + o * inner;
+        if (sgemm::available()) {
+          vmath::layernorm_row(xr, ps, pb, yr, inner, eps);
+          continue;
+        }
         double s = 0;
         for (int64_t j = 0; j < inner; ++j) s += xr[j];
         const float m = inner > 0 ? static_cast<float>(s / static_cast<double>(inner)) : 0.0f;

@@ -25,6 +25,30 @@ __attribute__((target("avx2,fma"))) __m256 exp_nonpositive(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+// The sum of v[i] - center (or of its squares) in double: four accumulators of 4 lanes, so the adds do not
+// wait on one another.
+__attribute__((target("avx2,fma"))) double sum_centered(const float* v, int64_t n, float center, bool squares) {
+  __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+  const __m256 c = _mm256_set1_ps(center);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int h = 0; h < 2; ++h) {
+      __m256 d = _mm256_sub_ps(_mm256_loadu_ps(v + i + 8 * h), c);
+      if (squares) d = _mm256_mul_ps(d, d);
+      acc[2 * h] = _mm256_add_pd(acc[2 * h], _mm256_cvtps_pd(_mm256_castps256_ps128(d)));
+      acc[2 * h + 1] = _mm256_add_pd(acc[2 * h + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1)));
+    }
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc[2], acc[3])));
+  double s = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; i < n; ++i) {
+    const float d = v[i] - center;
+    s += squares ? static_cast<double>(d) * d : d;
+  }
+  return s;
+}
+
 }  // namespace
 
 __attribute__((target("avx2,fma"))) float exp_shifted_sum(float* x, int64_t n, float shift) {
@@ -64,11 +88,26 @@ __attribute__((target("avx2,fma"))) void gelu(float* x, int64_t n) {
     poly = _mm256_fmadd_ps(poly, t, a1);
     poly = _mm256_mul_ps(poly, t);
     const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(az, az)));
-    const __m256 erf_abs = _mm256_fnmadd_ps(poly, e, one);                   // erf(|z|)
-    const __m256 erf = _mm256_or_ps(erf_abs, _mm256_and_ps(sign, z));        // sign of z
+    const __m256 erf_abs = _mm256_fnmadd_ps(poly, e, one);             // erf(|z|)
+    const __m256 erf = _mm256_or_ps(erf_abs, _mm256_and_ps(sign, z));  // sign of z
     _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, erf)));
   }
   for (; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+}
+
+__attribute__((target("avx2,fma"))) void layernorm_row(const float* x, const float* scale, const float* bias, float* y,
+                                                       int64_t n, double eps) {
+  if (n <= 0) return;
+  const float mean = static_cast<float>(sum_centered(x, n, 0.0f, false) / static_cast<double>(n));
+  const float inv = static_cast<float>(1.0 / std::sqrt(sum_centered(x, n, mean, true) / static_cast<double>(n) + eps));
+  const __m256 vm = _mm256_set1_ps(mean), vi = _mm256_set1_ps(inv);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 t =
+        _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vi), _mm256_loadu_ps(scale + i));
+    _mm256_storeu_ps(y + i, bias ? _mm256_add_ps(t, _mm256_loadu_ps(bias + i)) : t);
+  }
+  for (; i < n; ++i) y[i] = (x[i] - mean) * inv * scale[i] + (bias ? bias[i] : 0.0f);
 }
 
 }  // namespace kiln::vmath
