@@ -1,6 +1,7 @@
 // Layer normalization as exporters before opset 17 write it:
 //   d = x - ReduceMean(x); y = d / Sqrt(ReduceMean(Pow(d, 2)) + eps) * gamma + beta
-// over trailing axes [-k..-1], with constant gamma and beta, becomes one ai.kiln LayerNormalization.
+// over trailing axes [-k..-1], with constant gamma and beta, becomes one ai.kiln LayerNormalization; a residual
+// Add that only the normalization reads becomes its Skip input.
 #include <algorithm>
 
 #include "optimizer/graph_util.h"
@@ -99,6 +100,24 @@ int fuse_layernorm(ir::Model& m) {
     for (ir::Node* n : {sub, pow, var, add_eps, sqrt, div, mul}) mark_removed(*n);
     if (!beta.empty()) mark_removed(*add_beta);
     mean = std::move(ln);
+    ++rewrites;
+  }
+  sweep_removed(g);
+  // A residual Add feeding only the normalization becomes its Skip input: Y = LN(A + B), one pass.
+  GraphView after(g);
+  for (auto& ln : g.nodes) {
+    if (!is_kiln(ln, "LayerNormalization") || ln.inputs.size() > 3 || ln.inputs.empty()) continue;
+    const int p = after.producer(ln.inputs[0]);
+    if (p < 0) continue;
+    ir::Node& add = g.nodes[static_cast<size_t>(p)];
+    if (!is_onnx(add, "Add") || add.inputs.size() != 2 || add.inputs[0].empty() || add.inputs[1].empty() ||
+        after.single_reader(add.outputs[0]) < 0 || after.read_by_subgraph(add.outputs[0])) {
+      continue;
+    }
+    ln.inputs.resize(3);
+    ln.inputs[0] = add.inputs[0];
+    ln.inputs.push_back(add.inputs[1]);
+    mark_removed(add);
     ++rewrites;
   }
   sweep_removed(g);

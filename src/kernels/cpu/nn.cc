@@ -1337,10 +1337,26 @@ Status instancenormalization_kernel(KernelContext& ctx) {
   return write_output(ctx, 0, x.dtype(), x.dims(), y);
 }
 
+Status add_kernel(KernelContext& ctx);  // elementwise.cc
+
 Status layernormalization_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* scale, ctx.required_input(1));
   KILN_RETURN_IF_ERROR(require_float(ctx, *x, "input 0 (X)"));
+  // ai.kiln's optional Skip (input 3): the residual sum X + Skip is normalized. Of X's shape and dtype it is
+  // added row by row below; otherwise (broadcast, reference kernels) by the Add kernel first.
+  const Tensor* skip = ctx.input(3);
+  Tensor summed;
+  if (skip && (ctx.reference_kernels() || skip->dims() != x->dims() || skip->dtype() != x->dtype() ||
+               x->dtype() != DType::kFloat32)) {
+    Value xv(*x), sv(*skip);
+    KernelContext sub(ctx.node(), 14, {&xv, &sv}, 1);
+    sub.set_reference_kernels(ctx.reference_kernels());
+    KILN_RETURN_IF_ERROR(add_kernel(sub));
+    summed = sub.take_output(0).tensor();
+    x = &summed;
+    skip = nullptr;
+  }
   const int64_t rank = static_cast<int64_t>(x->rank());
   KILN_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx, ctx.attr_int("axis", -1), rank));
   const double eps = ctx.attr_float("epsilon", 1e-5f);
@@ -1372,11 +1388,17 @@ Status layernormalization_kernel(KernelContext& ctx) {
     const float* px = x->data<float>();
     const float* ps = scale->data<float>();
     const float* pb = bias_t ? bias_t->data<float>() : nullptr;
+    const float* pskip = skip ? skip->data<float>() : nullptr;
     float* py = out->data<float>();
     ctx.parallel_for(outer, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, inner)), [&](int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; ++o) {
         const float* xr = px + o * inner;
         float* yr = py + o * inner;
+        if (pskip) {  // the sum goes to y's row, normalized in place (each element is read before it is written)
+          const float* sr = pskip + o * inner;
+          for (int64_t j = 0; j < inner; ++j) yr[j] = xr[j] + sr[j];
+          xr = yr;
+        }
         if (sgemm::available()) {
           vmath::layernorm_row(xr, ps, pb, yr, inner, eps);
           continue;

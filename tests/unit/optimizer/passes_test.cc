@@ -182,6 +182,17 @@ TEST(Passes, FuseLayerNormFindsTheDecomposedForm) {
                         {scalar("two", 2.0f), scalar("eps", 1e-5f), make_tensor("gamma", random_tensor({8}, rng)),
                          make_tensor("beta", random_tensor({8}, rng))});
   check_pass(model, "fuse_layernorm", {"LayerNormalization"}, {{"x", random_tensor({2, 3, 8}, rng)}}, 1e-4f);
+
+  // After a residual Add that nothing else reads: the Add becomes the Skip input.
+  auto nodes = model.graph.nodes;
+  nodes.insert(nodes.begin(), make_node("Add", {"r", "s"}, {"x"}));
+  auto residual = model_of(nodes,
+                           {make_tensor_value_info("r", DType::kFloat32, std::vector<DimArg>{2, 3, 8}),
+                            make_tensor_value_info("s", DType::kFloat32, std::vector<DimArg>{2, 3, 8})},
+                           model.graph.initializers);
+  auto fused = check_pass(residual, "fuse_layernorm", {"LayerNormalization"},
+                          {{"r", random_tensor({2, 3, 8}, rng)}, {"s", random_tensor({2, 3, 8}, rng)}}, 1e-4f);
+  EXPECT_EQ(fused.graph.nodes[0].inputs, (std::vector<std::string>{"r", "gamma", "beta", "s"}));
 }
 
 // torch's MultiheadAttention export, sequence first: q, k, v [S, heads, D] -> heads first, q / sqrt(D),

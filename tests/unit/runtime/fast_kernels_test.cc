@@ -378,6 +378,19 @@ TEST(FastKernels, SoftmaxLogSoftmaxAndLayerNormMatchReference) {
         {make_tensor("s", random_tensor(norm, rng)), make_tensor("b", random_tensor(norm, rng))}, dims);
     expect_fast_matches_reference(model, {{"x", random_tensor(dims, rng)}}, 1e-4f);
   }
+  // ai.kiln LayerNormalization with a Skip input: of X's shape (added row by row) or broadcast (the Add kernel
+  // first), with and without a bias.
+  for (std::vector<int64_t> skip_dims : {std::vector<int64_t>{2, 6, 33}, {33}}) {
+    for (bool bias : {true, false}) {
+      SCOPED_TRACE("Skip " + dims_to_string(skip_dims) + (bias ? " bias" : ""));
+      std::vector<ir::NamedTensor> inits{make_tensor("s", random_tensor({33}, rng)),
+                                         make_tensor("k", random_tensor(skip_dims, rng))};
+      if (bias) inits.push_back(make_tensor("b", random_tensor({33}, rng)));
+      auto model = one_node("LayerNormalization", {"x", "s", bias ? "b" : "", "k"}, {make_attribute("epsilon", 1e-5f)},
+                            inits, {2, 6, 33}, "ai.kiln");
+      expect_fast_matches_reference(model, {{"x", random_tensor({2, 6, 33}, rng)}}, 1e-4f);
+    }
+  }
 }
 
 TEST(FastKernels, PoolingMatchesReference) {
