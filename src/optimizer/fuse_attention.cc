@@ -43,7 +43,6 @@ int fuse_attention(ir::Model& m) {
     return t;
   };
   const int64_t opset = m.opset("").value_or(0);
-  std::vector<ir::Node*> removed;
   for (auto& sm : g.nodes) {
     if (!is_onnx(sm, "Softmax")) continue;
     // Scores -> [scale] -> Softmax -> MatMul with V.
