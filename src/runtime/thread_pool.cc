@@ -16,13 +16,18 @@ ThreadPool::ThreadPool(int threads) : threads_(threads > 0 ? threads : physical_
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
-  const int64_t chunks = std::min<int64_t>(threads_, (n + grain - 1) / grain);
-  if (chunks <= 1 || omp_in_parallel()) {
+  const int64_t grains = (n + grain - 1) / grain;
+  if (threads_ <= 1 || grains <= 1 || omp_in_parallel()) {
     fn(0, n);
     return;
   }
+  // Up to kChunksPerThread chunks per thread, handed out as threads come free: on a shared machine a core that
+  // is slowed or preempted for a while then holds up one small chunk, not a whole share.
+  constexpr int64_t kChunksPerThread = 4;
+  const int64_t chunks = std::min<int64_t>(grains, threads_ * kChunksPerThread);
+  const int64_t team = std::min<int64_t>(threads_, chunks);
   const int64_t step = (n + chunks - 1) / chunks;
-#pragma omp parallel for num_threads(static_cast <int>(chunks)) schedule(static, 1)
+#pragma omp parallel for num_threads(static_cast <int>(team)) schedule(dynamic, 1)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t begin = c * step;
     if (begin < n) fn(begin, std::min(n, begin + step));
