@@ -189,7 +189,7 @@ Status RunMemory::finish(std::vector<Value>& outputs) {
       pattern->total = std::max(pattern->total, offset + allocs[a].size);
     }
     for (size_t i = 0; i < allocs.size(); ++i) {
-      if (!planned(allocs[i]) || !planned(allocs[group[i]])) continue;
+      if (!planned(allocs[i])) continue;  // a member of a group is planned, and so is its group
       const size_t index = pattern->blocks.size();
       pattern->blocks[allocs[i].key] = {allocs[group[i]].size, offset_of[group[i]], index};
     }

@@ -18,7 +18,7 @@ using Dims = std::vector<int64_t>;
 
 // An input or output seen through a permutation: dims[i] = base dims[perm[i]], strides likewise (elements).
 struct View {
-  Dims dims, strides;
+  Dims dims, strides, perm;
 };
 
 StatusOr<View> permuted(KernelContext& ctx, const Dims& base, const std::string& attr, const char* what) {
@@ -37,13 +37,9 @@ StatusOr<View> permuted(KernelContext& ctx, const Dims& base, const std::string&
     return ctx.error("attribute '" + attr + "' " + dims_to_string(perm) + " is not a permutation of the " +
                      std::to_string(rank) + " axes of " + what + " " + dims_to_string(base));
   }
-  Dims strides(base.size());
-  int64_t s = 1;
-  for (int64_t i = rank - 1; i >= 0; --i) {
-    strides[static_cast<size_t>(i)] = s;
-    s *= base[static_cast<size_t>(i)];
-  }
+  const Dims strides = strides_of(base);
   View v;
+  v.perm = perm;
   for (int64_t p : perm) {
     v.dims.push_back(base[static_cast<size_t>(p)]);
     v.strides.push_back(strides[static_cast<size_t>(p)]);
@@ -108,21 +104,12 @@ Status attention_kernel(KernelContext& ctx) {
   od.push_back(Dv);
   // Y = Transpose(O, out_perm): Y's dims, and O's axes seen through Y's strides.
   KILN_ASSIGN_OR_RETURN(View yv, permuted(ctx, od, "out_perm", "the attention output"));
-  Dims ydims = yv.dims;
-  std::vector<int64_t> out_perm = ctx.attr_ints("out_perm");
-  if (out_perm.empty()) {
-    for (size_t i = 0; i < r; ++i) out_perm.push_back(static_cast<int64_t>(i));
-  }
-  View ov;  // O's axes over Y's memory
+  const Dims& ydims = yv.dims;
+  View ov;  // O's axes over Y's memory: O's axis perm[i] is Y's axis i
   ov.dims = od;
   ov.strides.assign(r, 0);
-  {
-    int64_t s = 1;
-    for (int64_t i = static_cast<int64_t>(r) - 1; i >= 0; --i) {
-      ov.strides[static_cast<size_t>(out_perm[static_cast<size_t>(i)])] = s;
-      s *= ydims[static_cast<size_t>(i)];
-    }
-  }
+  const Dims ystrides = strides_of(ydims);
+  for (size_t i = 0; i < r; ++i) ov.strides[static_cast<size_t>(yv.perm[i])] = ystrides[i];
   const float scale = ctx.attr_float("scale", 1.0f);
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, ydims));
   int64_t G = 1;
@@ -163,22 +150,28 @@ Status attention_kernel(KernelContext& ctx) {
   // One batch index (an attention head) per task: Q scaled into rows, K and V packed for the SGEMM, scores
   // [S, T] and their softmax in cache, then O = P @ V written through the output's strides.
   ctx.parallel_for(G, 1, [&](int64_t g0, int64_t g1) {
-    std::vector<float> qbuf(static_cast<size_t>(S * D)), scores(static_cast<size_t>(S * T)),
-        obuf(static_cast<size_t>(S * Dv));
-    std::vector<float> kp(static_cast<size_t>(sgemm::packed_b_floats(D, T))),
-        vp(static_cast<size_t>(sgemm::packed_b_floats(T, Dv)));
+    // The thread's scratch, kept between runs (no allocation in the steady state): Q, scores, O, packed K and V.
+    thread_local std::vector<float> scratch;
+    const int64_t nkp = sgemm::packed_b_floats(D, T), nvp = sgemm::packed_b_floats(T, Dv);
+    const size_t need = static_cast<size_t>(S * D + S * T + S * Dv + nkp + nvp);
+    if (scratch.size() < need) scratch.resize(need);
+    float* qbuf = scratch.data();
+    float* scores = qbuf + S * D;
+    float* obuf = scores + S * T;
+    float* kp = obuf + S * Dv;
+    float* vp = kp + nkp;
     for (int64_t g = g0; g < g1; ++g) {
       const float* qb = pq + batch_offset(qv, g);
       for (int64_t s = 0; s < S; ++s)
-        for (int64_t d = 0; d < D; ++d) qbuf[static_cast<size_t>(s * D + d)] = qb[s * qs + d * qd] * scale;
-      sgemm::pack_b_into(pk + batch_offset(kv, g), D, T, kd, kt, kp.data());
-      sgemm::pack_b_into(pv + batch_offset(vv, g), T, Dv, vt, vd, vp.data());
-      sgemm::gemm_serial(qbuf.data(), S, D, kp.data(), D, T, scores.data(), T);
-      if (T > 0) softmax_rows(scores.data(), S, T);
-      sgemm::gemm_serial(scores.data(), S, T, vp.data(), T, Dv, obuf.data(), Dv);
+        for (int64_t d = 0; d < D; ++d) qbuf[s * D + d] = qb[s * qs + d * qd] * scale;
+      sgemm::pack_b_into(pk + batch_offset(kv, g), D, T, kd, kt, kp);
+      sgemm::pack_b_into(pv + batch_offset(vv, g), T, Dv, vt, vd, vp);
+      sgemm::gemm_serial(qbuf, S, D, kp, D, T, scores, T);
+      if (T > 0) softmax_rows(scores, S, T);
+      sgemm::gemm_serial(scores, S, T, vp, T, Dv, obuf, Dv);
       float* yb = py + batch_offset(ov, g);
       for (int64_t s = 0; s < S; ++s) {
-        const float* o = obuf.data() + s * Dv;
+        const float* o = obuf + s * Dv;
         float* yr = yb + s * os;
         if (odv == 1) {
           std::copy(o, o + Dv, yr);

@@ -157,12 +157,8 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
         dnnl::reorder(z_user, dst_mem).execute(strm, z_user, dst_mem);
       }
     }
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, w_mem}, {DNNL_ARG_DST, dst_mem}};
-    if (b) args.emplace(DNNL_ARG_BIAS, memory(c->b_md, eng, const_cast<void*>(b->raw_data())));
-    args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad_for(c->pd.scratchpad_desc()));
-    c->prim.execute(strm, args);
-    if (dst_mem != dst_user) dnnl::reorder(dst_mem, dst_user).execute(strm, dst_mem, dst_user);
-    strm.wait();
+    execute_weighted(c->prim, c->pd.scratchpad_desc(), src_mem, w_mem, dst_mem, dst_user, c->b_md,
+                     b ? b->raw_data() : nullptr, strm);
   } catch (const dnnl::error& e) {
     return internal_error(std::string("oneDNN convolution failed: ") + e.what());
   }

@@ -93,12 +93,8 @@ Status deconv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvP
                        : in_layout(memory(d->w_md, eng, const_cast<void*>(w.raw_data())), d->pd.weights_desc(), strm);
     memory src_mem = in_layout(src_user, d->pd.src_desc(), strm), dst_mem = dst_user;
     if (d->pd.dst_desc() != d->dst_md) dst_mem = memory(d->pd.dst_desc(), eng);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, w_mem}, {DNNL_ARG_DST, dst_mem}};
-    if (b) args.emplace(DNNL_ARG_BIAS, memory(d->b_md, eng, const_cast<void*>(b->raw_data())));
-    args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad_for(d->pd.scratchpad_desc()));
-    d->prim.execute(strm, args);
-    if (dst_mem != dst_user) dnnl::reorder(dst_mem, dst_user).execute(strm, dst_mem, dst_user);
-    strm.wait();
+    execute_weighted(d->prim, d->pd.scratchpad_desc(), src_mem, w_mem, dst_mem, dst_user, d->b_md,
+                     b ? b->raw_data() : nullptr, strm);
   } catch (const dnnl::error& e) {
     return internal_error(std::string("oneDNN deconvolution failed: ") + e.what());
   }

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <unordered_map>
 
 #include "kernels/cpu/activation.h"
 
@@ -50,6 +51,21 @@ inline dnnl::memory pack_weights(const dnnl::memory::desc& user_md, const void* 
   dnnl::memory packed = in_layout(dnnl::memory(user_md, cpu_engine(), const_cast<void*>(data)), want, strm);
   strm.wait();
   return packed;
+}
+
+// Runs a convolution-like primitive on src, weights and dst (in its layouts) plus the bias when not null (as
+// b_md) and the thread's scratchpad; a dst the primitive computed outside dst_user is reordered into it. Waits.
+inline void execute_weighted(const dnnl::primitive& prim, const dnnl::memory::desc& scratchpad_md,
+                             const dnnl::memory& src, const dnnl::memory& w, const dnnl::memory& dst,
+                             const dnnl::memory& dst_user, const dnnl::memory::desc& b_md, const void* bias,
+                             dnnl::stream& strm) {
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(b_md, cpu_engine(), const_cast<void*>(bias)));
+  args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad_for(scratchpad_md));
+  prim.execute(strm, args);
+  if (dst != dst_user)
+    dnnl::reorder(dst, dst_user).execute(strm, const_cast<dnnl::memory&>(dst), const_cast<dnnl::memory&>(dst_user));
+  strm.wait();
 }
 
 // Appends `act` as eltwise post-ops (HardSigmoid takes two: linear, then clip to [0, 1]).

@@ -22,6 +22,20 @@ constexpr int64_t kPackAMinPanels = 4;
 // The next K block of weights is prefetched while the current one is used by at least this many row blocks.
 constexpr int64_t kPrefetchNextMinBlocks = 4;
 
+// One K step of a block of 16 columns: acc[r] += broadcast(*a[r]) * (b0, b1) for the first kRows rows. Inlined
+// into the micro-kernels, where the accumulators stay in registers.
+template <int kRows>
+__attribute__((target("avx2,fma"), always_inline)) inline void fma_step(__m256 (&acc)[kMR][2],
+                                                                        const float* const (&a)[kMR], __m256 b0,
+                                                                        __m256 b1) {
+#pragma GCC unroll 6
+  for (int r = 0; r < kRows; ++r) {
+    const __m256 av = _mm256_broadcast_ss(a[r]);
+    acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+    acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+  }
+}
+
 // c[0..mr)[0..nr) (+)= A @ B panel over kc steps, the B panel bp[k * 16 + j] from pack_b. kPacked: A is a panel
 // of six rows interleaved, a[k * 6 + r] (rows past the end of A zero), from pack_a_block. Otherwise A is
 // row-major, rows `lda` apart; a block of fewer than 6 rows reads a clamped row for the rest (its sums are
@@ -31,52 +45,26 @@ __attribute__((target("avx2,fma"))) void kernel_rows_x16(const float* a, int64_t
                                                          float* c, int64_t ldc, int64_t mr, int64_t nr,
                                                          bool accumulate) {
   static_assert(kRows == 3 || kRows == 6, "3 or 6 rows");
-  const int64_t step = kPacked ? 1 : lda;
-  const float* a0 = a;
-  const float* a1 = a + (kPacked ? 1 : std::min<int64_t>(1, mr - 1) * step);
-  const float* a2 = a + (kPacked ? 2 : std::min<int64_t>(2, mr - 1) * step);
-  const float* a3 = a + (kPacked ? 3 : std::min<int64_t>(3, mr - 1) * step);
-  const float* a4 = a + (kPacked ? 4 : std::min<int64_t>(4, mr - 1) * step);
-  const float* a5 = a + (kPacked ? 5 : std::min<int64_t>(5, mr - 1) * step);
+  const float* rows[kMR];
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) rows[r] = a + (kPacked ? r : std::min<int64_t>(r, mr - 1) * lda);
   constexpr int64_t kAStep = kPacked ? kMR : 1;
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  __m256 acc[kMR][2];
+#pragma GCC unroll 6
+  for (auto& row : acc) row[0] = row[1] = _mm256_setzero_ps();
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    if (kPacked) _mm_prefetch(reinterpret_cast<const char*>(a0 + kPrefetchA), _MM_HINT_T0);
+    if (kPacked) _mm_prefetch(reinterpret_cast<const char*>(rows[0] + kPrefetchA), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(bp + kPrefetchB), _MM_HINT_T0);
-    const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-    __m256 av = _mm256_broadcast_ss(a0);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a1);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a2);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    if (kRows > 3) {
-      av = _mm256_broadcast_ss(a3);
-      c30 = _mm256_fmadd_ps(av, b0, c30);
-      c31 = _mm256_fmadd_ps(av, b1, c31);
-      av = _mm256_broadcast_ss(a4);
-      c40 = _mm256_fmadd_ps(av, b0, c40);
-      c41 = _mm256_fmadd_ps(av, b1, c41);
-      av = _mm256_broadcast_ss(a5);
-      c50 = _mm256_fmadd_ps(av, b0, c50);
-      c51 = _mm256_fmadd_ps(av, b1, c51);
-    }
-    a0 += kAStep;
-    a1 += kAStep;
-    a2 += kAStep;
-    a3 += kAStep;
-    a4 += kAStep;
-    a5 += kAStep;
+    fma_step<kRows>(acc, rows, _mm256_loadu_ps(bp), _mm256_loadu_ps(bp + 8));
+#pragma GCC unroll 6
+    for (auto& row : rows) row += kAStep;
     bp += kNR;
   }
-  const __m256 acc[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  for (int64_t r = 0; r < mr; ++r) {
+  // Unrolled, so that every accumulator index is a constant and the accumulators never leave registers.
+#pragma GCC unroll 6
+  for (int r = 0; r < kRows; ++r) {
+    if (r >= mr) break;
     float* cr = c + r * ldc;
     if (nr == kNR) {
       __m256 v0 = acc[r][0], v1 = acc[r][1];
@@ -106,59 +94,47 @@ void kernel_6x16(const float* a, int64_t lda, const float* bp, int64_t kc, float
   }
 }
 
-// tile[6][16] = the 6 x K implicit im2col matrix of six output pixels @ B panel + bias16[16], read in place:
-// element (r, k) is corner[taps[k] + r * rs] (a tile of one output row, windows inside the input, rs the stride
-// along W). The bias is added in registers: the tile is then read back with stores of the same width.
-__attribute__((target("avx2,fma"))) void kernel_conv_6x16(const float* corner, int64_t rs, const int64_t* taps,
-                                                          const float* bp, int64_t K, const float* bias16, bool relu,
-                                                          float* tile) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  const int64_t r2 = 2 * rs, r3 = 3 * rs, r4 = 4 * rs, r5 = 5 * rs;
-#pragma GCC unroll 4
-  for (int64_t k = 0; k < K; ++k) {
-    const float* a = corner + taps[k];
-    const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-    __m256 av = _mm256_broadcast_ss(a);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + rs);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + r2);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + r3);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + r4);
-    c40 = _mm256_fmadd_ps(av, b0, c40);
-    c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + r5);
-    c50 = _mm256_fmadd_ps(av, b0, c50);
-    c51 = _mm256_fmadd_ps(av, b1, c51);
-    bp += kNR;
-  }
-  const __m256 acc[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  const __m256 bias0 = _mm256_loadu_ps(bias16), bias1 = _mm256_loadu_ps(bias16 + 8);
+// tile[6][16] = acc + bias16[16], then max(0, .) when relu.
+__attribute__((target("avx2"), always_inline)) inline void finish_tile(const __m256 (&acc)[kMR][2], const float* bias16,
+                                                                       bool relu, float* tile) {
+  const __m256 b0 = _mm256_loadu_ps(bias16), b1 = _mm256_loadu_ps(bias16 + 8);
   const __m256 lo = _mm256_set1_ps(relu ? 0.0f : -INFINITY);
-  for (int64_t r = 0; r < kMR; ++r) {
-    _mm256_store_ps(tile + r * kNR, _mm256_max_ps(lo, _mm256_add_ps(acc[r][0], bias0)));
-    _mm256_store_ps(tile + r * kNR + 8, _mm256_max_ps(lo, _mm256_add_ps(acc[r][1], bias1)));
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) {
+    _mm256_store_ps(tile + r * kNR, _mm256_max_ps(lo, _mm256_add_ps(acc[r][0], b0)));
+    _mm256_store_ps(tile + r * kNR + 8, _mm256_max_ps(lo, _mm256_add_ps(acc[r][1], b1)));
   }
 }
 
-// tile[6][16] += bias16[16] (then max(0, .) when relu), with loads as wide as the micro-kernel's stores
-// (narrower ones would wait for them to retire).
-__attribute__((target("avx2"))) void add_bias_6x16(float* tile, const float* bias16, bool relu) {
-  const __m256 b0 = _mm256_loadu_ps(bias16), b1 = _mm256_loadu_ps(bias16 + 8);
-  const __m256 lo = _mm256_set1_ps(relu ? 0.0f : -INFINITY);
-  for (int64_t r = 0; r < kMR; ++r) {
-    float* t = tile + r * kNR;
-    _mm256_store_ps(t, _mm256_max_ps(lo, _mm256_add_ps(_mm256_load_ps(t), b0)));
-    _mm256_store_ps(t + 8, _mm256_max_ps(lo, _mm256_add_ps(_mm256_load_ps(t + 8), b1)));
+// tile[6][16] = the 6 x K implicit im2col matrix of six output pixels @ B panel + bias, ReLU'd when relu, read
+// in place: element (r, k) is corner[taps[k] + r * rs] (a tile of one output row, windows inside the input, rs
+// the stride along W). Bias and ReLU are applied in registers.
+__attribute__((target("avx2,fma"))) void kernel_conv_6x16(const float* corner, int64_t rs, const int64_t* taps,
+                                                          const float* bp, int64_t K, const float* bias16, bool relu,
+                                                          float* tile) {
+  __m256 acc[kMR][2];
+#pragma GCC unroll 6
+  for (auto& row : acc) row[0] = row[1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < K; ++k) {
+    const float* a = corner + taps[k];
+    const float* const rows[kMR] = {a, a + rs, a + 2 * rs, a + 3 * rs, a + 4 * rs, a + 5 * rs};
+    fma_step<kMR>(acc, rows, _mm256_loadu_ps(bp), _mm256_loadu_ps(bp + 8));
+    bp += kNR;
   }
+  finish_tile(acc, bias16, relu, tile);
+}
+
+// finish_tile on a tile the packed micro-kernel stored, read back with loads as wide as its stores (narrower
+// ones would wait for the stores to retire).
+__attribute__((target("avx2"))) void add_bias_6x16(float* tile, const float* bias16, bool relu) {
+  __m256 acc[kMR][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) {
+    acc[r][0] = _mm256_load_ps(tile + r * kNR);
+    acc[r][1] = _mm256_load_ps(tile + r * kNR + 8);
+  }
+  finish_tile(acc, bias16, relu, tile);
 }
 
 // A full tile into a blocked-8 y: lanes 0-7 of each row to one channel block, 8-15 to the next (`next` floats on).
@@ -173,18 +149,14 @@ __attribute__((target("avx2"))) void store_tile_blocked8(const float* tile, floa
 void pack_a_block(const float* a, int64_t M, int64_t K, int64_t lda, int64_t ib, float* ap) {
   const int64_t r0 = ib * kMR, rows = std::min(kMR, M - r0);
   const float* src = a + r0 * lda;
-  if (rows == kMR) {
-    for (int64_t k = 0; k < K; ++k, ap += kMR) {
-      for (int64_t r = 0; r < kMR; ++r) ap[r] = src[r * lda + k];
-    }
-    return;
-  }
   for (int64_t k = 0; k < K; ++k, ap += kMR) {
-    for (int64_t r = 0; r < kMR; ++r) ap[r] = r < rows ? src[r * lda + k] : 0.0f;
+    for (int64_t r = 0; r < rows; ++r) ap[r] = src[r * lda + k];
+    for (int64_t r = rows; r < kMR; ++r) ap[r] = 0.0f;
   }
 }
 
-// The calling thread's buffer for packed A (kept between calls; a very large one is given back).
+// A thread's buffer for packed A panels or im2col tiles (kept between calls, so the steady state does not
+// allocate; a very large one is given back).
 class PackedA {
  public:
   explicit PackedA(size_t floats) {
@@ -342,7 +314,7 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
   // Tiles go in groups, so that one weight panel (K x 16) is loaded into L1 once per group, not once per tile.
   constexpr int64_t kGroup = 8;
   parallel_for(g.N * tiles, [&](int64_t t0, int64_t t1) {
-    std::vector<float> ap(static_cast<size_t>(kGroup * K * kMR));
+    const PackedA ap(static_cast<size_t>(kGroup * K * kMR));
     const float* corner[kGroup];  // an interior tile's first window corner; nullptr: its im2col is in ap
     alignas(32) float tile[kMR * kNR];
     for (int64_t tg = t0; tg < t1; tg += kGroup) {
