@@ -145,13 +145,22 @@ __attribute__((target("avx2"))) void store_tile_blocked8(const float* tile, floa
   }
 }
 
-// Row block `ib` of A [M, K] (rows lda apart) into the interleaved panel ap[k * 6 + r], zero past row M.
-void pack_a_block(const float* a, int64_t M, int64_t K, int64_t lda, int64_t ib, float* ap) {
+// Row block `ib` of A [M, K] (rows lda apart) into interleaved panels ap[k * 6 + r], zero past row M: one panel
+// per K block of kKC, at packed_a_offset(kb, ib, blocks, K). The panels of one K block are contiguous, so the
+// row blocks that share a weight block read A as one stream (the micro-kernel's prefetch runs on into the next
+// panel), instead of jumping K floats between them.
+int64_t packed_a_offset(int64_t kb, int64_t ib, int64_t blocks, int64_t K) {
+  return kb * blocks * kMR + ib * std::min(kKC, K - kb) * kMR;
+}
+void pack_a_block(const float* a, int64_t M, int64_t K, int64_t lda, int64_t ib, int64_t blocks, float* ap) {
   const int64_t r0 = ib * kMR, rows = std::min(kMR, M - r0);
   const float* src = a + r0 * lda;
-  for (int64_t k = 0; k < K; ++k, ap += kMR) {
-    for (int64_t r = 0; r < rows; ++r) ap[r] = src[r * lda + k];
-    for (int64_t r = rows; r < kMR; ++r) ap[r] = 0.0f;
+  for (int64_t kb = 0; kb < K; kb += kKC) {
+    float* out = ap + packed_a_offset(kb, ib, blocks, K);
+    for (int64_t k = kb; k < std::min(K, kb + kKC); ++k, out += kMR) {
+      for (int64_t r = 0; r < rows; ++r) out[r] = src[r * lda + k];
+      for (int64_t r = rows; r < kMR; ++r) out[r] = 0.0f;
+    }
   }
 }
 
@@ -249,7 +258,7 @@ void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float*
   const PackedA ap(pack ? static_cast<size_t>(blocks * K * kMR) : 0);
   if (pack) {
     parallel_for(blocks, [&](int64_t b0, int64_t b1) {
-      for (int64_t ib = b0; ib < b1; ++ib) pack_a_block(a, M, K, lda, ib, ap.data() + ib * K * kMR);
+      for (int64_t ib = b0; ib < b1; ++ib) pack_a_block(a, M, K, lda, ib, blocks, ap.data());
     });
   }
   const int64_t row_tasks = (blocks + kRowBlocksPerTask - 1) / kRowBlocksPerTask;
@@ -281,7 +290,7 @@ void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float*
             float* cp = c + ib * kMR * N + pn * kNR;
             const int64_t mr = std::min(kMR, M - ib * kMR);
             if (pack) {
-              kernel_6x16<true>(ap.data() + (ib * K + kb) * kMR, 0, bp, kc, cp, N, mr, nr, kb > 0);
+              kernel_6x16<true>(ap.data() + packed_a_offset(kb, ib, blocks, K), 0, bp, kc, cp, N, mr, nr, kb > 0);
             } else {
               kernel_6x16<false>(a + ib * kMR * lda + kb, lda, bp, kc, cp, N, mr, nr, kb > 0);
             }
