@@ -430,6 +430,13 @@ TEST(FastKernels, TransposeAndSliceMatchReference) {
     auto model = one_node("Transpose", {"x"}, {make_attribute("perm", perm)}, {}, dims);
     expect_fast_matches_reference(model, {{"x", random_tensor(dims, rng)}}, 0.0f);
   }
+  // Moving only axes of size 1 gives a view of the input (the first two); the last one moves data.
+  const std::vector<int64_t> ones{1, 3, 1, 5};
+  for (std::vector<int64_t> perm : {std::vector<int64_t>{1, 0, 2, 3}, {2, 1, 3, 0}, {3, 1, 0, 2}}) {
+    SCOPED_TRACE("size-1 axes, perm " + dims_to_string(perm));
+    auto model = one_node("Transpose", {"x"}, {make_attribute("perm", perm)}, {}, ones);
+    expect_fast_matches_reference(model, {{"x", random_tensor(ones, rng)}}, 0.0f);
+  }
   struct SliceCase {
     std::vector<int64_t> starts, ends, axes, steps;
   };
