@@ -42,7 +42,18 @@ struct ConvPrimitive {
   dnnl::convolution_forward prim;
   memory::desc src_md, w_md, dst_md, b_md;
   memory packed_w;  // empty when the weights are reordered on every call
+  // The primitive takes the tensors as they are (their layouts, weights packed or already in its layout, no
+  // padding lanes for set_data_handle to zero): calls then re-point the thread's memory objects in `bound`.
+  bool direct = false;
+  size_t scratch_bytes = 0;
+  ThreadArgs bound;
 };
+
+bool unpadded(const memory::desc& md) {
+  size_t n = sizeof(float);
+  for (auto d : md.dims()) n *= static_cast<size_t>(d);
+  return n == md.get_size();
+}
 
 StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor& w, bool has_bias, bool has_sum,
                                                    const ConvParams& p, const cpu::Activation& act,
@@ -86,8 +97,11 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
   c->pd = p.dst_block ? make_pd(c->src_md, c->dst_md) : make_pd(src_any, dst_any);
   if (p.dst_block && std::string(c->pd.impl_info_str()).rfind("ref", 0) == 0) c->pd = make_pd(src_any, dst_any);
   c->prim = dnnl::convolution_forward(c->pd);
-  if (constant_weights && c->pd.weights_desc() != c->w_md)
-    c->packed_w = pack_weights(c->w_md, w.raw_data(), c->pd.weights_desc());
+  const bool w_as_is = c->pd.weights_desc() == c->w_md;
+  if (constant_weights && !w_as_is) c->packed_w = pack_weights(c->w_md, w.raw_data(), c->pd.weights_desc());
+  c->direct = (c->packed_w || w_as_is) && c->pd.src_desc() == c->src_md && c->pd.dst_desc() == c->dst_md &&
+              unpadded(c->src_md) && unpadded(c->dst_md);
+  c->scratch_bytes = c->pd.scratchpad_desc().get_size();
   return c;
 }
 
@@ -140,6 +154,27 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
       KILN_ASSIGN_OR_RETURN(c, make_conv(x, w, b != nullptr, z != nullptr, p, act, false));
     }
     dnnl::engine& eng = cpu_engine();
+    if (c->direct) {
+      const std::shared_ptr<ThreadArgs::Set> set = c->bound.get([&](std::unordered_map<int, memory>& args) {
+        args = {{DNNL_ARG_SRC, memory(c->src_md, eng, nullptr)},
+                {DNNL_ARG_WEIGHTS, memory(c->pd.weights_desc(), eng, nullptr)},
+                {DNNL_ARG_DST, memory(c->dst_md, eng, nullptr)},
+                {DNNL_ARG_SCRATCHPAD, memory(c->pd.scratchpad_desc(), eng, nullptr)}};
+        if (b) args.emplace(DNNL_ARG_BIAS, memory(c->b_md, eng, nullptr));
+      });
+      // The sum post-op accumulates into y: start it from z.
+      if (z && z->raw_data() != y.raw_data()) std::memcpy(y.raw_data(), z->raw_data(), y.nbytes());
+      auto& args = set->args;
+      args.at(DNNL_ARG_SRC).set_data_handle(const_cast<void*>(x.raw_data()));
+      args.at(DNNL_ARG_WEIGHTS)
+          .set_data_handle(c->packed_w ? c->packed_w.get_data_handle() : const_cast<void*>(w.raw_data()));
+      args.at(DNNL_ARG_DST).set_data_handle(y.raw_data());
+      args.at(DNNL_ARG_SCRATCHPAD).set_data_handle(scratch_buffer(c->scratch_bytes));
+      if (b) args.at(DNNL_ARG_BIAS).set_data_handle(const_cast<void*>(b->raw_data()));
+      c->prim.execute(set->strm, args);
+      set->strm.wait();
+      return Status::ok();
+    }
     dnnl::stream strm(eng);
     memory src_user(c->src_md, eng, const_cast<void*>(x.raw_data()));
     memory dst_user(c->dst_md, eng, y.raw_data());

@@ -3,8 +3,12 @@
 
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <thread>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "kernels/cpu/activation.h"
 
@@ -17,14 +21,13 @@ inline dnnl::engine& cpu_engine() {
 
 // Primitives are made with a user scratchpad (library scratchpads are not safe when concurrent runs execute
 // the same cached primitive): each thread keeps one growing scratch buffer and lends it to the primitive it runs.
-inline dnnl::memory scratchpad_for(const dnnl::memory::desc& md) {
+inline void* scratch_buffer(size_t need) {
   struct Scratch {
     void* data = nullptr;
     size_t size = 0;
     ~Scratch() { std::free(data); }
   };
   thread_local Scratch scratch;
-  const size_t need = md.get_size();
   if (need > scratch.size) {
     std::free(scratch.data);
     scratch.size = (need + 4095) / 4096 * 4096;
@@ -34,8 +37,44 @@ inline dnnl::memory scratchpad_for(const dnnl::memory::desc& md) {
       throw dnnl::error(dnnl_out_of_memory, "cannot allocate the oneDNN scratchpad");
     }
   }
-  return dnnl::memory(md, cpu_engine(), need ? scratch.data : nullptr);
+  return need ? scratch.data : nullptr;
 }
+
+inline dnnl::memory scratchpad_for(const dnnl::memory::desc& md) {
+  return dnnl::memory(md, cpu_engine(), scratch_buffer(md.get_size()));
+}
+
+// The memory objects and stream of a cached primitive's calls, one set per calling thread (concurrent runs
+// share the primitive), made once: each call re-points them at its buffers with set_data_handle instead of
+// making new ones (every dnnl::memory and argument map costs allocations, a fair part of a small node's time).
+class ThreadArgs {
+ public:
+  struct Set {
+    dnnl::stream strm;
+    std::unordered_map<int, dnnl::memory> args;
+  };
+  // The calling thread's set; init() fills a new one.
+  template <typename Init>
+  std::shared_ptr<Set> get(Init&& init) {
+    const std::thread::id me = std::this_thread::get_id();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, set] : sets_) {
+      if (id == me) return set;
+    }
+    // Threads come and go in a long-lived process: keep the sets of the last few only.
+    if (sets_.size() >= kMaxThreads) sets_.erase(sets_.begin());
+    auto set = std::make_shared<Set>();
+    set->strm = dnnl::stream(cpu_engine());
+    init(set->args);
+    sets_.emplace_back(me, set);
+    return set;
+  }
+
+ private:
+  static constexpr size_t kMaxThreads = 16;
+  std::mutex mu_;
+  std::vector<std::pair<std::thread::id, std::shared_ptr<Set>>> sets_;
+};
 
 // `user` in the layout `want`: itself when it already is, else a new memory filled by a reorder on `strm`.
 inline dnnl::memory in_layout(const dnnl::memory& user, const dnnl::memory::desc& want, dnnl::stream& strm) {

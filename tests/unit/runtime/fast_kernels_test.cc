@@ -4,6 +4,8 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "kiln/ir/builder.h"
 #include "kiln/runtime/session.h"
@@ -454,35 +456,66 @@ TEST(FastKernels, TransposeAndSliceMatchReference) {
   }
 }
 
+// Plain-input first layer, average and max pooling, depthwise, a residual sum and a broadcast residual, global
+// pooling, with c channels.
+ir::Model blocked_chain(int64_t c, std::mt19937& rng) {
+  auto pads = make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1});
+  return make_model(
+      make_graph(
+          {make_node("Conv", {"x", "w1", "b1"}, {"c1"}, "", {pads}), make_node("Relu", {"c1"}, {"r1"}),
+           make_node("AveragePool", {"r1"}, {"p"}, "",
+                     {make_attribute("kernel_shape", std::vector<int64_t>{2, 2}),
+                      make_attribute("strides", std::vector<int64_t>{2, 2})}),
+           make_node("MaxPool", {"p"}, {"mp"}, "",
+                     {make_attribute("kernel_shape", std::vector<int64_t>{3, 3}), pads,
+                      make_attribute("strides", std::vector<int64_t>{2, 2})}),
+           make_node("Conv", {"mp", "wd"}, {"d"}, "", {pads, make_attribute("group", c)}),
+           make_node("Add", {"d", "mp"}, {"a"}), make_node("Sigmoid", {"a"}, {"s"}),
+           make_node("Conv", {"s", "w3"}, {"c3"}), make_node("Add", {"c3", "bias3"}, {"a3"}),
+           make_node("GlobalAveragePool", {"a3"}, {"y"})},
+          "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{"n", 3, 14, 14})},
+          {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+          {make_tensor("w1", random_tensor({c, 3, 3, 3}, rng)), make_tensor("b1", random_tensor({c}, rng)),
+           make_tensor("wd", random_tensor({c, 1, 3, 3}, rng)), make_tensor("w3", random_tensor({c, c, 1, 1}, rng)),
+           make_tensor("bias3", random_tensor({c, 1, 1}, rng))}),
+      {{"", 14}});
+}
+
 TEST(FastKernels, BlockedLayoutChainsMatchReference) {
   std::mt19937 rng(17);
-  // Plain-input first layer, average and max pooling, depthwise, a residual sum and a broadcast residual, global
-  // pooling, for channel counts on and off the block: the whole graph optimized (NCHWc at level all) against the
+  // For channel counts on and off the block: the whole graph optimized (NCHWc at level all) against the
   // unoptimized graph on the reference kernels.
   for (int64_t c : {8, 12, 16}) {
     SCOPED_TRACE("channels " + std::to_string(c));
-    auto pads = make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1});
-    auto model = make_model(
-        make_graph(
-            {make_node("Conv", {"x", "w1", "b1"}, {"c1"}, "", {pads}), make_node("Relu", {"c1"}, {"r1"}),
-             make_node("AveragePool", {"r1"}, {"p"}, "",
-                       {make_attribute("kernel_shape", std::vector<int64_t>{2, 2}),
-                        make_attribute("strides", std::vector<int64_t>{2, 2})}),
-             make_node("MaxPool", {"p"}, {"mp"}, "",
-                       {make_attribute("kernel_shape", std::vector<int64_t>{3, 3}), pads,
-                        make_attribute("strides", std::vector<int64_t>{2, 2})}),
-             make_node("Conv", {"mp", "wd"}, {"d"}, "", {pads, make_attribute("group", c)}),
-             make_node("Add", {"d", "mp"}, {"a"}), make_node("Sigmoid", {"a"}, {"s"}),
-             make_node("Conv", {"s", "w3"}, {"c3"}), make_node("Add", {"c3", "bias3"}, {"a3"}),
-             make_node("GlobalAveragePool", {"a3"}, {"y"})},
-            "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{"n", 3, 14, 14})},
-            {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
-            {make_tensor("w1", random_tensor({c, 3, 3, 3}, rng)), make_tensor("b1", random_tensor({c}, rng)),
-             make_tensor("wd", random_tensor({c, 1, 3, 3}, rng)), make_tensor("w3", random_tensor({c, c, 1, 1}, rng)),
-             make_tensor("bias3", random_tensor({c, 1, 1}, rng))}),
-        {{"", 14}});
-    expect_fast_matches_reference(model, {{"x", random_tensor({2, 3, 14, 14}, rng)}}, 1e-4f);
+    expect_fast_matches_reference(blocked_chain(c, rng), {{"x", random_tensor({2, 3, 14, 14}, rng)}}, 1e-4f);
   }
+}
+
+// Concurrent runs share the cached oneDNN primitives; each thread has its own memory objects for them.
+TEST(FastKernels, ConcurrentRunsOfBlockedConvolutionsAgree) {
+  std::mt19937 rng(23);
+  auto session = std::move(Session::create(blocked_chain(16, rng))).value();
+  std::vector<NamedTensors> feeds;
+  std::vector<Tensor> expected;
+  for (int i = 0; i < 4; ++i) {
+    feeds.push_back({{"x", random_tensor({1 + i % 2, 3, 14, 14}, rng)}});
+    auto out = session->run(feeds.back());
+    ASSERT_TRUE(out.is_ok()) << out.status().message();
+    expected.push_back((*out)[0]);
+  }
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < 100; ++r) {
+        const size_t i = static_cast<size_t>((t + r) % 4);
+        auto out = session->run(feeds[i]);
+        if (!out.is_ok() || !(*out)[0].equals(expected[i])) ++mismatches[static_cast<size_t>(t)];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int m : mismatches) EXPECT_EQ(m, 0);
 }
 
 // A residual sum whose Z dies at the convolution (a downsample branch): from the second run on, the memory
