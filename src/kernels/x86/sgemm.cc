@@ -145,19 +145,55 @@ __attribute__((target("avx2"))) void store_tile_blocked8(const float* tile, floa
   }
 }
 
-// Row block `ib` of A [M, K] (rows lda apart) into interleaved panels ap[k * 6 + r], zero past row M: one panel
-// per K block of kKC, at packed_a_offset(kb, ib, blocks, K). The panels of one K block are contiguous, so the
-// row blocks that share a weight block read A as one stream (the micro-kernel's prefetch runs on into the next
-// panel), instead of jumping K floats between them.
+// Where pack_a_block puts the panel of row block `ib` for the K block starting at kb. The panels of one K block
+// are contiguous, so the row blocks that share a weight block read A as one stream (the micro-kernel's prefetch
+// runs on into the next panel), instead of jumping K floats between them.
 int64_t packed_a_offset(int64_t kb, int64_t ib, int64_t blocks, int64_t K) {
   return kb * blocks * kMR + ib * std::min(kKC, K - kb) * kMR;
 }
-void pack_a_block(const float* a, int64_t M, int64_t K, int64_t lda, int64_t ib, int64_t blocks, float* ap) {
+
+// Eight K steps of six rows into a panel: out[k * 6 + r] = rows[r][k] for k < 8 (an 8 x 8 transpose whose
+// rows 6 and 7 are zero; each K step is stored as 4 + 2 floats).
+__attribute__((target("avx2"), always_inline)) inline void pack_8x6(const float* const (&rows)[kMR], float* out) {
+  const __m256 z = _mm256_setzero_ps();
+  const __m256 r0 = _mm256_loadu_ps(rows[0]), r1 = _mm256_loadu_ps(rows[1]), r2 = _mm256_loadu_ps(rows[2]),
+               r3 = _mm256_loadu_ps(rows[3]), r4 = _mm256_loadu_ps(rows[4]), r5 = _mm256_loadu_ps(rows[5]);
+  // t0 = (r0 k0, r1 k0, r0 k1, r1 k1 | the same for k4, k5), t1 for k2, k3 | k6, k7; likewise rows 2-3, 4-5.
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  // u[j] = rows 0-3 of K step j | of step j + 4; v[j] = rows 4-5 (then zeros) of the same steps.
+  const __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                       _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+  const __m256 v[4] = {_mm256_shuffle_ps(t4, z, 0x44), _mm256_shuffle_ps(t4, z, 0xEE), _mm256_shuffle_ps(t5, z, 0x44),
+                       _mm256_shuffle_ps(t5, z, 0xEE)};
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    _mm_storeu_ps(out + j * kMR, _mm256_castps256_ps128(u[j]));
+    _mm_storel_pi(reinterpret_cast<__m64*>(out + j * kMR + 4), _mm256_castps256_ps128(v[j]));
+    _mm_storeu_ps(out + (j + 4) * kMR, _mm256_extractf128_ps(u[j], 1));
+    _mm_storel_pi(reinterpret_cast<__m64*>(out + (j + 4) * kMR + 4), _mm256_extractf128_ps(v[j], 1));
+  }
+}
+
+// Row block `ib` of A [M, K] (rows lda apart) into interleaved panels ap[k * 6 + r], zero past row M: one panel
+// per K block of kKC, at packed_a_offset(kb, ib, blocks, K). Eight K steps at a time through pack_8x6 when the
+// block has six rows.
+__attribute__((target("avx2"))) void pack_a_block(const float* a, int64_t M, int64_t K, int64_t lda, int64_t ib,
+                                                  int64_t blocks, float* ap) {
   const int64_t r0 = ib * kMR, rows = std::min(kMR, M - r0);
   const float* src = a + r0 * lda;
   for (int64_t kb = 0; kb < K; kb += kKC) {
     float* out = ap + packed_a_offset(kb, ib, blocks, K);
-    for (int64_t k = kb; k < std::min(K, kb + kKC); ++k, out += kMR) {
+    const int64_t kend = std::min(K, kb + kKC);
+    int64_t k = kb;
+    if (rows == kMR) {
+      for (; k + 8 <= kend; k += 8, out += 8 * kMR) {
+        const float* const rp[kMR] = {src + k,           src + lda + k,     src + 2 * lda + k,
+                                      src + 3 * lda + k, src + 4 * lda + k, src + 5 * lda + k};
+        pack_8x6(rp, out);
+      }
+    }
+    for (; k < kend; ++k, out += kMR) {
       for (int64_t r = 0; r < rows; ++r) out[r] = src[r * lda + k];
       for (int64_t r = rows; r < kMR; ++r) out[r] = 0.0f;
     }
