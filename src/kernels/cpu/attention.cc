@@ -59,16 +59,6 @@ int64_t batch_offset(const View& v, int64_t g) {
 }
 
 // Row-wise softmax in place over rows of n floats.
-void softmax_rows(float* s, int64_t rows, int64_t n) {
-  for (int64_t i = 0; i < rows; ++i) {
-    float* row = s + i * n;
-    float mx = row[0];
-    for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
-    const float inv = 1.0f / vmath::exp_shifted_sum(row, n, mx);
-    for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-  }
-}
-
 }  // namespace
 
 // Attention(Q, K, V): with Qm = Transpose(Q, q_perm) [..., S, D], Km = Transpose(K, k_perm) [..., D, T] and
@@ -147,37 +137,39 @@ Status attention_kernel(KernelContext& ctx) {
     return Status::ok();
   }
 
-  // One batch index (an attention head) per task: Q scaled into rows, K and V packed for the SGEMM, scores
-  // [S, T] and their softmax in cache, then O = P @ V written through the output's strides.
+  // One batch index (an attention head) per task: K and V packed for the SGEMM, scores [S, T] = Q @ K read in
+  // place when Q's rows are contiguous, their scaled softmax in cache, then O = P @ V written straight into Y
+  // when its rows are contiguous there.
+  const bool q_in_place = qd == 1, o_in_place = odv == 1;
   ctx.parallel_for(G, 1, [&](int64_t g0, int64_t g1) {
     // The thread's scratch, kept between runs (no allocation in the steady state): Q, scores, O, packed K and V.
     thread_local std::vector<float> scratch;
     const int64_t nkp = sgemm::packed_b_floats(D, T), nvp = sgemm::packed_b_floats(T, Dv);
-    const size_t need = static_cast<size_t>(S * D + S * T + S * Dv + nkp + nvp);
+    const int64_t nq = q_in_place ? 0 : S * D, no = o_in_place ? 0 : S * Dv;
+    const size_t need = static_cast<size_t>(nq + S * T + no + nkp + nvp);
     if (scratch.size() < need) scratch.resize(need);
     float* qbuf = scratch.data();
-    float* scores = qbuf + S * D;
+    float* scores = qbuf + nq;
     float* obuf = scores + S * T;
-    float* kp = obuf + S * Dv;
+    float* kp = obuf + no;
     float* vp = kp + nkp;
     for (int64_t g = g0; g < g1; ++g) {
       const float* qb = pq + batch_offset(qv, g);
-      for (int64_t s = 0; s < S; ++s)
-        for (int64_t d = 0; d < D; ++d) qbuf[s * D + d] = qb[s * qs + d * qd] * scale;
+      if (!q_in_place) {
+        for (int64_t s = 0; s < S; ++s)
+          for (int64_t d = 0; d < D; ++d) qbuf[s * D + d] = qb[s * qs + d * qd];
+      }
       sgemm::pack_b_into(pk + batch_offset(kv, g), D, T, kd, kt, kp);
       sgemm::pack_b_into(pv + batch_offset(vv, g), T, Dv, vt, vd, vp);
-      sgemm::gemm_serial(qbuf, S, D, kp, D, T, scores, T);
-      if (T > 0) softmax_rows(scores, S, T);
-      sgemm::gemm_serial(scores, S, T, vp, T, Dv, obuf, Dv);
+      sgemm::gemm_serial(q_in_place ? qb : qbuf, S, q_in_place ? qs : D, kp, D, T, scores, T);
+      if (T > 0) {
+        for (int64_t s = 0; s < S; ++s) vmath::softmax_row(scores + s * T, T, scale);
+      }
       float* yb = py + batch_offset(ov, g);
-      for (int64_t s = 0; s < S; ++s) {
-        const float* o = obuf + s * Dv;
-        float* yr = yb + s * os;
-        if (odv == 1) {
-          std::copy(o, o + Dv, yr);
-        } else {
-          for (int64_t e = 0; e < Dv; ++e) yr[e * odv] = o[e];
-        }
+      sgemm::gemm_serial(scores, S, T, vp, T, Dv, o_in_place ? yb : obuf, o_in_place ? os : Dv);
+      if (!o_in_place) {
+        for (int64_t s = 0; s < S; ++s)
+          for (int64_t e = 0; e < Dv; ++e) yb[s * os + e * odv] = obuf[s * Dv + e];
       }
     }
   });

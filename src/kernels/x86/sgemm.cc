@@ -223,6 +223,33 @@ class PackedA {
   float* data_;
 };
 
+// dst[j * ldd + i] = src[i * lds + j] for i, j < 8.
+__attribute__((target("avx2"))) void transpose_8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m256 r[8], t[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // t[0] = (0 0, 1 0, 0 1, 1 1 | 0 4, 1 4, 0 5, 1 5) as (row col), t[1] the same for cols 2, 3 | 6, 7.
+#pragma GCC unroll 2
+  for (int i = 0; i < 8; i += 4) {
+    for (int h = 0; h < 2; ++h) {
+      r[i + 2 * h] = _mm256_shuffle_ps(t[i + h], t[i + 2 + h], 0x44);
+      r[i + 2 * h + 1] = _mm256_shuffle_ps(t[i + h], t[i + 2 + h], 0xEE);
+    }
+  }
+  // r[0] = col 0 of rows i..i+3 | col 4 of them (i = 0: rows 0-3, r[4..7] rows 4-7), r[1] cols 1 | 5, r[2] 2 | 6,
+  // r[3] 3 | 7.
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    _mm256_storeu_ps(dst + j * ldd, _mm256_permute2f128_ps(r[j], r[4 + j], 0x20));
+    _mm256_storeu_ps(dst + (j + 4) * ldd, _mm256_permute2f128_ps(r[j], r[4 + j], 0x31));
+  }
+}
+
 }  // namespace
 
 bool available() {
@@ -236,7 +263,15 @@ void pack_b_into(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t
   const int64_t panels = (N + kNR - 1) / kNR;
   for (int64_t pn = 0; pn < panels; ++pn) {
     const int64_t n0 = pn * kNR, cols = std::min(kNR, N - n0);
-    for (int64_t k = 0; k < K; ++k) {
+    int64_t k0 = 0;
+    if (stride_k == 1 && cols == kNR) {
+      // B transposed (each column contiguous along K, keys in attention): 8 x 8 transposes.
+      for (; k0 + 8 <= K; k0 += 8) {
+        for (int64_t half = 0; half < kNR; half += 8)
+          transpose_8x8(b + (n0 + half) * stride_n + k0, stride_n, out + (pn * K + k0) * kNR + half, kNR);
+      }
+    }
+    for (int64_t k = k0; k < K; ++k) {
       float* o = out + (pn * K + k) * kNR;
       const float* src = b + k * stride_k + n0 * stride_n;
       if (stride_n == 1 && cols == kNR) {

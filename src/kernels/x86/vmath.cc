@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace kiln::vmath {
@@ -51,12 +52,34 @@ __attribute__((target("avx2,fma"))) double sum_centered(const float* v, int64_t 
 
 }  // namespace
 
-__attribute__((target("avx2,fma"))) float exp_shifted_sum(float* x, int64_t n, float shift) {
-  const __m256 vs = _mm256_set1_ps(shift);
-  __m256 vsum = _mm256_setzero_ps();
+__attribute__((target("avx2,fma"))) void softmax_row(float* x, int64_t n, float scale) {
+  if (n <= 0) return;
+  // The largest of scale * x: the max of x, or its min when scale is negative. A NaN propagates through the
+  // sums below.
+  __m256 vmax = _mm256_set1_ps(-INFINITY), vmin = _mm256_set1_ps(INFINITY);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+    const __m256 v = _mm256_loadu_ps(x + i);
+    vmax = _mm256_max_ps(vmax, v);
+    vmin = _mm256_min_ps(vmin, v);
+  }
+  alignas(32) float hi[8], lo[8];
+  _mm256_store_ps(hi, vmax);
+  _mm256_store_ps(lo, vmin);
+  float mx = -INFINITY, mn = INFINITY;
+  for (int l = 0; l < 8; ++l) {
+    mx = std::max(mx, hi[l]);
+    mn = std::min(mn, lo[l]);
+  }
+  for (int64_t j = i; j < n; ++j) {
+    mx = std::max(mx, x[j]);
+    mn = std::min(mn, x[j]);
+  }
+  const float shift = scale * (scale >= 0.0f ? mx : mn);
+  const __m256 vs = _mm256_set1_ps(shift), vscale = _mm256_set1_ps(scale);
+  __m256 vsum = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = exp_nonpositive(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), vscale, vs));
     _mm256_storeu_ps(x + i, e);
     vsum = _mm256_add_ps(vsum, e);
   }
@@ -64,10 +87,13 @@ __attribute__((target("avx2,fma"))) float exp_shifted_sum(float* x, int64_t n, f
   _mm256_store_ps(lanes, vsum);
   float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
   for (; i < n; ++i) {
-    x[i] = std::exp(x[i] - shift);
+    x[i] = std::exp(std::fma(x[i], scale, -shift));
     sum += x[i];
   }
-  return sum;
+  const float inv = 1.0f / sum;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+  for (; i < n; ++i) x[i] *= inv;
 }
 
 __attribute__((target("avx2,fma"))) void gelu(float* x, int64_t n) {

@@ -6,9 +6,10 @@
 
 namespace kiln::vmath {
 
-// x[i] = exp(x[i] - shift) for every i (inputs at or below `shift`: a softmax row minus its max), and returns
-// their sum. Relative error about 2e-7; results below 2^-126 flush to zero; NaN stays NaN.
-float exp_shifted_sum(float* x, int64_t n, float shift);
+// x = softmax(scale * x) over one row of n floats: exp(scale * x[i] - shift), shift the largest of scale * x,
+// summed, then divided by the sum. exp to about 2e-7 relative; results below 2^-126 flush to zero; a NaN makes
+// the row NaN.
+void softmax_row(float* x, int64_t n, float scale);
 
 // x[i] = GELU(x[i]) = x / 2 * (1 + erf(x / sqrt 2)), erf to about 2e-7 absolute (Abramowitz and Stegun 7.1.26).
 void gelu(float* x, int64_t n);

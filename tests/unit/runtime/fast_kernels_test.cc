@@ -311,6 +311,8 @@ TEST(FastKernels, AttentionMatchesReference) {
   struct Case {
     std::string name;
     std::vector<int64_t> q, k, v, q_perm, k_perm, v_perm, out_perm;
+    float scale = 0.35f;
+    float magnitude = 1.0f;  // inputs in [-magnitude, magnitude]
   };
   const std::vector<Case> cases = {
       {"torch, sequence first", {13, 3, 8}, {13, 3, 8}, {13, 3, 8}, {1, 0, 2}, {1, 2, 0}, {1, 0, 2}, {1, 0, 2}},
@@ -324,10 +326,23 @@ TEST(FastKernels, AttentionMatchesReference) {
        {0, 2, 1, 3},
        {0, 2, 1, 3}},
       {"long rows (K over 256)", {1, 40, 300}, {1, 300, 33}, {1, 33, 20}, {}, {}, {}, {}},
+      // Keys transposed on the fly in 8 x 8 blocks (two full panels of 16 keys, then 5; D = 20 is 2 blocks and
+      // 4 more), Q and the output in place, and a negative scale over scores of a few hundred (the softmax must
+      // shift by the scaled minimum, or exp overflows).
+      {"torch layout, several key panels",
+       {37, 2, 20},
+       {37, 2, 20},
+       {37, 2, 20},
+       {1, 0, 2},
+       {1, 2, 0},
+       {1, 0, 2},
+       {1, 0, 2},
+       -0.6f,
+       4.0f},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    std::vector<ir::Attribute> attrs{make_attribute("scale", 0.35f)};
+    std::vector<ir::Attribute> attrs{make_attribute("scale", c.scale)};
     for (auto [name, perm] : {std::pair<const char*, std::vector<int64_t>>{"q_perm", c.q_perm},
                               {"k_perm", c.k_perm},
                               {"v_perm", c.v_perm},
@@ -341,8 +356,12 @@ TEST(FastKernels, AttentionMatchesReference) {
                     make_tensor_value_info("v", DType::kFloat32, vd)},
                    {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, {}),
         {{"", 14}, {"ai.kiln", 1}});
-    expect_fast_matches_reference(
-        model, {{"q", random_tensor(c.q, rng)}, {"k", random_tensor(c.k, rng)}, {"v", random_tensor(c.v, rng)}}, 1e-4f);
+    auto input = [&](const std::vector<int64_t>& dims) {
+      Tensor t = random_tensor(dims, rng);
+      for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] *= c.magnitude;
+      return t;
+    };
+    expect_fast_matches_reference(model, {{"q", input(c.q)}, {"k", input(c.k)}, {"v", input(c.v)}}, 1e-4f);
   }
   // Shapes that do not chain: the error names them.
   auto bad = make_model(make_graph({make_node("Attention", {"q", "k", "v"}, {"y"}, "att", {}, "ai.kiln")}, "g",
