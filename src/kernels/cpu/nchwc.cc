@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "kernels/cpu/kernel.h"
+#include "kernels/x86/sgemm.h"
 
 namespace kiln::cpu {
 
@@ -43,45 +44,62 @@ struct PoolGeometry {
   int64_t H, W, OH, OW, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW;
 };
 
+// The window taps k in [lo, hi) whose position begin + k * step lies in [0, limit).
+inline void tap_range(int64_t begin, int64_t step, int64_t taps, int64_t limit, int64_t& lo, int64_t& hi) {
+  lo = begin >= 0 ? 0 : (-begin + step - 1) / step;
+  hi = begin < limit ? std::min(taps, (limit - 1 - begin) / step + 1) : 0;
+  if (hi < lo) hi = lo;
+}
+
 // One channel block plane [H, W, lanes] -> [OH, OW, lanes]. kLanes is the block size when fixed at compile time
-// (0: `lanes` at run time).
+// (0: `lanes` at run time). Each output visits only the taps inside the input (their ranges worked out per row
+// and column), so the inner loops have no bounds checks.
 template <int64_t kLanes>
-void pool_plane(const float* xin, float* yout, const PoolGeometry& g, int64_t lanes, bool max, bool include_pad) {
+__attribute__((always_inline)) inline void pool_plane(const float* xin, float* yout, const PoolGeometry& g,
+                                                      int64_t lanes, bool max, bool include_pad) {
   const int64_t B = kLanes > 0 ? kLanes : lanes;
   float acc_fixed[kLanes > 0 ? kLanes : 1];
   std::vector<float> acc_dynamic(kLanes > 0 ? 0 : static_cast<size_t>(B));
   float* acc = kLanes > 0 ? acc_fixed : acc_dynamic.data();
   for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const int64_t h0 = oh * g.SH - g.PT;
+    int64_t kh0, kh1, ph0, ph1;
+    tap_range(h0, g.DH, g.KH, g.H, kh0, kh1);
+    tap_range(h0 + g.PT, g.DH, g.KH, g.H + g.PT + g.PB, ph0, ph1);  // taps inside the padded extent
     for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const int64_t w0 = ow * g.SW - g.PL;
+      int64_t kw0, kw1, pw0, pw1;
+      tap_range(w0, g.DW, g.KW, g.W, kw0, kw1);
+      tap_range(w0 + g.PL, g.DW, g.KW, g.W + g.PL + g.PR, pw0, pw1);
       for (int64_t l = 0; l < B; ++l) acc[l] = max ? -std::numeric_limits<float>::infinity() : 0.0f;
-      int64_t count = 0, padded = 0;
-      for (int64_t kh = 0; kh < g.KH; ++kh) {
-        const int64_t h = oh * g.SH - g.PT + kh * g.DH;
-        for (int64_t kw = 0; kw < g.KW; ++kw) {
-          const int64_t w = ow * g.SW - g.PL + kw * g.DW;
-          if (h >= 0 && h < g.H && w >= 0 && w < g.W) {
-            const float* v = xin + (h * g.W + w) * B;
-            if (max) {
-              for (int64_t l = 0; l < B; ++l) acc[l] = std::max(acc[l], v[l]);
-            } else {
-              for (int64_t l = 0; l < B; ++l) acc[l] += v[l];
-            }
-            ++count;
-          } else if (h >= -g.PT && h < g.H + g.PB && w >= -g.PL && w < g.W + g.PR) {
-            ++padded;
+      for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const float* row = xin + ((h0 + kh * g.DH) * g.W + w0) * B;
+        for (int64_t kw = kw0; kw < kw1; ++kw) {
+          const float* v = row + kw * g.DW * B;
+          if (max) {
+            for (int64_t l = 0; l < B; ++l) acc[l] = std::max(acc[l], v[l]);
+          } else {
+            for (int64_t l = 0; l < B; ++l) acc[l] += v[l];
           }
         }
       }
+      const int64_t count = (kh1 - kh0) * (kw1 - kw0);
       float* o = yout + (oh * g.OW + ow) * B;
       if (max) {
         for (int64_t l = 0; l < B; ++l) o[l] = count > 0 ? acc[l] : 0.0f;
       } else {
-        const int64_t div = include_pad ? count + padded : count;
+        const int64_t div = include_pad ? (ph1 - ph0) * (pw1 - pw0) : count;
         const float inv = div > 0 ? 1.0f / static_cast<float>(div) : 0.0f;
         for (int64_t l = 0; l < B; ++l) o[l] = acc[l] * inv;
       }
     }
   }
+}
+
+// pool_plane<8> with AVX2: each lane loop is one instruction.
+__attribute__((target("avx2"))) void pool_plane8_avx2(const float* xin, float* yout, const PoolGeometry& g, bool max,
+                                                      bool include_pad) {
+  pool_plane<8>(xin, yout, g, 8, max, include_pad);
 }
 
 // Pooling on a blocked tensor: the reference path unblocks and runs the plain reference kernel.
@@ -126,12 +144,15 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
                  strides[1], pads[0], pads[1], pads[2], pads[3], dil[0], dil[1]};
   const float* px = x->data<float>();
   float* py = out->data<float>();
+  const bool avx2 = sgemm::available();
   ctx.parallel_for(nchw[0] * CB, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t plane = p0; plane < p1; ++plane) {
       const float* xin = px + plane * H * W * B;
       float* yout = py + plane * OH * OW * B;
       // AVX2's block of 8 has a fixed lane count, so that the lane loops vectorize.
-      if (B == 8) {
+      if (B == 8 && avx2) {
+        pool_plane8_avx2(xin, yout, g, max, include_pad);
+      } else if (B == 8) {
         pool_plane<8>(xin, yout, g, 8, max, include_pad);
       } else {
         pool_plane<0>(xin, yout, g, B, max, include_pad);

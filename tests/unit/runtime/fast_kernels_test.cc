@@ -440,6 +440,15 @@ TEST(FastKernels, PoolingMatchesReference) {
     }
     auto model = one_node(c.op, {"x"}, attrs, {}, {2, 3, 11, 14});
     expect_fast_matches_reference(model, {{"x", random_tensor({2, 3, 11, 14}, rng)}}, 1e-6f);
+    // After a convolution the pooling runs on the channel-blocked layout (NchwcMaxPool, NchwcAveragePool): 12
+    // channels, one full block and one partial.
+    auto blocked = make_model(
+        make_graph({make_node("Conv", {"x", "w"}, {"c"}), make_node(c.op, {"c"}, {"y"}, "pool", attrs)}, "g",
+                   {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 3, 11, 14})},
+                   {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+                   {make_tensor("w", random_tensor({12, 3, 1, 1}, rng))}),
+        {{"", 14}});
+    expect_fast_matches_reference(blocked, {{"x", random_tensor({2, 3, 11, 14}, rng)}}, 1e-5f);
   }
 }
 
