@@ -15,6 +15,7 @@
 #include "kernels/dnnl/dnnl_kernels.h"
 #include "kernels/x86/sgemm.h"
 #include "kernels/x86/vmath.h"
+#include "kernels/x86/winograd.h"
 
 namespace kiln::cpu {
 namespace {
@@ -733,6 +734,28 @@ static void zero_padding_lanes(Tensor& y, int64_t M, int64_t B) {
   }
 }
 
+// Whether a blocked convolution runs as Winograd F(2x2, 3x3): 3x3, stride and dilation 1, one group, whole
+// channel blocks of 8 in and out, constant weights, a ReLU, Clip or no activation, Z (if any) of the output's
+// shape, and enough 2x2 output tiles to keep the products' rows busy.
+namespace {
+
+// Fewer tiles than this leave the products too few rows to beat oneDNN's direct kernel (measured on ResNet-50's
+// layers).
+constexpr int64_t kWinogradMinTiles = 32;
+
+bool use_winograd(const KernelContext& ctx, const Tensor& x, const ConvGeom& g, int64_t block, int64_t C, int64_t M,
+                  const Activation& act, const Tensor* z, bool z_inline) {
+  using K = Activation::Kind;
+  if (ctx.reference_kernels() || x.rank() != 5 || block != 8 || g.group != 1 || C % 8 != 0 || M % 8 != 0) return false;
+  if (g.kernel != Dims{3, 3} || g.strides != Dims{1, 1} || g.dilations != Dims{1, 1}) return false;
+  if (!(act.none() || act.kind == K::kRelu || act.kind == K::kClip) || (z && !z_inline)) return false;
+  if (!ctx.input_is_constant(1) || !ctx.shared_cache() || !sgemm::available()) return false;
+  const int64_t tiles = x.dims()[0] * ((g.out[0] + 1) / 2) * ((g.out[1] + 1) / 2);
+  return tiles >= kWinogradMinTiles;
+}
+
+}  // namespace
+
 // ai.kiln NchwcConv(X, W, B?, Z?): FusedConv on channel-blocked tensors (attribute `block`): X is plain
 // [N, C, H, W] (a first layer with few channels) or blocked, Y and Z are blocked [N, ceil(M / block), OH, OW,
 // block]. The reference path unblocks, runs the plain reference convolution and blocks the result.
@@ -820,6 +843,25 @@ Status nchwcconv_kernel(KernelContext& ctx) {
         x->data<float>(), geo, *packed, b ? b->data<float>() : nullptr, B, y->data<float>(), relu,
         act.none() || relu ? nullptr : &epilogue,
         [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 64, fn); });
+    return Status::ok();
+  }
+  // 3x3 stride-1 convolutions over enough output tiles as Winograd F(2x2, 3x3) on the SGEMM (2.25 times fewer
+  // multiplications than oneDNN's direct kernel).
+  if (use_winograd(ctx, *x, g, B, C, M, act, z, z_inline)) {
+    std::vector<int64_t> key{0x3a3, static_cast<int64_t>(reinterpret_cast<intptr_t>(w->raw_data())), C, M};
+    KILN_ASSIGN_OR_RETURN(
+        auto uw, ctx.shared_cache()->get<winograd::Weights>(key, [&]() -> StatusOr<std::shared_ptr<winograd::Weights>> {
+          auto t = winograd::transform_weights(w->data<float>(), M, C);
+          if (!t) return ctx.error("out of memory transforming weight W");
+          return t;
+        }));
+    const winograd::Geometry geo{xd[0], C, xd[2], xd[3], M, g.out[0], g.out[1], g.pad_begin[0], g.pad_begin[1]};
+    const bool clip = act.kind == Activation::Kind::kClip;
+    const float lo = act.none() ? -INFINITY : clip ? act.alpha : 0.0f, hi = clip ? act.beta : INFINITY;
+    winograd::conv3x3_blocked8(
+        x->data<float>(), geo, *uw, b ? b->data<float>() : nullptr, z ? z->data<float>() : nullptr, lo, hi,
+        y->data<float>(),
+        [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 1, fn); });
     return Status::ok();
   }
   if (!ctx.reference_kernels()) {

@@ -442,12 +442,12 @@ TEST(FastKernels, PoolingMatchesReference) {
     expect_fast_matches_reference(model, {{"x", random_tensor({2, 3, 11, 14}, rng)}}, 1e-6f);
     // After a convolution the pooling runs on the channel-blocked layout (NchwcMaxPool, NchwcAveragePool): 12
     // channels, one full block and one partial.
-    auto blocked = make_model(
-        make_graph({make_node("Conv", {"x", "w"}, {"c"}), make_node(c.op, {"c"}, {"y"}, "pool", attrs)}, "g",
-                   {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 3, 11, 14})},
-                   {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
-                   {make_tensor("w", random_tensor({12, 3, 1, 1}, rng))}),
-        {{"", 14}});
+    auto blocked =
+        make_model(make_graph({make_node("Conv", {"x", "w"}, {"c"}), make_node(c.op, {"c"}, {"y"}, "pool", attrs)}, "g",
+                              {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 3, 11, 14})},
+                              {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+                              {make_tensor("w", random_tensor({12, 3, 1, 1}, rng))}),
+                   {{"", 14}});
     expect_fast_matches_reference(blocked, {{"x", random_tensor({2, 3, 11, 14}, rng)}}, 1e-5f);
   }
 }
@@ -544,6 +544,57 @@ TEST(FastKernels, ConcurrentRunsOfBlockedConvolutionsAgree) {
   }
   for (auto& th : threads) th.join();
   for (int m : mismatches) EXPECT_EQ(m, 0);
+}
+
+// 3x3 stride-1 convolutions on the blocked layout with at least 32 output tiles of 2x2 run as Winograd
+// F(2x2, 3x3): a 1x1 convolution first, so that the input is blocked; odd sizes (partial tiles), valid and
+// asymmetric padding, bias or none, ReLU, Clip or nothing, a residual Z, and two chunks of tiles (C = M = 128
+// over 200 tiles).
+TEST(FastKernels, WinogradConvolutionsMatchReference) {
+  std::mt19937 rng(24);
+  struct Case {
+    std::string name;
+    int64_t n, c, m, h, w;
+    std::vector<int64_t> pads;
+    bool bias;
+    std::string act;  // "", "Relu" or "Clip"
+    bool residual;
+  };
+  const std::vector<Case> cases = {
+      {"pads 1, bias, ReLU", 2, 16, 24, 11, 13, {1, 1, 1, 1}, true, "Relu", false},
+      {"valid, no bias", 2, 8, 8, 11, 13, {0, 0, 0, 0}, false, "", false},
+      {"asymmetric pads, Clip", 1, 16, 16, 12, 15, {2, 0, 1, 2}, true, "Clip", false},
+      {"residual and ReLU", 2, 16, 16, 9, 10, {1, 1, 1, 1}, true, "Relu", true},
+      {"two chunks of tiles", 2, 128, 128, 20, 20, {1, 1, 1, 1}, true, "Relu", false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<ir::Node> nodes{
+        make_node("Conv", {"x", "w0"}, {"x0"}),
+        make_node("Conv", c.bias ? std::vector<std::string>{"x0", "w", "b"} : std::vector<std::string>{"x0", "w"},
+                  {"c"}, "wino", {make_attribute("pads", c.pads)})};
+    std::vector<ir::NamedTensor> inits{
+        make_tensor("w0", random_tensor({c.c, 3, 1, 1}, rng)), make_tensor("w", random_tensor({c.m, c.c, 3, 3}, rng)),
+        make_tensor("b", random_tensor({c.m}, rng)), make_tensor("wz", random_tensor({c.m, 3, 1, 1}, rng))};
+    std::string out = "c";
+    if (c.residual) {
+      nodes.push_back(make_node("Conv", {"x", "wz"}, {"z"}));
+      nodes.push_back(make_node("Add", {"c", "z"}, {"s"}));
+      out = "s";
+    }
+    if (c.act == "Relu") nodes.push_back(make_node("Relu", {out}, {"y"}));
+    if (c.act == "Clip") {
+      inits.push_back(make_tensor<float>("lo", {}, {0.0f}));
+      inits.push_back(make_tensor<float>("hi", {}, {0.5f}));
+      nodes.push_back(make_node("Clip", {out, "lo", "hi"}, {"y"}));
+    }
+    if (c.act.empty()) nodes.push_back(make_node("Identity", {out}, {"y"}));
+    auto model = make_model(
+        make_graph(nodes, "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{c.n, 3, c.h, c.w})},
+                   {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, inits),
+        {{"", 14}});
+    expect_fast_matches_reference(model, {{"x", random_tensor({c.n, 3, c.h, c.w}, rng)}}, 1e-4f);
+  }
 }
 
 // A residual sum whose Z dies at the convolution (a downsample branch): from the second run on, the memory
