@@ -759,71 +759,121 @@ bool use_winograd(const KernelContext& ctx, const Tensor& x, const ConvGeom& g, 
 // ai.kiln NchwcConv(X, W, B?, Z?): FusedConv on channel-blocked tensors (attribute `block`): X is plain
 // [N, C, H, W] (a first layer with few channels) or blocked, Y and Z are blocked [N, ceil(M / block), OH, OW,
 // block]. The reference path unblocks, runs the plain reference convolution and blocks the result.
-Status nchwcconv_kernel(KernelContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
-  KILN_ASSIGN_OR_RETURN(const Tensor* w, ctx.required_input(1));
-  KILN_ASSIGN_OR_RETURN(Activation act, fused_activation(ctx));
-  const int64_t B = ctx.attr_int("block", 0);
+namespace {
+
+// What an NchwcConv node works out from its attributes and input shapes, and the path it takes: kept in the
+// node's cache per shape signature, so that a run does not parse attributes or ask oneDNN again.
+struct NchwcPlan {
+  enum class Path { kReference, kIm2col, kWinograd, kDnnl };
+  Activation act;
+  int64_t B = 0, C = 0, M = 0;
+  bool blocked_in = false, z_inline = false;
+  Dims xd, od, bod;  // X as [N, C, H, W], Y plain and blocked
+  ConvGeom g;
+  dnnl_kernels::ConvParams p;
+  Path path = Path::kReference;
+};
+
+StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, const Tensor& x, const Tensor& w,
+                                                     const Tensor* b, const Tensor* z) {
+  auto plan = std::make_shared<NchwcPlan>();
+  NchwcPlan& n = *plan;
+  KILN_ASSIGN_OR_RETURN(n.act, fused_activation(ctx));
+  const int64_t B = n.B = ctx.attr_int("block", 0);
   if (B != 8 && B != 16) return ctx.error("attribute block is " + std::to_string(B) + "; expected 8 or 16");
-  if (x->dtype() != DType::kFloat32) return ctx.unsupported_dtype(x->dtype(), "input 0 (X)");
-  if (w->dtype() != DType::kFloat32 || w->rank() != 4) {
-    return ctx.error("weight W must be a float32 4-D tensor, got " + std::string(dtype_name(w->dtype())) + " " +
-                     dstr(w->dims()));
+  if (x.dtype() != DType::kFloat32) return ctx.unsupported_dtype(x.dtype(), "input 0 (X)");
+  if (w.dtype() != DType::kFloat32 || w.rank() != 4) {
+    return ctx.error("weight W must be a float32 4-D tensor, got " + std::string(dtype_name(w.dtype())) + " " +
+                     dstr(w.dims()));
   }
   const int64_t group = ctx.attr_int("group", 1);
-  const int64_t C = w->dims()[1] * group, M = w->dims()[0];
-  Dims xd = x->dims();
-  const bool blocked_in = x->rank() == 5;
-  if (blocked_in) {
+  const int64_t C = n.C = w.dims()[1] * group, M = n.M = w.dims()[0];
+  Dims xd = x.dims();
+  n.blocked_in = x.rank() == 5;
+  if (n.blocked_in) {
     if (xd[1] != (C + B - 1) / B || xd[4] != B) {
       return ctx.error("input 0 has shape " + dstr(xd) + "; expected a blocked tensor [N, " +
                        std::to_string((C + B - 1) / B) + ", H, W, " + std::to_string(B) + "] for " + std::to_string(C) +
                        " channels");
     }
     xd = {xd[0], C, xd[2], xd[3]};
-  } else if (x->rank() != 4 || xd[1] != C) {
+  } else if (x.rank() != 4 || xd[1] != C) {
     return ctx.error("input 0 has shape " + dstr(xd) + "; expected [N, " + std::to_string(C) + ", H, W] or blocked");
   }
-  ConvGeom g;
-  KILN_RETURN_IF_ERROR(conv_setup(ctx, xd, *w, g));
-  const Tensor* b = ctx.input(2);
+  n.xd = xd;
+  ConvGeom& g = n.g;
+  KILN_RETURN_IF_ERROR(conv_setup(ctx, xd, w, g));
   if (b && (b->dtype() != DType::kFloat32 || b->num_elements() != M)) {
     return ctx.error("bias B must be float32 with " + std::to_string(M) + " elements");
   }
-  const Dims od = out_dims(g, M), bod = nchwc_dims(od, B);
-  const Tensor* z = ctx.input(3);
-  if (z && (z->dtype() != DType::kFloat32 || z->rank() != 5 || z->dims()[1] != bod[1] || z->dims()[4] != B)) {
+  n.od = out_dims(g, M);
+  n.bod = nchwc_dims(n.od, B);
+  if (z && (z->dtype() != DType::kFloat32 || z->rank() != 5 || z->dims()[1] != n.bod[1] || z->dims()[4] != B)) {
     return ctx.error("input 3 (Z) has shape " + dstr(z->dims()) + "; expected a blocked tensor like the output " +
-                     dstr(bod));
+                     dstr(n.bod));
   }
-  // Z of the output's shape rides on oneDNN's sum post-op, which accumulates into y: y may take Z's place.
-  const bool z_inline = !ctx.reference_kernels() && z && z->dims() == bod;
-  KILN_ASSIGN_OR_RETURN(Tensor * y, z_inline ? ctx.allocate_output_reusing(0, 3, DType::kFloat32, bod)
-                                             : ctx.allocate_output_uninitialized(0, DType::kFloat32, bod));
-  dnnl_kernels::ConvParams p{g.group,
-                             g.strides,
-                             g.dilations,
-                             g.pad_begin,
-                             g.pad_end,
-                             od,
-                             xd,
-                             blocked_in ? static_cast<int>(B) : 0,
-                             static_cast<int>(B)};
+  // Z of the output's shape is accumulated into y (oneDNN's sum post-op, Winograd's output transform): y may
+  // take Z's place.
+  n.z_inline = !ctx.reference_kernels() && z && z->dims() == n.bod;
+  n.p = dnnl_kernels::ConvParams{g.group,
+                                 g.strides,
+                                 g.dilations,
+                                 g.pad_begin,
+                                 g.pad_end,
+                                 n.od,
+                                 xd,
+                                 n.blocked_in ? static_cast<int>(B) : 0,
+                                 static_cast<int>(B)};
+  if (ctx.reference_kernels()) return plan;
   // A first layer (plain input, few channels) that oneDNN has no direct kernel for (a 9x9 window over 3
   // channels, say: it would take its gemm path and a reorder): im2col tiles on the packed SGEMM, written
   // straight into the blocked layout.
   const int64_t K = C * g.kernel[0] * g.kernel[1];
-  bool im2col = !ctx.reference_kernels() && !blocked_in && group == 1 && !z && K <= 1024 && ctx.input_is_constant(1) &&
-                ctx.shared_cache() && ctx.cache() && sgemm::available();
-  if (im2col) {
-    std::vector<int64_t> key = x->dims();
-    key.push_back(0xd1);
-    KILN_ASSIGN_OR_RETURN(auto direct, ctx.cache()->get<bool>(key, [&]() -> StatusOr<std::shared_ptr<bool>> {
-      return std::make_shared<bool>(dnnl_kernels::conv_has_direct_kernel(*x, *w, b != nullptr, p));
-    }));
-    im2col = !*direct;
+  if (!n.blocked_in && group == 1 && !z && K <= 1024 && ctx.input_is_constant(1) && ctx.shared_cache() &&
+      sgemm::available() && !dnnl_kernels::conv_has_direct_kernel(x, w, b != nullptr, n.p)) {
+    n.path = NchwcPlan::Path::kIm2col;
+  } else if (use_winograd(ctx, x, g, B, C, M, n.act, z, n.z_inline)) {
+    // 3x3 stride-1 convolutions over enough output tiles: 2.25 times fewer multiplications than oneDNN's
+    // direct kernel.
+    n.path = NchwcPlan::Path::kWinograd;
+  } else {
+    n.path = NchwcPlan::Path::kDnnl;
   }
-  if (im2col) {
+  return plan;
+}
+
+}  // namespace
+
+Status nchwcconv_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  KILN_ASSIGN_OR_RETURN(const Tensor* w, ctx.required_input(1));
+  const Tensor* b = ctx.input(2);
+  const Tensor* z = ctx.input(3);
+  std::shared_ptr<NchwcPlan> plan;
+  if (ctx.cache()) {
+    // Everything the plan depends on: the shapes and dtypes of the inputs (longer than conv_f32's keys in the
+    // same cache, so they never meet).
+    std::vector<int64_t> key{0x91a, static_cast<int64_t>(x->dtype()), static_cast<int64_t>(w->dtype())};
+    for (const Tensor* t : {x, w, b, z}) {
+      key.push_back(t ? static_cast<int64_t>(t->rank()) : -1);
+      if (!t) continue;
+      key.push_back(static_cast<int64_t>(t->dtype()));
+      key.insert(key.end(), t->dims().begin(), t->dims().end());
+    }
+    KILN_ASSIGN_OR_RETURN(plan, ctx.cache()->get<NchwcPlan>(key, [&] { return make_nchwc_plan(ctx, *x, *w, b, z); }));
+  } else {
+    KILN_ASSIGN_OR_RETURN(plan, make_nchwc_plan(ctx, *x, *w, b, z));
+  }
+  const NchwcPlan& n = *plan;
+  const Activation& act = n.act;
+  const ConvGeom& g = n.g;
+  const Dims& xd = n.xd;
+  const int64_t B = n.B, C = n.C, M = n.M;
+  const bool blocked_in = n.blocked_in, z_inline = n.z_inline;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, z_inline ? ctx.allocate_output_reusing(0, 3, DType::kFloat32, n.bod)
+                                             : ctx.allocate_output_uninitialized(0, DType::kFloat32, n.bod));
+  if (n.path == NchwcPlan::Path::kIm2col) {
+    const int64_t K = C * g.kernel[0] * g.kernel[1];
     std::vector<int64_t> key{0xc1, static_cast<int64_t>(reinterpret_cast<intptr_t>(w->raw_data())), K, M};
     KILN_ASSIGN_OR_RETURN(
         auto packed, ctx.shared_cache()->get<sgemm::PackedB>(key, [&]() -> StatusOr<std::shared_ptr<sgemm::PackedB>> {
@@ -836,18 +886,16 @@ Status nchwcconv_kernel(KernelContext& ctx) {
                                     g.strides[1], g.pad_begin[0], g.pad_begin[1], g.dilations[0], g.dilations[1]};
     // ReLU is applied in the micro-kernel's registers; other activations on each finished tile.
     const bool relu = act.kind == Activation::Kind::kRelu;
-    const std::function<void(float*, int64_t)> epilogue = [&act](float* tile, int64_t n) {
-      apply_activation(act, tile, n);
+    const std::function<void(float*, int64_t)> epilogue = [&act](float* tile, int64_t count) {
+      apply_activation(act, tile, count);
     };
     sgemm::conv2d_nchw_to_blocked(
         x->data<float>(), geo, *packed, b ? b->data<float>() : nullptr, B, y->data<float>(), relu,
         act.none() || relu ? nullptr : &epilogue,
-        [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 64, fn); });
+        [&ctx](int64_t count, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(count, 64, fn); });
     return Status::ok();
   }
-  // 3x3 stride-1 convolutions over enough output tiles as Winograd F(2x2, 3x3) on the SGEMM (2.25 times fewer
-  // multiplications than oneDNN's direct kernel).
-  if (use_winograd(ctx, *x, g, B, C, M, act, z, z_inline)) {
+  if (n.path == NchwcPlan::Path::kWinograd) {
     std::vector<int64_t> key{0x3a3, static_cast<int64_t>(reinterpret_cast<intptr_t>(w->raw_data())), C, M};
     KILN_ASSIGN_OR_RETURN(
         auto uw, ctx.shared_cache()->get<winograd::Weights>(key, [&]() -> StatusOr<std::shared_ptr<winograd::Weights>> {
@@ -861,12 +909,12 @@ Status nchwcconv_kernel(KernelContext& ctx) {
     winograd::conv3x3_blocked8(
         x->data<float>(), geo, *uw, b ? b->data<float>() : nullptr, z ? z->data<float>() : nullptr, lo, hi,
         y->data<float>(),
-        [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 1, fn); });
+        [&ctx](int64_t count, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(count, 1, fn); });
     return Status::ok();
   }
-  if (!ctx.reference_kernels()) {
+  if (n.path == NchwcPlan::Path::kDnnl) {
     // A broadcast Z (blocked, so lanes line up) is added after.
-    Status st = dnnl_kernels::conv_f32(*x, *w, b, z_inline ? z : nullptr, p, z && !z_inline ? Activation{} : act,
+    Status st = dnnl_kernels::conv_f32(*x, *w, b, z_inline ? z : nullptr, n.p, z && !z_inline ? Activation{} : act,
                                        ctx.cache(), ctx.input_is_constant(1), *y, ctx.num_threads());
     if (!st.is_ok()) return ctx.error(st.message());
     if (z && !z_inline) {
@@ -876,6 +924,7 @@ Status nchwcconv_kernel(KernelContext& ctx) {
     }
     return Status::ok();
   }
+  const Dims& od = n.od;
   Vec xv(static_cast<size_t>(product(xd)));
   if (blocked_in) {
     std::vector<float> plain(xv.size());
