@@ -1,5 +1,8 @@
 #include "kiln/core/allocator.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -24,6 +27,15 @@ class CpuAllocator final : public Allocator {
 };
 
 }  // namespace
+
+void* allocate_streamed(size_t bytes) {
+  constexpr size_t kHugePage = size_t{2} << 20;
+  const size_t align = bytes >= kHugePage ? kHugePage : kTensorAlignment;
+  const size_t rounded = std::max<size_t>(align, (bytes + align - 1) / align * align);
+  void* p = std::aligned_alloc(align, rounded);
+  if (p && align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: ignored where unsupported
+  return p;
+}
 
 Allocator* Allocator::cpu() {
   static CpuAllocator instance(true);

@@ -23,6 +23,11 @@ class Allocator {
 
 inline constexpr size_t kTensorAlignment = 64;
 
+// Memory for data that every run reads in full (packed weights): 64-byte aligned; from 2 MiB up, aligned to and
+// asked for on transparent huge pages (madvise), so that streaming it does not miss the TLB every 4 KiB. Free
+// with std::free. nullptr when the memory cannot be had.
+void* allocate_streamed(size_t bytes);
+
 class Buffer {
  public:
   // A buffer of `bytes` from `alloc` (the zero-filling CPU allocator by default).

@@ -41,7 +41,8 @@ struct ConvPrimitive {
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward prim;
   memory::desc src_md, w_md, dst_md, b_md;
-  memory packed_w;  // empty when the weights are reordered on every call
+  std::shared_ptr<void> packed_w_buffer;  // holds packed_w's bytes
+  memory packed_w;                        // empty when the weights are reordered on every call
   // The primitive takes the tensors as they are (their layouts, weights packed or already in its layout, no
   // padding lanes for set_data_handle to zero): calls then re-point the thread's memory objects in `bound`.
   bool direct = false;
@@ -98,7 +99,8 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
   if (p.dst_block && std::string(c->pd.impl_info_str()).rfind("ref", 0) == 0) c->pd = make_pd(src_any, dst_any);
   c->prim = dnnl::convolution_forward(c->pd);
   const bool w_as_is = c->pd.weights_desc() == c->w_md;
-  if (constant_weights && !w_as_is) c->packed_w = pack_weights(c->w_md, w.raw_data(), c->pd.weights_desc());
+  if (constant_weights && !w_as_is)
+    c->packed_w = pack_weights(c->w_md, w.raw_data(), c->pd.weights_desc(), c->packed_w_buffer);
   c->direct = (c->packed_w || w_as_is) && c->pd.src_desc() == c->src_md && c->pd.dst_desc() == c->dst_md &&
               unpadded(c->src_md) && unpadded(c->dst_md);
   c->scratch_bytes = c->pd.scratchpad_desc().get_size();

@@ -27,6 +27,7 @@ struct DeconvPrimitive {
   dnnl::deconvolution_forward::primitive_desc pd;
   dnnl::deconvolution_forward prim;
   memory::desc src_md, w_md, dst_md, b_md;
+  std::shared_ptr<void> packed_w_buffer;  // holds packed_w's bytes
   memory packed_w;
 };
 
@@ -64,7 +65,7 @@ StatusOr<std::shared_ptr<DeconvPrimitive>> make_deconv(const Tensor& x, const Te
   d->pd = dnnl::deconvolution_forward::primitive_desc(desc, attr, eng);
   d->prim = dnnl::deconvolution_forward(d->pd);
   if (constant_weights && d->pd.weights_desc() != d->w_md)
-    d->packed_w = pack_weights(d->w_md, w.raw_data(), d->pd.weights_desc());
+    d->packed_w = pack_weights(d->w_md, w.raw_data(), d->pd.weights_desc(), d->packed_w_buffer);
   return d;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/activation.h"
+#include "kiln/core/allocator.h"
 
 namespace kiln::dnnl_kernels {
 
@@ -84,10 +86,16 @@ inline dnnl::memory in_layout(const dnnl::memory& user, const dnnl::memory::desc
   return out;
 }
 
-// Weights in the primitive's layout, reordered once (wait on `strm` before using them).
-inline dnnl::memory pack_weights(const dnnl::memory::desc& user_md, const void* data, const dnnl::memory::desc& want) {
+// Weights in the primitive's layout, reordered once into `buffer` (allocate_streamed: huge pages when large,
+// since every run streams them); the memory object lives only as long as the buffer.
+inline dnnl::memory pack_weights(const dnnl::memory::desc& user_md, const void* data, const dnnl::memory::desc& want,
+                                 std::shared_ptr<void>& buffer) {
+  buffer.reset(allocate_streamed(want.get_size()), std::free);
+  if (!buffer) throw dnnl::error(dnnl_out_of_memory, "cannot allocate packed weights");
+  std::memset(buffer.get(), 0, want.get_size());  // the padding of blocked layouts must read as zero
+  dnnl::memory user(user_md, cpu_engine(), const_cast<void*>(data)), packed(want, cpu_engine(), buffer.get());
   dnnl::stream strm(cpu_engine());
-  dnnl::memory packed = in_layout(dnnl::memory(user_md, cpu_engine(), const_cast<void*>(data)), want, strm);
+  dnnl::reorder(user, packed).execute(strm, user, packed);
   strm.wait();
   return packed;
 }

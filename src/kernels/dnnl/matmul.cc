@@ -16,7 +16,8 @@ struct MatMulPrimitive {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;
   memory::desc a_md, b_md, y_md, bias_md;
-  memory packed_b;  // B in the primitive's layout, when B is constant
+  std::shared_ptr<void> packed_b_buffer;  // holds packed_b's bytes
+  memory packed_b;                        // B in the primitive's layout, when B is constant
 };
 
 StatusOr<std::shared_ptr<MatMulPrimitive>> make_matmul(const float* b, bool has_bias, const MatMulParams& p,
@@ -48,7 +49,8 @@ StatusOr<std::shared_ptr<MatMulPrimitive>> make_matmul(const float* b, bool has_
                        : dnnl::matmul::desc(m->a_md, b_pd_md, m->y_md);
   m->pd = dnnl::matmul::primitive_desc(desc, attr, eng);
   m->prim = dnnl::matmul(m->pd);
-  if (constant_b && m->pd.weights_desc() != m->b_md) m->packed_b = pack_weights(m->b_md, b, m->pd.weights_desc());
+  if (constant_b && m->pd.weights_desc() != m->b_md)
+    m->packed_b = pack_weights(m->b_md, b, m->pd.weights_desc(), m->packed_b_buffer);
   return m;
 }
 

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include "kiln/core/allocator.h"
+
 namespace kiln::sgemm {
 namespace {
 
@@ -288,7 +290,7 @@ std::shared_ptr<PackedB> pack_b(const float* b, int64_t K, int64_t N, bool trans
   p->K = K;
   p->N = N;
   const size_t bytes = static_cast<size_t>(packed_b_floats(K, N)) * sizeof(float);
-  void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  void* mem = allocate_streamed(bytes);  // on huge pages when large: the weights are streamed on every run
   if (!mem) return nullptr;
   p->data = std::unique_ptr<float, void (*)(void*)>(static_cast<float*>(mem), std::free);
   pack_b_into(b, K, N, trans_b ? 1 : N, trans_b ? K : 1, p->data.get());
