@@ -96,7 +96,7 @@ __attribute__((always_inline)) inline void pool_plane(const float* xin, float* y
   }
 }
 
-// pool_plane<8> with AVX2: each lane loop is one instruction.
+// pool_plane<8> compiled for AVX2, so that its 8-lane loops use 256-bit vectors.
 __attribute__((target("avx2"))) void pool_plane8_avx2(const float* xin, float* yout, const PoolGeometry& g, bool max,
                                                       bool include_pad) {
   pool_plane<8>(xin, yout, g, 8, max, include_pad);

@@ -734,32 +734,25 @@ static void zero_padding_lanes(Tensor& y, int64_t M, int64_t B) {
   }
 }
 
-// Whether a blocked convolution runs as Winograd F(2x2, 3x3): 3x3, stride and dilation 1, one group, whole
-// channel blocks of 8 in and out, constant weights, a ReLU, Clip or no activation, Z (if any) of the output's
-// shape, and enough 2x2 output tiles to keep the products' rows busy.
 namespace {
 
 // Fewer tiles than this leave the products too few rows to beat oneDNN's direct kernel (measured on ResNet-50's
 // layers).
 constexpr int64_t kWinogradMinTiles = 32;
 
+// Whether a blocked convolution runs as Winograd F(2x2, 3x3) (with the fast kernels): 3x3, stride and dilation
+// 1, one group, whole channel blocks of 8 in and out, constant weights, a ReLU, Clip or no activation, Z (if
+// any) of the output's shape, and enough 2x2 output tiles to keep the products' rows busy.
 bool use_winograd(const KernelContext& ctx, const Tensor& x, const ConvGeom& g, int64_t block, int64_t C, int64_t M,
                   const Activation& act, const Tensor* z, bool z_inline) {
   using K = Activation::Kind;
-  if (ctx.reference_kernels() || x.rank() != 5 || block != 8 || g.group != 1 || C % 8 != 0 || M % 8 != 0) return false;
+  if (x.rank() != 5 || block != 8 || g.group != 1 || C % 8 != 0 || M % 8 != 0) return false;
   if (g.kernel != Dims{3, 3} || g.strides != Dims{1, 1} || g.dilations != Dims{1, 1}) return false;
   if (!(act.none() || act.kind == K::kRelu || act.kind == K::kClip) || (z && !z_inline)) return false;
   if (!ctx.input_is_constant(1) || !ctx.shared_cache() || !sgemm::available()) return false;
   const int64_t tiles = x.dims()[0] * ((g.out[0] + 1) / 2) * ((g.out[1] + 1) / 2);
   return tiles >= kWinogradMinTiles;
 }
-
-}  // namespace
-
-// ai.kiln NchwcConv(X, W, B?, Z?): FusedConv on channel-blocked tensors (attribute `block`): X is plain
-// [N, C, H, W] (a first layer with few channels) or blocked, Y and Z are blocked [N, ceil(M / block), OH, OW,
-// block]. The reference path unblocks, runs the plain reference convolution and blocks the result.
-namespace {
 
 // What an NchwcConv node works out from its attributes and input shapes, and the path it takes: kept in the
 // node's cache per shape signature, so that a run does not parse attributes or ask oneDNN again.
@@ -844,6 +837,9 @@ StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, c
 
 }  // namespace
 
+// ai.kiln NchwcConv(X, W, B?, Z?): FusedConv on channel-blocked tensors (attribute `block`): X is plain
+// [N, C, H, W] (a first layer with few channels) or blocked, Y and Z are blocked [N, ceil(M / block), OH, OW,
+// block]. The reference path unblocks, runs the plain reference convolution and blocks the result.
 Status nchwcconv_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* w, ctx.required_input(1));
@@ -853,7 +849,7 @@ Status nchwcconv_kernel(KernelContext& ctx) {
   if (ctx.cache()) {
     // Everything the plan depends on: the shapes and dtypes of the inputs (longer than conv_f32's keys in the
     // same cache, so they never meet).
-    std::vector<int64_t> key{0x91a, static_cast<int64_t>(x->dtype()), static_cast<int64_t>(w->dtype())};
+    std::vector<int64_t> key{0x91a};
     for (const Tensor* t : {x, w, b, z}) {
       key.push_back(t ? static_cast<int64_t>(t->rank()) : -1);
       if (!t) continue;

@@ -154,26 +154,54 @@ int64_t packed_a_offset(int64_t kb, int64_t ib, int64_t blocks, int64_t K) {
   return kb * blocks * kMR + ib * std::min(kKC, K - kb) * kMR;
 }
 
-// Eight K steps of six rows into a panel: out[k * 6 + r] = rows[r][k] for k < 8 (an 8 x 8 transpose whose
-// rows 6 and 7 are zero; each K step is stored as 4 + 2 floats).
-__attribute__((target("avx2"), always_inline)) inline void pack_8x6(const float* const (&rows)[kMR], float* out) {
-  const __m256 z = _mm256_setzero_ps();
-  const __m256 r0 = _mm256_loadu_ps(rows[0]), r1 = _mm256_loadu_ps(rows[1]), r2 = _mm256_loadu_ps(rows[2]),
-               r3 = _mm256_loadu_ps(rows[3]), r4 = _mm256_loadu_ps(rows[4]), r5 = _mm256_loadu_ps(rows[5]);
-  // t0 = (r0 k0, r1 k0, r0 k1, r1 k1 | the same for k4, k5), t1 for k2, k3 | k6, k7; likewise rows 2-3, 4-5.
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
-               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  // u[j] = rows 0-3 of K step j | of step j + 4; v[j] = rows 4-5 (then zeros) of the same steps.
-  const __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
-                       _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
-  const __m256 v[4] = {_mm256_shuffle_ps(t4, z, 0x44), _mm256_shuffle_ps(t4, z, 0xEE), _mm256_shuffle_ps(t5, z, 0x44),
-                       _mm256_shuffle_ps(t5, z, 0xEE)};
+// In registers, r[j] = column j of the 8 x 8 block whose row i was r[i].
+__attribute__((target("avx2"), always_inline)) inline void transpose8(__m256 (&r)[8]) {
+  __m256 t[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // t[0] = (0 0, 1 0, 0 1, 1 1 | 0 4, 1 4, 0 5, 1 5) as (row col), t[1] the same for cols 2, 3 | 6, 7.
+  __m256 u[8];
+#pragma GCC unroll 2
+  for (int i = 0; i < 8; i += 4) {
+    for (int h = 0; h < 2; ++h) {
+      u[i + 2 * h] = _mm256_shuffle_ps(t[i + h], t[i + 2 + h], 0x44);
+      u[i + 2 * h + 1] = _mm256_shuffle_ps(t[i + h], t[i + 2 + h], 0xEE);
+    }
+  }
+  // u[0] = col 0 of rows i..i+3 | col 4 of them (i = 0: rows 0-3, u[4..7] rows 4-7), u[1] cols 1 | 5, u[2] 2 | 6,
+  // u[3] 3 | 7.
 #pragma GCC unroll 4
   for (int j = 0; j < 4; ++j) {
-    _mm_storeu_ps(out + j * kMR, _mm256_castps256_ps128(u[j]));
-    _mm_storel_pi(reinterpret_cast<__m64*>(out + j * kMR + 4), _mm256_castps256_ps128(v[j]));
-    _mm_storeu_ps(out + (j + 4) * kMR, _mm256_extractf128_ps(u[j], 1));
-    _mm_storel_pi(reinterpret_cast<__m64*>(out + (j + 4) * kMR + 4), _mm256_extractf128_ps(v[j], 1));
+    r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+    r[j + 4] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+  }
+}
+
+// dst[j * ldd + i] = src[i * lds + j] for i, j < 8.
+__attribute__((target("avx2"))) void transpose_8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m256 r[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  transpose8(r);
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dst + j * ldd, r[j]);
+}
+
+// Eight K steps of six rows into a panel: out[k * 6 + r] = rows[r][k] for k < 8 (transpose8 with rows 6 and 7
+// zero; each K step is stored as 4 + 2 floats).
+__attribute__((target("avx2"), always_inline)) inline void pack_8x6(const float* const (&rows)[kMR], float* out) {
+  __m256 r[8];
+#pragma GCC unroll 6
+  for (int i = 0; i < kMR; ++i) r[i] = _mm256_loadu_ps(rows[i]);
+  r[6] = r[7] = _mm256_setzero_ps();
+  transpose8(r);
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {
+    _mm_storeu_ps(out + k * kMR, _mm256_castps256_ps128(r[k]));
+    _mm_storel_pi(reinterpret_cast<__m64*>(out + k * kMR + 4), _mm256_extractf128_ps(r[k], 1));
   }
 }
 
@@ -224,33 +252,6 @@ class PackedA {
   }
   float* data_;
 };
-
-// dst[j * ldd + i] = src[i * lds + j] for i, j < 8.
-__attribute__((target("avx2"))) void transpose_8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
-  __m256 r[8], t[8];
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
-#pragma GCC unroll 4
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  // t[0] = (0 0, 1 0, 0 1, 1 1 | 0 4, 1 4, 0 5, 1 5) as (row col), t[1] the same for cols 2, 3 | 6, 7.
-#pragma GCC unroll 2
-  for (int i = 0; i < 8; i += 4) {
-    for (int h = 0; h < 2; ++h) {
-      r[i + 2 * h] = _mm256_shuffle_ps(t[i + h], t[i + 2 + h], 0x44);
-      r[i + 2 * h + 1] = _mm256_shuffle_ps(t[i + h], t[i + 2 + h], 0xEE);
-    }
-  }
-  // r[0] = col 0 of rows i..i+3 | col 4 of them (i = 0: rows 0-3, r[4..7] rows 4-7), r[1] cols 1 | 5, r[2] 2 | 6,
-  // r[3] 3 | 7.
-#pragma GCC unroll 4
-  for (int j = 0; j < 4; ++j) {
-    _mm256_storeu_ps(dst + j * ldd, _mm256_permute2f128_ps(r[j], r[4 + j], 0x20));
-    _mm256_storeu_ps(dst + (j + 4) * ldd, _mm256_permute2f128_ps(r[j], r[4 + j], 0x31));
-  }
-}
 
 }  // namespace
 
