@@ -230,19 +230,20 @@ __attribute__((target("avx2"))) void pack_a_block(const float* a, int64_t M, int
   }
 }
 
-// A thread's buffer for packed A panels or im2col tiles (kept between calls, so the steady state does not
-// allocate; a very large one is given back).
-class PackedA {
+// A thread's buffer (kept between calls, so the steady state does not allocate; a very large one is given back).
+// Each tag is a separate buffer: packed A panels or im2col tiles (0), a GEMM's C before its scatter (1).
+template <int kTag>
+class ThreadBuffer {
  public:
-  explicit PackedA(size_t floats) {
+  explicit ThreadBuffer(size_t floats) {
     if (buffer().size() < floats) buffer().resize(floats);
     data_ = buffer().data();
   }
-  ~PackedA() {
+  ~ThreadBuffer() {
     if (buffer().size() > (size_t{16} << 20)) std::vector<float>().swap(buffer());
   }
-  PackedA(const PackedA&) = delete;
-  PackedA& operator=(const PackedA&) = delete;
+  ThreadBuffer(const ThreadBuffer&) = delete;
+  ThreadBuffer& operator=(const ThreadBuffer&) = delete;
   float* data() const { return data_; }
 
  private:
@@ -252,6 +253,58 @@ class PackedA {
   }
   float* data_;
 };
+using PackedA = ThreadBuffer<0>;
+
+// What gemm_tasks calls on each task's finished block of c: rows [r0, r1) by columns [n0, n1).
+using Finish = std::function<void(int64_t r0, int64_t r1, int64_t n0, int64_t n1)>;
+
+// c[M, N] (rows N apart) = A @ B, A in panels at `ap` (pack_a_block's layout) or, when ap is null, in place at a
+// (rows lda apart). Tasks of up to kRowBlocksPerTask row blocks by kPanelsPerTask weight panels, each over the
+// whole of K in a fixed order; `finish` runs on each task's block while it is in cache.
+void gemm_tasks(const float* a, int64_t lda, const float* ap, int64_t M, const PackedB& b, float* c,
+                const ParallelFor& parallel_for, const Finish& finish) {
+  const int64_t K = b.K, N = b.N;
+  const int64_t blocks = (M + kMR - 1) / kMR, panels = (N + kNR - 1) / kNR;
+  const int64_t row_tasks = (blocks + kRowBlocksPerTask - 1) / kRowBlocksPerTask;
+  const int64_t panel_tasks = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
+  parallel_for(row_tasks * panel_tasks, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t ib0 = (t / panel_tasks) * kRowBlocksPerTask, ib1 = std::min(blocks, ib0 + kRowBlocksPerTask);
+      const int64_t p0 = (t % panel_tasks) * kPanelsPerTask, p1 = std::min(panels, p0 + kPanelsPerTask);
+      for (int64_t kb = 0; kb < K; kb += kKC) {
+        const int64_t kc = std::min(kKC, K - kb);
+        for (int64_t pn = p0; pn < p1; ++pn) {
+          const float* bp = b.data.get() + (pn * K + kb) * kNR;
+          const int64_t nr = std::min(kNR, N - pn * kNR);
+          // With enough row blocks, the next K block of weights is fetched from memory while this one is in use:
+          // each row block prefetches a share of its cache lines (a line is one K step of a panel).
+          const float* next = nullptr;
+          int64_t next_lines = 0;
+          if (ib1 - ib0 >= kPrefetchNextMinBlocks) {
+            const bool same_k = pn + 1 < p1;
+            if (same_k || kb + kKC < K) {
+              next = same_k ? bp + K * kNR : b.data.get() + (p0 * K + kb + kKC) * kNR;
+              next_lines = std::min(kKC, K - (same_k ? kb : kb + kKC));
+            }
+          }
+          const int64_t share = (next_lines + (ib1 - ib0) - 1) / (ib1 - ib0);
+          for (int64_t ib = ib0; ib < ib1; ++ib) {
+            for (int64_t l = (ib - ib0) * share; l < std::min(next_lines, (ib - ib0 + 1) * share); ++l)
+              _mm_prefetch(reinterpret_cast<const char*>(next + l * kNR), _MM_HINT_T0);
+            float* cp = c + ib * kMR * N + pn * kNR;
+            const int64_t mr = std::min(kMR, M - ib * kMR);
+            if (ap) {
+              kernel_6x16<true>(ap + packed_a_offset(kb, ib, blocks, K), 0, bp, kc, cp, N, mr, nr, kb > 0);
+            } else {
+              kernel_6x16<false>(a + ib * kMR * lda + kb, lda, bp, kc, cp, N, mr, nr, kb > 0);
+            }
+          }
+        }
+      }
+      finish(ib0 * kMR, std::min(M, ib1 * kMR), p0 * kNR, std::min(N, p1 * kNR));
+    }
+  });
+}
 
 }  // namespace
 
@@ -335,50 +388,14 @@ void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float*
       for (int64_t ib = b0; ib < b1; ++ib) pack_a_block(a, M, K, lda, ib, blocks, ap.data());
     });
   }
-  const int64_t row_tasks = (blocks + kRowBlocksPerTask - 1) / kRowBlocksPerTask;
-  const int64_t panel_tasks = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
-  parallel_for(row_tasks * panel_tasks, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t ib0 = (t / panel_tasks) * kRowBlocksPerTask, ib1 = std::min(blocks, ib0 + kRowBlocksPerTask);
-      const int64_t p0 = (t % panel_tasks) * kPanelsPerTask, p1 = std::min(panels, p0 + kPanelsPerTask);
-      for (int64_t kb = 0; kb < K; kb += kKC) {
-        const int64_t kc = std::min(kKC, K - kb);
-        for (int64_t pn = p0; pn < p1; ++pn) {
-          const float* bp = b.data.get() + (pn * K + kb) * kNR;
-          const int64_t nr = std::min(kNR, N - pn * kNR);
-          // With enough row blocks, the next K block of weights is fetched from memory while this one is in use:
-          // each row block prefetches a share of its cache lines (a line is one K step of a panel).
-          const float* next = nullptr;
-          int64_t next_lines = 0;
-          if (ib1 - ib0 >= kPrefetchNextMinBlocks) {
-            const bool same_k = pn + 1 < p1;
-            if (same_k || kb + kKC < K) {
-              next = same_k ? bp + K * kNR : b.data.get() + (p0 * K + kb + kKC) * kNR;
-              next_lines = std::min(kKC, K - (same_k ? kb : kb + kKC));
-            }
-          }
-          const int64_t share = (next_lines + (ib1 - ib0) - 1) / (ib1 - ib0);
-          for (int64_t ib = ib0; ib < ib1; ++ib) {
-            for (int64_t l = (ib - ib0) * share; l < std::min(next_lines, (ib - ib0 + 1) * share); ++l)
-              _mm_prefetch(reinterpret_cast<const char*>(next + l * kNR), _MM_HINT_T0);
-            float* cp = c + ib * kMR * N + pn * kNR;
-            const int64_t mr = std::min(kMR, M - ib * kMR);
-            if (pack) {
-              kernel_6x16<true>(ap.data() + packed_a_offset(kb, ib, blocks, K), 0, bp, kc, cp, N, mr, nr, kb > 0);
-            } else {
-              kernel_6x16<false>(a + ib * kMR * lda + kb, lda, bp, kc, cp, N, mr, nr, kb > 0);
-            }
-          }
-        }
-      }
-      const int64_t r0 = ib0 * kMR, r1 = std::min(M, ib1 * kMR), n0 = p0 * kNR, n1 = std::min(N, p1 * kNR);
-      if (bias) {
-        for (int64_t i = r0; i < r1; ++i)
-          for (int64_t n = n0; n < n1; ++n) c[i * N + n] += bias[n];
-      }
-      if (epilogue) (*epilogue)(c + r0 * N + n0, r1 - r0, n1 - n0, N);
-    }
-  });
+  gemm_tasks(a, lda, pack ? ap.data() : nullptr, M, b, c, parallel_for,
+             [&](int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
+               if (bias) {
+                 for (int64_t i = r0; i < r1; ++i)
+                   for (int64_t n = n0; n < n1; ++n) c[i * N + n] += bias[n];
+               }
+               if (epilogue) (*epilogue)(c + r0 * N + n0, r1 - r0, n1 - n0, N);
+             });
 }
 
 void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias, int64_t block,
@@ -470,6 +487,87 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
         }
       }
     }
+  });
+}
+
+std::shared_ptr<PackedB> pack_conv_weights_blocked8(const float* w, int64_t M, int64_t C, int64_t KH, int64_t KW) {
+  const int64_t CB = (C + 7) / 8, K = CB * KH * KW * 8;
+  // W [M, C, KH, KW] as [M, K] in the order of conv2d_blocked8's im2col, k = ((cb * KH + i) * KW + j) * 8 + lane
+  // for channel cb * 8 + lane (zero past C).
+  std::vector<float> t(static_cast<size_t>(M * K), 0.0f);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < KH; ++i)
+        for (int64_t j = 0; j < KW; ++j)
+          t[static_cast<size_t>(m * K + ((c / 8 * KH + i) * KW + j) * 8 + c % 8)] = w[((m * C + c) * KH + i) * KW + j];
+  return pack_b(t.data(), K, M, true);
+}
+
+namespace {
+
+// Row block `ib` (output pixels ib * 6 ...) of conv2d_blocked8's im2col, packed into A panels at ap: each
+// (cb, i, j) of six pixels is six 8-channel vectors (zero for padding and pixels past P), transposed into eight K
+// steps of the panel.
+__attribute__((target("avx2"))) void im2col_blocked8(const float* x, const Conv2dGeometry& g, int64_t K, int64_t blocks,
+                                                     int64_t ib, float* ap) {
+  alignas(32) static const float kZeros[8] = {};
+  const int64_t CB = (g.C + 7) / 8, OHW = g.OH * g.OW, P = g.N * OHW;
+  const float* image[kMR];
+  int64_t ih0[kMR], iw0[kMR];
+  for (int64_t r = 0; r < kMR; ++r) {
+    const int64_t p = std::min(P - 1, ib * kMR + r), hw = p % OHW;
+    image[r] = ib * kMR + r < P ? x + p / OHW * CB * g.H * g.W * 8 : nullptr;
+    ih0[r] = hw / g.OW * g.stride_h - g.pad_t;
+    iw0[r] = hw % g.OW * g.stride_w - g.pad_l;
+  }
+  for (int64_t cb = 0; cb < CB; ++cb) {
+    for (int64_t i = 0; i < g.KH; ++i) {
+      for (int64_t j = 0; j < g.KW; ++j) {
+        const int64_t k = ((cb * g.KH + i) * g.KW + j) * 8, kb = k / kKC * kKC;
+        const float* rows[kMR];
+        for (int64_t r = 0; r < kMR; ++r) {
+          const int64_t h = ih0[r] + i * g.dil_h, v = iw0[r] + j * g.dil_w;
+          rows[r] =
+              image[r] && h >= 0 && h < g.H && v >= 0 && v < g.W ? image[r] + ((cb * g.H + h) * g.W + v) * 8 : kZeros;
+        }
+        pack_8x6(rows, ap + packed_a_offset(kb, ib, blocks, K) + (k - kb) * kMR);
+      }
+    }
+  }
+}
+
+// Pixels [r0, r1) by channels [m0, m1) (whole blocks of 8) of c [P, M] into y [N, M/8, OH, OW, 8]: plus bias
+// and z (either may be null), clamped to [lo, hi].
+__attribute__((target("avx2"))) void scatter_blocked8(const float* c, int64_t M, int64_t OHW, int64_t r0, int64_t r1,
+                                                      int64_t m0, int64_t m1, const float* bias, const float* z,
+                                                      float lo, float hi, float* y) {
+  const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+  const int64_t MB = M / 8;
+  for (int64_t m = m0; m < m1; m += 8) {
+    const __m256 b = bias ? _mm256_loadu_ps(bias + m) : _mm256_setzero_ps();
+    for (int64_t p = r0; p < r1; ++p) {
+      const int64_t at = ((p / OHW * MB + m / 8) * OHW + p % OHW) * 8;
+      __m256 v = _mm256_add_ps(_mm256_loadu_ps(c + p * M + m), b);
+      if (z) v = _mm256_add_ps(v, _mm256_loadu_ps(z + at));
+      _mm256_storeu_ps(y + at, _mm256_min_ps(vhi, _mm256_max_ps(vlo, v)));
+    }
+  }
+}
+
+}  // namespace
+
+void conv2d_blocked8(const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias, const float* z,
+                     float lo, float hi, float* y, const ParallelFor& parallel_for) {
+  const int64_t K = w.K, M = w.N, OHW = g.OH * g.OW, P = g.N * OHW, blocks = (P + kMR - 1) / kMR;
+  if (P <= 0 || M <= 0) return;
+  const PackedA ap(static_cast<size_t>(blocks * K * kMR));
+  parallel_for(blocks, [&](int64_t b0, int64_t b1) {
+    for (int64_t ib = b0; ib < b1; ++ib) im2col_blocked8(x, g, K, blocks, ib, ap.data());
+  });
+  // C [P, M], pixels by channels, scattered into y by each task while it is in cache.
+  const ThreadBuffer<1> c(static_cast<size_t>(P * M));
+  gemm_tasks(nullptr, 0, ap.data(), P, w, c.data(), parallel_for, [&](int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
+    scatter_blocked8(c.data(), M, OHW, r0, r1, n0, n1, bias, z, lo, hi, y);
   });
 }
 

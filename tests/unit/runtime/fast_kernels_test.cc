@@ -578,7 +578,8 @@ TEST(FastKernels, WinogradConvolutionsMatchReference) {
         make_tensor("b", random_tensor({c.m}, rng)), make_tensor("wz", random_tensor({c.m, 3, 1, 1}, rng))};
     std::string out = "c";
     if (c.residual) {
-      nodes.push_back(make_node("Conv", {"x", "wz"}, {"z"}));
+      // Z ahead of the convolution under test, so that the sum is fused into that one.
+      nodes.insert(nodes.begin(), make_node("Conv", {"x", "wz"}, {"z"}));
       nodes.push_back(make_node("Add", {"c", "z"}, {"s"}));
       out = "s";
     }
@@ -594,6 +595,65 @@ TEST(FastKernels, WinogradConvolutionsMatchReference) {
                    {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, inits),
         {{"", 14}});
     expect_fast_matches_reference(model, {{"x", random_tensor({c.n, 3, c.h, c.w}, rng)}}, 1e-4f);
+  }
+}
+
+// Blocked convolutions with few output pixels (at most 64) and many weights (2 MiB and up) run as one GEMM over
+// their im2col (sgemm::conv2d_blocked8): 3x3 and 1x1, strides, dilation, asymmetric padding, channels off the
+// block of 8 (padding lanes in the input), a half-used last weight panel (M = 520), two images in one product
+// with a two-row tail block (2 x 5 x 5 pixels), bias or none, ReLU, Clip or nothing, and a residual Z.
+TEST(FastKernels, ConvolutionsAsOneGemmMatchReference) {
+  std::mt19937 rng(25);
+  struct Case {
+    std::string name;
+    int64_t n, c, m, h, kernel, stride, dilation;
+    std::vector<int64_t> pads;
+    bool bias;
+    std::string act;  // "", "Relu" or "Clip"
+    bool residual;
+  };
+  const std::vector<Case> cases = {
+      {"3x3, pads 1, ReLU", 1, 256, 256, 7, 3, 1, 1, {1, 1, 1, 1}, true, "Relu", false},
+      {"3x3 stride 2, 260 channels", 1, 260, 256, 14, 3, 2, 1, {1, 1, 1, 1}, true, "Relu", false},
+      {"1x1 stride 2, no bias", 1, 1024, 512, 13, 1, 2, 1, {0, 0, 0, 0}, false, "", false},
+      {"1x1, half a weight panel, residual and ReLU", 1, 1024, 520, 7, 1, 1, 1, {0, 0, 0, 0}, true, "Relu", true},
+      {"dilation 2, asymmetric pads, Clip", 1, 256, 256, 7, 3, 1, 2, {2, 1, 1, 2}, true, "Clip", false},
+      {"two images, residual", 2, 256, 256, 5, 3, 1, 1, {1, 1, 1, 1}, true, "", true},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const auto dims = std::vector<int64_t>{c.kernel, c.kernel};
+    std::vector<ir::Node> nodes{
+        make_node("Conv", {"x", "w0"}, {"x0"}),
+        make_node("Conv", c.bias ? std::vector<std::string>{"x0", "w", "b"} : std::vector<std::string>{"x0", "w"},
+                  {"c"}, "gemm",
+                  {make_attribute("pads", c.pads), make_attribute("kernel_shape", dims),
+                   make_attribute("strides", std::vector<int64_t>{c.stride, c.stride}),
+                   make_attribute("dilations", std::vector<int64_t>{c.dilation, c.dilation})})};
+    std::vector<ir::NamedTensor> inits{make_tensor("w0", random_tensor({c.c, 3, 1, 1}, rng)),
+                                       make_tensor("w", random_tensor({c.m, c.c, c.kernel, c.kernel}, rng)),
+                                       make_tensor("b", random_tensor({c.m}, rng))};
+    std::string out = "c";
+    if (c.residual) {
+      // Z from the input by a 1x1 convolution of the same output size, ahead of the convolution under test, so
+      // that the sum is fused into that one (a Z made later could not be).
+      inits.push_back(make_tensor("wz", random_tensor({c.m, 3, 1, 1}, rng)));
+      nodes.insert(nodes.begin(), make_node("Conv", {"x", "wz"}, {"z"}));
+      nodes.push_back(make_node("Add", {"c", "z"}, {"s"}));
+      out = "s";
+    }
+    if (c.act == "Relu") nodes.push_back(make_node("Relu", {out}, {"y"}));
+    if (c.act == "Clip") {
+      inits.push_back(make_tensor<float>("lo", {}, {-0.5f}));
+      inits.push_back(make_tensor<float>("hi", {}, {0.5f}));
+      nodes.push_back(make_node("Clip", {out, "lo", "hi"}, {"y"}));
+    }
+    if (c.act.empty()) nodes.push_back(make_node("Identity", {out}, {"y"}));
+    auto model = make_model(
+        make_graph(nodes, "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{c.n, 3, c.h, c.h})},
+                   {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, inits),
+        {{"", 14}});
+    expect_fast_matches_reference(model, {{"x", random_tensor({c.n, 3, c.h, c.h}, rng)}}, 1e-4f);
   }
 }
 
