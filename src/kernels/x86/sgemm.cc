@@ -255,6 +255,17 @@ class ThreadBuffer {
 };
 using PackedA = ThreadBuffer<0>;
 
+// c[i * ldc + j] += bias[j] for i < rows, j < cols.
+__attribute__((target("avx2"))) void add_bias(float* c, int64_t rows, int64_t cols, int64_t ldc, const float* bias) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* ci = c + i * ldc;
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8)
+      _mm256_storeu_ps(ci + j, _mm256_add_ps(_mm256_loadu_ps(ci + j), _mm256_loadu_ps(bias + j)));
+    for (; j < cols; ++j) ci[j] += bias[j];
+  }
+}
+
 // What gemm_tasks calls on each task's finished block of c: rows [r0, r1) by columns [n0, n1).
 using Finish = std::function<void(int64_t r0, int64_t r1, int64_t n0, int64_t n1)>;
 
@@ -390,10 +401,7 @@ void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float*
   }
   gemm_tasks(a, lda, pack ? ap.data() : nullptr, M, b, c, parallel_for,
              [&](int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
-               if (bias) {
-                 for (int64_t i = r0; i < r1; ++i)
-                   for (int64_t n = n0; n < n1; ++n) c[i * N + n] += bias[n];
-               }
+               if (bias) add_bias(c + r0 * N + n0, r1 - r0, n1 - n0, N, bias + n0);
                if (epilogue) (*epilogue)(c + r0 * N + n0, r1 - r0, n1 - n0, N);
              });
 }
