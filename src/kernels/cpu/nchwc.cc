@@ -2,9 +2,12 @@
 // activations stay in the channel-blocked layout oneDNN computes in: reorders at the boundaries, pooling on
 // blocked tensors. NchwcConv is in nn.cc with the other convolutions. Each kernel here has a reference form:
 // unblock, run the plain reference kernel, block again.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "kernels/cpu/kernel.h"
 #include "kernels/x86/sgemm.h"
@@ -42,6 +45,9 @@ Tensor unblock(const KernelContext& ctx, const Tensor& x, const std::vector<int6
 
 struct PoolGeometry {
   int64_t H, W, OH, OW, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW;
+  // Per output column ow, from columns(): the window taps inside the input [kw0, kw1) and inside the padded
+  // extent [pw0, pw1), at cols[4 ow ...]. Worked out once, not per pixel (each takes two divisions).
+  std::vector<int64_t> cols;
 };
 
 // The window taps k in [lo, hi) whose position begin + k * step lies in [0, limit).
@@ -49,6 +55,16 @@ inline void tap_range(int64_t begin, int64_t step, int64_t taps, int64_t limit, 
   lo = begin >= 0 ? 0 : (-begin + step - 1) / step;
   hi = begin < limit ? std::min(taps, (limit - 1 - begin) / step + 1) : 0;
   if (hi < lo) hi = lo;
+}
+
+void columns(PoolGeometry& g) {
+  g.cols.resize(static_cast<size_t>(4 * g.OW));
+  for (int64_t ow = 0; ow < g.OW; ++ow) {
+    const int64_t w0 = ow * g.SW - g.PL;
+    int64_t* c = g.cols.data() + 4 * ow;
+    tap_range(w0, g.DW, g.KW, g.W, c[0], c[1]);
+    tap_range(w0 + g.PL, g.DW, g.KW, g.W + g.PL + g.PR, c[2], c[3]);
+  }
 }
 
 // One channel block plane [H, W, lanes] -> [OH, OW, lanes]. kLanes is the block size when fixed at compile time
@@ -68,9 +84,8 @@ __attribute__((always_inline)) inline void pool_plane(const float* xin, float* y
     tap_range(h0 + g.PT, g.DH, g.KH, g.H + g.PT + g.PB, ph0, ph1);  // taps inside the padded extent
     for (int64_t ow = 0; ow < g.OW; ++ow) {
       const int64_t w0 = ow * g.SW - g.PL;
-      int64_t kw0, kw1, pw0, pw1;
-      tap_range(w0, g.DW, g.KW, g.W, kw0, kw1);
-      tap_range(w0 + g.PL, g.DW, g.KW, g.W + g.PL + g.PR, pw0, pw1);
+      const int64_t* c = g.cols.data() + 4 * ow;
+      const int64_t kw0 = c[0], kw1 = c[1], pw0 = c[2], pw1 = c[3];
       for (int64_t l = 0; l < B; ++l) acc[l] = max ? -std::numeric_limits<float>::infinity() : 0.0f;
       for (int64_t kh = kh0; kh < kh1; ++kh) {
         const float* row = xin + ((h0 + kh * g.DH) * g.W + w0) * B;
@@ -96,10 +111,38 @@ __attribute__((always_inline)) inline void pool_plane(const float* xin, float* y
   }
 }
 
-// pool_plane<8> compiled for AVX2, so that its 8-lane loops use 256-bit vectors.
-__attribute__((target("avx2"))) void pool_plane8_avx2(const float* xin, float* yout, const PoolGeometry& g, bool max,
+// pool_plane for blocks of 8 in AVX2 registers: one vector per window tap. _mm256_max_ps(v, acc) is
+// std::max(acc, v) lane by lane, NaN and signed zeros included (it returns acc unless v > acc).
+template <bool kMax>
+__attribute__((target("avx2"))) void pool_plane8_avx2(const float* xin, float* yout, const PoolGeometry& g,
                                                       bool include_pad) {
-  pool_plane<8>(xin, yout, g, 8, max, include_pad);
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const int64_t h0 = oh * g.SH - g.PT;
+    int64_t kh0, kh1, ph0, ph1;
+    tap_range(h0, g.DH, g.KH, g.H, kh0, kh1);
+    tap_range(h0 + g.PT, g.DH, g.KH, g.H + g.PT + g.PB, ph0, ph1);
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const int64_t w0 = ow * g.SW - g.PL;
+      const int64_t* c = g.cols.data() + 4 * ow;
+      const int64_t kw0 = c[0], kw1 = c[1], pw0 = c[2], pw1 = c[3];
+      __m256 acc = kMax ? _mm256_set1_ps(-std::numeric_limits<float>::infinity()) : _mm256_setzero_ps();
+      for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const float* row = xin + ((h0 + kh * g.DH) * g.W + w0) * 8;
+        for (int64_t kw = kw0; kw < kw1; ++kw) {
+          const __m256 v = _mm256_loadu_ps(row + kw * g.DW * 8);
+          acc = kMax ? _mm256_max_ps(v, acc) : _mm256_add_ps(acc, v);
+        }
+      }
+      const int64_t count = (kh1 - kh0) * (kw1 - kw0);
+      float* o = yout + (oh * g.OW + ow) * 8;
+      if (kMax) {
+        _mm256_storeu_ps(o, count > 0 ? acc : _mm256_setzero_ps());
+      } else {
+        const int64_t div = include_pad ? (ph1 - ph0) * (pw1 - pw0) : count;
+        _mm256_storeu_ps(o, _mm256_mul_ps(acc, _mm256_set1_ps(div > 0 ? 1.0f / static_cast<float>(div) : 0.0f)));
+      }
+    }
+  }
 }
 
 // Pooling on a blocked tensor: the reference path unblocks and runs the plain reference kernel.
@@ -140,8 +183,9 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
   }
   const int64_t OH = out_hw[0], OW = out_hw[1], CB = x->dims()[1];
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {nchw[0], CB, OH, OW, B}));
-  PoolGeometry g{H,          W,       OH,      OW,      ks[0],   ks[1],  strides[0],
-                 strides[1], pads[0], pads[1], pads[2], pads[3], dil[0], dil[1]};
+  PoolGeometry g{H,       W,       OH,      OW,      ks[0],  ks[1],  strides[0], strides[1],
+                 pads[0], pads[1], pads[2], pads[3], dil[0], dil[1], {}};
+  columns(g);
   const float* px = x->data<float>();
   float* py = out->data<float>();
   const bool avx2 = sgemm::available();
@@ -151,7 +195,11 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
       float* yout = py + plane * OH * OW * B;
       // AVX2's block of 8 has a fixed lane count, so that the lane loops vectorize.
       if (B == 8 && avx2) {
-        pool_plane8_avx2(xin, yout, g, max, include_pad);
+        if (max) {
+          pool_plane8_avx2<true>(xin, yout, g, include_pad);
+        } else {
+          pool_plane8_avx2<false>(xin, yout, g, include_pad);
+        }
       } else if (B == 8) {
         pool_plane<8>(xin, yout, g, 8, max, include_pad);
       } else {
