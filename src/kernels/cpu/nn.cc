@@ -1523,7 +1523,11 @@ Status layernormalization_kernel(KernelContext& ctx) {
         float* yr = py + o * inner;
         if (pskip) {  // the sum goes to y's row, normalized in place (each element is read before it is written)
           const float* sr = pskip + o * inner;
-          for (int64_t j = 0; j < inner; ++j) yr[j] = xr[j] + sr[j];
+          if (sgemm::available()) {
+            vmath::add(xr, sr, yr, inner);
+          } else {
+            for (int64_t j = 0; j < inner; ++j) yr[j] = xr[j] + sr[j];
+          }
           xr = yr;
         }
         if (sgemm::available()) {

@@ -134,6 +134,12 @@ __attribute__((target("avx2,fma"))) void gelu(float* x, int64_t n) {
   for (; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
 }
 
+__attribute__((target("avx2"))) void add(const float* a, const float* b, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+  for (; i < n; ++i) y[i] = a[i] + b[i];
+}
+
 __attribute__((target("avx2,fma"))) void layernorm_row(const float* x, const float* scale, const float* bias, float* y,
                                                        int64_t n, double eps) {
   if (n <= 0) return;

@@ -14,6 +14,9 @@ void softmax_row(float* x, int64_t n, float scale);
 // x[i] = GELU(x[i]) = x / 2 * (1 + erf(x / sqrt 2)), erf to about 2e-7 absolute (Abramowitz and Stegun 7.1.26).
 void gelu(float* x, int64_t n);
 
+// y[i] = a[i] + b[i] for i < n. y may be a or b.
+void add(const float* a, const float* b, float* y, int64_t n);
+
 // y[i] = (x[i] - mean) / sqrt(var + eps) * scale[i] (+ bias[i] when bias is not null) over one row of n
 // floats; mean and variance accumulate in double. y may be x.
 void layernorm_row(const float* x, const float* scale, const float* bias, float* y, int64_t n, double eps);
