@@ -548,8 +548,8 @@ TEST(FastKernels, ConcurrentRunsOfBlockedConvolutionsAgree) {
 
 // 3x3 stride-1 convolutions on the blocked layout with at least 32 output tiles of 2x2 run as Winograd
 // F(2x2, 3x3): a 1x1 convolution first, so that the input is blocked; odd sizes (partial tiles), valid and
-// asymmetric padding, bias or none, ReLU, Clip or nothing, a residual Z, and two chunks of tiles (C = M = 128
-// over 200 tiles).
+// asymmetric padding, bias or none, ReLU, Clip or nothing, a residual Z; runs of tiles taken by each thread
+// (up to 1 MiB of transformed weights), and two chunks shared by the threads (C = M = 264 over 100 tiles).
 TEST(FastKernels, WinogradConvolutionsMatchReference) {
   std::mt19937 rng(24);
   struct Case {
@@ -565,7 +565,9 @@ TEST(FastKernels, WinogradConvolutionsMatchReference) {
       {"valid, no bias", 2, 8, 8, 11, 13, {0, 0, 0, 0}, false, "", false},
       {"asymmetric pads, Clip", 1, 16, 16, 12, 15, {2, 0, 1, 2}, true, "Clip", false},
       {"residual and ReLU", 2, 16, 16, 9, 10, {1, 1, 1, 1}, true, "Relu", true},
-      {"two chunks of tiles", 2, 128, 128, 20, 20, {1, 1, 1, 1}, true, "Relu", false},
+      {"runs of tiles on each thread", 2, 128, 128, 20, 20, {1, 1, 1, 1}, true, "Relu", false},
+      {"chunks at 136 channels", 1, 136, 128, 20, 20, {1, 1, 1, 1}, true, "", false},
+      {"two shared chunks of tiles", 1, 264, 264, 20, 20, {1, 1, 1, 1}, true, "Relu", true},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
