@@ -41,12 +41,12 @@ __attribute__((target("avx2,fma"), always_inline)) inline void fma_step(__m256 (
 // c[0..mr)[0..nr) (+)= A @ B panel over kc steps, the B panel bp[k * 16 + j] from pack_b. kPacked: A is a panel
 // of six rows interleaved, a[k * 6 + r] (rows past the end of A zero), from pack_a_block. Otherwise A is
 // row-major, rows `lda` apart; a block of fewer than 6 rows reads a clamped row for the rest (its sums are
-// dropped). All 12 accumulators stay in registers. kRows 3 computes the first three rows only.
+// dropped). kRows (3 to 6, at least mr) rows are computed; their accumulators stay in registers.
 template <bool kPacked, int kRows>
 __attribute__((target("avx2,fma"))) void kernel_rows_x16(const float* a, int64_t lda, const float* bp, int64_t kc,
                                                          float* c, int64_t ldc, int64_t mr, int64_t nr,
                                                          bool accumulate) {
-  static_assert(kRows == 3 || kRows == 6, "3 or 6 rows");
+  static_assert(kRows >= 3 && kRows <= kMR, "3 to 6 rows");
   const float* rows[kMR];
 #pragma GCC unroll 6
   for (int r = 0; r < kMR; ++r) rows[r] = a + (kPacked ? r : std::min<int64_t>(r, mr - 1) * lda);
@@ -85,16 +85,34 @@ __attribute__((target("avx2,fma"))) void kernel_rows_x16(const float* a, int64_t
   }
 }
 
-// A block of up to 6 rows; one of 3 rows or fewer (the tail of M) costs half.
+// A block of up to 6 rows, computed with as many rows as it has (at least 3).
 template <bool kPacked>
 void kernel_6x16(const float* a, int64_t lda, const float* bp, int64_t kc, float* c, int64_t ldc, int64_t mr,
                  int64_t nr, bool accumulate) {
-  if (mr <= 3) {
-    kernel_rows_x16<kPacked, 3>(a, lda, bp, kc, c, ldc, mr, nr, accumulate);
-  } else {
-    kernel_rows_x16<kPacked, 6>(a, lda, bp, kc, c, ldc, mr, nr, accumulate);
+  switch (mr) {
+    case 4: return kernel_rows_x16<kPacked, 4>(a, lda, bp, kc, c, ldc, mr, nr, accumulate);
+    case 5: return kernel_rows_x16<kPacked, 5>(a, lda, bp, kc, c, ldc, mr, nr, accumulate);
+    case 6: return kernel_rows_x16<kPacked, 6>(a, lda, bp, kc, c, ldc, mr, nr, accumulate);
+    default: return kernel_rows_x16<kPacked, 3>(a, lda, bp, kc, c, ldc, mr, nr, accumulate);
   }
 }
+
+// How M rows are split into the micro-kernel's row blocks: blocks of 6, and at the end blocks of 3 to 5 rows
+// instead of one of 1 or 2 (M = 128: 20 of 6, then 4 and 4, not 21 of 6 and 2). A K step of a block of r rows
+// takes about max(r, 4) cycles: its 2r accumulator chains each wait for the previous FMA (4 cycles), so 1 or
+// 2 rows cost as much time as 4. Each block's A panel keeps the 6-row layout (rows past the block zero).
+struct RowBlocks {
+  int64_t M, full, count;
+  explicit RowBlocks(int64_t m) : M(m) {
+    const int64_t n6 = m / kMR, rem = m % kMR;
+    full = (rem == 1 || rem == 2) && n6 > 0 ? n6 - 1 : n6;
+    const int64_t left = m - full * kMR;  // 0, 3, 4 or 5; 7 (4 + 3) or 8 (4 + 4); 1 or 2 when M is
+    count = full + (left == 0 ? 0 : left <= kMR ? 1 : 2);
+  }
+  // The first row of block ib (M for ib = count).
+  int64_t start(int64_t ib) const { return ib >= count ? M : ib <= full ? ib * kMR : full * kMR + 4; }
+  int64_t rows(int64_t ib) const { return start(ib + 1) - start(ib); }
+};
 
 // tile[6][16] = acc + bias16[16], then max(0, .) when relu.
 __attribute__((target("avx2"), always_inline)) inline void finish_tile(const __m256 (&acc)[kMR][2], const float* bias16,
@@ -205,12 +223,12 @@ __attribute__((target("avx2"), always_inline)) inline void pack_8x6(const float*
   }
 }
 
-// Row block `ib` of A [M, K] (rows lda apart) into interleaved panels ap[k * 6 + r], zero past row M: one panel
-// per K block of kKC, at packed_a_offset(kb, ib, blocks, K). Eight K steps at a time through pack_8x6 when the
-// block has six rows.
-__attribute__((target("avx2"))) void pack_a_block(const float* a, int64_t M, int64_t K, int64_t lda, int64_t ib,
-                                                  int64_t blocks, float* ap) {
-  const int64_t r0 = ib * kMR, rows = std::min(kMR, M - r0);
+// Row block `ib` of A [M, K] (rows lda apart) into interleaved panels ap[k * 6 + r], zero past the block's rows:
+// one panel per K block of kKC, at packed_a_offset(kb, ib, blocks, K). Eight K steps at a time through pack_8x6
+// when the block has six rows.
+__attribute__((target("avx2"))) void pack_a_block(const float* a, const RowBlocks& rb, int64_t K, int64_t lda,
+                                                  int64_t ib, float* ap) {
+  const int64_t r0 = rb.start(ib), rows = rb.rows(ib), blocks = rb.count;
   const float* src = a + r0 * lda;
   for (int64_t kb = 0; kb < K; kb += kKC) {
     float* out = ap + packed_a_offset(kb, ib, blocks, K);
@@ -272,10 +290,10 @@ using Finish = std::function<void(int64_t r0, int64_t r1, int64_t n0, int64_t n1
 // c[M, N] (rows N apart) = A @ B, A in panels at `ap` (pack_a_block's layout) or, when ap is null, in place at a
 // (rows lda apart). Tasks of up to kRowBlocksPerTask row blocks by kPanelsPerTask weight panels, each over the
 // whole of K in a fixed order; `finish` runs on each task's block while it is in cache.
-void gemm_tasks(const float* a, int64_t lda, const float* ap, int64_t M, const PackedB& b, float* c,
+void gemm_tasks(const float* a, int64_t lda, const float* ap, const RowBlocks& rb, const PackedB& b, float* c,
                 const ParallelFor& parallel_for, const Finish& finish) {
   const int64_t K = b.K, N = b.N;
-  const int64_t blocks = (M + kMR - 1) / kMR, panels = (N + kNR - 1) / kNR;
+  const int64_t blocks = rb.count, panels = (N + kNR - 1) / kNR;
   const int64_t row_tasks = (blocks + kRowBlocksPerTask - 1) / kRowBlocksPerTask;
   const int64_t panel_tasks = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
   parallel_for(row_tasks * panel_tasks, [&](int64_t t0, int64_t t1) {
@@ -302,17 +320,17 @@ void gemm_tasks(const float* a, int64_t lda, const float* ap, int64_t M, const P
           for (int64_t ib = ib0; ib < ib1; ++ib) {
             for (int64_t l = (ib - ib0) * share; l < std::min(next_lines, (ib - ib0 + 1) * share); ++l)
               _mm_prefetch(reinterpret_cast<const char*>(next + l * kNR), _MM_HINT_T0);
-            float* cp = c + ib * kMR * N + pn * kNR;
-            const int64_t mr = std::min(kMR, M - ib * kMR);
+            const int64_t r0 = rb.start(ib), mr = rb.rows(ib);
+            float* cp = c + r0 * N + pn * kNR;
             if (ap) {
               kernel_6x16<true>(ap + packed_a_offset(kb, ib, blocks, K), 0, bp, kc, cp, N, mr, nr, kb > 0);
             } else {
-              kernel_6x16<false>(a + ib * kMR * lda + kb, lda, bp, kc, cp, N, mr, nr, kb > 0);
+              kernel_6x16<false>(a + r0 * lda + kb, lda, bp, kc, cp, N, mr, nr, kb > 0);
             }
           }
         }
       }
-      finish(ib0 * kMR, std::min(M, ib1 * kMR), p0 * kNR, std::min(N, p1 * kNR));
+      finish(rb.start(ib0), rb.start(ib1), p0 * kNR, std::min(N, p1 * kNR));
     }
   });
 }
@@ -369,13 +387,15 @@ void gemm_serial(const float* a, int64_t M, int64_t lda, const float* bp, int64_
     return;
   }
   const int64_t panels = (N + kNR - 1) / kNR;
+  const RowBlocks rb(M);
   for (int64_t kb = 0; kb < K; kb += kKC) {
     const int64_t kc = std::min(kKC, K - kb);
     for (int64_t pn = 0; pn < panels; ++pn) {
       const int64_t nr = std::min(kNR, N - pn * kNR);
-      for (int64_t i = 0; i < M; i += kMR) {
+      for (int64_t ib = 0; ib < rb.count; ++ib) {
+        const int64_t i = rb.start(ib);
         kernel_6x16<false>(a + i * lda + kb, lda, bp + (pn * K + kb) * kNR, kc, c + i * ldc + pn * kNR, ldc,
-                           std::min(kMR, M - i), nr, kb > 0);
+                           rb.rows(ib), nr, kb > 0);
       }
     }
   }
@@ -391,15 +411,16 @@ void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float*
     if (epilogue) (*epilogue)(c, M, N, N);
     return;
   }
-  const int64_t blocks = (M + kMR - 1) / kMR, panels = (N + kNR - 1) / kNR;
+  const RowBlocks rb(M);
+  const int64_t panels = (N + kNR - 1) / kNR;
   const bool pack = panels > kPackAMinPanels;
-  const PackedA ap(pack ? static_cast<size_t>(blocks * K * kMR) : 0);
+  const PackedA ap(pack ? static_cast<size_t>(rb.count * K * kMR) : 0);
   if (pack) {
-    parallel_for(blocks, [&](int64_t b0, int64_t b1) {
-      for (int64_t ib = b0; ib < b1; ++ib) pack_a_block(a, M, K, lda, ib, blocks, ap.data());
+    parallel_for(rb.count, [&](int64_t b0, int64_t b1) {
+      for (int64_t ib = b0; ib < b1; ++ib) pack_a_block(a, rb, K, lda, ib, ap.data());
     });
   }
-  gemm_tasks(a, lda, pack ? ap.data() : nullptr, M, b, c, parallel_for,
+  gemm_tasks(a, lda, pack ? ap.data() : nullptr, rb, b, c, parallel_for,
              [&](int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
                if (bias) add_bias(c + r0 * N + n0, r1 - r0, n1 - n0, N, bias + n0);
                if (epilogue) (*epilogue)(c + r0 * N + n0, r1 - r0, n1 - n0, N);
@@ -513,18 +534,19 @@ std::shared_ptr<PackedB> pack_conv_weights_blocked8(const float* w, int64_t M, i
 
 namespace {
 
-// Row block `ib` (output pixels ib * 6 ...) of conv2d_blocked8's im2col, packed into A panels at ap: each
+// Row block `ib` (its output pixels) of conv2d_blocked8's im2col, packed into A panels at ap: each
 // (cb, i, j) of six pixels is six 8-channel vectors (zero for padding and pixels past P), transposed into eight K
 // steps of the panel.
-__attribute__((target("avx2"))) void im2col_blocked8(const float* x, const Conv2dGeometry& g, int64_t K, int64_t blocks,
-                                                     int64_t ib, float* ap) {
+__attribute__((target("avx2"))) void im2col_blocked8(const float* x, const Conv2dGeometry& g, int64_t K,
+                                                     const RowBlocks& rb, int64_t ib, float* ap) {
   alignas(32) static const float kZeros[8] = {};
-  const int64_t CB = (g.C + 7) / 8, OHW = g.OH * g.OW, P = g.N * OHW;
+  const int64_t CB = (g.C + 7) / 8, OHW = g.OH * g.OW, blocks = rb.count;
+  const int64_t p0 = rb.start(ib), rows = rb.rows(ib);
   const float* image[kMR];
   int64_t ih0[kMR], iw0[kMR];
   for (int64_t r = 0; r < kMR; ++r) {
-    const int64_t p = std::min(P - 1, ib * kMR + r), hw = p % OHW;
-    image[r] = ib * kMR + r < P ? x + p / OHW * CB * g.H * g.W * 8 : nullptr;
+    const int64_t p = p0 + std::min(r, rows - 1), hw = p % OHW;
+    image[r] = r < rows ? x + p / OHW * CB * g.H * g.W * 8 : nullptr;
     ih0[r] = hw / g.OW * g.stride_h - g.pad_t;
     iw0[r] = hw % g.OW * g.stride_w - g.pad_l;
   }
@@ -566,15 +588,16 @@ __attribute__((target("avx2"))) void scatter_blocked8(const float* c, int64_t M,
 
 void conv2d_blocked8(const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias, const float* z,
                      float lo, float hi, float* y, const ParallelFor& parallel_for) {
-  const int64_t K = w.K, M = w.N, OHW = g.OH * g.OW, P = g.N * OHW, blocks = (P + kMR - 1) / kMR;
+  const int64_t K = w.K, M = w.N, OHW = g.OH * g.OW, P = g.N * OHW;
   if (P <= 0 || M <= 0) return;
-  const PackedA ap(static_cast<size_t>(blocks * K * kMR));
-  parallel_for(blocks, [&](int64_t b0, int64_t b1) {
-    for (int64_t ib = b0; ib < b1; ++ib) im2col_blocked8(x, g, K, blocks, ib, ap.data());
+  const RowBlocks rb(P);
+  const PackedA ap(static_cast<size_t>(rb.count * K * kMR));
+  parallel_for(rb.count, [&](int64_t b0, int64_t b1) {
+    for (int64_t ib = b0; ib < b1; ++ib) im2col_blocked8(x, g, K, rb, ib, ap.data());
   });
   // C [P, M], pixels by channels, scattered into y by each task while it is in cache.
   const ThreadBuffer<1> c(static_cast<size_t>(P * M));
-  gemm_tasks(nullptr, 0, ap.data(), P, w, c.data(), parallel_for, [&](int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
+  gemm_tasks(nullptr, 0, ap.data(), rb, w, c.data(), parallel_for, [&](int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
     scatter_blocked8(c.data(), M, OHW, r0, r1, n0, n1, bias, z, lo, hi, y);
   });
 }
