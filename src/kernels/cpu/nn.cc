@@ -783,6 +783,8 @@ struct NchwcPlan {
   ConvGeom g;
   dnnl_kernels::ConvParams p;
   Path path = Path::kReference;
+  sgemm::Conv2dGeometry geo{};          // kIm2col and kGemm
+  float lo = -INFINITY, hi = INFINITY;  // kWinograd and kGemm: the activation as a clamp
 };
 
 StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, const Tensor& x, const Tensor& w,
@@ -852,6 +854,12 @@ StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, c
   } else {
     n.path = NchwcPlan::Path::kDnnl;
   }
+  n.geo = {xd[0],        xd[1],          xd[2],          xd[3],          M,
+           g.kernel[0],  g.kernel[1],    g.out[0],       g.out[1],       g.strides[0],
+           g.strides[1], g.pad_begin[0], g.pad_begin[1], g.dilations[0], g.dilations[1]};
+  const bool clip = n.act.kind == Activation::Kind::kClip;
+  n.lo = n.act.none() ? -INFINITY : clip ? n.act.alpha : 0.0f;
+  n.hi = clip ? n.act.beta : INFINITY;
   return plan;
 }
 
@@ -888,6 +896,9 @@ Status nchwcconv_kernel(KernelContext& ctx) {
   const bool blocked_in = n.blocked_in, z_inline = n.z_inline;
   KILN_ASSIGN_OR_RETURN(Tensor * y, z_inline ? ctx.allocate_output_reusing(0, 3, DType::kFloat32, n.bod)
                                              : ctx.allocate_output_uninitialized(0, DType::kFloat32, n.bod));
+  const sgemm::ParallelFor pool = [&ctx](int64_t count, const std::function<void(int64_t, int64_t)>& fn) {
+    ctx.parallel_for(count, 1, fn);
+  };
   if (n.path == NchwcPlan::Path::kIm2col) {
     const int64_t K = C * g.kernel[0] * g.kernel[1];
     std::vector<int64_t> key{0xc1, static_cast<int64_t>(reinterpret_cast<intptr_t>(w->raw_data())), K, M};
@@ -897,16 +908,13 @@ Status nchwcconv_kernel(KernelContext& ctx) {
           if (!pk) return ctx.error("out of memory packing weight W");
           return pk;
         }));
-    const sgemm::Conv2dGeometry geo{xd[0],        xd[1],          xd[2],          xd[3],          M,
-                                    g.kernel[0],  g.kernel[1],    g.out[0],       g.out[1],       g.strides[0],
-                                    g.strides[1], g.pad_begin[0], g.pad_begin[1], g.dilations[0], g.dilations[1]};
     // ReLU is applied in the micro-kernel's registers; other activations on each finished tile.
     const bool relu = act.kind == Activation::Kind::kRelu;
     const std::function<void(float*, int64_t)> epilogue = [&act](float* tile, int64_t count) {
       apply_activation(act, tile, count);
     };
     sgemm::conv2d_nchw_to_blocked(
-        x->data<float>(), geo, *packed, b ? b->data<float>() : nullptr, B, y->data<float>(), relu,
+        x->data<float>(), n.geo, *packed, b ? b->data<float>() : nullptr, B, y->data<float>(), relu,
         act.none() || relu ? nullptr : &epilogue,
         [&ctx](int64_t count, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(count, 64, fn); });
     return Status::ok();
@@ -920,12 +928,8 @@ Status nchwcconv_kernel(KernelContext& ctx) {
           return t;
         }));
     const winograd::Geometry geo{xd[0], C, xd[2], xd[3], M, g.out[0], g.out[1], g.pad_begin[0], g.pad_begin[1]};
-    const bool clip = act.kind == Activation::Kind::kClip;
-    const float lo = act.none() ? -INFINITY : clip ? act.alpha : 0.0f, hi = clip ? act.beta : INFINITY;
-    winograd::conv3x3_blocked8(
-        x->data<float>(), geo, *uw, b ? b->data<float>() : nullptr, z ? z->data<float>() : nullptr, lo, hi,
-        y->data<float>(),
-        [&ctx](int64_t count, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(count, 1, fn); });
+    winograd::conv3x3_blocked8(x->data<float>(), geo, *uw, b ? b->data<float>() : nullptr,
+                               z ? z->data<float>() : nullptr, n.lo, n.hi, y->data<float>(), pool);
     return Status::ok();
   }
   if (n.path == NchwcPlan::Path::kGemm) {
@@ -937,15 +941,8 @@ Status nchwcconv_kernel(KernelContext& ctx) {
           if (!pk) return ctx.error("out of memory packing weight W");
           return pk;
         }));
-    const sgemm::Conv2dGeometry geo{xd[0],        xd[1],          xd[2],          xd[3],          M,
-                                    g.kernel[0],  g.kernel[1],    g.out[0],       g.out[1],       g.strides[0],
-                                    g.strides[1], g.pad_begin[0], g.pad_begin[1], g.dilations[0], g.dilations[1]};
-    const bool clip = act.kind == Activation::Kind::kClip;
-    const float lo = act.none() ? -INFINITY : clip ? act.alpha : 0.0f, hi = clip ? act.beta : INFINITY;
-    sgemm::conv2d_blocked8(
-        x->data<float>(), geo, *packed, b ? b->data<float>() : nullptr, z ? z->data<float>() : nullptr, lo, hi,
-        y->data<float>(),
-        [&ctx](int64_t count, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(count, 1, fn); });
+    sgemm::conv2d_blocked8(x->data<float>(), n.geo, *packed, b ? b->data<float>() : nullptr,
+                           z ? z->data<float>() : nullptr, n.lo, n.hi, y->data<float>(), pool);
     return Status::ok();
   }
   if (n.path == NchwcPlan::Path::kDnnl) {

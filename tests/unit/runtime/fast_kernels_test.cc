@@ -547,6 +547,33 @@ TEST(FastKernels, ConcurrentRunsOfBlockedConvolutionsAgree) {
   for (int m : mismatches) EXPECT_EQ(m, 0);
 }
 
+// Finishes a graph whose node "c" is the blocked convolution under test (M output channels) and checks it
+// against the reference kernels: with `residual`, Z = a 1x1 convolution of the input x made ahead of it (so that
+// the sum is fused into the convolution under test; a Z made later could not be) added to c; then "Relu",
+// "Clip" to [clip_lo, 0.5] or nothing ("").
+void check_blocked_conv(std::vector<ir::Node> nodes, std::vector<ir::NamedTensor> inits, int64_t M, bool residual,
+                        const std::string& act, float clip_lo, const std::vector<int64_t>& x_dims, std::mt19937& rng) {
+  std::string out = "c";
+  if (residual) {
+    inits.push_back(make_tensor("wz", random_tensor({M, x_dims[1], 1, 1}, rng)));
+    nodes.insert(nodes.begin(), make_node("Conv", {"x", "wz"}, {"z"}));
+    nodes.push_back(make_node("Add", {"c", "z"}, {"s"}));
+    out = "s";
+  }
+  if (act == "Relu") nodes.push_back(make_node("Relu", {out}, {"y"}));
+  if (act == "Clip") {
+    inits.push_back(make_tensor<float>("lo", {}, {clip_lo}));
+    inits.push_back(make_tensor<float>("hi", {}, {0.5f}));
+    nodes.push_back(make_node("Clip", {out, "lo", "hi"}, {"y"}));
+  }
+  if (act.empty()) nodes.push_back(make_node("Identity", {out}, {"y"}));
+  std::vector<DimArg> dims(x_dims.begin(), x_dims.end());
+  auto model = make_model(make_graph(nodes, "g", {make_tensor_value_info("x", DType::kFloat32, dims)},
+                                     {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, inits),
+                          {{"", 14}});
+  expect_fast_matches_reference(model, {{"x", random_tensor(x_dims, rng)}}, 1e-4f);
+}
+
 // 3x3 stride-1 convolutions on the blocked layout with at least 32 output tiles of 2x2 run as Winograd
 // F(2x2, 3x3): a 1x1 convolution first, so that the input is blocked; odd sizes (partial tiles), valid and
 // asymmetric padding, bias or none, ReLU, Clip or nothing, a residual Z; runs of tiles taken by each thread
@@ -576,28 +603,10 @@ TEST(FastKernels, WinogradConvolutionsMatchReference) {
         make_node("Conv", {"x", "w0"}, {"x0"}),
         make_node("Conv", c.bias ? std::vector<std::string>{"x0", "w", "b"} : std::vector<std::string>{"x0", "w"},
                   {"c"}, "wino", {make_attribute("pads", c.pads)})};
-    std::vector<ir::NamedTensor> inits{
-        make_tensor("w0", random_tensor({c.c, 3, 1, 1}, rng)), make_tensor("w", random_tensor({c.m, c.c, 3, 3}, rng)),
-        make_tensor("b", random_tensor({c.m}, rng)), make_tensor("wz", random_tensor({c.m, 3, 1, 1}, rng))};
-    std::string out = "c";
-    if (c.residual) {
-      // Z ahead of the convolution under test, so that the sum is fused into that one.
-      nodes.insert(nodes.begin(), make_node("Conv", {"x", "wz"}, {"z"}));
-      nodes.push_back(make_node("Add", {"c", "z"}, {"s"}));
-      out = "s";
-    }
-    if (c.act == "Relu") nodes.push_back(make_node("Relu", {out}, {"y"}));
-    if (c.act == "Clip") {
-      inits.push_back(make_tensor<float>("lo", {}, {0.0f}));
-      inits.push_back(make_tensor<float>("hi", {}, {0.5f}));
-      nodes.push_back(make_node("Clip", {out, "lo", "hi"}, {"y"}));
-    }
-    if (c.act.empty()) nodes.push_back(make_node("Identity", {out}, {"y"}));
-    auto model = make_model(
-        make_graph(nodes, "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{c.n, 3, c.h, c.w})},
-                   {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, inits),
-        {{"", 14}});
-    expect_fast_matches_reference(model, {{"x", random_tensor({c.n, 3, c.h, c.w}, rng)}}, 1e-4f);
+    std::vector<ir::NamedTensor> inits{make_tensor("w0", random_tensor({c.c, 3, 1, 1}, rng)),
+                                       make_tensor("w", random_tensor({c.m, c.c, 3, 3}, rng)),
+                                       make_tensor("b", random_tensor({c.m}, rng))};
+    check_blocked_conv(std::move(nodes), std::move(inits), c.m, c.residual, c.act, 0.0f, {c.n, 3, c.h, c.w}, rng);
   }
 }
 
@@ -636,27 +645,7 @@ TEST(FastKernels, ConvolutionsAsOneGemmMatchReference) {
     std::vector<ir::NamedTensor> inits{make_tensor("w0", random_tensor({c.c, 3, 1, 1}, rng)),
                                        make_tensor("w", random_tensor({c.m, c.c, c.kernel, c.kernel}, rng)),
                                        make_tensor("b", random_tensor({c.m}, rng))};
-    std::string out = "c";
-    if (c.residual) {
-      // Z from the input by a 1x1 convolution of the same output size, ahead of the convolution under test, so
-      // that the sum is fused into that one (a Z made later could not be).
-      inits.push_back(make_tensor("wz", random_tensor({c.m, 3, 1, 1}, rng)));
-      nodes.insert(nodes.begin(), make_node("Conv", {"x", "wz"}, {"z"}));
-      nodes.push_back(make_node("Add", {"c", "z"}, {"s"}));
-      out = "s";
-    }
-    if (c.act == "Relu") nodes.push_back(make_node("Relu", {out}, {"y"}));
-    if (c.act == "Clip") {
-      inits.push_back(make_tensor<float>("lo", {}, {-0.5f}));
-      inits.push_back(make_tensor<float>("hi", {}, {0.5f}));
-      nodes.push_back(make_node("Clip", {out, "lo", "hi"}, {"y"}));
-    }
-    if (c.act.empty()) nodes.push_back(make_node("Identity", {out}, {"y"}));
-    auto model = make_model(
-        make_graph(nodes, "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{c.n, 3, c.h, c.h})},
-                   {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, inits),
-        {{"", 14}});
-    expect_fast_matches_reference(model, {{"x", random_tensor({c.n, 3, c.h, c.h}, rng)}}, 1e-4f);
+    check_blocked_conv(std::move(nodes), std::move(inits), c.m, c.residual, c.act, -0.5f, {c.n, 3, c.h, c.h}, rng);
   }
 }
 
