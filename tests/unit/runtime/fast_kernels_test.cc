@@ -613,7 +613,8 @@ TEST(FastKernels, WinogradConvolutionsMatchReference) {
 // Blocked convolutions with few output pixels (at most 64) and many weights (2 MiB and up) run as one GEMM over
 // their im2col (sgemm::conv2d_blocked8): 3x3 and 1x1, strides, dilation, asymmetric padding, channels off the
 // block of 8 (padding lanes in the input), a half-used last weight panel (M = 520), two images in one product
-// with a two-row tail block (2 x 5 x 5 pixels), bias or none, ReLU, Clip or nothing, and a residual Z.
+// (2 x 5 x 5 pixels: row blocks of 6, 4 and 4), one and two pixels (a single row block of 1 or 2), bias or
+// none, ReLU, Clip or nothing, and a residual Z.
 TEST(FastKernels, ConvolutionsAsOneGemmMatchReference) {
   std::mt19937 rng(25);
   struct Case {
@@ -631,6 +632,8 @@ TEST(FastKernels, ConvolutionsAsOneGemmMatchReference) {
       {"1x1, half a weight panel, residual and ReLU", 1, 1024, 520, 7, 1, 1, 1, {0, 0, 0, 0}, true, "Relu", true},
       {"dilation 2, asymmetric pads, Clip", 1, 256, 256, 7, 3, 1, 2, {2, 1, 1, 2}, true, "Clip", false},
       {"two images, residual", 2, 256, 256, 5, 3, 1, 1, {1, 1, 1, 1}, true, "", true},
+      {"one pixel", 1, 1024, 512, 1, 1, 1, 1, {0, 0, 0, 0}, true, "Relu", false},
+      {"two images of one pixel", 2, 1024, 512, 1, 1, 1, 1, {0, 0, 0, 0}, false, "", false},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
