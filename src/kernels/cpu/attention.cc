@@ -58,7 +58,6 @@ int64_t batch_offset(const View& v, int64_t g) {
   return off;
 }
 
-// Row-wise softmax in place over rows of n floats.
 }  // namespace
 
 // Attention(Q, K, V): with Qm = Transpose(Q, q_perm) [..., S, D], Km = Transpose(K, k_perm) [..., D, T] and

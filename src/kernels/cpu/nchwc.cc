@@ -45,9 +45,10 @@ Tensor unblock(const KernelContext& ctx, const Tensor& x, const std::vector<int6
 
 struct PoolGeometry {
   int64_t H, W, OH, OW, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW;
-  // Per output column ow, from columns(): the window taps inside the input [kw0, kw1) and inside the padded
-  // extent [pw0, pw1), at cols[4 ow ...]. Worked out once, not per pixel (each takes two divisions).
-  std::vector<int64_t> cols;
+  // From window_taps(): per output row oh, the window taps inside the input [kh0, kh1) and inside the padded
+  // extent [ph0, ph1) at rows[4 oh ...]; the same per output column in cols. Worked out once per call, not per
+  // pixel (each takes two divisions).
+  std::vector<int64_t> rows, cols;
 };
 
 // The window taps k in [lo, hi) whose position begin + k * step lies in [0, limit).
@@ -57,19 +58,40 @@ inline void tap_range(int64_t begin, int64_t step, int64_t taps, int64_t limit, 
   if (hi < lo) hi = lo;
 }
 
-void columns(PoolGeometry& g) {
-  g.cols.resize(static_cast<size_t>(4 * g.OW));
-  for (int64_t ow = 0; ow < g.OW; ++ow) {
-    const int64_t w0 = ow * g.SW - g.PL;
-    int64_t* c = g.cols.data() + 4 * ow;
-    tap_range(w0, g.DW, g.KW, g.W, c[0], c[1]);
-    tap_range(w0 + g.PL, g.DW, g.KW, g.W + g.PL + g.PR, c[2], c[3]);
+// The tap ranges of every output row and column of one axis (out positions, stride s, pads p0 and p1 around
+// `in`, dilation d, k taps) into ranges[4 o ...].
+void axis_taps(int64_t out, int64_t s, int64_t p0, int64_t p1, int64_t in, int64_t d, int64_t k,
+               std::vector<int64_t>& ranges) {
+  ranges.resize(static_cast<size_t>(4 * out));
+  for (int64_t o = 0; o < out; ++o) {
+    int64_t* r = ranges.data() + 4 * o;
+    tap_range(o * s - p0, d, k, in, r[0], r[1]);
+    tap_range(o * s, d, k, in + p0 + p1, r[2], r[3]);
   }
 }
 
+void window_taps(PoolGeometry& g) {
+  axis_taps(g.OH, g.SH, g.PT, g.PB, g.H, g.DH, g.KH, g.rows);
+  axis_taps(g.OW, g.SW, g.PL, g.PR, g.W, g.DW, g.KW, g.cols);
+}
+
+// The window of output (oh, ow): the offset of its tap (0, 0) in a plane of `lanes`-wide pixels (before the
+// first tap inside the input), its taps inside the input, how many, and the divisor of an average.
+struct Window {
+  int64_t origin, kh0, kh1, kw0, kw1, count, divisor;
+};
+
+inline Window window_at(const PoolGeometry& g, int64_t oh, int64_t ow, int64_t lanes, bool include_pad) {
+  const int64_t* r = g.rows.data() + 4 * oh;
+  const int64_t* c = g.cols.data() + 4 * ow;
+  const int64_t count = (r[1] - r[0]) * (c[1] - c[0]);
+  return {((oh * g.SH - g.PT) * g.W + ow * g.SW - g.PL) * lanes, r[0], r[1], c[0], c[1], count,
+          include_pad ? (r[3] - r[2]) * (c[3] - c[2]) : count};
+}
+
 // One channel block plane [H, W, lanes] -> [OH, OW, lanes]. kLanes is the block size when fixed at compile time
-// (0: `lanes` at run time). Each output visits only the taps inside the input (their ranges worked out per row
-// and column), so the inner loops have no bounds checks.
+// (0: `lanes` at run time). Each output visits only the taps inside the input (window_at), so the inner loops
+// have no bounds checks.
 template <int64_t kLanes>
 __attribute__((always_inline)) inline void pool_plane(const float* xin, float* yout, const PoolGeometry& g,
                                                       int64_t lanes, bool max, bool include_pad) {
@@ -78,19 +100,13 @@ __attribute__((always_inline)) inline void pool_plane(const float* xin, float* y
   std::vector<float> acc_dynamic(kLanes > 0 ? 0 : static_cast<size_t>(B));
   float* acc = kLanes > 0 ? acc_fixed : acc_dynamic.data();
   for (int64_t oh = 0; oh < g.OH; ++oh) {
-    const int64_t h0 = oh * g.SH - g.PT;
-    int64_t kh0, kh1, ph0, ph1;
-    tap_range(h0, g.DH, g.KH, g.H, kh0, kh1);
-    tap_range(h0 + g.PT, g.DH, g.KH, g.H + g.PT + g.PB, ph0, ph1);  // taps inside the padded extent
     for (int64_t ow = 0; ow < g.OW; ++ow) {
-      const int64_t w0 = ow * g.SW - g.PL;
-      const int64_t* c = g.cols.data() + 4 * ow;
-      const int64_t kw0 = c[0], kw1 = c[1], pw0 = c[2], pw1 = c[3];
+      const Window w = window_at(g, oh, ow, B, include_pad);
       for (int64_t l = 0; l < B; ++l) acc[l] = max ? -std::numeric_limits<float>::infinity() : 0.0f;
-      for (int64_t kh = kh0; kh < kh1; ++kh) {
-        const float* row = xin + ((h0 + kh * g.DH) * g.W + w0) * B;
-        for (int64_t kw = kw0; kw < kw1; ++kw) {
-          const float* v = row + kw * g.DW * B;
+      for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
+        const int64_t row = w.origin + kh * g.DH * g.W * B;  // offsets: only taps inside the input make pointers
+        for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
+          const float* v = xin + (row + kw * g.DW * B);
           if (max) {
             for (int64_t l = 0; l < B; ++l) acc[l] = std::max(acc[l], v[l]);
           } else {
@@ -98,13 +114,11 @@ __attribute__((always_inline)) inline void pool_plane(const float* xin, float* y
           }
         }
       }
-      const int64_t count = (kh1 - kh0) * (kw1 - kw0);
       float* o = yout + (oh * g.OW + ow) * B;
       if (max) {
-        for (int64_t l = 0; l < B; ++l) o[l] = count > 0 ? acc[l] : 0.0f;
+        for (int64_t l = 0; l < B; ++l) o[l] = w.count > 0 ? acc[l] : 0.0f;
       } else {
-        const int64_t div = include_pad ? (ph1 - ph0) * (pw1 - pw0) : count;
-        const float inv = div > 0 ? 1.0f / static_cast<float>(div) : 0.0f;
+        const float inv = w.divisor > 0 ? 1.0f / static_cast<float>(w.divisor) : 0.0f;
         for (int64_t l = 0; l < B; ++l) o[l] = acc[l] * inv;
       }
     }
@@ -117,29 +131,22 @@ template <bool kMax>
 __attribute__((target("avx2"))) void pool_plane8_avx2(const float* xin, float* yout, const PoolGeometry& g,
                                                       bool include_pad) {
   for (int64_t oh = 0; oh < g.OH; ++oh) {
-    const int64_t h0 = oh * g.SH - g.PT;
-    int64_t kh0, kh1, ph0, ph1;
-    tap_range(h0, g.DH, g.KH, g.H, kh0, kh1);
-    tap_range(h0 + g.PT, g.DH, g.KH, g.H + g.PT + g.PB, ph0, ph1);
     for (int64_t ow = 0; ow < g.OW; ++ow) {
-      const int64_t w0 = ow * g.SW - g.PL;
-      const int64_t* c = g.cols.data() + 4 * ow;
-      const int64_t kw0 = c[0], kw1 = c[1], pw0 = c[2], pw1 = c[3];
+      const Window w = window_at(g, oh, ow, 8, include_pad);
       __m256 acc = kMax ? _mm256_set1_ps(-std::numeric_limits<float>::infinity()) : _mm256_setzero_ps();
-      for (int64_t kh = kh0; kh < kh1; ++kh) {
-        const float* row = xin + ((h0 + kh * g.DH) * g.W + w0) * 8;
-        for (int64_t kw = kw0; kw < kw1; ++kw) {
-          const __m256 v = _mm256_loadu_ps(row + kw * g.DW * 8);
+      for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
+        const int64_t row = w.origin + kh * g.DH * g.W * 8;
+        for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
+          const __m256 v = _mm256_loadu_ps(xin + (row + kw * g.DW * 8));
           acc = kMax ? _mm256_max_ps(v, acc) : _mm256_add_ps(acc, v);
         }
       }
-      const int64_t count = (kh1 - kh0) * (kw1 - kw0);
       float* o = yout + (oh * g.OW + ow) * 8;
       if (kMax) {
-        _mm256_storeu_ps(o, count > 0 ? acc : _mm256_setzero_ps());
+        _mm256_storeu_ps(o, w.count > 0 ? acc : _mm256_setzero_ps());
       } else {
-        const int64_t div = include_pad ? (ph1 - ph0) * (pw1 - pw0) : count;
-        _mm256_storeu_ps(o, _mm256_mul_ps(acc, _mm256_set1_ps(div > 0 ? 1.0f / static_cast<float>(div) : 0.0f)));
+        _mm256_storeu_ps(
+            o, _mm256_mul_ps(acc, _mm256_set1_ps(w.divisor > 0 ? 1.0f / static_cast<float>(w.divisor) : 0.0f)));
       }
     }
   }
@@ -184,8 +191,8 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
   const int64_t OH = out_hw[0], OW = out_hw[1], CB = x->dims()[1];
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {nchw[0], CB, OH, OW, B}));
   PoolGeometry g{H,       W,       OH,      OW,      ks[0],  ks[1],  strides[0], strides[1],
-                 pads[0], pads[1], pads[2], pads[3], dil[0], dil[1], {}};
-  columns(g);
+                 pads[0], pads[1], pads[2], pads[3], dil[0], dil[1], {},         {}};
+  window_taps(g);
   const float* px = x->data<float>();
   float* py = out->data<float>();
   const bool avx2 = sgemm::available();

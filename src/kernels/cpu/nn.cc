@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -147,6 +148,21 @@ Status matmul_core(const KernelContext& ctx, Dims ad, const std::vector<E>& a, D
 
 namespace {
 
+// The constant weight `w` prepared once by `make()` (a shared_ptr<T>, null when out of memory) and shared by
+// every node that reads the same initializer (exporters reuse one for repeated layers): the session's shared
+// cache, keyed by `tag` (one per preparation), w's address and `extra`.
+template <class T, class Make>
+StatusOr<std::shared_ptr<T>> shared_weights(const KernelContext& ctx, int64_t tag, const Tensor& w,
+                                            std::initializer_list<int64_t> extra, const std::string& what, Make make) {
+  std::vector<int64_t> key{tag, static_cast<int64_t>(reinterpret_cast<intptr_t>(w.raw_data()))};
+  key.insert(key.end(), extra);
+  return ctx.shared_cache()->get<T>(key, [&]() -> StatusOr<std::shared_ptr<T>> {
+    std::shared_ptr<T> prepared = make();
+    if (!prepared) return ctx.error("out of memory " + what);
+    return prepared;
+  });
+}
+
 // y[M, N] = act(a[M, K] @ B + bias) with B a constant of the model ([K, N], or [N, K] when trans_b): packed
 // once into the session's shared cache, then the AVX2 GEMM. False when this path does not apply (no AVX2, B not
 // constant): the caller uses oneDNN.
@@ -157,14 +173,9 @@ StatusOr<bool> packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_
     return false;
   }
   const int64_t N = trans_b ? b.dims()[0] : b.dims()[1];
-  // Shared by every node that multiplies by this constant (exporters reuse one initializer for repeated layers).
-  std::vector<int64_t> key{0x5e, static_cast<int64_t>(reinterpret_cast<intptr_t>(b.raw_data())), K, N, trans_b};
-  KILN_ASSIGN_OR_RETURN(
-      auto packed, ctx.shared_cache()->get<sgemm::PackedB>(key, [&]() -> StatusOr<std::shared_ptr<sgemm::PackedB>> {
-        auto p = sgemm::pack_b(b.data<float>(), K, N, trans_b);
-        if (!p) return ctx.error("out of memory packing weight B");
-        return p;
-      }));
+  KILN_ASSIGN_OR_RETURN(auto packed,
+                        shared_weights<sgemm::PackedB>(ctx, 0x5e, b, {K, N, trans_b}, "packing weight B",
+                                                       [&] { return sgemm::pack_b(b.data<float>(), K, N, trans_b); }));
   // ReLU and GELU run on each finished block while it is in cache; the other activations in one oneDNN pass.
   const bool in_tasks = act.kind == Activation::Kind::kRelu || act.kind == Activation::Kind::kGelu;
   const sgemm::Epilogue epilogue = [&act](float* c, int64_t rows, int64_t cols, int64_t ldc) {
@@ -785,6 +796,10 @@ struct NchwcPlan {
   Path path = Path::kReference;
   sgemm::Conv2dGeometry geo{};          // kIm2col and kGemm
   float lo = -INFINITY, hi = INFINITY;  // kWinograd and kGemm: the activation as a clamp
+  // The weights prepared for the path (shared with every node reading the same initializer), found once here
+  // rather than looked up on every run.
+  std::shared_ptr<sgemm::PackedB> packed;   // kIm2col and kGemm
+  std::shared_ptr<winograd::Weights> wino;  // kWinograd
 };
 
 StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, const Tensor& x, const Tensor& w,
@@ -860,6 +875,20 @@ StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, c
   const bool clip = n.act.kind == Activation::Kind::kClip;
   n.lo = n.act.none() ? -INFINITY : clip ? n.act.alpha : 0.0f;
   n.hi = clip ? n.act.beta : INFINITY;
+  const float* wd = w.data<float>();
+  if (n.path == NchwcPlan::Path::kIm2col) {
+    KILN_ASSIGN_OR_RETURN(n.packed, shared_weights<sgemm::PackedB>(ctx, 0xc1, w, {K, M}, "packing weight W",
+                                                                   [&] { return sgemm::pack_b(wd, K, M, true); }));
+  } else if (n.path == NchwcPlan::Path::kWinograd) {
+    KILN_ASSIGN_OR_RETURN(n.wino,
+                          shared_weights<winograd::Weights>(ctx, 0x3a3, w, {C, M}, "transforming weight W",
+                                                            [&] { return winograd::transform_weights(wd, M, C); }));
+  } else if (n.path == NchwcPlan::Path::kGemm) {
+    KILN_ASSIGN_OR_RETURN(n.packed, shared_weights<sgemm::PackedB>(
+                                        ctx, 0x9e3, w, {C, M, g.kernel[0], g.kernel[1]}, "packing weight W", [&] {
+                                          return sgemm::pack_conv_weights_blocked8(wd, M, C, g.kernel[0], g.kernel[1]);
+                                        }));
+  }
   return plan;
 }
 
@@ -900,48 +929,25 @@ Status nchwcconv_kernel(KernelContext& ctx) {
     ctx.parallel_for(count, 1, fn);
   };
   if (n.path == NchwcPlan::Path::kIm2col) {
-    const int64_t K = C * g.kernel[0] * g.kernel[1];
-    std::vector<int64_t> key{0xc1, static_cast<int64_t>(reinterpret_cast<intptr_t>(w->raw_data())), K, M};
-    KILN_ASSIGN_OR_RETURN(
-        auto packed, ctx.shared_cache()->get<sgemm::PackedB>(key, [&]() -> StatusOr<std::shared_ptr<sgemm::PackedB>> {
-          auto pk = sgemm::pack_b(w->data<float>(), K, M, true);
-          if (!pk) return ctx.error("out of memory packing weight W");
-          return pk;
-        }));
     // ReLU is applied in the micro-kernel's registers; other activations on each finished tile.
     const bool relu = act.kind == Activation::Kind::kRelu;
     const std::function<void(float*, int64_t)> epilogue = [&act](float* tile, int64_t count) {
       apply_activation(act, tile, count);
     };
     sgemm::conv2d_nchw_to_blocked(
-        x->data<float>(), n.geo, *packed, b ? b->data<float>() : nullptr, B, y->data<float>(), relu,
+        x->data<float>(), n.geo, *n.packed, b ? b->data<float>() : nullptr, B, y->data<float>(), relu,
         act.none() || relu ? nullptr : &epilogue,
         [&ctx](int64_t count, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(count, 64, fn); });
     return Status::ok();
   }
   if (n.path == NchwcPlan::Path::kWinograd) {
-    std::vector<int64_t> key{0x3a3, static_cast<int64_t>(reinterpret_cast<intptr_t>(w->raw_data())), C, M};
-    KILN_ASSIGN_OR_RETURN(
-        auto uw, ctx.shared_cache()->get<winograd::Weights>(key, [&]() -> StatusOr<std::shared_ptr<winograd::Weights>> {
-          auto t = winograd::transform_weights(w->data<float>(), M, C);
-          if (!t) return ctx.error("out of memory transforming weight W");
-          return t;
-        }));
     const winograd::Geometry geo{xd[0], C, xd[2], xd[3], M, g.out[0], g.out[1], g.pad_begin[0], g.pad_begin[1]};
-    winograd::conv3x3_blocked8(x->data<float>(), geo, *uw, b ? b->data<float>() : nullptr,
+    winograd::conv3x3_blocked8(x->data<float>(), geo, *n.wino, b ? b->data<float>() : nullptr,
                                z ? z->data<float>() : nullptr, n.lo, n.hi, y->data<float>(), pool);
     return Status::ok();
   }
   if (n.path == NchwcPlan::Path::kGemm) {
-    std::vector<int64_t> key{
-        0x9e3, static_cast<int64_t>(reinterpret_cast<intptr_t>(w->raw_data())), C, M, g.kernel[0], g.kernel[1]};
-    KILN_ASSIGN_OR_RETURN(
-        auto packed, ctx.shared_cache()->get<sgemm::PackedB>(key, [&]() -> StatusOr<std::shared_ptr<sgemm::PackedB>> {
-          auto pk = sgemm::pack_conv_weights_blocked8(w->data<float>(), M, C, g.kernel[0], g.kernel[1]);
-          if (!pk) return ctx.error("out of memory packing weight W");
-          return pk;
-        }));
-    sgemm::conv2d_blocked8(x->data<float>(), n.geo, *packed, b ? b->data<float>() : nullptr,
+    sgemm::conv2d_blocked8(x->data<float>(), n.geo, *n.packed, b ? b->data<float>() : nullptr,
                            z ? z->data<float>() : nullptr, n.lo, n.hi, y->data<float>(), pool);
     return Status::ok();
   }

@@ -20,7 +20,7 @@ constexpr int64_t kChunkFloats = 768 * 1024;
 // between calls, batch 1 and 8): 64 channels 0.85-0.93 of their time, 128 channels 0.90-1.03 (a chunk's 3 MiB
 // of scratch, written by one core and read by the other, stays in neither's L2); 256 channels 1.02-1.31, each
 // run then reading 4 MiB of weights from L3 or memory.
-constexpr int64_t kLocalWeights = int64_t{1} << 18, kLocalFloats = 24 * 1024, kLocalMinTiles = 12;
+constexpr int64_t kLocalWeights = int64_t{1} << 18, kLocalFloats = 24 * 1024, kLocalMinTiles = 12, kLocalMultiple = 6;
 // Output columns per product task: two weight panels.
 constexpr int64_t kColsPerTask = 2 * kPanel;
 
@@ -170,7 +170,8 @@ void conv3x3_blocked8(const float* x, const Geometry& g, const Weights& w, const
   if (total == 0 || g.M == 0) return;
   if (kPositions * g.C * g.M <= kLocalWeights) {
     // Runs of tiles, each through all three steps on one thread, in that thread's scratch.
-    const int64_t per_task = std::max<int64_t>(kLocalMinTiles, kLocalFloats / (kPositions * (g.C + g.M)) / 6 * 6);
+    const int64_t per_task =
+        std::max<int64_t>(kLocalMinTiles, kLocalFloats / (kPositions * (g.C + g.M)) / kLocalMultiple * kLocalMultiple);
     parallel_for((total + per_task - 1) / per_task, [&](int64_t k0, int64_t k1) {
       std::vector<float>& scratch = chunk_scratch();
       const size_t need = static_cast<size_t>(kPositions * per_task * (g.C + g.M));
