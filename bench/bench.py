@@ -1,13 +1,18 @@
 #!/usr/bin/python3
 """kiln against ONNX Runtime 1.30 (npm onnxruntime-node, graphOptimizationLevel 'all'), side by side.
 
-    /usr/bin/python3 bench/bench.py [--build build] [--threads 2] [--iterations 20] [--warmup 3] [--only NAME]
+    /usr/bin/python3 bench/bench.py [--build build] [--threads 2] [--rounds 20] [--block-ms 300] [--only NAME]
 
-Exports the benchmark models with torch 1.13 (random weights) into BUILD/bench, then for each model runs
-`kiln bench --json` and bench/ort_bench.js alternately, `--rounds` times each, with the same thread count, and
-prints the median latencies, the ratio kiln/ORT (below 1: kiln is faster; the median over rounds of each kiln
-round's median over the next ORT round's, so that drifts in the machine's speed cancel), the ratio of the two
-sides' best rounds, session creation and peak RSS.
+Exports the benchmark models with torch 1.13 (random weights) into BUILD/bench. For each model:
+- session creation and peak RSS: one `kiln bench --json` run and one bench/ort_bench.js run (`--iterations`
+  timed runs after `--warmup`), each in its own process;
+- latency, interleaved: kiln (bench/kiln_serve.py, the Python module's InferenceSession) and ORT
+  (ort_bench.js in serve mode) each keep one session loaded and take turns, a block of runs of about
+  `--block-ms` each, `--rounds` times, the one that goes first alternating. Turns a fraction of a second apart
+  see the same machine state, which on a shared VM drifts by up to 2x within seconds.
+It prints each side's median latency over all its timed runs, the ratio kiln/ORT (below 1: kiln is faster) as
+the median over rounds of each round's kiln block median over its ORT block median, the middle half of those
+ratios (25th-75th percentile), session creation and peak RSS.
 """
 import argparse
 import json
@@ -15,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 import torch
 
@@ -64,48 +70,100 @@ def run_json(cmd):
     return p.stdout
 
 
+class Server:
+    """One side of the interleaved measurement: a process that keeps a session and runs blocks on request."""
+
+    def __init__(self, cmd):
+        self.cmd = " ".join(cmd)
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.session_ms = self._reply()["session_ms"]
+
+    def _reply(self):
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError("%s exited with status %s" % (self.cmd, self.p.wait()))
+        return json.loads(line)
+
+    def run(self, n):
+        """Latencies (ms) of n runs."""
+        self.p.stdin.write("%d\n" % n)
+        self.p.stdin.flush()
+        return self._reply()["lat"]
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def percentile(values, q):
+    v = sorted(values)
+    pos = q * (len(v) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def interleaved(kiln_cmd, ort_cmd, args):
+    """(kiln latencies, ORT latencies, per-round ratios) of the interleaved measurement."""
+    sides = [Server(kiln_cmd), Server(ort_cmd)]
+    try:
+        warm = [side.run(args.warmup) for side in sides]
+        slowest = max(statistics.median(w) for w in warm)
+        block = max(1, round(args.block_ms / slowest))
+        lat = [[], []]
+        ratios = []
+        for r in range(args.rounds):
+            med = [0.0, 0.0]
+            for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+                time.sleep(0.02)  # let the other side's idle threads stop spinning
+                got = sides[i].run(block)
+                lat[i] += got
+                med[i] = statistics.median(got)
+            ratios.append(med[0] / med[1])
+        return lat[0], lat[1], ratios
+    finally:
+        for side in sides:
+            side.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--iterations", type=int, default=20)
+    ap.add_argument("--iterations", type=int, default=10, help="timed runs of the session/RSS processes")
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=20, help="turns of each side in the latency measurement")
+    ap.add_argument("--block-ms", type=float, default=300, help="length of one turn")
     ap.add_argument("--only", default="")
     args = ap.parse_args()
     kiln = os.path.join(args.build, "tools", "kiln", "kiln")
-    env = dict(os.environ, NODE_PATH=os.path.join(args.build, "ort", "node_modules"))
-    os.environ.update(env)
+    os.environ["NODE_PATH"] = os.path.join(args.build, "ort", "node_modules")
+    os.environ["KILN_PYTHON_DIR"] = os.path.join(args.build, "python")
     models = model_list(os.path.join(args.build, "bench"))
     tmp = os.path.join(args.build, "bench", "kiln.json")
-    print("%-34s %12s %12s %8s %6s %11s %11s %9s %9s" % ("model", "kiln ms", "ORT ms", "ratio", "best", "kiln sess",
-                                                        "ORT sess", "kiln MiB", "ORT MiB"))
+    print("%-34s %10s %10s %7s %11s %10s %10s %9s %9s" % ("model", "kiln ms", "ORT ms", "ratio", "middle half",
+                                                         "kiln sess", "ORT sess", "kiln MiB", "ORT MiB"))
     for name, (make, shapes) in models.items():
         if args.only and args.only not in name:
             continue
         path = make()
-        kiln_runs, ort_runs = [], []
-        for _ in range(args.rounds):  # alternate, so both see the same machine state
-            cmd = [kiln, "bench", path, "--threads", str(args.threads), "--iterations", str(args.iterations),
-                   "--warmup", str(args.warmup), "--json", tmp]
-            for s in shapes:
-                cmd += ["--shape", s]
-            run_json(cmd)
-            with open(tmp) as f:
-                kiln_runs.append(json.load(f))
-            out = run_json(["node", os.path.join(HERE, "ort_bench.js"), path, str(args.threads),
-                            str(args.iterations), str(args.warmup)] + shapes)
-            ort_runs.append(json.loads(out.strip().splitlines()[-1]))
-        # The machine's speed drifts over seconds (a shared VM): each kiln round is compared with the ORT round
-        # run right after it, and the ratio is the median of those paired ratios. The latencies shown are the
-        # medians over rounds of each side's median; `best` is the ratio of the best rounds.
-        k = statistics.median(r["median_ms"] for r in kiln_runs)
-        o = statistics.median(r["median_ms"] for r in ort_runs)
-        paired = statistics.median(kr["median_ms"] / orr["median_ms"] for kr, orr in zip(kiln_runs, ort_runs))
-        best = min(r["median_ms"] for r in kiln_runs) / min(r["median_ms"] for r in ort_runs)
-        print("%-34s %12.2f %12.2f %8.2f %6.2f %11.1f %11.1f %9.0f %9.0f" % (
-            name, k, o, paired, best, min(r["session_ms"] for r in kiln_runs), min(r["session_ms"] for r in ort_runs),
-            max(r["peak_rss_mb"] for r in kiln_runs), max(r["peak_rss_mb"] for r in ort_runs)), flush=True)
+        cmd = [kiln, "bench", path, "--threads", str(args.threads), "--iterations", str(args.iterations),
+               "--warmup", str(args.warmup), "--json", tmp]
+        for s in shapes:
+            cmd += ["--shape", s]
+        run_json(cmd)
+        with open(tmp) as f:
+            kiln_once = json.load(f)
+        ort_js = os.path.join(HERE, "ort_bench.js")
+        ort_once = json.loads(run_json(["node", ort_js, path, str(args.threads), str(args.iterations),
+                                        str(args.warmup)] + shapes).strip().splitlines()[-1])
+        k, o, ratios = interleaved([sys.executable, os.path.join(HERE, "kiln_serve.py"), path,
+                                    str(args.threads)] + shapes,
+                                   ["node", ort_js, path, str(args.threads), "serve", "0"] + shapes, args)
+        print("%-34s %10.2f %10.2f %7.2f %11s %10.1f %10.1f %9.0f %9.0f" % (
+            name, statistics.median(k), statistics.median(o), statistics.median(ratios),
+            "%.2f-%.2f" % (percentile(ratios, 0.25), percentile(ratios, 0.75)), kiln_once["session_ms"],
+            ort_once["session_ms"], kiln_once["peak_rss_mb"], ort_once["peak_rss_mb"]), flush=True)
 
 
 if __name__ == "__main__":

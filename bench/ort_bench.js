@@ -1,6 +1,8 @@
 // ONNX Runtime's side of bench.py: the same measurements as `kiln bench --json`, with the same random-input
 // convention (uniform [0, 1) floats, small integers), printed as one JSON line.
 //   node ort_bench.js MODEL THREADS ITERATIONS WARMUP [NAME=1x3x224x224 ...]
+// With ITERATIONS "serve" it is bench.py's ORT side of the interleaved latency measurement instead: after
+// {"session_ms": ...} it answers each line "N" on stdin with {"lat": [N latencies in ms]} after N runs.
 const ort = require(process.env.KILN_ORT_MODULE || 'onnxruntime-node');
 
 async function main() {
@@ -29,6 +31,7 @@ async function main() {
     else throw new Error(`input ${name}: no data for ${type}`);
     feeds[name] = new ort.Tensor(type, data, dims);
   }
+  if (iterations === 'serve') return serve(session, feeds, sessionMs);
   let peak = process.memoryUsage().rss;
   for (let i = 0; i < Number(warmup); ++i) await session.run(feeds);
   const lat = [];
@@ -45,4 +48,18 @@ async function main() {
                               mean_ms: lat.reduce((a, b) => a + b, 0) / lat.length, min_ms: sorted[0],
                               iterations: lat.length, session_ms: sessionMs, peak_rss_mb: peak / (1 << 20)}));
 }
+async function serve(session, feeds, sessionMs) {
+  console.log(JSON.stringify({session_ms: sessionMs}));
+  const lines = require('readline').createInterface({input: process.stdin});
+  for await (const line of lines) {
+    const lat = [];
+    for (let i = 0; i < Number(line); ++i) {
+      const t = process.hrtime.bigint();
+      await session.run(feeds);
+      lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+    console.log(JSON.stringify({lat}));
+  }
+}
+
 main().catch(e => { console.error(e.message); process.exit(1); });
