@@ -8,9 +8,10 @@ Exports the benchmark models with torch 1.13 (random weights) into BUILD/bench. 
   runs, alternating, each in its own process (`--iterations` timed runs after `--warmup`): the median session
   creation time and the largest peak RSS of each side;
 - latency, interleaved: kiln (bench/kiln_serve.py, the Python module's InferenceSession) and ORT
-  (ort_bench.js in serve mode) each keep one session loaded and take turns, a block of runs of about
-  `--block-ms` each, `--rounds` times, the one that goes first alternating. Turns a fraction of a second apart
-  see the same machine state, which on a shared VM drifts by up to 2x within seconds.
+  (ort_bench.js in serve mode) each keep one session loaded and take turns, `--rounds` times, the one that
+  goes first alternating: a turn is `--block-warmup` (1) untimed run, which brings its weights back into the
+  caches that the other side's turn used, then timed runs of about `--block-ms` in all. Turns a fraction of a
+  second apart see the same machine state, which on a shared VM drifts by up to 2x within seconds.
 It prints each side's median latency over all its timed runs, the ratio kiln/ORT (below 1: kiln is faster) as
 the median over rounds of each round's kiln block median over its ORT block median, the middle half of those
 ratios (25th-75th percentile), session creation and peak RSS.
@@ -87,9 +88,9 @@ class Server:
             raise RuntimeError("%s exited with status %s" % (self.cmd, self.p.wait()))
         return json.loads(line)
 
-    def run(self, n):
-        """Latencies (ms) of n runs."""
-        self.p.stdin.write("%d\n" % n)
+    def run(self, n, warmup=0):
+        """Latencies (ms) of n runs after `warmup` untimed ones."""
+        self.p.stdin.write("%d %d\n" % (n, warmup))
         self.p.stdin.flush()
         return self._reply()["lat"]
 
@@ -119,7 +120,7 @@ def interleaved(kiln_cmd, ort_cmd, args):
             med = [0.0, 0.0]
             for i in ((0, 1) if r % 2 == 0 else (1, 0)):
                 time.sleep(0.02)  # let the other side's idle threads stop spinning
-                got = sides[i].run(block)
+                got = sides[i].run(block, args.block_warmup)
                 lat[i] += got
                 med[i] = statistics.median(got)
             ratios.append(med[0] / med[1])
@@ -137,7 +138,9 @@ def main():
     ap.add_argument("--iterations", type=int, default=5, help="timed runs of each session/RSS process")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=20, help="turns of each side in the latency measurement")
-    ap.add_argument("--block-ms", type=float, default=300, help="length of one turn")
+    ap.add_argument("--block-ms", type=float, default=300, help="length of one turn's timed runs")
+    ap.add_argument("--block-warmup", type=int, default=1,
+                    help="untimed runs that start each turn (the other side's turn left the caches cold)")
     ap.add_argument("--only", default="")
     args = ap.parse_args()
     kiln = os.path.join(args.build, "tools", "kiln", "kiln")

@@ -5,7 +5,8 @@
 
 Creates the session (graph optimization level all, THREADS intra-op threads) on random inputs drawn like
 `kiln bench`'s (uniform [0, 1) floats, small integers), prints {"session_ms": ...} as one JSON line, then
-answers each line "N" on stdin with {"lat": [N latencies in ms]} after N runs; end of input ends it.
+answers each line "N W" on stdin with {"lat": [N latencies in ms]}: W untimed runs, then N timed ones. End of
+input ends it.
 """
 import json
 import os
@@ -42,8 +43,11 @@ def main():
                          else rng.integers(0, 4, dims).astype(dtype))
     print(json.dumps({"session_ms": session_ms}), flush=True)
     for line in sys.stdin:
+        n, warmup = (int(v) for v in line.split())
+        for _ in range(warmup):
+            sess.run(None, feeds)
         lat = []
-        for _ in range(int(line)):
+        for _ in range(n):
             t = time.perf_counter()
             sess.run(None, feeds)
             lat.append((time.perf_counter() - t) * 1e3)

@@ -2,7 +2,8 @@
 // convention (uniform [0, 1) floats, small integers), printed as one JSON line.
 //   node ort_bench.js MODEL THREADS ITERATIONS WARMUP [NAME=1x3x224x224 ...]
 // With ITERATIONS "serve" it is bench.py's ORT side of the interleaved latency measurement instead: after
-// {"session_ms": ...} it answers each line "N" on stdin with {"lat": [N latencies in ms]} after N runs.
+// {"session_ms": ...} it answers each line "N W" on stdin with {"lat": [N latencies in ms]}: W untimed runs,
+// then N timed ones.
 const ort = require(process.env.KILN_ORT_MODULE || 'onnxruntime-node');
 
 async function main() {
@@ -52,8 +53,10 @@ async function serve(session, feeds, sessionMs) {
   console.log(JSON.stringify({session_ms: sessionMs}));
   const lines = require('readline').createInterface({input: process.stdin});
   for await (const line of lines) {
+    const [n, warmup] = line.split(' ').map(Number);
+    for (let i = 0; i < warmup; ++i) await session.run(feeds);
     const lat = [];
-    for (let i = 0; i < Number(line); ++i) {
+    for (let i = 0; i < n; ++i) {
       const t = process.hrtime.bigint();
       await session.run(feeds);
       lat.push(Number(process.hrtime.bigint() - t) / 1e6);

@@ -46,7 +46,7 @@ class BenchScript(u.KilnTestCase):
                              env=env)
         first = json.loads(p.stdout.readline())
         self.assertGreater(first["session_ms"], 0)
-        p.stdin.write("3\n")
+        p.stdin.write("3 1\n")
         p.stdin.flush()
         lat = json.loads(p.stdout.readline())["lat"]
         p.stdin.close()
