@@ -16,8 +16,11 @@ class Bench(u.KilnTestCase):
         self.assertIn("session created in", res.stdout)
         with open(self.out("b.json")) as f:
             j = json.load(f)
-        for key in ("median_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "iterations", "session_ms", "peak_rss_mb"):
+        for key in ("median_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "iterations", "session_ms", "first_run_ms",
+                    "peak_rss_mb"):
             self.assertIn(key, j)
+        self.assertGreater(j["first_run_ms"], 0)
+        self.assertIn("first run", res.stdout)
         self.assertEqual(j["iterations"], 3)
         self.assertTrue(0 < j["min_ms"] <= j["median_ms"] <= j["p90_ms"] <= j["p99_ms"])
         self.assertGreater(j["peak_rss_mb"], 1)

@@ -32,14 +32,15 @@ class BenchScript(u.KilnTestCase):
         self.assertEqual(len(lines), 2, res.stdout)
         self.assertIn("middle half", lines[0])
         cols = lines[1].split()
-        # model name (3 words), kiln ms, ORT ms, ratio, middle half, sessions, peak RSS
+        # model name (3 words), kiln ms, ORT ms, ratio, middle half, sessions, first runs, peak RSS
         kiln_ms, ort_ms, ratio = float(cols[3]), float(cols[4]), float(cols[5])
         lo, hi = (float(v) for v in cols[6].split("-"))
         self.assertGreater(kiln_ms, 0)
         self.assertGreater(ort_ms, 0)
         self.assertTrue(lo <= ratio <= hi, lines[1])
         self.assertGreater(float(cols[7]), 0)   # kiln session ms
-        self.assertGreater(float(cols[10]), 1)  # kiln peak MiB
+        self.assertGreater(float(cols[9]), 0)   # kiln first run ms
+        self.assertGreater(float(cols[12]), 1)  # kiln peak MiB
 
     def serve(self, cmd, env):
         p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
