@@ -881,8 +881,10 @@ StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, c
                                                                    [&] { return sgemm::pack_b(wd, K, M, true); }));
   } else if (n.path == NchwcPlan::Path::kWinograd) {
     KILN_ASSIGN_OR_RETURN(n.wino,
-                          shared_weights<winograd::Weights>(ctx, 0x3a3, w, {C, M}, "transforming weight W",
-                                                            [&] { return winograd::transform_weights(wd, M, C); }));
+                          shared_weights<winograd::Weights>(ctx, 0x3a3, w, {C, M}, "transforming weight W", [&] {
+                            return winograd::transform_weights(
+                                wd, M, C, [&ctx](int64_t count, const auto& fn) { ctx.parallel_for(count, 1, fn); });
+                          }));
   } else if (n.path == NchwcPlan::Path::kGemm) {
     KILN_ASSIGN_OR_RETURN(n.packed, shared_weights<sgemm::PackedB>(
                                         ctx, 0x9e3, w, {C, M, g.kernel[0], g.kernel[1]}, "packing weight W", [&] {

@@ -135,31 +135,37 @@ std::vector<float>& chunk_scratch() {
 
 }  // namespace
 
-std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C) {
+std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C,
+                                           const sgemm::ParallelFor& parallel_for) {
   auto out = std::make_shared<Weights>();
   out->C = C;
   out->M = M;
   // U = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], for every (m, c), stored as 16 [C, M] matrices.
   std::vector<float> u(static_cast<size_t>(kPositions * C * M));
   const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  for (int64_t m = 0; m < M; ++m) {
-    for (int64_t c = 0; c < C; ++c) {
-      const float* g = w + (m * C + c) * 9;
-      double gg[4][3];  // G g
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 3; ++j) gg[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
-      for (int i = 0; i < 4; ++i) {
-        for (int j = 0; j < 4; ++j) {
-          const double v = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
-          u[static_cast<size_t>(((i * 4 + j) * C + c) * M + m)] = static_cast<float>(v);
+  parallel_for(M, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      for (int64_t c = 0; c < C; ++c) {
+        const float* g = w + (m * C + c) * 9;
+        double gg[4][3];  // G g
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 3; ++j) gg[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+        for (int i = 0; i < 4; ++i) {
+          for (int j = 0; j < 4; ++j) {
+            const double v = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
+            u[static_cast<size_t>(((i * 4 + j) * C + c) * M + m)] = static_cast<float>(v);
+          }
         }
       }
     }
-  }
-  for (int64_t xi = 0; xi < kPositions; ++xi) {
-    auto p = sgemm::pack_b(u.data() + xi * C * M, C, M, false);
+  });
+  out->u.resize(kPositions);
+  parallel_for(kPositions, [&](int64_t x0, int64_t x1) {
+    for (int64_t xi = x0; xi < x1; ++xi)
+      out->u[static_cast<size_t>(xi)] = sgemm::pack_b(u.data() + xi * C * M, C, M, false);
+  });
+  for (const auto& p : out->u) {
     if (!p) return nullptr;
-    out->u.push_back(std::move(p));
   }
   return out;
 }

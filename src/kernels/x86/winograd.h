@@ -21,8 +21,9 @@ struct Weights {
   std::vector<std::shared_ptr<sgemm::PackedB>> u;  // position xi = 4 i + j of G g G^T, as a packed [C, M]
 };
 
-// From w [M, C, 3, 3]; nullptr when out of memory.
-std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C);
+// From w [M, C, 3, 3], spread over `parallel_for`'s threads; nullptr when out of memory.
+std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C,
+                                           const sgemm::ParallelFor& parallel_for);
 
 struct Geometry {
   int64_t N, C, H, W, M, OH, OW, pad_t, pad_l;
