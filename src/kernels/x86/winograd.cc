@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 
 namespace kiln::winograd {
 namespace {
@@ -161,8 +162,14 @@ std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C,
   });
   out->u.resize(kPositions);
   parallel_for(kPositions, [&](int64_t x0, int64_t x1) {
-    for (int64_t xi = x0; xi < x1; ++xi)
-      out->u[static_cast<size_t>(xi)] = sgemm::pack_b(u.data() + xi * C * M, C, M, false);
+    // Nothing may leave a task (an OpenMP region would terminate): out of memory leaves the packing null.
+    for (int64_t xi = x0; xi < x1; ++xi) {
+      try {
+        out->u[static_cast<size_t>(xi)] = sgemm::pack_b(u.data() + xi * C * M, C, M, false);
+      } catch (const std::bad_alloc&) {
+        out->u[static_cast<size_t>(xi)] = nullptr;
+      }
+    }
   });
   for (const auto& p : out->u) {
     if (!p) return nullptr;
