@@ -80,7 +80,7 @@ class Server:
     def __init__(self, cmd):
         self.cmd = " ".join(cmd)
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.session_ms = self._reply()["session_ms"]
+        self._reply()  # {"session_ms": ...} once the session is loaded
 
     def _reply(self):
         line = self.p.stdout.readline()
@@ -97,14 +97,6 @@ class Server:
     def close(self):
         self.p.stdin.close()
         self.p.wait()
-
-
-def percentile(values, q):
-    v = sorted(values)
-    pos = q * (len(v) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
 
 def interleaved(kiln_cmd, ort_cmd, args):
@@ -143,6 +135,8 @@ def main():
                     help="untimed runs that start each turn (the other side's turn left the caches cold)")
     ap.add_argument("--only", default="")
     args = ap.parse_args()
+    if args.rounds < 2:
+        ap.error("--rounds must be at least 2 (the middle half needs two ratios)")
     kiln = os.path.join(args.build, "tools", "kiln", "kiln")
     os.environ["NODE_PATH"] = os.path.join(args.build, "ort", "node_modules")
     os.environ["KILN_PYTHON_DIR"] = os.path.join(args.build, "python")
@@ -171,8 +165,9 @@ def main():
                                     str(args.threads)] + shapes,
                                    ["node", ort_js, path, str(args.threads), "serve", "0"] + shapes, args)
         med = statistics.median
+        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
         print("%-34s %10.2f %10.2f %7.2f %11s %10.1f %10.1f %9.1f %9.1f %9.0f %9.0f" % (
-            name, med(k), med(o), med(ratios), "%.2f-%.2f" % (percentile(ratios, 0.25), percentile(ratios, 0.75)),
+            name, med(k), med(o), med(ratios), "%.2f-%.2f" % (q1, q3),
             med(r["session_ms"] for r in kiln_once), med(r["session_ms"] for r in ort_once),
             med(r["first_run_ms"] for r in kiln_once), med(r["first_run_ms"] for r in ort_once),
             max(r["peak_rss_mb"] for r in kiln_once), max(r["peak_rss_mb"] for r in ort_once)), flush=True)

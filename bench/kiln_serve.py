@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.environ.get("KILN_PYTHON_DIR", ""))
+if os.environ.get("KILN_PYTHON_DIR"):  # the build's module (bench.py sets it), else an installed one
+    sys.path.insert(0, os.environ["KILN_PYTHON_DIR"])
 import kiln  # noqa: E402
 
 DTYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32}

@@ -80,6 +80,17 @@ KILN_TIMEOUT = float(os.environ.get("KILN_TIMEOUT", "180"))
 _generated_models_dir = None
 
 
+def ort_env():
+    """os.environ with NODE_PATH on the onnxruntime-node that tests/peer/install-ort.sh put in KILN_ORT_DIR;
+    skips the test when it is not there."""
+    d = os.environ.get("KILN_ORT_DIR")
+    if not d or not os.path.isdir(os.path.join(d, "node_modules", "onnxruntime-node")):
+        raise unittest.SkipTest("KILN_ORT_DIR does not hold onnxruntime-node (tests/peer/install-ort.sh)")
+    env = dict(os.environ)
+    env["NODE_PATH"] = os.path.join(d, "node_modules")
+    return env
+
+
 def kiln_bin():
     return os.environ.get("KILN_BIN", "")
 

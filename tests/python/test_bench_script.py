@@ -14,16 +14,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SRCNN = os.path.join(ROOT, "examples", "srcnn", "srcnn.onnx")
 
 
-def ort_dir():
-    d = os.environ.get("KILN_ORT_DIR")
-    if not d or not os.path.isdir(os.path.join(d, "node_modules", "onnxruntime-node")):
-        raise unittest.SkipTest("KILN_ORT_DIR does not hold onnxruntime-node (tests/peer/install-ort.sh)")
-    return d
-
-
 class BenchScript(u.KilnTestCase):
     def test_short_run_prints_a_row(self):
-        build = os.path.dirname(ort_dir())
+        u.ort_env()  # skips without the peer
+        build = os.path.dirname(os.environ["KILN_ORT_DIR"])
         res = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "bench.py"), "--build", build, "--only",
                               "srcnn", "--rounds", "2", "--processes", "1", "--iterations", "1", "--warmup", "1",
                               "--block-ms", "1"], capture_output=True, text=True, timeout=600)
@@ -56,9 +50,7 @@ class BenchScript(u.KilnTestCase):
         self.assertTrue(all(v > 0 for v in lat))
 
     def test_servers_answer_blocks(self):
-        d = ort_dir()
-        env = dict(os.environ, NODE_PATH=os.path.join(d, "node_modules"),
-                   KILN_PYTHON_DIR=os.environ.get("KILN_PYTHONPATH", ""))
+        env = dict(u.ort_env(), KILN_PYTHON_DIR=os.environ.get("KILN_PYTHONPATH", ""))
         self.serve([sys.executable, os.path.join(ROOT, "bench", "kiln_serve.py"), SRCNN, "1"], env)
         self.serve(["node", os.path.join(ROOT, "bench", "ort_bench.js"), SRCNN, "1", "serve", "0"], env)
 

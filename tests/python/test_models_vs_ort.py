@@ -18,18 +18,9 @@ MODELS = {"srcnn": "input", "resnet18": "input", "mobilenet_v2": "input", "squee
           "transformer": "input", "dynamic_conv": "in"}
 
 
-def ort_env():
-    d = os.environ.get("KILN_ORT_DIR")
-    if not d or not os.path.isdir(os.path.join(d, "node_modules", "onnxruntime-node")):
-        raise unittest.SkipTest("KILN_ORT_DIR does not hold onnxruntime-node (tests/peer/install-ort.sh)")
-    env = dict(os.environ)
-    env["NODE_PATH"] = os.path.join(d, "node_modules")
-    return env
-
-
 class ModelsVsOrtTest(ku.KilnTestCase):
     def check(self, stem):
-        env = ort_env()
+        env = ku.ort_env()
         model = self.model(stem + ".onnx")
         k = 0
         while os.path.exists(os.path.join(ku.models_dir(), "%s.ref%d.in.npy" % (stem, k))):

@@ -125,15 +125,50 @@ __attribute__((always_inline)) inline void pool_plane(const float* xin, float* y
   }
 }
 
-// pool_plane for blocks of 8 in AVX2 registers: one vector per window tap. _mm256_max_ps(v, acc) is
-// std::max(acc, v) lane by lane, NaN and signed zeros included (it returns acc unless v > acc). Where four
-// neighbouring outputs of a row have every column tap inside the input, they are computed together, each in
-// its own register and in the same tap order: four independent chains of maxima (or sums) instead of one
-// that waits on the previous tap.
+// kN neighbouring outputs of row oh from column ow, blocks of 8 in AVX2 registers: one vector per window tap,
+// each output in its own register and in its own tap order, so kN outputs are kN independent chains of
+// maxima (or sums). The taps are ow's: with kN > 1 every output's column taps must all lie inside the input.
+// _mm256_max_ps(v, acc) is std::max(acc, v) lane by lane, NaN and signed zeros included (it returns acc unless
+// v > acc).
+template <bool kMax, int kN>
+__attribute__((target("avx2"), always_inline)) inline void pool_outputs8(const float* xin, float* yout,
+                                                                         const PoolGeometry& g, int64_t oh, int64_t ow,
+                                                                         bool include_pad) {
+  const Window w = window_at(g, oh, ow, 8, include_pad);
+  const int64_t step = g.SW * 8;
+  __m256 acc[kN];
+#pragma GCC unroll 4
+  for (auto& a : acc) a = kMax ? _mm256_set1_ps(-std::numeric_limits<float>::infinity()) : _mm256_setzero_ps();
+  for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
+    const int64_t row = w.origin + kh * g.DH * g.W * 8;
+    for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
+      const int64_t at = row + kw * g.DW * 8;
+#pragma GCC unroll 4
+      for (int j = 0; j < kN; ++j) {
+        const __m256 v = _mm256_loadu_ps(xin + (at + j * step));
+        acc[j] = kMax ? _mm256_max_ps(v, acc[j]) : _mm256_add_ps(acc[j], v);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < kN; ++j) {
+    float* o = yout + (oh * g.OW + ow + j) * 8;
+    if (kMax) {
+      _mm256_storeu_ps(o, w.count > 0 ? acc[j] : _mm256_setzero_ps());
+    } else {
+      const int64_t divisor = j == 0 ? w.divisor : window_at(g, oh, ow + j, 8, include_pad).divisor;
+      _mm256_storeu_ps(o,
+                       _mm256_mul_ps(acc[j], _mm256_set1_ps(divisor > 0 ? 1.0f / static_cast<float>(divisor) : 0.0f)));
+    }
+  }
+}
+
+// pool_plane for blocks of 8 in AVX2 registers: four neighbouring outputs at a time where all their column taps
+// lie inside the input (four independent chains instead of one that waits on the previous tap), one at a time
+// elsewhere.
 template <bool kMax>
 __attribute__((target("avx2"))) void pool_plane8_avx2(const float* xin, float* yout, const PoolGeometry& g,
                                                       bool include_pad) {
-  const __m256 init = kMax ? _mm256_set1_ps(-std::numeric_limits<float>::infinity()) : _mm256_setzero_ps();
   auto full_width = [&g](int64_t ow) {
     const int64_t* c = g.cols.data() + 4 * ow;
     return c[0] == 0 && c[1] == g.KW;
@@ -141,50 +176,10 @@ __attribute__((target("avx2"))) void pool_plane8_avx2(const float* xin, float* y
   for (int64_t oh = 0; oh < g.OH; ++oh) {
     for (int64_t ow = 0; ow < g.OW; ++ow) {
       if (ow + 4 <= g.OW && full_width(ow) && full_width(ow + 1) && full_width(ow + 2) && full_width(ow + 3)) {
-        const Window w = window_at(g, oh, ow, 8, include_pad);
-        const int64_t step = g.SW * 8;
-        __m256 acc[4] = {init, init, init, init};
-        for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
-          const int64_t row = w.origin + kh * g.DH * g.W * 8;
-          for (int64_t kw = 0; kw < g.KW; ++kw) {
-            const int64_t at = row + kw * g.DW * 8;
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; ++j) {
-              const __m256 v = _mm256_loadu_ps(xin + (at + j * step));
-              acc[j] = kMax ? _mm256_max_ps(v, acc[j]) : _mm256_add_ps(acc[j], v);
-            }
-          }
-        }
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; ++j) {
-          float* o = yout + (oh * g.OW + ow + j) * 8;
-          if (kMax) {
-            _mm256_storeu_ps(o, w.count > 0 ? acc[j] : _mm256_setzero_ps());
-          } else {
-            const Window wj = window_at(g, oh, ow + j, 8, include_pad);
-            _mm256_storeu_ps(
-                o,
-                _mm256_mul_ps(acc[j], _mm256_set1_ps(wj.divisor > 0 ? 1.0f / static_cast<float>(wj.divisor) : 0.0f)));
-          }
-        }
+        pool_outputs8<kMax, 4>(xin, yout, g, oh, ow, include_pad);
         ow += 3;
-        continue;
-      }
-      const Window w = window_at(g, oh, ow, 8, include_pad);
-      __m256 acc = init;
-      for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
-        const int64_t row = w.origin + kh * g.DH * g.W * 8;
-        for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
-          const __m256 v = _mm256_loadu_ps(xin + (row + kw * g.DW * 8));
-          acc = kMax ? _mm256_max_ps(v, acc) : _mm256_add_ps(acc, v);
-        }
-      }
-      float* o = yout + (oh * g.OW + ow) * 8;
-      if (kMax) {
-        _mm256_storeu_ps(o, w.count > 0 ? acc : _mm256_setzero_ps());
       } else {
-        _mm256_storeu_ps(
-            o, _mm256_mul_ps(acc, _mm256_set1_ps(w.divisor > 0 ? 1.0f / static_cast<float>(w.divisor) : 0.0f)));
+        pool_outputs8<kMax, 1>(xin, yout, g, oh, ow, include_pad);
       }
     }
   }
