@@ -368,7 +368,7 @@ void pack_b_into(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t
   }
 }
 
-std::shared_ptr<PackedB> pack_b(const float* b, int64_t K, int64_t N, bool trans_b) {
+std::shared_ptr<PackedB> allocate_packed_b(int64_t K, int64_t N) {
   auto p = std::make_shared<PackedB>();
   p->K = K;
   p->N = N;
@@ -376,7 +376,12 @@ std::shared_ptr<PackedB> pack_b(const float* b, int64_t K, int64_t N, bool trans
   void* mem = allocate_streamed(bytes);  // on huge pages when large: the weights are streamed on every run
   if (!mem) return nullptr;
   p->data = std::unique_ptr<float, void (*)(void*)>(static_cast<float*>(mem), std::free);
-  pack_b_into(b, K, N, trans_b ? 1 : N, trans_b ? K : 1, p->data.get());
+  return p;
+}
+
+std::shared_ptr<PackedB> pack_b(const float* b, int64_t K, int64_t N, bool trans_b) {
+  std::shared_ptr<PackedB> p = allocate_packed_b(K, N);
+  if (p) pack_b_into(b, K, N, trans_b ? 1 : N, trans_b ? K : 1, p->data.get());
   return p;
 }
 

@@ -25,6 +25,10 @@ struct PackedB {
 // B is [K, N] row-major, or [N, K] when trans_b. Nullptr when out of memory.
 std::shared_ptr<PackedB> pack_b(const float* b, int64_t K, int64_t N, bool trans_b);
 
+// An uninitialized PackedB for a [K, N] B, to be written in pack_b's layout (panel p's row k at
+// data + (p K + k) 16, the last panel's lanes past N zero). Nullptr when out of memory.
+std::shared_ptr<PackedB> allocate_packed_b(int64_t K, int64_t N);
+
 // The floats pack_b_into writes for a [K, N] B: panels of [K][16], the last one zero-padded.
 int64_t packed_b_floats(int64_t K, int64_t N);
 // B with element (k, n) at b[k * stride_k + n * stride_n] (any view: transposed, strided) into the panel layout

@@ -1,7 +1,9 @@
-// 3x3 stride-1 convolutions as Winograd F(2x2, 3x3) on the channel-blocked layout (blocks of 8, AVX2/FMA).
-// Each 4x4 input patch, the window of a 2x2 output tile, is transformed (B^T d B); the 16 transformed positions
-// are 16 products [tiles, C] @ [C, M] on the SGEMM against weights transformed once (G g G^T); each output tile
-// is A^T m A, then bias, residual and clamp. 2.25 times fewer multiplications than the direct convolution.
+// 3x3 stride-1 convolutions as Winograd F(2x2, 3x3) or F(4x4, 3x3) on the channel-blocked layout (blocks of 8,
+// AVX2/FMA). Each (T + 2) x (T + 2) input patch, the window of a T x T output tile, is transformed (B^T d B);
+// the (T + 2)^2 transformed positions are as many products [tiles, C] @ [C, M] on the SGEMM against weights
+// transformed once (G g G^T); each output tile is A^T m A, then bias, residual and clamp. 2.25 (T = 2) or 4
+// (T = 4) times fewer multiplications than the direct convolution; T = 4 has (T + 2)^2 / 9 = 4 times the
+// weights to read (T = 2: 1.8 times) and rounds the output up to whole tiles of 4.
 // With up to 1 MiB of transformed weights each thread takes runs of tiles through all three steps in its own
 // cache; with more, both threads work on shared chunks of tiles step by step.
 // Every output is computed by one task in a fixed order, so results do not depend on the thread count. Tested
@@ -18,12 +20,17 @@ namespace kiln::winograd {
 
 struct Weights {
   int64_t C = 0, M = 0;
-  std::vector<std::shared_ptr<sgemm::PackedB>> u;  // position xi = 4 i + j of G g G^T, as a packed [C, M]
+  int tile = 2;                                    // T: F(2x2, 3x3) or F(4x4, 3x3)
+  std::vector<std::shared_ptr<sgemm::PackedB>> u;  // position xi = (T + 2) i + j of G g G^T, as a packed [C, M]
 };
 
-// From w [M, C, 3, 3], spread over `parallel_for`'s threads; nullptr when out of memory.
-std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C,
+// From w [M, C, 3, 3] for output tiles of `tile` (2 or 4), spread over `parallel_for`'s threads; nullptr when
+// out of memory.
+std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C, int tile,
                                            const sgemm::ParallelFor& parallel_for);
+
+// The number of output tiles of `tile` x `tile` in n images of oh x ow.
+int64_t tiles(int tile, int64_t n, int64_t oh, int64_t ow);
 
 struct Geometry {
   int64_t N, C, H, W, M, OH, OW, pad_t, pad_l;
