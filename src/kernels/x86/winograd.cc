@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace kiln::winograd {
 namespace {
@@ -215,27 +216,30 @@ std::shared_ptr<Weights> transform_weights_t(const float* w, int64_t M, int64_t 
     u = sgemm::allocate_packed_b(C, M);
     if (!u) return nullptr;
   }
+  std::vector<float*> dst(P * P);
+  for (int xi = 0; xi < P * P; ++xi) dst[static_cast<size_t>(xi)] = out->u[static_cast<size_t>(xi)]->data.get();
   parallel_for((M + kPanel - 1) / kPanel, [&](int64_t p0, int64_t p1) {
+    float row[P * P][kPanel];  // one panel row of every position, stored as whole cache lines
     for (int64_t pn = p0; pn < p1; ++pn) {
+      const int64_t lanes = std::min(kPanel, M - pn * kPanel);  // the last panel's other lanes are padding
       for (int64_t c = 0; c < C; ++c) {
-        for (int64_t lane = 0; lane < kPanel; ++lane) {
-          const int64_t m = pn * kPanel + lane;
-          const size_t at = static_cast<size_t>((pn * C + c) * kPanel + lane);
-          if (m >= M) {  // the last panel's padding lanes
-            for (auto& u : out->u) u->data.get()[at] = 0.0f;
-            continue;
-          }
-          const float* g = w + (m * C + c) * 9;
-          double gg[P][3];  // G g
-          for (int i = 0; i < P; ++i)
-            for (int j = 0; j < 3; ++j) gg[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
-          for (int i = 0; i < P; ++i) {
-            for (int j = 0; j < P; ++j) {
-              const double v = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
-              out->u[static_cast<size_t>(i * P + j)]->data.get()[at] = static_cast<float>(v);
-            }
-          }
+        // The 16 output channels side by side (lane innermost, so that the loops vectorize).
+        double g[9][kPanel] = {}, gg[P][3][kPanel];  // g, then G g
+        for (int64_t lane = 0; lane < lanes; ++lane) {
+          const float* src = w + ((pn * kPanel + lane) * C + c) * 9;
+          for (int k = 0; k < 9; ++k) g[k][lane] = src[k];
         }
+        for (int i = 0; i < P; ++i)
+          for (int j = 0; j < 3; ++j)
+            for (int64_t l = 0; l < kPanel; ++l)
+              gg[i][j][l] = G[i][0] * g[j][l] + G[i][1] * g[3 + j][l] + G[i][2] * g[6 + j][l];
+        for (int i = 0; i < P; ++i)
+          for (int j = 0; j < P; ++j)
+            for (int64_t l = 0; l < kPanel; ++l)
+              row[i * P + j][l] =
+                  static_cast<float>(gg[i][0][l] * G[j][0] + gg[i][1][l] * G[j][1] + gg[i][2][l] * G[j][2]);
+        for (int xi = 0; xi < P * P; ++xi)
+          std::memcpy(dst[static_cast<size_t>(xi)] + (pn * C + c) * kPanel, row[xi], sizeof(row[xi]));
       }
     }
   });
