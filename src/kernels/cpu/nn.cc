@@ -751,10 +751,18 @@ namespace {
 // layers).
 constexpr int64_t kWinogradMinTiles = 32;
 
+// Stride-2 3x3 convolutions run as Winograd (winograd.h's stride-2 form, 25 multiplications for a 2x2 tile
+// instead of 36) when their input (all images) has at least this many bytes. oneDNN's direct kernel is fast while
+// the input fits the cores' L2 and slows once it does not: on ResNet-50's stride-2 layers it ran at 155-163
+// GFLOP/s at batch 1 (0.8-1.6 MiB inputs; there the stride-2 form took 1.0-1.09 of its time) and at about 120 at
+// batch 8, where the stride-2 form took 0.82 of its time with 13 and 6 MiB inputs, 0.98 with 3 MiB.
+constexpr int64_t kWinogradStride2MinInput = int64_t{2} << 20;
+
 // The output tile of the Winograd convolution a blocked convolution runs as (with the fast kernels), 0 for none:
-// 3x3, stride and dilation 1, one group, whole channel blocks of 8 in and out, constant weights, a ReLU, Clip or
-// no activation, Z (if any) of the output's shape. Tiles of 4x4 (F(4x4, 3x3)) where there are at least
-// kWinogradMinTiles of them, else 2x2 where there are. Measured on ResNet-50's layers, F(4x4) against F(2x2):
+// 3x3, dilation 1, stride 1 (or 2 with an input of kWinogradStride2MinInput bytes or more), one group, whole
+// channel blocks of 8 in and out, constant weights, a ReLU, Clip or no activation, Z (if any) of the output's
+// shape. At stride 1, tiles of 4x4 (F(4x4, 3x3)) where there are at least kWinogradMinTiles of them, else 2x2
+// where there are; at stride 2, tiles of 2x2. Measured on ResNet-50's layers, F(4x4) against F(2x2):
 // 0.71-0.80 of the time at batch 8 with 64, 128 and 512 channels, 0.91-0.96 with 256; at batch 1 0.77-0.91 with
 // 64 and 128 channels (196 and 49 tiles of 4x4), but 1.10-1.27 with 256 channels at 14x14 (16 tiles of 4x4, a
 // quarter of them padding, and 9 MiB of transformed weights read on every call).
@@ -762,10 +770,14 @@ int winograd_tile(const KernelContext& ctx, const Tensor& x, const ConvGeom& g, 
                   const Activation& act, const Tensor* z, bool z_inline) {
   using K = Activation::Kind;
   if (x.rank() != 5 || block != 8 || g.group != 1 || C % 8 != 0 || M % 8 != 0) return 0;
-  if (g.kernel != Dims{3, 3} || g.strides != Dims{1, 1} || g.dilations != Dims{1, 1}) return 0;
+  if (g.kernel != Dims{3, 3} || g.dilations != Dims{1, 1}) return 0;
+  if (g.strides != Dims{1, 1} &&
+      !(g.strides == Dims{2, 2} && x.num_elements() * int64_t{sizeof(float)} >= kWinogradStride2MinInput)) {
+    return 0;
+  }
   if (!(act.none() || act.kind == K::kRelu || act.kind == K::kClip) || (z && !z_inline)) return 0;
   if (!ctx.input_is_constant(1) || !ctx.shared_cache() || !sgemm::available()) return 0;
-  for (int tile : {4, 2}) {
+  for (int tile : g.strides[0] == 2 ? std::vector<int>{2} : std::vector<int>{4, 2}) {
     if (winograd::tiles(tile, x.dims()[0], g.out[0], g.out[1]) >= kWinogradMinTiles) return tile;
   }
   return 0;
@@ -887,11 +899,12 @@ StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, c
     KILN_ASSIGN_OR_RETURN(n.packed, shared_weights<sgemm::PackedB>(ctx, 0xc1, w, {K, M}, "packing weight W",
                                                                    [&] { return sgemm::pack_b(wd, K, M, true); }));
   } else if (n.path == NchwcPlan::Path::kWinograd) {
-    KILN_ASSIGN_OR_RETURN(
-        n.wino, shared_weights<winograd::Weights>(ctx, 0x3a3, w, {C, M, n.wino_tile}, "transforming weight W", [&] {
-          return winograd::transform_weights(wd, M, C, n.wino_tile,
-                                             [&ctx](int64_t count, const auto& fn) { ctx.parallel_for(count, 1, fn); });
-        }));
+    KILN_ASSIGN_OR_RETURN(n.wino, shared_weights<winograd::Weights>(
+                                      ctx, 0x3a3, w, {C, M, n.wino_tile, g.strides[0]}, "transforming weight W", [&] {
+                                        return winograd::transform_weights(
+                                            wd, M, C, n.wino_tile, static_cast<int>(g.strides[0]),
+                                            [&ctx](int64_t count, const auto& fn) { ctx.parallel_for(count, 1, fn); });
+                                      }));
   } else if (n.path == NchwcPlan::Path::kGemm) {
     KILN_ASSIGN_OR_RETURN(n.packed, shared_weights<sgemm::PackedB>(
                                         ctx, 0x9e3, w, {C, M, g.kernel[0], g.kernel[1]}, "packing weight W", [&] {

@@ -25,15 +25,13 @@ constexpr int64_t kLocalWeights = int64_t{1} << 18, kLocalFloats = 24 * 1024, kL
 // Output columns per product task: two weight panels.
 constexpr int64_t kColsPerTask = 2 * kPanel;
 
-// The one-dimensional transforms of F(T, 3), T = 2 or 4, on P = T + 2 vectors of 8 channels: the input's
-// (B^T d), the output's (A^T m), and the weights' matrix G [P x 3].
-template <int T>
-struct Transform;
+// The one-dimensional transforms of a Winograd algorithm for a 3-tap window, stride S, T outputs from P inputs,
+// on vectors of 8 channels: the input's (B^T d), the output's (A^T m), and the weights' matrix G [P x 3]. The
+// two-dimensional transforms apply them to the columns, then the rows.
 
 // F(2, 3): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
-template <>
-struct Transform<2> {
-  static constexpr int P = 4;
+struct F2 {
+  static constexpr int T = 2, P = 4, S = 1;
   static constexpr double G[P][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   __attribute__((target("avx2"), always_inline)) static inline void input(const __m256 (&d)[P], __m256 (&v)[P]) {
     v[0] = _mm256_sub_ps(d[0], d[2]);
@@ -52,9 +50,8 @@ struct Transform<2> {
 // convolution", 2020; measured here: 5.3e-5 against 1.1e-4 on 128-channel sums of magnitude 36, F(2, 3): 7.8e-6).
 // B^T = [1 -3/2 -2 3/2 1 0; 0 1 -5/2 1/2 1 0; 0 -1 1/2 5/2 1 0; 0 -2 -1 2 1 0; 0 1/2 -1 -1/2 1 0;
 // 0 1 -3/2 -2 3/2 1], A^T = [1 1 1 1 1 0; 0 -1 1 1/2 -2 0; 0 1 1 1/4 4 0; 0 -1 1 1/8 -8 1].
-template <>
-struct Transform<4> {
-  static constexpr int P = 6;
+struct F4 {
+  static constexpr int T = 4, P = 6, S = 1;
   static constexpr double G[P][3] = {{1, 0, 0},
                                      {-1.0 / 3, 1.0 / 3, -1.0 / 3},
                                      {1.0 / 3, 1.0 / 3, 1.0 / 3},
@@ -82,64 +79,85 @@ struct Transform<4> {
   }
 };
 
+// Stride 2, two outputs from five inputs: the window [w0, w1, w2] over the even inputs is the two-tap [w0, w2]
+// done as F(2, 2) (B^T = [1 -1 0; 0 1 0; 0 -1 1], G = [1 0; 1 1; 0 1], A^T = [1 1 0; 0 1 1]) on d0, d2, d4, and
+// over the odd ones the single tap w1 on d1 and d3: 5 multiplications for 2 outputs instead of 6, and in two
+// dimensions 25 for a 2x2 tile instead of 36. G's last two rows are equal, so 16 of the 25 transformed weight
+// matrices are distinct (transform_weights shares the others).
+struct F2S2 {
+  static constexpr int T = 2, P = 5, S = 2;
+  static constexpr double G[P][3] = {{1, 0, 0}, {1, 0, 1}, {0, 0, 1}, {0, 1, 0}, {0, 1, 0}};
+  __attribute__((target("avx2"), always_inline)) static inline void input(const __m256 (&d)[P], __m256 (&v)[P]) {
+    v[0] = _mm256_sub_ps(d[0], d[2]);
+    v[1] = d[2];
+    v[2] = _mm256_sub_ps(d[4], d[2]);
+    v[3] = d[1];
+    v[4] = d[3];
+  }
+  __attribute__((target("avx2"), always_inline)) static inline void output(const __m256 (&m)[P], __m256 (&y)[2]) {
+    y[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[3]);
+    y[1] = _mm256_add_ps(_mm256_add_ps(m[1], m[2]), m[4]);
+  }
+};
+
 // v = B^T d B for one P x P patch: the columns' transforms, then the rows'.
-template <int T>
-__attribute__((target("avx2,fma"), always_inline)) inline void input_transform(
-    const __m256 (&d)[Transform<T>::P][Transform<T>::P], __m256 (&v)[Transform<T>::P * Transform<T>::P]) {
-  constexpr int P = Transform<T>::P;
+template <class F>
+__attribute__((target("avx2,fma"), always_inline)) inline void input_transform(const __m256 (&d)[F::P][F::P],
+                                                                               __m256 (&v)[F::P * F::P]) {
+  constexpr int P = F::P;
   __m256 t[P][P];
 #pragma GCC unroll 6
   for (int j = 0; j < P; ++j) {
     __m256 col[P], out[P];
     for (int i = 0; i < P; ++i) col[i] = d[i][j];
-    Transform<T>::input(col, out);
+    F::input(col, out);
     for (int i = 0; i < P; ++i) t[i][j] = out[i];
   }
 #pragma GCC unroll 6
   for (int i = 0; i < P; ++i) {
     __m256 out[P];
-    Transform<T>::input(t[i], out);
+    F::input(t[i], out);
     for (int j = 0; j < P; ++j) v[i * P + j] = out[j];
   }
 }
 
 // y = A^T m A for the P x P products of one tile: a T x T tile of 8-channel vectors.
-template <int T>
-__attribute__((target("avx2,fma"), always_inline)) inline void output_transform(
-    const __m256 (&m)[Transform<T>::P * Transform<T>::P], __m256 (&y)[T][T]) {
-  constexpr int P = Transform<T>::P;
+template <class F>
+__attribute__((target("avx2,fma"), always_inline)) inline void output_transform(const __m256 (&m)[F::P * F::P],
+                                                                                __m256 (&y)[F::T][F::T]) {
+  constexpr int P = F::P, T = F::T;
   __m256 r[T][P];
 #pragma GCC unroll 6
   for (int j = 0; j < P; ++j) {
     __m256 col[P], out[T];
     for (int i = 0; i < P; ++i) col[i] = m[i * P + j];
-    Transform<T>::output(col, out);
+    F::output(col, out);
     for (int i = 0; i < T; ++i) r[i][j] = out[i];
   }
 #pragma GCC unroll 4
-  for (int i = 0; i < T; ++i) Transform<T>::output(r[i], y[i]);
+  for (int i = 0; i < T; ++i) F::output(r[i], y[i]);
 }
 
 struct Tile {
   int64_t n, oh, ow;  // image and the tile's top-left output pixel
 };
 
-template <int T>
+template <class F>
 Tile tile_at(int64_t t, int64_t tiles_h, int64_t tiles_w) {
   const int64_t per_image = tiles_h * tiles_w;
-  return {t / per_image, (t % per_image) / tiles_w * T, t % tiles_w * T};
+  return {t / per_image, (t % per_image) / tiles_w * F::T, t % tiles_w * F::T};
 }
 
 // The transformed patches of tiles [t0, t1) of the chunk starting at tile `first`: v[xi][t - first][C].
-template <int T>
+template <class F>
 __attribute__((target("avx2,fma"))) void transform_inputs(const float* x, const Geometry& g, int64_t tiles_h,
                                                           int64_t tiles_w, int64_t first, int64_t count, int64_t t0,
                                                           int64_t t1, float* v) {
-  constexpr int P = Transform<T>::P;
+  constexpr int P = F::P;
   const int64_t CB = g.C / kBlock;
   for (int64_t t = t0; t < t1; ++t) {
-    const Tile tile = tile_at<T>(first + t, tiles_h, tiles_w);
-    const int64_t h0 = tile.oh - g.pad_t, w0 = tile.ow - g.pad_l;
+    const Tile tile = tile_at<F>(first + t, tiles_h, tiles_w);
+    const int64_t h0 = tile.oh * F::S - g.pad_t, w0 = tile.ow * F::S - g.pad_l;
     const bool inside = h0 >= 0 && h0 + P <= g.H && w0 >= 0 && w0 + P <= g.W;
     for (int64_t cb = 0; cb < CB; ++cb) {
       const float* plane = x + ((tile.n * CB + cb) * g.H) * g.W * kBlock;
@@ -153,7 +171,7 @@ __attribute__((target("avx2,fma"))) void transform_inputs(const float* x, const 
         }
       }
       __m256 out[P * P];
-      input_transform<T>(d, out);
+      input_transform<F>(d, out);
       float* dst = v + t * g.C + cb * kBlock;
 #pragma GCC unroll 36
       for (int xi = 0; xi < P * P; ++xi) _mm256_storeu_ps(dst + xi * count * g.C, out[xi]);
@@ -162,16 +180,16 @@ __attribute__((target("avx2,fma"))) void transform_inputs(const float* x, const 
 }
 
 // Tiles [t0, t1) of the chunk from their products m[xi][t - first][M] into y, with bias, z and the clamp.
-template <int T>
+template <class F>
 __attribute__((target("avx2,fma"))) void transform_outputs(const float* m, const Geometry& g, int64_t tiles_h,
                                                            int64_t tiles_w, int64_t first, int64_t count, int64_t t0,
                                                            int64_t t1, const float* bias, const float* z, float lo,
                                                            float hi, float* y) {
-  constexpr int P = Transform<T>::P;
+  constexpr int P = F::P, T = F::T;
   const int64_t MB = g.M / kBlock;
   const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
   for (int64_t t = t0; t < t1; ++t) {
-    const Tile tile = tile_at<T>(first + t, tiles_h, tiles_w);
+    const Tile tile = tile_at<F>(first + t, tiles_h, tiles_w);
     const int64_t rows = std::min<int64_t>(T, g.OH - tile.oh), cols = std::min<int64_t>(T, g.OW - tile.ow);
     for (int64_t mb = 0; mb < MB; ++mb) {
       const float* src = m + t * g.M + mb * kBlock;
@@ -179,7 +197,7 @@ __attribute__((target("avx2,fma"))) void transform_outputs(const float* m, const
 #pragma GCC unroll 36
       for (int xi = 0; xi < P * P; ++xi) p[xi] = _mm256_loadu_ps(src + xi * count * g.M);
       __m256 out[T][T];
-      output_transform<T>(p, out);
+      output_transform<F>(p, out);
       const __m256 b = bias ? _mm256_loadu_ps(bias + mb * kBlock) : _mm256_setzero_ps();
       const int64_t plane = (tile.n * MB + mb) * g.OH * g.OW;
       for (int64_t i = 0; i < rows; ++i) {
@@ -200,24 +218,36 @@ std::vector<float>& chunk_scratch() {
   return s;
 }
 
-template <int T>
+template <class F>
 std::shared_ptr<Weights> transform_weights_t(const float* w, int64_t M, int64_t C,
                                              const sgemm::ParallelFor& parallel_for) {
-  constexpr int P = Transform<T>::P;
-  const auto& G = Transform<T>::G;
+  constexpr int P = F::P;
+  const auto& G = F::G;
   auto out = std::make_shared<Weights>();
   out->C = C;
   out->M = M;
-  out->tile = T;
+  out->tile = F::T;
+  out->stride = F::S;
   // U = G g G^T for every (m, c), in double, written straight into the P * P packed [C, M] matrices: each task
-  // takes panels of 16 output channels, so that its writes to each matrix are runs of 16 floats.
+  // takes panels of 16 output channels, so that its writes to each matrix are runs of 16 floats. Positions whose
+  // rows of G are equal to an earlier position's share its matrix.
+  auto first_equal_row = [&G](int i) {
+    int k = 0;
+    while (G[k][0] != G[i][0] || G[k][1] != G[i][1] || G[k][2] != G[i][2]) ++k;
+    return k;
+  };
+  std::vector<size_t> rep(P * P);
   out->u.resize(P * P);
-  for (auto& u : out->u) {
-    u = sgemm::allocate_packed_b(C, M);
-    if (!u) return nullptr;
+  for (int i = 0; i < P; ++i) {
+    for (int j = 0; j < P; ++j) {
+      const size_t xi = static_cast<size_t>(i * P + j);
+      rep[xi] = static_cast<size_t>(first_equal_row(i) * P + first_equal_row(j));
+      out->u[xi] = rep[xi] == xi ? sgemm::allocate_packed_b(C, M) : out->u[rep[xi]];
+      if (!out->u[xi]) return nullptr;
+    }
   }
   std::vector<float*> dst(P * P);
-  for (int xi = 0; xi < P * P; ++xi) dst[static_cast<size_t>(xi)] = out->u[static_cast<size_t>(xi)]->data.get();
+  for (size_t xi = 0; xi < dst.size(); ++xi) dst[xi] = rep[xi] == xi ? out->u[xi]->data.get() : nullptr;
   parallel_for((M + kPanel - 1) / kPanel, [&](int64_t p0, int64_t p1) {
     float row[P * P][kPanel];  // one panel row of every position, stored as whole cache lines
     for (int64_t pn = p0; pn < p1; ++pn) {
@@ -238,18 +268,20 @@ std::shared_ptr<Weights> transform_weights_t(const float* w, int64_t M, int64_t 
             for (int64_t l = 0; l < kPanel; ++l)
               row[i * P + j][l] =
                   static_cast<float>(gg[i][0][l] * G[j][0] + gg[i][1][l] * G[j][1] + gg[i][2][l] * G[j][2]);
-        for (int xi = 0; xi < P * P; ++xi)
-          std::memcpy(dst[static_cast<size_t>(xi)] + (pn * C + c) * kPanel, row[xi], sizeof(row[xi]));
+        for (int xi = 0; xi < P * P; ++xi) {
+          if (float* d = dst[static_cast<size_t>(xi)]) std::memcpy(d + (pn * C + c) * kPanel, row[xi], sizeof(row[xi]));
+        }
       }
     }
   });
   return out;
 }
 
-template <int T>
+template <class F>
 void conv3x3_t(const float* x, const Geometry& g, const Weights& w, const float* bias, const float* z, float lo,
                float hi, float* y, const sgemm::ParallelFor& parallel_for) {
-  constexpr int64_t kPositions = Transform<T>::P * Transform<T>::P;
+  constexpr int64_t kPositions = F::P * F::P;
+  constexpr int64_t T = F::T;
   const int64_t tiles_h = (g.OH + T - 1) / T, tiles_w = (g.OW + T - 1) / T, total = g.N * tiles_h * tiles_w;
   if (total == 0 || g.M == 0) return;
   if (kPositions * g.C * g.M <= kLocalWeights) {
@@ -264,12 +296,12 @@ void conv3x3_t(const float* x, const Geometry& g, const Weights& w, const float*
         const int64_t first = k * per_task, count = std::min(per_task, total - first);
         float* v = scratch.data();
         float* m = v + kPositions * count * g.C;
-        transform_inputs<T>(x, g, tiles_h, tiles_w, first, count, 0, count, v);
+        transform_inputs<F>(x, g, tiles_h, tiles_w, first, count, 0, count, v);
         for (int64_t xi = 0; xi < kPositions; ++xi) {
           sgemm::gemm_serial(v + xi * count * g.C, count, g.C, w.u[static_cast<size_t>(xi)]->data.get(), g.C, g.M,
                              m + xi * count * g.M, g.M);
         }
-        transform_outputs<T>(m, g, tiles_h, tiles_w, first, count, 0, count, bias, z, lo, hi, y);
+        transform_outputs<F>(m, g, tiles_h, tiles_w, first, count, 0, count, bias, z, lo, hi, y);
       }
     });
     return;
@@ -286,7 +318,7 @@ void conv3x3_t(const float* x, const Geometry& g, const Weights& w, const float*
   for (int64_t first = 0; first < total; first += chunk) {
     const int64_t count = std::min(chunk, total - first);
     parallel_for(count,
-                 [&](int64_t t0, int64_t t1) { transform_inputs<T>(x, g, tiles_h, tiles_w, first, count, t0, t1, v); });
+                 [&](int64_t t0, int64_t t1) { transform_inputs<F>(x, g, tiles_h, tiles_w, first, count, t0, t1, v); });
     // The 16 products, each split by columns: [count, C] @ [C, 32 columns].
     parallel_for(kPositions * col_tasks, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
@@ -297,7 +329,7 @@ void conv3x3_t(const float* x, const Geometry& g, const Weights& w, const float*
       }
     });
     parallel_for(count, [&](int64_t t0, int64_t t1) {
-      transform_outputs<T>(m, g, tiles_h, tiles_w, first, count, t0, t1, bias, z, lo, hi, y);
+      transform_outputs<F>(m, g, tiles_h, tiles_w, first, count, t0, t1, bias, z, lo, hi, y);
     });
   }
 }
@@ -308,17 +340,20 @@ int64_t tiles(int tile, int64_t n, int64_t oh, int64_t ow) {
   return n * ((oh + tile - 1) / tile) * ((ow + tile - 1) / tile);
 }
 
-std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C, int tile,
+std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C, int tile, int stride,
                                            const sgemm::ParallelFor& parallel_for) {
-  return tile == 4 ? transform_weights_t<4>(w, M, C, parallel_for) : transform_weights_t<2>(w, M, C, parallel_for);
+  if (stride == 2) return transform_weights_t<F2S2>(w, M, C, parallel_for);
+  return tile == 4 ? transform_weights_t<F4>(w, M, C, parallel_for) : transform_weights_t<F2>(w, M, C, parallel_for);
 }
 
 void conv3x3_blocked8(const float* x, const Geometry& g, const Weights& w, const float* bias, const float* z, float lo,
                       float hi, float* y, const sgemm::ParallelFor& parallel_for) {
-  if (w.tile == 4) {
-    conv3x3_t<4>(x, g, w, bias, z, lo, hi, y, parallel_for);
+  if (w.stride == 2) {
+    conv3x3_t<F2S2>(x, g, w, bias, z, lo, hi, y, parallel_for);
+  } else if (w.tile == 4) {
+    conv3x3_t<F4>(x, g, w, bias, z, lo, hi, y, parallel_for);
   } else {
-    conv3x3_t<2>(x, g, w, bias, z, lo, hi, y, parallel_for);
+    conv3x3_t<F2>(x, g, w, bias, z, lo, hi, y, parallel_for);
   }
 }
 

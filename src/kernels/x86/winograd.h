@@ -21,12 +21,13 @@ namespace kiln::winograd {
 struct Weights {
   int64_t C = 0, M = 0;
   int tile = 2;                                    // T: F(2x2, 3x3) or F(4x4, 3x3)
+  int stride = 1;                                  // 2: the stride-2 form (tile 2)
   std::vector<std::shared_ptr<sgemm::PackedB>> u;  // position xi = (T + 2) i + j of G g G^T, as a packed [C, M]
 };
 
-// From w [M, C, 3, 3] for output tiles of `tile` (2 or 4), spread over `parallel_for`'s threads; nullptr when
-// out of memory.
-std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C, int tile,
+// From w [M, C, 3, 3] for output tiles of `tile` (2 or 4) at stride 1, or of 2 at stride 2, spread over
+// `parallel_for`'s threads; nullptr when out of memory.
+std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C, int tile, int stride,
                                            const sgemm::ParallelFor& parallel_for);
 
 // The number of output tiles of `tile` x `tile` in n images of oh x ow.

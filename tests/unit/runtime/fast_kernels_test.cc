@@ -583,12 +583,13 @@ void check_blocked_conv(std::vector<ir::Node> nodes, std::vector<ir::NamedTensor
 }
 
 // 3x3 stride-1 convolutions on the blocked layout run as Winograd F(4x4, 3x3) with at least 32 output tiles of
-// 4x4, else F(2x2, 3x3) with at least 32 tiles of 2x2: a 1x1 convolution first, so that the input is blocked;
-// odd sizes (partial tiles), valid and asymmetric padding, bias or none, ReLU, Clip or nothing, a residual Z;
-// runs of tiles taken by each thread (up to 1 MiB of transformed weights), and chunks shared by the threads,
-// two of them in the last case of each. F(4x4) is held to 1e-4 of the largest output (its error grows with the
-// sums' terms, not with each result: 1.2e-4 on outputs of 0.1 among outputs of 20 at 136 channels), F(2x2) to
-// 1e-4 of each output.
+// 4x4, else F(2x2, 3x3) with at least 32 tiles of 2x2; stride-2 ones with an input of 2 MiB or more as the
+// stride-2 form (F(2, 2) on the even inputs, one tap on the odd ones): a 1x1 convolution first, so that the
+// input is blocked; odd sizes (partial tiles), valid and asymmetric padding, bias or none, ReLU, Clip or
+// nothing, a residual Z (stride 1); runs of tiles taken by each thread (up to 1 MiB of transformed weights), and
+// chunks shared by the threads, two or more of them in the last case of each. F(4x4) and the stride-2 form are
+// held to 1e-4 of the largest output (their error grows with the sums' terms, not with each result: 1.2e-4 on
+// outputs of 0.1 among outputs of 20 at 136 channels), F(2x2) to 1e-4 of each output.
 TEST(FastKernels, WinogradConvolutionsMatchReference) {
   std::mt19937 rng(24);
   struct Case {
@@ -598,39 +599,47 @@ TEST(FastKernels, WinogradConvolutionsMatchReference) {
     bool bias;
     std::string act;  // "", "Relu" or "Clip"
     bool residual;
-    bool f4;  // F(4x4, 3x3): at least 32 output tiles of 4x4
+    bool f4;         // F(4x4, 3x3) (at least 32 output tiles of 4x4) or the stride-2 form
+    int64_t stride;  // 2: the stride-2 form (an input of at least 2 MiB)
   };
   const std::vector<Case> cases = {
-      {"F(2x2): pads 1, bias, ReLU", 2, 16, 24, 11, 13, {1, 1, 1, 1}, true, "Relu", false, false},
-      {"F(2x2): valid, no bias", 2, 8, 8, 11, 13, {0, 0, 0, 0}, false, "", false, false},
-      {"F(2x2): asymmetric pads, Clip", 1, 16, 16, 12, 15, {2, 0, 1, 2}, true, "Clip", false, false},
-      {"F(2x2): residual and ReLU", 2, 16, 16, 9, 10, {1, 1, 1, 1}, true, "Relu", true, false},
-      {"F(2x2): runs of tiles on each thread", 1, 128, 128, 20, 20, {1, 1, 1, 1}, true, "Relu", false, false},
-      {"F(2x2): chunks at 136 channels", 1, 136, 128, 20, 20, {1, 1, 1, 1}, true, "", false, false},
-      {"F(2x2): two shared chunks of tiles", 1, 264, 264, 20, 20, {1, 1, 1, 1}, true, "Relu", true, false},
-      {"F(4x4): pads 1, bias, ReLU, partial tiles", 2, 16, 24, 23, 21, {1, 1, 1, 1}, true, "Relu", false, true},
-      {"F(4x4): valid, no bias", 2, 8, 8, 27, 26, {0, 0, 0, 0}, false, "", false, true},
-      {"F(4x4): asymmetric pads, Clip", 1, 16, 16, 25, 30, {2, 0, 1, 2}, true, "Clip", false, true},
-      {"F(4x4): residual and ReLU, runs of tiles on each thread",
+      {"F(2x2): pads 1, bias, ReLU", 2, 16, 24, 11, 13, {1, 1, 1, 1}, true, "Relu", false, false, 1},
+      {"F(2x2): valid, no bias", 2, 8, 8, 11, 13, {0, 0, 0, 0}, false, "", false, false, 1},
+      {"F(2x2): asymmetric pads, Clip", 1, 16, 16, 12, 15, {2, 0, 1, 2}, true, "Clip", false, false, 1},
+      {"F(2x2): residual and ReLU", 2, 16, 16, 9, 10, {1, 1, 1, 1}, true, "Relu", true, false, 1},
+      {"F(2x2): runs of tiles on each thread", 1, 128, 128, 20, 20, {1, 1, 1, 1}, true, "Relu", false, false, 1},
+      {"F(2x2): chunks at 136 channels", 1, 136, 128, 20, 20, {1, 1, 1, 1}, true, "", false, false, 1},
+      {"F(2x2): two shared chunks of tiles", 1, 264, 264, 20, 20, {1, 1, 1, 1}, true, "Relu", true, false, 1},
+      {"F(4x4): pads 1, bias, ReLU, partial tiles", 2, 16, 24, 23, 21, {1, 1, 1, 1}, true, "Relu", false, true, 1},
+      {"F(4x4): valid, no bias", 2, 8, 8, 27, 26, {0, 0, 0, 0}, false, "", false, true, 1},
+      {"F(4x4): asymmetric pads, Clip", 1, 16, 16, 25, 30, {2, 0, 1, 2}, true, "Clip", false, true, 1},
+      {"F(4x4): residual, ReLU, runs of tiles", 2, 64, 64, 18, 18, {1, 1, 1, 1}, true, "Relu", true, true, 1},
+      {"F(4x4): chunks at 128 and 136 channels", 2, 128, 136, 20, 20, {1, 1, 1, 1}, true, "", false, true, 1},
+      {"F(4x4): two shared chunks of tiles", 1, 200, 200, 32, 32, {1, 1, 1, 1}, true, "Relu", true, true, 1},
+      {"stride 2: pads 1, bias, ReLU, partial tiles, runs of tiles on each thread",
        2,
-       64,
-       64,
-       18,
-       18,
+       32,
+       24,
+       91,
+       93,
        {1, 1, 1, 1},
        true,
        "Relu",
+       false,
        true,
-       true},
-      {"F(4x4): chunks at 128 and 136 channels", 2, 128, 136, 20, 20, {1, 1, 1, 1}, true, "", false, true},
-      {"F(4x4): two shared chunks of tiles", 1, 200, 200, 32, 32, {1, 1, 1, 1}, true, "Relu", true, true},
+       2},
+      {"stride 2: valid, no bias, Clip", 1, 64, 16, 92, 90, {0, 0, 0, 0}, false, "Clip", false, true, 2},
+      {"stride 2: asymmetric pads", 2, 40, 32, 83, 80, {1, 0, 2, 1}, true, "", false, true, 2},
+      {"stride 2: shared chunks of tiles", 1, 128, 128, 64, 64, {1, 1, 1, 1}, true, "Relu", false, true, 2},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
     std::vector<ir::Node> nodes{
         make_node("Conv", {"x", "w0"}, {"x0"}),
-        make_node("Conv", c.bias ? std::vector<std::string>{"x0", "w", "b"} : std::vector<std::string>{"x0", "w"},
-                  {"c"}, "wino", {make_attribute("pads", c.pads)})};
+        make_node(
+            "Conv", c.bias ? std::vector<std::string>{"x0", "w", "b"} : std::vector<std::string>{"x0", "w"}, {"c"},
+            "wino",
+            {make_attribute("pads", c.pads), make_attribute("strides", std::vector<int64_t>{c.stride, c.stride})})};
     std::vector<ir::NamedTensor> inits{make_tensor("w0", random_tensor({c.c, 3, 1, 1}, rng)),
                                        make_tensor("w", random_tensor({c.m, c.c, 3, 3}, rng)),
                                        make_tensor("b", random_tensor({c.m}, rng))};
