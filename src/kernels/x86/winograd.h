@@ -1,9 +1,11 @@
-// 3x3 stride-1 convolutions as Winograd F(2x2, 3x3) or F(4x4, 3x3) on the channel-blocked layout (blocks of 8,
+// 3x3 convolutions as Winograd F(2x2, 3x3) or F(4x4, 3x3) on the channel-blocked layout (blocks of 8,
 // AVX2/FMA). Each (T + 2) x (T + 2) input patch, the window of a T x T output tile, is transformed (B^T d B);
 // the (T + 2)^2 transformed positions are as many products [tiles, C] @ [C, M] on the SGEMM against weights
 // transformed once (G g G^T); each output tile is A^T m A, then bias, residual and clamp. 2.25 (T = 2) or 4
 // (T = 4) times fewer multiplications than the direct convolution; T = 4 has (T + 2)^2 / 9 = 4 times the
-// weights to read (T = 2: 1.8 times) and rounds the output up to whole tiles of 4.
+// weights to read (T = 2: 1.8 times) and rounds the output up to whole tiles of 4. Stride-2 3x3 convolutions
+// take a stride-2 form with tiles of 2 (5x5 patches: F(2, 2) on the even rows and columns, the middle tap on the
+// odd ones; 25 products a tile instead of 36).
 // With up to 1 MiB of transformed weights each thread takes runs of tiles through all three steps in its own
 // cache; with more, both threads work on shared chunks of tiles step by step.
 // Every output is computed by one task in a fixed order, so results do not depend on the thread count. Tested
