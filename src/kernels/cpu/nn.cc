@@ -818,7 +818,6 @@ struct NchwcPlan {
   // rather than looked up on every run.
   std::shared_ptr<sgemm::PackedB> packed;   // kIm2col and kGemm
   std::shared_ptr<winograd::Weights> wino;  // kWinograd
-  int wino_tile = 0;                        // kWinograd: 2 or 4
 };
 
 StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, const Tensor& x, const Tensor& w,
@@ -876,12 +875,13 @@ StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, c
   // channels, say: it would take its gemm path and a reorder): im2col tiles on the packed SGEMM, written
   // straight into the blocked layout.
   const int64_t K = C * g.kernel[0] * g.kernel[1];
+  const int wino_tile = winograd_tile(ctx, x, g, B, C, M, n.act, z, n.z_inline);  // 0: not Winograd
   if (!n.blocked_in && group == 1 && !z && K <= 1024 && ctx.input_is_constant(1) && ctx.shared_cache() &&
       sgemm::available() && !dnnl_kernels::conv_has_direct_kernel(x, w, b != nullptr, n.p)) {
     n.path = NchwcPlan::Path::kIm2col;
-  } else if ((n.wino_tile = winograd_tile(ctx, x, g, B, C, M, n.act, z, n.z_inline)) != 0) {
-    // 3x3 stride-1 convolutions over enough output tiles: 2.25 or 4 times fewer multiplications than oneDNN's
-    // direct kernel.
+  } else if (wino_tile != 0) {
+    // 3x3 convolutions over enough output tiles (stride 2: and a large input): 2.25, 4 (stride 1) or 1.44
+    // (stride 2) times fewer multiplications than oneDNN's direct kernel.
     n.path = NchwcPlan::Path::kWinograd;
   } else if (use_conv_gemm(ctx, x, w, g, B, M, n.act, z, n.z_inline)) {
     n.path = NchwcPlan::Path::kGemm;
@@ -899,12 +899,12 @@ StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, c
     KILN_ASSIGN_OR_RETURN(n.packed, shared_weights<sgemm::PackedB>(ctx, 0xc1, w, {K, M}, "packing weight W",
                                                                    [&] { return sgemm::pack_b(wd, K, M, true); }));
   } else if (n.path == NchwcPlan::Path::kWinograd) {
-    KILN_ASSIGN_OR_RETURN(n.wino, shared_weights<winograd::Weights>(
-                                      ctx, 0x3a3, w, {C, M, n.wino_tile, g.strides[0]}, "transforming weight W", [&] {
-                                        return winograd::transform_weights(
-                                            wd, M, C, n.wino_tile, static_cast<int>(g.strides[0]),
-                                            [&ctx](int64_t count, const auto& fn) { ctx.parallel_for(count, 1, fn); });
-                                      }));
+    KILN_ASSIGN_OR_RETURN(
+        n.wino,
+        shared_weights<winograd::Weights>(ctx, 0x3a3, w, {C, M, wino_tile, g.strides[0]}, "transforming weight W", [&] {
+          return winograd::transform_weights(wd, M, C, wino_tile, static_cast<int>(g.strides[0]),
+                                             [&ctx](int64_t count, const auto& fn) { ctx.parallel_for(count, 1, fn); });
+        }));
   } else if (n.path == NchwcPlan::Path::kGemm) {
     KILN_ASSIGN_OR_RETURN(n.packed, shared_weights<sgemm::PackedB>(
                                         ctx, 0x9e3, w, {C, M, g.kernel[0], g.kernel[1]}, "packing weight W", [&] {

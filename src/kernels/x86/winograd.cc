@@ -13,14 +13,14 @@ constexpr int64_t kBlock = 8, kPanel = 16;
 // Tiles are processed in chunks whose transformed inputs and products (positions x tiles x (C + M) floats)
 // stay within this many floats (3 MiB), so that they are still in cache when read back.
 constexpr int64_t kChunkFloats = 768 * 1024;
-// When the transformed weights are at most kLocalWeights floats (1 MiB: 16 C M <= 2^18, ResNet-50's 3x3 layers
-// of 64 and 128 channels in F(2x2, 3x3)), a thread takes runs of tiles through all three steps alone: a
-// multiple of 6 tiles (the micro-kernel's rows), at least kLocalMinTiles so that the weights' trip from L3 is
-// shared, and within kLocalFloats of transformed inputs and products (96 KiB, in the core's L2) where that
-// allows more. Measured against the shared chunks below on ResNet-50's layers (both in one process,
-// alternating, caches flushed between calls, batch 1 and 8): 64 channels 0.85-0.93 of their time, 128 channels
-// 0.90-1.03 (a chunk's 3 MiB of scratch, written by one core and read by the other, stays in neither's L2); 256
-// channels 1.02-1.31, each run then reading 4 MiB of weights from L3 or memory.
+// When the transformed weights are at most kLocalWeights floats (1 MiB: P^2 C M <= 2^18, ResNet-50's 3x3
+// layers of 64 and 128 channels in F(2x2, 3x3), of 64 in F(4x4, 3x3)), a thread takes runs of tiles through all three
+// steps alone: a multiple of 6 tiles (the micro-kernel's rows), at least kLocalMinTiles so that the weights' trip from
+// L3 is shared, and within kLocalFloats of transformed inputs and products (96 KiB, in the core's L2) where that allows
+// more. Measured against the shared chunks below on ResNet-50's layers (both in one process, alternating, caches
+// flushed between calls, batch 1 and 8): 64 channels 0.85-0.93 of their time, 128 channels 0.90-1.03 (a chunk's 3 MiB
+// of scratch, written by one core and read by the other, stays in neither's L2); 256 channels 1.02-1.31, each run then
+// reading 4 MiB of weights from L3 or memory.
 constexpr int64_t kLocalWeights = int64_t{1} << 18, kLocalFloats = 24 * 1024, kLocalMinTiles = 12, kLocalMultiple = 6;
 // Output columns per product task: two weight panels.
 constexpr int64_t kColsPerTask = 2 * kPanel;
@@ -319,7 +319,7 @@ void conv3x3_t(const float* x, const Geometry& g, const Weights& w, const float*
     const int64_t count = std::min(chunk, total - first);
     parallel_for(count,
                  [&](int64_t t0, int64_t t1) { transform_inputs<F>(x, g, tiles_h, tiles_w, first, count, t0, t1, v); });
-    // The 16 products, each split by columns: [count, C] @ [C, 32 columns].
+    // The P * P products, each split by columns: [count, C] @ [C, 32 columns].
     parallel_for(kPositions * col_tasks, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
         const int64_t xi = k / col_tasks, n0 = (k % col_tasks) * kColsPerTask;
