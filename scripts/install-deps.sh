@@ -7,6 +7,8 @@ PACKAGES=(
   g++ cmake ninja-build ccache make pkg-config
   # libraries (see docs/architecture.md)
   libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev libpng-dev libjpeg-dev libdnnl-dev
+  # libdnnl-dev only recommends it, but its CMake config (dnnl-config.cmake) calls find_package(OpenCL)
+  ocl-icd-opencl-dev
   # the Python module
   pybind11-dev python3-dev
   # tests

@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "kernels/cpu/kernel.h"
+#include "kernels/dnnl/dnnl_kernels.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
 #include "optimizer/graph_util.h"
@@ -58,6 +60,7 @@ struct Scope {
 struct Session::Impl {
   ir::Model model;
   SessionOptions options;
+  cpu::Isa isa = cpu::Isa::kScalar;  // what the fast kernels may use (the CPU's best, capped)
   std::vector<IoInfo> inputs;
   std::vector<IoInfo> outputs;
   std::map<const ir::Graph*, GraphPlan> plans;
@@ -180,6 +183,7 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     cpu::KernelContext ctx(n, np.opset, std::move(ins), n.outputs.size(), &runner);
     ctx.set_thread_pool(pool.get());
     ctx.set_reference_kernels(options.reference_kernels);
+    ctx.set_isa(isa);
     ctx.set_cache(np.cache.get());
     ctx.set_shared_cache(shared_cache.get());
     ctx.set_constant_inputs(np.constant_inputs);
@@ -290,6 +294,15 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
   auto impl = std::make_unique<Impl>();
   impl->model = std::move(model);
   impl->options = options;
+  std::string env_error;
+  std::optional<cpu::Isa> cap = cpu::isa_cap_from_env(&env_error);
+  if (!env_error.empty()) return invalid_argument(env_error);
+  if (!options.max_isa.empty()) {
+    cap = cpu::parse_isa(options.max_isa);
+    if (!cap) return invalid_argument("max_isa is '" + options.max_isa + "'; expected scalar, avx2 or avx512");
+  }
+  impl->isa = cpu::effective_isa(cap.value_or(cpu::Isa::kAvx512));
+  dnnl_kernels::cap_isa(impl->isa);
   auto report = opt::optimize(impl->model, options.optimization_level);
   if (!report.is_ok()) return report.status();
   const ir::Graph& g = impl->model.graph;

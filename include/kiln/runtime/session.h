@@ -24,6 +24,11 @@ struct SessionOptions {
   // Run every operator's plain reference kernel, even where a fast (oneDNN) kernel exists: slow, for
   // checking the fast kernels.
   bool reference_kernels = false;
+  // The best instruction set the fast kernels may use: "scalar", "avx2" or "avx512" ("" : the environment
+  // variable KILN_MAX_ISA when set, else the best this CPU has). A cap above the CPU's level is the CPU's level.
+  // oneDNN's cap is process-wide: it follows KILN_MAX_ISA, or the first session's max_isa, and a session capped
+  // at "scalar" uses no oneDNN kernel.
+  std::string max_isa;
 };
 
 // A graph input or output as the session sees it: name, type (dtype and shape with symbolic dims).

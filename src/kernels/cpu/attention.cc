@@ -109,7 +109,7 @@ Status attention_kernel(KernelContext& ctx) {
   const int64_t vt = vv.strides[r - 2], vd = vv.strides[r - 1], os = ov.strides[r - 2], odv = ov.strides[r - 1];
   if (S == 0 || Dv == 0 || G == 0) return Status::ok();
 
-  if (ctx.reference_kernels() || !sgemm::available()) {
+  if (ctx.reference_kernels() || !(ctx.isa() >= Isa::kAvx2)) {
     ctx.parallel_for(G * S, 1, [&](int64_t i0, int64_t i1) {
       std::vector<double> p(static_cast<size_t>(T));
       for (int64_t i = i0; i < i1; ++i) {

@@ -16,6 +16,7 @@
 #include "kiln/core/tensor.h"
 #include "kiln/core/value.h"
 #include "kiln/ir/graph.h"
+#include "kernels/isa.h"
 
 namespace kiln {
 class ThreadPool;
@@ -128,6 +129,10 @@ class KernelContext {
   // When set, operators run their plain reference kernels even where a fast kernel exists.
   void set_reference_kernels(bool on) { reference_kernels_ = on; }
   bool reference_kernels() const { return reference_kernels_; }
+  // The best instruction set the fast kernels may use: what the CPU has, capped by KILN_MAX_ISA or
+  // SessionOptions::max_isa. Every SIMD path checks this, never the CPU directly.
+  void set_isa(Isa isa) { isa_ = isa; }
+  Isa isa() const { return isa_; }
   // This node's cache (nullptr when the caller keeps none, e.g. constant folding).
   void set_cache(KernelCache* cache) { cache_ = cache; }
   KernelCache* cache() const { return cache_; }
@@ -155,6 +160,7 @@ class KernelContext {
   const SubgraphRunner* subgraphs_;
   ThreadPool* pool_ = nullptr;
   bool reference_kernels_ = false;
+  Isa isa_ = cpu_features().best;
   KernelCache* cache_ = nullptr;
   KernelCache* shared_cache_ = nullptr;
   uint64_t constant_inputs_ = 0;

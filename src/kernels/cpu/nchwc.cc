@@ -228,7 +228,7 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
   window_taps(g);
   const float* px = x->data<float>();
   float* py = out->data<float>();
-  const bool avx2 = sgemm::available();
+  const bool avx2 = !ctx.reference_kernels() && ctx.isa() >= Isa::kAvx2;
   ctx.parallel_for(nchw[0] * CB, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t plane = p0; plane < p1; ++plane) {
       const float* xin = px + plane * H * W * B;
@@ -300,7 +300,7 @@ Status nchwcglobalaveragepool_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(auto nchw, blocked_input(ctx, *x, B));
   const int64_t N = nchw[0], C = nchw[1], HW = nchw[2] * nchw[3], CB = x->dims()[1];
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {N, C, 1, 1}));
-  const bool avx2 = sgemm::available();
+  const bool avx2 = !ctx.reference_kernels() && ctx.isa() >= Isa::kAvx2;
   ctx.parallel_for(N * CB, 1, [&](int64_t p0, int64_t p1) {
     std::vector<double> acc(static_cast<size_t>(B));
     for (int64_t p = p0; p < p1; ++p) {

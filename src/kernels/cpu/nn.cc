@@ -168,7 +168,7 @@ StatusOr<std::shared_ptr<T>> shared_weights(const KernelContext& ctx, int64_t ta
 // constant): the caller uses oneDNN.
 StatusOr<bool> packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_t K, const Tensor& b, bool trans_b,
                            const float* bias, float* y, const Activation& act) {
-  if (ctx.reference_kernels() || !ctx.input_is_constant(1) || !ctx.shared_cache() || !sgemm::available() ||
+  if (ctx.reference_kernels() || !ctx.input_is_constant(1) || !ctx.shared_cache() || !(ctx.isa() >= Isa::kAvx2) ||
       b.dtype() != DType::kFloat32 || b.rank() != 2) {
     return false;
   }
@@ -776,7 +776,7 @@ int winograd_tile(const KernelContext& ctx, const Tensor& x, const ConvGeom& g, 
     return 0;
   }
   if (!(act.none() || act.kind == K::kRelu || act.kind == K::kClip) || (z && !z_inline)) return 0;
-  if (!ctx.input_is_constant(1) || !ctx.shared_cache() || !sgemm::available()) return 0;
+  if (!ctx.input_is_constant(1) || !ctx.shared_cache() || !(ctx.isa() >= Isa::kAvx2)) return 0;
   for (int tile : g.strides[0] == 2 ? std::vector<int>{2} : std::vector<int>{4, 2}) {
     if (winograd::tiles(tile, x.dims()[0], g.out[0], g.out[1]) >= kWinogradMinTiles) return tile;
   }
@@ -797,7 +797,7 @@ bool use_conv_gemm(const KernelContext& ctx, const Tensor& x, const Tensor& w, c
   using K = Activation::Kind;
   if (x.rank() != 5 || block != 8 || g.group != 1 || M % 8 != 0) return false;
   if (!(act.none() || act.kind == K::kRelu || act.kind == K::kClip) || (z && !z_inline)) return false;
-  if (!ctx.input_is_constant(1) || !ctx.shared_cache() || !sgemm::available()) return false;
+  if (!ctx.input_is_constant(1) || !ctx.shared_cache() || !(ctx.isa() >= Isa::kAvx2)) return false;
   return x.dims()[0] * g.out[0] * g.out[1] <= kConvGemmMaxPixels && w.num_elements() >= kConvGemmMinWeights;
 }
 
@@ -877,7 +877,7 @@ StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, c
   const int64_t K = C * g.kernel[0] * g.kernel[1];
   const int wino_tile = winograd_tile(ctx, x, g, B, C, M, n.act, z, n.z_inline);  // 0: not Winograd
   if (!n.blocked_in && group == 1 && !z && K <= 1024 && ctx.input_is_constant(1) && ctx.shared_cache() &&
-      sgemm::available() && !dnnl_kernels::conv_has_direct_kernel(x, w, b != nullptr, n.p)) {
+      (ctx.isa() >= Isa::kAvx2) && !dnnl_kernels::conv_has_direct_kernel(x, w, b != nullptr, n.p)) {
     n.path = NchwcPlan::Path::kIm2col;
   } else if (wino_tile != 0) {
     // 3x3 convolutions over enough output tiles (stride 2: and a large input): 2.25, 4 (stride 1) or 1.44
@@ -1548,14 +1548,14 @@ Status layernormalization_kernel(KernelContext& ctx) {
         float* yr = py + o * inner;
         if (pskip) {  // the sum goes to y's row, normalized in place (each element is read before it is written)
           const float* sr = pskip + o * inner;
-          if (sgemm::available()) {
+          if ((ctx.isa() >= Isa::kAvx2)) {
             vmath::add(xr, sr, yr, inner);
           } else {
             for (int64_t j = 0; j < inner; ++j) yr[j] = xr[j] + sr[j];
           }
           xr = yr;
         }
-        if (sgemm::available()) {
+        if ((ctx.isa() >= Isa::kAvx2)) {
           vmath::layernorm_row(xr, ps, pb, yr, inner, eps);
           continue;
         }

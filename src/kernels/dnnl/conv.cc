@@ -109,6 +109,18 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
 
 }  // namespace
 
+void cap_isa(cpu::Isa isa) {
+  static std::once_flag once;
+  std::call_once(once, [isa] {
+    try {
+      if (isa == cpu::Isa::kAvx2) dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx2);
+      if (isa == cpu::Isa::kScalar) dnnl::set_max_cpu_isa(dnnl::cpu_isa::sse41);
+    } catch (const dnnl::error&) {
+      // oneDNN already dispatched a kernel in this process: its ISA is fixed from then on.
+    }
+  });
+}
+
 int preferred_channel_block() {
   static const int block = [] {
     try {

@@ -30,6 +30,10 @@ struct ConvParams {
 // would fall back to its reference or gemm implementation plus reorders.
 bool conv_has_direct_kernel(const Tensor& x, const Tensor& w, bool has_bias, const ConvParams& p);
 
+// Caps oneDNN's instruction set at `isa` for the rest of the process (avx512: no cap). Only the first call
+// counts, and only before oneDNN has dispatched a kernel (its choice is process-wide and fixed from then on).
+void cap_isa(cpu::Isa isa);
+
 // The channel block oneDNN's kernels prefer on this CPU: 16 with AVX-512, else 8.
 int preferred_channel_block();
 
