@@ -160,12 +160,12 @@ Status attention_kernel(KernelContext& ctx) {
       }
       sgemm::pack_b_into(pk + batch_offset(kv, g), D, T, kd, kt, kp);
       sgemm::pack_b_into(pv + batch_offset(vv, g), T, Dv, vt, vd, vp);
-      sgemm::gemm_serial(q_in_place ? qb : qbuf, S, q_in_place ? qs : D, kp, D, T, scores, T);
+      sgemm::gemm_serial(ctx.isa(), q_in_place ? qb : qbuf, S, q_in_place ? qs : D, kp, D, T, scores, T);
       if (T > 0) {
         for (int64_t s = 0; s < S; ++s) vmath::softmax_row(scores + s * T, T, scale);
       }
       float* yb = py + batch_offset(ov, g);
-      sgemm::gemm_serial(scores, S, T, vp, T, Dv, o_in_place ? yb : obuf, o_in_place ? os : Dv);
+      sgemm::gemm_serial(ctx.isa(), scores, S, T, vp, T, Dv, o_in_place ? yb : obuf, o_in_place ? os : Dv);
       if (!o_in_place) {
         for (int64_t s = 0; s < S; ++s)
           for (int64_t e = 0; e < Dv; ++e) yb[s * os + e * odv] = obuf[s * Dv + e];

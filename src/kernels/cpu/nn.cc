@@ -188,7 +188,7 @@ StatusOr<bool> packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_
     }
   };
   sgemm::gemm(
-      a, M, K, *packed, bias, y,
+      ctx.isa(), a, M, K, *packed, bias, y,
       [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 1, fn); },
       in_tasks ? &epilogue : nullptr);
   if (!in_tasks) {
@@ -769,7 +769,9 @@ constexpr int64_t kWinogradStride2MinInput = int64_t{2} << 20;
 int winograd_tile(const KernelContext& ctx, const Tensor& x, const ConvGeom& g, int64_t block, int64_t C, int64_t M,
                   const Activation& act, const Tensor* z, bool z_inline) {
   using K = Activation::Kind;
-  if (x.rank() != 5 || block != 8 || g.group != 1 || C % 8 != 0 || M % 8 != 0) return 0;
+  if (x.rank() != 5 || !winograd::supports(ctx.isa(), block) || g.group != 1 || C % block != 0 || M % block != 0) {
+    return 0;
+  }
   if (g.kernel != Dims{3, 3} || g.dilations != Dims{1, 1}) return 0;
   if (g.strides != Dims{1, 1} &&
       !(g.strides == Dims{2, 2} && x.num_elements() * int64_t{sizeof(float)} >= kWinogradStride2MinInput)) {
@@ -964,12 +966,12 @@ Status nchwcconv_kernel(KernelContext& ctx) {
   }
   if (n.path == NchwcPlan::Path::kWinograd) {
     const winograd::Geometry geo{xd[0], C, xd[2], xd[3], M, g.out[0], g.out[1], g.pad_begin[0], g.pad_begin[1]};
-    winograd::conv3x3_blocked8(x->data<float>(), geo, *n.wino, b ? b->data<float>() : nullptr,
-                               z ? z->data<float>() : nullptr, n.lo, n.hi, y->data<float>(), pool);
+    winograd::conv3x3_blocked(ctx.isa(), n.B, x->data<float>(), geo, *n.wino, b ? b->data<float>() : nullptr,
+                              z ? z->data<float>() : nullptr, n.lo, n.hi, y->data<float>(), pool);
     return Status::ok();
   }
   if (n.path == NchwcPlan::Path::kGemm) {
-    sgemm::conv2d_blocked8(x->data<float>(), n.geo, *n.packed, b ? b->data<float>() : nullptr,
+    sgemm::conv2d_blocked8(ctx.isa(), x->data<float>(), n.geo, *n.packed, b ? b->data<float>() : nullptr,
                            z ? z->data<float>() : nullptr, n.lo, n.hi, y->data<float>(), pool);
     return Status::ok();
   }

@@ -97,6 +97,102 @@ void kernel_6x16(const float* a, int64_t lda, const float* bp, int64_t kc, float
   }
 }
 
+// The AVX-512 micro-kernel: the same 6-row A panels (or rows in place) against two weight panels at once, bp0
+// and bp1 (bp1 null: one panel), one 16-float register per row and panel, 12 accumulators. A K step is 12 FMAs
+// on 2 weight loads and 6 broadcasts (folded into the FMAs), so it is bound by the FMA ports, not the loads;
+// twice the columns per FMA of the AVX2 kernel. nr (<= 32) columns of c are written, the rest masked off.
+template <bool kPacked, int kRows, bool kTwo>
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void kernel_rows_x32_avx512(
+    const float* a, int64_t lda, const float* bp0, const float* bp1, int64_t kc, float* c, int64_t ldc, int64_t mr,
+    int64_t nr, bool accumulate) {
+  static_assert(kRows >= 3 && kRows <= kMR, "3 to 6 rows");
+  constexpr int kCols = kTwo ? 2 : 1;
+  const float* rows[kMR];
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) rows[r] = a + (kPacked ? r : std::min<int64_t>(r, mr - 1) * lda);
+  constexpr int64_t kAStep = kPacked ? kMR : 1;
+  __m512 acc[kMR][2];
+#pragma GCC unroll 6
+  for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    if (kPacked) _mm_prefetch(reinterpret_cast<const char*>(rows[0] + kPrefetchA), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(bp0 + kPrefetchB), _MM_HINT_T0);
+    const __m512 b0 = _mm512_loadu_ps(bp0);
+    bp0 += kNR;
+    __m512 b1 = b0;
+    if (kTwo) {
+      _mm_prefetch(reinterpret_cast<const char*>(bp1 + kPrefetchB), _MM_HINT_T0);
+      b1 = _mm512_loadu_ps(bp1);
+      bp1 += kNR;
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 av = _mm512_set1_ps(*rows[r]);
+      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+      if (kTwo) acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+    }
+#pragma GCC unroll 6
+    for (auto& row : rows) row += kAStep;
+  }
+  const int64_t n0 = std::min<int64_t>(nr, kNR), n1 = std::max<int64_t>(0, nr - kNR);
+  const __mmask16 m0 = static_cast<__mmask16>(n0 >= kNR ? 0xffff : (1u << n0) - 1);
+  const __mmask16 m1 = static_cast<__mmask16>(n1 >= kNR ? 0xffff : (1u << n1) - 1);
+#pragma GCC unroll 6
+  for (int r = 0; r < kRows; ++r) {
+    if (r >= mr) break;
+    float* cr = c + r * ldc;
+#pragma GCC unroll 2
+    for (int j = 0; j < kCols; ++j) {
+      const __mmask16 m = j == 0 ? m0 : m1;
+      __m512 v = acc[r][j];
+      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, cr + j * kNR));
+      _mm512_mask_storeu_ps(cr + j * kNR, m, v);
+    }
+  }
+}
+
+// Up to 6 rows by up to 32 columns (two panels; bp1 null: one) on AVX-512.
+template <bool kPacked>
+void kernel_6x32_avx512(const float* a, int64_t lda, const float* bp0, const float* bp1, int64_t kc, float* c,
+                        int64_t ldc, int64_t mr, int64_t nr, bool accumulate) {
+  if (bp1) {
+    switch (mr) {
+      case 4: return kernel_rows_x32_avx512<kPacked, 4, true>(a, lda, bp0, bp1, kc, c, ldc, mr, nr, accumulate);
+      case 5: return kernel_rows_x32_avx512<kPacked, 5, true>(a, lda, bp0, bp1, kc, c, ldc, mr, nr, accumulate);
+      case 6: return kernel_rows_x32_avx512<kPacked, 6, true>(a, lda, bp0, bp1, kc, c, ldc, mr, nr, accumulate);
+      default: return kernel_rows_x32_avx512<kPacked, 3, true>(a, lda, bp0, bp1, kc, c, ldc, mr, nr, accumulate);
+    }
+  }
+  switch (mr) {
+    case 4: return kernel_rows_x32_avx512<kPacked, 4, false>(a, lda, bp0, bp1, kc, c, ldc, mr, nr, accumulate);
+    case 5: return kernel_rows_x32_avx512<kPacked, 5, false>(a, lda, bp0, bp1, kc, c, ldc, mr, nr, accumulate);
+    case 6: return kernel_rows_x32_avx512<kPacked, 6, false>(a, lda, bp0, bp1, kc, c, ldc, mr, nr, accumulate);
+    default: return kernel_rows_x32_avx512<kPacked, 3, false>(a, lda, bp0, bp1, kc, c, ldc, mr, nr, accumulate);
+  }
+}
+
+// One block of up to 6 rows by the panels [pn, pn_end) (at most 2) of B, K steps [kb, kb + kc), with the
+// variant for `isa` (AVX2 or better): AVX-512 takes both panels in one call, AVX2 one at a time. bp: B's
+// packed data; K its depth; N its width; the block's A at a (kPacked: a panel; else rows lda apart).
+template <bool kPacked>
+void block_kernel(cpu::Isa isa, const float* a, int64_t lda, const float* bp, int64_t K, int64_t N, int64_t kb,
+                  int64_t kc, int64_t pn, int64_t pn_end, float* c, int64_t ldc, int64_t mr, bool accumulate) {
+  if (isa >= cpu::Isa::kAvx512) {
+    for (; pn < pn_end; pn += 2) {
+      const float* b0 = bp + (pn * K + kb) * kNR;
+      const float* b1 = pn + 1 < pn_end ? b0 + K * kNR : nullptr;
+      const int64_t nr = std::min(b1 ? 2 * kNR : kNR, N - pn * kNR);
+      kernel_6x32_avx512<kPacked>(a, lda, b0, b1, kc, c + pn * kNR, ldc, mr, nr, accumulate);
+    }
+    return;
+  }
+  for (; pn < pn_end; ++pn) {
+    const int64_t nr = std::min(kNR, N - pn * kNR);
+    kernel_6x16<kPacked>(a, lda, bp + (pn * K + kb) * kNR, kc, c + pn * kNR, ldc, mr, nr, accumulate);
+  }
+}
+
 // How M rows are split into the micro-kernel's row blocks: blocks of 6, and at the end blocks of 3 to 5 rows
 // instead of one of 1 or 2 (M = 128: 20 of 6, then 4 and 4, not 21 of 6 and 2). A K step of a block of r rows
 // takes about max(r, 4) cycles: its 2r accumulator chains each wait for the previous FMA (4 cycles), so 1 or
@@ -290,42 +386,49 @@ using Finish = std::function<void(int64_t r0, int64_t r1, int64_t n0, int64_t n1
 // c[M, N] (rows N apart) = A @ B, A in panels at `ap` (pack_a_block's layout) or, when ap is null, in place at a
 // (rows lda apart). Tasks of up to kRowBlocksPerTask row blocks by kPanelsPerTask weight panels, each over the
 // whole of K in a fixed order; `finish` runs on each task's block while it is in cache.
-void gemm_tasks(const float* a, int64_t lda, const float* ap, const RowBlocks& rb, const PackedB& b, float* c,
-                const ParallelFor& parallel_for, const Finish& finish) {
+void gemm_tasks(cpu::Isa isa, const float* a, int64_t lda, const float* ap, const RowBlocks& rb, const PackedB& b,
+                float* c, const ParallelFor& parallel_for, const Finish& finish) {
   const int64_t K = b.K, N = b.N;
   const int64_t blocks = rb.count, panels = (N + kNR - 1) / kNR;
   const int64_t row_tasks = (blocks + kRowBlocksPerTask - 1) / kRowBlocksPerTask;
   const int64_t panel_tasks = (panels + kPanelsPerTask - 1) / kPanelsPerTask;
+  // Weight panels per micro-kernel call: AVX-512 takes a task's two panels at once.
+  const int64_t step = isa >= cpu::Isa::kAvx512 ? kPanelsPerTask : 1;
   parallel_for(row_tasks * panel_tasks, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ib0 = (t / panel_tasks) * kRowBlocksPerTask, ib1 = std::min(blocks, ib0 + kRowBlocksPerTask);
       const int64_t p0 = (t % panel_tasks) * kPanelsPerTask, p1 = std::min(panels, p0 + kPanelsPerTask);
       for (int64_t kb = 0; kb < K; kb += kKC) {
         const int64_t kc = std::min(kKC, K - kb);
-        for (int64_t pn = p0; pn < p1; ++pn) {
-          const float* bp = b.data.get() + (pn * K + kb) * kNR;
-          const int64_t nr = std::min(kNR, N - pn * kNR);
-          // With enough row blocks, the next K block of weights is fetched from memory while this one is in use:
-          // each row block prefetches a share of its cache lines (a line is one K step of a panel).
+        for (int64_t pn = p0; pn < p1; pn += step) {
+          const int64_t pe = std::min(p1, pn + step);
+          // With enough row blocks, the next K block of weights (the task's next panels at this K block, or its
+          // first ones at the next) is fetched from memory while this one is in use: each row block prefetches a
+          // share of its cache lines (a line is one K step of a panel).
           const float* next = nullptr;
-          int64_t next_lines = 0;
+          int64_t next_steps = 0, next_panels = 0;
           if (ib1 - ib0 >= kPrefetchNextMinBlocks) {
-            const bool same_k = pn + 1 < p1;
+            const bool same_k = pe < p1;
             if (same_k || kb + kKC < K) {
-              next = same_k ? bp + K * kNR : b.data.get() + (p0 * K + kb + kKC) * kNR;
-              next_lines = std::min(kKC, K - (same_k ? kb : kb + kKC));
+              next = same_k ? b.data.get() + (pe * K + kb) * kNR : b.data.get() + (p0 * K + kb + kKC) * kNR;
+              next_steps = std::min(kKC, K - (same_k ? kb : kb + kKC));
+              next_panels = same_k ? std::min(p1, pe + step) - pe : std::min(p1, p0 + step) - p0;
             }
           }
+          const int64_t next_lines = next_steps * next_panels;
           const int64_t share = (next_lines + (ib1 - ib0) - 1) / (ib1 - ib0);
           for (int64_t ib = ib0; ib < ib1; ++ib) {
-            for (int64_t l = (ib - ib0) * share; l < std::min(next_lines, (ib - ib0 + 1) * share); ++l)
-              _mm_prefetch(reinterpret_cast<const char*>(next + l * kNR), _MM_HINT_T0);
+            for (int64_t l = (ib - ib0) * share; l < std::min(next_lines, (ib - ib0 + 1) * share); ++l) {
+              _mm_prefetch(reinterpret_cast<const char*>(next + (l / next_steps) * K * kNR + (l % next_steps) * kNR),
+                           _MM_HINT_T0);
+            }
             const int64_t r0 = rb.start(ib), mr = rb.rows(ib);
-            float* cp = c + r0 * N + pn * kNR;
+            float* cp = c + r0 * N;
             if (ap) {
-              kernel_6x16<true>(ap + packed_a_offset(kb, ib, blocks, K), 0, bp, kc, cp, N, mr, nr, kb > 0);
+              block_kernel<true>(isa, ap + packed_a_offset(kb, ib, blocks, K), 0, b.data.get(), K, N, kb, kc, pn, pe,
+                                 cp, N, mr, kb > 0);
             } else {
-              kernel_6x16<false>(a + r0 * lda + kb, lda, bp, kc, cp, N, mr, nr, kb > 0);
+              block_kernel<false>(isa, a + r0 * lda + kb, lda, b.data.get(), K, N, kb, kc, pn, pe, cp, N, mr, kb > 0);
             }
           }
         }
@@ -336,11 +439,6 @@ void gemm_tasks(const float* a, int64_t lda, const float* ap, const RowBlocks& r
 }
 
 }  // namespace
-
-bool available() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
 
 int64_t packed_b_floats(int64_t K, int64_t N) { return std::max<int64_t>(1, (N + kNR - 1) / kNR * K * kNR); }
 
@@ -385,28 +483,29 @@ std::shared_ptr<PackedB> pack_b(const float* b, int64_t K, int64_t N, bool trans
   return p;
 }
 
-void gemm_serial(const float* a, int64_t M, int64_t lda, const float* bp, int64_t K, int64_t N, float* c, int64_t ldc) {
+void gemm_serial(cpu::Isa isa, const float* a, int64_t M, int64_t lda, const float* bp, int64_t K, int64_t N, float* c,
+                 int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
     return;
   }
   const int64_t panels = (N + kNR - 1) / kNR;
+  const int64_t step = isa >= cpu::Isa::kAvx512 ? 2 : 1;
   const RowBlocks rb(M);
   for (int64_t kb = 0; kb < K; kb += kKC) {
     const int64_t kc = std::min(kKC, K - kb);
-    for (int64_t pn = 0; pn < panels; ++pn) {
-      const int64_t nr = std::min(kNR, N - pn * kNR);
+    for (int64_t pn = 0; pn < panels; pn += step) {
       for (int64_t ib = 0; ib < rb.count; ++ib) {
         const int64_t i = rb.start(ib);
-        kernel_6x16<false>(a + i * lda + kb, lda, bp + (pn * K + kb) * kNR, kc, c + i * ldc + pn * kNR, ldc,
-                           rb.rows(ib), nr, kb > 0);
+        block_kernel<false>(isa, a + i * lda + kb, lda, bp, K, N, kb, kc, pn, std::min(panels, pn + step), c + i * ldc,
+                            ldc, rb.rows(ib), kb > 0);
       }
     }
   }
 }
 
-void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float* bias, float* c,
+void gemm(cpu::Isa isa, const float* a, int64_t M, int64_t lda, const PackedB& b, const float* bias, float* c,
           const ParallelFor& parallel_for, const Epilogue* epilogue) {
   const int64_t K = b.K, N = b.N;
   if (M <= 0 || N <= 0) return;
@@ -425,7 +524,7 @@ void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float*
       for (int64_t ib = b0; ib < b1; ++ib) pack_a_block(a, rb, K, lda, ib, ap.data());
     });
   }
-  gemm_tasks(a, lda, pack ? ap.data() : nullptr, rb, b, c, parallel_for,
+  gemm_tasks(isa, a, lda, pack ? ap.data() : nullptr, rb, b, c, parallel_for,
              [&](int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
                if (bias) add_bias(c + r0 * N + n0, r1 - r0, n1 - n0, N, bias + n0);
                if (epilogue) (*epilogue)(c + r0 * N + n0, r1 - r0, n1 - n0, N);
@@ -591,8 +690,8 @@ __attribute__((target("avx2"))) void scatter_blocked8(const float* c, int64_t M,
 
 }  // namespace
 
-void conv2d_blocked8(const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias, const float* z,
-                     float lo, float hi, float* y, const ParallelFor& parallel_for) {
+void conv2d_blocked8(cpu::Isa isa, const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias,
+                     const float* z, float lo, float hi, float* y, const ParallelFor& parallel_for) {
   const int64_t K = w.K, M = w.N, OHW = g.OH * g.OW, P = g.N * OHW;
   if (P <= 0 || M <= 0) return;
   const RowBlocks rb(P);
@@ -602,9 +701,10 @@ void conv2d_blocked8(const float* x, const Conv2dGeometry& g, const PackedB& w, 
   });
   // C [P, M], pixels by channels, scattered into y by each task while it is in cache.
   const ThreadBuffer<1> c(static_cast<size_t>(P * M));
-  gemm_tasks(nullptr, 0, ap.data(), rb, w, c.data(), parallel_for, [&](int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
-    scatter_blocked8(c.data(), M, OHW, r0, r1, n0, n1, bias, z, lo, hi, y);
-  });
+  gemm_tasks(isa, nullptr, 0, ap.data(), rb, w, c.data(), parallel_for,
+             [&](int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
+               scatter_blocked8(c.data(), M, OHW, r0, r1, n0, n1, bias, z, lo, hi, y);
+             });
 }
 
 }  // namespace kiln::sgemm

@@ -12,11 +12,14 @@
 #include <functional>
 #include <memory>
 
+#include "kernels/isa.h"
+
 namespace kiln::sgemm {
 
-// True when this CPU has AVX2 and FMA (otherwise callers use oneDNN).
-bool available();
-
+// Every function here needs AVX2 and FMA (cpu::Isa::kAvx2 or better: callers check KernelContext::isa()). Those
+// that take an Isa run AVX-512 micro-kernels when it is kAvx512 (two weight panels per call; the packed layouts
+// are the same for every ISA). Both sum each output's products in the same order with FMA, so their results are
+// bit for bit the same.
 struct PackedB {
   int64_t K = 0, N = 0;
   std::unique_ptr<float, void (*)(void*)> data{nullptr, nullptr};  // panels of [K][16], zero-padded
@@ -36,14 +39,15 @@ int64_t packed_b_floats(int64_t K, int64_t N);
 void pack_b_into(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n, float* out);
 // On the calling thread: c[M, N] (rows `ldc` apart) = a[M, K] (rows `lda` apart) @ B, B packed at `bp` by
 // pack_b_into. For small products that a caller already spreads over threads (one attention head each).
-void gemm_serial(const float* a, int64_t M, int64_t lda, const float* bp, int64_t K, int64_t N, float* c, int64_t ldc);
+void gemm_serial(cpu::Isa isa, const float* a, int64_t M, int64_t lda, const float* bp, int64_t K, int64_t N, float* c,
+                 int64_t ldc);
 
 // c[M, N] = a[M, K] (rows `lda` apart) @ B + bias[N] (nullptr: none). `parallel_for(n, fn)` spreads tasks.
 // `epilogue` (when not null) runs on each task's finished block of c while it is in cache: rows x cols
 // floats at c, rows ldc apart (an activation).
 using ParallelFor = std::function<void(int64_t n, const std::function<void(int64_t, int64_t)>& fn)>;
 using Epilogue = std::function<void(float* c, int64_t rows, int64_t cols, int64_t ldc)>;
-void gemm(const float* a, int64_t M, int64_t lda, const PackedB& b, const float* bias, float* c,
+void gemm(cpu::Isa isa, const float* a, int64_t M, int64_t lda, const PackedB& b, const float* bias, float* c,
           const ParallelFor& parallel_for, const Epilogue* epilogue = nullptr);
 
 // A convolution from a plain NCHW input (a first layer: few input channels, any kernel size) straight into
@@ -67,7 +71,7 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
 // lanes zero), y and z (null: none; may be y itself) [N, M/8, OH, OW, 8]; M a multiple of 8; ReLU is lo 0, hi
 // infinity. W from pack_conv_weights_blocked8 (w [M, C, KH, KW]; nullptr when out of memory).
 std::shared_ptr<PackedB> pack_conv_weights_blocked8(const float* w, int64_t M, int64_t C, int64_t KH, int64_t KW);
-void conv2d_blocked8(const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias, const float* z,
-                     float lo, float hi, float* y, const ParallelFor& parallel_for);
+void conv2d_blocked8(cpu::Isa isa, const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias,
+                     const float* z, float lo, float hi, float* y, const ParallelFor& parallel_for);
 
 }  // namespace kiln::sgemm

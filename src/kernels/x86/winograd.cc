@@ -1,6 +1,6 @@
 #include "kernels/x86/winograd.h"
 
-#include <immintrin.h>
+#include "kernels/x86/vec.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 namespace kiln::winograd {
 namespace {
 
-constexpr int64_t kBlock = 8, kPanel = 16;
+constexpr int64_t kPanel = 16;
 // Tiles are processed in chunks whose transformed inputs and products (positions x tiles x (C + M) floats)
 // stay within this many floats (3 MiB), so that they are still in cache when read back.
 constexpr int64_t kChunkFloats = 768 * 1024;
@@ -25,24 +25,14 @@ constexpr int64_t kLocalWeights = int64_t{1} << 18, kLocalFloats = 24 * 1024, kL
 // Output columns per product task: two weight panels.
 constexpr int64_t kColsPerTask = 2 * kPanel;
 
-// The one-dimensional transforms of a Winograd algorithm for a 3-tap window, stride S, T outputs from P inputs,
-// on vectors of 8 channels: the input's (B^T d), the output's (A^T m), and the weights' matrix G [P x 3]. The
+// The Winograd algorithms for a 3-tap window, stride S, T outputs from P inputs: the weights' matrix G [P x 3]
+// here, the input's (B^T d) and output's (A^T m) transforms on vectors of channels in winograd_impl.inc. The
 // two-dimensional transforms apply them to the columns, then the rows.
 
 // F(2, 3): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
 struct F2 {
   static constexpr int T = 2, P = 4, S = 1;
   static constexpr double G[P][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  __attribute__((target("avx2"), always_inline)) static inline void input(const __m256 (&d)[P], __m256 (&v)[P]) {
-    v[0] = _mm256_sub_ps(d[0], d[2]);
-    v[1] = _mm256_add_ps(d[1], d[2]);
-    v[2] = _mm256_sub_ps(d[2], d[1]);
-    v[3] = _mm256_sub_ps(d[1], d[3]);
-  }
-  __attribute__((target("avx2"), always_inline)) static inline void output(const __m256 (&m)[P], __m256 (&y)[2]) {
-    y[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
-    y[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
-  }
 };
 
 // F(4, 3) on the points 0, -1, 1, 1/2, -2 and infinity, which in float32 have about half the error of Lavin and
@@ -58,25 +48,6 @@ struct F4 {
                                      {-16.0 / 15, -8.0 / 15, -4.0 / 15},
                                      {1.0 / 15, -2.0 / 15, 4.0 / 15},
                                      {0, 0, 1}};
-  __attribute__((target("avx2,fma"), always_inline)) static inline void input(const __m256 (&d)[P], __m256 (&v)[P]) {
-    const __m256 half = _mm256_set1_ps(0.5f), one_half = _mm256_set1_ps(1.5f), two = _mm256_set1_ps(2.0f),
-                 two_half = _mm256_set1_ps(2.5f);
-    const __m256 s = _mm256_sub_ps(d[3], d[1]), q = _mm256_sub_ps(d[4], d[2]);
-    v[0] = _mm256_fmadd_ps(one_half, s, _mm256_fnmadd_ps(two, d[2], _mm256_add_ps(d[0], d[4])));
-    v[1] = _mm256_fmadd_ps(half, d[3], _mm256_fnmadd_ps(two_half, d[2], _mm256_add_ps(d[1], d[4])));
-    v[2] = _mm256_fmadd_ps(two_half, d[3], _mm256_fmadd_ps(half, d[2], _mm256_sub_ps(d[4], d[1])));
-    v[3] = _mm256_fmadd_ps(two, s, q);
-    v[4] = _mm256_fnmadd_ps(half, s, q);
-    v[5] = _mm256_fmadd_ps(one_half, q, _mm256_fnmadd_ps(two, d[3], _mm256_add_ps(d[1], d[5])));
-  }
-  __attribute__((target("avx2,fma"), always_inline)) static inline void output(const __m256 (&m)[P], __m256 (&y)[4]) {
-    const __m256 a = _mm256_add_ps(m[2], m[1]), b = _mm256_sub_ps(m[2], m[1]);
-    y[0] = _mm256_add_ps(_mm256_add_ps(m[0], a), _mm256_add_ps(m[3], m[4]));
-    y[1] = _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), m[4], _mm256_fmadd_ps(_mm256_set1_ps(0.5f), m[3], b));
-    y[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.0f), m[4], _mm256_fmadd_ps(_mm256_set1_ps(0.25f), m[3], a));
-    y[3] = _mm256_add_ps(_mm256_fnmadd_ps(_mm256_set1_ps(8.0f), m[4], _mm256_fmadd_ps(_mm256_set1_ps(0.125f), m[3], b)),
-                         m[5]);
-  }
 };
 
 // Stride 2, two outputs from five inputs: the window [w0, w1, w2] over the even inputs is the two-tap [w0, w2]
@@ -87,56 +58,7 @@ struct F4 {
 struct F2S2 {
   static constexpr int T = 2, P = 5, S = 2;
   static constexpr double G[P][3] = {{1, 0, 0}, {1, 0, 1}, {0, 0, 1}, {0, 1, 0}, {0, 1, 0}};
-  __attribute__((target("avx2"), always_inline)) static inline void input(const __m256 (&d)[P], __m256 (&v)[P]) {
-    v[0] = _mm256_sub_ps(d[0], d[2]);
-    v[1] = d[2];
-    v[2] = _mm256_sub_ps(d[4], d[2]);
-    v[3] = d[1];
-    v[4] = d[3];
-  }
-  __attribute__((target("avx2"), always_inline)) static inline void output(const __m256 (&m)[P], __m256 (&y)[2]) {
-    y[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[3]);
-    y[1] = _mm256_add_ps(_mm256_add_ps(m[1], m[2]), m[4]);
-  }
 };
-
-// v = B^T d B for one P x P patch: the columns' transforms, then the rows'.
-template <class F>
-__attribute__((target("avx2,fma"), always_inline)) inline void input_transform(const __m256 (&d)[F::P][F::P],
-                                                                               __m256 (&v)[F::P * F::P]) {
-  constexpr int P = F::P;
-  __m256 t[P][P];
-#pragma GCC unroll 6
-  for (int j = 0; j < P; ++j) {
-    __m256 col[P], out[P];
-    for (int i = 0; i < P; ++i) col[i] = d[i][j];
-    F::input(col, out);
-    for (int i = 0; i < P; ++i) t[i][j] = out[i];
-  }
-#pragma GCC unroll 6
-  for (int i = 0; i < P; ++i) {
-    __m256 out[P];
-    F::input(t[i], out);
-    for (int j = 0; j < P; ++j) v[i * P + j] = out[j];
-  }
-}
-
-// y = A^T m A for the P x P products of one tile: a T x T tile of 8-channel vectors.
-template <class F>
-__attribute__((target("avx2,fma"), always_inline)) inline void output_transform(const __m256 (&m)[F::P * F::P],
-                                                                                __m256 (&y)[F::T][F::T]) {
-  constexpr int P = F::P, T = F::T;
-  __m256 r[T][P];
-#pragma GCC unroll 6
-  for (int j = 0; j < P; ++j) {
-    __m256 col[P], out[T];
-    for (int i = 0; i < P; ++i) col[i] = m[i * P + j];
-    F::output(col, out);
-    for (int i = 0; i < T; ++i) r[i][j] = out[i];
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < T; ++i) F::output(r[i], y[i]);
-}
 
 struct Tile {
   int64_t n, oh, ow;  // image and the tile's top-left output pixel
@@ -146,70 +68,6 @@ template <class F>
 Tile tile_at(int64_t t, int64_t tiles_h, int64_t tiles_w) {
   const int64_t per_image = tiles_h * tiles_w;
   return {t / per_image, (t % per_image) / tiles_w * F::T, t % tiles_w * F::T};
-}
-
-// The transformed patches of tiles [t0, t1) of the chunk starting at tile `first`: v[xi][t - first][C].
-template <class F>
-__attribute__((target("avx2,fma"))) void transform_inputs(const float* x, const Geometry& g, int64_t tiles_h,
-                                                          int64_t tiles_w, int64_t first, int64_t count, int64_t t0,
-                                                          int64_t t1, float* v) {
-  constexpr int P = F::P;
-  const int64_t CB = g.C / kBlock;
-  for (int64_t t = t0; t < t1; ++t) {
-    const Tile tile = tile_at<F>(first + t, tiles_h, tiles_w);
-    const int64_t h0 = tile.oh * F::S - g.pad_t, w0 = tile.ow * F::S - g.pad_l;
-    const bool inside = h0 >= 0 && h0 + P <= g.H && w0 >= 0 && w0 + P <= g.W;
-    for (int64_t cb = 0; cb < CB; ++cb) {
-      const float* plane = x + ((tile.n * CB + cb) * g.H) * g.W * kBlock;
-      __m256 d[P][P];
-      for (int i = 0; i < P; ++i) {
-        const int64_t h = h0 + i;
-        for (int j = 0; j < P; ++j) {
-          const int64_t w = w0 + j;
-          d[i][j] = inside || (h >= 0 && h < g.H && w >= 0 && w < g.W) ? _mm256_loadu_ps(plane + (h * g.W + w) * kBlock)
-                                                                       : _mm256_setzero_ps();
-        }
-      }
-      __m256 out[P * P];
-      input_transform<F>(d, out);
-      float* dst = v + t * g.C + cb * kBlock;
-#pragma GCC unroll 36
-      for (int xi = 0; xi < P * P; ++xi) _mm256_storeu_ps(dst + xi * count * g.C, out[xi]);
-    }
-  }
-}
-
-// Tiles [t0, t1) of the chunk from their products m[xi][t - first][M] into y, with bias, z and the clamp.
-template <class F>
-__attribute__((target("avx2,fma"))) void transform_outputs(const float* m, const Geometry& g, int64_t tiles_h,
-                                                           int64_t tiles_w, int64_t first, int64_t count, int64_t t0,
-                                                           int64_t t1, const float* bias, const float* z, float lo,
-                                                           float hi, float* y) {
-  constexpr int P = F::P, T = F::T;
-  const int64_t MB = g.M / kBlock;
-  const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-  for (int64_t t = t0; t < t1; ++t) {
-    const Tile tile = tile_at<F>(first + t, tiles_h, tiles_w);
-    const int64_t rows = std::min<int64_t>(T, g.OH - tile.oh), cols = std::min<int64_t>(T, g.OW - tile.ow);
-    for (int64_t mb = 0; mb < MB; ++mb) {
-      const float* src = m + t * g.M + mb * kBlock;
-      __m256 p[P * P];
-#pragma GCC unroll 36
-      for (int xi = 0; xi < P * P; ++xi) p[xi] = _mm256_loadu_ps(src + xi * count * g.M);
-      __m256 out[T][T];
-      output_transform<F>(p, out);
-      const __m256 b = bias ? _mm256_loadu_ps(bias + mb * kBlock) : _mm256_setzero_ps();
-      const int64_t plane = (tile.n * MB + mb) * g.OH * g.OW;
-      for (int64_t i = 0; i < rows; ++i) {
-        for (int64_t j = 0; j < cols; ++j) {
-          const int64_t at = (plane + (tile.oh + i) * g.OW + tile.ow + j) * kBlock;
-          __m256 r = _mm256_add_ps(out[i][j], b);
-          if (z) r = _mm256_add_ps(r, _mm256_loadu_ps(z + at));
-          _mm256_storeu_ps(y + at, _mm256_min_ps(vhi, _mm256_max_ps(vlo, r)));
-        }
-      }
-    }
-  }
 }
 
 // A thread's scratch for transformed inputs and products (a chunk's, or a run's), kept between calls.
@@ -277,9 +135,9 @@ std::shared_ptr<Weights> transform_weights_t(const float* w, int64_t M, int64_t 
   return out;
 }
 
-template <class F>
-void conv3x3_t(const float* x, const Geometry& g, const Weights& w, const float* bias, const float* z, float lo,
-               float hi, float* y, const sgemm::ParallelFor& parallel_for) {
+template <class F, class Ops>
+void conv3x3_t(cpu::Isa isa, const float* x, const Geometry& g, const Weights& w, const float* bias, const float* z,
+               float lo, float hi, float* y, const sgemm::ParallelFor& parallel_for) {
   constexpr int64_t kPositions = F::P * F::P;
   constexpr int64_t T = F::T;
   const int64_t tiles_h = (g.OH + T - 1) / T, tiles_w = (g.OW + T - 1) / T, total = g.N * tiles_h * tiles_w;
@@ -296,12 +154,12 @@ void conv3x3_t(const float* x, const Geometry& g, const Weights& w, const float*
         const int64_t first = k * per_task, count = std::min(per_task, total - first);
         float* v = scratch.data();
         float* m = v + kPositions * count * g.C;
-        transform_inputs<F>(x, g, tiles_h, tiles_w, first, count, 0, count, v);
+        Ops::template inputs<F>(x, g, tiles_h, tiles_w, first, count, 0, count, v);
         for (int64_t xi = 0; xi < kPositions; ++xi) {
-          sgemm::gemm_serial(v + xi * count * g.C, count, g.C, w.u[static_cast<size_t>(xi)]->data.get(), g.C, g.M,
+          sgemm::gemm_serial(isa, v + xi * count * g.C, count, g.C, w.u[static_cast<size_t>(xi)]->data.get(), g.C, g.M,
                              m + xi * count * g.M, g.M);
         }
-        transform_outputs<F>(m, g, tiles_h, tiles_w, first, count, 0, count, bias, z, lo, hi, y);
+        Ops::template outputs<F>(m, g, tiles_h, tiles_w, first, count, 0, count, bias, z, lo, hi, y);
       }
     });
     return;
@@ -317,24 +175,44 @@ void conv3x3_t(const float* x, const Geometry& g, const Weights& w, const float*
   const int64_t col_tasks = (g.M + kColsPerTask - 1) / kColsPerTask;
   for (int64_t first = 0; first < total; first += chunk) {
     const int64_t count = std::min(chunk, total - first);
-    parallel_for(count,
-                 [&](int64_t t0, int64_t t1) { transform_inputs<F>(x, g, tiles_h, tiles_w, first, count, t0, t1, v); });
+    parallel_for(count, [&](int64_t t0, int64_t t1) {
+      Ops::template inputs<F>(x, g, tiles_h, tiles_w, first, count, t0, t1, v);
+    });
     // The P * P products, each split by columns: [count, C] @ [C, 32 columns].
     parallel_for(kPositions * col_tasks, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
         const int64_t xi = k / col_tasks, n0 = (k % col_tasks) * kColsPerTask;
         const sgemm::PackedB& u = *w.u[static_cast<size_t>(xi)];
-        sgemm::gemm_serial(v + xi * count * g.C, count, g.C, u.data.get() + n0 * g.C, g.C,
+        sgemm::gemm_serial(isa, v + xi * count * g.C, count, g.C, u.data.get() + n0 * g.C, g.C,
                            std::min(kColsPerTask, g.M - n0), m + xi * count * g.M + n0, g.M);
       }
     });
     parallel_for(count, [&](int64_t t0, int64_t t1) {
-      transform_outputs<F>(m, g, tiles_h, tiles_w, first, count, t0, t1, bias, z, lo, hi, y);
+      Ops::template outputs<F>(m, g, tiles_h, tiles_w, first, count, t0, t1, bias, z, lo, hi, y);
     });
   }
 }
 
 }  // namespace
+
+// The vector code, once per channel block: 8 (AVX2) and 16 (AVX-512).
+KILN_BEGIN_AVX2
+namespace avx2 {
+namespace {
+using V = simd::Vec8;
+#include "kernels/x86/winograd_impl.inc"
+}  // namespace
+}  // namespace avx2
+KILN_END_TARGET
+
+KILN_BEGIN_AVX512
+namespace avx512 {
+namespace {
+using V = simd::Vec16;
+#include "kernels/x86/winograd_impl.inc"
+}  // namespace
+}  // namespace avx512
+KILN_END_TARGET
 
 int64_t tiles(int tile, int64_t n, int64_t oh, int64_t ow) {
   return n * ((oh + tile - 1) / tile) * ((ow + tile - 1) / tile);
@@ -346,14 +224,33 @@ std::shared_ptr<Weights> transform_weights(const float* w, int64_t M, int64_t C,
   return tile == 4 ? transform_weights_t<F4>(w, M, C, parallel_for) : transform_weights_t<F2>(w, M, C, parallel_for);
 }
 
-void conv3x3_blocked8(const float* x, const Geometry& g, const Weights& w, const float* bias, const float* z, float lo,
-                      float hi, float* y, const sgemm::ParallelFor& parallel_for) {
+namespace {
+
+template <class Ops>
+void conv3x3_ops(cpu::Isa isa, const float* x, const Geometry& g, const Weights& w, const float* bias, const float* z,
+                 float lo, float hi, float* y, const sgemm::ParallelFor& parallel_for) {
   if (w.stride == 2) {
-    conv3x3_t<F2S2>(x, g, w, bias, z, lo, hi, y, parallel_for);
+    conv3x3_t<F2S2, Ops>(isa, x, g, w, bias, z, lo, hi, y, parallel_for);
   } else if (w.tile == 4) {
-    conv3x3_t<F4>(x, g, w, bias, z, lo, hi, y, parallel_for);
+    conv3x3_t<F4, Ops>(isa, x, g, w, bias, z, lo, hi, y, parallel_for);
   } else {
-    conv3x3_t<F2>(x, g, w, bias, z, lo, hi, y, parallel_for);
+    conv3x3_t<F2, Ops>(isa, x, g, w, bias, z, lo, hi, y, parallel_for);
+  }
+}
+
+}  // namespace
+
+bool supports(cpu::Isa isa, int64_t block) {
+  return (block == 8 && isa >= cpu::Isa::kAvx2) || (block == 16 && isa >= cpu::Isa::kAvx512);
+}
+
+void conv3x3_blocked(cpu::Isa isa, int64_t block, const float* x, const Geometry& g, const Weights& w,
+                     const float* bias, const float* z, float lo, float hi, float* y,
+                     const sgemm::ParallelFor& parallel_for) {
+  if (block == 16) {
+    conv3x3_ops<avx512::Ops>(isa, x, g, w, bias, z, lo, hi, y, parallel_for);
+  } else {
+    conv3x3_ops<avx2::Ops>(isa, x, g, w, bias, z, lo, hi, y, parallel_for);
   }
 }
 
