@@ -785,7 +785,7 @@ int winograd_tile(const KernelContext& ctx, const Tensor& x, const ConvGeom& g, 
   return 0;
 }
 
-// A blocked convolution runs as one GEMM over its im2col (sgemm::conv2d_blocked8) when it has at most this many
+// A blocked convolution runs as one GEMM over its im2col (sgemm::conv2d_blocked) when it has at most this many
 // output pixels (N * OH * OW) and at least this many weights. Measured on the 7x7 stages: on ResNet-50's layer 4
 // at batch 1 (4-9 MiB of weights, streamed from memory on every run) the GEMM is 5-15% faster than oneDNN's
 // direct kernel; on MobileNetV2's (0.6-1.6 MiB) it is 5-20% slower.
@@ -797,7 +797,9 @@ constexpr int64_t kConvGemmMaxPixels = 64, kConvGemmMinWeights = int64_t{512} <<
 bool use_conv_gemm(const KernelContext& ctx, const Tensor& x, const Tensor& w, const ConvGeom& g, int64_t block,
                    int64_t M, const Activation& act, const Tensor* z, bool z_inline) {
   using K = Activation::Kind;
-  if (x.rank() != 5 || block != 8 || g.group != 1 || M % 8 != 0) return false;
+  // Blocks of 16 (AVX-512 machines) take oneDNN's direct kernel: on an AVX-512 Xeon, ResNet-50's layer 4 at
+  // batch 1 ran 7-18% slower as a GEMM (sgemm::conv2d_blocked takes blocks of 16 too).
+  if (x.rank() != 5 || block != 8 || g.group != 1 || M % block != 0) return false;
   if (!(act.none() || act.kind == K::kRelu || act.kind == K::kClip) || (z && !z_inline)) return false;
   if (!ctx.input_is_constant(1) || !ctx.shared_cache() || !(ctx.isa() >= Isa::kAvx2)) return false;
   return x.dims()[0] * g.out[0] * g.out[1] <= kConvGemmMaxPixels && w.num_elements() >= kConvGemmMinWeights;
@@ -908,10 +910,11 @@ StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, c
                                              [&ctx](int64_t count, const auto& fn) { ctx.parallel_for(count, 1, fn); });
         }));
   } else if (n.path == NchwcPlan::Path::kGemm) {
-    KILN_ASSIGN_OR_RETURN(n.packed, shared_weights<sgemm::PackedB>(
-                                        ctx, 0x9e3, w, {C, M, g.kernel[0], g.kernel[1]}, "packing weight W", [&] {
-                                          return sgemm::pack_conv_weights_blocked8(wd, M, C, g.kernel[0], g.kernel[1]);
-                                        }));
+    KILN_ASSIGN_OR_RETURN(
+        n.packed,
+        shared_weights<sgemm::PackedB>(ctx, 0x9e3, w, {C, M, g.kernel[0], g.kernel[1], B}, "packing weight W", [&] {
+          return sgemm::pack_conv_weights_blocked(wd, M, C, g.kernel[0], g.kernel[1], B);
+        }));
   }
   return plan;
 }
@@ -971,8 +974,8 @@ Status nchwcconv_kernel(KernelContext& ctx) {
     return Status::ok();
   }
   if (n.path == NchwcPlan::Path::kGemm) {
-    sgemm::conv2d_blocked8(ctx.isa(), x->data<float>(), n.geo, *n.packed, b ? b->data<float>() : nullptr,
-                           z ? z->data<float>() : nullptr, n.lo, n.hi, y->data<float>(), pool);
+    sgemm::conv2d_blocked(ctx.isa(), n.B, x->data<float>(), n.geo, *n.packed, b ? b->data<float>() : nullptr,
+                          z ? z->data<float>() : nullptr, n.lo, n.hi, y->data<float>(), pool);
     return Status::ok();
   }
   if (n.path == NchwcPlan::Path::kDnnl) {

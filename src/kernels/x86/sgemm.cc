@@ -623,64 +623,71 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
   });
 }
 
-std::shared_ptr<PackedB> pack_conv_weights_blocked8(const float* w, int64_t M, int64_t C, int64_t KH, int64_t KW) {
-  const int64_t CB = (C + 7) / 8, K = CB * KH * KW * 8;
-  // W [M, C, KH, KW] as [M, K] in the order of conv2d_blocked8's im2col, k = ((cb * KH + i) * KW + j) * 8 + lane
-  // for channel cb * 8 + lane (zero past C).
+std::shared_ptr<PackedB> pack_conv_weights_blocked(const float* w, int64_t M, int64_t C, int64_t KH, int64_t KW,
+                                                   int64_t block) {
+  const int64_t CB = (C + block - 1) / block, K = CB * KH * KW * block;
+  // W [M, C, KH, KW] as [M, K] in the order of conv2d_blocked's im2col, k = ((cb * KH + i) * KW + j) * block +
+  // lane for channel cb * block + lane (zero past C).
   std::vector<float> t(static_cast<size_t>(M * K), 0.0f);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t i = 0; i < KH; ++i)
         for (int64_t j = 0; j < KW; ++j)
-          t[static_cast<size_t>(m * K + ((c / 8 * KH + i) * KW + j) * 8 + c % 8)] = w[((m * C + c) * KH + i) * KW + j];
+          t[static_cast<size_t>(m * K + ((c / block * KH + i) * KW + j) * block + c % block)] =
+              w[((m * C + c) * KH + i) * KW + j];
   return pack_b(t.data(), K, M, true);
 }
 
 namespace {
 
-// Row block `ib` (its output pixels) of conv2d_blocked8's im2col, packed into A panels at ap: each
-// (cb, i, j) of six pixels is six 8-channel vectors (zero for padding and pixels past P), transposed into eight K
-// steps of the panel.
-__attribute__((target("avx2"))) void im2col_blocked8(const float* x, const Conv2dGeometry& g, int64_t K,
-                                                     const RowBlocks& rb, int64_t ib, float* ap) {
-  alignas(32) static const float kZeros[8] = {};
-  const int64_t CB = (g.C + 7) / 8, OHW = g.OH * g.OW, blocks = rb.count;
+// Row block `ib` (its output pixels) of conv2d_blocked's im2col, packed into A panels at ap: each (cb, i, j) of
+// six pixels is six `block`-channel vectors (zero for padding and pixels past P), each 8 lanes of them transposed
+// into eight K steps of the panel.
+__attribute__((target("avx2"))) void im2col_blocked(const float* x, const Conv2dGeometry& g, int64_t K, int64_t block,
+                                                    const RowBlocks& rb, int64_t ib, float* ap) {
+  alignas(32) static const float kZeros[16] = {};
+  const int64_t CB = (g.C + block - 1) / block, OHW = g.OH * g.OW, blocks = rb.count;
   const int64_t p0 = rb.start(ib), rows = rb.rows(ib);
   const float* image[kMR];
   int64_t ih0[kMR], iw0[kMR];
   for (int64_t r = 0; r < kMR; ++r) {
     const int64_t p = p0 + std::min(r, rows - 1), hw = p % OHW;
-    image[r] = r < rows ? x + p / OHW * CB * g.H * g.W * 8 : nullptr;
+    image[r] = r < rows ? x + p / OHW * CB * g.H * g.W * block : nullptr;
     ih0[r] = hw / g.OW * g.stride_h - g.pad_t;
     iw0[r] = hw % g.OW * g.stride_w - g.pad_l;
   }
   for (int64_t cb = 0; cb < CB; ++cb) {
     for (int64_t i = 0; i < g.KH; ++i) {
       for (int64_t j = 0; j < g.KW; ++j) {
-        const int64_t k = ((cb * g.KH + i) * g.KW + j) * 8, kb = k / kKC * kKC;
         const float* rows[kMR];
         for (int64_t r = 0; r < kMR; ++r) {
           const int64_t h = ih0[r] + i * g.dil_h, v = iw0[r] + j * g.dil_w;
-          rows[r] =
-              image[r] && h >= 0 && h < g.H && v >= 0 && v < g.W ? image[r] + ((cb * g.H + h) * g.W + v) * 8 : kZeros;
+          rows[r] = image[r] && h >= 0 && h < g.H && v >= 0 && v < g.W ? image[r] + ((cb * g.H + h) * g.W + v) * block
+                                                                       : kZeros;
         }
-        pack_8x6(rows, ap + packed_a_offset(kb, ib, blocks, K) + (k - kb) * kMR);
+        for (int64_t half = 0; half < block; half += 8) {
+          // Eight K steps never straddle a K block: kKC and the offsets are multiples of 8.
+          const int64_t k = ((cb * g.KH + i) * g.KW + j) * block + half, kb = k / kKC * kKC;
+          const float* const lanes[kMR] = {rows[0] + half, rows[1] + half, rows[2] + half,
+                                           rows[3] + half, rows[4] + half, rows[5] + half};
+          pack_8x6(lanes, ap + packed_a_offset(kb, ib, blocks, K) + (k - kb) * kMR);
+        }
       }
     }
   }
 }
 
-// Pixels [r0, r1) by channels [m0, m1) (whole blocks of 8) of c [P, M] into y [N, M/8, OH, OW, 8]: plus bias
-// and z (either may be null), clamped to [lo, hi].
-__attribute__((target("avx2"))) void scatter_blocked8(const float* c, int64_t M, int64_t OHW, int64_t r0, int64_t r1,
-                                                      int64_t m0, int64_t m1, const float* bias, const float* z,
-                                                      float lo, float hi, float* y) {
+// Pixels [r0, r1) by channels [m0, m1) (whole runs of 8) of c [P, M] into y [N, M/B, OH, OW, B] for B = block:
+// plus bias and z (either may be null), clamped to [lo, hi].
+__attribute__((target("avx2"))) void scatter_blocked(const float* c, int64_t M, int64_t OHW, int64_t block, int64_t r0,
+                                                     int64_t r1, int64_t m0, int64_t m1, const float* bias,
+                                                     const float* z, float lo, float hi, float* y) {
   const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-  const int64_t MB = M / 8;
+  const int64_t MB = M / block;
   for (int64_t m = m0; m < m1; m += 8) {
     const __m256 b = bias ? _mm256_loadu_ps(bias + m) : _mm256_setzero_ps();
     for (int64_t p = r0; p < r1; ++p) {
-      const int64_t at = ((p / OHW * MB + m / 8) * OHW + p % OHW) * 8;
+      const int64_t at = ((p / OHW * MB + m / block) * OHW + p % OHW) * block + m % block;
       __m256 v = _mm256_add_ps(_mm256_loadu_ps(c + p * M + m), b);
       if (z) v = _mm256_add_ps(v, _mm256_loadu_ps(z + at));
       _mm256_storeu_ps(y + at, _mm256_min_ps(vhi, _mm256_max_ps(vlo, v)));
@@ -690,20 +697,20 @@ __attribute__((target("avx2"))) void scatter_blocked8(const float* c, int64_t M,
 
 }  // namespace
 
-void conv2d_blocked8(cpu::Isa isa, const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias,
-                     const float* z, float lo, float hi, float* y, const ParallelFor& parallel_for) {
+void conv2d_blocked(cpu::Isa isa, int64_t block, const float* x, const Conv2dGeometry& g, const PackedB& w,
+                    const float* bias, const float* z, float lo, float hi, float* y, const ParallelFor& parallel_for) {
   const int64_t K = w.K, M = w.N, OHW = g.OH * g.OW, P = g.N * OHW;
   if (P <= 0 || M <= 0) return;
   const RowBlocks rb(P);
   const PackedA ap(static_cast<size_t>(rb.count * K * kMR));
   parallel_for(rb.count, [&](int64_t b0, int64_t b1) {
-    for (int64_t ib = b0; ib < b1; ++ib) im2col_blocked8(x, g, K, rb, ib, ap.data());
+    for (int64_t ib = b0; ib < b1; ++ib) im2col_blocked(x, g, K, block, rb, ib, ap.data());
   });
   // C [P, M], pixels by channels, scattered into y by each task while it is in cache.
   const ThreadBuffer<1> c(static_cast<size_t>(P * M));
   gemm_tasks(isa, nullptr, 0, ap.data(), rb, w, c.data(), parallel_for,
              [&](int64_t r0, int64_t r1, int64_t n0, int64_t n1) {
-               scatter_blocked8(c.data(), M, OHW, r0, r1, n0, n1, bias, z, lo, hi, y);
+               scatter_blocked(c.data(), M, OHW, block, r0, r1, n0, n1, bias, z, lo, hi, y);
              });
 }
 

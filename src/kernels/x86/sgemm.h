@@ -67,11 +67,13 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
 // A convolution of a channel-blocked input as one GEMM (for few output pixels, where a direct kernel has too
 // little work per weight to hide the weights' trip from memory): the im2col of every output pixel, six pixels
 // at a time, is packed straight into the SGEMM's A panels; C [N * OH * OW, M] = A @ W, then bias, z and the
-// clamp on each task's block while it is in cache, into the blocked output. x [N, ceil(C/8), H, W, 8] (padding
-// lanes zero), y and z (null: none; may be y itself) [N, M/8, OH, OW, 8]; M a multiple of 8; ReLU is lo 0, hi
-// infinity. W from pack_conv_weights_blocked8 (w [M, C, KH, KW]; nullptr when out of memory).
-std::shared_ptr<PackedB> pack_conv_weights_blocked8(const float* w, int64_t M, int64_t C, int64_t KH, int64_t KW);
-void conv2d_blocked8(cpu::Isa isa, const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias,
-                     const float* z, float lo, float hi, float* y, const ParallelFor& parallel_for);
+// clamp on each task's block while it is in cache, into the blocked output. x [N, ceil(C/B), H, W, B] (padding
+// lanes zero), y and z (null: none; may be y itself) [N, M/B, OH, OW, B] for B = block, 8 or 16; M a multiple of
+// B; ReLU is lo 0, hi infinity. W from pack_conv_weights_blocked with the same block (w [M, C, KH, KW]; nullptr
+// when out of memory).
+std::shared_ptr<PackedB> pack_conv_weights_blocked(const float* w, int64_t M, int64_t C, int64_t KH, int64_t KW,
+                                                   int64_t block);
+void conv2d_blocked(cpu::Isa isa, int64_t block, const float* x, const Conv2dGeometry& g, const PackedB& w,
+                    const float* bias, const float* z, float lo, float hi, float* y, const ParallelFor& parallel_for);
 
 }  // namespace kiln::sgemm
