@@ -85,12 +85,14 @@ std::optional<std::vector<Tensor>> evaluate(const ir::Model& m, const ir::Node& 
     values.emplace_back(*t);
   }
   const int64_t opset = m.opset(n.domain).value_or(0);
-  const cpu::KernelDef* kernel = cpu::find_kernel(n.domain, n.op_type, opset);
-  if (!kernel) return std::nullopt;
+  const std::vector<const cpu::KernelDef*> candidates = cpu::find_candidates(n.domain, n.op_type, opset);
+  if (candidates.empty()) return std::nullopt;
   std::vector<const Value*> ins;
   for (size_t k = 0; k < n.inputs.size(); ++k) ins.push_back(n.inputs[k].empty() ? nullptr : &values[k]);
   cpu::KernelContext ctx(n, opset, std::move(ins), n.outputs.size());
   ctx.set_reference_kernels(true);
+  // The same rule as a session with SessionOptions::reference_kernels: folded values do not depend on the CPU.
+  const cpu::KernelDef* kernel = cpu::select_kernel(candidates, ctx, true);
   if (!kernel->fn(ctx).is_ok()) return std::nullopt;
   std::vector<Tensor> outs;
   for (size_t k = 0; k < n.outputs.size(); ++k) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ctime>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -21,14 +22,45 @@
 namespace kiln {
 namespace {
 
+// The kernel a node runs, chosen per shape signature of its inputs (dtypes and dims: shapes may be dynamic), and
+// what ran last (Session::kernel_choices). Runs may be concurrent: everything here is behind the lock.
+struct KernelSelection {
+  std::mutex mu;
+  std::vector<std::pair<std::vector<int64_t>, const cpu::KernelDef*>> by_signature;  // the newest last
+  const cpu::KernelDef* last = nullptr;
+  std::string last_detail;
+};
+
+// Signatures kept per node; the oldest goes first (a model fed ever-changing shapes chooses again).
+constexpr size_t kMaxSignatures = 64;
+
 struct NodePlan {
   const ir::Node* node;
-  const cpu::KernelDef* kernel;
+  // The kernels that may run it: its fast kernels in order of preference, then its reference kernel.
+  std::vector<const cpu::KernelDef*> candidates;
   int64_t opset;
   std::vector<std::string> release;  // values whose last reader is this node (freed after it runs)
   uint64_t constant_inputs = 0;      // bit i: input i is an initializer no feed can replace
   std::unique_ptr<cpu::KernelCache> cache = std::make_unique<cpu::KernelCache>();
+  std::unique_ptr<KernelSelection> selection = std::make_unique<KernelSelection>();
 };
+
+// What selects a kernel: each input's kind, dtype and dims.
+std::vector<int64_t> shape_signature(const cpu::KernelContext& ctx) {
+  std::vector<int64_t> key;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    const Value* v = ctx.value(i);
+    if (!v || !v->is_tensor()) {
+      key.push_back(v ? -1 : -2);
+      continue;
+    }
+    const Tensor& t = v->tensor();
+    key.push_back(static_cast<int64_t>(t.dtype()));
+    key.push_back(static_cast<int64_t>(t.rank()));
+    key.insert(key.end(), t.dims().begin(), t.dims().end());
+  }
+  return key;
+}
 
 struct GraphPlan {
   const ir::Graph* graph = nullptr;
@@ -76,7 +108,43 @@ struct Session::Impl {
   StatusOr<std::vector<Value>> run_graph(const ir::Graph& g, const Scope* outer, const std::vector<Value>& inputs,
                                          const std::vector<std::string>& wanted, RunMemory* memory = nullptr) const;
   Status check_feed(const IoInfo& info, const Value& v) const;
+  // The kernel for node `np` with the inputs in `ctx` (cached per shape signature).
+  const cpu::KernelDef* select(const NodePlan& np, const cpu::KernelContext& ctx) const;
+  void collect_choices(const ir::Graph& g, std::vector<KernelChoice>& out) const;
 };
+
+const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::KernelContext& ctx) const {
+  if (np.candidates.size() == 1 || options.reference_kernels) return np.candidates.back();
+  std::vector<int64_t> key = shape_signature(ctx);
+  KernelSelection& sel = *np.selection;
+  std::lock_guard<std::mutex> lock(sel.mu);
+  for (const auto& [signature, kernel] : sel.by_signature) {
+    if (signature == key) return kernel;
+  }
+  const cpu::KernelDef* kernel = cpu::select_kernel(np.candidates, ctx, false);
+  if (sel.by_signature.size() >= kMaxSignatures) sel.by_signature.erase(sel.by_signature.begin());
+  sel.by_signature.emplace_back(std::move(key), kernel);
+  return kernel;
+}
+
+void Session::Impl::collect_choices(const ir::Graph& g, std::vector<KernelChoice>& out) const {
+  const GraphPlan& plan = plans.at(&g);
+  for (const NodePlan& np : plan.nodes) {
+    const ir::Node& n = *np.node;
+    KernelChoice c{n.name, (n.domain.empty() ? "" : n.domain + "::") + n.op_type, "", ""};
+    {
+      std::lock_guard<std::mutex> lock(np.selection->mu);
+      if (np.selection->last) {
+        c.kernel = np.selection->last->name;
+        c.detail = np.selection->last_detail;
+      }
+    }
+    out.push_back(std::move(c));
+    std::vector<const ir::Graph*> subs;
+    ir::Graph::collect_subgraphs(n, subs);
+    for (const auto* sub : subs) collect_choices(*sub, out);
+  }
+}
 
 Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
                                  std::unordered_map<std::string, DType> known) {
@@ -121,12 +189,13 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
   for (size_t k = 0; k < order.size(); ++k) {
     const ir::Node& n = g.nodes[order[k]];
     const int64_t opset = model.opset(n.domain).value_or(0);
-    const cpu::KernelDef* kernel = cpu::find_kernel(n.domain, n.op_type, opset);
-    if (!kernel) {
+    std::vector<const cpu::KernelDef*> candidates = cpu::find_candidates(n.domain, n.op_type, opset);
+    if (candidates.empty()) {
       return unimplemented(scope + n.describe(order[k]) + ": kiln has no CPU kernel for " +
                            (n.domain.empty() ? "" : n.domain + "::") + n.op_type + " at opset " +
                            std::to_string(opset));
     }
+    const cpu::KernelDef* kernel = candidates.back();
     if (kernel->dtypes != cpu::kAnyDType && !n.inputs.empty()) {
       auto it = known.find(n.inputs[0]);
       if (it != known.end() && !(kernel->dtypes & cpu::dtype_bit(it->second))) {
@@ -136,7 +205,7 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
                              ")");
       }
     }
-    NodePlan np{&n, kernel, opset, {}};
+    NodePlan np{&n, std::move(candidates), opset, {}};
     for (size_t i = 0; i < n.inputs.size() && i < 64; ++i) {
       if (!n.inputs[i].empty() && plan.initializers.count(n.inputs[i]) && !graph_inputs.count(n.inputs[i])) {
         np.constant_inputs |= uint64_t{1} << i;
@@ -190,10 +259,20 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     if (memory) ctx.set_run_memory(memory, step);
     const bool profiling = profiler.enabled();
     const auto start = profiling ? Profiler::Clock::now() : Profiler::Clock::time_point{};
-    Status st = np.kernel->fn(ctx);
+    const cpu::KernelDef* kernel = select(np, ctx);
+    Status st = kernel->fn(ctx);
     if (!st.is_ok()) return st;
+    {
+      std::lock_guard<std::mutex> lock(np.selection->mu);
+      np.selection->last = kernel;
+      np.selection->last_detail = ctx.kernel_detail();
+    }
     if (profiling) {
-      std::string args = "\"op\":\"" + Profiler::json_escape(n.op_type) + "\"";
+      std::string args = "\"op\":\"" + Profiler::json_escape(n.op_type) + "\",\"kernel\":\"" +
+                         Profiler::json_escape(kernel->name) + "\"";
+      if (!ctx.kernel_detail().empty()) {
+        args += ",\"kernel_detail\":\"" + Profiler::json_escape(ctx.kernel_detail()) + "\"";
+      }
       if (!ctx.outputs().empty() && ctx.outputs()[0].defined()) {
         args += ",\"output_shape\":\"" + dims_to_string(ctx.outputs()[0].dims()) + "\"";
       }
@@ -323,6 +402,12 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
 const std::vector<IoInfo>& Session::inputs() const { return impl_->inputs; }
 const std::vector<IoInfo>& Session::outputs() const { return impl_->outputs; }
 const ir::Model& Session::model() const { return impl_->model; }
+
+std::vector<KernelChoice> Session::kernel_choices() const {
+  std::vector<KernelChoice> out;
+  impl_->collect_choices(impl_->model.graph, out);
+  return out;
+}
 
 StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds,
                                                  const std::vector<std::string>& names) const {

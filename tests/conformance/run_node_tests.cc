@@ -3,8 +3,10 @@
 // atol + rtol * |expected|, rtol 1e-3, atol 1e-7 unless tolerances.txt overrides a case, NaN == NaN).
 //
 //   kiln_conformance NODE_DIR [--allow-list FILE] [--write-allow-list FILE] [--tolerances FILE]
-//                    [--filter TEXT] [--opt-level 0|1|2|99] [--verbose]
+//                    [--filter TEXT] [--opt-level 0|1|2|99] [--reference] [--verbose]
 //
+// --reference runs every case on the reference kernels (SessionOptions::reference_kernels) and fails a case in
+// which any node ran another kernel (Session::kernel_choices).
 // Prints "N passed, N failed, N skipped". With --allow-list, exits 1 when a listed case does not pass.
 #include <algorithm>
 #include <cmath>
@@ -24,7 +26,8 @@ using namespace kiln;
 
 namespace {
 
-int g_opt_level = 99;  // SessionOptions::optimization_level for every case
+int g_opt_level = 99;      // SessionOptions::optimization_level for every case
+bool g_reference = false;  // SessionOptions::reference_kernels for every case
 
 struct Tolerance {
   double rtol = 1e-3;
@@ -173,6 +176,7 @@ std::string run_case(const fs::path& dir, const Tolerance& tol) {
   ir::Model copy = *model;
   SessionOptions options;
   options.optimization_level = g_opt_level;
+  options.reference_kernels = g_reference;
   auto session = Session::create(std::move(copy), options);
   if (!session.is_ok()) return session.status().message();
   std::vector<fs::path> sets;
@@ -201,6 +205,13 @@ std::string run_case(const fs::path& dir, const Tolerance& tol) {
     }
     auto outputs = (*session)->run_values(feeds);
     if (!outputs.is_ok()) return outputs.status().message();
+    if (g_reference) {
+      for (const KernelChoice& c : (*session)->kernel_choices()) {
+        if (!c.kernel.empty() && c.kernel != "ref") {
+          return "node '" + c.node + "' (" + c.op + ") ran " + c.kernel + " with reference kernels on";
+        }
+      }
+    }
     if (random != RandomKind::kNone) {
       NamedTensors tensor_feeds;
       for (const auto& [name, v] : feeds) tensor_feeds.emplace_back(name, v.tensor());
@@ -244,7 +255,7 @@ std::set<std::string> read_list(const std::string& path) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "usage: kiln_conformance NODE_DIR [--allow-list F] [--write-allow-list F] [--tolerances F] "
-                 "[--filter TEXT] [--opt-level L] [--verbose]\n";
+                 "[--filter TEXT] [--opt-level L] [--reference] [--verbose]\n";
     return 2;
   }
   fs::path root = argv[1];
@@ -263,6 +274,8 @@ int main(int argc, char** argv) {
       filter = next();
     else if (a == "--opt-level")
       g_opt_level = std::atoi(next().c_str());
+    else if (a == "--reference")
+      g_reference = true;
     else if (a == "--verbose")
       verbose = true;
     else {

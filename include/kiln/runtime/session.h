@@ -39,6 +39,14 @@ struct IoInfo {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+// The kernel a node ran last (Session::kernel_choices).
+struct KernelChoice {
+  std::string node;    // the node's name
+  std::string op;      // "Conv", or "ai.kiln::NchwcConv" outside the default domain
+  std::string kernel;  // "ref" (the reference kernel) or a fast kernel's name ("matmul.sgemm"); "" before any run
+  std::string detail;  // the variant the kernel reported ("sgemm.avx2", "dnnl_matmul(brg:avx512_core)"), or ""
+};
+
 class Session {
  public:
   static StatusOr<std::unique_ptr<Session>> create(const std::string& path, const SessionOptions& options = {});
@@ -58,6 +66,12 @@ class Session {
   // The same for models whose inputs or outputs are sequences or optionals (any Value kind).
   StatusOr<std::vector<Value>> run_values(const NamedValues& inputs,
                                           const std::vector<std::string>& output_names = {}) const;
+
+  // Every node of the model (subgraph nodes after the node that holds them) with the kernel that ran it in
+  // the last run that reached it. Kernels are chosen per node and per shape signature of its inputs: the first
+  // fast kernel that supports the case, else the reference kernel (always it with
+  // SessionOptions::reference_kernels).
+  std::vector<KernelChoice> kernel_choices() const;
 
   // With enable_profiling: writes the spans recorded so far as a Chrome-trace JSON file and returns its path
   // (recording stops). Without it: an error.

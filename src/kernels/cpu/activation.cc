@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu/kernel.h"
+
 namespace kiln::cpu {
 
 std::string Activation::name() const {
@@ -96,6 +98,12 @@ void apply_activation(const Activation& act, float* d, int64_t n) {
       for (int64_t i = 0; i < n; ++i) d[i] = std::tanh(d[i]);
       return;
   }
+}
+
+StatusOr<Activation> fused_activation(const KernelContext& ctx) {
+  auto act = make_activation(ctx.attr_string("activation", ""), ctx.attr_floats("activation_params"));
+  if (!act.is_ok()) return ctx.error(act.status().message());
+  return act;
 }
 
 }  // namespace kiln::cpu

@@ -9,6 +9,8 @@
 
 namespace kiln::cpu {
 
+class KernelContext;
+
 struct Activation {
   enum class Kind { kNone, kRelu, kLeakyRelu, kClip, kSigmoid, kHardSigmoid, kHardSwish, kSilu, kGelu, kTanh };
   Kind kind = Kind::kNone;
@@ -24,6 +26,10 @@ struct Activation {
 
 // From the fused node's `activation` and `activation_params` attributes. The error says what was expected.
 StatusOr<Activation> make_activation(const std::string& name, const std::vector<float>& params);
+
+// The activation of an ai.kiln fused node, from its `activation` / `activation_params` attributes; the error
+// names the node.
+StatusOr<Activation> fused_activation(const KernelContext& ctx);
 
 // Applies the activation in place, elementwise, in float.
 void apply_activation(const Activation& act, float* data, int64_t n);

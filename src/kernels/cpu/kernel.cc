@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 
 namespace kiln::cpu {
 
@@ -14,6 +15,16 @@ namespace kiln::cpu {
 #include "kernels/cpu/kernels.inc"
 #undef KILN_KERNEL
 #undef KILN_KERNEL_T
+#define KILN_FAST_KERNEL(domain, op, since, until, name, fn, supports) \
+  Status fn(KernelContext&);                                           \
+  bool supports(const KernelContext&);
+#define KILN_FAST_KERNEL_P(domain, op, since, until, name, fn, supports, prefer) \
+  Status fn(KernelContext&);                                                     \
+  bool supports(const KernelContext&);                                           \
+  bool prefer(const KernelContext&);
+#include "kernels/fast/fast_kernels.inc"
+#undef KILN_FAST_KERNEL
+#undef KILN_FAST_KERNEL_P
 
 const std::vector<KernelDef>& all_kernels() {
   static const std::vector<KernelDef> kernels = {
@@ -22,16 +33,52 @@ const std::vector<KernelDef>& all_kernels() {
 #include "kernels/cpu/kernels.inc"
 #undef KILN_KERNEL
 #undef KILN_KERNEL_T
+#define KILN_FAST_KERNEL(domain, op, since, until, name, fn, supports) \
+  KernelDef{domain, op, since, until, fn, kAnyDType, Backend::kFast, name, supports, nullptr},
+#define KILN_FAST_KERNEL_P(domain, op, since, until, name, fn, supports, prefer) \
+  KernelDef{domain, op, since, until, fn, kAnyDType, Backend::kFast, name, supports, prefer},
+#include "kernels/fast/fast_kernels.inc"
+#undef KILN_FAST_KERNEL
+#undef KILN_FAST_KERNEL_P
   };
   return kernels;
 }
 
+namespace {
+
+bool serves(const KernelDef& k, const std::string& domain, const std::string& op, int64_t opset) {
+  const std::string_view d = domain == "ai.onnx" ? std::string_view() : std::string_view(domain);
+  return d == k.domain && op == k.op && opset >= k.since && opset <= k.until;
+}
+
+}  // namespace
+
 const KernelDef* find_kernel(const std::string& domain, const std::string& op, int64_t opset) {
-  const std::string d = domain == "ai.onnx" ? "" : domain;
   for (const auto& k : all_kernels()) {
-    if (d == k.domain && op == k.op && opset >= k.since && opset <= k.until) return &k;
+    if (k.backend == Backend::kRef && serves(k, domain, op, opset)) return &k;
   }
   return nullptr;
+}
+
+std::vector<const KernelDef*> find_candidates(const std::string& domain, const std::string& op, int64_t opset) {
+  const KernelDef* ref = find_kernel(domain, op, opset);
+  if (!ref) return {};
+  std::vector<const KernelDef*> out;
+  for (const auto& k : all_kernels()) {
+    if (k.backend == Backend::kFast && serves(k, domain, op, opset)) out.push_back(&k);
+  }
+  out.push_back(ref);
+  return out;
+}
+
+const KernelDef* select_kernel(const std::vector<const KernelDef*>& candidates, const KernelContext& ctx,
+                               bool reference_only) {
+  if (!reference_only) {
+    for (const KernelDef* k : candidates) {
+      if (k->backend == Backend::kFast && k->supports(ctx) && (!k->prefer || k->prefer(ctx))) return k;
+    }
+  }
+  return candidates.back();
 }
 
 std::string dtype_mask_names(DTypeMask mask) {

@@ -12,11 +12,11 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/isa.h"
 #include "kiln/core/status.h"
 #include "kiln/core/tensor.h"
 #include "kiln/core/value.h"
 #include "kiln/ir/graph.h"
-#include "kernels/isa.h"
 
 namespace kiln {
 class ThreadPool;
@@ -133,6 +133,10 @@ class KernelContext {
   // SessionOptions::max_isa. Every SIMD path checks this, never the CPU directly.
   void set_isa(Isa isa) { isa_ = isa; }
   Isa isa() const { return isa_; }
+  // A finer name for what the kernel ran, for display (`kiln optimize --print-kernels`, profiles):
+  // "winograd_f4x4.avx2", oneDNN's implementation name. Empty unless the kernel sets it.
+  void set_kernel_detail(std::string detail) { kernel_detail_ = std::move(detail); }
+  const std::string& kernel_detail() const { return kernel_detail_; }
   // This node's cache (nullptr when the caller keeps none, e.g. constant folding).
   void set_cache(KernelCache* cache) { cache_ = cache; }
   KernelCache* cache() const { return cache_; }
@@ -164,6 +168,7 @@ class KernelContext {
   KernelCache* cache_ = nullptr;
   KernelCache* shared_cache_ = nullptr;
   uint64_t constant_inputs_ = 0;
+  std::string kernel_detail_;
   RunMemory* memory_ = nullptr;
   size_t node_index_ = 0;
 };
@@ -182,6 +187,14 @@ inline constexpr DTypeMask kBoolType = dtype_bit(DType::kBool);
 // "float16, float, double" for a mask.
 std::string dtype_mask_names(DTypeMask mask);
 
+// Which kind of kernel: the plain reference kernel every op has, or a fast kernel (src/kernels/fast) that takes
+// the cases its supports() accepts.
+enum class Backend { kRef, kFast };
+
+// A question a fast kernel answers about one node with its inputs at hand (dtypes, shapes, constness,
+// attributes, ctx.isa()).
+using KernelPredicate = bool (*)(const KernelContext&);
+
 struct KernelDef {
   const char* domain;  // "" for ai.onnx
   const char* op;
@@ -189,11 +202,27 @@ struct KernelDef {
   int until;  // last opset it serves
   KernelFn fn;
   DTypeMask dtypes;  // input 0's dtypes, or kAnyDType
+  Backend backend = Backend::kRef;
+  const char* name = "ref";  // "ref", or the fast kernel's name ("matmul.sgemm")
+  // Fast kernels: whether this kernel can compute the node with these inputs (nullptr for the reference kernel,
+  // which takes everything and reports what it cannot do as an error).
+  KernelPredicate supports = nullptr;
+  // Fast kernels: whether this kernel is the preferred guess among those that support the case (thresholds
+  // measured on today's CPUs); nullptr: always, when supported.
+  KernelPredicate prefer = nullptr;
 };
 
-// The kernel for (domain, op) at `opset`, or nullptr.
+// The reference kernel for (domain, op) at `opset`, or nullptr.
 const KernelDef* find_kernel(const std::string& domain, const std::string& op, int64_t opset);
-// Every registered kernel (for coverage tables and `kiln check`).
+// The kernels that may run a (domain, op) node at `opset`: its fast kernels in order of preference, then its
+// reference kernel last. Empty when kiln has no kernel for it.
+std::vector<const KernelDef*> find_candidates(const std::string& domain, const std::string& op, int64_t opset);
+// The kernel that runs a node whose inputs are in `ctx`: the first fast candidate that supports and prefers the
+// case, else the reference kernel (always the reference kernel when `reference_only`). `candidates` is what
+// find_candidates returned (non-empty).
+const KernelDef* select_kernel(const std::vector<const KernelDef*>& candidates, const KernelContext& ctx,
+                               bool reference_only);
+// Every registered kernel, reference and fast (for coverage tables and `kiln check`).
 const std::vector<KernelDef>& all_kernels();
 
 // ---- helpers shared by kernel families ----

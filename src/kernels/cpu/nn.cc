@@ -14,6 +14,7 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/kernel.h"
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/fast/weights.h"
 #include "kernels/x86/sgemm.h"
 #include "kernels/x86/vmath.h"
 #include "kernels/x86/winograd.h"
@@ -88,13 +89,6 @@ bool next_index(Dims& idx, const Dims& dims) {
 
 double round_half_even(double x) { return std::nearbyint(x); }
 
-// The activation of an ai.kiln fused node, from its `activation` / `activation_params` attributes.
-StatusOr<Activation> fused_activation(const KernelContext& ctx) {
-  auto act = make_activation(ctx.attr_string("activation", ""), ctx.attr_floats("activation_params"));
-  if (!act.is_ok()) return ctx.error(act.status().message());
-  return act;
-}
-
 // ---------------------------------------------------------------- MatMul
 
 // out = a @ b with numpy matmul semantics; E is double (float inputs) or uint64_t (integer inputs, computed
@@ -146,60 +140,6 @@ Status matmul_core(const KernelContext& ctx, Dims ad, const std::vector<E>& a, D
 
 }  // namespace
 
-namespace {
-
-// The constant weight `w` prepared once by `make()` (a shared_ptr<T>, null when out of memory) and shared by
-// every node that reads the same initializer (exporters reuse one for repeated layers): the session's shared
-// cache, keyed by `tag` (one per preparation), w's address and `extra`.
-template <class T, class Make>
-StatusOr<std::shared_ptr<T>> shared_weights(const KernelContext& ctx, int64_t tag, const Tensor& w,
-                                            std::initializer_list<int64_t> extra, const std::string& what, Make make) {
-  std::vector<int64_t> key{tag, static_cast<int64_t>(reinterpret_cast<intptr_t>(w.raw_data()))};
-  key.insert(key.end(), extra);
-  return ctx.shared_cache()->get<T>(key, [&]() -> StatusOr<std::shared_ptr<T>> {
-    std::shared_ptr<T> prepared = make();
-    if (!prepared) return ctx.error("out of memory " + what);
-    return prepared;
-  });
-}
-
-// y[M, N] = act(a[M, K] @ B + bias) with B a constant of the model ([K, N], or [N, K] when trans_b): packed
-// once into the session's shared cache, then the AVX2 GEMM. False when this path does not apply (no AVX2, B not
-// constant): the caller uses oneDNN.
-StatusOr<bool> packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_t K, const Tensor& b, bool trans_b,
-                           const float* bias, float* y, const Activation& act) {
-  if (ctx.reference_kernels() || !ctx.input_is_constant(1) || !ctx.shared_cache() || !(ctx.isa() >= Isa::kAvx2) ||
-      b.dtype() != DType::kFloat32 || b.rank() != 2) {
-    return false;
-  }
-  const int64_t N = trans_b ? b.dims()[0] : b.dims()[1];
-  KILN_ASSIGN_OR_RETURN(auto packed,
-                        shared_weights<sgemm::PackedB>(ctx, 0x5e, b, {K, N, trans_b}, "packing weight B",
-                                                       [&] { return sgemm::pack_b(b.data<float>(), K, N, trans_b); }));
-  // ReLU and GELU run on each finished block while it is in cache; the other activations in one oneDNN pass.
-  const bool in_tasks = act.kind == Activation::Kind::kRelu || act.kind == Activation::Kind::kGelu;
-  const sgemm::Epilogue epilogue = [&act](float* c, int64_t rows, int64_t cols, int64_t ldc) {
-    for (int64_t i = 0; i < rows; ++i) {
-      if (act.kind == Activation::Kind::kGelu) {
-        vmath::gelu(c + i * ldc, cols);
-      } else {
-        apply_activation(act, c + i * ldc, cols);
-      }
-    }
-  };
-  sgemm::gemm(
-      ctx.isa(), a, M, K, *packed, bias, y,
-      [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 1, fn); },
-      in_tasks ? &epilogue : nullptr);
-  if (!in_tasks) {
-    Status st = dnnl_kernels::eltwise_f32(y, M * N, act, ctx.num_threads());
-    if (!st.is_ok()) return ctx.error(st.message());
-  }
-  return true;
-}
-
-}  // namespace
-
 Status matmul_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* a, ctx.required_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* b, ctx.required_input(1));
@@ -209,37 +149,6 @@ Status matmul_kernel(KernelContext& ctx) {
                      dtype_name(b->dtype()));
   }
   Dims od;
-  if (!ctx.reference_kernels() && a->dtype() == DType::kFloat32 && a->rank() >= 2 && b->rank() >= 2) {
-    // Fast path on oneDNN: B 2-D (A's leading dims fold into M), or equal batch dims on both sides.
-    const Dims& ad = a->dims();
-    const Dims& bd = b->dims();
-    const int64_t M = ad[ad.size() - 2], K = ad.back(), N = bd.back();
-    const Dims abatch(ad.begin(), ad.end() - 2), bbatch(bd.begin(), bd.end() - 2);
-    if (bd[bd.size() - 2] == K && (b->rank() == 2 || abatch == bbatch)) {
-      dnnl_kernels::MatMulParams p;
-      p.K = K;
-      p.N = N;
-      if (b->rank() == 2) {
-        p.M = product(abatch) * M;
-      } else {
-        p.batch = product(abatch);
-        p.M = M;
-      }
-      od = abatch;
-      od.push_back(M);
-      od.push_back(N);
-      KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
-      if (b->rank() == 2) {
-        KILN_ASSIGN_OR_RETURN(bool done, packed_gemm(ctx, a->data<float>(), p.M, K, *b, false, nullptr,
-                                                     out->data<float>(), Activation{}));
-        if (done) return Status::ok();
-      }
-      Status st = dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), nullptr, out->data<float>(), p, {},
-                                           ctx.cache(), ctx.input_is_constant(1) && b->rank() == 2, ctx.num_threads());
-      if (!st.is_ok()) return ctx.error(st.message());
-      return Status::ok();
-    }
-  }
   if (!is_float_dtype(a->dtype())) {
     // Exact integer arithmetic (wrapping), not through double.
     auto to_u64 = [](const Tensor& t) {
@@ -289,19 +198,6 @@ Status fusedmatmul_kernel(KernelContext& ctx) {
   const int64_t M = product(ad, 0, ad.size() - 1);
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
   float* y = out->data<float>();
-  if (!ctx.reference_kernels()) {
-    KILN_ASSIGN_OR_RETURN(
-        bool done, packed_gemm(ctx, a->data<float>(), M, K, *b, false, bias ? bias->data<float>() : nullptr, y, act));
-    if (done) return Status::ok();
-    dnnl_kernels::MatMulParams p;
-    p.M = M;
-    p.N = N;
-    p.K = K;
-    Status st = dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), bias ? bias->data<float>() : nullptr, y, p,
-                                         act, ctx.cache(), ctx.input_is_constant(1), ctx.num_threads());
-    if (!st.is_ok()) return ctx.error(st.message());
-    return Status::ok();
-  }
   const float* pa = a->data<float>();
   const float* pb = b->data<float>();
   for (int64_t i = 0; i < M; ++i) {
@@ -457,30 +353,6 @@ Status gemm_kernel(KernelContext& ctx) {
   if (K != K2) {
     return ctx.error("inner dimensions do not match: A " + dstr(a->dims()) + (ta ? " (transposed)" : "") + ", B " +
                      dstr(b->dims()) + (tb ? " (transposed)" : ""));
-  }
-  const Tensor* c = ctx.input(2);
-  const bool c_is_row = !c || (c->dtype() == DType::kFloat32 && c->num_elements() == N &&
-                               (c->rank() == 1 || (c->rank() == 2 && c->dims()[0] == 1)));
-  if (!ctx.reference_kernels() && a->dtype() == DType::kFloat32 && b->dtype() == DType::kFloat32 && c_is_row &&
-      (!c || (beta == 1.0 && alpha == 1.0))) {
-    dnnl_kernels::MatMulParams p;
-    p.M = M;
-    p.N = N;
-    p.K = K;
-    p.trans_a = ta;
-    p.trans_b = tb;
-    p.alpha = static_cast<float>(alpha);
-    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {M, N}));
-    if (!ta && alpha == 1.0) {
-      KILN_ASSIGN_OR_RETURN(bool done, packed_gemm(ctx, a->data<float>(), M, K, *b, tb, c ? c->data<float>() : nullptr,
-                                                   out->data<float>(), Activation{}));
-      if (done) return Status::ok();
-    }
-    Status st =
-        dnnl_kernels::matmul_f32(a->data<float>(), b->data<float>(), c ? c->data<float>() : nullptr, out->data<float>(),
-                                 p, {}, ctx.cache(), ctx.input_is_constant(1), ctx.num_threads());
-    if (!st.is_ok()) return ctx.error(st.message());
-    return Status::ok();
   }
   Vec av = to_doubles(*a), bv = to_doubles(*b);
   Vec o(static_cast<size_t>(M * N), 0.0);
@@ -900,21 +772,23 @@ StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, c
   n.hi = clip ? n.act.beta : INFINITY;
   const float* wd = w.data<float>();
   if (n.path == NchwcPlan::Path::kIm2col) {
-    KILN_ASSIGN_OR_RETURN(n.packed, shared_weights<sgemm::PackedB>(ctx, 0xc1, w, {K, M}, "packing weight W",
-                                                                   [&] { return sgemm::pack_b(wd, K, M, true); }));
+    KILN_ASSIGN_OR_RETURN(
+        n.packed, shared_weights<sgemm::PackedB>(ctx, PreparedWeights::kConvIm2col, w, {K, M}, "packing weight W",
+                                                 [&] { return sgemm::pack_b(wd, K, M, true); }));
   } else if (n.path == NchwcPlan::Path::kWinograd) {
     KILN_ASSIGN_OR_RETURN(
-        n.wino,
-        shared_weights<winograd::Weights>(ctx, 0x3a3, w, {C, M, wino_tile, g.strides[0]}, "transforming weight W", [&] {
-          return winograd::transform_weights(wd, M, C, wino_tile, static_cast<int>(g.strides[0]),
-                                             [&ctx](int64_t count, const auto& fn) { ctx.parallel_for(count, 1, fn); });
-        }));
+        n.wino, shared_weights<winograd::Weights>(
+                    ctx, PreparedWeights::kWinograd, w, {C, M, wino_tile, g.strides[0]}, "transforming weight W", [&] {
+                      return winograd::transform_weights(
+                          wd, M, C, wino_tile, static_cast<int>(g.strides[0]),
+                          [&ctx](int64_t count, const auto& fn) { ctx.parallel_for(count, 1, fn); });
+                    }));
   } else if (n.path == NchwcPlan::Path::kGemm) {
     KILN_ASSIGN_OR_RETURN(
         n.packed,
-        shared_weights<sgemm::PackedB>(ctx, 0x9e3, w, {C, M, g.kernel[0], g.kernel[1], B}, "packing weight W", [&] {
-          return sgemm::pack_conv_weights_blocked(wd, M, C, g.kernel[0], g.kernel[1], B);
-        }));
+        shared_weights<sgemm::PackedB>(
+            ctx, PreparedWeights::kConvGemmBlocked, w, {C, M, g.kernel[0], g.kernel[1], B}, "packing weight W",
+            [&] { return sgemm::pack_conv_weights_blocked(wd, M, C, g.kernel[0], g.kernel[1], B); }));
   }
   return plan;
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/activation.h"
@@ -59,8 +60,10 @@ struct MatMulParams {
   bool trans_a = false, trans_b = false;
   float alpha = 1.0f;
 };
+// `impl` (optional) receives the implementation oneDNN chose, "dnnl_matmul(brg:avx512_core)".
 Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p,
-                  const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads);
+                  const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads,
+                  std::string* impl = nullptr);
 
 // y = softmax (or log-softmax) of each of `rows` contiguous rows of `len` floats.
 Status softmax_f32(const float* x, float* y, int64_t rows, int64_t len, bool log, int threads);

@@ -57,7 +57,8 @@ StatusOr<std::shared_ptr<MatMulPrimitive>> make_matmul(const float* b, bool has_
 }  // namespace
 
 Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p,
-                  const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads) {
+                  const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads,
+                  std::string* impl) {
   if (p.batch <= 0 || p.M <= 0 || p.N <= 0) return Status::ok();
   if (p.K <= 0) {
     // An empty sum: bias (or 0), then the activation.
@@ -86,6 +87,7 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
     args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad_for(m->pd.scratchpad_desc()));
     m->prim.execute(strm, args);
     strm.wait();
+    if (impl) *impl = std::string("dnnl_matmul(") + m->pd.impl_info_str() + ")";
   } catch (const dnnl::error& e) {
     return internal_error(std::string("oneDNN matmul failed: ") + e.what());
   }

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/isa.h"
 #include "kiln/ir/builder.h"
 #include "kiln/runtime/session.h"
 
@@ -22,18 +23,44 @@ Tensor random_tensor(std::vector<int64_t> dims, std::mt19937& rng) {
   return t;
 }
 
+// `fast` when the fast kernels may use AVX2 here (every fast kernel needs it), else "ref".
+std::string with_avx2(const std::string& fast) {
+  std::string error;
+  const cpu::Isa isa = cpu::effective_isa(cpu::isa_cap_from_env(&error).value_or(cpu::Isa::kAvx512));
+  return isa >= cpu::Isa::kAvx2 ? fast : "ref";
+}
+
+// Asserts that some node ran `kernel` (a fast kernel's name), or with "ref" that every node ran its reference
+// kernel.
+void expect_kernel(const Session& session, const std::string& kernel) {
+  std::string ran;
+  bool found = false, all_ref = true;
+  for (const KernelChoice& c : session.kernel_choices()) {
+    ran += " " + c.op + ":" + c.kernel;
+    found = found || c.kernel == kernel;
+    all_ref = all_ref && c.kernel == "ref";
+  }
+  if (kernel == "ref") {
+    EXPECT_TRUE(all_ref) << "ran" << ran;
+  } else {
+    EXPECT_TRUE(found) << "expected " << kernel << "; ran" << ran;
+  }
+}
+
 // Runs the model optimized on the fast kernels and unoptimized on the reference kernels
 // (SessionOptions::reference_kernels) and compares output 0 element by element: |fast - ref| <= atol + tol |ref|,
 // atol = tol, or tol max|ref| when `of_largest` (kernels whose rounding error scales with the sums' terms rather
 // than with each result, such as Winograd F(4x4, 3x3): an output that cancels to near zero keeps the error of
-// its terms).
+// its terms). `kernel` (when given): the kernel the fast session must have chosen (expect_kernel).
 void expect_fast_matches_reference(const ir::Model& model, const NamedTensors& feeds, float tol,
-                                   bool of_largest = false) {
+                                   bool of_largest = false, const std::string& kernel = "") {
   SessionOptions ref_opts;
   ref_opts.reference_kernels = true;
   ref_opts.optimization_level = 0;
-  auto ref = std::move(Session::create(model, ref_opts)).value()->run(feeds);
+  auto ref_session = std::move(Session::create(model, ref_opts)).value();
+  auto ref = ref_session->run(feeds);
   ASSERT_TRUE(ref.is_ok()) << ref.status().message();
+  expect_kernel(*ref_session, "ref");
   // The first run records the memory plan, the second replays it (outputs in one arena, in-place sums).
   auto session = std::move(Session::create(model)).value();
   for (const char* run : {"recording run", "planned run"}) {
@@ -50,6 +77,7 @@ void expect_fast_matches_reference(const ir::Model& model, const NamedTensors& f
       const float want = r.data<float>()[i], got = f.data<float>()[i];
       ASSERT_LE(std::abs(got - want), atol + tol * std::abs(want)) << "element " << i;
     }
+    if (!kernel.empty()) expect_kernel(*session, kernel);
   }
 }
 
@@ -151,8 +179,8 @@ TEST(FastKernels, FirstLayerConvOnTheSgemmMatchesReference) {
 }
 
 // Runs a one-node model both ways (fast and reference kernels) and compares every output element.
-void check_node(const std::string& what, ir::Node node, const std::vector<std::pair<std::string, Tensor>>& inputs,
-                std::vector<ir::NamedTensor> inits = {}) {
+void check_node(const std::string& what, const std::string& kernel, ir::Node node,
+                const std::vector<std::pair<std::string, Tensor>>& inputs, std::vector<ir::NamedTensor> inits = {}) {
   SCOPED_TRACE(what);
   std::vector<ir::ValueInfo> ins;
   NamedTensors feeds;
@@ -164,31 +192,40 @@ void check_node(const std::string& what, ir::Node node, const std::vector<std::p
   node.outputs = {"y"};
   auto model = make_model(
       make_graph({node}, "g", ins, {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, std::move(inits)));
-  expect_fast_matches_reference(model, feeds, 1e-4f);
+  expect_fast_matches_reference(model, feeds, 1e-4f, false, kernel);
 }
 
+// B fed (oneDNN) or a constant (the packed SGEMM); the cases neither takes run the reference kernel.
 TEST(FastKernels, MatMulAndGemmMatchReference) {
   std::mt19937 rng(11);
   auto r = [&](std::vector<int64_t> d) { return random_tensor(std::move(d), rng); };
-  check_node("2-D", make_node("MatMul", {"a", "b"}, {}), {{"a", r({7, 13})}, {"b", r({13, 5})}});
-  check_node("3-D A, 2-D B", make_node("MatMul", {"a", "b"}, {}), {{"a", r({2, 9, 16})}, {"b", r({16, 11})}});
-  check_node("batched", make_node("MatMul", {"a", "b"}, {}), {{"a", r({2, 3, 5, 8})}, {"b", r({2, 3, 8, 4})}});
-  check_node("broadcast batch (reference path)", make_node("MatMul", {"a", "b"}, {}),
+  const std::string dnnl = with_avx2("matmul.dnnl"), sgemm = with_avx2("matmul.sgemm");
+  check_node("2-D", dnnl, make_node("MatMul", {"a", "b"}, {}), {{"a", r({7, 13})}, {"b", r({13, 5})}});
+  check_node("3-D A, 2-D B", dnnl, make_node("MatMul", {"a", "b"}, {}), {{"a", r({2, 9, 16})}, {"b", r({16, 11})}});
+  check_node("3-D A, constant 2-D B", sgemm, make_node("MatMul", {"a", "b"}, {}), {{"a", r({2, 9, 16})}},
+             {make_tensor("b", r({16, 11}))});
+  check_node("batched", dnnl, make_node("MatMul", {"a", "b"}, {}), {{"a", r({2, 3, 5, 8})}, {"b", r({2, 3, 8, 4})}});
+  check_node("batched, constant B", dnnl, make_node("MatMul", {"a", "b"}, {}), {{"a", r({2, 3, 5, 8})}},
+             {make_tensor("b", r({2, 3, 8, 4}))});
+  check_node("broadcast batch (reference path)", "ref", make_node("MatMul", {"a", "b"}, {}),
              {{"a", r({3, 5, 8})}, {"b", r({1, 8, 4})}});
-  check_node("1-D B (reference path)", make_node("MatMul", {"a", "b"}, {}), {{"a", r({3, 8})}, {"b", r({8})}});
+  check_node("1-D B (reference path)", "ref", make_node("MatMul", {"a", "b"}, {}), {{"a", r({3, 8})}, {"b", r({8})}});
   for (int ta = 0; ta < 2; ++ta) {
     for (int tb = 0; tb < 2; ++tb) {
       const std::vector<int64_t> ad = ta ? std::vector<int64_t>{12, 6} : std::vector<int64_t>{6, 12};
       const std::vector<int64_t> bd = tb ? std::vector<int64_t>{9, 12} : std::vector<int64_t>{12, 9};
       std::vector<ir::Attribute> attrs{make_attribute("transA", ta), make_attribute("transB", tb)};
-      check_node("Gemm trans " + std::to_string(ta) + std::to_string(tb),
+      check_node("Gemm trans " + std::to_string(ta) + std::to_string(tb), with_avx2("gemm.dnnl"),
                  make_node("Gemm", {"a", "b", "c"}, {}, "", attrs), {{"a", r(ad)}, {"b", r(bd)}, {"c", r({9})}});
+      check_node("Gemm constant B, trans " + std::to_string(ta) + std::to_string(tb),
+                 with_avx2(ta ? "gemm.dnnl" : "gemm.sgemm"), make_node("Gemm", {"a", "b", "c"}, {}, "", attrs),
+                 {{"a", r(ad)}}, {make_tensor("b", r(bd)), make_tensor("c", r({9}))});
       attrs.push_back(make_attribute("alpha", 0.5f));
-      check_node("Gemm alpha, no C " + std::to_string(ta) + std::to_string(tb),
+      check_node("Gemm alpha, no C " + std::to_string(ta) + std::to_string(tb), with_avx2("gemm.dnnl"),
                  make_node("Gemm", {"a", "b"}, {}, "", attrs), {{"a", r(ad)}, {"b", r(bd)}});
       attrs.push_back(make_attribute("beta", 2.0f));
-      check_node("Gemm alpha, beta, C [M, N] (reference path)", make_node("Gemm", {"a", "b", "c"}, {}, "", attrs),
-                 {{"a", r(ad)}, {"b", r(bd)}, {"c", r({6, 9})}});
+      check_node("Gemm alpha, beta, C [M, N] (reference path)", "ref",
+                 make_node("Gemm", {"a", "b", "c"}, {}, "", attrs), {{"a", r(ad)}, {"b", r(bd)}, {"c", r({6, 9})}});
     }
   }
 }
@@ -291,7 +328,8 @@ TEST(FastKernels, FusedMatMulMatchesReference) {
         inputs.push_back("c");
       }
       auto model = one_node("FusedMatMul", inputs, attrs, inits, {2, 7, 24}, "ai.kiln");
-      expect_fast_matches_reference(model, {{"x", random_tensor({2, 7, 24}, rng)}}, 1e-4f);
+      expect_fast_matches_reference(model, {{"x", random_tensor({2, 7, 24}, rng)}}, 1e-4f, false,
+                                    with_avx2("fusedmatmul.sgemm"));
     }
   }
 }
@@ -309,7 +347,8 @@ TEST(FastKernels, FusedMatMulBlockingMatchesReference) {
                             {make_attribute("activation", std::string(n == 50 ? "Relu" : "Gelu"))},
                             {make_tensor("b", random_tensor({300, n}, rng)), make_tensor("c", random_tensor({n}, rng))},
                             {1, m, 300}, "ai.kiln");
-      expect_fast_matches_reference(model, {{"x", random_tensor({1, m, 300}, rng)}}, 1e-4f);
+      expect_fast_matches_reference(model, {{"x", random_tensor({1, m, 300}, rng)}}, 1e-4f, false,
+                                    with_avx2("fusedmatmul.sgemm"));
     }
   }
 }

@@ -133,7 +133,9 @@ TEST(Session, ProfilingWritesAChromeTraceWithASpanPerNode) {
   EXPECT_EQ(json.front(), '[');
   EXPECT_EQ(count("\"name\":\"model_run\""), 3u);
   EXPECT_EQ(count("\"name\":\"conv\",\"cat\":\"node\",\"ph\":\"X\""), 3u);
-  EXPECT_EQ(count("\"op\":\"Relu\",\"output_shape\":\"[1,16,12,12]\""), 3u);
+  // Each node's span names its op and the kernel that ran it.
+  EXPECT_EQ(count("\"op\":\"Relu\",\"kernel\":\"ref\",\"output_shape\":\"[1,16,12,12]\""), 3u);
+  EXPECT_EQ(count("\"op\":\"Conv\",\"kernel\":\""), 3u);
   std::remove(path->c_str());
 
   auto plain = std::move(Session::create(conv_relu())).value();
