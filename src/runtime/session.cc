@@ -18,6 +18,7 @@
 #include "runtime/memory_plan.h"
 #include "runtime/profiler.h"
 #include "runtime/thread_pool.h"
+#include "runtime/tuner.h"
 
 namespace kiln {
 namespace {
@@ -29,6 +30,7 @@ struct KernelSelection {
   std::vector<std::pair<std::vector<int64_t>, const cpu::KernelDef*>> by_signature;  // the newest last
   const cpu::KernelDef* last = nullptr;
   std::string last_detail;
+  std::vector<TacticTiming> last_timings;  // of the newest signature that was timed
 };
 
 // Signatures kept per node; the oldest goes first (a model fed ever-changing shapes chooses again).
@@ -100,6 +102,7 @@ struct Session::Impl {
   mutable Profiler profiler;
   mutable MemoryPlanner memory;
   std::unique_ptr<cpu::KernelCache> shared_cache = std::make_unique<cpu::KernelCache>(0);
+  std::unique_ptr<Tuner> tuner;
 
   // `known`: element dtypes known before running (declared inputs, initializers, value_info, Constant
   // outputs), inherited by subgraphs.
@@ -122,6 +125,27 @@ const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::Kerne
     if (signature == key) return kernel;
   }
   const cpu::KernelDef* kernel = cpu::select_kernel(np.candidates, ctx, false);
+  std::vector<const cpu::KernelDef*> applicable;
+  if (options.tune) {
+    for (const auto* k : np.candidates) {
+      if (k->backend == cpu::Backend::kFast && k->supports(ctx)) applicable.push_back(k);
+    }
+  }
+  if (applicable.size() >= 2) {
+    std::vector<const Value*> inputs;
+    for (size_t i = 0; i < ctx.num_inputs(); ++i) inputs.push_back(ctx.value(i));
+    const Tuner::ScratchContext scratch = [&]() {
+      auto c = std::make_unique<cpu::KernelContext>(*np.node, np.opset, inputs, ctx.num_outputs(), ctx.subgraphs());
+      c->set_thread_pool(pool.get());
+      c->set_isa(isa);
+      c->set_cache(np.cache.get());
+      c->set_shared_cache(shared_cache.get());
+      c->set_constant_inputs(np.constant_inputs);
+      return c;
+    };
+    kernel = tuner->choose(applicable, kernel, ctx, Tuner::config_key(*np.node, key, np.constant_inputs), scratch,
+                           {np.cache.get(), shared_cache.get()}, sel.last_timings);
+  }
   if (sel.by_signature.size() >= kMaxSignatures) sel.by_signature.erase(sel.by_signature.begin());
   sel.by_signature.emplace_back(std::move(key), kernel);
   return kernel;
@@ -131,12 +155,13 @@ void Session::Impl::collect_choices(const ir::Graph& g, std::vector<KernelChoice
   const GraphPlan& plan = plans.at(&g);
   for (const NodePlan& np : plan.nodes) {
     const ir::Node& n = *np.node;
-    KernelChoice c{n.name, (n.domain.empty() ? "" : n.domain + "::") + n.op_type, "", ""};
+    KernelChoice c{n.name, (n.domain.empty() ? "" : n.domain + "::") + n.op_type, "", "", {}};
     {
       std::lock_guard<std::mutex> lock(np.selection->mu);
       if (np.selection->last) {
         c.kernel = np.selection->last->name;
         c.detail = np.selection->last_detail;
+        for (const auto& t : np.selection->last_timings) c.timings.emplace_back(t.kernel, t.ms);
       }
     }
     out.push_back(std::move(c));
@@ -396,12 +421,16 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
   }
   impl->pool = std::make_unique<ThreadPool>(options.intra_op_threads);
   impl->profiler.set_enabled(options.enable_profiling);
+  impl->tuner = std::make_unique<Tuner>(options.tune_budget_ms);
   return std::unique_ptr<Session>(new Session(std::move(impl)));
 }
 
 const std::vector<IoInfo>& Session::inputs() const { return impl_->inputs; }
 const std::vector<IoInfo>& Session::outputs() const { return impl_->outputs; }
 const ir::Model& Session::model() const { return impl_->model; }
+
+double Session::tune_ms() const { return impl_->tuner->spent_ms(); }
+int64_t Session::tuned_configs() const { return impl_->tuner->timed(); }
 
 std::vector<KernelChoice> Session::kernel_choices() const {
   std::vector<KernelChoice> out;

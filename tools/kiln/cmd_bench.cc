@@ -194,7 +194,9 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
       for (double v : lat) mean += v;
       mean /= static_cast<double>(lat.size());
       const double rss = peak_rss_mb();
-      std::printf("  first run     %.3f ms (weights packed for the fast kernels)\n", first_run_ms);
+      std::printf("  first run     %.3f ms (weights packed for the fast kernels, candidates timed)\n", first_run_ms);
+      std::printf("  tuning        %.1f ms (%lld configurations timed)\n", s.tune_ms(),
+                  static_cast<long long>(s.tuned_configs()));
       std::printf("  latency (ms)  min %.3f  median %.3f  p90 %.3f  p99 %.3f  mean %.3f  (%d runs, %d warm-up)\n",
                   sorted.front(), percentile(sorted, 0.5), percentile(sorted, 0.9), percentile(sorted, 0.99), mean,
                   a->iterations, a->warmup);
@@ -209,6 +211,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
                             {"iterations", a->iterations},
                             {"session_ms", session_ms},
                             {"first_run_ms", first_run_ms},
+                            {"tune_ms", s.tune_ms()},
                             {"peak_rss_mb", rss},
                             {"threads", a->threads},
                             {"opt_level", a->opt_level}};

@@ -29,6 +29,13 @@ struct SessionOptions {
   // oneDNN's cap is process-wide: it follows KILN_MAX_ISA, or the first session's max_isa, and a session capped
   // at "scalar" uses no oneDNN kernel.
   std::string max_isa;
+  // Where two or more fast kernels can run a node, time each on the node's real inputs the first time it meets
+  // their shapes and keep the fastest (TensorRT's tactic selection); remembered per op, attributes, shapes, ISA
+  // and thread count, so repeated layers are timed once. false: the first guess (thresholds measured on a few
+  // CPUs), as `--no-tune` asks.
+  bool tune = true;
+  // The most time all timing may take in this session (ms); past it, nodes take the first guess.
+  double tune_budget_ms = 3000;
 };
 
 // A graph input or output as the session sees it: name, type (dtype and shape with symbolic dims).
@@ -45,6 +52,8 @@ struct KernelChoice {
   std::string op;      // "Conv", or "ai.kiln::NchwcConv" outside the default domain
   std::string kernel;  // "ref" (the reference kernel) or a fast kernel's name ("matmul.sgemm"); "" before any run
   std::string detail;  // the variant the kernel reported ("sgemm.avx2", "dnnl_matmul(brg:avx512_core)"), or ""
+  // When the kernel was chosen by timing: each candidate's name and best time in ms (negative: it failed).
+  std::vector<std::pair<std::string, double>> timings;
 };
 
 class Session {
@@ -72,6 +81,10 @@ class Session {
   // fast kernel that supports the case, else the reference kernel (always it with
   // SessionOptions::reference_kernels).
   std::vector<KernelChoice> kernel_choices() const;
+  // Time spent timing candidate kernels so far (SessionOptions::tune), in ms, and how many configurations
+  // were timed.
+  double tune_ms() const;
+  int64_t tuned_configs() const;
 
   // With enable_profiling: writes the spans recorded so far as a Chrome-trace JSON file and returns its path
   // (recording stops). Without it: an error.

@@ -38,19 +38,37 @@ class KernelCache {
   StatusOr<std::shared_ptr<T>> get(const std::vector<int64_t>& key, Make&& make) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& e : entries_) {
-      if (e.first == key) return std::static_pointer_cast<T>(e.second);
+      if (e.key == key) return std::static_pointer_cast<T>(e.value);
     }
     StatusOr<std::shared_ptr<T>> made = make();
     if (!made.is_ok()) return made.status();
     if (capacity_ && entries_.size() >= capacity_) entries_.erase(entries_.begin());
-    entries_.emplace_back(key, *made);
+    entries_.push_back({key, *made, next_++});
     return made;
+  }
+  // A mark of what the cache holds now: erase_since(mark) drops every entry made after it (what a kernel that
+  // lost a tactic timing prepared: packed weights, primitives).
+  uint64_t mark() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return next_;
+  }
+  void erase_between(uint64_t begin, uint64_t end) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = entries_.size(); i-- > 0;) {
+      if (entries_[i].made >= begin && entries_[i].made < end) entries_.erase(entries_.begin() + static_cast<long>(i));
+    }
   }
 
  private:
+  struct Entry {
+    std::vector<int64_t> key;
+    std::shared_ptr<void> value;
+    uint64_t made;  // the order entries were made in
+  };
   size_t capacity_;
   std::mutex mu_;
-  std::vector<std::pair<std::vector<int64_t>, std::shared_ptr<void>>> entries_;
+  std::vector<Entry> entries_;
+  uint64_t next_ = 0;
 };
 
 using KernelFn = Status (*)(KernelContext&);

@@ -61,8 +61,11 @@ void expect_fast_matches_reference(const ir::Model& model, const NamedTensors& f
   auto ref = ref_session->run(feeds);
   ASSERT_TRUE(ref.is_ok()) << ref.status().message();
   expect_kernel(*ref_session, "ref");
-  // The first run records the memory plan, the second replays it (outputs in one arena, in-place sums).
-  auto session = std::move(Session::create(model)).value();
+  // The first run records the memory plan, the second replays it (outputs in one arena, in-place sums). The
+  // first guess, not the timed choice, so that the kernel under test is the one that runs (tuner_test times).
+  SessionOptions fast_opts;
+  fast_opts.tune = false;
+  auto session = std::move(Session::create(model, fast_opts)).value();
   for (const char* run : {"recording run", "planned run"}) {
     SCOPED_TRACE(run);
     auto fast = session->run(feeds);
