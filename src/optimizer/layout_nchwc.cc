@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/capabilities.h"
 #include "optimizer/graph_util.h"
 #include "optimizer/passes.h"
 
@@ -48,7 +48,7 @@ bool blockable_pool(const ir::Node& n, const GraphView& view) {
 
 int layout_nchwc(ir::Model& m) {
   ir::Graph& g = m.graph;
-  const int64_t B = dnnl_kernels::preferred_channel_block();
+  const int64_t B = cpu::preferred_nchwc_block();
   GraphView view(g);
   struct Blocked {
     std::string name;

@@ -297,6 +297,14 @@ StatusOr<std::vector<int64_t>> broadcast_shapes(const std::vector<int64_t>& a, c
   return out;
 }
 
+bool next_index(std::vector<int64_t>& idx, const std::vector<int64_t>& dims) {
+  for (size_t d = dims.size(); d-- > 0;) {
+    if (++idx[d] < dims[d]) return true;
+    idx[d] = 0;
+  }
+  return false;
+}
+
 std::vector<int64_t> strides_of(const std::vector<int64_t>& dims) {
   std::vector<int64_t> s(dims.size(), 1);
   for (size_t i = dims.size(); i-- > 1;) s[i - 1] = s[i] * dims[i];

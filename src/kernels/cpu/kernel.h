@@ -27,15 +27,40 @@ namespace kiln::cpu {
 
 class KernelContext;
 
-// Per-node state that outlives a run: oneDNN primitives and weights packed for them, keyed by the input
-// shapes they were made for. Shared by concurrent runs (lookups are locked; entries are immutable).
+// What a KernelCache entry holds: the first part of its key, so that the entries of different kernels (a node may
+// run several, one per shape signature) and of different preparations of one weight never meet.
+enum class CacheEntry : int64_t {
+  // A node's cache (KernelContext::cache), with the fields of the shapes the entry was made for.
+  kDnnlConv = 1,       // dnnl_kernels::conv_f32's primitive
+  kDnnlDeconv,         // dnnl_kernels::deconv_f32's primitive
+  kDnnlMatMul,         // dnnl_kernels::matmul_f32's primitive
+  kNchwcIm2colPlan,    // fast/nchwc_conv.cc's plans, one per kernel
+  kNchwcWinogradPlan,  //
+  kNchwcGemmPlan,      //
+  kNchwcDnnlPlan,      //
+  // The session's shared cache (KernelContext::shared_cache): weights prepared once, with the weight's address
+  // and the preparation's fields.
+  kSgemmB,             // sgemm::pack_b of a MatMul/Gemm/FusedMatMul B: {K, N, trans_b}
+  kConvIm2colWeights,  // sgemm::pack_b of a first-layer convolution's W as [K, M]: {K, M}
+  kWinogradWeights,    // winograd::transform_weights: {C, M, tile, stride}
+  kConvGemmWeights,    // sgemm::pack_conv_weights_blocked: {C, M, KH, KW, block}
+};
+
+struct CacheKey {
+  CacheEntry entry;
+  std::vector<int64_t> fields;
+  bool operator==(const CacheKey&) const = default;
+};
+
+// Per-node state that outlives a run: oneDNN primitives and weights packed for them, keyed by what they are and
+// the input shapes they were made for. Shared by concurrent runs (lookups are locked; entries are immutable).
 class KernelCache {
  public:
   // capacity: how many keys are kept (the oldest goes first); 0 keeps every key.
   explicit KernelCache(size_t capacity = 16) : capacity_(capacity) {}
   // The entry for `key`, made by make() (returning StatusOr<std::shared_ptr<T>>) the first time.
   template <typename T, typename Make>
-  StatusOr<std::shared_ptr<T>> get(const std::vector<int64_t>& key, Make&& make) {
+  StatusOr<std::shared_ptr<T>> get(const CacheKey& key, Make&& make) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& e : entries_) {
       if (e.key == key) return std::static_pointer_cast<T>(e.value);
@@ -46,8 +71,8 @@ class KernelCache {
     entries_.push_back({key, *made, next_++});
     return made;
   }
-  // A mark of what the cache holds now: erase_since(mark) drops every entry made after it (what a kernel that
-  // lost a tactic timing prepared: packed weights, primitives).
+  // A mark of what the cache holds now: erase_between(mark, a later mark) drops every entry made between them (what a
+  // kernel that lost a tactic timing prepared: packed weights, primitives).
   uint64_t mark() {
     std::lock_guard<std::mutex> lock(mu_);
     return next_;
@@ -61,7 +86,7 @@ class KernelCache {
 
  private:
   struct Entry {
-    std::vector<int64_t> key;
+    CacheKey key;
     std::shared_ptr<void> value;
     uint64_t made;  // the order entries were made in
   };
@@ -249,6 +274,8 @@ const std::vector<KernelDef>& all_kernels();
 StatusOr<std::vector<int64_t>> broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>& b);
 // Element strides of `in` when read as a tensor of shape `out` (0 along broadcast dims). in.size() <= out.size().
 std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& in, const std::vector<int64_t>& out);
+// Advances a multi-index over dims (the last dim fastest); returns false after the last one.
+bool next_index(std::vector<int64_t>& idx, const std::vector<int64_t>& dims);
 // Row-major strides of dims.
 std::vector<int64_t> strides_of(const std::vector<int64_t>& dims);
 // Normalizes a possibly negative axis for a tensor of `rank`; error names the axis.

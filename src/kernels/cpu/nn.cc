@@ -12,12 +12,11 @@
 #include <vector>
 
 #include "kernels/cpu/activation.h"
+#include "kernels/cpu/conv_geometry.h"
 #include "kernels/cpu/kernel.h"
 #include "kernels/dnnl/dnnl_kernels.h"
-#include "kernels/fast/weights.h"
 #include "kernels/x86/sgemm.h"
 #include "kernels/x86/vmath.h"
-#include "kernels/x86/winograd.h"
 
 namespace kiln::cpu {
 namespace {
@@ -76,15 +75,6 @@ Status require_numeric(const KernelContext& ctx, const Tensor& t, const std::str
   bool ok = dispatch_numeric(t.dtype(), [](auto) {});
   if (!ok || t.dtype() == DType::kBool) return ctx.unsupported_dtype(t.dtype(), which);
   return Status::ok();
-}
-
-// Advances a multi-index over dims; returns false after the last one.
-bool next_index(Dims& idx, const Dims& dims) {
-  for (size_t d = dims.size(); d-- > 0;) {
-    if (++idx[d] < dims[d]) return true;
-    idx[d] = 0;
-  }
-  return false;
 }
 
 double round_half_even(double x) { return std::nearbyint(x); }
@@ -386,73 +376,6 @@ Status gemm_kernel(KernelContext& ctx) {
 
 namespace {
 
-struct ConvGeom {
-  int64_t N = 0, C = 0, M = 0, group = 1;
-  Dims in, kernel, out, strides, dilations, pad_begin, pad_end;
-};
-
-// Reads kernel_shape/strides/dilations/pads/auto_pad for `nsp` spatial dims.
-Status read_window_attrs(const KernelContext& ctx, size_t nsp, const Dims& kernel_from_w, ConvGeom& g) {
-  g.kernel = ctx.attr_ints("kernel_shape", kernel_from_w);
-  if (g.kernel.size() != nsp) {
-    return ctx.error("kernel_shape has " + std::to_string(g.kernel.size()) + " values; expected " +
-                     std::to_string(nsp));
-  }
-  g.strides = ctx.attr_ints("strides", Dims(nsp, 1));
-  g.dilations = ctx.attr_ints("dilations", Dims(nsp, 1));
-  Dims pads = ctx.attr_ints("pads", Dims(2 * nsp, 0));
-  if (g.strides.size() != nsp) return ctx.error("strides must have " + std::to_string(nsp) + " values");
-  if (g.dilations.size() != nsp) return ctx.error("dilations must have " + std::to_string(nsp) + " values");
-  if (pads.size() != 2 * nsp) return ctx.error("pads must have " + std::to_string(2 * nsp) + " values");
-  for (size_t i = 0; i < nsp; ++i) {
-    if (g.strides[i] <= 0) return ctx.error("strides must be positive");
-    if (g.dilations[i] <= 0) return ctx.error("dilations must be positive");
-    if (g.kernel[i] <= 0) return ctx.error("kernel_shape must be positive");
-  }
-  g.pad_begin.assign(pads.begin(), pads.begin() + static_cast<int64_t>(nsp));
-  g.pad_end.assign(pads.begin() + static_cast<int64_t>(nsp), pads.end());
-  return Status::ok();
-}
-
-// Output spatial shape for conv/pool. ceil_mode only for pools.
-Status compute_output_shape(const KernelContext& ctx, ConvGeom& g, bool ceil_mode) {
-  const std::string auto_pad = ctx.attr_string("auto_pad", "NOTSET");
-  const size_t nsp = g.in.size();
-  g.out.assign(nsp, 0);
-  for (size_t i = 0; i < nsp; ++i) {
-    const int64_t ek = (g.kernel[i] - 1) * g.dilations[i] + 1;
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      g.out[i] = (g.in[i] + g.strides[i] - 1) / g.strides[i];
-      int64_t total = std::max<int64_t>(0, (g.out[i] - 1) * g.strides[i] + ek - g.in[i]);
-      if (auto_pad == "SAME_UPPER") {
-        g.pad_begin[i] = total / 2;
-      } else {
-        g.pad_begin[i] = total - total / 2;
-      }
-      g.pad_end[i] = total - g.pad_begin[i];
-    } else {
-      if (auto_pad == "VALID") {
-        g.pad_begin[i] = g.pad_end[i] = 0;
-      } else if (auto_pad != "NOTSET" && !auto_pad.empty()) {
-        return ctx.error("unknown auto_pad '" + auto_pad + "'");
-      }
-      const int64_t span = g.in[i] + g.pad_begin[i] + g.pad_end[i] - ek;
-      if (span < 0) {
-        return ctx.error("kernel (effective size " + std::to_string(ek) + ") is larger than padded input dimension " +
-                         std::to_string(i + 2) + " (" + std::to_string(g.in[i] + g.pad_begin[i] + g.pad_end[i]) + ")");
-      }
-      if (ceil_mode) {
-        g.out[i] = (span + g.strides[i] - 1) / g.strides[i] + 1;
-        // The last window must start inside the input or the begin padding.
-        if ((g.out[i] - 1) * g.strides[i] >= g.in[i] + g.pad_begin[i]) --g.out[i];
-      } else {
-        g.out[i] = span / g.strides[i] + 1;
-      }
-    }
-  }
-  return Status::ok();
-}
-
 // Integer/plain convolution on doubles (zero points already subtracted; padding reads 0). Output planes
 // (image n, channel m) are computed in parallel.
 void conv_core(const KernelContext& ctx, const ConvGeom& g, const Vec& x, const Vec& w, const Vec* bias, Vec& y) {
@@ -494,62 +417,9 @@ void conv_core(const KernelContext& ctx, const ConvGeom& g, const Vec& x, const 
   });
 }
 
-Status conv_setup(const KernelContext& ctx, const Dims& xd, const Tensor& w, ConvGeom& g) {
-  if (xd.size() < 3) return ctx.error("input X must have rank >= 3 (N, C, spatial...), got " + dstr(xd));
-  if (w.rank() != xd.size()) {
-    return ctx.error("weight W has shape " + dstr(w.dims()) + "; expected rank " + std::to_string(xd.size()));
-  }
-  const size_t nsp = xd.size() - 2;
-  g.N = xd[0];
-  g.C = xd[1];
-  g.M = w.dims()[0];
-  g.group = ctx.attr_int("group", 1);
-  if (g.group <= 0 || g.C % g.group != 0 || g.M % g.group != 0) {
-    return ctx.error("group " + std::to_string(g.group) + " must divide input channels " + std::to_string(g.C) +
-                     " and output channels " + std::to_string(g.M));
-  }
-  if (w.dims()[1] != g.C / g.group) {
-    return ctx.error("weight W has shape " + dstr(w.dims()) +
-                     "; dimension 1 must be C/group = " + std::to_string(g.C / g.group));
-  }
-  g.in.assign(xd.begin() + 2, xd.end());
-  KILN_RETURN_IF_ERROR(read_window_attrs(ctx, nsp, Dims(w.dims().begin() + 2, w.dims().end()), g));
-  for (size_t i = 0; i < nsp; ++i) {
-    if (g.kernel[i] != w.dims()[i + 2]) return ctx.error("kernel_shape does not match weight W " + dstr(w.dims()));
-  }
-  return compute_output_shape(ctx, g, false);
-}
-
-Dims out_dims(const ConvGeom& g, int64_t channels) {
-  Dims d{g.N, channels};
-  d.insert(d.end(), g.out.begin(), g.out.end());
-  return d;
-}
-
 }  // namespace
 
 namespace {
-
-// Adds z (broadcast to y's shape) to float32 y in place; the error names z's shape.
-Status add_broadcast_f32(const KernelContext& ctx, Tensor& y, const Tensor& z) {
-  if (z.dtype() != DType::kFloat32) return ctx.unsupported_dtype(z.dtype(), "input 3 (Z)");
-  auto bc = broadcast_shapes(z.dims(), y.dims());
-  if (!bc.is_ok() || *bc != y.dims()) {
-    return ctx.error("input 3 (Z) of shape " + dstr(z.dims()) + " cannot be broadcast to the output " + dstr(y.dims()));
-  }
-  const auto zs = broadcast_strides(z.dims(), y.dims());
-  const Dims& d = y.dims();
-  Dims idx(d.size(), 0);
-  float* py = y.data<float>();
-  const float* pz = z.data<float>();
-  const int64_t n = y.num_elements();
-  for (int64_t k = 0; k < n; ++k, next_index(idx, d)) {
-    int64_t off = 0;
-    for (size_t j = 0; j < d.size(); ++j) off += idx[j] * zs[j];
-    py[k] += pz[off];
-  }
-  return Status::ok();
-}
 
 // Conv and ai.kiln FusedConv: y = act(Conv(X, W) + B + Z).
 Status conv_common(KernelContext& ctx, const Activation& act, const Tensor* z) {
@@ -565,22 +435,6 @@ Status conv_common(KernelContext& ctx, const Activation& act, const Tensor* z) {
   const bool fused = !act.none() || z;
   if (fused && x->dtype() != DType::kFloat32) return ctx.unsupported_dtype(x->dtype(), "input 0 (X)");
   const Dims od = out_dims(g, g.M);
-  if (!ctx.reference_kernels() && dnnl_kernels::conv_supported(*x, *w, b)) {
-    dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, g.pad_end, od, {}, 0, 0};
-    // Z of the output's shape rides on oneDNN's sum post-op; a broadcast Z is added afterwards.
-    const bool z_inline = z && z->dtype() == DType::kFloat32 && z->dims() == od;
-    const Activation inline_act = z && !z_inline ? Activation{} : act;
-    KILN_ASSIGN_OR_RETURN(Tensor * y, z_inline ? ctx.allocate_output_reusing(0, 3, DType::kFloat32, od)
-                                               : ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
-    Status st = dnnl_kernels::conv_f32(*x, *w, b, z_inline ? z : nullptr, p, inline_act, ctx.cache(),
-                                       ctx.input_is_constant(1), *y, ctx.num_threads());
-    if (!st.is_ok()) return ctx.error(st.message());
-    if (z && !z_inline) {
-      KILN_RETURN_IF_ERROR(add_broadcast_f32(ctx, *y, *z));
-      apply_activation(act, y->data<float>(), y->num_elements());
-    }
-    return Status::ok();
-  }
   Vec bias;
   if (b) bias = to_doubles(*b);
   Vec y;
@@ -604,197 +458,6 @@ Status fusedconv_kernel(KernelContext& ctx) {
   return conv_common(ctx, act, ctx.input(3));
 }
 
-// Sets the padding lanes (channels >= M) of a blocked [N, CB, H, W, B] tensor back to zero.
-static void zero_padding_lanes(Tensor& y, int64_t M, int64_t B) {
-  const auto& d = y.dims();
-  const int64_t hw = d[2] * d[3];
-  float* p = y.data<float>();
-  for (int64_t nc = 0; nc < d[0] * d[1]; ++nc) {
-    const int64_t first = M - (nc % d[1]) * B;  // lanes from `first` on are padding
-    if (first >= B) continue;
-    for (int64_t i = 0; i < hw; ++i)
-      for (int64_t l = std::max<int64_t>(first, 0); l < B; ++l) p[(nc * hw + i) * B + l] = 0.0f;
-  }
-}
-
-namespace {
-
-// Fewer tiles than this leave the products too few rows to beat oneDNN's direct kernel (measured on ResNet-50's
-// layers).
-constexpr int64_t kWinogradMinTiles = 32;
-
-// Stride-2 3x3 convolutions run as Winograd (winograd.h's stride-2 form, 25 multiplications for a 2x2 tile
-// instead of 36) when their input (all images) has at least this many bytes. oneDNN's direct kernel is fast while
-// the input fits the cores' L2 and slows once it does not: on ResNet-50's stride-2 layers it ran at 155-163
-// GFLOP/s at batch 1 (0.8-1.6 MiB inputs; there the stride-2 form took 1.0-1.09 of its time) and at about 120 at
-// batch 8, where the stride-2 form took 0.82 of its time with 13 and 6 MiB inputs, 0.98 with 3 MiB.
-constexpr int64_t kWinogradStride2MinInput = int64_t{2} << 20;
-
-// The output tile of the Winograd convolution a blocked convolution runs as (with the fast kernels), 0 for none:
-// 3x3, dilation 1, stride 1 (or 2 with an input of kWinogradStride2MinInput bytes or more), one group, whole
-// channel blocks of 8 in and out, constant weights, a ReLU, Clip or no activation, Z (if any) of the output's
-// shape. At stride 1, tiles of 4x4 (F(4x4, 3x3)) where there are at least kWinogradMinTiles of them, else 2x2
-// where there are; at stride 2, tiles of 2x2. Measured on ResNet-50's layers, F(4x4) against F(2x2):
-// 0.71-0.80 of the time at batch 8 with 64, 128 and 512 channels, 0.91-0.96 with 256; at batch 1 0.77-0.91 with
-// 64 and 128 channels (196 and 49 tiles of 4x4), but 1.10-1.27 with 256 channels at 14x14 (16 tiles of 4x4, a
-// quarter of them padding, and 9 MiB of transformed weights read on every call).
-int winograd_tile(const KernelContext& ctx, const Tensor& x, const ConvGeom& g, int64_t block, int64_t C, int64_t M,
-                  const Activation& act, const Tensor* z, bool z_inline) {
-  using K = Activation::Kind;
-  if (x.rank() != 5 || !winograd::supports(ctx.isa(), block) || g.group != 1 || C % block != 0 || M % block != 0) {
-    return 0;
-  }
-  if (g.kernel != Dims{3, 3} || g.dilations != Dims{1, 1}) return 0;
-  if (g.strides != Dims{1, 1} &&
-      !(g.strides == Dims{2, 2} && x.num_elements() * int64_t{sizeof(float)} >= kWinogradStride2MinInput)) {
-    return 0;
-  }
-  if (!(act.none() || act.kind == K::kRelu || act.kind == K::kClip) || (z && !z_inline)) return 0;
-  if (!ctx.input_is_constant(1) || !ctx.shared_cache() || !(ctx.isa() >= Isa::kAvx2)) return 0;
-  for (int tile : g.strides[0] == 2 ? std::vector<int>{2} : std::vector<int>{4, 2}) {
-    if (winograd::tiles(tile, x.dims()[0], g.out[0], g.out[1]) >= kWinogradMinTiles) return tile;
-  }
-  return 0;
-}
-
-// A blocked convolution runs as one GEMM over its im2col (sgemm::conv2d_blocked) when it has at most this many
-// output pixels (N * OH * OW) and at least this many weights. Measured on the 7x7 stages: on ResNet-50's layer 4
-// at batch 1 (4-9 MiB of weights, streamed from memory on every run) the GEMM is 5-15% faster than oneDNN's
-// direct kernel; on MobileNetV2's (0.6-1.6 MiB) it is 5-20% slower.
-constexpr int64_t kConvGemmMaxPixels = 64, kConvGemmMinWeights = int64_t{512} << 10;
-
-// Whether a blocked convolution runs as one GEMM over its im2col: blocks of 8 in and out, one group, M a
-// multiple of 8, constant weights, a ReLU, Clip or no activation, Z (if any) of the output's shape, and few
-// output pixels and many weights.
-bool use_conv_gemm(const KernelContext& ctx, const Tensor& x, const Tensor& w, const ConvGeom& g, int64_t block,
-                   int64_t M, const Activation& act, const Tensor* z, bool z_inline) {
-  using K = Activation::Kind;
-  // Blocks of 16 (AVX-512 machines) take oneDNN's direct kernel: on an AVX-512 Xeon, ResNet-50's layer 4 at
-  // batch 1 ran 7-18% slower as a GEMM (sgemm::conv2d_blocked takes blocks of 16 too).
-  if (x.rank() != 5 || block != 8 || g.group != 1 || M % block != 0) return false;
-  if (!(act.none() || act.kind == K::kRelu || act.kind == K::kClip) || (z && !z_inline)) return false;
-  if (!ctx.input_is_constant(1) || !ctx.shared_cache() || !(ctx.isa() >= Isa::kAvx2)) return false;
-  return x.dims()[0] * g.out[0] * g.out[1] <= kConvGemmMaxPixels && w.num_elements() >= kConvGemmMinWeights;
-}
-
-// What an NchwcConv node works out from its attributes and input shapes, and the path it takes: kept in the
-// node's cache per shape signature, so that a run does not parse attributes or ask oneDNN again.
-struct NchwcPlan {
-  enum class Path { kReference, kIm2col, kWinograd, kGemm, kDnnl };
-  Activation act;
-  int64_t B = 0, C = 0, M = 0;
-  bool blocked_in = false, z_inline = false;
-  Dims xd, od, bod;  // X as [N, C, H, W], Y plain and blocked
-  ConvGeom g;
-  dnnl_kernels::ConvParams p;
-  Path path = Path::kReference;
-  sgemm::Conv2dGeometry geo{};          // kIm2col and kGemm
-  float lo = -INFINITY, hi = INFINITY;  // kWinograd and kGemm: the activation as a clamp
-  // The weights prepared for the path (shared with every node reading the same initializer), found once here
-  // rather than looked up on every run.
-  std::shared_ptr<sgemm::PackedB> packed;   // kIm2col and kGemm
-  std::shared_ptr<winograd::Weights> wino;  // kWinograd
-};
-
-StatusOr<std::shared_ptr<NchwcPlan>> make_nchwc_plan(const KernelContext& ctx, const Tensor& x, const Tensor& w,
-                                                     const Tensor* b, const Tensor* z) {
-  auto plan = std::make_shared<NchwcPlan>();
-  NchwcPlan& n = *plan;
-  KILN_ASSIGN_OR_RETURN(n.act, fused_activation(ctx));
-  const int64_t B = n.B = ctx.attr_int("block", 0);
-  if (B != 8 && B != 16) return ctx.error("attribute block is " + std::to_string(B) + "; expected 8 or 16");
-  if (x.dtype() != DType::kFloat32) return ctx.unsupported_dtype(x.dtype(), "input 0 (X)");
-  if (w.dtype() != DType::kFloat32 || w.rank() != 4) {
-    return ctx.error("weight W must be a float32 4-D tensor, got " + std::string(dtype_name(w.dtype())) + " " +
-                     dstr(w.dims()));
-  }
-  const int64_t group = ctx.attr_int("group", 1);
-  const int64_t C = n.C = w.dims()[1] * group, M = n.M = w.dims()[0];
-  Dims xd = x.dims();
-  n.blocked_in = x.rank() == 5;
-  if (n.blocked_in) {
-    if (xd[1] != (C + B - 1) / B || xd[4] != B) {
-      return ctx.error("input 0 has shape " + dstr(xd) + "; expected a blocked tensor [N, " +
-                       std::to_string((C + B - 1) / B) + ", H, W, " + std::to_string(B) + "] for " + std::to_string(C) +
-                       " channels");
-    }
-    xd = {xd[0], C, xd[2], xd[3]};
-  } else if (x.rank() != 4 || xd[1] != C) {
-    return ctx.error("input 0 has shape " + dstr(xd) + "; expected [N, " + std::to_string(C) + ", H, W] or blocked");
-  }
-  n.xd = xd;
-  ConvGeom& g = n.g;
-  KILN_RETURN_IF_ERROR(conv_setup(ctx, xd, w, g));
-  if (b && (b->dtype() != DType::kFloat32 || b->num_elements() != M)) {
-    return ctx.error("bias B must be float32 with " + std::to_string(M) + " elements");
-  }
-  n.od = out_dims(g, M);
-  n.bod = nchwc_dims(n.od, B);
-  if (z && (z->dtype() != DType::kFloat32 || z->rank() != 5 || z->dims()[1] != n.bod[1] || z->dims()[4] != B)) {
-    return ctx.error("input 3 (Z) has shape " + dstr(z->dims()) + "; expected a blocked tensor like the output " +
-                     dstr(n.bod));
-  }
-  // Z of the output's shape is accumulated into y (oneDNN's sum post-op, Winograd's output transform): y may
-  // take Z's place.
-  n.z_inline = !ctx.reference_kernels() && z && z->dims() == n.bod;
-  n.p = dnnl_kernels::ConvParams{g.group,
-                                 g.strides,
-                                 g.dilations,
-                                 g.pad_begin,
-                                 g.pad_end,
-                                 n.od,
-                                 xd,
-                                 n.blocked_in ? static_cast<int>(B) : 0,
-                                 static_cast<int>(B)};
-  if (ctx.reference_kernels()) return plan;
-  // A first layer (plain input, few channels) that oneDNN has no direct kernel for (a 9x9 window over 3
-  // channels, say: it would take its gemm path and a reorder): im2col tiles on the packed SGEMM, written
-  // straight into the blocked layout.
-  const int64_t K = C * g.kernel[0] * g.kernel[1];
-  const int wino_tile = winograd_tile(ctx, x, g, B, C, M, n.act, z, n.z_inline);  // 0: not Winograd
-  if (!n.blocked_in && group == 1 && !z && K <= 1024 && ctx.input_is_constant(1) && ctx.shared_cache() &&
-      (ctx.isa() >= Isa::kAvx2) && !dnnl_kernels::conv_has_direct_kernel(x, w, b != nullptr, n.p)) {
-    n.path = NchwcPlan::Path::kIm2col;
-  } else if (wino_tile != 0) {
-    // 3x3 convolutions over enough output tiles (stride 2: and a large input): 2.25, 4 (stride 1) or 1.44
-    // (stride 2) times fewer multiplications than oneDNN's direct kernel.
-    n.path = NchwcPlan::Path::kWinograd;
-  } else if (use_conv_gemm(ctx, x, w, g, B, M, n.act, z, n.z_inline)) {
-    n.path = NchwcPlan::Path::kGemm;
-  } else {
-    n.path = NchwcPlan::Path::kDnnl;
-  }
-  n.geo = {xd[0],        xd[1],          xd[2],          xd[3],          M,
-           g.kernel[0],  g.kernel[1],    g.out[0],       g.out[1],       g.strides[0],
-           g.strides[1], g.pad_begin[0], g.pad_begin[1], g.dilations[0], g.dilations[1]};
-  const bool clip = n.act.kind == Activation::Kind::kClip;
-  n.lo = n.act.none() ? -INFINITY : clip ? n.act.alpha : 0.0f;
-  n.hi = clip ? n.act.beta : INFINITY;
-  const float* wd = w.data<float>();
-  if (n.path == NchwcPlan::Path::kIm2col) {
-    KILN_ASSIGN_OR_RETURN(
-        n.packed, shared_weights<sgemm::PackedB>(ctx, PreparedWeights::kConvIm2col, w, {K, M}, "packing weight W",
-                                                 [&] { return sgemm::pack_b(wd, K, M, true); }));
-  } else if (n.path == NchwcPlan::Path::kWinograd) {
-    KILN_ASSIGN_OR_RETURN(
-        n.wino, shared_weights<winograd::Weights>(
-                    ctx, PreparedWeights::kWinograd, w, {C, M, wino_tile, g.strides[0]}, "transforming weight W", [&] {
-                      return winograd::transform_weights(
-                          wd, M, C, wino_tile, static_cast<int>(g.strides[0]),
-                          [&ctx](int64_t count, const auto& fn) { ctx.parallel_for(count, 1, fn); });
-                    }));
-  } else if (n.path == NchwcPlan::Path::kGemm) {
-    KILN_ASSIGN_OR_RETURN(
-        n.packed,
-        shared_weights<sgemm::PackedB>(
-            ctx, PreparedWeights::kConvGemmBlocked, w, {C, M, g.kernel[0], g.kernel[1], B}, "packing weight W",
-            [&] { return sgemm::pack_conv_weights_blocked(wd, M, C, g.kernel[0], g.kernel[1], B); }));
-  }
-  return plan;
-}
-
-}  // namespace
-
 // ai.kiln NchwcConv(X, W, B?, Z?): FusedConv on channel-blocked tensors (attribute `block`): X is plain
 // [N, C, H, W] (a first layer with few channels) or blocked, Y and Z are blocked [N, ceil(M / block), OH, OW,
 // block]. The reference path unblocks, runs the plain reference convolution and blocks the result.
@@ -803,70 +466,16 @@ Status nchwcconv_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* w, ctx.required_input(1));
   const Tensor* b = ctx.input(2);
   const Tensor* z = ctx.input(3);
-  std::shared_ptr<NchwcPlan> plan;
-  if (ctx.cache()) {
-    // Everything the plan depends on: the shapes and dtypes of the inputs (longer than conv_f32's keys in the
-    // same cache, so they never meet).
-    std::vector<int64_t> key{0x91a};
-    for (const Tensor* t : {x, w, b, z}) {
-      key.push_back(t ? static_cast<int64_t>(t->rank()) : -1);
-      if (!t) continue;
-      key.push_back(static_cast<int64_t>(t->dtype()));
-      key.insert(key.end(), t->dims().begin(), t->dims().end());
-    }
-    KILN_ASSIGN_OR_RETURN(plan, ctx.cache()->get<NchwcPlan>(key, [&] { return make_nchwc_plan(ctx, *x, *w, b, z); }));
-  } else {
-    KILN_ASSIGN_OR_RETURN(plan, make_nchwc_plan(ctx, *x, *w, b, z));
-  }
-  const NchwcPlan& n = *plan;
+  NchwcGeom n;
+  KILN_RETURN_IF_ERROR(nchwc_conv_setup(ctx, *x, *w, b, z, n));
   const Activation& act = n.act;
   const ConvGeom& g = n.g;
   const Dims& xd = n.xd;
   const int64_t B = n.B, C = n.C, M = n.M;
-  const bool blocked_in = n.blocked_in, z_inline = n.z_inline;
-  KILN_ASSIGN_OR_RETURN(Tensor * y, z_inline ? ctx.allocate_output_reusing(0, 3, DType::kFloat32, n.bod)
-                                             : ctx.allocate_output_uninitialized(0, DType::kFloat32, n.bod));
-  const sgemm::ParallelFor pool = [&ctx](int64_t count, const std::function<void(int64_t, int64_t)>& fn) {
-    ctx.parallel_for(count, 1, fn);
-  };
-  if (n.path == NchwcPlan::Path::kIm2col) {
-    // ReLU is applied in the micro-kernel's registers; other activations on each finished tile.
-    const bool relu = act.kind == Activation::Kind::kRelu;
-    const std::function<void(float*, int64_t)> epilogue = [&act](float* tile, int64_t count) {
-      apply_activation(act, tile, count);
-    };
-    sgemm::conv2d_nchw_to_blocked(
-        x->data<float>(), n.geo, *n.packed, b ? b->data<float>() : nullptr, B, y->data<float>(), relu,
-        act.none() || relu ? nullptr : &epilogue,
-        [&ctx](int64_t count, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(count, 64, fn); });
-    return Status::ok();
-  }
-  if (n.path == NchwcPlan::Path::kWinograd) {
-    const winograd::Geometry geo{xd[0], C, xd[2], xd[3], M, g.out[0], g.out[1], g.pad_begin[0], g.pad_begin[1]};
-    winograd::conv3x3_blocked(ctx.isa(), n.B, x->data<float>(), geo, *n.wino, b ? b->data<float>() : nullptr,
-                              z ? z->data<float>() : nullptr, n.lo, n.hi, y->data<float>(), pool);
-    return Status::ok();
-  }
-  if (n.path == NchwcPlan::Path::kGemm) {
-    sgemm::conv2d_blocked(ctx.isa(), n.B, x->data<float>(), n.geo, *n.packed, b ? b->data<float>() : nullptr,
-                          z ? z->data<float>() : nullptr, n.lo, n.hi, y->data<float>(), pool);
-    return Status::ok();
-  }
-  if (n.path == NchwcPlan::Path::kDnnl) {
-    // A broadcast Z (blocked, so lanes line up) is added after.
-    Status st = dnnl_kernels::conv_f32(*x, *w, b, z_inline ? z : nullptr, n.p, z && !z_inline ? Activation{} : act,
-                                       ctx.cache(), ctx.input_is_constant(1), *y, ctx.num_threads());
-    if (!st.is_ok()) return ctx.error(st.message());
-    if (z && !z_inline) {
-      KILN_RETURN_IF_ERROR(add_broadcast_f32(ctx, *y, *z));
-      apply_activation(act, y->data<float>(), y->num_elements());
-      zero_padding_lanes(*y, M, B);
-    }
-    return Status::ok();
-  }
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, n.bod));
   const Dims& od = n.od;
   Vec xv(static_cast<size_t>(product(xd)));
-  if (blocked_in) {
+  if (n.blocked_in) {
     std::vector<float> plain(xv.size());
     nchwc_unblock(ctx, x->data<float>(), plain.data(), xd[0], C, xd[2] * xd[3], B);
     std::copy(plain.begin(), plain.end(), xv.begin());
@@ -976,77 +585,13 @@ Status convtranspose_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* w, ctx.required_input(1));
   KILN_RETURN_IF_ERROR(require_float(ctx, *x, "input 0 (X)"));
-  if (x->rank() < 3) return ctx.error("input X must have rank >= 3 (N, C, spatial...), got " + dstr(x->dims()));
-  if (w->rank() != x->rank()) {
-    return ctx.error("weight W has shape " + dstr(w->dims()) + "; expected rank " + std::to_string(x->rank()));
-  }
-  const size_t nsp = x->rank() - 2;
   ConvGeom g;
-  g.N = x->dims()[0];
-  g.C = x->dims()[1];
-  g.group = ctx.attr_int("group", 1);
-  if (g.group <= 0 || g.C % g.group != 0) return ctx.error("group must divide the input channels");
-  if (w->dims()[0] != g.C) {
-    return ctx.error("weight W has shape " + dstr(w->dims()) + "; dimension 0 must equal input channels " +
-                     std::to_string(g.C));
-  }
-  const int64_t Mg = w->dims()[1];
-  g.M = Mg * g.group;
-  g.in.assign(x->dims().begin() + 2, x->dims().end());
-  KILN_RETURN_IF_ERROR(read_window_attrs(ctx, nsp, Dims(w->dims().begin() + 2, w->dims().end()), g));
-  Dims out_pad = ctx.attr_ints("output_padding", Dims(nsp, 0));
-  if (out_pad.size() != nsp) return ctx.error("output_padding must have " + std::to_string(nsp) + " values");
-  Dims out_shape = ctx.attr_ints("output_shape", {});
-  if (out_shape.size() == nsp + 2) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
-  if (!out_shape.empty() && out_shape.size() != nsp) {
-    return ctx.error("output_shape must have " + std::to_string(nsp) + " values");
-  }
-  const std::string auto_pad = ctx.attr_string("auto_pad", "NOTSET");
-  g.out.assign(nsp, 0);
-  for (size_t i = 0; i < nsp; ++i) {
-    const int64_t ek = (g.kernel[i] - 1) * g.dilations[i] + 1;
-    const int64_t full = g.strides[i] * (g.in[i] - 1) + out_pad[i] + ek;
-    if (!out_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      const int64_t target = !out_shape.empty() ? out_shape[i] : g.in[i] * g.strides[i];
-      const int64_t total = full - target;
-      if (auto_pad == "SAME_LOWER") {
-        g.pad_begin[i] = total - total / 2;
-        g.pad_end[i] = total / 2;
-      } else {
-        g.pad_begin[i] = total / 2;
-        g.pad_end[i] = total - total / 2;
-      }
-      g.out[i] = target;
-    } else {
-      if (auto_pad == "VALID") g.pad_begin[i] = g.pad_end[i] = 0;
-      g.out[i] = full - g.pad_begin[i] - g.pad_end[i];
-    }
-    if (g.out[i] <= 0) return ctx.error("computed output dimension " + std::to_string(i + 2) + " is not positive");
-  }
-  if (const Tensor* b = ctx.input(2); b && b->num_elements() != g.M) {
-    return ctx.error("bias B has " + std::to_string(b->num_elements()) + " elements; expected " + std::to_string(g.M));
-  }
-  if (!ctx.reference_kernels() && dnnl_kernels::conv_supported(*x, *w, ctx.input(2))) {
-    // oneDNN's right padding follows from the output size (output_padding and output_shape included).
-    Dims pad_r(nsp);
-    bool ok = true;
-    for (size_t i = 0; i < nsp; ++i) {
-      pad_r[i] = (g.in[i] - 1) * g.strides[i] + (g.kernel[i] - 1) * g.dilations[i] + 1 - g.pad_begin[i] - g.out[i];
-      ok = ok && pad_r[i] >= 0 && g.pad_begin[i] >= 0;
-    }
-    if (ok) {
-      dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, pad_r, out_dims(g, g.M), {}, 0, 0};
-      KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, out_dims(g, g.M)));
-      Status st = dnnl_kernels::deconv_f32(*x, *w, ctx.input(2), p, ctx.cache(), ctx.input_is_constant(1), *y,
-                                           ctx.num_threads());
-      if (!st.is_ok()) return ctx.error(st.message());
-      return Status::ok();
-    }
-  }
+  KILN_RETURN_IF_ERROR(convtranspose_setup(ctx, *x, *w, g));
+  const size_t nsp = g.in.size();
   Vec xv = to_doubles(*x), wv = to_doubles(*w), bias;
   if (const Tensor* b = ctx.input(2)) bias = to_doubles(*b);
   const int64_t in_sz = product(g.in), out_sz = product(g.out), k_sz = product(g.kernel);
-  const int64_t Cg = g.C / g.group;
+  const int64_t Cg = g.C / g.group, Mg = g.M / g.group;
   auto out_str = strides_of(g.out);
   Vec y(static_cast<size_t>(g.N * g.M * out_sz), 0.0);
   Dims ii(nsp), ki(nsp);

@@ -152,7 +152,8 @@ bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b) {
 }
 
 Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z, const ConvParams& p,
-                const cpu::Activation& act, cpu::KernelCache* cache, bool constant_weights, Tensor& y, int threads) {
+                const cpu::Activation& act, cpu::KernelCache* cache, bool constant_weights, Tensor& y, int threads,
+                std::string* impl) {
   if (y.num_elements() == 0) return Status::ok();
   try {
     if (threads > 0) omp_set_num_threads(threads);
@@ -161,12 +162,13 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
       std::vector<int64_t> key = p.src_dims.empty() ? x.dims() : p.src_dims;
       key.push_back(z ? 1 : 0);
       key.push_back(b ? 1 : 0);
-      KILN_ASSIGN_OR_RETURN(c, cache->get<ConvPrimitive>(key, [&] {
+      KILN_ASSIGN_OR_RETURN(c, cache->get<ConvPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlConv, key}, [&] {
         return make_conv(x, w, b != nullptr, z != nullptr, p, act, constant_weights);
       }));
     } else {
       KILN_ASSIGN_OR_RETURN(c, make_conv(x, w, b != nullptr, z != nullptr, p, act, false));
     }
+    if (impl) *impl = std::string("dnnl_conv(") + c->pd.impl_info_str() + ")";
     dnnl::engine& eng = cpu_engine();
     if (c->direct) {
       const std::shared_ptr<ThreadArgs::Set> set = c->bound.get([&](std::unordered_map<int, memory>& args) {

@@ -72,7 +72,7 @@ StatusOr<std::shared_ptr<DeconvPrimitive>> make_deconv(const Tensor& x, const Te
 }  // namespace
 
 Status deconv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvParams& p, cpu::KernelCache* cache,
-                  bool constant_weights, Tensor& y, int threads) {
+                  bool constant_weights, Tensor& y, int threads, std::string* impl) {
   if (y.num_elements() == 0 || x.num_elements() == 0) return Status::ok();
   try {
     if (threads > 0) omp_set_num_threads(threads);
@@ -81,10 +81,11 @@ Status deconv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvP
     if (cache) {
       std::vector<int64_t> key = x.dims();
       key.push_back(b ? 1 : 0);
-      KILN_ASSIGN_OR_RETURN(d, cache->get<DeconvPrimitive>(key, make));
+      KILN_ASSIGN_OR_RETURN(d, cache->get<DeconvPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlDeconv, key}, make));
     } else {
       KILN_ASSIGN_OR_RETURN(d, make());
     }
+    if (impl) *impl = std::string("dnnl_deconv(") + d->pd.impl_info_str() + ")";
     dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
     memory src_user(d->src_md, eng, const_cast<void*>(x.raw_data()));

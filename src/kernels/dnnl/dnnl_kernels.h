@@ -43,14 +43,16 @@ bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b);
 
 // y = act(Conv(x, w) + b + z), into `y` (allocated by the caller with p.out_dims). `z` (optional) has
 // y's shape. `cache`: the node's cache (nullptr: nothing kept); `constant_weights`: w never changes, so its
-// packed form is kept. `threads`: OpenMP threads oneDNN may use (0: its default).
+// packed form is kept. `threads`: OpenMP threads oneDNN may use (0: its default). `impl` (optional) receives
+// the implementation oneDNN chose, "dnnl_conv(brgconv:avx512_core)".
 Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z, const ConvParams& p,
-                const cpu::Activation& act, cpu::KernelCache* cache, bool constant_weights, Tensor& y, int threads);
+                const cpu::Activation& act, cpu::KernelCache* cache, bool constant_weights, Tensor& y, int threads,
+                std::string* impl = nullptr);
 
 // y = ConvTranspose(x, w) + b into `y` (allocated with p.out_dims), plain layouts; p.pad_end is oneDNN's
 // right padding ((in - 1) * stride + effective kernel - pad_begin - out; >= 0).
 Status deconv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvParams& p, cpu::KernelCache* cache,
-                  bool constant_weights, Tensor& y, int threads);
+                  bool constant_weights, Tensor& y, int threads, std::string* impl = nullptr);
 
 // y[M, N] = act(alpha * op(a) @ op(b) (+ bias[N])) for float32 2-D a and b given as row-major buffers, op =
 // transpose when trans_*: the shape is that of the stored matrix ([K, M] for a transposed a). `batch` > 1: a

@@ -73,7 +73,7 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
     auto make = [&] { return make_matmul(b, bias != nullptr, p, act, constant_b && cache); };
     if (cache) {
       std::vector<int64_t> key{p.batch, p.M, p.N, p.K, p.trans_a, p.trans_b, bias != nullptr};
-      KILN_ASSIGN_OR_RETURN(m, cache->get<MatMulPrimitive>(key, make));
+      KILN_ASSIGN_OR_RETURN(m, cache->get<MatMulPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlMatMul, key}, make));
     } else {
       KILN_ASSIGN_OR_RETURN(m, make());
     }

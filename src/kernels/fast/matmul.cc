@@ -33,9 +33,9 @@ bool sgemm_takes_b(const KernelContext& ctx) {
 Status packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_t K, const Tensor& b, bool trans_b,
                    const float* bias, float* y, const Activation& act) {
   const int64_t N = trans_b ? b.dims()[0] : b.dims()[1];
-  KILN_ASSIGN_OR_RETURN(
-      auto packed, shared_weights<sgemm::PackedB>(ctx, PreparedWeights::kSgemmB, b, {K, N, trans_b}, "packing weight B",
-                                                  [&] { return sgemm::pack_b(b.data<float>(), K, N, trans_b); }));
+  KILN_ASSIGN_OR_RETURN(auto packed,
+                        shared_weights<sgemm::PackedB>(ctx, CacheEntry::kSgemmB, b, {K, N, trans_b}, "packing weight B",
+                                                       [&] { return sgemm::pack_b(b.data<float>(), K, N, trans_b); }));
   // ReLU and GELU run on each finished block while it is in cache; the other activations in one oneDNN pass.
   const bool in_tasks = act.kind == Activation::Kind::kRelu || act.kind == Activation::Kind::kGelu;
   const sgemm::Epilogue epilogue = [&act](float* c, int64_t rows, int64_t cols, int64_t ldc) {
@@ -55,7 +55,7 @@ Status packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_t K, con
     Status st = dnnl_kernels::eltwise_f32(y, M * N, act, ctx.num_threads());
     if (!st.is_ok()) return ctx.error(st.message());
   }
-  ctx.set_kernel_detail("sgemm.avx2");
+  ctx.set_kernel_detail(std::string("sgemm.") + isa_name(ctx.isa()));
   return Status::ok();
 }
 

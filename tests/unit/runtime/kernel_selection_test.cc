@@ -43,7 +43,6 @@ TEST_P(KernelSelection, ReferenceKernelsRunNoFastKernel) {
 INSTANTIATE_TEST_SUITE_P(Models, KernelSelection,
                          ::testing::Values("srcnn", "resnet18", "mobilenet_v2", "squeezenet", "transformer"));
 
-// The models whose fast kernels have moved out of the reference kernels (src/kernels/fast).
 class FastSelection : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FastSelection, DefaultOptionsRecordEveryNodeAndChooseFastKernels) {
@@ -62,7 +61,8 @@ TEST_P(FastSelection, DefaultOptionsRecordEveryNodeAndChooseFastKernels) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, FastSelection, ::testing::Values("resnet18", "mobilenet_v2", "transformer"));
+INSTANTIATE_TEST_SUITE_P(Models, FastSelection,
+                         ::testing::Values("srcnn", "resnet18", "mobilenet_v2", "squeezenet", "transformer"));
 
 }  // namespace
 }  // namespace kiln

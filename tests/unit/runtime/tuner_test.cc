@@ -105,13 +105,14 @@ TEST(Tuner, OffOrOutOfBudgetTakesTheFirstGuess) {
 
 TEST(KernelCache, EraseBetweenDropsWhatWasMadeBetweenTwoMarks) {
   cpu::KernelCache cache(0);
+  auto key = [](int64_t k) { return cpu::CacheKey{cpu::CacheEntry::kSgemmB, {k}}; };
   auto make = [](int v) { return [v]() -> StatusOr<std::shared_ptr<int>> { return std::make_shared<int>(v); }; };
-  ASSERT_TRUE(cache.get<int>({1}, make(1)).is_ok());
+  ASSERT_TRUE(cache.get<int>(key(1), make(1)).is_ok());
   const uint64_t a = cache.mark();
-  ASSERT_TRUE(cache.get<int>({2}, make(2)).is_ok());
-  ASSERT_TRUE(cache.get<int>({3}, make(3)).is_ok());
+  ASSERT_TRUE(cache.get<int>(key(2), make(2)).is_ok());
+  ASSERT_TRUE(cache.get<int>(key(3), make(3)).is_ok());
   const uint64_t b = cache.mark();
-  ASSERT_TRUE(cache.get<int>({4}, make(4)).is_ok());
+  ASSERT_TRUE(cache.get<int>(key(4), make(4)).is_ok());
   cache.erase_between(a, b);
   int made = 0;
   auto counting = [&made](int v) {
@@ -120,10 +121,10 @@ TEST(KernelCache, EraseBetweenDropsWhatWasMadeBetweenTwoMarks) {
       return std::make_shared<int>(v);
     };
   };
-  for (int64_t key : {1, 2, 3, 4}) ASSERT_TRUE(cache.get<int>({key}, counting(static_cast<int>(key * 10))).is_ok());
+  for (int64_t k : {1, 2, 3, 4}) ASSERT_TRUE(cache.get<int>(key(k), counting(static_cast<int>(k * 10))).is_ok());
   EXPECT_EQ(made, 2) << "keys 2 and 3 were erased and made again; 1 and 4 were kept";
-  EXPECT_EQ(**cache.get<int>({1}, counting(0)), 1);
-  EXPECT_EQ(**cache.get<int>({2}, counting(0)), 20);
+  EXPECT_EQ(**cache.get<int>(key(1), counting(0)), 1);
+  EXPECT_EQ(**cache.get<int>(key(2), counting(0)), 20);
 }
 
 }  // namespace

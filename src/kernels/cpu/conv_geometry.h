@@ -1,0 +1,45 @@
+// The geometry of convolutions and pooling windows (ONNX's kernel_shape, strides, dilations, pads and auto_pad),
+// shared by the reference kernels and the fast ones so that both read the attributes and report errors alike.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/kernel.h"
+
+namespace kiln::cpu {
+
+struct ConvGeom {
+  int64_t N = 0, C = 0, M = 0, group = 1;
+  std::vector<int64_t> in, kernel, out, strides, dilations, pad_begin, pad_end;
+};
+
+// Reads kernel_shape/strides/dilations/pads for `nsp` spatial dims (kernel_shape defaults to `kernel_from_w`).
+Status read_window_attrs(const KernelContext& ctx, size_t nsp, const std::vector<int64_t>& kernel_from_w, ConvGeom& g);
+// The output spatial shape of a convolution or pooling window over g.in, with auto_pad; ceil_mode for pools.
+Status compute_output_shape(const KernelContext& ctx, ConvGeom& g, bool ceil_mode);
+// The geometry of Conv(X of dims `xd`, W): channels, group, window and output shape.
+Status conv_setup(const KernelContext& ctx, const std::vector<int64_t>& xd, const Tensor& w, ConvGeom& g);
+// The geometry of ConvTranspose(X, W): output_padding, output_shape and auto_pad included.
+Status convtranspose_setup(const KernelContext& ctx, const Tensor& x, const Tensor& w, ConvGeom& g);
+// The geometry of an ai.kiln NchwcConv (channel-blocked convolution, attribute `block`).
+struct NchwcGeom {
+  Activation act;
+  int64_t B = 0, C = 0, M = 0;       // block, input and output channels
+  bool blocked_in = false;           // X is blocked (else plain [N, C, H, W], a first layer)
+  std::vector<int64_t> xd, od, bod;  // X as [N, C, H, W], Y plain and blocked
+  ConvGeom g;
+};
+// Checks an NchwcConv's inputs (X, W, B?, Z?) and attributes; errors name the input at fault.
+Status nchwc_conv_setup(const KernelContext& ctx, const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z,
+                        NchwcGeom& n);
+// [N, channels, out...].
+std::vector<int64_t> out_dims(const ConvGeom& g, int64_t channels);
+
+// Adds z (broadcast to y's shape) to float32 y in place; the error names input 3 (Z) and its shape.
+Status add_broadcast_f32(const KernelContext& ctx, Tensor& y, const Tensor& z);
+// Sets the padding lanes (channels >= M) of a blocked [N, CB, H, W, B] tensor back to zero.
+void zero_padding_lanes(Tensor& y, int64_t M, int64_t B);
+
+}  // namespace kiln::cpu

@@ -1,0 +1,107 @@
+// Fast convolutions on oneDNN for float32 plain-layout tensors: Conv, ai.kiln FusedConv (activation and residual
+// Z as post-ops) and ConvTranspose. Primitives (and weights reordered for them, when constant) live in the node's
+// cache.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/conv_geometry.h"
+#include "kernels/cpu/kernel.h"
+#include "kernels/dnnl/dnnl_kernels.h"
+
+namespace kiln::cpu {
+namespace {
+
+using Dims = std::vector<int64_t>;
+
+// What oneDNN's convolution takes: float32 X, W (and B) with 1 to 3 spatial dims, a valid geometry and one bias
+// value per output channel.
+bool conv_fits(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  const Tensor* w = ctx.input(1);
+  const Tensor* b = ctx.input(2);
+  if (!x || !w || ctx.isa() < Isa::kAvx2 || !dnnl_kernels::conv_supported(*x, *w, b)) return false;
+  ConvGeom g;
+  if (!conv_setup(ctx, x->dims(), *w, g).is_ok()) return false;
+  return !b || b->num_elements() == g.M;
+}
+
+// y = act(Conv(X, W) + B + Z) on oneDNN (conv_fits holds).
+Status conv_dnnl(KernelContext& ctx, const Activation& act, const Tensor* z) {
+  const Tensor& x = *ctx.input(0);
+  const Tensor& w = *ctx.input(1);
+  const Tensor* b = ctx.input(2);
+  ConvGeom g;
+  KILN_RETURN_IF_ERROR(conv_setup(ctx, x.dims(), w, g));
+  const Dims od = out_dims(g, g.M);
+  dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, g.pad_end, od, {}, 0, 0};
+  // Z of the output's shape rides on oneDNN's sum post-op; a broadcast Z is added afterwards.
+  const bool z_inline = z && z->dtype() == DType::kFloat32 && z->dims() == od;
+  const Activation inline_act = z && !z_inline ? Activation{} : act;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, z_inline ? ctx.allocate_output_reusing(0, 3, DType::kFloat32, od)
+                                             : ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
+  std::string impl;
+  Status st = dnnl_kernels::conv_f32(x, w, b, z_inline ? z : nullptr, p, inline_act, ctx.cache(),
+                                     ctx.input_is_constant(1), *y, ctx.num_threads(), &impl);
+  if (!st.is_ok()) return ctx.error(st.message());
+  ctx.set_kernel_detail(impl);
+  if (z && !z_inline) {
+    KILN_RETURN_IF_ERROR(add_broadcast_f32(ctx, *y, *z));
+    apply_activation(act, y->data<float>(), y->num_elements());
+  }
+  return Status::ok();
+}
+
+// oneDNN's right padding of a transposed convolution, from the output size (output_padding and output_shape
+// included); false when oneDNN cannot express it (negative padding).
+bool deconv_right_padding(const ConvGeom& g, Dims& pad_r) {
+  pad_r.assign(g.in.size(), 0);
+  for (size_t i = 0; i < g.in.size(); ++i) {
+    pad_r[i] = (g.in[i] - 1) * g.strides[i] + (g.kernel[i] - 1) * g.dilations[i] + 1 - g.pad_begin[i] - g.out[i];
+    if (pad_r[i] < 0 || g.pad_begin[i] < 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool conv_dnnl_supports(const KernelContext& ctx) { return conv_fits(ctx); }
+
+Status conv_dnnl_kernel(KernelContext& ctx) { return conv_dnnl(ctx, Activation{}, nullptr); }
+
+bool fusedconv_dnnl_supports(const KernelContext& ctx) { return conv_fits(ctx) && fused_activation(ctx).is_ok(); }
+
+Status fusedconv_dnnl_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(Activation act, fused_activation(ctx));
+  return conv_dnnl(ctx, act, ctx.input(3));
+}
+
+bool convtranspose_dnnl_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  const Tensor* w = ctx.input(1);
+  const Tensor* b = ctx.input(2);
+  if (!x || !w || ctx.isa() < Isa::kAvx2 || !dnnl_kernels::conv_supported(*x, *w, b)) return false;
+  ConvGeom g;
+  Dims pad_r;
+  return convtranspose_setup(ctx, *x, *w, g).is_ok() && deconv_right_padding(g, pad_r);
+}
+
+Status convtranspose_dnnl_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const Tensor& w = *ctx.input(1);
+  ConvGeom g;
+  KILN_RETURN_IF_ERROR(convtranspose_setup(ctx, x, w, g));
+  Dims pad_r;
+  deconv_right_padding(g, pad_r);
+  dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, pad_r, out_dims(g, g.M), {}, 0, 0};
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, out_dims(g, g.M)));
+  std::string impl;
+  Status st = dnnl_kernels::deconv_f32(x, w, ctx.input(2), p, ctx.cache(), ctx.input_is_constant(1), *y,
+                                       ctx.num_threads(), &impl);
+  if (!st.is_ok()) return ctx.error(st.message());
+  ctx.set_kernel_detail(impl);
+  return Status::ok();
+}
+
+}  // namespace kiln::cpu
