@@ -31,13 +31,14 @@ class KernelContext;
 // run several, one per shape signature) and of different preparations of one weight never meet.
 enum class CacheEntry : int64_t {
   // A node's cache (KernelContext::cache), with the fields of the shapes the entry was made for.
-  kDnnlConv = 1,       // dnnl_kernels::conv_f32's primitive
-  kDnnlDeconv,         // dnnl_kernels::deconv_f32's primitive
-  kDnnlMatMul,         // dnnl_kernels::matmul_f32's primitive
-  kNchwcIm2colPlan,    // fast/nchwc_conv.cc's plans, one per kernel
-  kNchwcWinogradPlan,  //
-  kNchwcGemmPlan,      //
-  kNchwcDnnlPlan,      //
+  kDnnlConv = 1,         // dnnl_kernels::conv_f32's primitive
+  kDnnlDeconv,           // dnnl_kernels::deconv_f32's primitive
+  kDnnlMatMul,           // dnnl_kernels::matmul_f32's primitive
+  kNchwcIm2colPlan,      // fast/nchwc_conv.cc's plans, one per kernel
+  kNchwcWinogradPlan,    // (F(2x2) and the stride-2 form)
+  kNchwcWinogradF4Plan,  //
+  kNchwcGemmPlan,        //
+  kNchwcDnnlPlan,        //
   // The session's shared cache (KernelContext::shared_cache): weights prepared once, with the weight's address
   // and the preparation's fields.
   kSgemmB,             // sgemm::pack_b of a MatMul/Gemm/FusedMatMul B: {K, N, trans_b}

@@ -1,8 +1,9 @@
 // Fast ai.kiln NchwcConv kernels (channel-blocked convolutions), in order of preference:
 //   nchwc_conv.im2col    a first layer (plain input, few channels) oneDNN has no direct kernel for: im2col tiles
 //                        on the packed SGEMM, written straight into the blocked layout;
-//   nchwc_conv.winograd  3x3 convolutions over enough output tiles: Winograd F(4x4, 3x3), F(2x2, 3x3) or the
-//                        stride-2 form;
+//   nchwc_conv.winograd_f4, nchwc_conv.winograd_f2
+//                        3x3 convolutions over enough output tiles: Winograd F(4x4, 3x3) (stride 1), F(2x2, 3x3)
+//                        or the stride-2 form;
 //   nchwc_conv.gemm      few output pixels and many weights: one GEMM over the packed im2col;
 //   nchwc_conv.dnnl      oneDNN's blocked convolution.
 // supports() says whether a kernel computes the case; prefer() holds the thresholds measured for today's choice.
@@ -199,27 +200,24 @@ Status nchwc_conv_im2col_kernel(KernelContext& ctx) {
   return Status::ok();
 }
 
-// ---- nchwc_conv.winograd
+// ---- nchwc_conv.winograd_f4 and nchwc_conv.winograd_f2
 
-bool nchwc_conv_winograd_supports(const KernelContext& ctx) {
-  NchwcGeom n;
+namespace {
+
+bool winograd_supports(const KernelContext& ctx, NchwcGeom& n) {
   if (!setup(ctx, n) || !blocked_clamp(ctx, n) || n.C % n.B != 0 || !winograd::supports(ctx.isa(), n.B)) return false;
   const ConvGeom& g = n.g;
   return g.kernel == Dims{3, 3} && g.dilations == Dims{1, 1} && (g.strides == Dims{1, 1} || g.strides == Dims{2, 2});
 }
 
-bool nchwc_conv_winograd_prefer(const KernelContext& ctx) {
-  NchwcGeom n;
-  return setup(ctx, n) && preferred_winograd_tile(*ctx.input(0), n.g) != 0;
-}
-
-Status nchwc_conv_winograd_kernel(KernelContext& ctx) {
+// F(kTile x kTile, 3x3) at stride 1, or (kTile 2) the stride-2 form.
+template <int kTile>
+Status winograd_kernel(KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
   const Tensor& w = *ctx.input(1);
-  KILN_ASSIGN_OR_RETURN(auto plan, get_plan(ctx, CacheEntry::kNchwcWinogradPlan, [&](Plan& p) -> Status {
-                          // Where no tile size is preferred (few tiles), the smallest tile.
-                          p.tile = preferred_winograd_tile(x, p.n.g);
-                          if (p.tile == 0) p.tile = 2;
+  const CacheEntry entry = kTile == 4 ? CacheEntry::kNchwcWinogradF4Plan : CacheEntry::kNchwcWinogradPlan;
+  KILN_ASSIGN_OR_RETURN(auto plan, get_plan(ctx, entry, [&](Plan& p) -> Status {
+                          p.tile = kTile;
                           const ConvGeom& g = p.n.g;
                           KILN_ASSIGN_OR_RETURN(
                               p.wino,
@@ -243,11 +241,37 @@ Status nchwc_conv_winograd_kernel(KernelContext& ctx) {
   winograd::conv3x3_blocked(ctx.isa(), n.B, x.data<float>(), geo, *plan->wino, b ? b->data<float>() : nullptr,
                             z ? z->data<float>() : nullptr, lo, hi, y->data<float>(), pool_of(ctx));
   ctx.set_kernel_detail(std::string(g.strides[0] == 2 ? "winograd_f2x2_s2."
-                                    : plan->tile == 4 ? "winograd_f4x4."
+                                    : kTile == 4      ? "winograd_f4x4."
                                                       : "winograd_f2x2.") +
                         isa_name(ctx.isa()));
   return Status::ok();
 }
+
+}  // namespace
+
+bool nchwc_conv_winograd_f4_supports(const KernelContext& ctx) {
+  NchwcGeom n;
+  return winograd_supports(ctx, n) && n.g.strides[0] == 1;
+}
+
+bool nchwc_conv_winograd_f4_prefer(const KernelContext& ctx) {
+  NchwcGeom n;
+  return setup(ctx, n) && preferred_winograd_tile(*ctx.input(0), n.g) == 4;
+}
+
+Status nchwc_conv_winograd_f4_kernel(KernelContext& ctx) { return winograd_kernel<4>(ctx); }
+
+bool nchwc_conv_winograd_f2_supports(const KernelContext& ctx) {
+  NchwcGeom n;
+  return winograd_supports(ctx, n);
+}
+
+bool nchwc_conv_winograd_f2_prefer(const KernelContext& ctx) {
+  NchwcGeom n;
+  return setup(ctx, n) && preferred_winograd_tile(*ctx.input(0), n.g) == 2;
+}
+
+Status nchwc_conv_winograd_f2_kernel(KernelContext& ctx) { return winograd_kernel<2>(ctx); }
 
 // ---- nchwc_conv.gemm
 
