@@ -251,7 +251,6 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     }
     cpu::KernelContext ctx(n, np.opset, std::move(ins), n.outputs.size(), &runner);
     ctx.set_thread_pool(pool.get());
-    ctx.set_reference_kernels(options.reference_kernels);
     ctx.set_isa(isa);
     ctx.set_cache(np.cache.get());
     ctx.set_shared_cache(shared_cache.get());

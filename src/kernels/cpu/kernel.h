@@ -1,7 +1,7 @@
 // The CPU kernel interface. A kernel reads its inputs and attributes from a KernelContext, computes the output
 // shapes itself (so dynamic shapes need nothing else) and allocates its outputs through the context.
-// Every kernel here is a plain reference kernel: clear loops first, speed later (fast kernels are tested
-// against these).
+// Every op has a plain reference kernel (clear loops first); fast kernels (src/kernels/fast) take the cases their
+// supports() accepts and are tested against it. The session chooses which runs (select_kernel).
 #pragma once
 
 #include <cstdint>
@@ -151,9 +151,6 @@ class KernelContext {
   void set_thread_pool(ThreadPool* pool) { pool_ = pool; }
   // Threads an operator may use (the pool's size; 1 without a pool).
   int num_threads() const;
-  // When set, operators run their plain reference kernels even where a fast kernel exists.
-  void set_reference_kernels(bool on) { reference_kernels_ = on; }
-  bool reference_kernels() const { return reference_kernels_; }
   // The best instruction set the fast kernels may use: what the CPU has, capped by KILN_MAX_ISA or
   // SessionOptions::max_isa. Every SIMD path checks this, never the CPU directly.
   void set_isa(Isa isa) { isa_ = isa; }
@@ -188,7 +185,6 @@ class KernelContext {
   std::vector<Value> value_outputs_;
   const SubgraphRunner* subgraphs_;
   ThreadPool* pool_ = nullptr;
-  bool reference_kernels_ = false;
   Isa isa_ = cpu_features().best;
   KernelCache* cache_ = nullptr;
   KernelCache* shared_cache_ = nullptr;
@@ -256,6 +252,10 @@ const std::vector<KernelDef>& all_kernels();
 StatusOr<std::vector<int64_t>> broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>& b);
 // Element strides of `in` when read as a tensor of shape `out` (0 along broadcast dims). in.size() <= out.size().
 std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& in, const std::vector<int64_t>& out);
+// Whether the node uses output i (it exists and is named).
+inline bool wants_output(const KernelContext& ctx, size_t i) {
+  return i < ctx.num_outputs() && i < ctx.node().outputs.size() && !ctx.node().outputs[i].empty();
+}
 // Advances a multi-index over dims (the last dim fastest); returns false after the last one.
 bool next_index(std::vector<int64_t>& idx, const std::vector<int64_t>& dims);
 // Row-major strides of dims.

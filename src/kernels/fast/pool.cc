@@ -1,0 +1,330 @@
+// Fast pooling for float32. pool.f32: 2-D MaxPool/AveragePool over N*C planes in parallel, in float (the
+// reference kernel computes in double). NCHWc: nchwc_pool.blocked pools channel-blocked tensors in place (blocks
+// of 8 in AVX2 registers where the ISA allows; the reference kernel unblocks, pools and blocks again), and
+// nchwc_global_avgpool.avx2 sums blocks of 8 in AVX2 registers.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/conv_geometry.h"
+#include "kernels/cpu/kernel.h"
+
+namespace kiln::cpu {
+namespace {
+
+enum class PoolKind { kMax, kAvg };
+
+// Float32 2-D max/average pooling over N*C planes in parallel: the same windows as the reference kernel (the
+// divisor counts the positions inside the input, or inside input + pads with count_include_pad).
+void pool2d_f32(const KernelContext& ctx, const ConvGeom& g, PoolKind kind, bool include_pad, const float* x,
+                float* y) {
+  const int64_t H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
+  const int64_t KH = g.kernel[0], KW = g.kernel[1], SH = g.strides[0], SW = g.strides[1];
+  const int64_t DH = g.dilations[0], DW = g.dilations[1], PT = g.pad_begin[0], PL = g.pad_begin[1];
+  ctx.parallel_for(g.N * g.C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, OH * OW * KH * KW)),
+                   [&](int64_t p0, int64_t p1) {
+                     for (int64_t plane = p0; plane < p1; ++plane) {
+                       const float* px = x + plane * H * W;
+                       float* py = y + plane * OH * OW;
+                       for (int64_t oh = 0; oh < OH; ++oh) {
+                         for (int64_t ow = 0; ow < OW; ++ow) {
+                           const int64_t h0 = oh * SH - PT, w0 = ow * SW - PL;
+                           float acc = kind == PoolKind::kMax ? -std::numeric_limits<float>::infinity() : 0.0f;
+                           int64_t count = 0, padded = 0;
+                           for (int64_t kh = 0; kh < KH; ++kh) {
+                             const int64_t h = h0 + kh * DH;
+                             const bool h_in = h >= 0 && h < H;
+                             const bool h_pad = h >= -PT && h < H + g.pad_end[0];
+                             for (int64_t kw = 0; kw < KW; ++kw) {
+                               const int64_t w = w0 + kw * DW;
+                               if (h_in && w >= 0 && w < W) {
+                                 const float v = px[h * W + w];
+                                 acc = kind == PoolKind::kMax ? (v > acc ? v : acc) : acc + v;
+                                 ++count;
+                               } else if (h_pad && w >= -PL && w < W + g.pad_end[1]) {
+                                 ++padded;
+                               }
+                             }
+                           }
+                           if (kind == PoolKind::kAvg) {
+                             const int64_t div = include_pad ? count + padded : count;
+                             acc = div > 0 ? acc / static_cast<float>(div) : 0.0f;
+                           }
+                           py[oh * OW + ow] = acc;
+                         }
+                       }
+                     }
+                   });
+}
+
+struct PoolGeometry {
+  int64_t H, W, OH, OW, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW;
+  // From window_taps(): per output row oh, the window taps inside the input [kh0, kh1) and inside the padded
+  // extent [ph0, ph1) at rows[4 oh ...]; the same per output column in cols. Worked out once per call, not per
+  // pixel (each takes two divisions).
+  std::vector<int64_t> rows, cols;
+};
+
+// The window taps k in [lo, hi) whose position begin + k * step lies in [0, limit).
+inline void tap_range(int64_t begin, int64_t step, int64_t taps, int64_t limit, int64_t& lo, int64_t& hi) {
+  lo = begin >= 0 ? 0 : (-begin + step - 1) / step;
+  hi = begin < limit ? std::min(taps, (limit - 1 - begin) / step + 1) : 0;
+  if (hi < lo) hi = lo;
+}
+
+// The tap ranges of every output row and column of one axis (out positions, stride s, pads p0 and p1 around
+// `in`, dilation d, k taps) into ranges[4 o ...].
+void axis_taps(int64_t out, int64_t s, int64_t p0, int64_t p1, int64_t in, int64_t d, int64_t k,
+               std::vector<int64_t>& ranges) {
+  ranges.resize(static_cast<size_t>(4 * out));
+  for (int64_t o = 0; o < out; ++o) {
+    int64_t* r = ranges.data() + 4 * o;
+    tap_range(o * s - p0, d, k, in, r[0], r[1]);
+    tap_range(o * s, d, k, in + p0 + p1, r[2], r[3]);
+  }
+}
+
+void window_taps(PoolGeometry& g) {
+  axis_taps(g.OH, g.SH, g.PT, g.PB, g.H, g.DH, g.KH, g.rows);
+  axis_taps(g.OW, g.SW, g.PL, g.PR, g.W, g.DW, g.KW, g.cols);
+}
+
+// The window of output (oh, ow): the offset of its tap (0, 0) in a plane of `lanes`-wide pixels (before the
+// first tap inside the input), its taps inside the input, how many, and the divisor of an average.
+struct Window {
+  int64_t origin, kh0, kh1, kw0, kw1, count, divisor;
+};
+
+inline Window window_at(const PoolGeometry& g, int64_t oh, int64_t ow, int64_t lanes, bool include_pad) {
+  const int64_t* r = g.rows.data() + 4 * oh;
+  const int64_t* c = g.cols.data() + 4 * ow;
+  const int64_t count = (r[1] - r[0]) * (c[1] - c[0]);
+  return {((oh * g.SH - g.PT) * g.W + ow * g.SW - g.PL) * lanes, r[0], r[1], c[0], c[1], count,
+          include_pad ? (r[3] - r[2]) * (c[3] - c[2]) : count};
+}
+
+// One channel block plane [H, W, lanes] -> [OH, OW, lanes]. kLanes is the block size when fixed at compile time
+// (0: `lanes` at run time). Each output visits only the taps inside the input (window_at), so the inner loops
+// have no bounds checks.
+template <int64_t kLanes>
+__attribute__((always_inline)) inline void pool_plane(const float* xin, float* yout, const PoolGeometry& g,
+                                                      int64_t lanes, bool max, bool include_pad) {
+  const int64_t B = kLanes > 0 ? kLanes : lanes;
+  float acc_fixed[kLanes > 0 ? kLanes : 1];
+  std::vector<float> acc_dynamic(kLanes > 0 ? 0 : static_cast<size_t>(B));
+  float* acc = kLanes > 0 ? acc_fixed : acc_dynamic.data();
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const Window w = window_at(g, oh, ow, B, include_pad);
+      for (int64_t l = 0; l < B; ++l) acc[l] = max ? -std::numeric_limits<float>::infinity() : 0.0f;
+      for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
+        const int64_t row = w.origin + kh * g.DH * g.W * B;  // offsets: only taps inside the input make pointers
+        for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
+          const float* v = xin + (row + kw * g.DW * B);
+          if (max) {
+            for (int64_t l = 0; l < B; ++l) acc[l] = std::max(acc[l], v[l]);
+          } else {
+            for (int64_t l = 0; l < B; ++l) acc[l] += v[l];
+          }
+        }
+      }
+      float* o = yout + (oh * g.OW + ow) * B;
+      if (max) {
+        for (int64_t l = 0; l < B; ++l) o[l] = w.count > 0 ? acc[l] : 0.0f;
+      } else {
+        const float inv = w.divisor > 0 ? 1.0f / static_cast<float>(w.divisor) : 0.0f;
+        for (int64_t l = 0; l < B; ++l) o[l] = acc[l] * inv;
+      }
+    }
+  }
+}
+
+// kN neighbouring outputs of row oh from column ow, blocks of 8 in AVX2 registers: one vector per window tap,
+// each output in its own register and in its own tap order, so kN outputs are kN independent chains of
+// maxima (or sums). The taps are ow's: with kN > 1 every output's column taps must all lie inside the input.
+// _mm256_max_ps(v, acc) is std::max(acc, v) lane by lane, NaN and signed zeros included (it returns acc unless
+// v > acc).
+template <bool kMax, int kN>
+__attribute__((target("avx2"), always_inline)) inline void pool_outputs8(const float* xin, float* yout,
+                                                                         const PoolGeometry& g, int64_t oh, int64_t ow,
+                                                                         bool include_pad) {
+  const Window w = window_at(g, oh, ow, 8, include_pad);
+  const int64_t step = g.SW * 8;
+  __m256 acc[kN];
+#pragma GCC unroll 4
+  for (auto& a : acc) a = kMax ? _mm256_set1_ps(-std::numeric_limits<float>::infinity()) : _mm256_setzero_ps();
+  for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
+    const int64_t row = w.origin + kh * g.DH * g.W * 8;
+    for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
+      const int64_t at = row + kw * g.DW * 8;
+#pragma GCC unroll 4
+      for (int j = 0; j < kN; ++j) {
+        const __m256 v = _mm256_loadu_ps(xin + (at + j * step));
+        acc[j] = kMax ? _mm256_max_ps(v, acc[j]) : _mm256_add_ps(acc[j], v);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < kN; ++j) {
+    float* o = yout + (oh * g.OW + ow + j) * 8;
+    if (kMax) {
+      _mm256_storeu_ps(o, w.count > 0 ? acc[j] : _mm256_setzero_ps());
+    } else {
+      const int64_t divisor = j == 0 ? w.divisor : window_at(g, oh, ow + j, 8, include_pad).divisor;
+      _mm256_storeu_ps(o,
+                       _mm256_mul_ps(acc[j], _mm256_set1_ps(divisor > 0 ? 1.0f / static_cast<float>(divisor) : 0.0f)));
+    }
+  }
+}
+
+// pool_plane for blocks of 8 in AVX2 registers: four neighbouring outputs at a time where all their column taps
+// lie inside the input (four independent chains instead of one that waits on the previous tap), one at a time
+// elsewhere.
+template <bool kMax>
+__attribute__((target("avx2"))) void pool_plane8_avx2(const float* xin, float* yout, const PoolGeometry& g,
+                                                      bool include_pad) {
+  auto full_width = [&g](int64_t ow) {
+    const int64_t* c = g.cols.data() + 4 * ow;
+    return c[0] == 0 && c[1] == g.KW;
+  };
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      if (ow + 4 <= g.OW && full_width(ow) && full_width(ow + 1) && full_width(ow + 2) && full_width(ow + 3)) {
+        pool_outputs8<kMax, 4>(xin, yout, g, oh, ow, include_pad);
+        ow += 3;
+      } else {
+        pool_outputs8<kMax, 1>(xin, yout, g, oh, ow, include_pad);
+      }
+    }
+  }
+}
+
+// acc[l] = the sum over i < HW of in[i * 8 + l], in double (as the generic loop), four lanes per AVX register.
+__attribute__((target("avx2"))) void sum_plane8_avx2(const float* in, int64_t HW, double* acc) {
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  for (int64_t i = 0; i < HW; ++i) {
+    const __m256 v = _mm256_loadu_ps(in + i * 8);
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+  }
+  _mm256_storeu_pd(acc, lo);
+  _mm256_storeu_pd(acc + 4, hi);
+}
+
+bool max_pool(const KernelContext& ctx) {
+  return ctx.node().op_type == "MaxPool" || ctx.node().op_type == "NchwcMaxPool";
+}
+
+bool nchwc_valid(const KernelContext& ctx, std::vector<int64_t>& nchw, int64_t& B) {
+  const Tensor* x = ctx.input(0);
+  if (!x) return false;
+  auto b = nchwc_block_attr(ctx);
+  if (!b.is_ok()) return false;
+  B = *b;
+  auto d = nchwc_blocked_input(ctx, *x, B);
+  if (!d.is_ok()) return false;
+  nchw = *d;
+  return true;
+}
+
+}  // namespace
+
+bool pool_f32_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  ConvGeom g;
+  return x && x->dtype() == DType::kFloat32 && x->rank() == 4 && pool_setup(ctx, x->dims(), g).is_ok() &&
+         !(max_pool(ctx) && wants_output(ctx, 1));
+}
+
+Status pool_f32_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  ConvGeom g;
+  KILN_RETURN_IF_ERROR(pool_setup(ctx, x.dims(), g));
+  const bool include_pad = ctx.attr_int("count_include_pad", 0) != 0;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, out_dims(g, g.C)));
+  pool2d_f32(ctx, g, max_pool(ctx) ? PoolKind::kMax : PoolKind::kAvg, include_pad, x.data<float>(), y->data<float>());
+  return Status::ok();
+}
+
+bool nchwc_pool_blocked_supports(const KernelContext& ctx) {
+  std::vector<int64_t> nchw;
+  int64_t B = 0;
+  ConvGeom g;
+  return nchwc_valid(ctx, nchw, B) && pool_setup(ctx, nchw, g).is_ok();
+}
+
+Status nchwc_pool_blocked_kernel(KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  const bool max = max_pool(ctx);
+  KILN_ASSIGN_OR_RETURN(int64_t B, nchwc_block_attr(ctx));
+  KILN_ASSIGN_OR_RETURN(auto nchw, nchwc_blocked_input(ctx, *x, B));
+  const int64_t H = nchw[2], W = nchw[3];
+  ConvGeom pg;
+  KILN_RETURN_IF_ERROR(pool_setup(ctx, nchw, pg));
+  const std::vector<int64_t>& ks = pg.kernel;
+  const std::vector<int64_t>& strides = pg.strides;
+  const std::vector<int64_t>& dil = pg.dilations;
+  const std::vector<int64_t> pads{pg.pad_begin[0], pg.pad_begin[1], pg.pad_end[0], pg.pad_end[1]};
+  const bool include_pad = ctx.attr_int("count_include_pad", 0) != 0;
+  const int64_t OH = pg.out[0], OW = pg.out[1], CB = x->dims()[1];
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {nchw[0], CB, OH, OW, B}));
+  PoolGeometry g{H,       W,       OH,      OW,      ks[0],  ks[1],  strides[0], strides[1],
+                 pads[0], pads[1], pads[2], pads[3], dil[0], dil[1], {},         {}};
+  window_taps(g);
+  const float* px = x->data<float>();
+  float* py = out->data<float>();
+  const bool avx2 = ctx.isa() >= Isa::kAvx2;
+  ctx.parallel_for(nchw[0] * CB, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t plane = p0; plane < p1; ++plane) {
+      const float* xin = px + plane * H * W * B;
+      float* yout = py + plane * OH * OW * B;
+      // AVX2's block of 8 has a fixed lane count, so that the lane loops vectorize.
+      if (B == 8 && avx2) {
+        if (max) {
+          pool_plane8_avx2<true>(xin, yout, g, include_pad);
+        } else {
+          pool_plane8_avx2<false>(xin, yout, g, include_pad);
+        }
+      } else if (B == 8) {
+        pool_plane<8>(xin, yout, g, 8, max, include_pad);
+      } else {
+        pool_plane<0>(xin, yout, g, B, max, include_pad);
+      }
+    }
+  });
+  ctx.set_kernel_detail(B == 8 && avx2 ? "pool_plane8.avx2" : "pool_plane.scalar");
+  return Status::ok();
+}
+
+bool nchwc_global_avgpool_avx2_supports(const KernelContext& ctx) {
+  std::vector<int64_t> nchw;
+  int64_t B = 0;
+  return ctx.isa() >= Isa::kAvx2 && nchwc_valid(ctx, nchw, B) && B == 8;
+}
+
+// NchwcGlobalAveragePool(X blocked, channels C) -> plain [N, C, 1, 1]
+Status nchwc_global_avgpool_avx2_kernel(KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  KILN_ASSIGN_OR_RETURN(int64_t B, nchwc_block_attr(ctx));
+  KILN_ASSIGN_OR_RETURN(auto nchw, nchwc_blocked_input(ctx, *x, B));
+  const int64_t N = nchw[0], C = nchw[1], HW = nchw[2] * nchw[3], CB = x->dims()[1];
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {N, C, 1, 1}));
+  ctx.parallel_for(N * CB, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<double> acc(static_cast<size_t>(B));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / CB, cb = p % CB;
+      sum_plane8_avx2(x->data<float>() + p * HW * B, HW, acc.data());
+      for (int64_t l = 0; l < B && cb * B + l < C; ++l) {
+        out->data<float>()[n * C + cb * B + l] =
+            HW > 0 ? static_cast<float>(acc[static_cast<size_t>(l)] / static_cast<double>(HW)) : 0.0f;
+      }
+    }
+  });
+  return Status::ok();
+}
+
+}  // namespace kiln::cpu
