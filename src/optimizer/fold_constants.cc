@@ -4,7 +4,7 @@
 // Random ops are never folded, and neither is an output over 16M elements (it would bloat the model).
 #include <unordered_set>
 
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
 #include "optimizer/graph_util.h"
 #include "optimizer/passes.h"
 

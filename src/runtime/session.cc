@@ -10,8 +10,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "kernels/cpu/kernel.h"
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/kernel.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
 #include "optimizer/graph_util.h"

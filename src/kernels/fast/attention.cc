@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/attention.h"
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/attention.h"
 #include "kernels/x86/sgemm.h"
 #include "kernels/x86/vmath.h"
 

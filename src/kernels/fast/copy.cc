@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/kernel.h"
-#include "kernels/cpu/tensor_ops.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/tensor_ops.h"
 
 namespace kiln::cpu {
 namespace {

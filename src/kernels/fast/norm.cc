@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
 #include "kernels/x86/vmath.h"
 
 namespace kiln::cpu {

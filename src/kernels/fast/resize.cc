@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/kernel.h"
-#include "kernels/cpu/resize.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/resize.h"
 
 namespace kiln::cpu {
 namespace {

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <limits>
 
-#include "kernels/cpu/kernel.h"
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/kernel.h"
 
 namespace kiln::cpu {
 namespace {

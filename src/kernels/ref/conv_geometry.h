@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/activation.h"
-#include "kernels/cpu/kernel.h"
+#include "kernels/activation.h"
+#include "kernels/kernel.h"
 
 namespace kiln::cpu {
 

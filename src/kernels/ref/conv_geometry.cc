@@ -1,9 +1,9 @@
-#include "kernels/cpu/conv_geometry.h"
+#include "kernels/ref/conv_geometry.h"
 
 #include <algorithm>
 #include <string>
 
-#include "kernels/cpu/activation.h"
+#include "kernels/activation.h"
 
 namespace kiln::cpu {
 namespace {

@@ -7,8 +7,8 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/cpu/conv_geometry.h"
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/conv_geometry.h"
 
 namespace kiln::cpu {
 

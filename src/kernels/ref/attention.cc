@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/attention.h"
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/attention.h"
 
 namespace kiln::cpu {
 namespace {

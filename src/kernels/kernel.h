@@ -13,15 +13,11 @@
 #include <vector>
 
 #include "kernels/isa.h"
+#include "kernels/services.h"
 #include "kiln/core/status.h"
 #include "kiln/core/tensor.h"
 #include "kiln/core/value.h"
 #include "kiln/ir/graph.h"
-
-namespace kiln {
-class ThreadPool;
-class RunMemory;
-}  // namespace kiln
 
 namespace kiln::cpu {
 
@@ -122,7 +118,7 @@ class KernelContext {
   StatusOr<Tensor*> allocate_output_reusing(size_t i, size_t input, DType dtype, std::vector<int64_t> dims);
   // Where outputs are allocated: the run's planned memory as node `node` of the top-level graph (nullptr: the
   // heap).
-  void set_run_memory(RunMemory* memory, size_t node) {
+  void set_run_memory(OutputArena* memory, size_t node) {
     memory_ = memory;
     node_index_ = node;
   }
@@ -148,7 +144,7 @@ class KernelContext {
   const SubgraphRunner* subgraphs() const { return subgraphs_; }
 
   // The session's intra-op pool (nullptr: run serially).
-  void set_thread_pool(ThreadPool* pool) { pool_ = pool; }
+  void set_thread_pool(const ParallelRunner* pool) { pool_ = pool; }
   // Threads an operator may use (the pool's size; 1 without a pool).
   int num_threads() const;
   // The best instruction set the fast kernels may use: what the CPU has, capped by KILN_MAX_ISA or
@@ -184,13 +180,13 @@ class KernelContext {
   std::vector<Tensor> outputs_;
   std::vector<Value> value_outputs_;
   const SubgraphRunner* subgraphs_;
-  ThreadPool* pool_ = nullptr;
+  const ParallelRunner* pool_ = nullptr;
   Isa isa_ = cpu_features().best;
   KernelCache* cache_ = nullptr;
   KernelCache* shared_cache_ = nullptr;
   uint64_t constant_inputs_ = 0;
   std::string kernel_detail_;
-  RunMemory* memory_ = nullptr;
+  OutputArena* memory_ = nullptr;
   size_t node_index_ = 0;
 };
 

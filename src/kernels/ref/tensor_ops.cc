@@ -12,8 +12,8 @@
 #include <string>
 #include <type_traits>
 
-#include "kernels/cpu/kernel.h"
-#include "kernels/cpu/tensor_ops.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/tensor_ops.h"
 
 namespace kiln::cpu {
 

@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/activation.h"
-#include "kernels/cpu/conv_geometry.h"
-#include "kernels/cpu/kernel.h"
-#include "kernels/cpu/resize.h"
+#include "kernels/activation.h"
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/conv_geometry.h"
+#include "kernels/ref/resize.h"
 #include "kernels/x86/sgemm.h"
 #include "kernels/x86/vmath.h"
 
