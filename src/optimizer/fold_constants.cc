@@ -4,7 +4,7 @@
 // Random ops are never folded, and neither is an output over 16M elements (it would bloat the model).
 #include <unordered_set>
 
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
 #include "optimizer/graph_util.h"
 #include "optimizer/passes.h"
 
@@ -90,7 +90,6 @@ std::optional<std::vector<Tensor>> evaluate(const ir::Model& m, const ir::Node& 
   std::vector<const Value*> ins;
   for (size_t k = 0; k < n.inputs.size(); ++k) ins.push_back(n.inputs[k].empty() ? nullptr : &values[k]);
   cpu::KernelContext ctx(n, opset, std::move(ins), n.outputs.size());
-  ctx.set_reference_kernels(true);
   // The same rule as a session with SessionOptions::reference_kernels: folded values do not depend on the CPU.
   const cpu::KernelDef* kernel = cpu::select_kernel(candidates, ctx, true);
   if (!kernel->fn(ctx).is_ok()) return std::nullopt;

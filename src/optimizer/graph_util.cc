@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
 
 namespace kiln::opt {
 

@@ -1,6 +1,6 @@
 #include "kiln/runtime/kernels.h"
 
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
 
 namespace kiln {
 namespace {

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/services.h"
 #include "kiln/core/status.h"
 #include "kiln/core/tensor.h"
 #include "kiln/core/value.h"
@@ -54,7 +55,7 @@ class MemoryPlanner {
 };
 
 // One run's memory: records (first run of a signature) or replays a pattern.
-class RunMemory {
+class RunMemory : public cpu::OutputArena {
  public:
   RunMemory(MemoryPlanner* planner, MemoryPlanner::Signature signature);
   ~RunMemory();
@@ -67,7 +68,7 @@ class RunMemory {
   // kernel can overwrite in place (it reads each element before it writes it); when that input dies at this
   // node, the pattern gives the output the input's bytes.
   StatusOr<Tensor> allocate(size_t node, size_t output, DType dtype, std::vector<int64_t> dims,
-                            const void* reuse = nullptr);
+                            const void* reuse = nullptr) override;
   // At the end of the run: stores the recorded pattern, and copies any output that lies in the arena.
   Status finish(std::vector<Value>& outputs);
 

@@ -10,8 +10,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "kernels/cpu/kernel.h"
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/kernel.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
 #include "optimizer/graph_util.h"
@@ -276,7 +276,6 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     }
     cpu::KernelContext ctx(n, np.opset, std::move(ins), n.outputs.size(), &runner);
     ctx.set_thread_pool(pool.get());
-    ctx.set_reference_kernels(options.reference_kernels);
     ctx.set_isa(isa);
     ctx.set_cache(np.cache.get());
     ctx.set_shared_cache(shared_cache.get());

@@ -6,20 +6,22 @@
 #include <cstdint>
 #include <functional>
 
+#include "kernels/services.h"
+
 namespace kiln {
 
-class ThreadPool {
+class ThreadPool : public cpu::ParallelRunner {
  public:
   // threads <= 0: one per physical core.
   explicit ThreadPool(int threads);
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  int num_threads() const { return threads_; }
+  int num_threads() const override { return threads_; }
 
   // Calls fn(begin, end) over disjoint ranges covering [0, n), at least `grain` items per call, and returns
   // when every call has returned. The split depends only on n, grain and the thread count. fn must not throw.
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const;
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const override;
 
   // Physical cores of this machine (distinct core ids in sysfs; hardware_concurrency() when unknown).
   static int physical_cores();

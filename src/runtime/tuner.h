@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
 
 namespace kiln {
 

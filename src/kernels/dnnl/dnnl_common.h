@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/cpu/activation.h"
+#include "kernels/activation.h"
 #include "kiln/core/allocator.h"
 
 namespace kiln::dnnl_kernels {

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/activation.h"
-#include "kernels/cpu/kernel.h"
+#include "kernels/activation.h"
+#include "kernels/kernel.h"
 #include "kiln/core/status.h"
 #include "kiln/core/tensor.h"
 

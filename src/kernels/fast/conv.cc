@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/activation.h"
-#include "kernels/cpu/conv_geometry.h"
-#include "kernels/cpu/kernel.h"
+#include "kernels/activation.h"
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/conv_geometry.h"
 
 namespace kiln::cpu {
 namespace {

@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/activation.h"
-#include "kernels/cpu/conv_geometry.h"
-#include "kernels/cpu/kernel.h"
+#include "kernels/activation.h"
 #include "kernels/dnnl/dnnl_kernels.h"
 #include "kernels/fast/weights.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/conv_geometry.h"
 #include "kernels/x86/sgemm.h"
 #include "kernels/x86/winograd.h"
 

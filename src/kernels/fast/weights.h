@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
 
 namespace kiln::cpu {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
 #include "kernels/isa.h"
 #include "kiln/ir/builder.h"
 #include "kiln/runtime/session.h"

@@ -1,7 +1,4 @@
-#include "kernels/cpu/kernel.h"
-
-#include "runtime/memory_plan.h"
-#include "runtime/thread_pool.h"
+#include "kernels/kernel.h"
 
 #include <algorithm>
 #include <cstring>
@@ -12,7 +9,7 @@ namespace kiln::cpu {
 // Declarations of every kernel function, from the lists.
 #define KILN_KERNEL(domain, op, since, until, fn) Status fn(KernelContext&);
 #define KILN_KERNEL_T(domain, op, since, until, fn, dtypes) Status fn(KernelContext&);
-#include "kernels/cpu/kernels.inc"
+#include "kernels/ref/kernels.inc"
 #undef KILN_KERNEL
 #undef KILN_KERNEL_T
 #define KILN_FAST_KERNEL(domain, op, since, until, name, fn, supports) \
@@ -30,7 +27,7 @@ const std::vector<KernelDef>& all_kernels() {
   static const std::vector<KernelDef> kernels = {
 #define KILN_KERNEL(domain, op, since, until, fn) KernelDef{domain, op, since, until, fn, kAnyDType},
 #define KILN_KERNEL_T(domain, op, since, until, fn, dtypes) KernelDef{domain, op, since, until, fn, dtypes},
-#include "kernels/cpu/kernels.inc"
+#include "kernels/ref/kernels.inc"
 #undef KILN_KERNEL
 #undef KILN_KERNEL_T
 #define KILN_FAST_KERNEL(domain, op, since, until, name, fn, supports) \

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/activation.h"
-#include "kernels/cpu/kernel.h"
+#include "kernels/activation.h"
+#include "kernels/kernel.h"
 
 namespace kiln::cpu {
 
@@ -19,10 +19,18 @@ struct ConvGeom {
 Status read_window_attrs(const KernelContext& ctx, size_t nsp, const std::vector<int64_t>& kernel_from_w, ConvGeom& g);
 // The output spatial shape of a convolution or pooling window over g.in, with auto_pad; ceil_mode for pools.
 Status compute_output_shape(const KernelContext& ctx, ConvGeom& g, bool ceil_mode);
+// The window of MaxPool/AveragePool/LpPool over X of dims `xd` (rank >= 3): kernel_shape (required), strides,
+// dilations, pads, auto_pad and ceil_mode.
+Status pool_setup(const KernelContext& ctx, const std::vector<int64_t>& xd, ConvGeom& g);
 // The geometry of Conv(X of dims `xd`, W): channels, group, window and output shape.
 Status conv_setup(const KernelContext& ctx, const std::vector<int64_t>& xd, const Tensor& w, ConvGeom& g);
 // The geometry of ConvTranspose(X, W): output_padding, output_shape and auto_pad included.
 Status convtranspose_setup(const KernelContext& ctx, const Tensor& x, const Tensor& w, ConvGeom& g);
+// The `block` attribute of an NCHWc operator (8 or 16).
+StatusOr<int64_t> nchwc_block_attr(const KernelContext& ctx);
+// Checks a blocked input [N, CB, H, W, block] and returns its logical [N, C, H, W] (C from `channels`).
+StatusOr<std::vector<int64_t>> nchwc_blocked_input(const KernelContext& ctx, const Tensor& x, int64_t block);
+
 // The geometry of an ai.kiln NchwcConv (channel-blocked convolution, attribute `block`).
 struct NchwcGeom {
   Activation act;

@@ -1,46 +1,64 @@
-// ai.kiln's NCHWc operators, which the optimizer's layout pass (level all) puts between convolutions so that
-// activations stay in the channel-blocked layout oneDNN computes in: reorders at the boundaries, pooling on
-// blocked tensors. NchwcConv is in nn.cc with the other convolutions. Each kernel here has a reference form:
-// unblock, run the plain reference kernel, block again.
+// Fast pooling for float32. pool.f32: 2-D MaxPool/AveragePool over N*C planes in parallel, in float (the
+// reference kernel computes in double). NCHWc: nchwc_pool.blocked pools channel-blocked tensors in place (blocks
+// of 8 in AVX2 registers where the ISA allows; the reference kernel unblocks, pools and blocks again), and
+// nchwc_global_avgpool.avx2 sums blocks of 8 in AVX2 registers.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
-#include "kernels/cpu/kernel.h"
-#include "kernels/x86/sgemm.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/conv_geometry.h"
 
 namespace kiln::cpu {
-
-Status maxpool_kernel(KernelContext& ctx);
-Status averagepool_kernel(KernelContext& ctx);
-
 namespace {
 
-StatusOr<int64_t> block_attr(const KernelContext& ctx) {
-  const int64_t b = ctx.attr_int("block", 0);
-  if (b != 8 && b != 16) return ctx.error("attribute block is " + std::to_string(b) + "; expected 8 or 16");
-  return b;
-}
+enum class PoolKind { kMax, kAvg };
 
-// Checks a blocked input [N, CB, H, W, block] and returns its logical [N, C, H, W] (C from `channels`).
-StatusOr<std::vector<int64_t>> blocked_input(const KernelContext& ctx, const Tensor& x, int64_t block) {
-  const int64_t C = ctx.attr_int("channels", 0);
-  if (x.dtype() != DType::kFloat32) return ctx.unsupported_dtype(x.dtype(), "input 0 (X)");
-  if (x.rank() != 5 || x.dims()[4] != block || C <= 0 || x.dims()[1] != (C + block - 1) / block) {
-    return ctx.error("input 0 has shape " + dims_to_string(x.dims()) + "; expected a channel-blocked tensor [N, " +
-                     std::to_string((C + block - 1) / block) + ", H, W, " + std::to_string(block) + "] for " +
-                     std::to_string(C) + " channels");
-  }
-  return std::vector<int64_t>{x.dims()[0], C, x.dims()[2], x.dims()[3]};
-}
-
-Tensor unblock(const KernelContext& ctx, const Tensor& x, const std::vector<int64_t>& nchw, int64_t block) {
-  Tensor plain = std::move(Tensor::allocate(DType::kFloat32, nchw, Allocator::cpu_uninitialized())).value();
-  nchwc_unblock(ctx, x.data<float>(), plain.data<float>(), nchw[0], nchw[1], nchw[2] * nchw[3], block);
-  return plain;
+// Float32 2-D max/average pooling over N*C planes in parallel: the same windows as the reference kernel (the
+// divisor counts the positions inside the input, or inside input + pads with count_include_pad).
+void pool2d_f32(const KernelContext& ctx, const ConvGeom& g, PoolKind kind, bool include_pad, const float* x,
+                float* y) {
+  const int64_t H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
+  const int64_t KH = g.kernel[0], KW = g.kernel[1], SH = g.strides[0], SW = g.strides[1];
+  const int64_t DH = g.dilations[0], DW = g.dilations[1], PT = g.pad_begin[0], PL = g.pad_begin[1];
+  ctx.parallel_for(g.N * g.C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, OH * OW * KH * KW)),
+                   [&](int64_t p0, int64_t p1) {
+                     for (int64_t plane = p0; plane < p1; ++plane) {
+                       const float* px = x + plane * H * W;
+                       float* py = y + plane * OH * OW;
+                       for (int64_t oh = 0; oh < OH; ++oh) {
+                         for (int64_t ow = 0; ow < OW; ++ow) {
+                           const int64_t h0 = oh * SH - PT, w0 = ow * SW - PL;
+                           float acc = kind == PoolKind::kMax ? -std::numeric_limits<float>::infinity() : 0.0f;
+                           int64_t count = 0, padded = 0;
+                           for (int64_t kh = 0; kh < KH; ++kh) {
+                             const int64_t h = h0 + kh * DH;
+                             const bool h_in = h >= 0 && h < H;
+                             const bool h_pad = h >= -PT && h < H + g.pad_end[0];
+                             for (int64_t kw = 0; kw < KW; ++kw) {
+                               const int64_t w = w0 + kw * DW;
+                               if (h_in && w >= 0 && w < W) {
+                                 const float v = px[h * W + w];
+                                 acc = kind == PoolKind::kMax ? (v > acc ? v : acc) : acc + v;
+                                 ++count;
+                               } else if (h_pad && w >= -PL && w < W + g.pad_end[1]) {
+                                 ++padded;
+                               }
+                             }
+                           }
+                           if (kind == PoolKind::kAvg) {
+                             const int64_t div = include_pad ? count + padded : count;
+                             acc = div > 0 ? acc / static_cast<float>(div) : 0.0f;
+                           }
+                           py[oh * OW + ow] = acc;
+                         }
+                       }
+                     }
+                   });
 }
 
 struct PoolGeometry {
@@ -185,50 +203,81 @@ __attribute__((target("avx2"))) void pool_plane8_avx2(const float* xin, float* y
   }
 }
 
-// Pooling on a blocked tensor: the reference path unblocks and runs the plain reference kernel.
-Status nchwc_pool(KernelContext& ctx, bool max) {
-  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
-  KILN_ASSIGN_OR_RETURN(int64_t B, block_attr(ctx));
-  KILN_ASSIGN_OR_RETURN(auto nchw, blocked_input(ctx, *x, B));
-  const auto ks = ctx.attr_ints("kernel_shape");
-  if (ks.size() != 2) return ctx.error("kernel_shape must have 2 values");
-  auto strides = ctx.attr_ints("strides", {1, 1}), pads = ctx.attr_ints("pads", {0, 0, 0, 0});
-  auto dil = ctx.attr_ints("dilations", {1, 1});
-  if (strides.size() != 2 || pads.size() != 4 || dil.size() != 2) {
-    return ctx.error("strides, dilations and pads must have 2, 2 and 4 values");
+// acc[l] = the sum over i < HW of in[i * 8 + l], in double (as the generic loop), four lanes per AVX register.
+__attribute__((target("avx2"))) void sum_plane8_avx2(const float* in, int64_t HW, double* acc) {
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  for (int64_t i = 0; i < HW; ++i) {
+    const __m256 v = _mm256_loadu_ps(in + i * 8);
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
   }
-  const bool ceil_mode = ctx.attr_int("ceil_mode", 0) != 0, include_pad = ctx.attr_int("count_include_pad", 0) != 0;
-  if (ctx.reference_kernels()) {
-    Value plain(unblock(ctx, *x, nchw, B));
-    KernelContext sub(ctx.node(), 12, {&plain}, 1);
-    sub.set_reference_kernels(true);
-    KILN_RETURN_IF_ERROR(max ? maxpool_kernel(sub) : averagepool_kernel(sub));
-    const Tensor y = sub.take_output(0).tensor();
-    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, nchwc_dims(y.dims(), B)));
-    nchwc_block(ctx, y.data<float>(), out->data<float>(), y.dims()[0], y.dims()[1], y.dims()[2] * y.dims()[3], B);
-    return Status::ok();
-  }
+  _mm256_storeu_pd(acc, lo);
+  _mm256_storeu_pd(acc + 4, hi);
+}
+
+bool max_pool(const KernelContext& ctx) {
+  return ctx.node().op_type == "MaxPool" || ctx.node().op_type == "NchwcMaxPool";
+}
+
+bool nchwc_valid(const KernelContext& ctx, std::vector<int64_t>& nchw, int64_t& B) {
+  const Tensor* x = ctx.input(0);
+  if (!x) return false;
+  auto b = nchwc_block_attr(ctx);
+  if (!b.is_ok()) return false;
+  B = *b;
+  auto d = nchwc_blocked_input(ctx, *x, B);
+  if (!d.is_ok()) return false;
+  nchw = *d;
+  return true;
+}
+
+}  // namespace
+
+bool pool_f32_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  ConvGeom g;
+  return x && x->dtype() == DType::kFloat32 && x->rank() == 4 && pool_setup(ctx, x->dims(), g).is_ok() &&
+         !(max_pool(ctx) && wants_output(ctx, 1));
+}
+
+Status pool_f32_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  ConvGeom g;
+  KILN_RETURN_IF_ERROR(pool_setup(ctx, x.dims(), g));
+  const bool include_pad = ctx.attr_int("count_include_pad", 0) != 0;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, out_dims(g, g.C)));
+  pool2d_f32(ctx, g, max_pool(ctx) ? PoolKind::kMax : PoolKind::kAvg, include_pad, x.data<float>(), y->data<float>());
+  return Status::ok();
+}
+
+bool nchwc_pool_blocked_supports(const KernelContext& ctx) {
+  std::vector<int64_t> nchw;
+  int64_t B = 0;
+  ConvGeom g;
+  return nchwc_valid(ctx, nchw, B) && pool_setup(ctx, nchw, g).is_ok();
+}
+
+Status nchwc_pool_blocked_kernel(KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  const bool max = max_pool(ctx);
+  KILN_ASSIGN_OR_RETURN(int64_t B, nchwc_block_attr(ctx));
+  KILN_ASSIGN_OR_RETURN(auto nchw, nchwc_blocked_input(ctx, *x, B));
   const int64_t H = nchw[2], W = nchw[3];
-  int64_t out_hw[2];
-  for (int d = 0; d < 2; ++d) {
-    const int64_t in = nchw[static_cast<size_t>(2 + d)],
-                  ek = (ks[static_cast<size_t>(d)] - 1) * dil[static_cast<size_t>(d)] + 1;
-    const int64_t span = in + pads[static_cast<size_t>(d)] + pads[static_cast<size_t>(d + 2)] - ek;
-    const int64_t s = strides[static_cast<size_t>(d)];
-    if (span < 0 || s <= 0)
-      return ctx.error("the pooling window does not fit the padded input " + dims_to_string(nchw));
-    int64_t o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
-    if (ceil_mode && (o - 1) * s >= in + pads[static_cast<size_t>(d)]) --o;
-    out_hw[d] = o;
-  }
-  const int64_t OH = out_hw[0], OW = out_hw[1], CB = x->dims()[1];
+  ConvGeom pg;
+  KILN_RETURN_IF_ERROR(pool_setup(ctx, nchw, pg));
+  const std::vector<int64_t>& ks = pg.kernel;
+  const std::vector<int64_t>& strides = pg.strides;
+  const std::vector<int64_t>& dil = pg.dilations;
+  const std::vector<int64_t> pads{pg.pad_begin[0], pg.pad_begin[1], pg.pad_end[0], pg.pad_end[1]};
+  const bool include_pad = ctx.attr_int("count_include_pad", 0) != 0;
+  const int64_t OH = pg.out[0], OW = pg.out[1], CB = x->dims()[1];
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {nchw[0], CB, OH, OW, B}));
   PoolGeometry g{H,       W,       OH,      OW,      ks[0],  ks[1],  strides[0], strides[1],
                  pads[0], pads[1], pads[2], pads[3], dil[0], dil[1], {},         {}};
   window_taps(g);
   const float* px = x->data<float>();
   float* py = out->data<float>();
-  const bool avx2 = !ctx.reference_kernels() && ctx.isa() >= Isa::kAvx2;
+  const bool avx2 = ctx.isa() >= Isa::kAvx2;
   ctx.parallel_for(nchw[0] * CB, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t plane = p0; plane < p1; ++plane) {
       const float* xin = px + plane * H * W * B;
@@ -247,72 +296,28 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
       }
     }
   });
+  ctx.set_kernel_detail(B == 8 && avx2 ? "pool_plane8.avx2" : "pool_plane.scalar");
   return Status::ok();
 }
 
-}  // namespace
-
-// ReorderInput(X [N, C, H, W]) -> [N, ceil(C / block), H, W, block]
-Status reorderinput_kernel(KernelContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
-  KILN_ASSIGN_OR_RETURN(int64_t B, block_attr(ctx));
-  if (x->dtype() != DType::kFloat32) return ctx.unsupported_dtype(x->dtype(), "input 0 (X)");
-  if (x->rank() != 4) return ctx.error("input 0 has shape " + dims_to_string(x->dims()) + "; expected [N, C, H, W]");
-  const auto& d = x->dims();
-  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, nchwc_dims(d, B)));
-  nchwc_block(ctx, x->data<float>(), out->data<float>(), d[0], d[1], d[2] * d[3], B);
-  return Status::ok();
+bool nchwc_global_avgpool_avx2_supports(const KernelContext& ctx) {
+  std::vector<int64_t> nchw;
+  int64_t B = 0;
+  return ctx.isa() >= Isa::kAvx2 && nchwc_valid(ctx, nchw, B) && B == 8;
 }
-
-// ReorderOutput(X blocked, channels C) -> [N, C, H, W]
-Status reorderoutput_kernel(KernelContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
-  KILN_ASSIGN_OR_RETURN(int64_t B, block_attr(ctx));
-  KILN_ASSIGN_OR_RETURN(auto nchw, blocked_input(ctx, *x, B));
-  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, nchw));
-  nchwc_unblock(ctx, x->data<float>(), out->data<float>(), nchw[0], nchw[1], nchw[2] * nchw[3], B);
-  return Status::ok();
-}
-
-Status nchwcmaxpool_kernel(KernelContext& ctx) { return nchwc_pool(ctx, true); }
-Status nchwcaveragepool_kernel(KernelContext& ctx) { return nchwc_pool(ctx, false); }
 
 // NchwcGlobalAveragePool(X blocked, channels C) -> plain [N, C, 1, 1]
-namespace {
-
-// acc[l] = the sum over i < HW of in[i * 8 + l], in double (as the generic loop), four lanes per AVX register.
-__attribute__((target("avx2"))) void sum_plane8_avx2(const float* in, int64_t HW, double* acc) {
-  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-  for (int64_t i = 0; i < HW; ++i) {
-    const __m256 v = _mm256_loadu_ps(in + i * 8);
-    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-  }
-  _mm256_storeu_pd(acc, lo);
-  _mm256_storeu_pd(acc + 4, hi);
-}
-
-}  // namespace
-
-Status nchwcglobalaveragepool_kernel(KernelContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
-  KILN_ASSIGN_OR_RETURN(int64_t B, block_attr(ctx));
-  KILN_ASSIGN_OR_RETURN(auto nchw, blocked_input(ctx, *x, B));
+Status nchwc_global_avgpool_avx2_kernel(KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  KILN_ASSIGN_OR_RETURN(int64_t B, nchwc_block_attr(ctx));
+  KILN_ASSIGN_OR_RETURN(auto nchw, nchwc_blocked_input(ctx, *x, B));
   const int64_t N = nchw[0], C = nchw[1], HW = nchw[2] * nchw[3], CB = x->dims()[1];
   KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {N, C, 1, 1}));
-  const bool avx2 = !ctx.reference_kernels() && ctx.isa() >= Isa::kAvx2;
   ctx.parallel_for(N * CB, 1, [&](int64_t p0, int64_t p1) {
     std::vector<double> acc(static_cast<size_t>(B));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n = p / CB, cb = p % CB;
-      std::fill(acc.begin(), acc.end(), 0.0);
-      const float* in = x->data<float>() + p * HW * B;
-      if (B == 8 && avx2) {
-        sum_plane8_avx2(in, HW, acc.data());
-      } else {
-        for (int64_t i = 0; i < HW; ++i)
-          for (int64_t l = 0; l < B; ++l) acc[static_cast<size_t>(l)] += in[i * B + l];
-      }
+      sum_plane8_avx2(x->data<float>() + p * HW * B, HW, acc.data());
       for (int64_t l = 0; l < B && cb * B + l < C; ++l) {
         out->data<float>()[n * C + cb * B + l] =
             HW > 0 ? static_cast<float>(acc[static_cast<size_t>(l)] / static_cast<double>(HW)) : 0.0f;

@@ -1,9 +1,9 @@
-#include "kernels/cpu/activation.h"
+#include "kernels/activation.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
 
 namespace kiln::cpu {
 

@@ -1,9 +1,9 @@
-#include "kernels/cpu/conv_geometry.h"
+#include "kernels/ref/conv_geometry.h"
 
 #include <algorithm>
 #include <string>
 
-#include "kernels/cpu/activation.h"
+#include "kernels/activation.h"
 
 namespace kiln::cpu {
 namespace {
@@ -74,6 +74,17 @@ Status compute_output_shape(const KernelContext& ctx, ConvGeom& g, bool ceil_mod
     }
   }
   return Status::ok();
+}
+
+Status pool_setup(const KernelContext& ctx, const Dims& xd, ConvGeom& g) {
+  if (xd.size() < 3) return ctx.error("input X must have rank >= 3 (N, C, spatial...), got " + dstr(xd));
+  const size_t nsp = xd.size() - 2;
+  g.N = xd[0];
+  g.C = xd[1];
+  g.in.assign(xd.begin() + 2, xd.end());
+  if (!ctx.attr("kernel_shape")) return ctx.error("attribute kernel_shape is required");
+  KILN_RETURN_IF_ERROR(read_window_attrs(ctx, nsp, {}, g));
+  return compute_output_shape(ctx, g, ctx.attr_int("ceil_mode", 0) != 0);
 }
 
 Status conv_setup(const KernelContext& ctx, const Dims& xd, const Tensor& w, ConvGeom& g) {
@@ -159,6 +170,24 @@ Status convtranspose_setup(const KernelContext& ctx, const Tensor& x, const Tens
     return ctx.error("bias B has " + std::to_string(b->num_elements()) + " elements; expected " + std::to_string(g.M));
   }
   return Status::ok();
+}
+
+StatusOr<int64_t> nchwc_block_attr(const KernelContext& ctx) {
+  const int64_t b = ctx.attr_int("block", 0);
+  if (b != 8 && b != 16) return ctx.error("attribute block is " + std::to_string(b) + "; expected 8 or 16");
+  return b;
+}
+
+// Checks a blocked input [N, CB, H, W, block] and returns its logical [N, C, H, W] (C from `channels`).
+StatusOr<std::vector<int64_t>> nchwc_blocked_input(const KernelContext& ctx, const Tensor& x, int64_t block) {
+  const int64_t C = ctx.attr_int("channels", 0);
+  if (x.dtype() != DType::kFloat32) return ctx.unsupported_dtype(x.dtype(), "input 0 (X)");
+  if (x.rank() != 5 || x.dims()[4] != block || C <= 0 || x.dims()[1] != (C + block - 1) / block) {
+    return ctx.error("input 0 has shape " + dims_to_string(x.dims()) + "; expected a channel-blocked tensor [N, " +
+                     std::to_string((C + block - 1) / block) + ", H, W, " + std::to_string(block) + "] for " +
+                     std::to_string(C) + " channels");
+  }
+  return std::vector<int64_t>{x.dims()[0], C, x.dims()[2], x.dims()[3]};
 }
 
 Status nchwc_conv_setup(const KernelContext& ctx, const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z,

@@ -12,7 +12,8 @@
 #include <string>
 #include <type_traits>
 
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/tensor_ops.h"
 
 namespace kiln::cpu {
 
@@ -464,7 +465,8 @@ Status split_kernel(KernelContext& ctx) {
   return Status::ok();
 }
 
-Status slice_kernel(KernelContext& ctx) {
+Status slice_setup(const KernelContext& ctx, std::vector<int64_t>& first, std::vector<int64_t>& step,
+                   std::vector<int64_t>& dims) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_RETURN_IF_ERROR(check_copyable(ctx, *x));
   const auto rank = static_cast<int64_t>(x->rank());
@@ -493,7 +495,9 @@ Status slice_kernel(KernelContext& ctx) {
   if (axes.size() != starts.size() || steps.size() != starts.size()) {
     return ctx.error("starts, ends, axes and steps must have the same length");
   }
-  std::vector<int64_t> first(static_cast<size_t>(rank), 0), step(static_cast<size_t>(rank), 1), dims = x->dims();
+  first.assign(static_cast<size_t>(rank), 0);
+  step.assign(static_cast<size_t>(rank), 1);
+  dims = x->dims();
   std::vector<bool> seen(static_cast<size_t>(rank), false);
   for (size_t i = 0; i < starts.size(); ++i) {
     KILN_ASSIGN_OR_RETURN(int64_t a, normalize_axis(ctx, axes[i], rank));
@@ -520,18 +524,14 @@ Status slice_kernel(KernelContext& ctx) {
     step[ua] = st;
     dims[ua] = count;
   }
+  return Status::ok();
+}
+
+Status slice_kernel(KernelContext& ctx) {
+  std::vector<int64_t> first, step, dims;
+  KILN_RETURN_IF_ERROR(slice_setup(ctx, first, step, dims));
+  const Tensor* x = ctx.input(0);
   const auto in_str = strides_of(x->dims());
-  if (!ctx.reference_kernels() && dtype_bits(x->dtype()) >= 8) {
-    int64_t offset = 0;
-    std::vector<int64_t> strides(dims.size());
-    for (size_t d = 0; d < dims.size(); ++d) {
-      offset += first[d] * in_str[d];
-      strides[d] = step[d] * in_str[d];
-    }
-    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, x->dtype(), dims));
-    strided_copy(ctx, *x, offset, dims, strides, *out);
-    return Status::ok();
-  }
   std::vector<int64_t> src;
   src.reserve(static_cast<size_t>(prod(dims)));
   for_each_index(dims, [&](const std::vector<int64_t>& idx) {
@@ -776,11 +776,12 @@ Status tile_kernel(KernelContext& ctx) {
   return Status::ok();
 }
 
-Status transpose_kernel(KernelContext& ctx) {
+Status transpose_setup(const KernelContext& ctx, std::vector<int64_t>& perm, std::vector<int64_t>& dims,
+                       std::vector<int64_t>& ps) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_RETURN_IF_ERROR(check_copyable(ctx, *x));
   const size_t rank = x->rank();
-  std::vector<int64_t> perm = ctx.attr_ints("perm");
+  perm = ctx.attr_ints("perm");
   if (perm.empty()) {
     for (size_t i = rank; i-- > 0;) perm.push_back(static_cast<int64_t>(i));
   }
@@ -793,33 +794,20 @@ Status transpose_kernel(KernelContext& ctx) {
     if (seen[static_cast<size_t>(p)]) return ctx.error("perm " + dims_to_string(perm) + " is not a permutation");
     seen[static_cast<size_t>(p)] = true;
   }
-  std::vector<int64_t> dims(rank);
+  dims.assign(rank, 0);
   const auto xs = strides_of(x->dims());
-  std::vector<int64_t> ps(rank);
+  ps.assign(rank, 0);
   for (size_t i = 0; i < rank; ++i) {
     dims[i] = x->dims()[static_cast<size_t>(perm[i])];
     ps[i] = xs[static_cast<size_t>(perm[i])];
   }
-  if (!ctx.reference_kernels()) {
-    // A permutation that moves only axes of size 1 ([1, T, E] -> [T, 1, E]) keeps every element in its place:
-    // the output is a view of the input, as Reshape's is.
-    int64_t last = -1;
-    bool in_order = true;
-    for (int64_t p : perm) {
-      if (x->dims()[static_cast<size_t>(p)] == 1) continue;
-      in_order = in_order && p > last;
-      last = p;
-    }
-    if (in_order) {
-      ctx.set_output(0, x->reshaped(dims));
-      return Status::ok();
-    }
-  }
-  if (!ctx.reference_kernels() && dtype_bits(x->dtype()) >= 8) {
-    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, x->dtype(), dims));
-    strided_copy(ctx, *x, 0, dims, ps, *out);
-    return Status::ok();
-  }
+  return Status::ok();
+}
+
+Status transpose_kernel(KernelContext& ctx) {
+  std::vector<int64_t> perm, dims, ps;
+  KILN_RETURN_IF_ERROR(transpose_setup(ctx, perm, dims, ps));
+  const Tensor* x = ctx.input(0);
   std::vector<int64_t> src;
   for_each_index(dims, [&](const std::vector<int64_t>& idx) {
     int64_t off = 0;

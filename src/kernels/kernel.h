@@ -1,7 +1,7 @@
 // The CPU kernel interface. A kernel reads its inputs and attributes from a KernelContext, computes the output
 // shapes itself (so dynamic shapes need nothing else) and allocates its outputs through the context.
-// Every kernel here is a plain reference kernel: clear loops first, speed later (fast kernels are tested
-// against these).
+// Every op has a plain reference kernel (clear loops first); fast kernels (src/kernels/fast) take the cases their
+// supports() accepts and are tested against it. The session chooses which runs (select_kernel).
 #pragma once
 
 #include <cstdint>
@@ -13,15 +13,11 @@
 #include <vector>
 
 #include "kernels/isa.h"
+#include "kernels/services.h"
 #include "kiln/core/status.h"
 #include "kiln/core/tensor.h"
 #include "kiln/core/value.h"
 #include "kiln/ir/graph.h"
-
-namespace kiln {
-class ThreadPool;
-class RunMemory;
-}  // namespace kiln
 
 namespace kiln::cpu {
 
@@ -141,7 +137,7 @@ class KernelContext {
   StatusOr<Tensor*> allocate_output_reusing(size_t i, size_t input, DType dtype, std::vector<int64_t> dims);
   // Where outputs are allocated: the run's planned memory as node `node` of the top-level graph (nullptr: the
   // heap).
-  void set_run_memory(RunMemory* memory, size_t node) {
+  void set_run_memory(OutputArena* memory, size_t node) {
     memory_ = memory;
     node_index_ = node;
   }
@@ -167,12 +163,9 @@ class KernelContext {
   const SubgraphRunner* subgraphs() const { return subgraphs_; }
 
   // The session's intra-op pool (nullptr: run serially).
-  void set_thread_pool(ThreadPool* pool) { pool_ = pool; }
+  void set_thread_pool(const ParallelRunner* pool) { pool_ = pool; }
   // Threads an operator may use (the pool's size; 1 without a pool).
   int num_threads() const;
-  // When set, operators run their plain reference kernels even where a fast kernel exists.
-  void set_reference_kernels(bool on) { reference_kernels_ = on; }
-  bool reference_kernels() const { return reference_kernels_; }
   // The best instruction set the fast kernels may use: what the CPU has, capped by KILN_MAX_ISA or
   // SessionOptions::max_isa. Every SIMD path checks this, never the CPU directly.
   void set_isa(Isa isa) { isa_ = isa; }
@@ -206,14 +199,13 @@ class KernelContext {
   std::vector<Tensor> outputs_;
   std::vector<Value> value_outputs_;
   const SubgraphRunner* subgraphs_;
-  ThreadPool* pool_ = nullptr;
-  bool reference_kernels_ = false;
+  const ParallelRunner* pool_ = nullptr;
   Isa isa_ = cpu_features().best;
   KernelCache* cache_ = nullptr;
   KernelCache* shared_cache_ = nullptr;
   uint64_t constant_inputs_ = 0;
   std::string kernel_detail_;
-  RunMemory* memory_ = nullptr;
+  OutputArena* memory_ = nullptr;
   size_t node_index_ = 0;
 };
 
@@ -275,6 +267,10 @@ const std::vector<KernelDef>& all_kernels();
 StatusOr<std::vector<int64_t>> broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>& b);
 // Element strides of `in` when read as a tensor of shape `out` (0 along broadcast dims). in.size() <= out.size().
 std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& in, const std::vector<int64_t>& out);
+// Whether the node uses output i (it exists and is named).
+inline bool wants_output(const KernelContext& ctx, size_t i) {
+  return i < ctx.num_outputs() && i < ctx.node().outputs.size() && !ctx.node().outputs[i].empty();
+}
 // Advances a multi-index over dims (the last dim fastest); returns false after the last one.
 bool next_index(std::vector<int64_t>& idx, const std::vector<int64_t>& dims);
 // Row-major strides of dims.

@@ -5,7 +5,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "kernels/cpu/kernel.h"
+#include "kernels/kernel.h"
 
 namespace kiln::cpu {
 namespace {

@@ -11,10 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/activation.h"
-#include "kernels/cpu/conv_geometry.h"
-#include "kernels/cpu/kernel.h"
+#include "kernels/activation.h"
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/kernel.h"
+#include "kernels/ref/conv_geometry.h"
+#include "kernels/ref/resize.h"
 #include "kernels/x86/sgemm.h"
 #include "kernels/x86/vmath.h"
 
@@ -59,10 +60,6 @@ Status write_output(KernelContext& ctx, size_t i, DType dt, const Dims& dims, co
     ctx.set_output(i, std::move(h));
   }
   return Status::ok();
-}
-
-bool wants_output(const KernelContext& ctx, size_t i) {
-  return i < ctx.num_outputs() && i < ctx.node().outputs.size() && !ctx.node().outputs[i].empty();
 }
 
 Status require_float(const KernelContext& ctx, const Tensor& t, const std::string& which) {
@@ -634,74 +631,18 @@ namespace {
 
 enum class PoolKind { kMax, kAvg, kLp };
 
-// Float32 2-D max/average pooling over N*C planes in parallel: the same windows as the reference kernel (the
-// divisor counts the positions inside the input, or inside input + pads with count_include_pad).
-void pool2d_f32(const KernelContext& ctx, const ConvGeom& g, PoolKind kind, bool include_pad, const float* x,
-                float* y) {
-  const int64_t H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
-  const int64_t KH = g.kernel[0], KW = g.kernel[1], SH = g.strides[0], SW = g.strides[1];
-  const int64_t DH = g.dilations[0], DW = g.dilations[1], PT = g.pad_begin[0], PL = g.pad_begin[1];
-  ctx.parallel_for(g.N * g.C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, OH * OW * KH * KW)),
-                   [&](int64_t p0, int64_t p1) {
-                     for (int64_t plane = p0; plane < p1; ++plane) {
-                       const float* px = x + plane * H * W;
-                       float* py = y + plane * OH * OW;
-                       for (int64_t oh = 0; oh < OH; ++oh) {
-                         for (int64_t ow = 0; ow < OW; ++ow) {
-                           const int64_t h0 = oh * SH - PT, w0 = ow * SW - PL;
-                           float acc = kind == PoolKind::kMax ? -std::numeric_limits<float>::infinity() : 0.0f;
-                           int64_t count = 0, padded = 0;
-                           for (int64_t kh = 0; kh < KH; ++kh) {
-                             const int64_t h = h0 + kh * DH;
-                             const bool h_in = h >= 0 && h < H;
-                             const bool h_pad = h >= -PT && h < H + g.pad_end[0];
-                             for (int64_t kw = 0; kw < KW; ++kw) {
-                               const int64_t w = w0 + kw * DW;
-                               if (h_in && w >= 0 && w < W) {
-                                 const float v = px[h * W + w];
-                                 acc = kind == PoolKind::kMax ? (v > acc ? v : acc) : acc + v;
-                                 ++count;
-                               } else if (h_pad && w >= -PL && w < W + g.pad_end[1]) {
-                                 ++padded;
-                               }
-                             }
-                           }
-                           if (kind == PoolKind::kAvg) {
-                             const int64_t div = include_pad ? count + padded : count;
-                             acc = div > 0 ? acc / static_cast<float>(div) : 0.0f;
-                           }
-                           py[oh * OW + ow] = acc;
-                         }
-                       }
-                     }
-                   });
-}
-
 Status pool_kernel(KernelContext& ctx, PoolKind kind) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_RETURN_IF_ERROR(require_numeric(ctx, *x, "input 0 (X)"));
   if (kind != PoolKind::kMax) KILN_RETURN_IF_ERROR(require_float(ctx, *x, "input 0 (X)"));
-  if (x->rank() < 3) return ctx.error("input X must have rank >= 3 (N, C, spatial...), got " + dstr(x->dims()));
-  const size_t nsp = x->rank() - 2;
   ConvGeom g;
-  g.N = x->dims()[0];
-  g.C = x->dims()[1];
-  g.in.assign(x->dims().begin() + 2, x->dims().end());
-  if (!ctx.attr("kernel_shape")) return ctx.error("attribute kernel_shape is required");
-  KILN_RETURN_IF_ERROR(read_window_attrs(ctx, nsp, {}, g));
-  const bool ceil_mode = ctx.attr_int("ceil_mode", 0) != 0;
-  KILN_RETURN_IF_ERROR(compute_output_shape(ctx, g, ceil_mode));
+  KILN_RETURN_IF_ERROR(pool_setup(ctx, x->dims(), g));
+  const size_t nsp = g.in.size();
   const bool include_pad = ctx.attr_int("count_include_pad", 0) != 0;
   const ir::Attribute* pa = ctx.attr("p");
   const double p =
       pa && pa->type == ir::AttrType::kFloat ? static_cast<double>(pa->f) : static_cast<double>(ctx.attr_int("p", 2));
   const int64_t storage_order = ctx.attr_int("storage_order", 0);
-  if (!ctx.reference_kernels() && x->dtype() == DType::kFloat32 && nsp == 2 && kind != PoolKind::kLp &&
-      !(kind == PoolKind::kMax && wants_output(ctx, 1))) {
-    KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, out_dims(g, g.C)));
-    pool2d_f32(ctx, g, kind, include_pad, x->data<float>(), y->data<float>());
-    return Status::ok();
-  }
   const int64_t in_sz = product(g.in), out_sz = product(g.out), k_sz = product(g.kernel);
   auto in_str = strides_of(g.in);
   // column-major strides for storage_order = 1
@@ -823,25 +764,6 @@ Status batchnormalization_kernel(KernelContext& ctx) {
   const double momentum = ctx.attr_float("momentum", 0.9f);
   bool training = ctx.opset() >= 14 ? ctx.attr_int("training_mode", 0) != 0 : false;
   if (ctx.opset() < 14 && ctx.opset() >= 9 && wants_output(ctx, 1)) training = true;
-  if (!training && !ctx.reference_kernels() && x.dtype() == DType::kFloat32 && !wants_output(ctx, 1)) {
-    // Inference: one scale and shift per channel, planes in parallel.
-    std::vector<float> a(static_cast<size_t>(C)), b(static_cast<size_t>(C));
-    for (size_t c = 0; c < a.size(); ++c) {
-      const double k = sc[c] / std::sqrt(var[c] + eps);
-      a[c] = static_cast<float>(k);
-      b[c] = static_cast<float>(bi[c] - mean[c] * k);
-    }
-    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, x.dims()));
-    const float* px = x.data<float>();
-    float* py = out->data<float>();
-    ctx.parallel_for(N * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, sp)), [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const float ka = a[static_cast<size_t>(p % C)], kb = b[static_cast<size_t>(p % C)];
-        for (int64_t j = 0; j < sp; ++j) py[p * sp + j] = px[p * sp + j] * ka + kb;
-      }
-    });
-    return Status::ok();
-  }
   Vec use_mean = mean, use_var = var;
   if (training) {
     for (int64_t c = 0; c < C; ++c) {
@@ -919,15 +841,12 @@ Status layernormalization_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* scale, ctx.required_input(1));
   KILN_RETURN_IF_ERROR(require_float(ctx, *x, "input 0 (X)"));
-  // ai.kiln's optional Skip (input 3): the residual sum X + Skip is normalized. Of X's shape and dtype it is
-  // added row by row below; otherwise (broadcast, reference kernels) by the Add kernel first.
+  // ai.kiln's optional Skip (input 3): the residual sum X + Skip (by the Add kernel) is normalized.
   const Tensor* skip = ctx.input(3);
   Tensor summed;
-  if (skip && (ctx.reference_kernels() || skip->dims() != x->dims() || skip->dtype() != x->dtype() ||
-               x->dtype() != DType::kFloat32)) {
+  if (skip) {
     Value xv(*x), sv(*skip);
     KernelContext sub(ctx.node(), 14, {&xv, &sv}, 1);
-    sub.set_reference_kernels(ctx.reference_kernels());
     KILN_RETURN_IF_ERROR(add_kernel(sub));
     summed = sub.take_output(0).tensor();
     x = &summed;
@@ -955,49 +874,6 @@ Status layernormalization_kernel(KernelContext& ctx) {
     }
     return Status::ok();
   };
-  const Tensor* bias_t = ctx.input(2);
-  if (!ctx.reference_kernels() && x->dtype() == DType::kFloat32 && scale->dtype() == DType::kFloat32 &&
-      scale->num_elements() == inner &&
-      (!bias_t || (bias_t->dtype() == DType::kFloat32 && bias_t->num_elements() == inner)) && !wants_output(ctx, 1) &&
-      !wants_output(ctx, 2)) {
-    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, x->dims()));
-    const float* px = x->data<float>();
-    const float* ps = scale->data<float>();
-    const float* pb = bias_t ? bias_t->data<float>() : nullptr;
-    const float* pskip = skip ? skip->data<float>() : nullptr;
-    float* py = out->data<float>();
-    ctx.parallel_for(outer, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, inner)), [&](int64_t o0, int64_t o1) {
-      for (int64_t o = o0; o < o1; ++o) {
-        const float* xr = px + o * inner;
-        float* yr = py + o * inner;
-        if (pskip) {  // the sum goes to y's row, normalized in place (each element is read before it is written)
-          const float* sr = pskip + o * inner;
-          if ((ctx.isa() >= Isa::kAvx2)) {
-            vmath::add(xr, sr, yr, inner);
-          } else {
-            for (int64_t j = 0; j < inner; ++j) yr[j] = xr[j] + sr[j];
-          }
-          xr = yr;
-        }
-        if ((ctx.isa() >= Isa::kAvx2)) {
-          vmath::layernorm_row(xr, ps, pb, yr, inner, eps);
-          continue;
-        }
-        double s = 0;
-        for (int64_t j = 0; j < inner; ++j) s += xr[j];
-        const float m = inner > 0 ? static_cast<float>(s / static_cast<double>(inner)) : 0.0f;
-        double s2 = 0;
-        for (int64_t j = 0; j < inner; ++j) {
-          const float d = xr[j] - m;
-          s2 += static_cast<double>(d) * d;
-        }
-        const float inv =
-            static_cast<float>(1.0 / std::sqrt((inner > 0 ? s2 / static_cast<double>(inner) : 0.0) + eps));
-        for (int64_t j = 0; j < inner; ++j) yr[j] = (xr[j] - m) * inv * ps[j] + (pb ? pb[j] : 0.0f);
-      }
-    });
-    return Status::ok();
-  }
   Vec sc, bi(static_cast<size_t>(inner), 0.0);
   KILN_RETURN_IF_ERROR(bcast(scale, "input 1 (Scale)", sc));
   if (const Tensor* b = ctx.input(2)) KILN_RETURN_IF_ERROR(bcast(b, "input 2 (B)", bi));
@@ -1185,46 +1061,6 @@ Status softmax_family(KernelContext& ctx, SoftKind kind) {
   const bool legacy = ctx.opset() < 13;
   if (rank == 0) return ctx.error("input must have rank >= 1");
   KILN_ASSIGN_OR_RETURN(int64_t axis, normalize_axis(ctx, ctx.attr_int("axis", legacy ? 1 : -1), rank));
-  if (!ctx.reference_kernels() && x->dtype() == DType::kFloat32 && kind != SoftKind::kHardmax) {
-    // Rows of `len` elements `inner` apart (legacy: everything from `axis` on is one row).
-    const size_t ua = static_cast<size_t>(axis);
-    const int64_t len = legacy ? product(x->dims(), ua) : x->dims()[ua];
-    const int64_t inner = legacy ? 1 : product(x->dims(), ua + 1);
-    const int64_t outer = product(x->dims(), 0, ua);
-    KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, x->dims()));
-    const float* px = x->data<float>();
-    float* py = out->data<float>();
-    const bool log = kind == SoftKind::kLogSoftmax;
-    if (inner == 1) {
-      Status st = dnnl_kernels::softmax_f32(px, py, outer, len, log, ctx.num_threads());
-      if (!st.is_ok()) return ctx.error(st.message());
-      return Status::ok();
-    }
-    ctx.parallel_for(outer * inner, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, len)),
-                     [&](int64_t r0, int64_t r1) {
-                       for (int64_t r = r0; r < r1; ++r) {
-                         const int64_t base = (r / inner) * len * inner + r % inner;
-                         const float* xr = px + base;
-                         float* yr = py + base;
-                         float mx = -std::numeric_limits<float>::infinity();
-                         for (int64_t i = 0; i < len; ++i) mx = std::max(mx, xr[i * inner]);
-                         double sum = 0;
-                         for (int64_t i = 0; i < len; ++i) {
-                           const float e = std::exp(xr[i * inner] - mx);
-                           if (!log) yr[i * inner] = e;
-                           sum += e;
-                         }
-                         if (log) {
-                           const float ls = static_cast<float>(std::log(sum));
-                           for (int64_t i = 0; i < len; ++i) yr[i * inner] = xr[i * inner] - mx - ls;
-                         } else {
-                           const float inv = static_cast<float>(1.0 / sum);
-                           for (int64_t i = 0; i < len; ++i) yr[i * inner] *= inv;
-                         }
-                       }
-                     });
-    return Status::ok();
-  }
   std::vector<bool> red(static_cast<size_t>(rank), false);
   if (legacy) {
     for (int64_t d = axis; d < rank; ++d) red[static_cast<size_t>(d)] = true;
@@ -1451,11 +1287,7 @@ struct ResizeOpts {
   bool exclude_outside = false, antialias = false;
 };
 
-struct Taps {
-  std::vector<int64_t> idx;
-  Vec w;
-  bool extrapolate = false;
-};
+using Taps = ResizeTaps;
 
 double cubic_w(double s, double A) {
   s = std::fabs(s);
@@ -1564,63 +1396,34 @@ Taps resize_taps(const ResizeOpts& opt, int64_t o, int64_t in, int64_t out, doub
   return t;
 }
 
-// The fast path for float32: the N-D interpolation is a product of 1-D ones, so it runs as one 1-D pass per
-// resized axis (the reference kernel sums over every tap combination per output element). Each pass reads
-// whole contiguous rows after the axis, so the inner loop vectorizes; rows are split across the pool.
-Status resize_separable_f32(KernelContext& ctx, const Tensor& x, const std::vector<std::vector<Taps>>& taps,
-                            const Dims& out) {
-  Dims dims = x.dims();
-  std::vector<float> cur(x.data<float>(), x.data<float>() + x.num_elements()), next;
-  for (size_t d = 0; d < dims.size(); ++d) {
-    bool identity = out[d] == dims[d];
-    for (int64_t o = 0; identity && o < out[d]; ++o) {
-      const Taps& t = taps[d][static_cast<size_t>(o)];
-      identity = t.idx.size() == 1 && t.idx[0] == o && t.w[0] == 1.0;
-    }
-    if (identity) continue;
-    const int64_t outer = product(Dims(dims.begin(), dims.begin() + static_cast<int64_t>(d)));
-    const int64_t inner = product(Dims(dims.begin() + static_cast<int64_t>(d) + 1, dims.end()));
-    const int64_t in_d = dims[d], out_d = out[d];
-    next.assign(static_cast<size_t>(outer * out_d * inner), 0.0f);
-    ctx.parallel_for(outer * out_d, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, inner)),
-                     [&](int64_t r0, int64_t r1) {
-                       for (int64_t row = r0; row < r1; ++row) {
-                         const int64_t o_outer = row / out_d, od = row % out_d;
-                         const Taps& t = taps[d][static_cast<size_t>(od)];
-                         float* dst = next.data() + row * inner;
-                         for (size_t k = 0; k < t.idx.size(); ++k) {
-                           const float w = static_cast<float>(t.w[k]);
-                           const float* src = cur.data() + (o_outer * in_d + t.idx[k]) * inner;
-                           for (int64_t j = 0; j < inner; ++j) dst[j] += w * src[j];
-                         }
-                       }
-                     });
-    cur.swap(next);
-    dims[d] = out_d;
-  }
-  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output(0, DType::kFloat32, out));
-  std::copy(cur.begin(), cur.end(), y->data<float>());
-  return Status::ok();
-}
-
-Status resize_run(KernelContext& ctx, const Tensor& x, const ResizeOpts& opt, const Vec& scales, const Dims& out,
-                  const Vec& roi) {
+// The taps of every output index along every axis.
+Status make_resize_plan(const KernelContext& ctx, const Tensor& x, const ResizeOpts& opt, const Vec& scales,
+                        const Dims& out, const Vec& roi, ResizePlan& plan) {
   const size_t r = x.rank();
   if (x.num_elements() == 0 && product(out) != 0) {
     return ctx.error("input X of shape " + dstr(x.dims()) + " is empty but the output " + dstr(out) + " is not");
   }
-  std::vector<std::vector<Taps>> taps(r);
+  plan.taps.assign(r, {});
   for (size_t d = 0; d < r; ++d) {
     const double lo = roi.size() == 2 * r ? roi[d] : 0.0, hi = roi.size() == 2 * r ? roi[r + d] : 1.0;
-    for (int64_t o = 0; o < out[d]; ++o) taps[d].push_back(resize_taps(opt, o, x.dims()[d], out[d], scales[d], lo, hi));
+    for (int64_t o = 0; o < out[d]; ++o) {
+      plan.taps[d].push_back(resize_taps(opt, o, x.dims()[d], out[d], scales[d], lo, hi));
+    }
   }
-  bool any_extrapolation = false;
-  for (const auto& axis : taps) {
-    for (const auto& t : axis) any_extrapolation = any_extrapolation || t.extrapolate;
+  plan.out = out;
+  plan.extrapolation = opt.extrapolation;
+  plan.any_extrapolation = false;
+  for (const auto& axis : plan.taps) {
+    for (const auto& t : axis) plan.any_extrapolation = plan.any_extrapolation || t.extrapolate;
   }
-  if (!ctx.reference_kernels() && x.dtype() == DType::kFloat32 && !any_extrapolation) {
-    return resize_separable_f32(ctx, x, taps, out);
-  }
+  return Status::ok();
+}
+
+// Interpolates on doubles, summing over every tap combination per output element.
+Status resize_run(KernelContext& ctx, const Tensor& x, const ResizePlan& plan) {
+  const size_t r = x.rank();
+  const auto& taps = plan.taps;
+  const Dims& out = plan.out;
   Vec xv = to_doubles(x), y(static_cast<size_t>(product(out)), 0.0);
   auto xs = strides_of(x.dims());
   Dims oi(r, 0);
@@ -1633,7 +1436,7 @@ Status resize_run(KernelContext& ctx, const Tensor& x, const ResizeOpts& opt, co
       sizes[d] = static_cast<int64_t>(t.idx.size());
     }
     if (extra) {
-      y[i] = opt.extrapolation;
+      y[i] = plan.extrapolation;
       continue;
     }
     double s = 0;
@@ -1687,9 +1490,7 @@ Status scales_to_sizes(const KernelContext& ctx, const Tensor& x, const Vec& sca
   return Status::ok();
 }
 
-}  // namespace
-
-Status resize_kernel(KernelContext& ctx) {
+Status resize_args(const KernelContext& ctx, ResizePlan& plan) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_RETURN_IF_ERROR(require_numeric(ctx, *x, "input 0 (X)"));
   ResizeOpts opt;
@@ -1776,10 +1577,10 @@ Status resize_kernel(KernelContext& ctx) {
   }
   if (opt.mode == "bilinear" || opt.mode == "trilinear") opt.mode = "linear";
   KILN_RETURN_IF_ERROR(check_mode(ctx, opt));
-  return resize_run(ctx, *x, opt, scales, out, roi);
+  return make_resize_plan(ctx, *x, opt, scales, out, roi, plan);
 }
 
-Status upsample_kernel(KernelContext& ctx) {
+Status upsample_args(const KernelContext& ctx, ResizePlan& plan) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
   KILN_RETURN_IF_ERROR(require_numeric(ctx, *x, "input 0 (X)"));
   ResizeOpts opt;
@@ -1797,8 +1598,22 @@ Status upsample_kernel(KernelContext& ctx) {
   KILN_RETURN_IF_ERROR(scales_to_sizes(ctx, *x, scales, out));
   if (opt.mode == "bilinear" || opt.mode == "trilinear") opt.mode = "linear";
   KILN_RETURN_IF_ERROR(check_mode(ctx, opt));
-  return resize_run(ctx, *x, opt, scales, out, {});
+  return make_resize_plan(ctx, *x, opt, scales, out, {}, plan);
 }
+
+}  // namespace
+
+Status resize_plan(const KernelContext& ctx, ResizePlan& plan) {
+  return ctx.node().op_type == "Upsample" ? upsample_args(ctx, plan) : resize_args(ctx, plan);
+}
+
+Status resize_kernel(KernelContext& ctx) {
+  ResizePlan plan;
+  KILN_RETURN_IF_ERROR(resize_plan(ctx, plan));
+  return resize_run(ctx, *ctx.input(0), plan);
+}
+
+Status upsample_kernel(KernelContext& ctx) { return resize_kernel(ctx); }
 
 // ---------------------------------------------------------------- GridSample
 
