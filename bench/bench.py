@@ -122,6 +122,30 @@ def interleaved(kiln_cmd, ort_cmd, args):
             side.close()
 
 
+# The instruction-set flags that decide which kernels kiln and ONNX Runtime run (kiln: KILN_MAX_ISA, docs).
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "avx512_bf16",
+             "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_description():
+    """The CPU model and its ISA flags from /proc/cpuinfo, as two lines for the table's header."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model == "unknown CPU":
+                    model = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    cores = os.cpu_count() or 0
+    isa = " ".join(f for f in ISA_FLAGS if f in flags) or "none of " + " ".join(ISA_FLAGS)
+    return "cpu: %s (%d logical CPUs)\nisa: %s" % (model, cores, isa)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -142,6 +166,9 @@ def main():
     os.environ["KILN_PYTHON_DIR"] = os.path.join(args.build, "python")
     models = model_list(os.path.join(args.build, "bench"))
     tmp = os.path.join(args.build, "bench", "kiln.json")
+    print(cpu_description())
+    if os.environ.get("KILN_MAX_ISA"):
+        print("KILN_MAX_ISA=%s" % os.environ["KILN_MAX_ISA"])
     print("%-34s %10s %10s %7s %11s %10s %10s %9s %9s %9s %9s" % (
         "model", "kiln ms", "ORT ms", "ratio", "middle half", "kiln sess", "ORT sess", "kiln 1st", "ORT 1st",
         "kiln MiB", "ORT MiB"))
