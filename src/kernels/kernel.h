@@ -323,5 +323,9 @@ bool dispatch_numeric(DType t, F&& f) {
 StatusOr<Tensor> as_float(const Tensor& t);
 StatusOr<Tensor> from_float(const Tensor& t, DType target);
 bool is_half(DType t);  // float16 or bfloat16
+// float16, bfloat16, float or double.
+inline bool is_float_dtype(DType t) {
+  return t == DType::kFloat32 || t == DType::kFloat64 || t == DType::kFloat16 || t == DType::kBFloat16;
+}
 
 }  // namespace kiln::cpu
