@@ -55,7 +55,7 @@ Status attention_sgemm_kernel(KernelContext& ctx) {
       sgemm::pack_b_into(pv + batch_offset(vv, g), T, Dv, vt, vd, vp);
       sgemm::gemm_serial(ctx.isa(), q_in_place ? qb : qbuf, S, q_in_place ? qs : D, kp, D, T, scores, T);
       if (T > 0) {
-        for (int64_t s = 0; s < S; ++s) vmath::softmax_row(scores + s * T, T, scale);
+        for (int64_t s = 0; s < S; ++s) vmath::softmax_row(ctx.isa(), scores + s * T, T, scale);
       }
       float* yb = py + batch_offset(ov, g);
       sgemm::gemm_serial(ctx.isa(), scores, S, T, vp, T, Dv, o_in_place ? yb : obuf, o_in_place ? os : Dv);

@@ -38,10 +38,10 @@ Status packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_t K, con
                                                        [&] { return sgemm::pack_b(b.data<float>(), K, N, trans_b); }));
   // ReLU and GELU run on each finished block while it is in cache; the other activations in one oneDNN pass.
   const bool in_tasks = act.kind == Activation::Kind::kRelu || act.kind == Activation::Kind::kGelu;
-  const sgemm::Epilogue epilogue = [&act](float* c, int64_t rows, int64_t cols, int64_t ldc) {
+  const sgemm::Epilogue epilogue = [&act, isa = ctx.isa()](float* c, int64_t rows, int64_t cols, int64_t ldc) {
     for (int64_t i = 0; i < rows; ++i) {
       if (act.kind == Activation::Kind::kGelu) {
-        vmath::gelu(c + i * ldc, cols);
+        vmath::gelu(isa, c + i * ldc, cols);
       } else {
         apply_activation(act, c + i * ldc, cols);
       }

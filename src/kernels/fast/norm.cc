@@ -118,14 +118,14 @@ Status layernorm_rows_kernel(KernelContext& ctx) {
       if (pskip) {  // the sum goes to y's row, normalized in place (each element is read before it is written)
         const float* sr = pskip + o * inner;
         if (avx2) {
-          vmath::add(xr, sr, yr, inner);
+          vmath::add(ctx.isa(), xr, sr, yr, inner);
         } else {
           for (int64_t j = 0; j < inner; ++j) yr[j] = xr[j] + sr[j];
         }
         xr = yr;
       }
       if (avx2) {
-        vmath::layernorm_row(xr, ps, pb, yr, inner, eps);
+        vmath::layernorm_row(ctx.isa(), xr, ps, pb, yr, inner, eps);
         continue;
       }
       double s = 0;
