@@ -1,9 +1,7 @@
 // Fast pooling for float32. pool.f32: 2-D MaxPool/AveragePool over N*C planes in parallel, in float (the
 // reference kernel computes in double). NCHWc: nchwc_pool.blocked pools channel-blocked tensors in place (blocks
-// of 8 in AVX2 registers where the ISA allows; the reference kernel unblocks, pools and blocks again), and
-// nchwc_global_avgpool.avx2 sums blocks of 8 in AVX2 registers.
-#include <immintrin.h>
-
+// of 8 in AVX2 registers, of 16 in AVX-512 ones, where the ISA allows; the reference kernel unblocks, pools and
+// blocks again), and nchwc_global_avgpool.simd sums them in the same registers (pool_simd.inc, once for both).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,6 +10,7 @@
 
 #include "kernels/kernel.h"
 #include "kernels/ref/conv_geometry.h"
+#include "kernels/x86/vec.h"
 
 namespace kiln::cpu {
 namespace {
@@ -143,77 +142,31 @@ __attribute__((always_inline)) inline void pool_plane(const float* xin, float* y
   }
 }
 
-// kN neighbouring outputs of row oh from column ow, blocks of 8 in AVX2 registers: one vector per window tap,
-// each output in its own register and in its own tap order, so kN outputs are kN independent chains of
-// maxima (or sums). The taps are ow's: with kN > 1 every output's column taps must all lie inside the input.
-// _mm256_max_ps(v, acc) is std::max(acc, v) lane by lane, NaN and signed zeros included (it returns acc unless
-// v > acc).
-template <bool kMax, int kN>
-__attribute__((target("avx2"), always_inline)) inline void pool_outputs8(const float* xin, float* yout,
-                                                                         const PoolGeometry& g, int64_t oh, int64_t ow,
-                                                                         bool include_pad) {
-  const Window w = window_at(g, oh, ow, 8, include_pad);
-  const int64_t step = g.SW * 8;
-  __m256 acc[kN];
-#pragma GCC unroll 4
-  for (auto& a : acc) a = kMax ? _mm256_set1_ps(-std::numeric_limits<float>::infinity()) : _mm256_setzero_ps();
-  for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
-    const int64_t row = w.origin + kh * g.DH * g.W * 8;
-    for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
-      const int64_t at = row + kw * g.DW * 8;
-#pragma GCC unroll 4
-      for (int j = 0; j < kN; ++j) {
-        const __m256 v = _mm256_loadu_ps(xin + (at + j * step));
-        acc[j] = kMax ? _mm256_max_ps(v, acc[j]) : _mm256_add_ps(acc[j], v);
-      }
-    }
-  }
-#pragma GCC unroll 4
-  for (int j = 0; j < kN; ++j) {
-    float* o = yout + (oh * g.OW + ow + j) * 8;
-    if (kMax) {
-      _mm256_storeu_ps(o, w.count > 0 ? acc[j] : _mm256_setzero_ps());
-    } else {
-      const int64_t divisor = j == 0 ? w.divisor : window_at(g, oh, ow + j, 8, include_pad).divisor;
-      _mm256_storeu_ps(o,
-                       _mm256_mul_ps(acc[j], _mm256_set1_ps(divisor > 0 ? 1.0f / static_cast<float>(divisor) : 0.0f)));
-    }
-  }
-}
+}  // namespace
 
-// pool_plane for blocks of 8 in AVX2 registers: four neighbouring outputs at a time where all their column taps
-// lie inside the input (four independent chains instead of one that waits on the previous tap), one at a time
-// elsewhere.
-template <bool kMax>
-__attribute__((target("avx2"))) void pool_plane8_avx2(const float* xin, float* yout, const PoolGeometry& g,
-                                                      bool include_pad) {
-  auto full_width = [&g](int64_t ow) {
-    const int64_t* c = g.cols.data() + 4 * ow;
-    return c[0] == 0 && c[1] == g.KW;
-  };
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
-    for (int64_t ow = 0; ow < g.OW; ++ow) {
-      if (ow + 4 <= g.OW && full_width(ow) && full_width(ow + 1) && full_width(ow + 2) && full_width(ow + 3)) {
-        pool_outputs8<kMax, 4>(xin, yout, g, oh, ow, include_pad);
-        ow += 3;
-      } else {
-        pool_outputs8<kMax, 1>(xin, yout, g, oh, ow, include_pad);
-      }
-    }
-  }
-}
+// The vector kernels, once per block: 8 channels in AVX2 registers, 16 in AVX-512 ones.
+KILN_BEGIN_AVX2
+namespace avx2 {
+namespace {
+using V = simd::Vec8;
+#include "kernels/fast/pool_simd.inc"
+}  // namespace
+}  // namespace avx2
+KILN_END_TARGET
 
-// acc[l] = the sum over i < HW of in[i * 8 + l], in double (as the generic loop), four lanes per AVX register.
-__attribute__((target("avx2"))) void sum_plane8_avx2(const float* in, int64_t HW, double* acc) {
-  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-  for (int64_t i = 0; i < HW; ++i) {
-    const __m256 v = _mm256_loadu_ps(in + i * 8);
-    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-  }
-  _mm256_storeu_pd(acc, lo);
-  _mm256_storeu_pd(acc + 4, hi);
-}
+KILN_BEGIN_AVX512
+namespace avx512 {
+namespace {
+using V = simd::Vec16;
+#include "kernels/fast/pool_simd.inc"
+}  // namespace
+}  // namespace avx512
+KILN_END_TARGET
+
+namespace {
+
+// Whether blocks of `B` channels have a vector kernel with `isa`: 8 with AVX2, 16 with AVX-512.
+bool simd_block(Isa isa, int64_t B) { return (B == 8 && isa >= Isa::kAvx2) || (B == 16 && isa >= Isa::kAvx512); }
 
 bool max_pool(const KernelContext& ctx) {
   return ctx.node().op_type == "MaxPool" || ctx.node().op_type == "NchwcMaxPool";
@@ -277,37 +230,38 @@ Status nchwc_pool_blocked_kernel(KernelContext& ctx) {
   window_taps(g);
   const float* px = x->data<float>();
   float* py = out->data<float>();
-  const bool avx2 = ctx.isa() >= Isa::kAvx2;
+  const bool simd = simd_block(ctx.isa(), B);
   ctx.parallel_for(nchw[0] * CB, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t plane = p0; plane < p1; ++plane) {
       const float* xin = px + plane * H * W * B;
       float* yout = py + plane * OH * OW * B;
-      // AVX2's block of 8 has a fixed lane count, so that the lane loops vectorize.
-      if (B == 8 && avx2) {
-        if (max) {
-          pool_plane8_avx2<true>(xin, yout, g, include_pad);
-        } else {
-          pool_plane8_avx2<false>(xin, yout, g, include_pad);
-        }
+      if (simd && B == 8) {
+        max ? avx2::pool_plane<true>(xin, yout, g, include_pad) : avx2::pool_plane<false>(xin, yout, g, include_pad);
+      } else if (simd) {
+        max ? avx512::pool_plane<true>(xin, yout, g, include_pad)
+            : avx512::pool_plane<false>(xin, yout, g, include_pad);
       } else if (B == 8) {
+        // A fixed lane count, so that the lane loops vectorize.
         pool_plane<8>(xin, yout, g, 8, max, include_pad);
+      } else if (B == 16) {
+        pool_plane<16>(xin, yout, g, 16, max, include_pad);
       } else {
         pool_plane<0>(xin, yout, g, B, max, include_pad);
       }
     }
   });
-  ctx.set_kernel_detail(B == 8 && avx2 ? "pool_plane8.avx2" : "pool_plane.scalar");
+  ctx.set_kernel_detail(!simd ? "pool_plane.scalar" : B == 8 ? "pool_plane8.avx2" : "pool_plane16.avx512");
   return Status::ok();
 }
 
-bool nchwc_global_avgpool_avx2_supports(const KernelContext& ctx) {
+bool nchwc_global_avgpool_simd_supports(const KernelContext& ctx) {
   std::vector<int64_t> nchw;
   int64_t B = 0;
-  return ctx.isa() >= Isa::kAvx2 && nchwc_valid(ctx, nchw, B) && B == 8;
+  return nchwc_valid(ctx, nchw, B) && simd_block(ctx.isa(), B);
 }
 
 // NchwcGlobalAveragePool(X blocked, channels C) -> plain [N, C, 1, 1]
-Status nchwc_global_avgpool_avx2_kernel(KernelContext& ctx) {
+Status nchwc_global_avgpool_simd_kernel(KernelContext& ctx) {
   const Tensor* x = ctx.input(0);
   KILN_ASSIGN_OR_RETURN(int64_t B, nchwc_block_attr(ctx));
   KILN_ASSIGN_OR_RETURN(auto nchw, nchwc_blocked_input(ctx, *x, B));
@@ -317,13 +271,18 @@ Status nchwc_global_avgpool_avx2_kernel(KernelContext& ctx) {
     std::vector<double> acc(static_cast<size_t>(B));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n = p / CB, cb = p % CB;
-      sum_plane8_avx2(x->data<float>() + p * HW * B, HW, acc.data());
+      if (B == 8) {
+        avx2::sum_plane(x->data<float>() + p * HW * B, HW, acc.data());
+      } else {
+        avx512::sum_plane(x->data<float>() + p * HW * B, HW, acc.data());
+      }
       for (int64_t l = 0; l < B && cb * B + l < C; ++l) {
         out->data<float>()[n * C + cb * B + l] =
             HW > 0 ? static_cast<float>(acc[static_cast<size_t>(l)] / static_cast<double>(HW)) : 0.0f;
       }
     }
   });
+  ctx.set_kernel_detail(B == 8 ? "sum_plane8.avx2" : "sum_plane16.avx512");
   return Status::ok();
 }
 

@@ -29,6 +29,7 @@ struct Vec8 {
     out[0] = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
     out[1] = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
   }
+  static inline __attribute__((always_inline)) void dstore(double* p, D d) { _mm256_storeu_pd(p, d); }
   // The lanes of d summed in pairs.
   static inline double dsum(D d) {
     alignas(32) double l[4];
@@ -78,6 +79,7 @@ struct Vec16 {
     out[0] = _mm512_mask_cvtps_pd(_mm512_setzero_pd(), 0xff, _mm512_extractf32x8_ps(v, 0));
     out[1] = _mm512_mask_cvtps_pd(_mm512_setzero_pd(), 0xff, _mm512_extractf32x8_ps(v, 1));
   }
+  static inline __attribute__((always_inline)) void dstore(double* p, D d) { _mm512_storeu_pd(p, d); }
   static inline double dsum(D d) {
     alignas(64) double l[8];
     _mm512_store_pd(l, d);

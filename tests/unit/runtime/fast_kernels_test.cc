@@ -530,6 +530,23 @@ TEST(FastKernels, PoolingMatchesReference) {
   }
 }
 
+// Global average pooling on the channel-blocked layout sums each block in vector registers (blocks of 8 with AVX2,
+// 16 with AVX-512): 24 channels are three blocks of 8, or a full and a half-used block of 16.
+TEST(FastKernels, BlockedGlobalAveragePoolMatchesReference) {
+  std::mt19937 rng(19);
+  auto model =
+      make_model(make_graph({make_node("Conv", {"x", "w"}, {"c"}), make_node("GlobalAveragePool", {"c"}, {"y"}, "gap")},
+                            "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 3, 9, 13})},
+                            {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+                            {make_tensor("w", random_tensor({24, 3, 1, 1}, rng))}),
+                 {{"", 14}});
+  std::string error;
+  const cpu::Isa isa = cpu::effective_isa(cpu::isa_cap_from_env(&error).value_or(cpu::Isa::kAvx512));
+  const bool simd = cpu::preferred_nchwc_block() == 8 ? isa >= cpu::Isa::kAvx2 : isa >= cpu::Isa::kAvx512;
+  expect_fast_matches_reference(model, {{"x", random_tensor({2, 3, 9, 13}, rng)}}, 1e-5f, false,
+                                simd ? "nchwc_global_avgpool.simd" : with_avx2("nchwc_conv.dnnl"));
+}
+
 TEST(FastKernels, TransposeAndSliceMatchReference) {
   std::mt19937 rng(16);
   const std::vector<int64_t> dims{2, 3, 4, 5};
