@@ -71,25 +71,25 @@ void apply_activation(const Activation& act, float* d, int64_t n) {
   switch (act.kind) {
     case K::kNone: return;
     case K::kRelu:
-      for (int64_t i = 0; i < n; ++i) d[i] = d[i] > 0.0f ? d[i] : 0.0f;
+      for (int64_t i = 0; i < n; ++i) d[i] = act::relu(d[i]);
       return;
     case K::kLeakyRelu:
-      for (int64_t i = 0; i < n; ++i) d[i] = d[i] >= 0.0f ? d[i] : a * d[i];
+      for (int64_t i = 0; i < n; ++i) d[i] = act::leaky_relu(d[i], a);
       return;
     case K::kClip:
       for (int64_t i = 0; i < n; ++i) d[i] = std::min(std::max(d[i], a), b);
       return;
     case K::kSigmoid:
-      for (int64_t i = 0; i < n; ++i) d[i] = 1.0f / (1.0f + std::exp(-d[i]));
+      for (int64_t i = 0; i < n; ++i) d[i] = act::sigmoid(d[i]);
       return;
     case K::kHardSigmoid:
-      for (int64_t i = 0; i < n; ++i) d[i] = std::max(0.0f, std::min(1.0f, a * d[i] + b));
+      for (int64_t i = 0; i < n; ++i) d[i] = act::hard_sigmoid(d[i], a, b);
       return;
     case K::kHardSwish:
-      for (int64_t i = 0; i < n; ++i) d[i] = d[i] * std::max(0.0f, std::min(1.0f, d[i] / 6.0f + 0.5f));
+      for (int64_t i = 0; i < n; ++i) d[i] = act::hard_swish(d[i]);
       return;
     case K::kSilu:
-      for (int64_t i = 0; i < n; ++i) d[i] = d[i] / (1.0f + std::exp(-d[i]));
+      for (int64_t i = 0; i < n; ++i) d[i] = act::silu(d[i]);
       return;
     case K::kGelu:
       for (int64_t i = 0; i < n; ++i) d[i] = 0.5f * d[i] * (1.0f + std::erf(d[i] * 0.70710678118654752f));

@@ -2,6 +2,8 @@
 // fusions). The reference form here is what the oneDNN post-ops are tested against.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,53 @@
 namespace kiln::cpu {
 
 class KernelContext;
+
+// The activation functions themselves, for one element of type T (float or double; relu also integers): the one
+// definition the fused activations (apply_activation), the elementwise operators (Relu, Sigmoid, HardSigmoid,
+// HardSwish, LeakyRelu, Elu, ThresholdedRelu, Softsign, Softplus) and the recurrent layers' activations use. The
+// vectorized forms (kernels/x86/vmath.h, oneDNN's eltwise post-ops) are tested against these.
+namespace act {
+template <class T>
+T relu(T x) {
+  return x > 0 ? x : T{0};
+}
+template <class T>
+T leaky_relu(T x, T alpha) {
+  return x >= 0 ? x : alpha * x;
+}
+template <class T>
+T thresholded_relu(T x, T alpha) {
+  return x > alpha ? x : T{0};
+}
+template <class T>
+T sigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+template <class T>
+T hard_sigmoid(T x, T alpha, T beta) {
+  return std::max(T(0), std::min(T(1), alpha * x + beta));
+}
+template <class T>
+T hard_swish(T x) {
+  return x * std::max(T(0), std::min(T(1), x / T(6) + T(0.5)));
+}
+template <class T>
+T silu(T x) {
+  return x / (T(1) + std::exp(-x));
+}
+template <class T>
+T elu(T x, T alpha) {
+  return x >= 0 ? x : alpha * (std::exp(x) - T(1));
+}
+template <class T>
+T softsign(T x) {
+  return x / (T(1) + std::abs(x));
+}
+template <class T>
+T softplus(T x) {
+  return std::log1p(std::exp(x));
+}
+}  // namespace act
 
 struct Activation {
   enum class Kind { kNone, kRelu, kLeakyRelu, kClip, kSigmoid, kHardSigmoid, kHardSwish, kSilu, kGelu, kTanh };

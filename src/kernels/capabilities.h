@@ -1,8 +1,14 @@
-// What the fast kernels can do on this machine, asked by code outside the kernels (the optimizer's layout pass,
-// tests) so that it includes no kernel header.
+// What the fast kernels can do on this machine, asked by code outside the kernels (the session, the optimizer's
+// layout pass, tests) so that it includes no kernel header.
 #pragma once
 
+#include "kernels/isa.h"
+
 namespace kiln::cpu {
+
+// Caps the instruction set of the libraries the fast kernels run on (oneDNN) at `isa` for the rest of the
+// process: only the first call counts, and only before a kernel has run (oneDNN's choice is process-wide).
+void cap_library_isa(Isa isa);
 
 // The channel block the blocked (NCHWc) convolution kernels prefer on this CPU: 16 with AVX-512, else 8.
 int preferred_nchwc_block();

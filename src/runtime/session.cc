@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/capabilities.h"
 #include "kernels/kernel.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
@@ -405,7 +405,7 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
     if (!cap) return invalid_argument("max_isa is '" + options.max_isa + "'; expected scalar, avx2 or avx512");
   }
   impl->isa = cpu::effective_isa(cap.value_or(cpu::Isa::kAvx512));
-  dnnl_kernels::cap_isa(impl->isa);
+  cpu::cap_library_isa(impl->isa);
   auto report = opt::optimize(impl->model, options.optimization_level);
   if (!report.is_ok()) return report.status();
   const ir::Graph& g = impl->model.graph;

@@ -39,25 +39,6 @@ double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
-// "1x3x224x224" -> dims.
-StatusOr<std::vector<int64_t>> parse_shape(const std::string& text) {
-  std::vector<int64_t> dims;
-  size_t at = 0;
-  while (at <= text.size()) {
-    size_t x = text.find('x', at);
-    std::string part = text.substr(at, x == std::string::npos ? std::string::npos : x - at);
-    char* end = nullptr;
-    long long v = std::strtoll(part.c_str(), &end, 10);
-    if (part.empty() || end != part.c_str() + part.size() || v < 0) {
-      return invalid_argument("shape '" + text + "' must be dims separated by 'x', such as 1x3x224x224");
-    }
-    dims.push_back(v);
-    if (x == std::string::npos) break;
-    at = x + 1;
-  }
-  return dims;
-}
-
 // Random input data: uniform [0, 1) for floats, small non-negative integers (valid indices for most
 // models) for integer types, false for bool.
 StatusOr<Tensor> random_input(const IoInfo& info, const std::vector<int64_t>& dims, std::mt19937& rng) {
@@ -108,6 +89,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
     std::vector<std::string> shapes;
     int iterations = 100, warmup = 10, threads = 0;
     std::string opt_level = "all";
+    bool reference = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -119,48 +101,28 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
   add_opt_level_option(cmd, a->opt_level);
   cmd->add_option("--json", a->json, "Write the results as JSON to FILE");
   cmd->add_option("--profile", a->profile, "Write a Chrome trace (a span per node) of the timed runs to FILE");
+  cmd->add_flag("--reference,--reference-kernels", a->reference,
+                "Run every operator's plain reference kernel (slow; for checking the fast kernels)");
   cmd->callback([&run, a] {
     run = [a] {
       SessionOptions options;
       options.intra_op_threads = a->threads;
       options.optimization_level = *opt::parse_level(a->opt_level);
       options.enable_profiling = !a->profile.empty();
+      options.reference_kernels = a->reference;
       const auto t0 = Clock::now();
       auto session = Session::create(a->model, options);
       const double session_ms = ms_since(t0);
       if (!session.is_ok()) return report_error(session.status());
       const Session& s = **session;
 
-      std::map<std::string, std::vector<int64_t>> shapes;
-      for (const auto& spec : a->shapes) {
-        auto eq = spec.find('=');
-        if (eq == std::string::npos || eq == 0) {
-          std::cerr << "kiln: --shape '" << spec << "' must be NAME=1x3x224x224\n";
-          return kExitUsage;
-        }
-        auto dims = parse_shape(spec.substr(eq + 1));
-        if (!dims.is_ok()) return report_error(dims.status());
-        const std::string name = spec.substr(0, eq);
-        if (std::none_of(s.inputs().begin(), s.inputs().end(), [&](const IoInfo& i) { return i.name == name; })) {
-          std::cerr << "kiln: --shape: '" << name << "' is not an input of the model\n";
-          return kExitUsage;
-        }
-        shapes[name] = *dims;
-      }
+      std::vector<std::vector<int64_t>> dims;
+      if (int code = input_dims(s, a->shapes, dims); code != kExitOk) return code;
       std::mt19937 rng(0);
       NamedTensors feeds;
-      for (const auto& in : s.inputs()) {
-        std::vector<int64_t> dims;
-        if (auto it = shapes.find(in.name); it != shapes.end()) {
-          dims = it->second;
-        } else if (in.type.shape && in.type.shape->is_static()) {
-          dims = *in.type.shape->static_dims();
-        } else {
-          std::cerr << "kiln: input '" << in.name << "' has shape " << in.type.to_string()
-                    << ": give its dims with --shape " << in.name << "=...\n";
-          return kExitUsage;
-        }
-        auto t = random_input(in, dims, rng);
+      for (size_t i = 0; i < s.inputs().size(); ++i) {
+        const IoInfo& in = s.inputs()[i];
+        auto t = random_input(in, dims[i], rng);
         if (!t.is_ok()) return report_error(t.status());
         feeds.emplace_back(in.name, std::move(t).value());
       }

@@ -1,24 +1,69 @@
-// kiln optimize MODEL -O OUT [--opt-level L] [--pass NAME]...: writes the graph kiln runs, after the
-// optimizer, so it can be inspected (kiln show, Netron). Fused operators are in the ai.kiln domain.
+// kiln optimize MODEL -O OUT [--opt-level L] [--pass NAME]... [--print-kernels [--shape NAME=1x3x224x224]...
+// [--reference]]: writes the graph kiln runs, after the optimizer, so it can be inspected (kiln show, Netron).
+// Fused operators are in the ai.kiln domain. --print-kernels runs the written graph once on zero-filled inputs
+// and lists every node with the kernel that ran it.
 #include <iostream>
 
 #include "commands.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
+#include "kiln/runtime/session.h"
 
 namespace kiln::cli {
+namespace {
+
+// Runs the (already optimized) model once on zero-filled inputs and prints "NODE  OP  KERNEL[  DETAIL]" per node.
+int print_kernels(ir::Model model, const std::vector<std::string>& shapes, bool reference) {
+  SessionOptions options;
+  options.optimization_level = 0;  // the graph as written
+  options.reference_kernels = reference;
+  auto session = Session::create(std::move(model), options);
+  if (!session.is_ok()) return report_error(session.status());
+  const Session& s = **session;
+  std::vector<std::vector<int64_t>> dims;
+  if (int code = input_dims(s, shapes, dims); code != kExitOk) return code;
+  NamedTensors feeds;
+  for (size_t i = 0; i < s.inputs().size(); ++i) {
+    const IoInfo& in = s.inputs()[i];
+    if (in.type.kind != ir::Type::Kind::kTensor) {
+      std::cerr << "kiln: input '" << in.name << "' is " << in.type.to_string()
+                << "; --print-kernels feeds tensors only\n";
+      return kExitUsage;
+    }
+    const DType dtype = in.type.elem_type == DType::kUndefined ? DType::kFloat32 : in.type.elem_type;
+    auto t = Tensor::allocate(dtype, dims[i]);
+    if (!t.is_ok()) return report_error(t.status());
+    feeds.emplace_back(in.name, std::move(t).value());
+  }
+  auto out = s.run(feeds);
+  if (!out.is_ok()) return report_error(out.status());
+  for (const KernelChoice& c : s.kernel_choices()) {
+    std::cout << (c.node.empty() ? "-" : c.node) << "  " << c.op << "  " << (c.kernel.empty() ? "(not run)" : c.kernel)
+              << (c.detail.empty() ? "" : "  " + c.detail) << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
 
 void add_optimize(CLI::App& root, std::function<int()>& run) {
   auto* cmd = root.add_subcommand("optimize", "Write the optimized graph kiln runs (fused ops in ai.kiln)");
   struct Args {
     std::string model, out, opt_level = "all";
-    std::vector<std::string> passes;
+    std::vector<std::string> passes, shapes;
+    bool print_kernels = false, reference = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
   cmd->add_option("-O,--output", a->out, "Where to write the optimized model")->required();
   add_opt_level_option(cmd, a->opt_level);
   cmd->add_option("--pass", a->passes, "Run only these passes, in this order (repeat or a,b,c)");
+  cmd->add_flag("--print-kernels", a->print_kernels,
+                "Run the optimized graph once on zero-filled inputs and list each node with its kernel");
+  cmd->add_option("--shape", a->shapes,
+                  "NAME=1x3x224x224: with --print-kernels, the shape of an input with symbolic dims; repeat");
+  cmd->add_flag("--reference,--reference-kernels", a->reference,
+                "With --print-kernels: choose the reference kernels (as kiln run --reference)");
   cmd->callback([&run, a] {
     run = [a] {
       ir::Model model;
@@ -41,6 +86,7 @@ void add_optimize(CLI::App& root, std::function<int()>& run) {
       Status st = onnx::save_model(model, a->out);
       if (!st.is_ok()) return report_error(st);
       std::cout << "nodes " << before << " -> " << model.graph.nodes.size() << "; wrote " << a->out << "\n";
+      if (a->print_kernels) return print_kernels(std::move(model), a->shapes, a->reference);
       return kExitOk;
     };
   });

@@ -150,7 +150,7 @@ void add_run(CLI::App& root, std::function<int()>& run) {
   cmd->add_option("-d,--output-dir", a->out_dir, "Write every output to DIR/<name>.npy");
   cmd->add_option("--threads", a->threads, "Intra-op threads (0: one per core)");
   add_opt_level_option(cmd, a->opt_level);
-  cmd->add_flag("--reference-kernels", a->reference,
+  cmd->add_flag("--reference,--reference-kernels", a->reference,
                 "Run every operator's plain reference kernel (slow; for checking the fast kernels)");
   cmd->callback([&run, a] {
     run = [a] {

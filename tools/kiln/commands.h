@@ -9,6 +9,7 @@
 
 #include "kiln/core/status.h"
 #include "kiln/ir/graph.h"
+#include "kiln/runtime/session.h"
 
 namespace kiln::cli {
 
@@ -32,6 +33,10 @@ int report_error(const Status& status);
 bool load_or_report(const std::string& path, ir::Model& model, int& exit_code);
 // Adds --opt-level (disabled|basic|extended|all or 0|1|2|99; default all) storing the text in `level`.
 void add_opt_level_option(CLI::App* cmd, std::string& level);
+// The dims of every input of session `s`: from its --shape NAME=1x3x224x224 in `specs`, else its declared static
+// shape. Returns kExitOk, or prints what is wrong (a malformed spec, an unknown input, an input whose dims are
+// not all known, naming it) and returns kExitUsage.
+int input_dims(const Session& s, const std::vector<std::string>& specs, std::vector<std::vector<int64_t>>& dims);
 // "a,b,c" -> {"a","b","c"} (empty items dropped).
 std::vector<std::string> split_list(const std::vector<std::string>& items);
 

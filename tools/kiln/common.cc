@@ -1,10 +1,35 @@
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
+#include <map>
 
 #include "commands.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
 
 namespace kiln::cli {
+namespace {
+
+// "1x3x224x224" -> dims.
+StatusOr<std::vector<int64_t>> parse_shape(const std::string& text) {
+  std::vector<int64_t> dims;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t x = text.find('x', at);
+    std::string part = text.substr(at, x == std::string::npos ? std::string::npos : x - at);
+    char* end = nullptr;
+    long long v = std::strtoll(part.c_str(), &end, 10);
+    if (part.empty() || end != part.c_str() + part.size() || v < 0) {
+      return invalid_argument("shape '" + text + "' must be dims separated by 'x', such as 1x3x224x224");
+    }
+    dims.push_back(v);
+    if (x == std::string::npos) break;
+    at = x + 1;
+  }
+  return dims;
+}
+
+}  // namespace
 
 void add_opt_level_option(CLI::App* cmd, std::string& level) {
   cmd->add_option("--opt-level", level,
@@ -31,6 +56,41 @@ bool load_or_report(const std::string& path, ir::Model& model, int& exit_code) {
   }
   model = std::move(loaded).value();
   return true;
+}
+
+int input_dims(const Session& s, const std::vector<std::string>& specs, std::vector<std::vector<int64_t>>& dims) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& spec : specs) {
+    auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "kiln: --shape '" << spec << "' must be NAME=1x3x224x224\n";
+      return kExitUsage;
+    }
+    auto parsed = parse_shape(spec.substr(eq + 1));
+    if (!parsed.is_ok()) {
+      std::cerr << "kiln: " << parsed.status().message() << "\n";
+      return kExitUsage;
+    }
+    const std::string name = spec.substr(0, eq);
+    if (std::none_of(s.inputs().begin(), s.inputs().end(), [&](const IoInfo& i) { return i.name == name; })) {
+      std::cerr << "kiln: --shape: '" << name << "' is not an input of the model\n";
+      return kExitUsage;
+    }
+    shapes[name] = *parsed;
+  }
+  dims.clear();
+  for (const auto& in : s.inputs()) {
+    if (auto it = shapes.find(in.name); it != shapes.end()) {
+      dims.push_back(it->second);
+    } else if (in.type.shape && in.type.shape->is_static()) {
+      dims.push_back(*in.type.shape->static_dims());
+    } else {
+      std::cerr << "kiln: input '" << in.name << "' has shape " << in.type.to_string()
+                << ": give its dims with --shape " << in.name << "=...\n";
+      return kExitUsage;
+    }
+  }
+  return kExitOk;
 }
 
 std::vector<std::string> split_list(const std::vector<std::string>& items) {

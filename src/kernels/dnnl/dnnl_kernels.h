@@ -1,6 +1,7 @@
-// Fast CPU kernels on oneDNN (libdnnl). Each one has a plain reference kernel in kernels/cpu that it is
-// tested against (tests/unit/runtime/fast_kernels_test.cc); the reference kernel runs when oneDNN cannot
-// take a case, or when SessionOptions::reference_kernels asks for it.
+// Building blocks on oneDNN (libdnnl) for the fast kernels of src/kernels/fast (conv.dnnl, nchwc_conv.dnnl,
+// matmul.dnnl, ...), each tested against its reference kernel in src/kernels/ref
+// (tests/unit/runtime/fast_kernels_test.cc); the session runs the reference kernel where no fast kernel's
+// supports() holds, or when SessionOptions::reference_kernels asks for it.
 //
 // Primitives are made once per node and input shape and kept in the node's KernelCache, together with the
 // weights reordered into the layout the primitive wants when the weights are constants of the model.

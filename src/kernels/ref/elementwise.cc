@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/activation.h"
 #include "kernels/kernel.h"
 
 namespace kiln::cpu {
@@ -206,26 +207,26 @@ KILN_UNARY(tanh_kernel, false, std::tanh(x))
 KILN_UNARY(asinh_kernel, false, std::asinh(x))
 KILN_UNARY(acosh_kernel, false, std::acosh(x))
 KILN_UNARY(atanh_kernel, false, std::atanh(x))
-KILN_UNARY(sigmoid_kernel, false, 1 / (1 + std::exp(-x)))
-KILN_UNARY(relu_kernel, true, x > 0 ? x : decltype(x){0})
+KILN_UNARY(sigmoid_kernel, false, act::sigmoid(x))
+KILN_UNARY(relu_kernel, true, act::relu(x))
 KILN_UNARY(erf_kernel, false, std::erf(x))
 KILN_UNARY(sign_kernel, true, (x > 0) - (x < 0))
-KILN_UNARY(softplus_kernel, false, std::log1p(std::exp(x)))
-KILN_UNARY(softsign_kernel, false, x / (1 + std::abs(x)))
+KILN_UNARY(softplus_kernel, false, act::softplus(x))
+KILN_UNARY(softsign_kernel, false, act::softsign(x))
 KILN_UNARY(mish_kernel, false, x * std::tanh(std::log1p(std::exp(x))))
-KILN_UNARY(hard_swish_kernel, false, x * std::max<decltype(x)>(0, std::min<decltype(x)>(1, x / 6 + decltype(x)(0.5))))
+KILN_UNARY(hard_swish_kernel, false, act::hard_swish(x))
 // clang-format on
 
 Status hard_sigmoid_kernel(KernelContext& ctx) {
   const float alpha = ctx.attr_float("alpha", 0.2f), beta = ctx.attr_float("beta", 0.5f);
   return unary<false>(ctx, [&](auto x) {
     using T = decltype(x);
-    return std::max<T>(0, std::min<T>(1, static_cast<T>(alpha) * x + static_cast<T>(beta)));
+    return act::hard_sigmoid(x, static_cast<T>(alpha), static_cast<T>(beta));
   });
 }
 Status elu_kernel(KernelContext& ctx) {
   const float alpha = ctx.attr_float("alpha", 1.0f);
-  return unary<false>(ctx, [&](auto x) { return x >= 0 ? x : static_cast<decltype(x)>(alpha * (std::exp(x) - 1)); });
+  return unary<false>(ctx, [&](auto x) { return act::elu(x, static_cast<decltype(x)>(alpha)); });
 }
 Status selu_kernel(KernelContext& ctx) {
   const float alpha = ctx.attr_float("alpha", 1.67326319217681884765625f);
@@ -244,11 +245,11 @@ Status celu_kernel(KernelContext& ctx) {
 }
 Status leaky_relu_kernel(KernelContext& ctx) {
   const float alpha = ctx.attr_float("alpha", 0.01f);
-  return unary<false>(ctx, [&](auto x) { return x >= 0 ? x : static_cast<decltype(x)>(alpha * x); });
+  return unary<false>(ctx, [&](auto x) { return act::leaky_relu(x, static_cast<decltype(x)>(alpha)); });
 }
 Status thresholded_relu_kernel(KernelContext& ctx) {
   const float alpha = ctx.attr_float("alpha", 1.0f);
-  return unary<false>(ctx, [&](auto x) { return x > alpha ? x : decltype(x){0}; });
+  return unary<false>(ctx, [&](auto x) { return act::thresholded_relu(x, static_cast<decltype(x)>(alpha)); });
 }
 Status gelu_kernel(KernelContext& ctx) {
   const bool tanh_approx = ctx.attr_string("approximate", "none") == "tanh";

@@ -1,6 +1,6 @@
 // ai.kiln's NCHWc operators, which the optimizer's layout pass (level all) puts between convolutions so that
 // activations stay in the channel-blocked layout oneDNN computes in: reorders at the boundaries, pooling on
-// blocked tensors. NchwcConv is in nn.cc with the other convolutions. These are the reference kernels (pooling:
+// blocked tensors. NchwcConv is in conv.cc with the other convolutions. These are the reference kernels (pooling:
 // unblock, run the plain reference kernel, block again); fast/nchwc_pool.cc pools in the blocked layout.
 #include <algorithm>
 #include <cmath>

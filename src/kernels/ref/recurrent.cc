@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/activation.h"
 #include "kernels/kernel.h"
 #include "kernels/ref/misc_util.h"
 
@@ -19,22 +20,22 @@ namespace {
 
 // Recurrent layers
 
-struct Activation {
+struct RnnActivation {
   std::string name;  // lowercase
   double alpha = 0, beta = 0;
 
   double operator()(double x) const {
-    if (name == "sigmoid") return 1 / (1 + std::exp(-x));
+    if (name == "sigmoid") return act::sigmoid(x);
     if (name == "tanh") return std::tanh(x);
-    if (name == "relu") return x > 0 ? x : 0;
+    if (name == "relu") return act::relu(x);
     if (name == "affine") return alpha * x + beta;
-    if (name == "leakyrelu") return x >= 0 ? x : alpha * x;
-    if (name == "thresholdedrelu") return x > alpha ? x : 0;
+    if (name == "leakyrelu") return act::leaky_relu(x, alpha);
+    if (name == "thresholdedrelu") return act::thresholded_relu(x, alpha);
     if (name == "scaledtanh") return alpha * std::tanh(beta * x);
-    if (name == "hardsigmoid") return std::max(0.0, std::min(1.0, alpha * x + beta));
-    if (name == "elu") return x >= 0 ? x : alpha * (std::exp(x) - 1);
-    if (name == "softsign") return x / (1 + std::abs(x));
-    if (name == "softplus") return std::log1p(std::exp(x));
+    if (name == "hardsigmoid") return act::hard_sigmoid(x, alpha, beta);
+    if (name == "elu") return act::elu(x, alpha);
+    if (name == "softsign") return act::softsign(x);
+    if (name == "softplus") return act::softplus(x);
     return x;
   }
 };
@@ -55,7 +56,7 @@ struct RnnSetup {
   DType dtype = DType::kFloat32;
   std::vector<double> x, w, r, b, h0;
   std::vector<int64_t> lens;
-  std::vector<Activation> acts;  // per direction: acts_per_dir entries
+  std::vector<RnnActivation> acts;  // per direction: acts_per_dir entries
 
   double x_at(int64_t t, int64_t bb, int64_t i) const {
     return layout == 0 ? x[static_cast<size_t>((t * batch + bb) * input + i)]
@@ -169,7 +170,7 @@ StatusOr<RnnSetup> rnn_setup(const KernelContext& ctx, int64_t gates, const std:
   const std::vector<float> betas = ctx.attr_floats("activation_beta");
   size_t ai = 0, bi = 0;
   for (const auto& n : names) {
-    Activation a;
+    RnnActivation a;
     for (char c : n) a.name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (!known_activation(a.name)) return ctx.error("activation '" + n + "' is not supported");
     bool uses_alpha = true, uses_beta = false;
@@ -262,7 +263,7 @@ Status rnn_kernel(KernelContext& ctx) {
   run_recurrence(s, y, yh, nullptr, nullptr,
                  [&](int64_t d, const std::vector<double>& xt, std::vector<double>& h, std::vector<double>&) {
                    gate_inputs(s, d, xt, h, wx, rh);
-                   const Activation& f = s.acts[static_cast<size_t>(d)];
+                   const RnnActivation& f = s.acts[static_cast<size_t>(d)];
                    for (size_t j = 0; j < H; ++j) h[j] = f(s.clipped(wx[j] + rh[j]));
                  });
   KILN_RETURN_IF_ERROR(emit(ctx, 0, s.dtype, s.y_dims(), y));
@@ -276,8 +277,8 @@ Status gru_kernel(KernelContext& ctx) {
   std::vector<double> y, yh, wx, rh, z(H), rg(H), hr(H);
   run_recurrence(s, y, yh, nullptr, nullptr,
                  [&](int64_t d, const std::vector<double>& xt, std::vector<double>& h, std::vector<double>&) {
-                   const Activation& f = s.acts[static_cast<size_t>(d * 2)];
-                   const Activation& g = s.acts[static_cast<size_t>(d * 2 + 1)];
+                   const RnnActivation& f = s.acts[static_cast<size_t>(d * 2)];
+                   const RnnActivation& g = s.acts[static_cast<size_t>(d * 2 + 1)];
                    gate_inputs(s, d, xt, h, wx, rh);  // gate order z, r, h
                    for (size_t j = 0; j < H; ++j) {
                      z[j] = f(s.clipped(wx[j] + rh[j]));
@@ -321,9 +322,9 @@ Status lstm_kernel(KernelContext& ctx) {
   std::vector<double> y, yh, yc, wx, rh;
   run_recurrence(s, y, yh, &c0, &yc,
                  [&](int64_t d, const std::vector<double>& xt, std::vector<double>& h, std::vector<double>& c) {
-                   const Activation& f = s.acts[static_cast<size_t>(d * 3)];
-                   const Activation& g = s.acts[static_cast<size_t>(d * 3 + 1)];
-                   const Activation& hact = s.acts[static_cast<size_t>(d * 3 + 2)];
+                   const RnnActivation& f = s.acts[static_cast<size_t>(d * 3)];
+                   const RnnActivation& g = s.acts[static_cast<size_t>(d * 3 + 1)];
+                   const RnnActivation& hact = s.acts[static_cast<size_t>(d * 3 + 2)];
                    const double* pi = &p[static_cast<size_t>(d * 3 * s.hidden)];
                    const double* po = pi + H;
                    const double* pf = po + H;

@@ -1,4 +1,4 @@
-// Resize and Upsample's interpolation, worked out by the reference kernels (nn.cc) and shared with the fast kernel
+// Resize and Upsample's interpolation, worked out by the reference kernels (resize.cc) and shared with the fast kernel
 // (fast/resize.cc): per axis, for every output index, the input indices and weights it interpolates.
 #pragma once
 

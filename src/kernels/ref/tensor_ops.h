@@ -1,4 +1,4 @@
-// What the reference kernels of tensor_ops.cc work out from a node, shared with their fast kernels
+// What the reference kernels of tensor_copy.cc work out from a node, shared with their fast kernels
 // (fast/copy.cc) so that both read the inputs and report errors alike.
 #pragma once
 

@@ -789,6 +789,43 @@ TEST(FastKernels, ConvolutionsAsOneGemmMatchReference) {
   }
 }
 
+// The AVX2 NCHWc kernels take blocks of 8, which the layout pass picks on AVX2 CPUs only: explicit ai.kiln graphs
+// with block 8 (ReorderInput, NchwcConv, ReorderOutput) run them on any AVX2 machine, AVX-512 ones included.
+TEST(FastKernels, BlockedKernelsOfBlock8RunAndMatchReference) {
+  std::mt19937 rng(26);
+  struct Case {
+    std::string name, kernel;
+    int64_t c, m, h, k;
+    bool of_largest;
+  };
+  const std::vector<Case> cases = {
+      {"Winograd F(4x4)", "nchwc_conv.winograd winograd_f4x4.avx2", 16, 24, 24, 3, true},
+      {"Winograd F(2x2)", "nchwc_conv.winograd winograd_f2x2.avx2", 16, 16, 12, 3, false},
+      {"conv as one GEMM", "nchwc_conv.gemm", 256, 256, 7, 3, false},
+      {"oneDNN (5x5)", "nchwc_conv.dnnl", 16, 16, 9, 5, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const int64_t pad = c.k / 2;
+    std::vector<ir::Node> nodes{
+        make_node("ReorderInput", {"x"}, {"xb"}, "reorder_in", {make_attribute("block", int64_t{8})}, "ai.kiln"),
+        make_node("NchwcConv", {"xb", "w", "b"}, {"yb"}, "conv",
+                  {make_attribute("block", int64_t{8}), make_attribute("activation", std::string("Relu")),
+                   make_attribute("pads", std::vector<int64_t>{pad, pad, pad, pad})},
+                  "ai.kiln"),
+        make_node("ReorderOutput", {"yb"}, {"y"}, "reorder_out",
+                  {make_attribute("block", int64_t{8}), make_attribute("channels", c.m)}, "ai.kiln")};
+    auto model = make_model(
+        make_graph(
+            nodes, "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, c.c, c.h, c.h})},
+            {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+            {make_tensor("w", random_tensor({c.m, c.c, c.k, c.k}, rng)), make_tensor("b", random_tensor({c.m}, rng))}),
+        {{"", 17}, {"ai.kiln", 1}});
+    expect_fast_matches_reference(model, {{"x", random_tensor({1, c.c, c.h, c.h}, rng)}}, 1e-4f, c.of_largest,
+                                  with_avx2(c.kernel));
+  }
+}
+
 // A residual sum whose Z dies at the convolution (a downsample branch): from the second run on, the memory
 // plan gives the output Z's bytes, and oneDNN's sum post-op accumulates in place. Plain and blocked (level all).
 TEST(FastKernels, ResidualSumInPlaceMatchesReference) {

@@ -1,0 +1,53 @@
+"""kiln optimize --print-kernels: every node of the written graph with the kernel that ran it; --reference
+chooses the reference kernels; dynamic dims come from --shape, and an unknown one is a usage error naming the
+input."""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import kiln_test_util as ku  # noqa: E402
+from kiln_test_util import onnx  # noqa: E402
+
+
+def kernel_lines(stdout):
+    # The pass counts are indented; the node lines ("NODE  OP  KERNEL[  DETAIL]") are not.
+    return [line.split("  ") for line in stdout.splitlines()
+            if line and not line.startswith(" ") and not line.startswith("nodes ")]
+
+
+class PrintKernelsTest(ku.KilnTestCase):
+    def test_every_node_is_listed_with_its_kernel(self):
+        for name in ("resnet18.onnx", "transformer.onnx"):
+            target = self.out("opt_" + name)
+            res = self.kiln_ok("optimize", self.model(name), "-O", target, "--print-kernels")
+            written = onnx.load(target)
+            rows = kernel_lines(res.stdout)
+            self.assertEqual([r[0] for r in rows], [n.name or "-" for n in written.graph.node], name)
+            for row in rows:
+                self.assertIn(len(row), (3, 4), row)
+                self.assertNotEqual(row[2], "(not run)", row)
+            # Every kernel is "ref" or a fast kernel's name (family.variant).
+            self.assertTrue(all(r[2] == "ref" or "." in r[2] for r in rows), rows)
+
+    def test_reference_lists_only_reference_kernels(self):
+        res = self.kiln_ok("optimize", self.model("resnet18.onnx"), "-O", self.out("ref.onnx"), "--print-kernels",
+                           "--reference")
+        rows = kernel_lines(res.stdout)
+        self.assertTrue(rows)
+        self.assertEqual({r[2] for r in rows}, {"ref"})
+        self.assertTrue(all(len(r) == 3 for r in rows), rows)
+
+    def test_dynamic_dims_come_from_shape(self):
+        res = self.kiln("optimize", self.model("dynamic_conv.onnx"), "-O", self.out("dyn.onnx"), "--print-kernels",
+                        expect=2)
+        self.assertIn("input 'in'", res.stderr)
+        self.assertIn("--shape in=", res.stderr)
+        res = self.kiln_ok("optimize", self.model("dynamic_conv.onnx"), "-O", self.out("dyn.onnx"),
+                           "--print-kernels", "--shape", "in=1x3x16x16")
+        self.assertEqual(len(kernel_lines(res.stdout)), len(onnx.load(self.out("dyn.onnx")).graph.node))
+
+
+if __name__ == "__main__":
+    unittest.main()
