@@ -43,7 +43,7 @@ CpuFeatures detect() {
   __get_cpuid(1, &a, &b, &c1, &d1);
   const bool osxsave = bit(c1, 27);
   const uint64_t xcr0 = osxsave ? xgetbv0() : 0;
-  const bool ymm_state = (xcr0 & 0x6) == 0x6;             // SSE and AVX state
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;                 // SSE and AVX state
   const bool zmm_state = ymm_state && (xcr0 & 0xe0) == 0xe0;  // opmask, ZMM_Hi256, Hi16_ZMM
   const bool tile_state = (xcr0 & 0x60000) == 0x60000;        // XTILECFG, XTILEDATA
   f.fma = ymm_state && bit(c1, 12);

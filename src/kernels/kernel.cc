@@ -71,9 +71,14 @@ std::vector<const KernelDef*> find_candidates(const std::string& domain, const s
 const KernelDef* select_kernel(const std::vector<const KernelDef*>& candidates, const KernelContext& ctx,
                                bool reference_only) {
   if (!reference_only) {
+    const KernelDef* supporting = nullptr;
     for (const KernelDef* k : candidates) {
-      if (k->backend == Backend::kFast && k->supports(ctx) && (!k->prefer || k->prefer(ctx))) return k;
+      if (k->backend != Backend::kFast || !k->supports(ctx)) continue;
+      if (!k->prefer || k->prefer(ctx)) return k;
+      if (!supporting) supporting = k;
     }
+    // None prefers the case (the usual catch-all, oneDNN, was disabled): the first that can run it.
+    if (supporting) return supporting;
   }
   return candidates.back();
 }

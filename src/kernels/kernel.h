@@ -254,7 +254,8 @@ const KernelDef* find_kernel(const std::string& domain, const std::string& op, i
 // reference kernel last. Empty when kiln has no kernel for it.
 std::vector<const KernelDef*> find_candidates(const std::string& domain, const std::string& op, int64_t opset);
 // The kernel that runs a node whose inputs are in `ctx`: the first fast candidate that supports and prefers the
-// case, else the reference kernel (always the reference kernel when `reference_only`). `candidates` is what
+// case, else the first that supports it, else the reference kernel (always the reference kernel when
+// `reference_only`). `candidates` is what
 // find_candidates returned (non-empty).
 const KernelDef* select_kernel(const std::vector<const KernelDef*>& candidates, const KernelContext& ctx,
                                bool reference_only);

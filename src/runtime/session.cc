@@ -230,6 +230,12 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
                              ")");
       }
     }
+    // Fast kernels the options disable never become candidates (the reference kernel, last, always stays).
+    std::erase_if(candidates, [this](const cpu::KernelDef* k) {
+      return k->backend == cpu::Backend::kFast &&
+             std::find(options.disabled_kernels.begin(), options.disabled_kernels.end(), k->name) !=
+                 options.disabled_kernels.end();
+    });
     NodePlan np{&n, std::move(candidates), opset, {}};
     for (size_t i = 0; i < n.inputs.size() && i < 64; ++i) {
       if (!n.inputs[i].empty() && plan.initializers.count(n.inputs[i]) && !graph_inputs.count(n.inputs[i])) {

@@ -36,6 +36,9 @@ struct SessionOptions {
   bool tune = true;
   // The most time all timing may take in this session (ms); past it, nodes take the first guess.
   double tune_budget_ms = 3000;
+  // Fast kernels never to select, by name ("nchwc_conv.dnnl", "matmul.sgemm"; `kiln optimize --print-kernels`
+  // lists them): to work around a kernel, or to test another one. The reference kernel always remains.
+  std::vector<std::string> disabled_kernels;
 };
 
 // A graph input or output as the session sees it: name, type (dtype and shape with symbolic dims).

@@ -73,7 +73,8 @@ void expect_kernel(const Session& session, const std::string& kernel) {
 // than with each result, such as Winograd F(4x4, 3x3): an output that cancels to near zero keeps the error of
 // its terms). `kernel` (when given): the kernel the fast session must have chosen (expect_kernel).
 void expect_fast_matches_reference(const ir::Model& model, const NamedTensors& feeds, float tol,
-                                   bool of_largest = false, const std::string& kernel = "") {
+                                   bool of_largest = false, const std::string& kernel = "",
+                                   const std::vector<std::string>& disabled = {}) {
   SessionOptions ref_opts;
   ref_opts.reference_kernels = true;
   ref_opts.optimization_level = 0;
@@ -85,6 +86,7 @@ void expect_fast_matches_reference(const ir::Model& model, const NamedTensors& f
   // first guess, not the timed choice, so that the kernel under test is the one that runs (tuner_test times).
   SessionOptions fast_opts;
   fast_opts.tune = false;
+  fast_opts.disabled_kernels = disabled;
   auto session = std::move(Session::create(model, fast_opts)).value();
   for (const char* run : {"recording run", "planned run"}) {
     SCOPED_TRACE(run);
@@ -789,40 +791,55 @@ TEST(FastKernels, ConvolutionsAsOneGemmMatchReference) {
   }
 }
 
-// The AVX2 NCHWc kernels take blocks of 8, which the layout pass picks on AVX2 CPUs only: explicit ai.kiln graphs
-// with block 8 (ReorderInput, NchwcConv, ReorderOutput) run them on any AVX2 machine, AVX-512 ones included.
-TEST(FastKernels, BlockedKernelsOfBlock8RunAndMatchReference) {
+// Explicit ai.kiln graphs (ReorderInput, NchwcConv, ReorderOutput) with blocks of 8 and, where the CPU has AVX-512,
+// of 16, whichever block the layout pass would pick here: each NchwcConv kernel, the others disabled so that the
+// one under test runs, against the reference. Winograd's and the GEMM's products run on the session's ISA.
+TEST(FastKernels, BlockedKernelsOfEachBlockRunAndMatchReference) {
   std::mt19937 rng(26);
   struct Case {
-    std::string name, kernel;
+    std::string name, kernel, detail;
     int64_t c, m, h, k;
     bool of_largest;
   };
   const std::vector<Case> cases = {
-      {"Winograd F(4x4)", "nchwc_conv.winograd winograd_f4x4.avx2", 16, 24, 24, 3, true},
-      {"Winograd F(2x2)", "nchwc_conv.winograd winograd_f2x2.avx2", 16, 16, 12, 3, false},
-      {"conv as one GEMM", "nchwc_conv.gemm", 256, 256, 7, 3, false},
-      {"oneDNN (5x5)", "nchwc_conv.dnnl", 16, 16, 9, 5, false},
+      {"Winograd F(4x4)", "nchwc_conv.winograd_f4", "winograd_f4x4", 16, 32, 24, 3, true},
+      {"Winograd F(2x2)", "nchwc_conv.winograd_f2", "winograd_f2x2", 16, 16, 12, 3, false},
+      {"conv as one GEMM", "nchwc_conv.gemm", "conv_gemm_blocked", 256, 256, 7, 3, false},
+      {"oneDNN (5x5)", "nchwc_conv.dnnl", "", 16, 16, 9, 5, false},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.name);
-    const int64_t pad = c.k / 2;
-    std::vector<ir::Node> nodes{
-        make_node("ReorderInput", {"x"}, {"xb"}, "reorder_in", {make_attribute("block", int64_t{8})}, "ai.kiln"),
-        make_node("NchwcConv", {"xb", "w", "b"}, {"yb"}, "conv",
-                  {make_attribute("block", int64_t{8}), make_attribute("activation", std::string("Relu")),
-                   make_attribute("pads", std::vector<int64_t>{pad, pad, pad, pad})},
-                  "ai.kiln"),
-        make_node("ReorderOutput", {"yb"}, {"y"}, "reorder_out",
-                  {make_attribute("block", int64_t{8}), make_attribute("channels", c.m)}, "ai.kiln")};
-    auto model = make_model(
-        make_graph(
-            nodes, "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, c.c, c.h, c.h})},
-            {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
-            {make_tensor("w", random_tensor({c.m, c.c, c.k, c.k}, rng)), make_tensor("b", random_tensor({c.m}, rng))}),
-        {{"", 17}, {"ai.kiln", 1}});
-    expect_fast_matches_reference(model, {{"x", random_tensor({1, c.c, c.h, c.h}, rng)}}, 1e-4f, c.of_largest,
-                                  with_avx2(c.kernel));
+  const std::vector<std::string> all = {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2",
+                                        "nchwc_conv.gemm", "nchwc_conv.dnnl"};
+  std::string error;
+  const cpu::Isa isa = cpu::effective_isa(cpu::isa_cap_from_env(&error).value_or(cpu::Isa::kAvx512));
+  for (int64_t block : {8, 16}) {
+    if (block == 16 && isa < cpu::Isa::kAvx512) continue;  // blocks of 16 have vector kernels with AVX-512 only
+    for (const Case& c : cases) {
+      SCOPED_TRACE(c.name + ", blocks of " + std::to_string(block));
+      const int64_t pad = c.k / 2;
+      std::vector<ir::Node> nodes{
+          make_node("ReorderInput", {"x"}, {"xb"}, "reorder_in", {make_attribute("block", block)}, "ai.kiln"),
+          make_node("NchwcConv", {"xb", "w", "b"}, {"yb"}, "conv",
+                    {make_attribute("block", block), make_attribute("activation", std::string("Relu")),
+                     make_attribute("pads", std::vector<int64_t>{pad, pad, pad, pad})},
+                    "ai.kiln"),
+          make_node("ReorderOutput", {"yb"}, {"y"}, "reorder_out",
+                    {make_attribute("block", block), make_attribute("channels", c.m)}, "ai.kiln")};
+      auto model = make_model(
+          make_graph(nodes, "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, c.c, c.h, c.h})},
+                     {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+                     {make_tensor("w", random_tensor({c.m, c.c, c.k, c.k}, rng)),
+                      make_tensor("b", random_tensor({c.m}, rng))}),
+          {{"", 17}, {"ai.kiln", 1}});
+      std::vector<std::string> others;
+      for (const auto& k : all) {
+        if (k != c.kernel) others.push_back(k);
+      }
+      std::string expected = c.kernel;
+      if (c.kernel == "nchwc_conv.gemm") expected += " " + c.detail + std::to_string(block) + "." + cpu::isa_name(isa);
+      if (c.kernel != "nchwc_conv.gemm" && !c.detail.empty()) expected += " " + c.detail + "." + cpu::isa_name(isa);
+      expect_fast_matches_reference(model, {{"x", random_tensor({1, c.c, c.h, c.h}, rng)}}, 1e-4f, c.of_largest,
+                                    with_avx2(expected), others);
+    }
   }
 }
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/kernel.h"
 #include "kernels/isa.h"
+#include "kernels/kernel.h"
 #include "kiln/ir/builder.h"
 #include "kiln/runtime/session.h"
 
