@@ -1,5 +1,5 @@
-"""kiln optimize --print-kernels: every node of the written graph with the kernel that ran it; --reference
-chooses the reference kernels; dynamic dims come from --shape, and an unknown one is a usage error naming the
+"""kiln optimize --print-kernels: every node of the written graph with the kernel that ran it (and the candidates'
+times where they were timed; --no-tune times none); --reference chooses the reference kernels; dynamic dims come from --shape, and an unknown one is a usage error naming the
 input."""
 import os
 import sys
@@ -26,10 +26,24 @@ class PrintKernelsTest(ku.KilnTestCase):
             rows = kernel_lines(res.stdout)
             self.assertEqual([r[0] for r in rows], [n.name or "-" for n in written.graph.node], name)
             for row in rows:
-                self.assertIn(len(row), (3, 4), row)
+                self.assertIn(len(row), (3, 4, 5), row)
                 self.assertNotEqual(row[2], "(not run)", row)
             # Every kernel is "ref" or a fast kernel's name (family.variant).
             self.assertTrue(all(r[2] == "ref" or "." in r[2] for r in rows), rows)
+
+    def test_timed_choices_show_every_candidate_and_no_tune_times_none(self):
+        # The transformer's MatMuls by constant weights have two fast kernels (the packed SGEMM and oneDNN's).
+        res = self.kiln_ok("optimize", self.model("transformer.onnx"), "-O", self.out("tuned.onnx"), "--print-kernels")
+        timed = [r for r in kernel_lines(res.stdout) if len(r) == 5]
+        self.assertTrue(timed, res.stdout)
+        for row in timed:
+            self.assertTrue(row[4].startswith("(timed: "), row)
+            self.assertIn(row[2] + " ", row[4], row)  # the chosen kernel is among the timed ones
+        self.assertIn("  tuning: ", res.stdout)
+        res = self.kiln_ok("optimize", self.model("transformer.onnx"), "-O", self.out("untuned.onnx"),
+                           "--print-kernels", "--no-tune")
+        self.assertFalse([r for r in kernel_lines(res.stdout) if len(r) == 5], res.stdout)
+        self.assertNotIn("tuning: ", res.stdout)
 
     def test_reference_lists_only_reference_kernels(self):
         res = self.kiln_ok("optimize", self.model("resnet18.onnx"), "-O", self.out("ref.onnx"), "--print-kernels",

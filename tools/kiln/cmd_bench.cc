@@ -89,7 +89,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
     std::vector<std::string> shapes;
     int iterations = 100, warmup = 10, threads = 0;
     std::string opt_level = "all";
-    bool reference = false;
+    bool reference = false, no_tune = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -103,6 +103,8 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
   cmd->add_option("--profile", a->profile, "Write a Chrome trace (a span per node) of the timed runs to FILE");
   cmd->add_flag("--reference,--reference-kernels", a->reference,
                 "Run every operator's plain reference kernel (slow; for checking the fast kernels)");
+  cmd->add_flag("--no-tune", a->no_tune,
+                "Take each node's first-guess kernel instead of timing the candidates on the first run");
   cmd->callback([&run, a] {
     run = [a] {
       SessionOptions options;
@@ -110,6 +112,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
       options.optimization_level = *opt::parse_level(a->opt_level);
       options.enable_profiling = !a->profile.empty();
       options.reference_kernels = a->reference;
+      options.tune = !a->no_tune;
       const auto t0 = Clock::now();
       auto session = Session::create(a->model, options);
       const double session_ms = ms_since(t0);

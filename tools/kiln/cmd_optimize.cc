@@ -1,7 +1,8 @@
 // kiln optimize MODEL -O OUT [--opt-level L] [--pass NAME]... [--print-kernels [--shape NAME=1x3x224x224]...
-// [--reference]]: writes the graph kiln runs, after the optimizer, so it can be inspected (kiln show, Netron).
-// Fused operators are in the ai.kiln domain. --print-kernels runs the written graph once on zero-filled inputs
-// and lists every node with the kernel that ran it.
+// [--reference] [--no-tune]]: writes the graph kiln runs, after the optimizer, so it can be inspected (kiln show,
+// Netron). Fused operators are in the ai.kiln domain. --print-kernels runs the written graph once on zero-filled inputs
+// and lists every node with the kernel that ran it (and, where candidates were timed, their times).
+#include <cstdio>
 #include <iostream>
 
 #include "commands.h"
@@ -13,10 +14,11 @@ namespace kiln::cli {
 namespace {
 
 // Runs the (already optimized) model once on zero-filled inputs and prints "NODE  OP  KERNEL[  DETAIL]" per node.
-int print_kernels(ir::Model model, const std::vector<std::string>& shapes, bool reference) {
+int print_kernels(ir::Model model, const std::vector<std::string>& shapes, bool reference, bool tune) {
   SessionOptions options;
   options.optimization_level = 0;  // the graph as written
   options.reference_kernels = reference;
+  options.tune = tune;
   auto session = Session::create(std::move(model), options);
   if (!session.is_ok()) return report_error(session.status());
   const Session& s = **session;
@@ -39,7 +41,18 @@ int print_kernels(ir::Model model, const std::vector<std::string>& shapes, bool 
   if (!out.is_ok()) return report_error(out.status());
   for (const KernelChoice& c : s.kernel_choices()) {
     std::cout << (c.node.empty() ? "-" : c.node) << "  " << c.op << "  " << (c.kernel.empty() ? "(not run)" : c.kernel)
-              << (c.detail.empty() ? "" : "  " + c.detail) << "\n";
+              << (c.detail.empty() ? "" : "  " + c.detail);
+    // Where the kernel was chosen by timing: every candidate's best time.
+    for (size_t i = 0; i < c.timings.size(); ++i) {
+      const auto& [kernel, ms] = c.timings[i];
+      char buf[32];
+      std::snprintf(buf, sizeof buf, ms < 0 ? "failed" : "%.3f ms", ms);
+      std::cout << (i == 0 ? "  (timed: " : ", ") << kernel << " " << buf << (i + 1 == c.timings.size() ? ")" : "");
+    }
+    std::cout << "\n";
+  }
+  if (s.tuned_configs() > 0) {
+    std::printf("  tuning: %.1f ms, %lld configurations timed\n", s.tune_ms(), static_cast<long long>(s.tuned_configs()));
   }
   return kExitOk;
 }
@@ -51,7 +64,7 @@ void add_optimize(CLI::App& root, std::function<int()>& run) {
   struct Args {
     std::string model, out, opt_level = "all";
     std::vector<std::string> passes, shapes;
-    bool print_kernels = false, reference = false;
+    bool print_kernels = false, reference = false, no_tune = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -64,6 +77,8 @@ void add_optimize(CLI::App& root, std::function<int()>& run) {
                   "NAME=1x3x224x224: with --print-kernels, the shape of an input with symbolic dims; repeat");
   cmd->add_flag("--reference,--reference-kernels", a->reference,
                 "With --print-kernels: choose the reference kernels (as kiln run --reference)");
+  cmd->add_flag("--no-tune", a->no_tune,
+                "With --print-kernels: take each node's first-guess kernel instead of timing the candidates");
   cmd->callback([&run, a] {
     run = [a] {
       ir::Model model;
@@ -86,7 +101,7 @@ void add_optimize(CLI::App& root, std::function<int()>& run) {
       Status st = onnx::save_model(model, a->out);
       if (!st.is_ok()) return report_error(st);
       std::cout << "nodes " << before << " -> " << model.graph.nodes.size() << "; wrote " << a->out << "\n";
-      if (a->print_kernels) return print_kernels(std::move(model), a->shapes, a->reference);
+      if (a->print_kernels) return print_kernels(std::move(model), a->shapes, a->reference, !a->no_tune);
       return kExitOk;
     };
   });

@@ -140,7 +140,7 @@ void add_run(CLI::App& root, std::function<int()>& run) {
     std::vector<std::string> inputs, images;
     int threads = 0;
     std::string opt_level = "all";
-    bool reference = false;
+    bool reference = false, no_tune = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -152,12 +152,15 @@ void add_run(CLI::App& root, std::function<int()>& run) {
   add_opt_level_option(cmd, a->opt_level);
   cmd->add_flag("--reference,--reference-kernels", a->reference,
                 "Run every operator's plain reference kernel (slow; for checking the fast kernels)");
+  cmd->add_flag("--no-tune", a->no_tune,
+                "Take each node's first-guess kernel instead of timing the candidates on the first run");
   cmd->callback([&run, a] {
     run = [a] {
       SessionOptions options;
       options.intra_op_threads = a->threads;
       options.optimization_level = *opt::parse_level(a->opt_level);
       options.reference_kernels = a->reference;
+      options.tune = !a->no_tune;
       auto session = Session::create(a->model, options);
       if (!session.is_ok()) {
         std::cerr << "kiln: " << session.status().message() << "\n";
