@@ -52,7 +52,8 @@ int print_kernels(ir::Model model, const std::vector<std::string>& shapes, bool 
     std::cout << "\n";
   }
   if (s.tuned_configs() > 0) {
-    std::printf("  tuning: %.1f ms, %lld configurations timed\n", s.tune_ms(), static_cast<long long>(s.tuned_configs()));
+    std::printf("  tuning: %.1f ms, %lld configurations timed\n", s.tune_ms(),
+                static_cast<long long>(s.tuned_configs()));
   }
   return kExitOk;
 }
