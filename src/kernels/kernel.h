@@ -41,6 +41,7 @@ enum class CacheEntry : int64_t {
   kConvIm2colWeights,  // sgemm::pack_b of a first-layer convolution's W as [K, M]: {K, M}
   kWinogradWeights,    // winograd::transform_weights: {C, M, tile, stride}
   kConvGemmWeights,    // sgemm::pack_conv_weights_blocked: {C, M, KH, KW, block}
+  kDnnlMatMulWeights,  // a constant B reordered for a oneDNN matmul: {K, N, trans_b, bytes, layout hash}
 };
 
 struct CacheKey {

@@ -63,10 +63,13 @@ struct MatMulParams {
   bool trans_a = false, trans_b = false;
   float alpha = 1.0f;
 };
-// `impl` (optional) receives the implementation oneDNN chose, "dnnl_matmul(brg:avx512_core)".
+// `impl` (optional) receives the implementation oneDNN chose, "dnnl_matmul(brg:avx512_core)". `shared` (optional):
+// the session's cache for what depends only on constants; a constant B reordered into the primitive's layout is
+// kept there, keyed by B's address and the layout, so that nodes reading the same initializer (a model whose
+// layers share weights) keep one copy.
 Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p,
                   const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads,
-                  std::string* impl = nullptr);
+                  std::string* impl = nullptr, cpu::KernelCache* shared = nullptr);
 
 // y = softmax (or log-softmax) of each of `rows` contiguous rows of `len` floats.
 Status softmax_f32(const float* x, float* y, int64_t rows, int64_t len, bool log, int threads);

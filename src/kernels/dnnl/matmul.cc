@@ -12,16 +12,30 @@ namespace {
 
 using dnnl::memory;
 
+// A constant B in a primitive's layout.
+struct PackedB {
+  std::shared_ptr<void> buffer;  // holds mem's bytes
+  memory mem;
+};
+
 struct MatMulPrimitive {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;
   memory::desc a_md, b_md, y_md, bias_md;
-  std::shared_ptr<void> packed_b_buffer;  // holds packed_b's bytes
-  memory packed_b;                        // B in the primitive's layout, when B is constant
+  std::shared_ptr<PackedB> packed_b;  // when B is constant and the primitive wants another layout
 };
 
+// The layout oneDNN wants for B, as a number (FNV-1a over its descriptor's bytes) for a cache key.
+int64_t layout_hash(const memory::desc& md) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&md.data);
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < sizeof(md.data); ++i) h = (h ^ bytes[i]) * 1099511628211ull;
+  return static_cast<int64_t>(h);
+}
+
 StatusOr<std::shared_ptr<MatMulPrimitive>> make_matmul(const float* b, bool has_bias, const MatMulParams& p,
-                                                       const cpu::Activation& act, bool constant_b) {
+                                                       const cpu::Activation& act, bool constant_b,
+                                                       cpu::KernelCache* shared) {
   dnnl::engine& eng = cpu_engine();
   auto m = std::make_shared<MatMulPrimitive>();
   const auto f32 = memory::data_type::f32;
@@ -49,16 +63,30 @@ StatusOr<std::shared_ptr<MatMulPrimitive>> make_matmul(const float* b, bool has_
                        : dnnl::matmul::desc(m->a_md, b_pd_md, m->y_md);
   m->pd = dnnl::matmul::primitive_desc(desc, attr, eng);
   m->prim = dnnl::matmul(m->pd);
-  if (constant_b && m->pd.weights_desc() != m->b_md)
-    m->packed_b = pack_weights(m->b_md, b, m->pd.weights_desc(), m->packed_b_buffer);
+  if (constant_b && m->pd.weights_desc() != m->b_md) {
+    const memory::desc want = m->pd.weights_desc();
+    auto pack = [&]() -> StatusOr<std::shared_ptr<PackedB>> {
+      auto packed = std::make_shared<PackedB>();
+      packed->mem = pack_weights(m->b_md, b, want, packed->buffer);
+      return packed;
+    };
+    if (shared) {
+      const cpu::CacheKey key{cpu::CacheEntry::kDnnlMatMulWeights,
+                              {static_cast<int64_t>(reinterpret_cast<intptr_t>(b)), p.K, p.N, p.trans_b,
+                               static_cast<int64_t>(want.get_size()), layout_hash(want)}};
+      KILN_ASSIGN_OR_RETURN(m->packed_b, shared->get<PackedB>(key, pack));
+    } else {
+      KILN_ASSIGN_OR_RETURN(m->packed_b, pack());
+    }
+  }
   return m;
 }
 
 }  // namespace
 
 Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p,
-                  const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads,
-                  std::string* impl) {
+                  const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads, std::string* impl,
+                  cpu::KernelCache* shared) {
   if (p.batch <= 0 || p.M <= 0 || p.N <= 0) return Status::ok();
   if (p.K <= 0) {
     // An empty sum: bias (or 0), then the activation.
@@ -70,7 +98,7 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
   try {
     if (threads > 0) omp_set_num_threads(threads);
     std::shared_ptr<MatMulPrimitive> m;
-    auto make = [&] { return make_matmul(b, bias != nullptr, p, act, constant_b && cache); };
+    auto make = [&] { return make_matmul(b, bias != nullptr, p, act, constant_b && cache, shared); };
     if (cache) {
       std::vector<int64_t> key{p.batch, p.M, p.N, p.K, p.trans_a, p.trans_b, bias != nullptr};
       KILN_ASSIGN_OR_RETURN(m, cache->get<MatMulPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlMatMul, key}, make));
@@ -79,7 +107,7 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
     }
     dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
-    memory b_mem = m->packed_b ? m->packed_b : memory(m->b_md, eng, const_cast<float*>(b));
+    memory b_mem = m->packed_b ? m->packed_b->mem : memory(m->b_md, eng, const_cast<float*>(b));
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(m->a_md, eng, const_cast<float*>(a))},
                                          {DNNL_ARG_WEIGHTS, b_mem},
                                          {DNNL_ARG_DST, memory(m->y_md, eng, y)}};

@@ -62,7 +62,8 @@ Status packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_t K, con
 Status dnnl_matmul(KernelContext& ctx, const float* a, const float* b, const float* bias, float* y,
                    const dnnl_kernels::MatMulParams& p, const Activation& act, bool constant_b) {
   std::string impl;
-  Status st = dnnl_kernels::matmul_f32(a, b, bias, y, p, act, ctx.cache(), constant_b, ctx.num_threads(), &impl);
+  Status st = dnnl_kernels::matmul_f32(a, b, bias, y, p, act, ctx.cache(), constant_b, ctx.num_threads(), &impl,
+                                       ctx.shared_cache());
   if (!st.is_ok()) return ctx.error(st.message());
   ctx.set_kernel_detail(impl);
   return Status::ok();

@@ -275,9 +275,17 @@ Status nchwc_conv_winograd_f2_kernel(KernelContext& ctx) { return winograd_kerne
 
 // ---- nchwc_conv.gemm
 
+// The packed im2col (all output pixels by C KH KW) is a workspace of its own: up to this many bytes. Larger ones
+// are convolutions with many pixels, where the GEMM never wins and the workspace (58 MiB for ResNet-50's first
+// stage at batch 8) would only raise the peak memory while candidates are timed.
+constexpr int64_t kConvGemmMaxWorkspace = int64_t{16} << 20;
+
 bool nchwc_conv_gemm_supports(const KernelContext& ctx) {
   NchwcGeom n;
-  return setup(ctx, n) && blocked_clamp(ctx, n);
+  if (!setup(ctx, n) || !blocked_clamp(ctx, n)) return false;
+  const int64_t pixels = n.xd[0] * n.g.out[0] * n.g.out[1];
+  const int64_t k = (n.C + n.B - 1) / n.B * n.B * n.g.kernel[0] * n.g.kernel[1];
+  return pixels * k * int64_t{sizeof(float)} <= kConvGemmMaxWorkspace;
 }
 
 bool nchwc_conv_gemm_prefer(const KernelContext& ctx) {
