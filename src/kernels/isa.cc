@@ -144,4 +144,9 @@ std::optional<Isa> isa_cap_from_env(std::string* error) {
 
 Isa effective_isa(Isa cap) { return std::min(cpu_features().best, cap); }
 
+Isa default_isa() {
+  std::string error;
+  return effective_isa(isa_cap_from_env(&error).value_or(Isa::kAvx512));
+}
+
 }  // namespace kiln::cpu

@@ -37,4 +37,8 @@ std::optional<Isa> isa_cap_from_env(std::string* error);
 // min(cpu_features().best, cap).
 Isa effective_isa(Isa cap);
 
+// What a session with default options runs: the CPU's best, capped by KILN_MAX_ISA when it is set (an invalid
+// value caps nothing here; Session::create reports it).
+Isa default_isa();
+
 }  // namespace kiln::cpu

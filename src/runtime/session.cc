@@ -64,6 +64,30 @@ std::vector<int64_t> shape_signature(const cpu::KernelContext& ctx) {
   return key;
 }
 
+// Whether ctx's inputs have `signature` (shape_signature's layout), compared in place: every run of a node with
+// more than one candidate asks this, and building the signature would allocate.
+bool matches_signature(const cpu::KernelContext& ctx, const std::vector<int64_t>& signature) {
+  size_t at = 0;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    const Value* v = ctx.value(i);
+    if (!v || !v->is_tensor()) {
+      if (at >= signature.size() || signature[at++] != (v ? -1 : -2)) return false;
+      continue;
+    }
+    const Tensor& t = v->tensor();
+    const auto& dims = t.dims();
+    if (at + 2 + dims.size() > signature.size() || signature[at] != static_cast<int64_t>(t.dtype()) ||
+        signature[at + 1] != static_cast<int64_t>(t.rank())) {
+      return false;
+    }
+    at += 2;
+    for (int64_t d : dims) {
+      if (signature[at++] != d) return false;
+    }
+  }
+  return at == signature.size();
+}
+
 struct GraphPlan {
   const ir::Graph* graph = nullptr;
   std::vector<NodePlan> nodes;
@@ -118,12 +142,12 @@ struct Session::Impl {
 
 const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::KernelContext& ctx) const {
   if (np.candidates.size() == 1 || options.reference_kernels) return np.candidates.back();
-  std::vector<int64_t> key = shape_signature(ctx);
   KernelSelection& sel = *np.selection;
   std::lock_guard<std::mutex> lock(sel.mu);
   for (const auto& [signature, kernel] : sel.by_signature) {
-    if (signature == key) return kernel;
+    if (matches_signature(ctx, signature)) return kernel;
   }
+  std::vector<int64_t> key = shape_signature(ctx);
   const cpu::KernelDef* kernel = cpu::select_kernel(np.candidates, ctx, false);
   std::vector<const cpu::KernelDef*> applicable;
   if (options.tune) {
@@ -410,7 +434,7 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
     cap = cpu::parse_isa(options.max_isa);
     if (!cap) return invalid_argument("max_isa is '" + options.max_isa + "'; expected scalar, avx2 or avx512");
   }
-  impl->isa = cpu::effective_isa(cap.value_or(cpu::Isa::kAvx512));
+  impl->isa = cpu::effective_isa(cap.value_or(cpu::Isa::kAvx512));  // cpu::default_isa() without max_isa
   cpu::cap_library_isa(impl->isa);
   auto report = opt::optimize(impl->model, options.optimization_level);
   if (!report.is_ok()) return report.status();

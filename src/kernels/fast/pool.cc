@@ -165,9 +165,6 @@ KILN_END_TARGET
 
 namespace {
 
-// Whether blocks of `B` channels have a vector kernel with `isa`: 8 with AVX2, 16 with AVX-512.
-bool simd_block(Isa isa, int64_t B) { return (B == 8 && isa >= Isa::kAvx2) || (B == 16 && isa >= Isa::kAvx512); }
-
 bool max_pool(const KernelContext& ctx) {
   return ctx.node().op_type == "MaxPool" || ctx.node().op_type == "NchwcMaxPool";
 }
@@ -230,7 +227,7 @@ Status nchwc_pool_blocked_kernel(KernelContext& ctx) {
   window_taps(g);
   const float* px = x->data<float>();
   float* py = out->data<float>();
-  const bool simd = simd_block(ctx.isa(), B);
+  const bool simd = simd::has_block(ctx.isa(), B);
   ctx.parallel_for(nchw[0] * CB, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t plane = p0; plane < p1; ++plane) {
       const float* xin = px + plane * H * W * B;
@@ -257,7 +254,7 @@ Status nchwc_pool_blocked_kernel(KernelContext& ctx) {
 bool nchwc_global_avgpool_simd_supports(const KernelContext& ctx) {
   std::vector<int64_t> nchw;
   int64_t B = 0;
-  return nchwc_valid(ctx, nchw, B) && simd_block(ctx.isa(), B);
+  return nchwc_valid(ctx, nchw, B) && simd::has_block(ctx.isa(), B);
 }
 
 // NchwcGlobalAveragePool(X blocked, channels C) -> plain [N, C, 1, 1]

@@ -10,12 +10,20 @@
 
 #include <cstdint>
 
+#include "kernels/isa.h"
+
 #define KILN_BEGIN_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
 #define KILN_BEGIN_AVX512 \
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512dq,avx512vl,avx2,fma\")")
 #define KILN_END_TARGET _Pragma("GCC pop_options")
 
 namespace kiln::simd {
+
+// Whether a channel block of `block` lanes has a vector class with `isa`: 8 lanes (Vec8) with AVX2, 16 (Vec16)
+// with AVX-512.
+inline bool has_block(cpu::Isa isa, int64_t block) {
+  return (block == 8 && isa >= cpu::Isa::kAvx2) || (block == 16 && isa >= cpu::Isa::kAvx512);
+}
 
 KILN_BEGIN_AVX2
 struct Vec8 {

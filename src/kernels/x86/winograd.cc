@@ -240,9 +240,7 @@ void conv3x3_ops(cpu::Isa isa, const float* x, const Geometry& g, const Weights&
 
 }  // namespace
 
-bool supports(cpu::Isa isa, int64_t block) {
-  return (block == 8 && isa >= cpu::Isa::kAvx2) || (block == 16 && isa >= cpu::Isa::kAvx512);
-}
+bool supports(cpu::Isa isa, int64_t block) { return simd::has_block(isa, block); }
 
 void conv3x3_blocked(cpu::Isa isa, int64_t block, const float* x, const Geometry& g, const Weights& w,
                      const float* bias, const float* z, float lo, float hi, float* y,

@@ -11,17 +11,14 @@
 #include "kiln/optimizer/optimizer.h"
 #include "kiln/runtime/session.h"
 
+#include "../test_util.h"
+
 namespace kiln {
 namespace {
 
 using namespace ir::helper;
 
-Tensor random_tensor(std::vector<int64_t> dims, std::mt19937& rng, float lo = -1, float hi = 1) {
-  auto t = std::move(Tensor::allocate(DType::kFloat32, std::move(dims))).value();
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
+using testing::random_tensor;
 
 std::vector<std::string> op_types(const ir::Model& m) {
   std::vector<std::string> out;

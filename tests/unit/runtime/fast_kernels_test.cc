@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "../test_util.h"
 #include "kernels/capabilities.h"
 #include "kernels/isa.h"
 #include "kiln/ir/builder.h"
@@ -18,19 +19,10 @@ namespace {
 
 using namespace ir::helper;
 
-Tensor random_tensor(std::vector<int64_t> dims, std::mt19937& rng) {
-  auto t = std::move(Tensor::allocate(DType::kFloat32, std::move(dims))).value();
-  std::uniform_real_distribution<float> u(-1, 1);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
+using testing::random_tensor;
 
 // `fast` when the fast kernels may use AVX2 here (every fast kernel needs it), else "ref".
-std::string with_avx2(const std::string& fast) {
-  std::string error;
-  const cpu::Isa isa = cpu::effective_isa(cpu::isa_cap_from_env(&error).value_or(cpu::Isa::kAvx512));
-  return isa >= cpu::Isa::kAvx2 ? fast : "ref";
-}
+std::string with_avx2(const std::string& fast) { return cpu::default_isa() >= cpu::Isa::kAvx2 ? fast : "ref"; }
 
 // The kernel a blocked convolution of the AVX2 kernels' kind runs: `avx2_kernel` with blocks of 8 (what the layout
 // pass chooses on an AVX2 CPU), oneDNN's with blocks of 16 (AVX-512: the AVX2 kernels take blocks of 8 only).
@@ -542,8 +534,7 @@ TEST(FastKernels, BlockedGlobalAveragePoolMatchesReference) {
                             {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
                             {make_tensor("w", random_tensor({24, 3, 1, 1}, rng))}),
                  {{"", 14}});
-  std::string error;
-  const cpu::Isa isa = cpu::effective_isa(cpu::isa_cap_from_env(&error).value_or(cpu::Isa::kAvx512));
+  const cpu::Isa isa = cpu::default_isa();
   const bool simd = cpu::preferred_nchwc_block() == 8 ? isa >= cpu::Isa::kAvx2 : isa >= cpu::Isa::kAvx512;
   expect_fast_matches_reference(model, {{"x", random_tensor({2, 3, 9, 13}, rng)}}, 1e-5f, false,
                                 simd ? "nchwc_global_avgpool.simd" : with_avx2("nchwc_conv.dnnl"));
@@ -736,8 +727,7 @@ TEST(FastKernels, WinogradConvolutionsMatchReference) {
     // Blocks of 8 with AVX2; blocks of 16 (the layout on AVX-512 CPUs) with AVX-512 where the channels fill them,
     // else oneDNN.
     const int64_t block = cpu::preferred_nchwc_block();
-    std::string error;
-    const cpu::Isa isa = cpu::effective_isa(cpu::isa_cap_from_env(&error).value_or(cpu::Isa::kAvx512));
+    const cpu::Isa isa = cpu::default_isa();
     const bool fits = block == 8 || (c.c % 16 == 0 && c.m % 16 == 0 && isa >= cpu::Isa::kAvx512);
     const std::string detail = std::string(c.stride == 2 ? "nchwc_conv.winograd_f2 winograd_f2x2_s2."
                                            : c.f4        ? "nchwc_conv.winograd_f4 winograd_f4x4."
@@ -809,8 +799,7 @@ TEST(FastKernels, BlockedKernelsOfEachBlockRunAndMatchReference) {
   };
   const std::vector<std::string> all = {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2",
                                         "nchwc_conv.gemm", "nchwc_conv.dnnl"};
-  std::string error;
-  const cpu::Isa isa = cpu::effective_isa(cpu::isa_cap_from_env(&error).value_or(cpu::Isa::kAvx512));
+  const cpu::Isa isa = cpu::default_isa();
   for (int64_t block : {8, 16}) {
     if (block == 16 && isa < cpu::Isa::kAvx512) continue;  // blocks of 16 have vector kernels with AVX-512 only
     for (const Case& c : cases) {

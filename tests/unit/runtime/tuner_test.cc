@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../test_util.h"
 #include "kernels/isa.h"
 #include "kernels/kernel.h"
 #include "kiln/ir/builder.h"
@@ -16,17 +17,9 @@ namespace {
 
 using namespace ir::helper;
 
-Tensor random_tensor(std::vector<int64_t> dims, std::mt19937& rng) {
-  auto t = std::move(Tensor::allocate(DType::kFloat32, std::move(dims))).value();
-  std::uniform_real_distribution<float> u(-1, 1);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
+using testing::random_tensor;
 
-bool has_avx2() {
-  std::string error;
-  return cpu::effective_isa(cpu::isa_cap_from_env(&error).value_or(cpu::Isa::kAvx512)) >= cpu::Isa::kAvx2;
-}
+bool has_avx2() { return cpu::default_isa() >= cpu::Isa::kAvx2; }
 
 // Three MatMuls by constant weights: two of one configuration ([64, 96] @ [96, 80]), one of another ([64, 80] @
 // [80, 48]). The packed SGEMM and oneDNN's matmul can both run each.
