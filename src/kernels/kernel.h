@@ -35,12 +35,14 @@ enum class CacheEntry : int64_t {
   kNchwcWinogradF4Plan,  //
   kNchwcGemmPlan,        //
   kNchwcDnnlPlan,        //
+  kNchwcPointwisePlan,   //
   // The session's shared cache (KernelContext::shared_cache): weights prepared once, with the weight's address
   // and the preparation's fields.
   kSgemmB,             // sgemm::pack_b of a MatMul/Gemm/FusedMatMul B: {K, N, trans_b}
   kConvIm2colWeights,  // sgemm::pack_b of a first-layer convolution's W as [K, M]: {K, M}
   kWinogradWeights,    // winograd::transform_weights: {C, M, tile, stride}
   kConvGemmWeights,    // sgemm::pack_conv_weights_blocked: {C, M, KH, KW, block}
+  kPointwiseWeights,   // pointwise::pack_weights of a 1x1 convolution's W: {M, C, block}
   kDnnlMatMulWeights,  // a constant B reordered for a oneDNN matmul: {K, N, trans_b, bytes, layout hash}
 };
 

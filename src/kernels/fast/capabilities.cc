@@ -4,7 +4,12 @@
 
 namespace kiln::cpu {
 
-int preferred_nchwc_block() { return dnnl_kernels::preferred_channel_block(); }
+// oneDNN fixes its instruction set the first time it is asked: a process that optimizes a graph before it makes
+// a session (`kiln optimize --print-kernels`) applies KILN_MAX_ISA first, as Session::create would.
+int preferred_nchwc_block() {
+  dnnl_kernels::cap_isa(default_isa());
+  return dnnl_kernels::preferred_channel_block();
+}
 
 void cap_library_isa(Isa isa) { dnnl_kernels::cap_isa(isa); }
 

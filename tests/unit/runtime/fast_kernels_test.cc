@@ -33,7 +33,8 @@ std::string blocked(const std::string& avx2_kernel) {
 // Any fast convolution kernel: Conv stays Conv (conv.dnnl) or becomes a blocked NchwcConv, whose kernel depends on
 // the CPU.
 const std::string kAnyConv =
-    "conv.dnnl|nchwc_conv.im2col|nchwc_conv.winograd_f4|nchwc_conv.winograd_f2|nchwc_conv.gemm|nchwc_conv.dnnl|"
+    "conv.dnnl|nchwc_conv.im2col|nchwc_conv.winograd_f4|nchwc_conv.winograd_f2|nchwc_conv.gemm|nchwc_conv.pointwise|"
+    "nchwc_conv.dnnl|"
     "fusedconv.dnnl";
 
 // Asserts that some node ran `kernel` (a fast kernel's name, or its name, a space and the detail it reported; or
@@ -798,7 +799,7 @@ TEST(FastKernels, BlockedKernelsOfEachBlockRunAndMatchReference) {
       {"oneDNN (5x5)", "nchwc_conv.dnnl", "", 16, 16, 9, 5, false},
   };
   const std::vector<std::string> all = {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2",
-                                        "nchwc_conv.gemm", "nchwc_conv.dnnl"};
+                                        "nchwc_conv.gemm",   "nchwc_conv.pointwise",   "nchwc_conv.dnnl"};
   const cpu::Isa isa = cpu::default_isa();
   for (int64_t block : {8, 16}) {
     if (block == 16 && isa < cpu::Isa::kAvx512) continue;  // blocks of 16 have vector kernels with AVX-512 only
@@ -828,6 +829,69 @@ TEST(FastKernels, BlockedKernelsOfEachBlockRunAndMatchReference) {
       if (c.kernel != "nchwc_conv.gemm" && !c.detail.empty()) expected += " " + c.detail + "." + cpu::isa_name(isa);
       expect_fast_matches_reference(model, {{"x", random_tensor({1, c.c, c.h, c.h}, rng)}}, 1e-4f, c.of_largest,
                                     with_avx2(expected), others);
+    }
+  }
+}
+
+// 1x1 stride-1 convolutions straight on the blocked layout (nchwc_conv.pointwise, never the first guess: the
+// others disabled), with blocks of 8 (AVX2 variant) and, where the CPU has AVX-512, of 16: channels off the block
+// (padding lanes in the input and the output), output blocks that split into groups of 4, 3, 2 and a remainder,
+// uneven tiles (49 and 15 pixels), more than one pass over the input channels (960), one and two images, bias or
+// none, ReLU, Clip or nothing, and a residual Z that dies at the convolution (from the second run, the output
+// takes Z's bytes and the kernel adds Z in place).
+TEST(FastKernels, PointwiseConvolutionsMatchReference) {
+  std::mt19937 rng(27);
+  struct Case {
+    std::string name;
+    int64_t n, c, m, h, w;
+    bool bias;
+    std::string act;  // "", "Relu" or "Clip"
+    bool residual;
+  };
+  const std::vector<Case> cases = {
+      {"channels off the block, ReLU", 1, 20, 24, 7, 7, true, "Relu", false},
+      {"many input channels, residual", 1, 960, 320, 7, 7, true, "", true},
+      {"two images, Clip, 15 pixels", 2, 96, 112, 3, 5, false, "Clip", false},
+      {"groups of 3, residual and ReLU", 1, 64, 96, 14, 14, true, "Relu", true},
+      {"one pixel, seven blocks", 1, 48, 112, 1, 1, true, "", false},
+  };
+  const std::vector<std::string> others = {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2",
+                                           "nchwc_conv.gemm", "nchwc_conv.dnnl"};
+  const cpu::Isa isa = cpu::default_isa();
+  for (int64_t block : {8, 16}) {
+    if (block == 16 && isa < cpu::Isa::kAvx512) continue;
+    for (const Case& c : cases) {
+      SCOPED_TRACE(c.name + ", blocks of " + std::to_string(block));
+      std::vector<ir::Attribute> attrs{make_attribute("block", block)};
+      if (c.act == "Relu") attrs.push_back(make_attribute("activation", std::string("Relu")));
+      if (c.act == "Clip") {
+        attrs.push_back(make_attribute("activation", std::string("Clip")));
+        attrs.push_back(make_attribute("activation_params", std::vector<float>{-0.5f, 0.5f}));
+      }
+      std::vector<std::string> conv_inputs{"xb", "w", c.bias ? "b" : ""};
+      std::vector<ir::Node> nodes{
+          make_node("ReorderInput", {"x"}, {"xb"}, "reorder_in", {make_attribute("block", block)}, "ai.kiln")};
+      if (c.residual) {
+        nodes.push_back(
+            make_node("NchwcConv", {"xb", "wz"}, {"zb"}, "conv_z", {make_attribute("block", block)}, "ai.kiln"));
+        conv_inputs.push_back("zb");
+      }
+      while (conv_inputs.back().empty()) conv_inputs.pop_back();
+      nodes.push_back(make_node("NchwcConv", conv_inputs, {"yb"}, "conv", attrs, "ai.kiln"));
+      nodes.push_back(make_node("ReorderOutput", {"yb"}, {"y"}, "reorder_out",
+                                {make_attribute("block", block), make_attribute("channels", c.m)}, "ai.kiln"));
+      const std::vector<int64_t> x_dims{c.n, c.c, c.h, c.w};
+      auto model = make_model(
+          make_graph(
+              nodes, "g",
+              {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>(x_dims.begin(), x_dims.end()))},
+              {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+              {make_tensor("w", random_tensor({c.m, c.c, 1, 1}, rng)),
+               make_tensor("wz", random_tensor({c.m, c.c, 1, 1}, rng)), make_tensor("b", random_tensor({c.m}, rng))}),
+          {{"", 17}, {"ai.kiln", 1}});
+      const std::string expected = "nchwc_conv.pointwise pointwise" + std::to_string(block) + "." + cpu::isa_name(isa);
+      expect_fast_matches_reference(model, {{"x", random_tensor(x_dims, rng)}}, 1e-4f, false, with_avx2(expected),
+                                    others);
     }
   }
 }
