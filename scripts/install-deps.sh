@@ -1,24 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages kiln's build and tests need. Idempotent: quiet and fast when all are present.
+# Installs the Debian 12 packages kiln's build and tests need (scripts/debian-packages.txt), without their
+# Recommends. Idempotent: quiet and fast when all are present. Needs root or sudo to install.
 set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
 
-PACKAGES=(
-  # toolchain
-  g++ cmake ninja-build ccache make pkg-config
-  # libraries (see docs/architecture.md)
-  libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev libcli11-dev libpng-dev libjpeg-dev libdnnl-dev
-  # libdnnl-dev only recommends it, but its CMake config (dnnl-config.cmake) calls find_package(OpenCL)
-  ocl-icd-opencl-dev
-  # the Python module
-  pybind11-dev python3-dev
-  # tests
-  libgtest-dev python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-opencv
-  # the reference peer (ONNX Runtime for Node.js, installed by tests/peer/install-ort.sh)
-  nodejs
-)
+mapfile -t PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$here/debian-packages.txt" | grep -v '^$')
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  # A nodejs that bundles npm (NodeSource's) provides it and conflicts with Debian's npm package.
+  if [[ "$p" == npm ]] && command -v npm >/dev/null; then continue; fi
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
