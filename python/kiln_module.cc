@@ -31,7 +31,8 @@ const char* code_text(StatusCode c) {
     case StatusCode::kNotFound: return "NO_SUCHFILE";
     case StatusCode::kInvalidModel: return "INVALID_GRAPH";
     case StatusCode::kUnimplemented: return "NOT_IMPLEMENTED";
-    case StatusCode::kIoError: return "FAIL";
+    case StatusCode::kIoError:
+    case StatusCode::kCancelled: return "FAIL";
     default: return "RUNTIME_EXCEPTION";
   }
 }
@@ -43,7 +44,8 @@ const char* code_text(StatusCode c) {
     case StatusCode::kNotFound: cls = &errors->no_such_file; break;
     case StatusCode::kInvalidModel: cls = &errors->invalid_graph; break;
     case StatusCode::kUnimplemented: cls = &errors->not_implemented; break;
-    case StatusCode::kIoError: cls = &errors->fail; break;
+    case StatusCode::kIoError:
+    case StatusCode::kCancelled: cls = &errors->fail; break;
     default: break;
   }
   const std::string msg = std::string("[kiln] : ") + code_text(s.code()) + " : " + s.message();
@@ -230,9 +232,8 @@ struct PySessionOptions {
   GraphOptimizationLevel graph_optimization_level = GraphOptimizationLevel::ORT_ENABLE_ALL;
   bool enable_profiling = false;
   std::string profile_file_prefix = "kiln_profile";
+  int64_t memory_limit_mb = 0;
 };
-
-struct RunOptions {};
 
 struct ModelMetadata {
   std::string producer_name, graph_name, domain, description, graph_description;
@@ -252,6 +253,7 @@ class InferenceSession {
     opts.optimization_level = static_cast<int>(options_.graph_optimization_level);
     opts.enable_profiling = options_.enable_profiling;
     opts.profile_file_prefix = options_.profile_file_prefix;
+    opts.memory_limit_mb = options_.memory_limit_mb;
     if (py::isinstance<py::bytes>(path_or_bytes)) {
       std::string bytes = path_or_bytes.cast<std::string>();
       py::gil_scoped_release nogil;
@@ -303,7 +305,9 @@ class InferenceSession {
   std::string end_profiling() { return value_or_raise(session_->end_profiling()); }
 
   py::list run(py::object output_names, py::dict input_feed, py::object run_options) {
-    (void)run_options;
+    // The options object stays alive (the caller holds it) while the run, without the GIL, reads its flag: another
+    // Python thread may set `terminate` meanwhile.
+    const kiln::RunOptions* ro = run_options.is_none() ? nullptr : &run_options.cast<const kiln::RunOptions&>();
     // onnxruntime checks the feed's names in Python first; the same errors here.
     std::vector<std::string> given;
     for (auto item : input_feed) given.push_back(py::str(item.first).cast<std::string>());
@@ -329,7 +333,7 @@ class InferenceSession {
     }
     StatusOr<std::vector<Value>> result = [&] {
       py::gil_scoped_release nogil;
-      return session_->run_values(feeds, names);
+      return session_->run_values(feeds, names, ro);
     }();
     feeds.clear();  // drop the views of the inputs while the GIL is held
     std::vector<Value> outs = value_or_raise(std::move(result));
@@ -418,9 +422,19 @@ PYBIND11_MODULE(_kiln, m) {
       .def_readwrite("graph_optimization_level", &PySessionOptions::graph_optimization_level)
       .def_readwrite("enable_profiling", &PySessionOptions::enable_profiling,
                      "Record a span per node; InferenceSession.end_profiling() writes a Chrome trace")
-      .def_readwrite("profile_file_prefix", &PySessionOptions::profile_file_prefix);
+      .def_readwrite("profile_file_prefix", &PySessionOptions::profile_file_prefix)
+      .def_readwrite("memory_limit_mb", &PySessionOptions::memory_limit_mb,
+                     "The most memory one run may hold, in MiB (0: no limit); going over it raises before the "
+                     "allocation is made");
 
-  py::class_<RunOptions>(m, "RunOptions").def(py::init<>());
+  py::class_<kiln::RunOptions>(m, "RunOptions")
+      .def(py::init<>())
+      .def_property(
+          "terminate", [](const kiln::RunOptions& o) { return o.terminate(); },
+          [](kiln::RunOptions& o, bool v) { o.set_terminate(v); },
+          "Set to True (from any thread) to stop the runs using these options at their next node")
+      .def_readwrite("timeout_ms", &kiln::RunOptions::timeout_ms,
+                     "The longest a run may take, in ms (0: no limit); checked between nodes");
 
   py::class_<NodeArg>(m, "NodeArg")
       .def_readonly("name", &NodeArg::name)

@@ -1,8 +1,10 @@
 #include "kiln/core/allocator.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -35,6 +37,36 @@ void* allocate_streamed(size_t bytes) {
   void* p = std::aligned_alloc(align, rounded);
   if (p && align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: ignored where unsupported
   return p;
+}
+
+namespace {
+thread_local AllocationGuard* current_guard = nullptr;
+}  // namespace
+
+AllocationGuard* AllocationGuard::current() { return current_guard; }
+
+AllocationGuard::Scope::Scope(AllocationGuard* guard) : previous_(current_guard) { current_guard = guard; }
+
+AllocationGuard::Scope::~Scope() { current_guard = previous_; }
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 6) {
+    bytes /= 1024.0;
+    ++u;
+  }
+  char buf[48];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  return buf;
+}
+
+size_t physical_memory_bytes() {
+  static const size_t bytes = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : size_t{1} << 40;
+  }();
+  return bytes;
 }
 
 Allocator* Allocator::cpu() {

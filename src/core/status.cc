@@ -11,6 +11,8 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kIoError: return "IoError";
     case StatusCode::kUnimplemented: return "Unimplemented";
     case StatusCode::kInternal: return "Internal";
+    case StatusCode::kResourceExhausted: return "ResourceExhausted";
+    case StatusCode::kCancelled: return "Cancelled";
   }
   return "Unknown";
 }

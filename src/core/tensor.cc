@@ -1,10 +1,26 @@
 #include "kiln/core/tensor.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
 namespace kiln {
 
 StatusOr<Tensor> Tensor::allocate(DType dtype, std::vector<int64_t> dims, Allocator* alloc) {
   auto n = checked_num_elements(dims);
   if (!n) return invalid_argument("cannot allocate a tensor of shape " + dims_to_string(dims));
+  // Refused before anything is allocated: more than the machine's memory, or over the thread's guard (a run's
+  // memory limit).
+  const size_t per = dtype == DType::kString ? sizeof(std::string) : dtype_storage_bytes(dtype, 1);
+  size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(*n), std::max<size_t>(per, 1), &bytes)) bytes = SIZE_MAX;
+  const std::string what = std::string(dtype_name(dtype)) + " " + dims_to_string(dims);
+  if (bytes > physical_memory_bytes()) {
+    return resource_exhausted("a tensor of " + what + " would take " + std::to_string(bytes) + " bytes (" +
+                              human_bytes(static_cast<double>(bytes)) + "), more than this machine's " +
+                              human_bytes(static_cast<double>(physical_memory_bytes())) + " of memory");
+  }
+  if (AllocationGuard* guard = AllocationGuard::current()) KILN_RETURN_IF_ERROR(guard->allow(bytes, what));
   Tensor t;
   t.dtype_ = dtype;
   t.set_dims(std::move(dims));

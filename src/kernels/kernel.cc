@@ -1,6 +1,8 @@
 #include "kernels/kernel.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 
@@ -205,6 +207,31 @@ Value KernelContext::take_output(size_t i) {
   return Value();
 }
 
+Status KernelContext::check_output_size(size_t i, DType dtype, const std::vector<int64_t>& dims) const {
+  const std::string what =
+      "output " + std::to_string(i) + " would be " + dtype_name(dtype) + " " + dims_to_string(dims);
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 0) return error(what + ", which has a negative dimension");
+    if (__builtin_mul_overflow(n, d, &n)) {
+      return resource_exhausted(error(what + ": more than 2^63 elements").message());
+    }
+  }
+  const size_t per = dtype == DType::kString ? sizeof(std::string) : dtype_storage_bytes(dtype, 1);
+  size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(n), std::max<size_t>(per, 1), &bytes)) bytes = SIZE_MAX;
+  const size_t limit = tensor_limit_ ? tensor_limit_ : physical_memory_bytes();
+  if (bytes > limit) {
+    const std::string of = tensor_limit_what_.empty()
+                               ? "this machine's " + human_bytes(static_cast<double>(limit)) + " of memory"
+                               : tensor_limit_what_;
+    return resource_exhausted(error(what + ": " + std::to_string(n) + " elements, " + std::to_string(bytes) +
+                                    " bytes (" + human_bytes(static_cast<double>(bytes)) + "), more than " + of)
+                                  .message());
+  }
+  return Status::ok();
+}
+
 StatusOr<Tensor*> KernelContext::allocate_output(size_t i, DType dtype, std::vector<int64_t> dims) {
   if (i >= outputs_.size()) return error("has no output " + std::to_string(i));
   if (memory_ && dtype != DType::kString) {
@@ -212,6 +239,7 @@ StatusOr<Tensor*> KernelContext::allocate_output(size_t i, DType dtype, std::vec
     std::memset(t->raw_data(), 0, t->nbytes());
     return t;
   }
+  KILN_RETURN_IF_ERROR(check_output_size(i, dtype, dims));
   auto t = Tensor::allocate(dtype, std::move(dims));
   if (!t.is_ok()) return error(t.status().message());
   outputs_[i] = std::move(t).value();
@@ -221,6 +249,7 @@ StatusOr<Tensor*> KernelContext::allocate_output(size_t i, DType dtype, std::vec
 StatusOr<Tensor*> KernelContext::allocate_output_uninitialized(size_t i, DType dtype, std::vector<int64_t> dims) {
   if (i >= outputs_.size()) return error("has no output " + std::to_string(i));
   if (dtype == DType::kString) return allocate_output(i, dtype, std::move(dims));
+  KILN_RETURN_IF_ERROR(check_output_size(i, dtype, dims));
   auto t = memory_ ? memory_->allocate(node_index_, i, dtype, std::move(dims))
                    : Tensor::allocate(dtype, std::move(dims), Allocator::cpu_uninitialized());
   if (!t.is_ok()) return error(t.status().message());
@@ -242,6 +271,7 @@ StatusOr<Tensor*> KernelContext::allocate_output_reusing(size_t i, size_t input,
     const auto* olo = static_cast<const uint8_t*>(other->raw_data());
     if (olo < hi && lo < olo + other->nbytes()) return allocate_output_uninitialized(i, dtype, std::move(dims));
   }
+  KILN_RETURN_IF_ERROR(check_output_size(i, dtype, dims));
   auto t = memory_->allocate(node_index_, i, dtype, std::move(dims), lo);
   if (!t.is_ok()) return error(t.status().message());
   outputs_[i] = std::move(t).value();

@@ -144,6 +144,17 @@ class KernelContext {
     memory_ = memory;
     node_index_ = node;
   }
+  // The largest tensor an output may be, in bytes (default: the machine's physical memory), and how errors
+  // describe that limit ("the run's memory limit of 512 MiB (memory_limit_mb)"; default: the machine's memory).
+  // What a whole run may hold is checked when tensors are allocated (AllocationGuard, set by the session).
+  void set_tensor_limit(size_t bytes, std::string what) {
+    tensor_limit_ = bytes;
+    tensor_limit_what_ = std::move(what);
+  }
+  // An error naming the node (ResourceExhausted) when output `i` of `dtype` and `dims` would be larger than the
+  // tensor limit (or its size overflows). allocate_output* check it; a kernel that builds anything sized by its
+  // output first (an index table) calls it as soon as it knows the output's shape.
+  Status check_output_size(size_t i, DType dtype, const std::vector<int64_t>& dims) const;
   // Sets output i to an existing tensor (a view of an input, a constant).
   void set_output(size_t i, Tensor t) {
     if (i < outputs_.size()) outputs_[i] = std::move(t);
@@ -210,6 +221,8 @@ class KernelContext {
   std::string kernel_detail_;
   OutputArena* memory_ = nullptr;
   size_t node_index_ = 0;
+  size_t tensor_limit_ = 0;  // 0: the machine's physical memory
+  std::string tensor_limit_what_;
 };
 
 // The dtypes a kernel accepts for input 0, as bits (1 << DType); kAnyDType: checked only when it runs.

@@ -3,15 +3,19 @@
 #include "kiln/runtime/session.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "kernels/capabilities.h"
 #include "kernels/kernel.h"
+#include "kiln/core/allocator.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
 #include "optimizer/graph_util.h"
@@ -113,6 +117,70 @@ struct Scope {
   }
 };
 
+// One run's stop conditions and memory limit, shared by its subgraph runs.
+struct RunControl {
+  const RunOptions* options = nullptr;
+  std::optional<Profiler::Clock::time_point> deadline;
+  size_t run_limit = 0;     // bytes (0: none)
+  size_t tensor_limit = 0;  // bytes
+  std::string tensor_limit_what;
+  std::unordered_set<const Buffer*> feeds;  // the caller's buffers: not the run's to count
+
+  // Cancelled before node `n` when the terminate flag is set or the deadline has passed.
+  Status check(const ir::Node& n) const {
+    auto where = [&n] {
+      return " before node " + (n.name.empty() ? "(" + n.op_type + ")" : "'" + n.name + "' (" + n.op_type + ")");
+    };
+    if (options && options->terminate()) return cancelled("run terminated (RunOptions terminate flag)" + where());
+    if (deadline && Profiler::Clock::now() >= *deadline) {
+      char ms[32];
+      std::snprintf(ms, sizeof ms, "%g", options->timeout_ms);
+      return cancelled(std::string("run timed out after ") + ms + " ms (RunOptions timeout_ms)" + where());
+    }
+    return Status::ok();
+  }
+
+  // Bytes held by the distinct buffers of the run's own live values in `scope` and the scopes around it.
+  size_t held(const Scope& scope) const {
+    std::unordered_set<const Buffer*> seen;
+    size_t bytes = 0;
+    auto count = [&](const Tensor& t) {
+      const Buffer* b = t.buffer();
+      if (b && !feeds.count(b) && seen.insert(b).second) bytes += b->size();
+    };
+    for (const Scope* s = &scope; s; s = s->parent) {
+      for (const auto& [name, v] : s->values) {
+        if (v.is_tensor()) count(v.tensor());
+        if (v.is_sequence()) {
+          for (const Tensor& t : v.items()) count(t);
+        }
+      }
+    }
+    return bytes;
+  }
+};
+
+// A run's memory limit for the node a thread is running: every tensor it allocates (Tensor::allocate) is checked
+// against what the run held before the node plus what the node took so far.
+class RunGuard final : public AllocationGuard {
+ public:
+  RunGuard(size_t limit, size_t held) : limit_(limit), held_(held) {}
+  Status allow(size_t bytes, const std::string& what) override {
+    const size_t total = held_ + allocated_ + bytes;
+    if (total > limit_) {
+      return resource_exhausted("allocating " + what + " (" + human_bytes(static_cast<double>(bytes)) +
+                                ") would bring what the run holds to " + human_bytes(static_cast<double>(total)) +
+                                ", over its memory limit of " + human_bytes(static_cast<double>(limit_)) +
+                                " (memory_limit_mb)");
+    }
+    allocated_ += bytes;
+    return Status::ok();
+  }
+
+ private:
+  size_t limit_, held_, allocated_ = 0;
+};
+
 }  // namespace
 
 struct Session::Impl {
@@ -132,8 +200,10 @@ struct Session::Impl {
   // outputs), inherited by subgraphs.
   Status plan_graph(const ir::Graph& g, const std::string& scope, std::unordered_map<std::string, DType> known);
   // `memory`: the run's planned memory, for the top-level graph only (subgraphs allocate from the heap).
+  // `control`: the run's stop conditions and limits (null: none).
   StatusOr<std::vector<Value>> run_graph(const ir::Graph& g, const Scope* outer, const std::vector<Value>& inputs,
-                                         const std::vector<std::string>& wanted, RunMemory* memory = nullptr) const;
+                                         const std::vector<std::string>& wanted, RunMemory* memory = nullptr,
+                                         const RunControl* control = nullptr) const;
   Status check_feed(const IoInfo& info, const Value& v) const;
   // The kernel for node `np` with the inputs in `ctx` (cached per shape signature).
   const cpu::KernelDef* select(const NodePlan& np, const cpu::KernelContext& ctx) const;
@@ -277,21 +347,23 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
 
 StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const Scope* outer,
                                                       const std::vector<Value>& inputs,
-                                                      const std::vector<std::string>& wanted, RunMemory* memory) const {
+                                                      const std::vector<std::string>& wanted, RunMemory* memory,
+                                                      const RunControl* control) const {
   const GraphPlan& plan = plans.at(&g);
   Scope scope;
   scope.parent = outer;
   scope.constants = &plan.initializers;
   for (size_t i = 0; i < inputs.size() && i < g.inputs.size(); ++i) scope.values[g.inputs[i].name] = inputs[i];
 
-  cpu::SubgraphRunner runner = [this, &scope](const ir::Graph& sub, const std::vector<Value>& sub_inputs) {
+  cpu::SubgraphRunner runner = [this, &scope, control](const ir::Graph& sub, const std::vector<Value>& sub_inputs) {
     std::vector<std::string> names;
     for (const auto& o : sub.outputs) names.push_back(o.name);
-    return run_graph(sub, &scope, sub_inputs, names);
+    return run_graph(sub, &scope, sub_inputs, names, nullptr, control);
   };
   for (size_t step = 0; step < plan.nodes.size(); ++step) {
     const NodePlan& np = plan.nodes[step];
     const ir::Node& n = *np.node;
+    if (control) KILN_RETURN_IF_ERROR(control->check(n));
     if (memory) memory->set_step(step);
     std::vector<const Value*> ins;
     ins.reserve(n.inputs.size());
@@ -311,11 +383,31 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     ctx.set_shared_cache(shared_cache.get());
     ctx.set_constant_inputs(np.constant_inputs);
     if (memory) ctx.set_run_memory(memory, step);
+    std::optional<RunGuard> guard;
+    std::optional<AllocationGuard::Scope> guarded;
+    if (control) {
+      ctx.set_tensor_limit(control->tensor_limit, control->tensor_limit_what);
+      if (control->run_limit) {
+        guard.emplace(control->run_limit, control->held(scope));
+        guarded.emplace(&*guard);
+      }
+    }
     const bool profiling = profiler.enabled();
     const auto start = profiling ? Profiler::Clock::now() : Profiler::Clock::time_point{};
     const cpu::KernelDef* kernel = select(np, ctx);
-    Status st = kernel->fn(ctx);
-    if (!st.is_ok()) return st;
+    Status st;
+    try {
+      st = kernel->fn(ctx);
+    } catch (const std::bad_alloc&) {
+      st = resource_exhausted(ctx.error("out of memory").message());
+    } catch (const std::exception& e) {
+      st = internal_error(ctx.error(std::string("failed: ") + e.what()).message());
+    }
+    if (!st.is_ok()) {
+      // Every error names the node: a kernel may pass on a status from a helper that does not know it.
+      if (st.message().rfind("node ", 0) != 0) st = Status(st.code(), ctx.error(st.message()).message());
+      return st;
+    }
     {
       std::lock_guard<std::mutex> lock(np.selection->mu);
       np.selection->last = kernel;
@@ -467,8 +559,8 @@ std::vector<KernelChoice> Session::kernel_choices() const {
   return out;
 }
 
-StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds,
-                                                 const std::vector<std::string>& names) const {
+StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds, const std::vector<std::string>& names,
+                                                 const RunOptions* options) const {
   const ir::Graph& g = impl_->model.graph;
   std::vector<Value> inputs(g.inputs.size());
   std::vector<bool> given(g.inputs.size(), false);
@@ -506,8 +598,27 @@ StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds,
   // The memory plan is keyed by the input shapes (a sequence or optional input keys by its kind alone).
   MemoryPlanner::Signature signature;
   for (const auto& v : inputs) signature.push_back(v.is_tensor() ? v.tensor().dims() : std::vector<int64_t>{-1});
+  RunControl control;
+  control.options = options;
+  if (options && options->timeout_ms > 0) {
+    control.deadline = start + std::chrono::microseconds(static_cast<int64_t>(options->timeout_ms * 1000.0));
+  }
+  const size_t machine = physical_memory_bytes();
+  control.tensor_limit = machine;
+  if (impl_->options.memory_limit_mb > 0) {
+    control.run_limit = static_cast<size_t>(impl_->options.memory_limit_mb) << 20;
+    if (control.run_limit < machine) {
+      control.tensor_limit = control.run_limit;
+      control.tensor_limit_what =
+          "the run's memory limit of " + std::to_string(impl_->options.memory_limit_mb) + " MiB (memory_limit_mb)";
+    }
+    for (const auto& v : inputs) {
+      if (v.is_tensor() && v.tensor().buffer()) control.feeds.insert(v.tensor().buffer());
+    }
+  }
+  // With a memory limit every tensor is allocated on its own, so that each allocation is checked when it is made.
   RunMemory memory(&impl_->memory, std::move(signature));
-  auto result = impl_->run_graph(g, nullptr, inputs, wanted, &memory);
+  auto result = impl_->run_graph(g, nullptr, inputs, wanted, control.run_limit ? nullptr : &memory, &control);
   if (result.is_ok()) KILN_RETURN_IF_ERROR(memory.finish(*result));
   if (impl_->profiler.enabled()) impl_->profiler.add("model_run", "session", start, Profiler::Clock::now(), "");
   return result;
@@ -532,11 +643,12 @@ StatusOr<std::string> Session::end_profiling() const {
   return path;
 }
 
-StatusOr<std::vector<Tensor>> Session::run(const NamedTensors& feeds, const std::vector<std::string>& names) const {
+StatusOr<std::vector<Tensor>> Session::run(const NamedTensors& feeds, const std::vector<std::string>& names,
+                                           const RunOptions* options) const {
   NamedValues values;
   values.reserve(feeds.size());
   for (const auto& [name, t] : feeds) values.emplace_back(name, Value(t));
-  KILN_ASSIGN_OR_RETURN(auto outs, run_values(values, names));
+  KILN_ASSIGN_OR_RETURN(auto outs, run_values(values, names, options));
   std::vector<Tensor> tensors;
   tensors.reserve(outs.size());
   for (size_t i = 0; i < outs.size(); ++i) {

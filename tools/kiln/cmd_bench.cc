@@ -90,6 +90,8 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
     int iterations = 100, warmup = 10, threads = 0;
     std::string opt_level = "all";
     bool reference = false, no_tune = false;
+    int64_t memory_limit_mb = 0;
+    double timeout_ms = 0;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -105,9 +107,13 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
                 "Run every operator's plain reference kernel (slow; for checking the fast kernels)");
   cmd->add_flag("--no-tune", a->no_tune,
                 "Take each node's first-guess kernel instead of timing the candidates on the first run");
+  add_limit_options(cmd, a->memory_limit_mb, a->timeout_ms);
   cmd->callback([&run, a] {
     run = [a] {
       SessionOptions options;
+      options.memory_limit_mb = a->memory_limit_mb;
+      RunOptions run_options;
+      run_options.timeout_ms = a->timeout_ms;
       options.intra_op_threads = a->threads;
       options.optimization_level = *opt::parse_level(a->opt_level);
       options.enable_profiling = !a->profile.empty();
@@ -137,7 +143,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
       double first_run_ms = 0;
       for (int i = 0; i < a->warmup; ++i) {
         const auto t = Clock::now();
-        auto out = s.run(feeds);
+        auto out = s.run(feeds, {}, &run_options);
         if (i == 0) first_run_ms = ms_since(t);
         if (!out.is_ok()) return report_error(out.status().with_context(a->model));
       }
@@ -146,7 +152,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
       const auto start = Clock::now();
       for (int i = 0; i < a->iterations; ++i) {
         const auto t = Clock::now();
-        auto out = s.run(feeds);
+        auto out = s.run(feeds, {}, &run_options);
         lat.push_back(ms_since(t));
         if (!out.is_ok()) return report_error(out.status().with_context(a->model));
         progress(i + 1, a->iterations, tty);

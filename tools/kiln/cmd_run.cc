@@ -141,6 +141,8 @@ void add_run(CLI::App& root, std::function<int()>& run) {
     int threads = 0;
     std::string opt_level = "all";
     bool reference = false, no_tune = false;
+    int64_t memory_limit_mb = 0;
+    double timeout_ms = 0;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -154,6 +156,7 @@ void add_run(CLI::App& root, std::function<int()>& run) {
                 "Run every operator's plain reference kernel (slow; for checking the fast kernels)");
   cmd->add_flag("--no-tune", a->no_tune,
                 "Take each node's first-guess kernel instead of timing the candidates on the first run");
+  add_limit_options(cmd, a->memory_limit_mb, a->timeout_ms);
   cmd->callback([&run, a] {
     run = [a] {
       SessionOptions options;
@@ -161,12 +164,11 @@ void add_run(CLI::App& root, std::function<int()>& run) {
       options.optimization_level = *opt::parse_level(a->opt_level);
       options.reference_kernels = a->reference;
       options.tune = !a->no_tune;
+      options.memory_limit_mb = a->memory_limit_mb;
       auto session = Session::create(a->model, options);
       if (!session.is_ok()) {
         std::cerr << "kiln: " << session.status().message() << "\n";
-        return session.status().code() == StatusCode::kIoError || session.status().code() == StatusCode::kNotFound
-                   ? kExitUsage
-                   : kExitInvalid;
+        return session.status().code() == StatusCode::kNotFound ? kExitUsage : exit_code_for(session.status());
       }
       NamedTensors feeds;
       for (const auto& spec : a->inputs) {
@@ -202,7 +204,9 @@ void add_run(CLI::App& root, std::function<int()>& run) {
         }
         images.emplace_back(name, spec.substr(eq + 1));
       }
-      auto outputs = (*session)->run(feeds);
+      RunOptions run_options;
+      run_options.timeout_ms = a->timeout_ms;
+      auto outputs = (*session)->run(feeds, {}, &run_options);
       if (!outputs.is_ok()) return report_error(outputs.status().with_context(a->model));
       if (!a->out_dir.empty()) std::filesystem::create_directories(a->out_dir);
       const auto& infos = (*session)->outputs();

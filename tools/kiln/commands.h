@@ -1,5 +1,6 @@
 // The kiln CLI: one file per subcommand, each thin over the library.
-// Exit codes, for every command: 0 success, 1 the model or a request about it is wrong, 2 usage or I/O error.
+// Exit codes, for every command: 0 success, 1 the model or a request about it is wrong, 2 usage or I/O error, 3 the
+// run was stopped: over a size or memory limit (--memory-limit), timed out (--timeout-ms) or terminated.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -16,6 +17,7 @@ namespace kiln::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitInvalid = 1;
 inline constexpr int kExitUsage = 2;
+inline constexpr int kExitStopped = 3;
 
 // Each add_* registers a subcommand and sets `run` to the function that executes it.
 void add_check(CLI::App& root, std::function<int()>& run);
@@ -26,9 +28,13 @@ void add_run(CLI::App& root, std::function<int()>& run);
 void add_bench(CLI::App& root, std::function<int()>& run);
 void add_optimize(CLI::App& root, std::function<int()>& run);
 
-// Prints "kiln: <message>" to stderr and returns the exit code for the status (2 for I/O and format
-// problems, 1 for an invalid model or request).
+// The exit code for a failed status: 2 for I/O and format problems, 3 for a limit, a timeout or a termination,
+// 1 for an invalid model or request.
+int exit_code_for(const Status& status);
+// Prints "kiln: <message>" to stderr and returns exit_code_for(status).
 int report_error(const Status& status);
+// Adds --memory-limit MB and --timeout-ms MS (SessionOptions::memory_limit_mb, RunOptions::timeout_ms).
+void add_limit_options(CLI::App* cmd, int64_t& memory_limit_mb, double& timeout_ms);
 // Loads a model, printing the error on failure.
 bool load_or_report(const std::string& path, ir::Model& model, int& exit_code);
 // Adds --opt-level (disabled|basic|extended|all or 0|1|2|99; default all) storing the text in `level`.

@@ -40,9 +40,26 @@ void add_opt_level_option(CLI::App* cmd, std::string& level) {
       });
 }
 
+int exit_code_for(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kIoError: return kExitUsage;
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kCancelled: return kExitStopped;
+    default: return kExitInvalid;
+  }
+}
+
 int report_error(const Status& status) {
   std::cerr << "kiln: " << status.message() << "\n";
-  return status.code() == StatusCode::kIoError ? kExitUsage : kExitInvalid;
+  return exit_code_for(status);
+}
+
+void add_limit_options(CLI::App* cmd, int64_t& memory_limit_mb, double& timeout_ms) {
+  cmd->add_option("--memory-limit", memory_limit_mb,
+                  "MB: the most memory one run may hold; an allocation over it stops the run (exit code 3)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--timeout-ms", timeout_ms, "MS: stop a run that takes longer (checked between nodes; exit code 3)")
+      ->check(CLI::NonNegativeNumber);
 }
 
 bool load_or_report(const std::string& path, ir::Model& model, int& exit_code) {

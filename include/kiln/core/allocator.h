@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "kiln/core/status.h"
 
@@ -27,6 +28,34 @@ inline constexpr size_t kTensorAlignment = 64;
 // asked for on transparent huge pages (madvise), so that streaming it does not miss the TLB every 4 KiB. Free
 // with std::free. nullptr when the memory cannot be had.
 void* allocate_streamed(size_t bytes);
+
+// "4.0 MiB", "36.4 TiB", "512 bytes".
+std::string human_bytes(double bytes);
+
+// The machine's physical memory in bytes (what no single tensor may exceed unless a smaller limit is set).
+size_t physical_memory_bytes();
+
+// A check that every Tensor::allocate on this thread passes before it allocates, while a Scope installs it (the
+// session's memory limit for the node a thread is running). Scopes nest; the innermost guard applies.
+class AllocationGuard {
+ public:
+  virtual ~AllocationGuard() = default;
+  // OK to allocate `bytes` for a tensor of `what` ("float32 [1024,1024]"), or the error to return instead.
+  virtual Status allow(size_t bytes, const std::string& what) = 0;
+  // This thread's guard, or nullptr.
+  static AllocationGuard* current();
+
+  class Scope {
+   public:
+    explicit Scope(AllocationGuard* guard);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    AllocationGuard* previous_;
+  };
+};
 
 class Buffer {
  public:

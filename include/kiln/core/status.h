@@ -12,12 +12,14 @@ namespace kiln {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,  // the caller passed something wrong (a name, a shape, an option)
-  kInvalidModel,     // the model itself is malformed (parse error, cycle, bad attribute)
-  kNotFound,         // a file or a name does not exist
-  kIoError,          // reading or writing failed
-  kUnimplemented,    // a valid request kiln cannot serve yet (an op, a dtype)
-  kInternal,         // a kiln bug
+  kInvalidArgument,    // the caller passed something wrong (a name, a shape, an option)
+  kInvalidModel,       // the model itself is malformed (parse error, cycle, bad attribute)
+  kNotFound,           // a file or a name does not exist
+  kIoError,            // reading or writing failed
+  kUnimplemented,      // a valid request kiln cannot serve yet (an op, a dtype)
+  kInternal,           // a kiln bug
+  kResourceExhausted,  // over a limit: a tensor larger than memory, SessionOptions::memory_limit_mb, out of memory
+  kCancelled,          // the run was stopped: RunOptions' terminate flag or its timeout
 };
 
 const char* status_code_name(StatusCode code);
@@ -48,6 +50,8 @@ inline Status not_found(std::string msg) { return {StatusCode::kNotFound, std::m
 inline Status io_error(std::string msg) { return {StatusCode::kIoError, std::move(msg)}; }
 inline Status unimplemented(std::string msg) { return {StatusCode::kUnimplemented, std::move(msg)}; }
 inline Status internal_error(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
+inline Status resource_exhausted(std::string msg) { return {StatusCode::kResourceExhausted, std::move(msg)}; }
+inline Status cancelled(std::string msg) { return {StatusCode::kCancelled, std::move(msg)}; }
 
 template <typename T>
 class [[nodiscard]] StatusOr {

@@ -54,6 +54,9 @@ class Tensor {
     return static_cast<const T*>(data_);
   }
 
+  // The buffer that owns the bytes (shared by views such as reshaped()); nullptr for borrowed memory and strings.
+  const Buffer* buffer() const { return buffer_.get(); }
+
   const std::vector<std::string>& strings() const { return *strings_; }
   std::vector<std::string>& mutable_strings() { return *strings_; }
 

@@ -2,6 +2,7 @@
 // thread-safe: every call has its own values; the plan, kernels and initializers are shared read-only.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -39,6 +40,36 @@ struct SessionOptions {
   // Fast kernels never to select, by name ("nchwc_conv.dnnl", "matmul.sgemm"; `kiln optimize --print-kernels`
   // lists them): to work around a kernel, or to test another one. The reference kernel always remains.
   std::vector<std::string> disabled_kernels;
+  // The most memory one run may hold, in MiB (0: no limit beyond the machine's memory): the tensors it has
+  // allocated and not yet released. An allocation that would go over it fails before it is made, with a
+  // ResourceExhausted error naming the node, the tensor and the figures. A session with a limit allocates each
+  // tensor on its own instead of from the run's planned arena, so that every allocation is checked when it is
+  // made. Kernels' small scratch buffers are not counted. Without a limit, no single tensor may exceed the
+  // machine's physical memory.
+  int64_t memory_limit_mb = 0;
+};
+
+// Options for one call of Session::run (ONNX Runtime's RunOptions). Several runs may share one.
+class RunOptions {
+ public:
+  RunOptions() = default;
+  RunOptions(const RunOptions& other) : timeout_ms(other.timeout_ms), terminate_(other.terminate()) {}
+  RunOptions& operator=(const RunOptions& other) {
+    timeout_ms = other.timeout_ms;
+    set_terminate(other.terminate());
+    return *this;
+  }
+  // Stops the runs that use these options (from any thread): each ends before its next node, or its next
+  // Loop/Scan iteration, with a Cancelled error naming the node it stopped at. A run started while the flag is
+  // set stops before its first node. Clear it to reuse the options.
+  void set_terminate(bool terminate = true) { terminate_.store(terminate, std::memory_order_relaxed); }
+  bool terminate() const { return terminate_.load(std::memory_order_relaxed); }
+  // The longest a run may take, in ms (0: no limit): past it, the run stops as if terminated (Cancelled, "timed
+  // out after ..."). Checked between nodes: a single kernel is never interrupted.
+  double timeout_ms = 0;
+
+ private:
+  std::atomic<bool> terminate_{false};
 };
 
 // A graph input or output as the session sees it: name, type (dtype and shape with symbolic dims).
@@ -73,11 +104,12 @@ class Session {
 
   // Runs the model. `output_names` empty: every graph output, in graph order. Errors name the input and
   // what was expected (unknown or missing input, wrong dtype, rank or dimension) or the failing node.
-  StatusOr<std::vector<Tensor>> run(const NamedTensors& inputs,
-                                    const std::vector<std::string>& output_names = {}) const;
+  // `options` (may be null): terminate flag and timeout.
+  StatusOr<std::vector<Tensor>> run(const NamedTensors& inputs, const std::vector<std::string>& output_names = {},
+                                    const RunOptions* options = nullptr) const;
   // The same for models whose inputs or outputs are sequences or optionals (any Value kind).
-  StatusOr<std::vector<Value>> run_values(const NamedValues& inputs,
-                                          const std::vector<std::string>& output_names = {}) const;
+  StatusOr<std::vector<Value>> run_values(const NamedValues& inputs, const std::vector<std::string>& output_names = {},
+                                          const RunOptions* options = nullptr) const;
 
   // Every node of the model (subgraph nodes after the node that holds them) with the kernel that ran it in
   // the last run that reached it. Kernels are chosen per node and per shape signature of its inputs: the first

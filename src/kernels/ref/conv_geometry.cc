@@ -166,6 +166,9 @@ Status convtranspose_setup(const KernelContext& ctx, const Tensor& x, const Tens
     }
     if (g.out[i] <= 0) return ctx.error("computed output dimension " + std::to_string(i + 2) + " is not positive");
   }
+  std::vector<int64_t> out_dims{x.dims()[0], g.M};
+  out_dims.insert(out_dims.end(), g.out.begin(), g.out.end());
+  KILN_RETURN_IF_ERROR(ctx.check_output_size(0, x.dtype(), out_dims));
   if (const Tensor* b = ctx.input(2); b && b->num_elements() != g.M) {
     return ctx.error("bias B has " + std::to_string(b->num_elements()) + " elements; expected " + std::to_string(g.M));
   }

@@ -108,6 +108,7 @@ Status maxunpool_kernel(KernelContext& ctx) {
     if (v.size() != x->rank()) return ctx.error("output_shape must have " + std::to_string(x->rank()) + " values");
     od = v;
   }
+  KILN_RETURN_IF_ERROR(ctx.check_output_size(0, x->dtype(), od));
   // Indices address the inferred (default) output; they are re-laid out into output_shape when given.
   const auto istr = strides_of(inferred), ostr = strides_of(od);
   const int64_t total = product(inferred);

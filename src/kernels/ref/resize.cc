@@ -143,6 +143,7 @@ Taps resize_taps(const ResizeOpts& opt, int64_t o, int64_t in, int64_t out, doub
 Status make_resize_plan(const KernelContext& ctx, const Tensor& x, const ResizeOpts& opt, const Vec& scales,
                         const Dims& out, const Vec& roi, ResizePlan& plan) {
   const size_t r = x.rank();
+  KILN_RETURN_IF_ERROR(ctx.check_output_size(0, x.dtype(), out));
   if (x.num_elements() == 0 && product(out) != 0) {
     return ctx.error("input X of shape " + dstr(x.dims()) + " is empty but the output " + dstr(out) + " is not");
   }

@@ -394,6 +394,7 @@ Status expand_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> shape, int_input(ctx, 1, "shape"));
   auto dims = broadcast_shapes(x->dims(), shape);
   if (!dims.is_ok()) return ctx.error(dims.status().message());
+  KILN_RETURN_IF_ERROR(ctx.check_output_size(0, x->dtype(), *dims));
   const auto bs = broadcast_strides(x->dims(), *dims);
   std::vector<int64_t> src;
   for_each_index(*dims, [&](const std::vector<int64_t>& idx) {
@@ -417,8 +418,13 @@ Status tile_kernel(KernelContext& ctx) {
   std::vector<int64_t> dims = x->dims();
   for (size_t d = 0; d < dims.size(); ++d) {
     if (reps[d] < 0) return ctx.error("repeats[" + std::to_string(d) + "] is negative");
-    dims[d] *= reps[d];
+    if (__builtin_mul_overflow(dims[d], reps[d], &dims[d])) {
+      return resource_exhausted(ctx.error("repeats[" + std::to_string(d) + "] = " + std::to_string(reps[d]) +
+                                          " makes dimension " + std::to_string(d) + " overflow int64")
+                                    .message());
+    }
   }
+  KILN_RETURN_IF_ERROR(ctx.check_output_size(0, x->dtype(), dims));
   const auto xs = strides_of(x->dims());
   std::vector<int64_t> src;
   for_each_index(dims, [&](const std::vector<int64_t>& idx) {
@@ -485,6 +491,7 @@ Status constant_of_shape_kernel(KernelContext& ctx) {
     if (value.num_elements() != 1) return ctx.error("attribute 'value' must hold exactly one element");
   }
   KILN_RETURN_IF_ERROR(check_copyable(ctx, value, "attribute 'value'"));
+  KILN_RETURN_IF_ERROR(ctx.check_output_size(0, value.dtype(), dims));
   KILN_ASSIGN_OR_RETURN(Tensor out, alloc_any(value.dtype(), dims));
   for (int64_t i = 0; i < out.num_elements(); ++i) copy_elements(out, i, value, 0, 1);
   ctx.set_output(0, std::move(out));

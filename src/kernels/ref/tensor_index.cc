@@ -350,6 +350,7 @@ Status pad_kernel(KernelContext& ctx) {
   if (mode != "constant" && mode != "reflect" && mode != "edge" && mode != "wrap") {
     return ctx.error("unknown mode '" + mode + "' (expected constant, reflect, edge or wrap)");
   }
+  KILN_RETURN_IF_ERROR(ctx.check_output_size(0, x->dtype(), dims));
   const auto xs = strides_of(x->dims());
   std::vector<int64_t> src;
   bool any_fill = false;

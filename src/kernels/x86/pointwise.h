@@ -34,7 +34,6 @@ bool supports(cpu::Isa isa, int64_t block);
 // (the padding lanes stay zero). supports(isa, w.block) must hold. `threads`: how many threads parallel_for runs
 // on (the work is cut into one or two equal parts for each).
 void conv1x1_blocked(cpu::Isa isa, const float* x, int64_t N, int64_t HW, const Weights& w, const float* bias,
-                     const float* z, float lo, float hi, float* y, int threads,
-                     const sgemm::ParallelFor& parallel_for);
+                     const float* z, float lo, float hi, float* y, int threads, const sgemm::ParallelFor& parallel_for);
 
 }  // namespace kiln::pointwise
