@@ -3,10 +3,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
+#include <vector>
 
 namespace kiln {
 namespace {
@@ -61,6 +64,90 @@ void fortran_to_c(const uint8_t* src, uint8_t* dst, const std::vector<int64_t>& 
   }
 }
 
+// UTF-8 -> code points (a malformed byte becomes U+FFFD).
+std::u32string utf8_to_utf32(const std::string& s) {
+  std::u32string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    char32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+    bool ok = len > 0 && i + static_cast<size_t>(len) <= s.size();
+    for (int k = 1; ok && k < len; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
+      ok = (d >> 6) == 2;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    out.push_back(ok ? cp : U'\uFFFD');
+    i += ok ? static_cast<size_t>(len) : 1;
+  }
+  return out;
+}
+
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x110000) {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    append_utf8(out, U'\uFFFD');
+  }
+}
+
+// numpy's fixed-width strings: 'U<n>' (n UTF-32 code units each) or 'S<n>' (n bytes each), zero-padded.
+StatusOr<Tensor> parse_strings(const std::string& bytes, size_t data_at, char kind, int64_t width, bool fortran,
+                               const std::vector<int64_t>& dims, int64_t n,
+                               const std::function<Status(std::string)>& bad) {
+  const size_t unit = kind == 'U' ? 4 : 1;
+  size_t need = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(n), static_cast<size_t>(width) * unit, &need) ||
+      bytes.size() - data_at < need) {
+    return bad("needs " + std::to_string(need) + " bytes of string data but the file has " +
+               std::to_string(bytes.size() - data_at));
+  }
+  std::vector<std::string> values(static_cast<size_t>(n));
+  const auto* src = reinterpret_cast<const uint8_t*>(bytes.data()) + data_at;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* e = src + static_cast<size_t>(i) * static_cast<size_t>(width) * unit;
+    std::string& v = values[static_cast<size_t>(i)];
+    for (int64_t k = 0; k < width; ++k) {
+      if (kind == 'S') {
+        v += static_cast<char>(e[k]);
+      } else {
+        const uint8_t* u = e + k * 4;
+        append_utf8(v, static_cast<char32_t>(u[0] | (u[1] << 8) | (u[2] << 16) | (static_cast<uint32_t>(u[3]) << 24)));
+      }
+    }
+    while (!v.empty() && v.back() == '\0') v.pop_back();  // numpy pads with zeros
+  }
+  if (fortran && dims.size() > 1) {
+    // Reorder the strings into C order as fortran_to_c does for numbers.
+    std::vector<std::string> c(values.size());
+    std::vector<int64_t> fstride(dims.size(), 1), idx(dims.size(), 0);
+    for (size_t i = 1; i < dims.size(); ++i) fstride[i] = fstride[i - 1] * dims[i - 1];
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t off = 0;
+      for (size_t d = 0; d < dims.size(); ++d) off += idx[d] * fstride[d];
+      c[static_cast<size_t>(i)] = std::move(values[static_cast<size_t>(off)]);
+      for (size_t d = dims.size(); d-- > 0;) {
+        if (++idx[d] < dims[d]) break;
+        idx[d] = 0;
+      }
+    }
+    values = std::move(c);
+  }
+  return Tensor::from_strings(dims, std::move(values));
+}
+
 }  // namespace
 
 StatusOr<Tensor> parse_npy(const std::string& bytes, const std::string& label) {
@@ -93,7 +180,19 @@ StatusOr<Tensor> parse_npy(const std::string& bytes, const std::string& label) {
   for (const auto& t : kTypes) {
     if (descr == t.descr) dtype = t.dtype;
   }
+  // Fixed-width strings: 'U<n>' (what np.array([...]) of str gives) or 'S<n>' (bytes).
+  int64_t str_width = -1;
+  if ((descr[0] == 'U' || descr[0] == 'S') && descr.size() > 1 &&
+      descr.find_first_not_of("0123456789", 1) == std::string::npos && descr.size() < 12) {
+    str_width = std::stoll(descr.substr(1));
+    dtype = DType::kString;
+  }
   if (dtype == DType::kUndefined) {
+    if (descr == "O") {
+      return unimplemented("'" + label +
+                           "': numpy object arrays (pickled) cannot be read; save strings with a "
+                           "fixed-width dtype (np.array(values, dtype=str))");
+    }
     return unimplemented("'" + label + "': numpy dtype '" + descr + "' is not supported (use float32, int64, ...)");
   }
   const bool fortran = dict_value(header, "fortran_order") == "True";
@@ -113,6 +212,10 @@ StatusOr<Tensor> parse_npy(const std::string& bytes, const std::string& label) {
   }
   auto n = checked_num_elements(dims);
   if (!n) return bad("shape " + shape + " is invalid");
+  if (dtype == DType::kString) {
+    return parse_strings(bytes, offset + header_len, descr[0], str_width, fortran, dims, *n,
+                         [&](const std::string& why) { return bad("shape " + shape + " " + why); });
+  }
   const size_t need = dtype_storage_bytes(dtype, *n);
   const size_t data_at = offset + header_len;
   if (bytes.size() - data_at < need) {
@@ -138,11 +241,24 @@ StatusOr<Tensor> read_npy(const std::string& path) {
 }
 
 StatusOr<std::string> to_npy(const Tensor& t) {
-  const char* descr = nullptr;
+  std::string descr;
   for (const auto& k : kTypes) {
     if (k.dtype == t.dtype()) descr = k.descr;
   }
-  if (!descr) return unimplemented(std::string("cannot write a ") + dtype_name(t.dtype()) + " tensor as .npy");
+  // Strings as numpy's str arrays: UTF-32 code units, as wide as the longest string (at least 1).
+  std::vector<std::u32string> wide;
+  size_t width = 1;
+  if (t.dtype() == DType::kString) {
+    for (const auto& v : t.strings()) {
+      wide.push_back(utf8_to_utf32(v));
+      width = std::max(width, wide.back().size());
+    }
+    descr = "U" + std::to_string(width);
+  }
+  if (descr.empty()) {
+    return unimplemented(std::string("cannot write a ") + dtype_name(t.dtype()) +
+                         " tensor as .npy (numpy has no such dtype)");
+  }
   std::string shape = "()";
   if (t.rank() > 1) {
     // numpy writes "(2, 3)": separators with a space, no trailing comma.
@@ -165,6 +281,15 @@ StatusOr<std::string> to_npy(const Tensor& t) {
   out += static_cast<char>(header.size() & 0xff);
   out += static_cast<char>((header.size() >> 8) & 0xff);
   out += header;
+  if (t.dtype() == DType::kString) {
+    for (const auto& w : wide) {
+      for (size_t k = 0; k < width; ++k) {
+        const uint32_t cp = k < w.size() ? static_cast<uint32_t>(w[k]) : 0;
+        for (int b = 0; b < 4; ++b) out += static_cast<char>((cp >> (8 * b)) & 0xff);
+      }
+    }
+    return out;
+  }
   out.append(static_cast<const char*>(t.raw_data()), t.nbytes());
   return out;
 }

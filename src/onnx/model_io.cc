@@ -136,6 +136,20 @@ StatusOr<ir::NamedTensor> load_tensor(const std::string& path) {
   return tensor_from_proto(proto, ImportContext{path, dir.empty() ? "." : dir});
 }
 
+Status save_tensor(const Tensor& tensor, const std::string& name, const std::string& path) {
+  ::onnx::TensorProto proto;
+  KILN_RETURN_IF_ERROR(tensor_to_proto(ir::NamedTensor{name, tensor, "", true, ""}, &proto));
+  std::string bytes;
+  if (!proto.SerializeToString(&bytes)) return internal_error("protobuf serialization failed for '" + path + "'");
+  KILN_ASSIGN_OR_RETURN(std::string tmp, write_temp(path, bytes));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return io_error("cannot write '" + path + "': " + std::strerror(err));
+  }
+  return Status::ok();
+}
+
 namespace {
 
 DType sequence_elem_type(const ir::Type& type) {

@@ -649,6 +649,12 @@ StatusOr<ir::NamedTensor> tensor_from_proto(TensorProto& proto, const ImportCont
   return importer.tensor(proto, "'" + ctx.label + "'");
 }
 
+Status tensor_to_proto(const ir::NamedTensor& t, TensorProto* p) {
+  const ExportOptions inline_bytes;
+  Exporter e{inline_bytes};
+  return e.tensor(t, p);
+}
+
 Status graph_to_proto(const ir::Graph& g, GraphProto* p, const ExportOptions& options) {
   Exporter e{options};
   return e.graph(g, p);

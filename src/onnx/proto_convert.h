@@ -28,6 +28,8 @@ struct ExportOptions {
 };
 
 Status model_to_proto(const ir::Model& model, ::onnx::ModelProto* proto, const ExportOptions& options = {});
+// One tensor, its bytes inline.
+Status tensor_to_proto(const ir::NamedTensor& tensor, ::onnx::TensorProto* proto);
 Status graph_to_proto(const ir::Graph& graph, ::onnx::GraphProto* proto, const ExportOptions& options = {});
 void type_to_proto(const ir::Type& type, ::onnx::TypeProto* proto);
 ir::Type type_from_proto(const ::onnx::TypeProto& proto);

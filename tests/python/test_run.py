@@ -87,6 +87,71 @@ class RunTest(ku.KilnTestCase):
         self.kiln_ok("run", sub, *self.feeds(**self.abx()), "-d", out_dir)
         self.assertEqual(sorted(os.listdir(out_dir)), ["c.npy", "output.npy"])
 
+    def dtype_model(self):
+        from onnx import helper, TensorProto
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+        s = helper.make_tensor_value_info("s", TensorProto.STRING, [2])
+        outs = [helper.make_tensor_value_info(n, t, None) for n, t in (
+            ("f16", TensorProto.FLOAT16), ("bf16", TensorProto.BFLOAT16), ("sout", TensorProto.STRING))]
+        outs.append(helper.make_tensor_sequence_value_info("seq", TensorProto.FLOAT, None))
+        nodes = [helper.make_node("Cast", ["x"], ["f16"], to=TensorProto.FLOAT16),
+                 helper.make_node("Cast", ["x"], ["bf16"], to=TensorProto.BFLOAT16),
+                 helper.make_node("Identity", ["s"], ["sout"]),
+                 helper.make_node("SequenceConstruct", ["x", "x"], ["seq"])]
+        path = self.out("dtypes.onnx")
+        onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x, s], outs),
+                                    opset_imports=[helper.make_opsetid("", 15)]), path)
+        return path
+
+    def test_every_output_dtype_is_written_and_read_back(self):
+        m = self.dtype_model()
+        x = np.array([[1.5, -2.25, 3], [4, 5e-3, 6e4]], np.float32)
+        s = np.array(["héllo", "wörld ✓"], dtype=str)
+        out = self.out("o")
+        res = self.kiln_ok("run", m, *self.feeds(x=x, s=s), "-d", out)
+        # float16 as <f2, strings as numpy str arrays, sequences item by item.
+        f16 = np.load(os.path.join(out, "f16.npy"))
+        self.assertEqual(f16.dtype, np.dtype("<f2"))
+        np.testing.assert_array_equal(f16, x.astype(np.float16))
+        sout = np.load(os.path.join(out, "sout.npy"))
+        self.assertEqual(sout.dtype.kind, "U")
+        self.assertEqual(sout.tolist(), s.tolist())
+        np.testing.assert_array_equal(np.load(os.path.join(out, "seq_1.npy")), x)
+        self.assertIn("seq  seq(tensor(float)) of 2", res.stdout)
+        # bfloat16, which numpy lacks: float32 holding the exact values, with a notice naming the output.
+        bf16 = np.load(os.path.join(out, "bf16.npy"))
+        self.assertEqual(bf16.dtype, np.float32)
+        # onnx 1.12's Cast to bfloat16 keeps the upper 16 bits (later opsets round to nearest even).
+        rounded = (x.view(np.uint32) & 0xFFFF0000).view(np.float32)
+        np.testing.assert_array_equal(bf16, rounded)
+        self.assertIn("output 'bf16' is bfloat16", res.stderr)
+        # --output-format pb writes every dtype exactly, as onnx reads it.
+        pb = self.out("pb")
+        self.kiln_ok("run", m, *self.feeds(x=x, s=s), "-d", pb, "--output-format", "pb")
+        t = onnx.TensorProto()
+        with open(os.path.join(pb, "bf16.pb"), "rb") as f:
+            t.ParseFromString(f.read())
+        self.assertEqual((t.name, t.data_type, list(t.dims)), ("bf16", onnx.TensorProto.BFLOAT16, [2, 3]))
+        with open(os.path.join(pb, "sout.pb"), "rb") as f:
+            t.ParseFromString(f.read())
+        self.assertEqual(numpy_helper.to_array(t).astype(str).tolist(), s.tolist())
+        # The same files go back in: the str .npy as a string input, bfloat16 from either form.
+        from onnx import helper, TensorProto
+        b = helper.make_tensor_value_info("b", TensorProto.BFLOAT16, [2, 3])
+        back = self.out("bf.onnx")
+        onnx.save(helper.make_model(helper.make_graph(
+            [helper.make_node("Cast", ["b"], ["y"], to=TensorProto.FLOAT)], "g", [b],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]), opset_imports=[helper.make_opsetid("", 15)]),
+            back)
+        for src in (os.path.join(out, "bf16.npy"), os.path.join(pb, "bf16.pb")):
+            d = self.out("back_" + os.path.basename(src))
+            self.kiln_ok("run", back, "--input", "b=" + src, "-d", d)
+            np.testing.assert_array_equal(np.load(os.path.join(d, "y.npy")), rounded)
+        d = self.out("again")
+        self.kiln_ok("run", m, "--input", "x=" + os.path.join(pb, "seq_0.pb"), "--input",
+                     "s=" + os.path.join(out, "sout.npy"), "-d", d)
+        self.assertEqual(np.load(os.path.join(d, "sout.npy")).tolist(), s.tolist())
+
 
 if __name__ == "__main__":
     unittest.main()

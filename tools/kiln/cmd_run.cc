@@ -71,9 +71,21 @@ StatusOr<Tensor> inline_tensor(const IoInfo& info, const std::vector<double>& va
   return t;
 }
 
+// float32 -> bfloat16 (round to nearest even), for a bfloat16 input given as the float32 .npy `kiln run` writes for
+// bfloat16 outputs (numpy has no bfloat16).
+Tensor to_bfloat16(const Tensor& f) {
+  Tensor b = std::move(Tensor::allocate(DType::kBFloat16, f.dims())).value();
+  for (int64_t i = 0; i < f.num_elements(); ++i) b.data<uint16_t>()[i] = float_to_bfloat16(f.data<float>()[i]);
+  return b;
+}
+
 // A .npy, a serialized TensorProto (.pb), a PNG/JPEG image, or inline numbers.
 StatusOr<Tensor> read_input(const std::string& value, const IoInfo* info) {
-  if (has_suffix(value, ".npy")) return read_npy(value);
+  if (has_suffix(value, ".npy")) {
+    KILN_ASSIGN_OR_RETURN(Tensor t, read_npy(value));
+    if (info && info->type.elem_type == DType::kBFloat16 && t.dtype() == DType::kFloat32) return to_bfloat16(t);
+    return t;
+  }
   if (has_suffix(value, ".pb")) {
     KILN_ASSIGN_OR_RETURN(auto t, onnx::load_tensor(value));
     return t.tensor;
@@ -85,11 +97,26 @@ StatusOr<Tensor> read_input(const std::string& value, const IoInfo* info) {
       "'" + value + "': expected a .npy, .pb (TensorProto), .png or .jpg file, or inline numbers such as 1,1,4,4");
 }
 
-std::string file_name_for(const std::string& output) {
+std::string file_name_for(const std::string& output, const std::string& format) {
   std::string s = output;
   std::replace(s.begin(), s.end(), '/', '_');
   std::replace(s.begin(), s.end(), ':', '_');
-  return s + ".npy";
+  return s + "." + format;
+}
+
+// Writes output `name` as DIR/<name>.npy, or .pb (a TensorProto: every dtype exactly) with format "pb". numpy has no
+// bfloat16: such an output goes to .npy as float32 (exact), with a notice on stderr.
+Status write_output(const std::string& dir, const std::string& name, const Tensor& t, const std::string& format) {
+  const std::string path = dir + "/" + file_name_for(name, format);
+  if (format == "pb") return onnx::save_tensor(t, name, path);
+  if (t.dtype() == DType::kBFloat16) {
+    Tensor f = std::move(Tensor::allocate(DType::kFloat32, t.dims())).value();
+    for (int64_t i = 0; i < t.num_elements(); ++i) f.data<float>()[i] = bfloat16_to_float(t.data<uint16_t>()[i]);
+    std::cerr << "kiln: output '" << name << "' is bfloat16, which numpy lacks: " << path
+              << " holds it as float32 (exact); --output-format pb writes it as bfloat16\n";
+    return write_npy(path, f);
+  }
+  return write_npy(path, t);
 }
 
 std::string stats(const Tensor& t) {
@@ -143,13 +170,18 @@ void add_run(CLI::App& root, std::function<int()>& run) {
     bool reference = false, no_tune = false;
     int64_t memory_limit_mb = 0;
     double timeout_ms = 0;
+    std::string output_format = "npy";
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
   cmd->add_option("-i,--input", a->inputs,
                   "NAME=VALUE: a .npy, .pb, .png or .jpg file, or inline numbers (1,1,4,4); repeat for each input");
   cmd->add_option("--output-image", a->images, "NAME=FILE: also write output NAME as a PNG/JPEG image");
-  cmd->add_option("-d,--output-dir", a->out_dir, "Write every output to DIR/<name>.npy");
+  cmd->add_option("-d,--output-dir", a->out_dir, "Write every output to DIR/<name>.npy (or .pb)");
+  cmd->add_option("--output-format", a->output_format,
+                  "npy (default; strings as numpy str arrays, bfloat16 as float32) or pb (TensorProto, every dtype "
+                  "exactly)")
+      ->check(CLI::IsMember({"npy", "pb"}));
   cmd->add_option("--threads", a->threads, "Intra-op threads (0: one per core)");
   add_opt_level_option(cmd, a->opt_level);
   cmd->add_flag("--reference,--reference-kernels", a->reference,
@@ -206,19 +238,35 @@ void add_run(CLI::App& root, std::function<int()>& run) {
       }
       RunOptions run_options;
       run_options.timeout_ms = a->timeout_ms;
-      auto outputs = (*session)->run(feeds, {}, &run_options);
+      NamedValues values;
+      for (auto& [name, t] : feeds) values.emplace_back(name, Value(std::move(t)));
+      auto outputs = (*session)->run_values(values, {}, &run_options);
       if (!outputs.is_ok()) return report_error(outputs.status().with_context(a->model));
       if (!a->out_dir.empty()) std::filesystem::create_directories(a->out_dir);
       const auto& infos = (*session)->outputs();
       for (size_t i = 0; i < outputs->size(); ++i) {
-        const Tensor& t = (*outputs)[i];
-        std::cout << infos[i].name << "  " << dtype_name(t.dtype()) << dims_to_string(t.dims()) << stats(t) << "\n";
+        const Value& v = (*outputs)[i];
+        const std::string& oname = infos[i].name;
+        if (!v.is_tensor()) {
+          // A sequence: each item as <name>_<i>; an empty optional: nothing to write.
+          std::cout << oname << "  " << v.describe() << "\n";
+          for (size_t k = 0; v.is_sequence() && k < v.items().size(); ++k) {
+            const Tensor& t = v.items()[k];
+            std::cout << "  [" << k << "]  " << dtype_name(t.dtype()) << dims_to_string(t.dims()) << stats(t) << "\n";
+            if (a->out_dir.empty()) continue;
+            Status st = write_output(a->out_dir, oname + "_" + std::to_string(k), t, a->output_format);
+            if (!st.is_ok()) return report_error(st);
+          }
+          continue;
+        }
+        const Tensor& t = v.tensor();
+        std::cout << oname << "  " << dtype_name(t.dtype()) << dims_to_string(t.dims()) << stats(t) << "\n";
         if (!a->out_dir.empty()) {
-          Status st = write_npy(a->out_dir + "/" + file_name_for(infos[i].name), t);
+          Status st = write_output(a->out_dir, oname, t, a->output_format);
           if (!st.is_ok()) return report_error(st);
         }
         for (const auto& [name, path] : images) {
-          if (name != infos[i].name) continue;
+          if (name != oname) continue;
           Status st = image::write_nchw(t, path);
           if (!st.is_ok()) return report_error(st.with_context("output '" + name + "'"));
           std::cout << "  wrote " << path << "\n";

@@ -36,6 +36,10 @@ Status save_model(const ir::Model& model, const std::string& path, const SaveOpt
 // External data is resolved relative to the file's folder.
 StatusOr<ir::NamedTensor> load_tensor(const std::string& path);
 
+// Writes `tensor` as a serialized TensorProto named `name` (what load_tensor and onnx.numpy_helper read), every
+// dtype exactly; atomically: nothing is left at `path` on error.
+Status save_tensor(const Tensor& tensor, const std::string& name, const std::string& path);
+
 // Reads a serialized TensorProto, SequenceProto or OptionalProto, whichever `type` (a graph input's or
 // output's type) calls for, as the ONNX test data stores them.
 StatusOr<Value> load_value(const std::string& path, const ir::Type& type);

@@ -24,8 +24,8 @@ double peak_rss_mib() {
 }
 
 ir::Model one_node(ir::Node node, std::vector<ir::NamedTensor> inits, int opset = 13) {
-  return make_model(make_graph({std::move(node)}, "g", {}, {make_tensor_value_info("y", DType::kUndefined, std::nullopt)},
-                               std::move(inits)),
+  return make_model(make_graph({std::move(node)}, "g", {},
+                               {make_tensor_value_info("y", DType::kUndefined, std::nullopt)}, std::move(inits)),
                     {{"", opset}});
 }
 
@@ -39,14 +39,15 @@ struct HugeCase {
 std::vector<HugeCase> huge_cases() {
   const int64_t big = 10'000'000'000'000;
   std::vector<HugeCase> cases;
-  cases.push_back({"ConstantOfShape",
-                   one_node(make_node("ConstantOfShape", {"s"}, {"y"}, "huge"),
-                            {make_tensor<int64_t>("s", {1}, {big})}),
-                   StatusCode::kResourceExhausted});
-  cases.push_back({"Expand",
-                   one_node(make_node("Expand", {"x", "s"}, {"y"}, "huge"),
-                            {make_tensor<float>("x", {1}, {1.0f}), make_tensor<int64_t>("s", {2}, {10'000'000, 1'000'000})}),
-                   StatusCode::kResourceExhausted});
+  cases.push_back(
+      {"ConstantOfShape",
+       one_node(make_node("ConstantOfShape", {"s"}, {"y"}, "huge"), {make_tensor<int64_t>("s", {1}, {big})}),
+       StatusCode::kResourceExhausted});
+  cases.push_back(
+      {"Expand",
+       one_node(make_node("Expand", {"x", "s"}, {"y"}, "huge"),
+                {make_tensor<float>("x", {1}, {1.0f}), make_tensor<int64_t>("s", {2}, {10'000'000, 1'000'000})}),
+       StatusCode::kResourceExhausted});
   cases.push_back({"Tile",
                    one_node(make_node("Tile", {"x", "r"}, {"y"}, "huge"),
                             {make_tensor<float>("x", {2}, {1.0f, 2.0f}), make_tensor<int64_t>("r", {1}, {big / 2})}),
@@ -67,11 +68,11 @@ std::vector<HugeCase> huge_cases() {
                             {make_tensor<float>("x", {1, 1}, {1.0f}),
                              make_tensor<int64_t>("p", {4}, {0, 0, 1'000'000, 10'000'000})}),
                    StatusCode::kResourceExhausted});
-  cases.push_back({"Reshape",
-                   one_node(make_node("Reshape", {"x", "s"}, {"y"}, "huge"),
-                            {make_tensor<float>("x", {4}, {1, 2, 3, 4}),
-                             make_tensor<int64_t>("s", {2}, {10'000'000, 1'000'000})}),
-                   StatusCode::kInvalidArgument});
+  cases.push_back(
+      {"Reshape",
+       one_node(make_node("Reshape", {"x", "s"}, {"y"}, "huge"),
+                {make_tensor<float>("x", {4}, {1, 2, 3, 4}), make_tensor<int64_t>("s", {2}, {10'000'000, 1'000'000})}),
+       StatusCode::kInvalidArgument});
   return cases;
 }
 
@@ -112,12 +113,11 @@ TEST(Limits, HugeOutputsAreRefusedWhenFolded) {
 
 // x [1M floats] -> Relu -> Sigmoid -> Add(relu, sigmoid): at the Add, three 4 MiB tensors are alive.
 ir::Model chain() {
-  return make_model(
-      make_graph({make_node("Relu", {"x"}, {"a"}, "relu"), make_node("Sigmoid", {"a"}, {"b"}, "sigmoid"),
-                  make_node("Add", {"a", "b"}, {"y"}, "add")},
-                 "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1024, 1024})},
-                 {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}),
-      {{"", 13}});
+  return make_model(make_graph({make_node("Relu", {"x"}, {"a"}, "relu"), make_node("Sigmoid", {"a"}, {"b"}, "sigmoid"),
+                                make_node("Add", {"a", "b"}, {"y"}, "add")},
+                               "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1024, 1024})},
+                               {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}),
+                    {{"", 13}});
 }
 
 TEST(Limits, MemoryLimitStopsTheRunAtTheNodeThatWouldGoOverIt) {
@@ -147,14 +147,14 @@ TEST(Limits, MemoryLimitStopsTheRunAtTheNodeThatWouldGoOverIt) {
 
 // A Loop of 10^9 iterations (a counter incremented each time): long enough that only cancellation ends it.
 ir::Model endless_loop() {
-  auto body = make_graph({make_node("Add", {"v_in", "one"}, {"v_out"}), make_node("Identity", {"cond_in"}, {"cond_out"})},
-                         "body",
-                         {make_tensor_value_info("i", DType::kInt64, std::vector<DimArg>{}),
-                          make_tensor_value_info("cond_in", DType::kBool, std::vector<DimArg>{}),
-                          make_tensor_value_info("v_in", DType::kFloat32, std::vector<DimArg>{1})},
-                         {make_tensor_value_info("cond_out", DType::kBool, std::vector<DimArg>{}),
-                          make_tensor_value_info("v_out", DType::kFloat32, std::vector<DimArg>{1})},
-                         {make_tensor<float>("one", {1}, {1.0f})});
+  auto body = make_graph(
+      {make_node("Add", {"v_in", "one"}, {"v_out"}), make_node("Identity", {"cond_in"}, {"cond_out"})}, "body",
+      {make_tensor_value_info("i", DType::kInt64, std::vector<DimArg>{}),
+       make_tensor_value_info("cond_in", DType::kBool, std::vector<DimArg>{}),
+       make_tensor_value_info("v_in", DType::kFloat32, std::vector<DimArg>{1})},
+      {make_tensor_value_info("cond_out", DType::kBool, std::vector<DimArg>{}),
+       make_tensor_value_info("v_out", DType::kFloat32, std::vector<DimArg>{1})},
+      {make_tensor<float>("one", {1}, {1.0f})});
   return make_model(make_graph({make_node("Loop", {"n", "c", "v0"}, {"v"}, "loop", {make_attribute("body", body)})},
                                "g", {}, {make_tensor_value_info("v", DType::kFloat32, std::nullopt)},
                                {make_tensor<int64_t>("n", {}, {1'000'000'000}), make_tensor<bool>("c", {}, {true}),
@@ -180,8 +180,7 @@ TEST(Cancellation, TerminateFromAnotherThreadStopsTheRun) {
   // Still set: the next run stops before its first node. Cleared: the options work again.
   auto again = s->run({}, {}, &ro);
   ASSERT_FALSE(again.is_ok());
-  EXPECT_NE(again.status().message().find("before node 'loop' (Loop)"), std::string::npos)
-      << again.status().message();
+  EXPECT_NE(again.status().message().find("before node 'loop' (Loop)"), std::string::npos) << again.status().message();
 }
 
 TEST(Cancellation, TimeoutStopsTheRun) {
@@ -199,8 +198,9 @@ TEST(Cancellation, TimeoutStopsTheRun) {
   // A run within its timeout is unaffected.
   RunOptions generous;
   generous.timeout_ms = 60'000;
-  auto ok = std::move(Session::create(chain())).value()->run(
-      {{"x", std::move(Tensor::allocate(DType::kFloat32, {1024, 1024})).value()}}, {}, &generous);
+  auto ok = std::move(Session::create(chain()))
+                .value()
+                ->run({{"x", std::move(Tensor::allocate(DType::kFloat32, {1024, 1024})).value()}}, {}, &generous);
   EXPECT_TRUE(ok.is_ok()) << ok.status().message();
 }
 
