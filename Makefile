@@ -1,6 +1,9 @@
 # kiln: the two commands a newcomer needs are `make demo` and `make test`.
 BUILD_DIR ?= build
 ASAN_BUILD_DIR ?= build-asan
+FUZZ_BUILD_DIR ?= build-fuzz
+# make fuzz: seconds per fuzz target.
+FUZZ_SECONDS ?= 60
 BUILD_TYPE ?= RelWithDebInfo
 WERROR ?= OFF
 JOBS ?= $(shell nproc)
@@ -9,7 +12,7 @@ PYTHON := /usr/bin/python3
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps configure build ort test test-asan demo install-python format format-check clean
+.PHONY: all deps configure build ort test test-asan fuzz demo install-python format format-check clean
 
 all: build
 
@@ -40,6 +43,14 @@ test-asan: deps
 	cd $(ASAN_BUILD_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer on every fuzz target (tests/fuzz) for FUZZ_SECONDS each, on a clang-14 build with ASan and UBSan;
+# corpora seeded from the node suite, the test models and the demo's images, kept in $(FUZZ_BUILD_DIR)/corpus.
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DKILN_FUZZ=ON -DKILN_BUILD_PYTHON=OFF >/dev/null
+	cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target fuzz_model fuzz_session fuzz_npy fuzz_image fuzz_tensor_pb
+	bash tests/fuzz/run.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS)
+
 demo: build
 	@bash examples/demo.sh $(BUILD_DIR)
 
@@ -58,4 +69,4 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.h' '*.cc')
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR)

@@ -185,6 +185,7 @@ StatusOr<Tensor> parse_npy(const std::string& bytes, const std::string& label) {
   if ((descr[0] == 'U' || descr[0] == 'S') && descr.size() > 1 &&
       descr.find_first_not_of("0123456789", 1) == std::string::npos && descr.size() < 12) {
     str_width = std::stoll(descr.substr(1));
+    if (str_width < 1) return bad("zero-width strings (dtype " + descr + ") are not supported");
     dtype = DType::kString;
   }
   if (dtype == DType::kUndefined) {

@@ -10,7 +10,10 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <vector>
+
+#include "kiln/core/allocator.h"
 
 namespace kiln::image {
 namespace {
@@ -26,8 +29,8 @@ std::string lower_ext(const std::string& path) {
 bool is_jpeg(const std::string& ext) { return ext == "jpg" || ext == "jpeg"; }
 
 // HWC BGR uint8 -> [1, 3, H, W] float.
-StatusOr<Tensor> to_nchw(const std::vector<uint8_t>& hwc, int64_t h, int64_t w) {
-  KILN_ASSIGN_OR_RETURN(Tensor t, Tensor::allocate(DType::kFloat32, {1, 3, h, w}));
+StatusOr<Tensor> to_nchw(const uint8_t* hwc, int64_t h, int64_t w) {
+  KILN_ASSIGN_OR_RETURN(Tensor t, Tensor::allocate(DType::kFloat32, {1, 3, h, w}, Allocator::cpu_uninitialized()));
   float* dst = t.data<float>();
   for (int64_t c = 0; c < 3; ++c)
     for (int64_t i = 0; i < h * w; ++i) dst[c * h * w + i] = hwc[static_cast<size_t>(i * 3 + c)];
@@ -52,54 +55,93 @@ struct FileCloser {
   }
 };
 
-StatusOr<Tensor> read_jpeg(const std::string& path) {
-  std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  if (!f) return not_found("'" + path + "': cannot open the image");
+void jpeg_warning_is_error(j_common_ptr cinfo, int level) {
+  // level -1: a warning about corrupt data ("premature end of data segment", "corrupt JPEG data"): libjpeg would
+  // carry on and fill the rest with gray; kiln refuses the file instead.
+  if (level < 0) jpeg_error_exit(cinfo);
+}
+
+// The decoded float tensor of h x w x 3 must fit in memory; checked before any pixel is allocated.
+Status check_decoded_size(const std::string& label, uint64_t h, uint64_t w) {
+  const uint64_t bytes = h * w * 3 * sizeof(float);
+  if (h == 0 || w == 0)
+    return invalid_argument("'" + label + "' has an empty image (" + std::to_string(w) + "x" + std::to_string(h) + ")");
+  if (bytes > physical_memory_bytes()) {
+    return resource_exhausted("'" + label + "': a " + std::to_string(w) + "x" + std::to_string(h) +
+                              " image decodes to " + human_bytes(static_cast<double>(bytes)) +
+                              ", more than this machine's " +
+                              human_bytes(static_cast<double>(physical_memory_bytes())) + " of memory");
+  }
+  return Status::ok();
+}
+
+StatusOr<Tensor> decode_jpeg(const void* data, size_t size, const std::string& label) {
   jpeg_decompress_struct cinfo;
   JpegError err;
   cinfo.err = jpeg_std_error(&err.mgr);
   err.mgr.error_exit = jpeg_error_exit;
-  std::vector<uint8_t> pixels;
+  err.mgr.emit_message = jpeg_warning_is_error;
+  // Not zero-filled: pages the decoder never reaches (a corrupt file fails early) are never touched.
+  std::unique_ptr<uint8_t[]> pixels;
   int64_t h = 0, w = 0;
+  Status size_error;
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
-    return invalid_argument("'" + path + "' is not a readable JPEG: " + err.message);
+    return invalid_argument("'" + label + "' is not a readable JPEG: " + err.message);
   }
   jpeg_create_decompress(&cinfo);
-  jpeg_stdio_src(&cinfo, f.get());
+  jpeg_mem_src(&cinfo, static_cast<const unsigned char*>(data), static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
+  size_error = check_decoded_size(label, cinfo.image_height, cinfo.image_width);
+  if (!size_error.is_ok()) {
+    jpeg_destroy_decompress(&cinfo);
+    return size_error;
+  }
   cinfo.out_color_space = JCS_EXT_BGR;
   jpeg_start_decompress(&cinfo);
   h = cinfo.output_height;
   w = cinfo.output_width;
-  pixels.resize(static_cast<size_t>(h * w * 3));
+  pixels.reset(new (std::nothrow) uint8_t[static_cast<size_t>(h * w * 3)]);
+  if (!pixels) {
+    jpeg_destroy_decompress(&cinfo);
+    return resource_exhausted("'" + label + "': out of memory decoding a " + std::to_string(w) + "x" +
+                              std::to_string(h) + " image");
+  }
   while (cinfo.output_scanline < cinfo.output_height) {
-    JSAMPROW row = pixels.data() + static_cast<size_t>(cinfo.output_scanline) * static_cast<size_t>(w) * 3;
+    JSAMPROW row = pixels.get() + static_cast<size_t>(cinfo.output_scanline) * static_cast<size_t>(w) * 3;
     jpeg_read_scanlines(&cinfo, &row, 1);
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  return to_nchw(pixels, h, w);
+  return to_nchw(pixels.get(), h, w);
 }
 
-StatusOr<Tensor> read_png(const std::string& path) {
+StatusOr<Tensor> decode_png(const void* data, size_t size, const std::string& label) {
   png_image img;
   std::memset(&img, 0, sizeof img);
   img.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_file(&img, path.c_str())) {
+  if (!png_image_begin_read_from_memory(&img, data, size)) {
     std::string why = img.message;
     png_image_free(&img);
-    if (why.find("open") != std::string::npos) return not_found("'" + path + "': cannot open the image");
-    return invalid_argument("'" + path + "' is not a readable PNG: " + why);
+    return invalid_argument("'" + label + "' is not a readable PNG: " + why);
+  }
+  if (Status st = check_decoded_size(label, img.height, img.width); !st.is_ok()) {
+    png_image_free(&img);
+    return st;
   }
   img.format = PNG_FORMAT_BGR;
-  std::vector<uint8_t> pixels(PNG_IMAGE_SIZE(img));
-  if (!png_image_finish_read(&img, nullptr, pixels.data(), 0, nullptr)) {
+  std::unique_ptr<uint8_t[]> pixels(new (std::nothrow) uint8_t[PNG_IMAGE_SIZE(img)]);
+  if (!pixels) {
+    png_image_free(&img);
+    return resource_exhausted("'" + label + "': out of memory decoding a " + std::to_string(img.width) + "x" +
+                              std::to_string(img.height) + " image");
+  }
+  if (!png_image_finish_read(&img, nullptr, pixels.get(), 0, nullptr)) {
     std::string why = img.message;
     png_image_free(&img);
-    return invalid_argument("'" + path + "' is not a readable PNG: " + why);
+    return invalid_argument("'" + label + "' is not a readable PNG: " + why);
   }
-  return to_nchw(pixels, img.height, img.width);
+  return to_nchw(pixels.get(), img.height, img.width);
 }
 
 Status write_png(const std::string& path, const std::vector<uint8_t>& hwc, int64_t h, int64_t w, int64_t c) {
@@ -147,16 +189,26 @@ Status write_jpeg(const std::string& path, const std::vector<uint8_t>& hwc, int6
 
 }  // namespace
 
+StatusOr<Tensor> decode_nchw(const void* data, size_t size, const std::string& label) {
+  const auto* b = static_cast<const unsigned char*>(data);
+  if (size >= 8 && std::memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) return decode_png(data, size, label);
+  if (size >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) return decode_jpeg(data, size, label);
+  return invalid_argument("'" + label + "' is neither a PNG nor a JPEG (no PNG or JPEG signature)");
+}
+
 StatusOr<Tensor> read_nchw(const std::string& path) {
   const std::string ext = lower_ext(path);
-  if (FILE* f = std::fopen(path.c_str(), "rb")) {
-    std::fclose(f);
-  } else {
-    return not_found("'" + path + "': cannot open the image (" + std::strerror(errno) + ")");
+  std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+  if (!f) return not_found("'" + path + "': cannot open the image (" + std::strerror(errno) + ")");
+  if (ext != "png" && !is_jpeg(ext)) {
+    return invalid_argument("'" + path + "': unknown image type '." + ext + "' (expected .png, .jpg or .jpeg)");
   }
-  if (ext == "png") return read_png(path);
-  if (is_jpeg(ext)) return read_jpeg(path);
-  return invalid_argument("'" + path + "': unknown image type '." + ext + "' (expected .png, .jpg or .jpeg)");
+  std::string bytes;
+  char buf[1 << 16];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f.get())) > 0;) bytes.append(buf, n);
+  if (std::ferror(f.get())) return io_error("'" + path + "': cannot read the image");
+  // By the extension, as the file claims to be: a wrong or corrupt file is "not a readable PNG/JPEG".
+  return ext == "png" ? decode_png(bytes.data(), bytes.size(), path) : decode_jpeg(bytes.data(), bytes.size(), path);
 }
 
 Status write_nchw(const Tensor& t, const std::string& path) {

@@ -125,15 +125,20 @@ StatusOr<ir::Model> load_model(const std::string& path) {
   return load_model_from_bytes(bytes.data(), bytes.size(), dir.empty() ? "." : dir, path);
 }
 
+StatusOr<ir::NamedTensor> parse_tensor(const void* data, size_t size, const std::string& label,
+                                       const std::string& base_dir) {
+  ::onnx::TensorProto proto;
+  if (size == 0 || !parse_exact(data, size, &proto) || !proto.GetReflection()->GetUnknownFields(proto).empty() ||
+      !proto.has_data_type()) {
+    return invalid_argument("'" + label + "' is not a serialized ONNX TensorProto");
+  }
+  return tensor_from_proto(proto, ImportContext{label, base_dir});
+}
+
 StatusOr<ir::NamedTensor> load_tensor(const std::string& path) {
   KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
-  ::onnx::TensorProto proto;
-  if (bytes.empty() || !parse_exact(bytes.data(), bytes.size(), &proto) ||
-      !proto.GetReflection()->GetUnknownFields(proto).empty() || !proto.has_data_type()) {
-    return invalid_argument("'" + path + "' is not a serialized ONNX TensorProto");
-  }
   std::string dir = fs::path(path).parent_path().string();
-  return tensor_from_proto(proto, ImportContext{path, dir.empty() ? "." : dir});
+  return parse_tensor(bytes.data(), bytes.size(), path, dir.empty() ? "." : dir);
 }
 
 Status save_tensor(const Tensor& tensor, const std::string& name, const std::string& path) {

@@ -13,6 +13,11 @@ namespace kiln::image {
 // channels and alpha is dropped, as cv2.imread does. Errors name the file.
 StatusOr<Tensor> read_nchw(const std::string& path);
 
+// The same from the file's bytes, PNG or JPEG told apart by their signatures; `label` names the source in errors.
+// Truncated or corrupt data is an error (JPEG's "premature end of data" included), and an image whose decoded
+// tensor would be larger than the machine's memory is refused before its pixels are allocated.
+StatusOr<Tensor> decode_nchw(const void* data, size_t size, const std::string& label = "<image>");
+
 // Encodes a float tensor [1, C, H, W] or [C, H, W] with C = 1 or 3 (BGR, 0-255) as PNG or JPEG, by the
 // extension of `path`. Values are clipped to 0-255 and truncated to uint8, as np.clip(...).astype(np.uint8)
 // does. The file is written atomically: on error nothing is left at `path`.

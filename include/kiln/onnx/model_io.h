@@ -35,6 +35,10 @@ Status save_model(const ir::Model& model, const std::string& path, const SaveOpt
 // Reads a serialized TensorProto (.pb, as the ONNX test data and onnx.numpy_helper write them).
 // External data is resolved relative to the file's folder.
 StatusOr<ir::NamedTensor> load_tensor(const std::string& path);
+// The same from the bytes of a serialized TensorProto; `label` names the source in errors, and external data
+// (if the tensor refers to any) is resolved relative to `base_dir`.
+StatusOr<ir::NamedTensor> parse_tensor(const void* data, size_t size, const std::string& label = "<tensor>",
+                                       const std::string& base_dir = ".");
 
 // Writes `tensor` as a serialized TensorProto named `name` (what load_tensor and onnx.numpy_helper read), every
 // dtype exactly; atomically: nothing is left at `path` on error.

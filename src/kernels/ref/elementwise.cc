@@ -7,6 +7,7 @@
 
 #include "kernels/activation.h"
 #include "kernels/kernel.h"
+#include "kernels/ref/numeric.h"
 
 namespace kiln::cpu {
 namespace {
@@ -315,7 +316,7 @@ Status pow_kernel(KernelContext& ctx) {
     const T* px = x.data<T>();
     T* dst = out.data<T>();
     for_each_broadcast<2>(*dims, strides, [&](int64_t i, const std::array<int64_t, 2>& o) {
-      dst[i] = static_cast<T>(std::pow(static_cast<double>(px[o[0]]), yv[static_cast<size_t>(o[1])]));
+      dst[i] = saturating_cast<T>(std::pow(static_cast<double>(px[o[0]]), yv[static_cast<size_t>(o[1])]));
     });
   });
   if (!ok || dtype == DType::kBool) return ctx.unsupported_dtype(dtype);

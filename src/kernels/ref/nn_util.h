@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/kernel.h"
+#include "kernels/ref/numeric.h"
 
 namespace kiln::cpu::nn {
 
@@ -30,17 +31,7 @@ inline Status write_output(KernelContext& ctx, size_t i, DType dt, const Dims& d
     using T = decltype(tag);
     T* p = t->template data<T>();
     for (size_t k = 0; k < n && k < v.size(); ++k) {
-      if constexpr (std::is_same_v<T, bool>) {
-        p[k] = v[k] != 0;
-      } else if constexpr (std::is_integral_v<T>) {
-        // Saturate (and map NaN to 0) so the conversion is always defined.
-        const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
-        const double hi = static_cast<double>(std::numeric_limits<T>::max());
-        const double x = std::isnan(v[k]) ? 0.0 : v[k];
-        p[k] = x <= lo ? std::numeric_limits<T>::lowest() : x >= hi ? std::numeric_limits<T>::max() : static_cast<T>(x);
-      } else {
-        p[k] = static_cast<T>(v[k]);
-      }
+      p[k] = saturating_cast<T>(v[k]);
     }
   });
   if (!ok) return ctx.unsupported_dtype(dt, "output " + std::to_string(i));

@@ -173,14 +173,14 @@ Status stft_kernel(KernelContext& ctx) {
     win = to_doubles(*window);
   }
   if (frame_len < 1) return ctx.error("needs a window (input 2) or a positive frame_length (input 3)");
-  win.resize(static_cast<size_t>(frame_len), 1.0);
-  if (!window) std::fill(win.begin(), win.end(), 1.0);
   const int64_t batch = sig->dims()[0], length = sig->dims()[1];
   const bool complex_in = sig->dims()[2] == 2;
   if (frame_len > length) {
     return ctx.error("frame length " + std::to_string(frame_len) + " exceeds the signal length " +
                      std::to_string(length));
   }
+  win.resize(static_cast<size_t>(frame_len), 1.0);
+  if (!window) std::fill(win.begin(), win.end(), 1.0);
   const bool onesided = ctx.attr_int("onesided", 1) != 0;
   const int64_t frames = (length - frame_len) / step + 1;
   const Twiddles tw(frame_len);

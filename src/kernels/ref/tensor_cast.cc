@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "kernels/kernel.h"
+#include "kernels/ref/numeric.h"
 #include "kernels/ref/tensor_ops.h"
 #include "kernels/ref/tensor_util.h"
 
@@ -80,24 +81,6 @@ std::string half_string(float v, DType t) {
   return python_float_string(v);
 }
 
-// Casts one value with defined behaviour for out-of-range float -> integer (NaN -> 0, saturating).
-template <typename D, typename S>
-D cast_value(S v) {
-  if constexpr (std::is_same_v<D, bool>) {
-    return v != S{};
-  } else if constexpr (std::is_floating_point_v<S> && std::is_integral_v<D>) {
-    if (std::isnan(v)) return D{};
-    const auto lo = static_cast<long double>(std::numeric_limits<D>::lowest());
-    const auto hi = static_cast<long double>(std::numeric_limits<D>::max());
-    const auto x = static_cast<long double>(v);
-    if (x <= lo) return std::numeric_limits<D>::lowest();
-    if (x >= hi) return std::numeric_limits<D>::max();
-    return static_cast<D>(v);
-  } else {
-    return static_cast<D>(v);
-  }
-}
-
 }  // namespace
 
 StatusOr<Tensor> tensor::cast_tensor(const KernelContext& ctx, const Tensor& in, DType to) {
@@ -160,7 +143,7 @@ StatusOr<Tensor> tensor::cast_tensor(const KernelContext& ctx, const Tensor& in,
       inner_ok = dispatch_numeric(compute_to, [&](auto dtag) {
         using D = decltype(dtag);
         D* dst = out.data<D>();
-        for (int64_t i = 0; i < n; ++i) dst[i] = cast_value<D>(src[i]);
+        for (int64_t i = 0; i < n; ++i) dst[i] = saturating_cast<D>(src[i]);
       });
     });
     if (!ok) return ctx.unsupported_dtype(from);

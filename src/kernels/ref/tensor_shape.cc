@@ -79,8 +79,9 @@ Status reshape_kernel(KernelContext& ctx) {
       infer = static_cast<int>(i);
     } else if (shape[i] < 0) {
       return ctx.error("shape " + dims_to_string(shape) + " has a negative dimension");
-    } else {
-      known *= shape[i];
+    } else if (__builtin_mul_overflow(known, shape[i], &known)) {
+      return ctx.error("cannot reshape " + dims_to_string(x->dims()) + " to " + dims_to_string(shape) +
+                       ": its dimensions multiply past 2^63");
     }
   }
   if (infer >= 0) {

@@ -12,10 +12,19 @@
 
 #include "kernels/isa.h"
 
+#if defined(__clang__)
+// clang has no GCC target pragmas: the same regions as a target attribute on every function in them (the fuzz build).
+// clang-format off
+#define KILN_BEGIN_AVX2 _Pragma("clang attribute push(__attribute__((target(\"avx2,fma\"))), apply_to = function)")
+#define KILN_BEGIN_AVX512 _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512dq,avx512vl,avx2,fma\"))), apply_to = function)")
+// clang-format on
+#define KILN_END_TARGET _Pragma("clang attribute pop")
+#else
 #define KILN_BEGIN_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
 #define KILN_BEGIN_AVX512 \
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512dq,avx512vl,avx2,fma\")")
 #define KILN_END_TARGET _Pragma("GCC pop_options")
+#endif
 
 namespace kiln::simd {
 

@@ -1,0 +1,29 @@
+// Conversions between element types with defined behaviour where a plain static_cast has none.
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+namespace kiln::cpu {
+
+// `v` as a D: floating point -> integer saturates at D's range and maps NaN to 0 (a static_cast of an out-of-range
+// value is undefined behaviour); anything -> bool is v != 0; everything else as static_cast.
+template <typename D, typename S>
+D saturating_cast(S v) {
+  if constexpr (std::is_same_v<D, bool>) {
+    return v != S{};
+  } else if constexpr (std::is_floating_point_v<S> && std::is_integral_v<D>) {
+    if (std::isnan(v)) return D{};
+    const auto lo = static_cast<long double>(std::numeric_limits<D>::lowest());
+    const auto hi = static_cast<long double>(std::numeric_limits<D>::max());
+    const auto x = static_cast<long double>(v);
+    if (x <= lo) return std::numeric_limits<D>::lowest();
+    if (x >= hi) return std::numeric_limits<D>::max();
+    return static_cast<D>(v);
+  } else {
+    return static_cast<D>(v);
+  }
+}
+
+}  // namespace kiln::cpu
