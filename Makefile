@@ -2,6 +2,7 @@
 BUILD_DIR ?= build
 ASAN_BUILD_DIR ?= build-asan
 FUZZ_BUILD_DIR ?= build-fuzz
+TSAN_BUILD_DIR ?= build-tsan
 # make fuzz: seconds per fuzz target.
 FUZZ_SECONDS ?= 60
 BUILD_TYPE ?= RelWithDebInfo
@@ -12,7 +13,7 @@ PYTHON := /usr/bin/python3
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps configure build ort test test-asan fuzz demo install-python format format-check clean
+.PHONY: all deps configure build ort test test-asan test-tsan fuzz demo install-python format format-check clean
 
 all: build
 
@@ -43,6 +44,15 @@ test-asan: deps
 	cd $(ASAN_BUILD_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
+# The concurrency stress tests (label tsan) on a ThreadSanitizer build. Each run uses one intra-op thread, so the
+# threads TSan watches are the callers' (sessions shared by threads, caches, tactic timing, cancellation): libgomp
+# and oneDNN are not instrumented, and with one thread no OpenMP team is started.
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+	  -DKILN_SANITIZE=thread -DKILN_BUILD_PYTHON=OFF -DKILN_WERROR=$(WERROR) >/dev/null
+	cmake --build $(TSAN_BUILD_DIR) -j $(JOBS) --target concurrency_test
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(TSAN_BUILD_DIR)/tests/concurrency_test
+
 # libFuzzer on every fuzz target (tests/fuzz) for FUZZ_SECONDS each, on a clang-14 build with ASan and UBSan;
 # corpora seeded from the node suite, the test models and the demo's images, kept in $(FUZZ_BUILD_DIR)/corpus.
 fuzz: deps
@@ -69,4 +79,4 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.h' '*.cc')
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR) $(TSAN_BUILD_DIR)
