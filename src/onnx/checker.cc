@@ -5,6 +5,8 @@
 #include <onnx/shape_inference/implementation.h>
 
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <set>
 
 #include "kiln/onnx/check.h"
@@ -102,6 +104,52 @@ void check_known_ops(const ir::Model& model, const ir::Graph& g, const std::stri
   }
 }
 
+// What ONNX 1.12's shape inference assumes without checking, and crashes on when it does not hold (found by fuzzing):
+// a convolution's X with spatial dims (rank >= 3) and its W of X's rank. Checked from the declared ranks (graph
+// inputs, initializers, value_info) before libonnx sees the model, for the graph and every subgraph.
+void check_libonnx_preconditions(const ir::Graph& g, const std::string& where, std::map<std::string, size_t> ranks,
+                                 ir::Report& report) {
+  auto note = [&ranks](const ir::ValueInfo& v) {
+    if (v.type.kind == ir::Type::Kind::kTensor && v.type.shape) ranks[v.name] = v.type.shape->rank();
+  };
+  for (const auto& v : g.inputs) note(v);
+  for (const auto& v : g.value_info) note(v);
+  for (const auto& v : g.outputs) note(v);
+  for (const auto& t : g.initializers) ranks[t.name] = t.tensor.rank();
+  auto rank_of = [&ranks](const ir::Node& n, size_t i) -> std::optional<size_t> {
+    if (i >= n.inputs.size() || n.inputs[i].empty()) return std::nullopt;
+    auto it = ranks.find(n.inputs[i]);
+    return it == ranks.end() ? std::nullopt : std::optional<size_t>(it->second);
+  };
+  static const std::map<std::string, size_t> kWeightInput = {
+      {"Conv", 1}, {"ConvTranspose", 1}, {"ConvInteger", 1}, {"QLinearConv", 3}, {"DeformConv", 1}};
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const ir::Node& n = g.nodes[k];
+    const std::string label = where + n.describe(k);
+    auto w_input = kWeightInput.find(n.op_type);
+    if (n.domain.empty() && w_input != kWeightInput.end()) {
+      const auto x = rank_of(n, 0), w = rank_of(n, w_input->second);
+      if (x && *x < 3) {
+        report.add(
+            Sev::kError, label,
+            "input 0 (X) has rank " + std::to_string(*x) + "; a convolution needs (N, C, spatial...): rank 3 or more");
+      } else if (x && w && *w != *x) {
+        report.add(
+            Sev::kError, label,
+            "weight W has rank " + std::to_string(*w) + " but X has rank " + std::to_string(*x) + "; they must match");
+      }
+    }
+    for (const auto& a : n.attributes) {
+      std::vector<const ir::Graph*> subs;
+      if (a.type == ir::AttrType::kGraph && a.g) subs.push_back(a.g.get());
+      for (const auto& sg : a.graphs) subs.push_back(sg.get());
+      for (const auto* sg : subs) {
+        check_libonnx_preconditions(*sg, label + " attribute '" + a.name + "' subgraph: ", ranks, report);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int max_known_opset() {
@@ -112,6 +160,7 @@ ir::Report check_model(const ir::Model& model) {
   ir::Report report;
   ir::verify_model(model, report);
   check_known_ops(model, model.graph, "", report);
+  check_libonnx_preconditions(model.graph, "", {}, report);
 
   const int max_opset = max_known_opset();
   const auto opset = model.opset("");
@@ -150,6 +199,12 @@ Status infer_shapes(ir::Model& model) {
   auto opset = model.opset("");
   if (opset && *opset > max_known_opset()) {
     return unimplemented("shape inference for opset " + std::to_string(*opset) + " needs ONNX > 1.12");
+  }
+  ir::Report pre;
+  check_libonnx_preconditions(model.graph, "", {}, pre);
+  if (!pre.valid()) {
+    return invalid_model("shape inference skipped: " + pre.problems.front().where + ": " +
+                         pre.problems.front().message);
   }
   ::ONNX_NAMESPACE::ModelProto proto;
   KILN_RETURN_IF_ERROR(model_to_proto(model, &proto));
