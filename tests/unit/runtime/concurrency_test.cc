@@ -14,11 +14,13 @@
 #include "../test_util.h"
 #include "kiln/ir/builder.h"
 #include "kiln/runtime/session.h"
+#include "loop_models.h"
 
 namespace kiln {
 namespace {
 
 using namespace ir::helper;
+using testing::endless_loop;
 using testing::random_tensor;
 
 // x [N, 3, H, W] -> Conv 3x3 (8) -> Relu -> GlobalAveragePool -> Flatten -> Gemm (4) -> Softmax: fast kernels
@@ -107,23 +109,6 @@ TEST(Concurrency, SessionsAreCreatedAndDestroyedConcurrently) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
-}
-
-// A Loop of 10^9 iterations: only cancellation ends it.
-ir::Model endless_loop() {
-  auto body =
-      make_graph({make_node("Add", {"v_in", "one"}, {"v_out"}), make_node("Identity", {"c_in"}, {"c_out"})}, "body",
-                 {make_tensor_value_info("i", DType::kInt64, std::vector<DimArg>{}),
-                  make_tensor_value_info("c_in", DType::kBool, std::vector<DimArg>{}),
-                  make_tensor_value_info("v_in", DType::kFloat32, std::vector<DimArg>{1})},
-                 {make_tensor_value_info("c_out", DType::kBool, std::vector<DimArg>{}),
-                  make_tensor_value_info("v_out", DType::kFloat32, std::vector<DimArg>{1})},
-                 {make_tensor<float>("one", {1}, {1.0f})});
-  return make_model(make_graph({make_node("Loop", {"n", "c", "v0"}, {"v"}, "loop", {make_attribute("body", body)})},
-                               "g", {}, {make_tensor_value_info("v", DType::kFloat32, std::nullopt)},
-                               {make_tensor<int64_t>("n", {}, {1'000'000'000}), make_tensor<bool>("c", {}, {true}),
-                                make_tensor<float>("v0", {1}, {0.0f})}),
-                    {{"", 13}});
 }
 
 TEST(Concurrency, CancellationRacesRuns) {

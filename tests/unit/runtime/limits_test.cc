@@ -10,11 +10,13 @@
 
 #include "kiln/ir/builder.h"
 #include "kiln/runtime/session.h"
+#include "loop_models.h"
 
 namespace kiln {
 namespace {
 
 using namespace ir::helper;
+using testing::endless_loop;
 
 // Peak RSS of this process so far, in MiB.
 double peak_rss_mib() {
@@ -143,23 +145,6 @@ TEST(Limits, MemoryLimitStopsTheRunAtTheNodeThatWouldGoOverIt) {
   ASSERT_FALSE(small.is_ok());
   EXPECT_NE(small.status().message().find("node 'relu' (Relu"), std::string::npos) << small.status().message();
   EXPECT_NE(small.status().message().find("memory limit of 2"), std::string::npos) << small.status().message();
-}
-
-// A Loop of 10^9 iterations (a counter incremented each time): long enough that only cancellation ends it.
-ir::Model endless_loop() {
-  auto body = make_graph(
-      {make_node("Add", {"v_in", "one"}, {"v_out"}), make_node("Identity", {"cond_in"}, {"cond_out"})}, "body",
-      {make_tensor_value_info("i", DType::kInt64, std::vector<DimArg>{}),
-       make_tensor_value_info("cond_in", DType::kBool, std::vector<DimArg>{}),
-       make_tensor_value_info("v_in", DType::kFloat32, std::vector<DimArg>{1})},
-      {make_tensor_value_info("cond_out", DType::kBool, std::vector<DimArg>{}),
-       make_tensor_value_info("v_out", DType::kFloat32, std::vector<DimArg>{1})},
-      {make_tensor<float>("one", {1}, {1.0f})});
-  return make_model(make_graph({make_node("Loop", {"n", "c", "v0"}, {"v"}, "loop", {make_attribute("body", body)})},
-                               "g", {}, {make_tensor_value_info("v", DType::kFloat32, std::nullopt)},
-                               {make_tensor<int64_t>("n", {}, {1'000'000'000}), make_tensor<bool>("c", {}, {true}),
-                                make_tensor<float>("v0", {1}, {0.0f})}),
-                    {{"", 13}});
 }
 
 TEST(Cancellation, TerminateFromAnotherThreadStopsTheRun) {
