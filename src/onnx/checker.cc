@@ -150,7 +150,54 @@ void check_libonnx_preconditions(const ir::Graph& g, const std::string& where, s
   }
 }
 
+void check_arity(const ir::Model& model, const ir::Graph& g, const std::string& scope, ir::Report& report) {
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& n = g.nodes[i];
+    const std::string where = scope + n.describe(i);
+    auto version = model.opset(n.domain);
+    if (version && is_onnx_domain(n.domain) && !model.find_function(n.domain, n.op_type)) {
+      const auto* schema = ::ONNX_NAMESPACE::OpSchemaRegistry::Schema(
+          n.op_type, static_cast<int>(std::min<int64_t>(*version, INT32_MAX)), n.domain == "ai.onnx" ? "" : n.domain);
+      if (schema) {
+        // Trailing empty names are omitted optional inputs.
+        size_t inputs = n.inputs.size();
+        while (inputs > 0 && n.inputs[inputs - 1].empty()) --inputs;
+        const auto count = [](size_t k, int lo, int hi) {
+          return std::to_string(k) + " (expected " + std::to_string(lo) +
+                 (hi == lo        ? ""
+                  : hi >= 1 << 20 ? " or more"
+                                  : " to " + std::to_string(hi)) +
+                 ")";
+        };
+        if (static_cast<int>(inputs) < schema->min_input() || static_cast<int>(inputs) > schema->max_input()) {
+          report.add(Sev::kError, where, "has " + count(inputs, schema->min_input(), schema->max_input()) + " inputs");
+        }
+        if (static_cast<int>(n.outputs.size()) < schema->min_output() ||
+            static_cast<int>(n.outputs.size()) > schema->max_output()) {
+          report.add(Sev::kError, where,
+                     "has " + count(n.outputs.size(), schema->min_output(), schema->max_output()) + " outputs");
+        }
+      }
+    }
+    for (const auto& a : n.attributes) {
+      std::vector<const ir::Graph*> subs;
+      if (a.type == ir::AttrType::kGraph && a.g) subs.push_back(a.g.get());
+      for (const auto& sg : a.graphs) subs.push_back(sg.get());
+      for (const auto* sg : subs) check_arity(model, *sg, where + " attribute '" + a.name + "' subgraph: ", report);
+    }
+  }
+}
+
 }  // namespace
+
+Status check_node_arity(const ir::Model& model) {
+  ir::Report report;
+  check_arity(model, model.graph, "", report);
+  for (const auto& p : report.problems) {
+    if (p.severity == Sev::kError) return invalid_model(p.where + ": " + p.message);
+  }
+  return Status::ok();
+}
 
 int max_known_opset() {
   return ::ONNX_NAMESPACE::OpSchemaRegistry::DomainToVersionRange::Instance().Map().at(::onnx::ONNX_DOMAIN).second;

@@ -16,6 +16,7 @@
 #include "kernels/capabilities.h"
 #include "kernels/kernel.h"
 #include "kiln/core/allocator.h"
+#include "kiln/onnx/check.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
 #include "optimizer/graph_util.h"
@@ -528,6 +529,9 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
   }
   impl->isa = cpu::effective_isa(cap.value_or(cpu::Isa::kAvx512));  // cpu::default_isa() without max_isa
   cpu::cap_library_isa(impl->isa);
+  // The optimizer's patterns and the kernels take each node's schema for granted: a node with too few inputs or no
+  // output is refused here.
+  KILN_RETURN_IF_ERROR(onnx::check_node_arity(impl->model));
   auto report = opt::optimize(impl->model, options.optimization_level);
   if (!report.is_ok()) return report.status();
   const ir::Graph& g = impl->model.graph;

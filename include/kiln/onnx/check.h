@@ -16,6 +16,10 @@ int max_known_opset();
 // knows) onnx::checker::check_model and strict shape inference with type checks.
 ir::Report check_model(const ir::Model& model);
 
+// Every node of an ONNX-domain operator has as many inputs and outputs as its schema allows at the model's opset
+// (what the optimizer's passes and the kernels may then take for granted); the first node that does not, named.
+Status check_node_arity(const ir::Model& model);
+
 // ONNX shape inference (non-strict): fills graph.value_info with the inferred type of every intermediate
 // value and completes untyped graph outputs. Fails only when the model cannot be converted.
 Status infer_shapes(ir::Model& model);
