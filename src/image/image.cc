@@ -75,44 +75,72 @@ Status check_decoded_size(const std::string& label, uint64_t h, uint64_t w) {
   return Status::ok();
 }
 
-StatusOr<Tensor> decode_jpeg(const void* data, size_t size, const std::string& label) {
+// libjpeg reports errors by longjmp: these two keep nothing but plain data live across their setjmp (C++ objects there
+// would be skipped by the jump). False on error, with err->message set.
+void jpeg_setup(jpeg_decompress_struct* cinfo, JpegError* err, const void* data, size_t size) {
+  cinfo->err = jpeg_std_error(&err->mgr);
+  err->mgr.error_exit = jpeg_error_exit;
+  err->mgr.emit_message = jpeg_warning_is_error;
+  jpeg_create_decompress(cinfo);
+  jpeg_mem_src(cinfo, static_cast<const unsigned char*>(data), static_cast<unsigned long>(size));
+}
+
+bool jpeg_dims(const void* data, size_t size, JpegError* err, unsigned* h, unsigned* w) {
   jpeg_decompress_struct cinfo;
-  JpegError err;
-  cinfo.err = jpeg_std_error(&err.mgr);
-  err.mgr.error_exit = jpeg_error_exit;
-  err.mgr.emit_message = jpeg_warning_is_error;
-  // Not zero-filled: pages the decoder never reaches (a corrupt file fails early) are never touched.
-  std::unique_ptr<uint8_t[]> pixels;
-  int64_t h = 0, w = 0;
-  Status size_error;
-  if (setjmp(err.jump)) {
+  if (setjmp(err->jump)) {
     jpeg_destroy_decompress(&cinfo);
-    return invalid_argument("'" + label + "' is not a readable JPEG: " + err.message);
+    return false;
   }
-  jpeg_create_decompress(&cinfo);
-  jpeg_mem_src(&cinfo, static_cast<const unsigned char*>(data), static_cast<unsigned long>(size));
+  jpeg_setup(&cinfo, err, data, size);
   jpeg_read_header(&cinfo, TRUE);
-  size_error = check_decoded_size(label, cinfo.image_height, cinfo.image_width);
-  if (!size_error.is_ok()) {
+  *h = cinfo.image_height;
+  *w = cinfo.image_width;
+  jpeg_destroy_decompress(&cinfo);
+  return true;
+}
+
+// Decodes into `out` (h * w * 3 bytes, BGR); false on error or when the decoded size is not h x w.
+bool jpeg_pixels(const void* data, size_t size, JpegError* err, uint8_t* out, unsigned h, unsigned w) {
+  jpeg_decompress_struct cinfo;
+  if (setjmp(err->jump)) {
     jpeg_destroy_decompress(&cinfo);
-    return size_error;
+    return false;
   }
+  jpeg_setup(&cinfo, err, data, size);
+  jpeg_read_header(&cinfo, TRUE);
   cinfo.out_color_space = JCS_EXT_BGR;
   jpeg_start_decompress(&cinfo);
-  h = cinfo.output_height;
-  w = cinfo.output_width;
-  pixels.reset(new (std::nothrow) uint8_t[static_cast<size_t>(h * w * 3)]);
-  if (!pixels) {
+  if (cinfo.output_height != h || cinfo.output_width != w || cinfo.output_components != 3) {
+    std::snprintf(err->message, sizeof err->message, "decodes to %ux%u, not the %ux%u of its header",
+                  cinfo.output_width, cinfo.output_height, w, h);
     jpeg_destroy_decompress(&cinfo);
-    return resource_exhausted("'" + label + "': out of memory decoding a " + std::to_string(w) + "x" +
-                              std::to_string(h) + " image");
+    return false;
   }
   while (cinfo.output_scanline < cinfo.output_height) {
-    JSAMPROW row = pixels.get() + static_cast<size_t>(cinfo.output_scanline) * static_cast<size_t>(w) * 3;
+    JSAMPROW row = out + static_cast<size_t>(cinfo.output_scanline) * w * 3;
     jpeg_read_scanlines(&cinfo, &row, 1);
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
+  return true;
+}
+
+StatusOr<Tensor> decode_jpeg(const void* data, size_t size, const std::string& label) {
+  JpegError err;
+  unsigned h = 0, w = 0;
+  if (!jpeg_dims(data, size, &err, &h, &w)) {
+    return invalid_argument("'" + label + "' is not a readable JPEG: " + err.message);
+  }
+  KILN_RETURN_IF_ERROR(check_decoded_size(label, h, w));
+  // Not zero-filled: pages the decoder never reaches (a corrupt file fails early) are never touched.
+  std::unique_ptr<uint8_t[]> pixels(new (std::nothrow) uint8_t[static_cast<size_t>(h) * w * 3]);
+  if (!pixels) {
+    return resource_exhausted("'" + label + "': out of memory decoding a " + std::to_string(w) + "x" +
+                              std::to_string(h) + " image");
+  }
+  if (!jpeg_pixels(data, size, &err, pixels.get(), h, w)) {
+    return invalid_argument("'" + label + "' is not a readable JPEG: " + err.message);
+  }
   return to_nchw(pixels.get(), h, w);
 }
 
