@@ -264,13 +264,13 @@ Status gelu_kernel(KernelContext& ctx) {
 }
 
 Status add_kernel(KernelContext& ctx) {
-  return binary_kernel<false, OutKind::kSame>(ctx, [](auto a, auto b) { return a + b; });
+  return binary_kernel<false, OutKind::kSame>(ctx, [](auto a, auto b) { return wrapping_add(a, b); });
 }
 Status sub_kernel(KernelContext& ctx) {
-  return binary_kernel<false, OutKind::kSame>(ctx, [](auto a, auto b) { return a - b; });
+  return binary_kernel<false, OutKind::kSame>(ctx, [](auto a, auto b) { return wrapping_sub(a, b); });
 }
 Status mul_kernel(KernelContext& ctx) {
-  return binary_kernel<false, OutKind::kSame>(ctx, [](auto a, auto b) { return a * b; });
+  return binary_kernel<false, OutKind::kSame>(ctx, [](auto a, auto b) { return wrapping_mul(a, b); });
 }
 Status div_kernel(KernelContext& ctx) {
   return binary_kernel<false, OutKind::kSame>(ctx, [](auto a, auto b) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 
@@ -23,6 +24,33 @@ D saturating_cast(S v) {
     return static_cast<D>(v);
   } else {
     return static_cast<D>(v);
+  }
+}
+
+// a + b, a - b, a * b wrapping around on overflow for integers (as two's complement hardware does, and as ONNX
+// Runtime's results show; signed overflow is undefined behaviour in C++), plain for floating point.
+template <typename T>
+T wrapping_add(T a, T b) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    return static_cast<T>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+  } else {
+    return static_cast<T>(a + b);
+  }
+}
+template <typename T>
+T wrapping_sub(T a, T b) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    return static_cast<T>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
+  } else {
+    return static_cast<T>(a - b);
+  }
+}
+template <typename T>
+T wrapping_mul(T a, T b) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    return static_cast<T>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
+  } else {
+    return static_cast<T>(a * b);
   }
 }
 
