@@ -64,6 +64,14 @@ std::string one_line(std::string what) {
   return context.empty() ? what : what + " (" + context + ")";
 }
 
+// The subgraphs an attribute holds (a GRAPH or a GRAPHS attribute).
+std::vector<const ir::Graph*> subgraphs_of(const ir::Attribute& a) {
+  std::vector<const ir::Graph*> subs;
+  if (a.type == ir::AttrType::kGraph && a.g) subs.push_back(a.g.get());
+  for (const auto& sg : a.graphs) subs.push_back(sg.get());
+  return subs;
+}
+
 void check_known_ops(const ir::Model& model, const ir::Graph& g, const std::string& scope, ir::Report& report) {
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& n = g.nodes[i];
@@ -96,9 +104,7 @@ void check_known_ops(const ir::Model& model, const ir::Graph& g, const std::stri
                      "): kiln cannot check this operator's inputs and attributes");
     }
     for (const auto& a : n.attributes) {
-      std::vector<const ir::Graph*> subs;
-      if (a.type == ir::AttrType::kGraph && a.g) subs.push_back(a.g.get());
-      for (const auto& sg : a.graphs) subs.push_back(sg.get());
+      const std::vector<const ir::Graph*> subs = subgraphs_of(a);
       for (const auto* sg : subs) check_known_ops(model, *sg, where + " attribute '" + a.name + "' subgraph: ", report);
     }
   }
@@ -140,9 +146,7 @@ void check_libonnx_preconditions(const ir::Graph& g, const std::string& where, s
       }
     }
     for (const auto& a : n.attributes) {
-      std::vector<const ir::Graph*> subs;
-      if (a.type == ir::AttrType::kGraph && a.g) subs.push_back(a.g.get());
-      for (const auto& sg : a.graphs) subs.push_back(sg.get());
+      const std::vector<const ir::Graph*> subs = subgraphs_of(a);
       for (const auto* sg : subs) {
         check_libonnx_preconditions(*sg, label + " attribute '" + a.name + "' subgraph: ", ranks, report);
       }
@@ -180,9 +184,7 @@ void check_arity(const ir::Model& model, const ir::Graph& g, const std::string& 
       }
     }
     for (const auto& a : n.attributes) {
-      std::vector<const ir::Graph*> subs;
-      if (a.type == ir::AttrType::kGraph && a.g) subs.push_back(a.g.get());
-      for (const auto& sg : a.graphs) subs.push_back(sg.get());
+      const std::vector<const ir::Graph*> subs = subgraphs_of(a);
       for (const auto* sg : subs) check_arity(model, *sg, where + " attribute '" + a.name + "' subgraph: ", report);
     }
   }
