@@ -59,7 +59,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$build/artifacts/$t"
   log=$build/fuzz-$t.log
   echo "fuzz: $t for ${seconds}s ($(ls "$build/corpus/$t" | wc -l) corpus inputs)"
-  # 4 GiB of RSS and 25 s per input (the session target's runs stop themselves after 2 s); single allocations up to 32 GiB: a
+  # 4 GiB of RSS and 25 s per input (the session target's runs stop themselves after 500 ms); single allocations up to 32 GiB: a
   # header may declare an image as large as the machine's memory, whose untouched pages cost no RSS when the data then
   # turns out corrupt.
   if ! "$build/tests/fuzz/fuzz_$t" "$build/corpus/$t" -max_total_time="$seconds" -rss_limit_mb=4096 \
