@@ -1,5 +1,6 @@
 # kiln: the two commands a newcomer needs are `make demo` and `make test`.
 BUILD_DIR ?= build
+PREFIX ?= /usr/local
 ASAN_BUILD_DIR ?= build-asan
 FUZZ_BUILD_DIR ?= build-fuzz
 TSAN_BUILD_DIR ?= build-tsan
@@ -13,7 +14,7 @@ PYTHON := /usr/bin/python3
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps configure build ort test test-asan test-tsan fuzz demo install-python format format-check clean
+.PHONY: all deps configure build ort test test-asan test-tsan fuzz demo install install-python format format-check clean
 
 all: build
 
@@ -63,6 +64,11 @@ fuzz: deps
 
 demo: build
 	@bash examples/demo.sh $(BUILD_DIR)
+
+# Installs the C API's headers (kiln/kiln_c.h, kiln/kiln.hpp), libkiln.so, the kiln CLI, the CMake package
+# (find_package(kiln): kiln::kiln) and lib/pkgconfig/kiln.pc under PREFIX, stripped.
+install: build
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX) --strip
 
 # Installs the Python module `kiln` into Debian's python3 (dist-packages), so `import kiln` works anywhere.
 PY_SITE = $(shell $(PYTHON) -c 'import site; print([p for p in site.getsitepackages() if p.startswith("/usr/local")][0])')

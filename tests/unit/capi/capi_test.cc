@@ -14,6 +14,7 @@
 #include "../runtime/loop_models.h"
 #include "kiln/core/npy.h"
 #include "kiln/ir/builder.h"
+#include "kiln/kiln.hpp"
 #include "kiln/kiln_c.h"
 #include "kiln/onnx/model_io.h"
 
@@ -531,6 +532,34 @@ TEST(CApi, OneSessionManyThreads) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+TEST(CppWrapper, RunsAndThrowsTheStatus) {
+  kiln::sdk::Session session(kModels + "/dynamic_conv.onnx", {1, 99, 0});
+  const auto inputs = session.inputs();
+  ASSERT_EQ(inputs.size(), 1u);
+  EXPECT_EQ(inputs[0].dim_names, (std::vector<std::string>{"batch", "", "h", "w"}));
+  EXPECT_EQ(inputs[0].dims, (std::vector<int64_t>{-1, 3, -1, -1}));
+  auto x = kiln::sdk::Tensor::from_data<float>({1, 3, 4, 4}, std::vector<float>(48, 1.0f));
+  auto outputs = session.run({{"in", &x}});
+  ASSERT_EQ(outputs.size(), 1u);
+  EXPECT_EQ(outputs[0].shape(), (std::vector<int64_t>{1, 3, 2, 2}));  // a 3x3 convolution without padding
+  EXPECT_EQ(outputs[0].size(), 12);
+  try {
+    (void)outputs[0].data<int64_t>();
+    ADD_FAILURE() << "data<int64_t>() of a float tensor must throw";
+  } catch (const kiln::sdk::Error& e) {
+    EXPECT_EQ(e.code(), KILN_INVALID_ARGUMENT);
+  }
+  try {
+    kiln::sdk::Session missing(kModels + "/missing.onnx");
+    ADD_FAILURE() << "a missing model must throw";
+  } catch (const kiln::sdk::Error& e) {
+    EXPECT_EQ(e.code(), KILN_NOT_FOUND);
+    EXPECT_NE(std::string(e.what()).find("missing.onnx"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(session.run({{"nope", &x}}), kiln::sdk::Error);
+  EXPECT_THROW(kiln::sdk::Tensor::from_data<float>({2, 2}, std::vector<float>(3)), kiln::sdk::Error);
 }
 
 }  // namespace
