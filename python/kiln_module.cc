@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/core/custom_ops.h"
 #include "kiln/core/value.h"
 #include "kiln/runtime/session.h"
 
@@ -233,6 +234,7 @@ struct PySessionOptions {
   bool enable_profiling = false;
   std::string profile_file_prefix = "kiln_profile";
   int64_t memory_limit_mb = 0;
+  std::vector<std::string> custom_op_libraries;  // register_custom_ops_library
 };
 
 struct ModelMetadata {
@@ -254,6 +256,7 @@ class InferenceSession {
     opts.enable_profiling = options_.enable_profiling;
     opts.profile_file_prefix = options_.profile_file_prefix;
     opts.memory_limit_mb = options_.memory_limit_mb;
+    opts.custom_op_libraries = options_.custom_op_libraries;
     if (py::isinstance<py::bytes>(path_or_bytes)) {
       std::string bytes = path_or_bytes.cast<std::string>();
       py::gil_scoped_release nogil;
@@ -425,7 +428,15 @@ PYBIND11_MODULE(_kiln, m) {
       .def_readwrite("profile_file_prefix", &PySessionOptions::profile_file_prefix)
       .def_readwrite("memory_limit_mb", &PySessionOptions::memory_limit_mb,
                      "The most memory one run may hold, in MiB (0: no limit); going over it raises before the "
-                     "allocation is made");
+                     "allocation is made")
+      .def(
+          "register_custom_ops_library",
+          [](PySessionOptions& o, const std::string& path) {
+            // Loaded and checked now, as onnxruntime does; sessions load it again by path.
+            (void)value_or_raise(kiln::CustomOpLibrary::load(path));
+            o.custom_op_libraries.push_back(path);
+          },
+          py::arg("library_path"), "Load a shared library of custom operators (kiln/custom_op.h) for these options");
 
   py::class_<kiln::RunOptions>(m, "RunOptions")
       .def(py::init<>())

@@ -1,6 +1,6 @@
 /* Runs an ONNX model through kiln's C API: inputs from .npy files, outputs to .npy files.
  *
- *   run_model MODEL.onnx NAME=INPUT.npy... [-o OUT_DIR] [-t THREADS]
+ *   run_model MODEL.onnx NAME=INPUT.npy... [-o OUT_DIR] [-t THREADS] [-c CUSTOM_OPS_LIBRARY]...
  *
  * Prints the model's inputs and outputs (symbolic dims by name), runs it once, and writes each output to
  * OUT_DIR/<name>.npy (default: the current directory). Reads and writes numeric .npy files (little-endian,
@@ -169,6 +169,8 @@ int main(int argc, char** argv) {
   const char* model = NULL;
   const char* out_dir = ".";
   const char* names[MAX_IO];
+  const char* libraries[MAX_IO];
+  size_t n_libraries = 0;
   kiln_tensor* inputs[MAX_IO];
   kiln_tensor* outputs[MAX_IO];
   size_t n_inputs = 0, n_outputs = 0, i;
@@ -180,6 +182,8 @@ int main(int argc, char** argv) {
     char* eq = strchr(argv[a], '=');
     if (strcmp(argv[a], "-o") == 0 && a + 1 < argc) {
       out_dir = argv[++a];
+    } else if (strcmp(argv[a], "-c") == 0 && a + 1 < argc && n_libraries < MAX_IO) {
+      libraries[n_libraries++] = argv[++a];
     } else if (strcmp(argv[a], "-t") == 0 && a + 1 < argc) {
       threads = atoi(argv[++a]);
     } else if (eq && model && n_inputs < MAX_IO) {
@@ -196,13 +200,18 @@ int main(int argc, char** argv) {
     }
   }
   if (!model) {
-    fprintf(stderr, "usage: run_model MODEL.onnx NAME=INPUT.npy... [-o OUT_DIR] [-t THREADS]\n");
+    fprintf(stderr, "usage: run_model MODEL.onnx NAME=INPUT.npy... [-o OUT_DIR] [-t THREADS] [-c CUSTOM_OPS_LIB]...\n");
     goto cleanup;
   }
   printf("kiln %s\n", kiln_version());
   if (failed(kiln_session_options_create(&options), "options") ||
-      failed(kiln_session_options_set_threads(options, threads), "threads") ||
-      failed(kiln_session_create(model, options, &session), model) ||
+      failed(kiln_session_options_set_threads(options, threads), "threads")) {
+    goto cleanup;
+  }
+  for (i = 0; i < n_libraries; ++i) {
+    if (failed(kiln_session_options_register_custom_ops_library(options, libraries[i]), libraries[i])) goto cleanup;
+  }
+  if (failed(kiln_session_create(model, options, &session), model) ||
       failed(kiln_session_output_count(session, &n_outputs), model)) {
     goto cleanup;
   }

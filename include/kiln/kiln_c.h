@@ -92,6 +92,11 @@ KILN_API kiln_status* kiln_session_options_set_opt_level(kiln_session_options* o
 /* The most memory one run may hold, in MiB (0, the default: no limit beyond the machine's memory). A run that
  * would exceed it fails with KILN_RESOURCE_EXHAUSTED, naming the node. */
 KILN_API kiln_status* kiln_session_options_set_memory_limit_mb(kiln_session_options* options, int64_t megabytes);
+/* Loads a shared library of custom operators (kiln/custom_op.h) for the sessions created with these options. It is
+ * loaded and checked now: a missing file, a library without kiln_custom_op_library_get, one built for another
+ * custom-op ABI version or declaring a malformed op is an error naming the library (and the op). */
+KILN_API kiln_status* kiln_session_options_register_custom_ops_library(kiln_session_options* options,
+                                                                       const char* library_path);
 KILN_API void kiln_session_options_release(kiln_session_options* options);
 
 /* ---- Tensors ---- */

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "kiln/core/custom_ops.h"
 #include "kiln/core/dtype.h"
 #include "kiln/core/status.h"
 #include "kiln/core/tensor.h"
@@ -23,6 +24,7 @@ struct kiln_status {
 
 struct kiln_session_options {
   kiln::SessionOptions options;
+  std::vector<std::shared_ptr<const kiln::CustomOpLibrary>> libraries;
 };
 
 struct kiln_run_options {
@@ -222,6 +224,20 @@ kiln_status* kiln_session_options_set_memory_limit_mb(kiln_session_options* opti
   }
   options->options.memory_limit_mb = megabytes;
   return nullptr;
+}
+
+kiln_status* kiln_session_options_register_custom_ops_library(kiln_session_options* options, const char* library_path) {
+  const char* fn = __func__;
+  return guarded(fn, [&]() -> kiln_status* {
+    KILN_C_REQUIRE(options, fn, "options");
+    KILN_C_REQUIRE(library_path, fn, "library_path");
+    auto lib = kiln::CustomOpLibrary::load(library_path);
+    if (!lib.is_ok()) return from_status(lib.status());
+    options->options.custom_op_libraries.emplace_back(library_path);
+    // Sessions load it again by path; keeping this load shares it with them.
+    options->libraries.push_back(std::move(lib).value());
+    return nullptr;
+  });
 }
 
 void kiln_session_options_release(kiln_session_options* options) { delete options; }

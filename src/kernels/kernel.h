@@ -187,6 +187,9 @@ class KernelContext {
   // A finer name for what the kernel ran, for display (`kiln optimize --print-kernels`, profiles):
   // "winograd_f4x4.avx2", oneDNN's implementation name. Empty unless the kernel sets it.
   void set_kernel_detail(std::string detail) { kernel_detail_ = std::move(detail); }
+  // The running kernel's KernelDef::data (what a kernel registered at run time, a custom op, works from).
+  void set_kernel_data(const void* data) { kernel_data_ = data; }
+  const void* kernel_data() const { return kernel_data_; }
   const std::string& kernel_detail() const { return kernel_detail_; }
   // This node's cache (nullptr when the caller keeps none, e.g. constant folding).
   void set_cache(KernelCache* cache) { cache_ = cache; }
@@ -219,6 +222,7 @@ class KernelContext {
   KernelCache* shared_cache_ = nullptr;
   uint64_t constant_inputs_ = 0;
   std::string kernel_detail_;
+  const void* kernel_data_ = nullptr;
   OutputArena* memory_ = nullptr;
   size_t node_index_ = 0;
   size_t tensor_limit_ = 0;  // 0: the machine's physical memory
@@ -262,6 +266,8 @@ struct KernelDef {
   // Fast kernels: whether this kernel is the preferred guess among those that support the case (thresholds
   // measured on today's CPUs); nullptr: always, when supported.
   KernelPredicate prefer = nullptr;
+  // What fn works from, for kernels registered at run time (a session's custom ops): KernelContext::kernel_data().
+  const void* data = nullptr;
 };
 
 // The reference kernel for (domain, op) at `opset`, or nullptr.

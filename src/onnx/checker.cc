@@ -72,14 +72,26 @@ std::vector<const ir::Graph*> subgraphs_of(const ir::Attribute& a) {
   return subs;
 }
 
-void check_known_ops(const ir::Model& model, const ir::Graph& g, const std::string& scope, ir::Report& report) {
+void check_known_ops(const ir::Model& model, const ir::Graph& g, const std::string& scope, ir::Report& report,
+                     const CustomOps* custom) {
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& n = g.nodes[i];
     const std::string where = scope + n.describe(i);
     if (model.find_function(n.domain, n.op_type)) continue;
     auto version = model.opset(n.domain);
     if (!version) continue;  // reported by verify_model
-    if (is_onnx_domain(n.domain)) {
+    const CustomOps::Found found = custom ? custom->find(n.domain, n.op_type, *version) : CustomOps::Found{};
+    if (found.op) {
+      const auto ins = static_cast<int64_t>(n.inputs.size());
+      const auto outs = static_cast<int64_t>(n.outputs.size());
+      if (ins < found.op->min_inputs || ins > found.op->max_inputs || outs != found.op->num_outputs) {
+        report.add(Sev::kError, where,
+                   "has " + std::to_string(ins) + " inputs and " + std::to_string(outs) +
+                       " outputs, but the custom op from '" + found.library->path() + "' takes " +
+                       std::to_string(found.op->min_inputs) + " to " + std::to_string(found.op->max_inputs) +
+                       " inputs and gives " + std::to_string(found.op->num_outputs) + " outputs");
+      }
+    } else if (is_onnx_domain(n.domain)) {
       const std::string dom = n.domain == "ai.onnx" ? "" : n.domain;
       const auto* schema = ::ONNX_NAMESPACE::OpSchemaRegistry::Schema(
           n.op_type, static_cast<int>(std::min<int64_t>(*version, INT32_MAX)), dom);
@@ -105,7 +117,9 @@ void check_known_ops(const ir::Model& model, const ir::Graph& g, const std::stri
     }
     for (const auto& a : n.attributes) {
       const std::vector<const ir::Graph*> subs = subgraphs_of(a);
-      for (const auto* sg : subs) check_known_ops(model, *sg, where + " attribute '" + a.name + "' subgraph: ", report);
+      for (const auto* sg : subs) {
+        check_known_ops(model, *sg, where + " attribute '" + a.name + "' subgraph: ", report, custom);
+      }
     }
   }
 }
@@ -205,10 +219,10 @@ int max_known_opset() {
   return ::ONNX_NAMESPACE::OpSchemaRegistry::DomainToVersionRange::Instance().Map().at(::onnx::ONNX_DOMAIN).second;
 }
 
-ir::Report check_model(const ir::Model& model) {
+ir::Report check_model(const ir::Model& model, const CustomOps* custom) {
   ir::Report report;
   ir::verify_model(model, report);
-  check_known_ops(model, model.graph, "", report);
+  check_known_ops(model, model.graph, "", report, custom);
   check_libonnx_preconditions(model.graph, "", {}, report);
 
   const int max_opset = max_known_opset();

@@ -20,6 +20,7 @@
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
 #include "optimizer/graph_util.h"
+#include "runtime/custom_op_kernel.h"
 #include "runtime/memory_plan.h"
 #include "runtime/profiler.h"
 #include "runtime/thread_pool.h"
@@ -196,6 +197,9 @@ struct Session::Impl {
   mutable MemoryPlanner memory;
   std::unique_ptr<cpu::KernelCache> shared_cache = std::make_unique<cpu::KernelCache>(0);
   std::unique_ptr<Tuner> tuner;
+  // The custom ops of SessionOptions::custom_op_libraries, and a kernel for each op a node uses.
+  CustomOps custom_ops;
+  std::map<const kiln_custom_op*, std::unique_ptr<CustomKernel>> custom_kernels;
 
   // `known`: element dtypes known before running (declared inputs, initializers, value_info, Constant
   // outputs), inherited by subgraphs.
@@ -309,11 +313,33 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
   for (size_t k = 0; k < order.size(); ++k) {
     const ir::Node& n = g.nodes[order[k]];
     const int64_t opset = model.opset(n.domain).value_or(0);
-    std::vector<const cpu::KernelDef*> candidates = cpu::find_candidates(n.domain, n.op_type, opset);
+    std::vector<const cpu::KernelDef*> candidates;
+    if (const CustomOps::Found custom = custom_ops.find(n.domain, n.op_type, opset); custom.op) {
+      // A custom op serves the node alone (before kiln's own kernels, as ONNX Runtime's custom ops do).
+      const auto ins = static_cast<int64_t>(n.inputs.size());
+      const auto outs = static_cast<int64_t>(n.outputs.size());
+      if (ins < custom.op->min_inputs || ins > custom.op->max_inputs || outs != custom.op->num_outputs) {
+        return invalid_model(scope + n.describe(order[k]) + ": has " + std::to_string(ins) + " inputs and " +
+                             std::to_string(outs) + " outputs, but the custom op from '" + custom.library->path() +
+                             "' takes " + std::to_string(custom.op->min_inputs) + " to " +
+                             std::to_string(custom.op->max_inputs) + " inputs and gives " +
+                             std::to_string(custom.op->num_outputs) + " outputs");
+      }
+      auto& kernel = custom_kernels[custom.op];
+      if (!kernel) kernel = make_custom_kernel(custom);
+      candidates.push_back(&kernel->def);
+    } else {
+      candidates = cpu::find_candidates(n.domain, n.op_type, opset);
+    }
     if (candidates.empty()) {
+      const bool custom_domain = !n.domain.empty() && n.domain != "ai.onnx" && n.domain.rfind("ai.onnx.", 0) != 0 &&
+                                 n.domain != "ai.kiln" && n.domain != "com.microsoft";
       return unimplemented(scope + n.describe(order[k]) + ": kiln has no CPU kernel for " +
                            (n.domain.empty() ? "" : n.domain + "::") + n.op_type + " at opset " +
-                           std::to_string(opset));
+                           std::to_string(opset) +
+                           (custom_domain ? " (an op of a custom domain runs with its custom-op library: "
+                                            "SessionOptions::custom_op_libraries, --custom-ops LIB)"
+                                          : ""));
     }
     const cpu::KernelDef* kernel = candidates.back();
     if (kernel->dtypes != cpu::kAnyDType && !n.inputs.empty()) {
@@ -396,6 +422,7 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     const bool profiling = profiler.enabled();
     const auto start = profiling ? Profiler::Clock::now() : Profiler::Clock::time_point{};
     const cpu::KernelDef* kernel = select(np, ctx);
+    ctx.set_kernel_data(kernel->data);
     Status st;
     try {
       st = kernel->fn(ctx);
@@ -531,6 +558,9 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
   cpu::cap_library_isa(impl->isa);
   // The optimizer's patterns and the kernels take each node's schema for granted: a node with too few inputs or no
   // output is refused here.
+  if (!options.custom_op_libraries.empty()) {
+    KILN_ASSIGN_OR_RETURN(impl->custom_ops, CustomOps::load(options.custom_op_libraries));
+  }
   KILN_RETURN_IF_ERROR(onnx::check_node_arity(impl->model));
   auto report = opt::optimize(impl->model, options.optimization_level);
   if (!report.is_ok()) return report.status();

@@ -92,6 +92,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
     bool reference = false, no_tune = false;
     int64_t memory_limit_mb = 0;
     double timeout_ms = 0;
+    std::vector<std::string> custom_ops;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -108,9 +109,13 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
   cmd->add_flag("--no-tune", a->no_tune,
                 "Take each node's first-guess kernel instead of timing the candidates on the first run");
   add_limit_options(cmd, a->memory_limit_mb, a->timeout_ms);
+  add_custom_ops_option(cmd, a->custom_ops);
   cmd->callback([&run, a] {
     run = [a] {
+      CustomOps custom;
+      if (int code = load_custom_ops(a->custom_ops, custom); code != kExitOk) return code;
       SessionOptions options;
+      options.custom_op_libraries = a->custom_ops;
       options.memory_limit_mb = a->memory_limit_mb;
       RunOptions run_options;
       run_options.timeout_ms = a->timeout_ms;

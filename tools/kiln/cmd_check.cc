@@ -11,15 +11,19 @@ void add_check(CLI::App& root, std::function<int()>& run) {
   auto* cmd = root.add_subcommand("check", "Validate a model: ONNX checker, shape inference and kiln's checks");
   auto path = std::make_shared<std::string>();
   auto quiet = std::make_shared<bool>(false);
+  auto libraries = std::make_shared<std::vector<std::string>>();
   cmd->add_option("model", *path, "The .onnx file")->required();
   cmd->add_flag("-q,--quiet", *quiet, "Print only errors");
-  cmd->callback([&run, path, quiet] {
-    run = [path, quiet] {
+  add_custom_ops_option(cmd, *libraries);
+  cmd->callback([&run, path, quiet, libraries] {
+    run = [path, quiet, libraries] {
+      CustomOps custom;
+      if (int code = load_custom_ops(*libraries, custom); code != kExitOk) return code;
       ir::Model model;
       int code = kExitOk;
       if (!load_or_report(*path, model, code)) return code;
-      ir::Report report = onnx::check_model(model);
-      if (report.valid()) report_unrunnable_nodes(model, report);
+      ir::Report report = onnx::check_model(model, &custom);
+      if (report.valid()) report_unrunnable_nodes(model, report, &custom);
       for (const auto& p : report.problems) {
         if (*quiet && p.severity != ir::Problem::Severity::kError) continue;
         std::cout << p.to_string() << "\n";

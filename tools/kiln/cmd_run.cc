@@ -171,6 +171,7 @@ void add_run(CLI::App& root, std::function<int()>& run) {
     int64_t memory_limit_mb = 0;
     double timeout_ms = 0;
     std::string output_format = "npy";
+    std::vector<std::string> custom_ops;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -189,9 +190,13 @@ void add_run(CLI::App& root, std::function<int()>& run) {
   cmd->add_flag("--no-tune", a->no_tune,
                 "Take each node's first-guess kernel instead of timing the candidates on the first run");
   add_limit_options(cmd, a->memory_limit_mb, a->timeout_ms);
+  add_custom_ops_option(cmd, a->custom_ops);
   cmd->callback([&run, a] {
     run = [a] {
+      CustomOps custom;
+      if (int code = load_custom_ops(a->custom_ops, custom); code != kExitOk) return code;
       SessionOptions options;
+      options.custom_op_libraries = a->custom_ops;
       options.intra_op_threads = a->threads;
       options.optimization_level = *opt::parse_level(a->opt_level);
       options.reference_kernels = a->reference;

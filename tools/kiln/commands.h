@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/core/custom_ops.h"
 #include "kiln/core/status.h"
 #include "kiln/ir/graph.h"
 #include "kiln/runtime/session.h"
@@ -35,6 +36,10 @@ int exit_code_for(const Status& status);
 int report_error(const Status& status);
 // Adds --memory-limit MB and --timeout-ms MS (SessionOptions::memory_limit_mb, RunOptions::timeout_ms).
 void add_limit_options(CLI::App* cmd, int64_t& memory_limit_mb, double& timeout_ms);
+// Adds --custom-ops LIB (repeatable): shared libraries of custom operators (kiln/custom_op.h).
+void add_custom_ops_option(CLI::App* cmd, std::vector<std::string>& libraries);
+// Loads them; on failure prints the error (naming the library) and returns kExitUsage, else kExitOk.
+int load_custom_ops(const std::vector<std::string>& libraries, CustomOps& out);
 // Loads a model, printing the error on failure.
 bool load_or_report(const std::string& path, ir::Model& model, int& exit_code);
 // Adds --opt-level (disabled|basic|extended|all or 0|1|2|99; default all) storing the text in `level`.

@@ -54,6 +54,21 @@ int report_error(const Status& status) {
   return exit_code_for(status);
 }
 
+void add_custom_ops_option(CLI::App* cmd, std::vector<std::string>& libraries) {
+  cmd->add_option("--custom-ops", libraries,
+                  "LIB: a shared library of custom operators (kiln/custom_op.h) for the model's own ops; repeat");
+}
+
+int load_custom_ops(const std::vector<std::string>& libraries, CustomOps& out) {
+  auto loaded = CustomOps::load(libraries);
+  if (!loaded.is_ok()) {
+    std::cerr << "kiln: " << loaded.status().message() << "\n";
+    return kExitUsage;
+  }
+  out = std::move(loaded).value();
+  return kExitOk;
+}
+
 void add_limit_options(CLI::App* cmd, int64_t& memory_limit_mb, double& timeout_ms) {
   cmd->add_option("--memory-limit", memory_limit_mb,
                   "MB: the most memory one run may hold; an allocation over it stops the run (exit code 3)")

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/core/custom_ops.h"
 #include "kiln/ir/graph.h"
 #include "kiln/ir/verify.h"
 
@@ -13,8 +14,9 @@ namespace kiln::onnx {
 int max_known_opset();
 
 // Full check: kiln's structural checks (ir::verify), known operators per opset, then (for opsets libonnx
-// knows) onnx::checker::check_model and strict shape inference with type checks.
-ir::Report check_model(const ir::Model& model);
+// knows) onnx::checker::check_model and strict shape inference with type checks. With `custom`, the nodes its ops
+// serve are checked against what the op declares (input and output counts) and typed by its shape function.
+ir::Report check_model(const ir::Model& model, const CustomOps* custom = nullptr);
 
 // Every node of an ONNX-domain operator has as many inputs and outputs as its schema allows at the model's opset
 // (what the optimizer's passes and the kernels may then take for granted); the first node that does not, named.

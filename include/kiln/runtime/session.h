@@ -47,6 +47,10 @@ struct SessionOptions {
   // made. Kernels' small scratch buffers are not counted. Without a limit, no single tensor may exceed the
   // machine's physical memory.
   int64_t memory_limit_mb = 0;
+  // Shared libraries of custom operators (kiln/custom_op.h), loaded when the session is created: their ops run
+  // the nodes of their domain and type, before kiln's own kernels. A library that cannot be loaded, lacks the entry
+  // point, was built for another ABI version or declares a malformed op is an error naming it.
+  std::vector<std::string> custom_op_libraries;
 };
 
 // Options for one call of Session::run (ONNX Runtime's RunOptions). Several runs may share one.
