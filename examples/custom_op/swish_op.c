@@ -59,7 +59,7 @@ static int swish_compute(const kiln_op_api* api, kiln_op_context* ctx) {
 static int swish_infer(const kiln_op_api* api, kiln_op_context* ctx) {
   kiln_op_tensor x;
   if (api->input(ctx, 0, &x) != 0) return 1;
-  return api->set_output_type(ctx, 0, x.dtype, x.dims, x.rank);
+  return api->set_output_type(ctx, 0, x.dtype, x.dims, x.rank, x.dim_names);
 }
 
 static const kiln_custom_op kOps[] = {

@@ -29,13 +29,15 @@ extern "C" {
 typedef struct kiln_op_context kiln_op_context;
 
 /* A tensor as a kernel sees it. `dtype` is numbered as ONNX's TensorProto.DataType (kiln_c.h's KILN_DTYPE_*), 0 for
- * an omitted optional input. In a shape function, `rank` may be -1 (unknown), a dim -1 (unknown), and `data` is
- * NULL. Strings are not passed to custom kernels. */
+ * an omitted optional input (or, in a shape function, an input whose type is unknown). In a shape function, `rank`
+ * may be -1 (unknown), a dim -1 (unknown or symbolic; `dim_names` then gives its symbol, "batch", or ""), and `data`
+ * is NULL. In a kernel `dim_names` is NULL. Strings are not passed to custom kernels. */
 typedef struct kiln_op_tensor {
   int32_t dtype;
   int64_t rank;
   const int64_t* dims;
   const void* data;
+  const char* const* dim_names;
 } kiln_op_tensor;
 
 /* What kiln offers a kernel or shape function. Functions returning int return 0 on success. */
@@ -57,8 +59,10 @@ typedef struct kiln_op_api {
   /* Kernels: allocates output i, zero-filled, and returns its elements; NULL on error (the reason is already
    * recorded: return nonzero). Every output must be allocated. */
   void* (*allocate_output)(kiln_op_context* ctx, size_t i, int32_t dtype, const int64_t* dims, size_t rank);
-  /* Shape functions: output i's dtype and dims (-1 where unknown; rank -1 when unknown). */
-  int (*set_output_type)(kiln_op_context* ctx, size_t i, int32_t dtype, const int64_t* dims, int64_t rank);
+  /* Shape functions: output i's dtype and dims (-1 where unknown; rank -1 when unknown) and, optionally (NULL:
+   * none), the symbol of each -1 dim ("" for none): pass an input's dims and dim_names to keep its symbols. */
+  int (*set_output_type)(kiln_op_context* ctx, size_t i, int32_t dtype, const int64_t* dims, int64_t rank,
+                         const char* const* dim_names);
   /* The message kiln reports (with the node, the op and the library) when the function returns nonzero. */
   void (*set_error)(kiln_op_context* ctx, const char* message);
   /* Runs body(user, begin, end) over [0, n) split into chunks on the session's threads; returns when all are done.

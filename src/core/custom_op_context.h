@@ -23,7 +23,8 @@ struct kiln_op_context {
   // Kernels only; the other kind of context records an error and returns null / nonzero.
   virtual void* allocate_output(size_t i, int32_t dtype, const int64_t* dims, size_t rank) = 0;
   // Shape functions only.
-  virtual int set_output_type(size_t i, int32_t dtype, const int64_t* dims, int64_t rank) = 0;
+  virtual int set_output_type(size_t i, int32_t dtype, const int64_t* dims, int64_t rank,
+                              const char* const* dim_names) = 0;
   virtual void parallel_for(int64_t n, void (*body)(void*, int64_t, int64_t), void* user) const {
     if (n > 0) body(user, 0, n);
   }

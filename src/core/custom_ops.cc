@@ -164,13 +164,14 @@ void* api_allocate_output(kiln_op_context* c, size_t i, int32_t dtype, const int
   }
   return c->allocate_output(i, dtype, dims, rank);
 }
-int api_set_output_type(kiln_op_context* c, size_t i, int32_t dtype, const int64_t* dims, int64_t rank) {
+int api_set_output_type(kiln_op_context* c, size_t i, int32_t dtype, const int64_t* dims, int64_t rank,
+                        const char* const* dim_names) {
   if (!c) return 1;
   if (rank > 0 && !dims) {
     c->set_error("set_output_type: dims is NULL for a rank above 0");
     return 1;
   }
-  return c->set_output_type(i, dtype, dims, rank);
+  return c->set_output_type(i, dtype, dims, rank, dim_names);
 }
 void api_set_error(kiln_op_context* c, const char* message) {
   if (c) c->set_error(message);

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "kiln/onnx/check.h"
+#include "onnx/custom_schemas.h"
 #include "onnx/proto_convert.h"
 
 namespace kiln::onnx {
@@ -251,14 +252,20 @@ ir::Report check_model(const ir::Model& model, const CustomOps* custom) {
   try {
     ::ONNX_NAMESPACE::ShapeInferenceOptions options(/*check_type=*/true, /*strict_mode=*/1,
                                                     /*data_prop=*/false);
-    ::ONNX_NAMESPACE::shape_inference::InferShapes(proto, ::ONNX_NAMESPACE::OpSchemaRegistry::Instance(), options);
+    // With custom ops, a registry that also knows them: their shape functions type their outputs.
+    static const CustomOps kNoCustomOps;
+    CustomSchemaRegistry custom_registry(custom ? *custom : kNoCustomOps);
+    const ::ONNX_NAMESPACE::ISchemaRegistry* registry =
+        custom && !custom->empty() ? static_cast<const ::ONNX_NAMESPACE::ISchemaRegistry*>(&custom_registry)
+                                   : ::ONNX_NAMESPACE::OpSchemaRegistry::Instance();
+    ::ONNX_NAMESPACE::shape_inference::InferShapes(proto, registry, options);
   } catch (const std::exception& e) {
     report.add(Sev::kError, "shape inference", one_line(e.what()));
   }
   return report;
 }
 
-Status infer_shapes(ir::Model& model) {
+Status infer_shapes(ir::Model& model, const CustomOps* custom) {
   auto opset = model.opset("");
   if (opset && *opset > max_known_opset()) {
     return unimplemented("shape inference for opset " + std::to_string(*opset) + " needs ONNX > 1.12");
@@ -272,7 +279,13 @@ Status infer_shapes(ir::Model& model) {
   ::ONNX_NAMESPACE::ModelProto proto;
   KILN_RETURN_IF_ERROR(model_to_proto(model, &proto));
   try {
-    ::ONNX_NAMESPACE::shape_inference::InferShapes(proto);
+    static const CustomOps kNoCustomOps;
+    CustomSchemaRegistry custom_registry(custom ? *custom : kNoCustomOps);
+    if (custom && !custom->empty()) {
+      ::ONNX_NAMESPACE::shape_inference::InferShapes(proto, &custom_registry);
+    } else {
+      ::ONNX_NAMESPACE::shape_inference::InferShapes(proto);
+    }
   } catch (const std::exception& e) {
     return invalid_model("shape inference failed: " + one_line(e.what()));
   }

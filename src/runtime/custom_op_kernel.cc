@@ -23,10 +23,11 @@ class KernelOpContext final : public kiln_op_context {
     if (i >= ctx_.num_inputs()) return 1;
     const Tensor* t = ctx_.input(i);
     if (!t) {
-      *out = {0, 0, nullptr, nullptr};
+      *out = {0, 0, nullptr, nullptr, nullptr};
       return 0;
     }
-    *out = {static_cast<int32_t>(t->dtype()), static_cast<int64_t>(t->rank()), t->dims().data(), t->raw_data()};
+    *out = {static_cast<int32_t>(t->dtype()), static_cast<int64_t>(t->rank()), t->dims().data(), t->raw_data(),
+            nullptr};
     return 0;
   }
   int attribute_int(const char* name, int64_t* out) const override {
@@ -95,7 +96,7 @@ class KernelOpContext final : public kiln_op_context {
     allocated[i] = true;
     return (*t)->raw_data();
   }
-  int set_output_type(size_t, int32_t, const int64_t*, int64_t) override {
+  int set_output_type(size_t, int32_t, const int64_t*, int64_t, const char* const*) override {
     set_error("set_output_type is for shape functions, not kernels");
     return 1;
   }

@@ -160,6 +160,26 @@ except Exception as e:
                 self.assertIn(message, r.stderr)
                 self.assertIn(lib, r.stderr)
 
+    def test_shape_function_types_what_follows(self):
+        nodes = [helper.make_node("Swish", ["x"], ["s"], name="swish", domain="my_ops"),
+                 helper.make_node("Relu", ["s"], ["r"], name="relu"),
+                 helper.make_node("Identity", ["r"], ["y"], name="identity")]
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, 8, 8])])
+        path = os.path.join(self.tmp, "chain.onnx")
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                          helper.make_opsetid("my_ops", 1)]), path)
+        r = self.kiln("show", path, "--custom-ops", SWISH, expect=0)
+        self.assertIn("-> s: tensor(float)[n,3,8,8]", r.stdout)
+        self.assertIn("-> r: tensor(float)[n,3,8,8]", r.stdout)
+        r = self.kiln("show", path, expect=0)
+        self.assertNotIn("-> r: tensor(float)[n,3,8,8]", r.stdout)
+        r = self.kiln("check", path, "--custom-ops", SWISH, expect=0)
+        # A shape function that fails: an error of the check, naming the op and the library.
+        r = self.kiln("check", path, "--custom-ops", bad_library(6), expect=EXIT_INVALID)
+        self.assertIn("custom op my_ops::Swish from '%s': its shape function failed: no shapes today"
+                      % bad_library(6), r.stdout)
+
     def test_node_that_does_not_fit_the_op(self):
         node = helper.make_node("Swish", ["x", "x"], ["y"], name="two_inputs", domain="my_ops")
         graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],

@@ -73,10 +73,10 @@ std::string opsets_text(const ir::Model& m) {
 }
 
 // The inferred type of every value, for the node list (best effort: shape inference may not know the opset).
-std::map<std::string, ir::Type> inferred_types(const ir::Model& model) {
+std::map<std::string, ir::Type> inferred_types(const ir::Model& model, const CustomOps* custom) {
   ir::Model typed = model;
   std::map<std::string, ir::Type> types;
-  if (!onnx::infer_shapes(typed).is_ok()) typed = model;
+  if (!onnx::infer_shapes(typed, custom).is_ok()) typed = model;
   for (const auto* list : {&typed.graph.inputs, &typed.graph.outputs, &typed.graph.value_info}) {
     for (const auto& v : *list) types.emplace(v.name, v.type);
   }
@@ -86,7 +86,7 @@ std::map<std::string, ir::Type> inferred_types(const ir::Model& model) {
   return types;
 }
 
-json to_json(const ir::Model& m) {
+json to_json(const ir::Model& m, const CustomOps* custom) {
   json j;
   j["producer_name"] = m.producer_name;
   j["producer_version"] = m.producer_version;
@@ -113,7 +113,7 @@ json to_json(const ir::Model& m) {
   j["initializer_count"] = m.graph.initializers.size();
   j["functions"] = json::array();
   for (const auto& f : m.functions) j["functions"].push_back({{"domain", f.domain}, {"name", f.name}});
-  auto types = inferred_types(m);
+  auto types = inferred_types(m, custom);
   j["nodes"] = json::array();
   for (const auto& n : m.graph.nodes) {
     json outs = json::array();
@@ -133,7 +133,7 @@ json to_json(const ir::Model& m) {
   return j;
 }
 
-void print_summary(const std::string& path, const ir::Model& m, std::ostream& os) {
+void print_summary(const std::string& path, const ir::Model& m, std::ostream& os, const CustomOps* custom) {
   const auto params = ir::parameter_stats(m.graph);
   os << "Model        " << path << "\n";
   os << "Producer     " << (m.producer_name.empty() ? "(unknown)" : m.producer_name)
@@ -171,7 +171,7 @@ void print_summary(const std::string& path, const ir::Model& m, std::ostream& os
     for (const auto& f : m.functions) os << "  " << f.domain << "::" << f.name << " (" << f.nodes.size() << " nodes)\n";
   }
   os << "\nNodes\n";
-  auto types = inferred_types(m);
+  auto types = inferred_types(m, custom);
   for (size_t i = 0; i < m.graph.nodes.size(); ++i) {
     const auto& n = m.graph.nodes[i];
     os << "  " << i << "  " << (n.name.empty() ? "(unnamed)" : n.name) << "  " << n.op_type << "(";
@@ -191,11 +191,15 @@ void add_show(CLI::App& root, std::function<int()>& run) {
   auto* cmd = root.add_subcommand("show", "Describe a model: summary, protobuf text (print(model)) or JSON");
   auto path = std::make_shared<std::string>();
   auto format = std::make_shared<std::string>("summary");
+  auto libraries = std::make_shared<std::vector<std::string>>();
   cmd->add_option("model", *path, "The .onnx file")->required();
+  add_custom_ops_option(cmd, *libraries);
   cmd->add_option("-f,--format", *format, "summary (default), text or json")
       ->check(CLI::IsMember({"summary", "text", "json"}));
-  cmd->callback([&run, path, format] {
-    run = [path, format] {
+  cmd->callback([&run, path, format, libraries] {
+    run = [path, format, libraries] {
+      CustomOps custom;
+      if (int code = load_custom_ops(*libraries, custom); code != kExitOk) return code;
       if (*format == "text") {
         auto text = onnx::model_text_from_file(*path);
         if (!text.is_ok()) {
@@ -209,9 +213,9 @@ void add_show(CLI::App& root, std::function<int()>& run) {
       int code = kExitOk;
       if (!load_or_report(*path, model, code)) return code;
       if (*format == "json")
-        std::cout << to_json(model).dump(2) << "\n";
+        std::cout << to_json(model, &custom).dump(2) << "\n";
       else
-        print_summary(*path, model, std::cout);
+        print_summary(*path, model, std::cout, &custom);
       return kExitOk;
     };
   });

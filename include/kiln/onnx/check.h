@@ -23,8 +23,9 @@ ir::Report check_model(const ir::Model& model, const CustomOps* custom = nullptr
 Status check_node_arity(const ir::Model& model);
 
 // ONNX shape inference (non-strict): fills graph.value_info with the inferred type of every intermediate
-// value and completes untyped graph outputs. Fails only when the model cannot be converted.
-Status infer_shapes(ir::Model& model);
+// value and completes untyped graph outputs (through the shape functions of `custom`'s ops when given). Fails only
+// when the model cannot be converted.
+Status infer_shapes(ir::Model& model, const CustomOps* custom = nullptr);
 
 // The model in protobuf text format, exactly as python's print(onnx.load(path)) shows it.
 StatusOr<std::string> model_text_from_file(const std::string& path);

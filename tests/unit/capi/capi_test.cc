@@ -403,6 +403,12 @@ TEST(CApi, BadOptionsAndModelsAreErrors) {
   expect_error(kiln_session_options_set_opt_level(options.get(), 5), KILN_INVALID_ARGUMENT, "level 5");
   expect_error(kiln_session_options_set_threads(options.get(), -1), KILN_INVALID_ARGUMENT, "threads is -1");
   expect_error(kiln_session_options_set_memory_limit_mb(options.get(), -2), KILN_INVALID_ARGUMENT, "-2 MiB");
+  expect_error(kiln_session_options_register_custom_ops_library(nullptr, "x.so"), KILN_INVALID_ARGUMENT,
+               "options is NULL");
+  expect_error(kiln_session_options_register_custom_ops_library(options.get(), nullptr), KILN_INVALID_ARGUMENT,
+               "library_path is NULL");
+  expect_error(kiln_session_options_register_custom_ops_library(options.get(), "/no/such/ops.so"), KILN_NOT_FOUND,
+               "custom-op library '/no/such/ops.so': no such file");
   kiln_run_options* run = nullptr;
   KILN_C_OK(kiln_run_options_create(&run));
   RunOptions run_options(run);
