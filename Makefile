@@ -65,7 +65,7 @@ fuzz: deps
 demo: build
 	@bash examples/demo.sh $(BUILD_DIR)
 
-# Installs the C API's headers (kiln/kiln_c.h, kiln/kiln.hpp), libkiln.so, the kiln CLI, the CMake package
+# Installs the C API's headers (kiln/kiln_c.h, kiln/kiln.hpp, kiln/custom_op.h), libkiln.so, the kiln CLI, the CMake package
 # (find_package(kiln): kiln::kiln) and lib/pkgconfig/kiln.pc under PREFIX, stripped.
 install: build
 	cmake --install $(BUILD_DIR) --prefix $(PREFIX) --strip

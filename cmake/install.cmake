@@ -1,11 +1,13 @@
-# `make install PREFIX=...`: the C API's header and C++ wrapper, libkiln.so (versioned SONAME), the kiln CLI, a CMake
-# package (find_package(kiln) gives the target kiln::kiln) and a pkg-config file (pkg-config --cflags --libs kiln).
+# `make install PREFIX=...`: the C API's header, its C++ wrapper, the custom-op ABI (custom_op.h), libkiln.so
+# (versioned SONAME), the kiln CLI, a CMake package (find_package(kiln) gives the target kiln::kiln) and a pkg-config
+# file (pkg-config --cflags --libs kiln).
 include(CMakePackageConfigHelpers)
 
 set_target_properties(kiln_shared PROPERTIES EXPORT_NAME kiln)
 install(TARGETS kiln_shared EXPORT kilnTargets
         LIBRARY DESTINATION lib)
 install(FILES ${PROJECT_SOURCE_DIR}/include/kiln/kiln_c.h ${PROJECT_SOURCE_DIR}/include/kiln/kiln.hpp
+              ${PROJECT_SOURCE_DIR}/include/kiln/custom_op.h
         DESTINATION include/kiln)
 install(TARGETS kiln RUNTIME DESTINATION bin)
 

@@ -12,7 +12,7 @@ trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 
 cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in include/kiln/kiln_c.h include/kiln/kiln.hpp lib/libkiln.so lib/libkiln.so.0 lib/libkiln.so.0.1.0 bin/kiln \
+for f in include/kiln/kiln_c.h include/kiln/kiln.hpp include/kiln/custom_op.h lib/libkiln.so lib/libkiln.so.0 lib/libkiln.so.0.1.0 bin/kiln \
   lib/cmake/kiln/kilnConfig.cmake lib/cmake/kiln/kilnConfigVersion.cmake lib/cmake/kiln/kilnTargets.cmake \
   lib/pkgconfig/kiln.pc; do
   [[ -e "$prefix/$f" ]] || { echo "install: $f is missing from the prefix" >&2; exit 1; }
@@ -54,6 +54,14 @@ cc -std=c99 -Wall -Werror -pedantic $cflags "$src/examples/c_api/run_model.c" -o
 mkdir "$tmp/c_out"
 "$tmp/run_model" "$models/srcnn.onnx" input="$models/srcnn.ref0.in.npy" -o "$tmp/c_out" -t 2 >/dev/null
 compare "$tmp/c_out/output.npy"
+
+echo "a custom-op library built against the installed headers, run through the installed library"
+cc -std=c99 -Wall -Werror -pedantic -O2 -fPIC -shared $cflags "$src/examples/custom_op/swish_op.c" \
+  -I"$prefix/include" -o "$tmp/libswish_op.so" -lm
+$py "$src/examples/custom_op/export_model.py" "$tmp/swish" >/dev/null
+"$tmp/run_model" "$tmp/swish/swish_net.onnx" input="$tmp/swish/input.npy" -c "$tmp/libswish_op.so" -o "$tmp/swish" \
+  >/dev/null
+$py -c "import sys, numpy as np; d = sys.argv[1]; err = float(np.abs(np.load(d + '/output.npy') - np.load(d + '/expected.npy')).max()); assert err < 1e-5, err" "$tmp/swish"
 
 echo "the installed CLI"
 "$prefix/bin/kiln" check "$models/srcnn.onnx" >/dev/null
