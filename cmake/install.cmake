@@ -6,7 +6,8 @@ include(CMakePackageConfigHelpers)
 set_target_properties(kiln_shared PROPERTIES EXPORT_NAME kiln)
 install(TARGETS kiln_shared EXPORT kilnTargets
         LIBRARY DESTINATION lib)
-install(FILES ${PROJECT_SOURCE_DIR}/include/kiln/kiln_c.h ${PROJECT_SOURCE_DIR}/include/kiln/kiln.hpp
+install(FILES ${PROJECT_SOURCE_DIR}/include/kiln/kiln_c.h ${PROJECT_SOURCE_DIR}/include/kiln/kiln_tasks.h
+              ${PROJECT_SOURCE_DIR}/include/kiln/kiln.hpp
               ${PROJECT_SOURCE_DIR}/include/kiln/custom_op.h
         DESTINATION include/kiln)
 install(TARGETS kiln RUNTIME DESTINATION bin)

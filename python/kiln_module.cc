@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 #include "kiln/core/custom_ops.h"
 #include "kiln/core/value.h"
 #include "kiln/runtime/session.h"
+#include "sdk/tasks.h"
 
 namespace py = pybind11;
 
@@ -393,6 +395,102 @@ class InferenceSession {
 }  // namespace
 }  // namespace kiln::python
 
+namespace kiln::python {
+namespace {
+
+// ---- kiln.sdk: the vision tasks of a model folder (kiln pack) ----
+
+StatusOr<sdk::Image> image_from_numpy(const py::array& a) {
+  if (a.ndim() != 2 && a.ndim() != 3) {
+    return invalid_argument("the image must be an H x W (gray) or H x W x 3 (BGR) array, not of rank " +
+                            std::to_string(a.ndim()));
+  }
+  const int channels = a.ndim() == 2 ? 1 : static_cast<int>(a.shape(2));
+  if (py::isinstance<py::array_t<uint8_t>>(a)) {
+    auto c = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(a);
+    return sdk::image_from_pixels(c.data(), static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), channels, false,
+                                  false);
+  }
+  if (!py::isinstance<py::array_t<float>>(a)) {
+    return invalid_argument("the image's dtype must be uint8 or float32, not " +
+                            py::str(a.dtype()).cast<std::string>());
+  }
+  auto c = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
+  return sdk::image_from_pixels(c.data(), static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), channels, false,
+                                true);
+}
+
+class PyTask {
+ public:
+  PyTask(const std::string& model_dir, const std::string& kind, const std::string& device, int device_id) {
+    if (device != "cpu" || device_id != 0) {
+      raise(invalid_argument("device '" + device + "' " + std::to_string(device_id) +
+                             " is not available (kiln runs on the CPU: \"cpu\", 0)"));
+    }
+    task_ = value_or_raise(sdk::Task::load(model_dir, kind));
+  }
+  const sdk::Task& task() const { return *task_; }
+
+ private:
+  std::unique_ptr<sdk::Task> task_;
+};
+
+struct PyRestorer : PyTask {
+  using PyTask::PyTask;
+};
+struct PyClassifier : PyTask {
+  using PyTask::PyTask;
+};
+
+py::array restore_image(const PyRestorer& t, const py::array& image) {
+  auto img = value_or_raise(image_from_numpy(image));
+  StatusOr<sdk::RestoredImage> r = invalid_argument("");
+  {
+    py::gil_scoped_release nogil;
+    r = sdk::restore(t.task(), img);
+  }
+  if (!r.is_ok()) raise(r.status());
+  const sdk::RestoredImage& out = *r;
+  std::vector<py::ssize_t> shape = {out.height, out.width};
+  if (out.channels != 1) shape.push_back(out.channels);
+  py::array_t<uint8_t> a(shape);
+  std::memcpy(a.mutable_data(), out.pixels.data(), out.pixels.size());
+  return a;
+}
+
+std::vector<std::pair<int, float>> classify_image(const PyClassifier& t, const py::array& image) {
+  auto img = value_or_raise(image_from_numpy(image));
+  StatusOr<std::vector<sdk::Classification>> top = invalid_argument("");
+  {
+    py::gil_scoped_release nogil;
+    top = sdk::classify(t.task(), img);
+  }
+  std::vector<std::pair<int, float>> out;
+  if (!top.is_ok()) raise(top.status());
+  for (const auto& c : *top) out.emplace_back(c.label_id, c.score);
+  return out;
+}
+
+void bind_sdk(py::module_& m) {
+  auto sdk_m = m.def_submodule("sdk", "The vision tasks of a model folder made by `kiln pack` (MMDeploy's SDK)");
+  py::class_<PyRestorer>(sdk_m, "Restorer")
+      .def(py::init([](const std::string& dir, const std::string& device, int device_id) {
+             return PyRestorer(dir, "restorer", device, device_id);
+           }),
+           py::arg("model_dir"), py::arg("device_name") = "cpu", py::arg("device_id") = 0)
+      .def("__call__", &restore_image, py::arg("image"),
+           "The restored image (H x W x 3 BGR uint8) of an H x W x 3 BGR image (uint8 or float32)");
+  py::class_<PyClassifier>(sdk_m, "Classifier")
+      .def(py::init([](const std::string& dir, const std::string& device, int device_id) {
+             return PyClassifier(dir, "classifier", device, device_id);
+           }),
+           py::arg("model_dir"), py::arg("device_name") = "cpu", py::arg("device_id") = 0)
+      .def("__call__", &classify_image, py::arg("image"), "[(label_id, score), ...], best first");
+}
+
+}  // namespace
+}  // namespace kiln::python
+
 PYBIND11_MODULE(_kiln, m) {
   using namespace kiln::python;
   m.doc() = "kiln: ONNX inference on the CPU, with onnxruntime's Python API";
@@ -481,4 +579,5 @@ PYBIND11_MODULE(_kiln, m) {
   m.def("get_available_providers", [] { return std::vector<std::string>{"CPUExecutionProvider"}; });
   m.def("get_all_providers", [] { return std::vector<std::string>{"CPUExecutionProvider"}; });
   m.def("get_device", [] { return std::string("CPU"); });
+  bind_sdk(m);
 }

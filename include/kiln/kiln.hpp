@@ -229,4 +229,84 @@ class Session {
   kiln_session* handle_ = nullptr;
 };
 
+// An image for the tasks: a view of the caller's pixels (HWC, rows packed), as kiln_mat.
+struct Mat {
+  const void* data = nullptr;
+  int height = 0, width = 0, channels = 3;
+  int format = KILN_PIXEL_FORMAT_BGR;
+  int type = KILN_DATA_TYPE_UINT8;
+  kiln_mat to_c() const {
+    return kiln_mat{static_cast<uint8_t*>(const_cast<void*>(data)), height, width, channels, format, type};
+  }
+};
+
+// A restored image that owns its pixels (BGR or gray uint8, HWC).
+struct RestoredImage {
+  int height = 0, width = 0, channels = 0;
+  std::vector<uint8_t> pixels;
+};
+
+// kiln_restorer_*: a restorer from a model folder (`kiln pack --task restorer`), applied to images.
+class Restorer {
+ public:
+  explicit Restorer(const std::string& model_dir, const std::string& device = "cpu", int device_id = 0) {
+    check(kiln_restorer_create_by_path(model_dir.c_str(), device.c_str(), device_id, &handle_));
+  }
+  Restorer(Restorer&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
+  Restorer(const Restorer&) = delete;
+  Restorer& operator=(const Restorer&) = delete;
+  ~Restorer() { kiln_restorer_destroy(handle_); }
+
+  std::vector<RestoredImage> apply(const std::vector<Mat>& images) const {
+    std::vector<kiln_mat> mats;
+    for (const auto& m : images) mats.push_back(m.to_c());
+    kiln_mat* results = nullptr;
+    check(kiln_restorer_apply(handle_, mats.data(), static_cast<int>(mats.size()), &results));
+    std::vector<RestoredImage> out;
+    for (size_t i = 0; i < mats.size(); ++i) {
+      const kiln_mat& r = results[i];
+      const size_t n = static_cast<size_t>(r.height) * static_cast<size_t>(r.width) * static_cast<size_t>(r.channel);
+      out.push_back({r.height, r.width, r.channel, std::vector<uint8_t>(r.data, r.data + n)});
+    }
+    kiln_restorer_release_result(results, static_cast<int>(mats.size()));
+    return out;
+  }
+  RestoredImage operator()(const Mat& image) const { return apply({image}).at(0); }
+
+ private:
+  kiln_restorer* handle_ = nullptr;
+};
+
+// kiln_classifier_*: the top classes of images.
+class Classifier {
+ public:
+  explicit Classifier(const std::string& model_dir, const std::string& device = "cpu", int device_id = 0) {
+    check(kiln_classifier_create_by_path(model_dir.c_str(), device.c_str(), device_id, &handle_));
+  }
+  Classifier(Classifier&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
+  Classifier(const Classifier&) = delete;
+  Classifier& operator=(const Classifier&) = delete;
+  ~Classifier() { kiln_classifier_destroy(handle_); }
+
+  std::vector<std::vector<kiln_classification>> apply(const std::vector<Mat>& images) const {
+    std::vector<kiln_mat> mats;
+    for (const auto& m : images) mats.push_back(m.to_c());
+    kiln_classification* results = nullptr;
+    int* counts = nullptr;
+    check(kiln_classifier_apply(handle_, mats.data(), static_cast<int>(mats.size()), &results, &counts));
+    std::vector<std::vector<kiln_classification>> out;
+    const kiln_classification* next = results;
+    for (size_t i = 0; i < mats.size(); ++i) {
+      out.emplace_back(next, next + counts[i]);
+      next += counts[i];
+    }
+    kiln_classifier_release_result(results, counts, static_cast<int>(mats.size()));
+    return out;
+  }
+  std::vector<kiln_classification> operator()(const Mat& image) const { return apply({image}).at(0); }
+
+ private:
+  kiln_classifier* handle_ = nullptr;
+};
+
 }  // namespace kiln::sdk

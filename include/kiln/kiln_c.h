@@ -183,4 +183,7 @@ KILN_API kiln_status* kiln_session_run_with_options(kiln_session* session, const
 } /* extern "C" */
 #endif
 
+/* The vision tasks (restorer, classifier): one include serves a C program. */
+#include "kiln/kiln_tasks.h"
+
 #endif /* KILN_KILN_C_H_ */

@@ -11,16 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include "capi/capi_util.h"
 #include "kiln/core/custom_ops.h"
 #include "kiln/core/dtype.h"
 #include "kiln/core/status.h"
 #include "kiln/core/tensor.h"
 #include "kiln/runtime/session.h"
-
-struct kiln_status {
-  int32_t code;
-  std::string message;
-};
 
 struct kiln_session_options {
   kiln::SessionOptions options;
@@ -35,6 +31,12 @@ struct kiln_tensor {
   kiln::Tensor tensor;
   std::vector<const char*> strings;  // a string tensor's elements as C strings, into tensor.strings()
 };
+
+using kiln::capi::from_status;
+using kiln::capi::g_out_of_memory;
+using kiln::capi::guarded;
+using kiln::capi::invalid;
+using kiln::capi::make_status;
 
 namespace {
 
@@ -56,41 +58,6 @@ struct kiln_session {
 };
 
 namespace {
-
-// Returned when even the error cannot be allocated; never freed.
-kiln_status g_out_of_memory{KILN_RESOURCE_EXHAUSTED, ""};
-
-kiln_status* make_status(int32_t code, std::string message) {
-  try {
-    return new kiln_status{code, std::move(message)};
-  } catch (...) {
-    return &g_out_of_memory;
-  }
-}
-
-kiln_status* from_status(const kiln::Status& s) {
-  if (s.is_ok()) return nullptr;
-  return make_status(static_cast<int32_t>(s.code()), s.message());
-}
-
-kiln_status* invalid(const std::string& message) { return make_status(KILN_INVALID_ARGUMENT, message); }
-
-// Runs `body` (which returns a kiln_status*), turning any exception into an error status.
-template <typename F>
-kiln_status* guarded(const char* function, F&& body) {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return make_status(KILN_RESOURCE_EXHAUSTED, std::string(function) + ": out of memory");
-  } catch (const std::exception& e) {
-    return make_status(KILN_INTERNAL, std::string(function) + ": " + e.what());
-  } catch (...) {
-    return make_status(KILN_INTERNAL, std::string(function) + ": unknown exception");
-  }
-}
-
-#define KILN_C_REQUIRE(ptr, function, what) \
-  if ((ptr) == nullptr) return invalid(std::string(function) + ": " + (what) + " is NULL")
 
 std::vector<IoEntry> io_entries(const std::vector<kiln::IoInfo>& infos) {
   std::vector<IoEntry> out;

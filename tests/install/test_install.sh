@@ -12,7 +12,7 @@ trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 
 cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in include/kiln/kiln_c.h include/kiln/kiln.hpp include/kiln/custom_op.h lib/libkiln.so lib/libkiln.so.0 lib/libkiln.so.0.1.0 bin/kiln \
+for f in include/kiln/kiln_c.h include/kiln/kiln_tasks.h include/kiln/kiln.hpp include/kiln/custom_op.h lib/libkiln.so lib/libkiln.so.0 lib/libkiln.so.0.1.0 bin/kiln \
   lib/cmake/kiln/kilnConfig.cmake lib/cmake/kiln/kilnConfigVersion.cmake lib/cmake/kiln/kilnTargets.cmake \
   lib/pkgconfig/kiln.pc; do
   [[ -e "$prefix/$f" ]] || { echo "install: $f is missing from the prefix" >&2; exit 1; }

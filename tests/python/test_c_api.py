@@ -21,7 +21,7 @@ HEADER = os.environ["KILN_C_HEADER"]
 
 
 def declared_functions():
-    text = open(HEADER).read()
+    text = open(HEADER).read() + open(os.path.join(os.path.dirname(HEADER), "kiln_tasks.h")).read()
     return set(re.findall(r"KILN_API\s+[^;{]*?\b(kiln_\w+)\s*\(", text))
 
 

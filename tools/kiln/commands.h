@@ -28,6 +28,8 @@ void add_convert(CLI::App& root, std::function<int()>& run);
 void add_run(CLI::App& root, std::function<int()>& run);
 void add_bench(CLI::App& root, std::function<int()>& run);
 void add_optimize(CLI::App& root, std::function<int()>& run);
+void add_pack(CLI::App& root, std::function<int()>& run);
+void add_task(CLI::App& root, std::function<int()>& run);
 
 // The exit code for a failed status: 2 for I/O and format problems, 3 for a limit, a timeout or a termination,
 // 1 for an invalid model or request.

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   kiln::cli::add_run(app, run);
   kiln::cli::add_bench(app, run);
   kiln::cli::add_optimize(app, run);
+  kiln::cli::add_pack(app, run);
+  kiln::cli::add_task(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,165 @@
+// kiln pack MODEL --task T -O DIR: a model folder for the SDK's tasks (the model, deploy.json, pipeline.json).
+// kiln task DIR IMAGE... [-O OUT]: runs the folder's task on images (restored images; the top classes).
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "kiln/image/image.h"
+#include "kiln/onnx/model_io.h"
+#include "sdk/tasks.h"
+
+namespace kiln::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+Status write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  out.close();
+  if (!out) return io_error(path.string() + ": cannot write it");
+  return Status::ok();
+}
+
+int pack(const std::string& model_path, const std::string& task, const std::string& pipeline_path, std::string input,
+         std::string output, const std::string& out_dir) {
+  ir::Model model;
+  int code = kExitOk;
+  if (!load_or_report(model_path, model, code)) return code;
+  if (input.empty()) {
+    for (const auto& i : model.graph.inputs) {
+      if (!model.graph.find_initializer(i.name)) {
+        input = i.name;
+        break;
+      }
+    }
+  }
+  if (output.empty() && !model.graph.outputs.empty()) output = model.graph.outputs[0].name;
+  std::string pipeline = sdk::Pipeline::default_json(task);
+  if (!pipeline_path.empty()) {
+    auto checked = sdk::Pipeline::load(pipeline_path, task);
+    if (!checked.is_ok()) return report_error(checked.status());
+    std::ifstream in(pipeline_path);
+    pipeline.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::error_code ec;
+  if (fs::exists(out_dir, ec)) {
+    std::cerr << "kiln: '" << out_dir << "' exists; give a new folder\n";
+    return kExitUsage;
+  }
+  // Written beside the destination, then renamed: a failure leaves nothing at OUT.
+  const fs::path tmp = fs::path(out_dir).string() + ".tmp-" + std::to_string(::getpid());
+  fs::create_directories(tmp, ec);
+  if (ec) {
+    std::cerr << "kiln: cannot create '" << tmp.string() << "': " << ec.message() << "\n";
+    return kExitUsage;
+  }
+  const std::string model_file = fs::path(model_path).filename().string();
+  nlohmann::json deploy = {{"version", 1}, {"task", task}, {"model", model_file}, {"input", input}, {"output", output}};
+  Status st = onnx::save_model(model, (tmp / model_file).string());
+  if (st.is_ok()) st = write_text(tmp / "deploy.json", deploy.dump(2) + "\n");
+  if (st.is_ok()) st = write_text(tmp / "pipeline.json", pipeline);
+  if (st.is_ok()) {
+    // The folder must load as the task it claims to be.
+    auto loaded = sdk::Task::load(tmp.string(), task);
+    if (!loaded.is_ok()) st = loaded.status();
+  }
+  if (st.is_ok()) {
+    fs::rename(tmp, out_dir, ec);
+    if (ec) st = io_error("cannot rename '" + tmp.string() + "' to '" + out_dir + "': " + ec.message());
+  }
+  if (!st.is_ok()) {
+    fs::remove_all(tmp, ec);
+    return report_error(st);
+  }
+  std::cout << out_dir << ": " << task << " (" << model_file << ", input '" << input << "', output '" << output
+            << "')\n";
+  return kExitOk;
+}
+
+StatusOr<sdk::Image> read_image(const std::string& path) {
+  KILN_ASSIGN_OR_RETURN(Tensor t, image::read_nchw(path));
+  const auto h = static_cast<int>(t.dims()[2]), w = static_cast<int>(t.dims()[3]);
+  sdk::Image img{h, w, 3, std::vector<float>(static_cast<size_t>(h) * w * 3)};
+  const float* src = t.data<float>();
+  const size_t plane = static_cast<size_t>(h) * w;
+  for (size_t i = 0; i < plane; ++i) {
+    for (size_t c = 0; c < 3; ++c) img.data[i * 3 + c] = src[c * plane + i];
+  }
+  return img;
+}
+
+int task(const std::string& dir, const std::vector<std::string>& images, const std::string& out_dir) {
+  auto kind = sdk::Task::kind_of(dir);
+  if (!kind.is_ok()) return report_error(kind.status());
+  auto t = sdk::Task::load(dir, *kind);
+  if (!t.is_ok()) return report_error(t.status());
+  for (const auto& path : images) {
+    auto img = read_image(path);
+    if (!img.is_ok()) {
+      std::cerr << "kiln: " << img.status().message() << "\n";
+      return kExitUsage;
+    }
+    if (*kind == "restorer") {
+      auto r = sdk::restore(**t, *img);
+      if (!r.is_ok()) return report_error(r.status().with_context(path));
+      auto out = Tensor::allocate(DType::kFloat32, {1, r->channels, r->height, r->width});
+      if (!out.is_ok()) return report_error(out.status());
+      const size_t plane = static_cast<size_t>(r->height) * r->width;
+      for (size_t i = 0; i < plane; ++i) {
+        for (size_t c = 0; c < static_cast<size_t>(r->channels); ++c) {
+          out->data<float>()[c * plane + i] = r->pixels[i * static_cast<size_t>(r->channels) + c];
+        }
+      }
+      const std::string dest = (fs::path(out_dir) / (fs::path(path).stem().string() + ".png")).string();
+      Status st = image::write_nchw(*out, dest);
+      if (!st.is_ok()) return report_error(st);
+      std::cout << path << " -> " << dest << " (" << r->width << "x" << r->height << ")\n";
+    } else {
+      auto top = sdk::classify(**t, *img);
+      if (!top.is_ok()) return report_error(top.status().with_context(path));
+      std::cout << path << ":";
+      for (const auto& c : *top) std::cout << " " << c.label_id << " (" << c.score << ")";
+      std::cout << "\n";
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_pack(CLI::App& root, std::function<int()>& run) {
+  auto* cmd =
+      root.add_subcommand("pack", "Make a model folder for the SDK's tasks: the model, deploy.json, pipeline.json");
+  struct Args {
+    std::string model, task, pipeline, input, output, out;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("model", a->model, "The .onnx file")->required();
+  cmd->add_option("--task", a->task, "restorer or classifier")->required()->check(CLI::IsMember(sdk::task_kinds()));
+  cmd->add_option("--pipeline", a->pipeline, "pipeline.json to use (default: the task's; docs/sdk.md)");
+  cmd->add_option("--input", a->input, "The model input the images go to (default: the first)");
+  cmd->add_option("--output", a->output, "The model output the task reads (default: the first)");
+  cmd->add_option("-O,--output-dir", a->out, "The folder to write (must not exist)")->required();
+  cmd->callback([&run, a] { run = [a] { return pack(a->model, a->task, a->pipeline, a->input, a->output, a->out); }; });
+}
+
+void add_task(CLI::App& root, std::function<int()>& run) {
+  auto* cmd = root.add_subcommand("task", "Run a model folder's task on images (restored images; top classes)");
+  struct Args {
+    std::string dir, out = ".";
+    std::vector<std::string> images;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("dir", a->dir, "A folder made by kiln pack")->required();
+  cmd->add_option("images", a->images, "PNG or JPEG images")->required();
+  cmd->add_option("-O,--output-dir", a->out, "Where a restorer writes its images (default: .)");
+  cmd->callback([&run, a] { run = [a] { return task(a->dir, a->images, a->out); }; });
+}
+
+}  // namespace kiln::cli
