@@ -63,6 +63,27 @@ $py "$src/examples/custom_op/export_model.py" "$tmp/swish" >/dev/null
   >/dev/null
 $py -c "import sys, numpy as np; d = sys.argv[1]; err = float(np.abs(np.load(d + '/output.npy') - np.load(d + '/expected.npy')).max()); assert err < 1e-5, err" "$tmp/swish"
 
-echo "the installed CLI"
+echo "the installed CLI, and the restorer (examples/sdk/image_restorer.c) on a folder it packs"
 "$prefix/bin/kiln" check "$models/srcnn.onnx" >/dev/null
+"$prefix/bin/kiln" pack "$models/srcnn.onnx" --task restorer -O "$tmp/srcnn_folder" >/dev/null
+cc -std=c99 -Wall -Werror -pedantic $cflags "$src/examples/sdk/image_restorer.c" -o "$tmp/image_restorer" \
+  $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs kiln) -Wl,-rpath,"$prefix/lib"
+$py - "$tmp" <<'PY'
+import sys, cv2, numpy as np
+d = sys.argv[1]
+img = (np.arange(32 * 32 * 3) * 7 % 256).astype(np.uint8).reshape(32, 32, 3)
+cv2.imwrite(d + "/in.png", img)
+with open(d + "/in.ppm", "wb") as f:
+    f.write(b"P6\n32 32\n255\n" + np.ascontiguousarray(img[:, :, ::-1]).tobytes())
+PY
+"$tmp/image_restorer" "$tmp/srcnn_folder" "$tmp/in.ppm" "$tmp/out.ppm" >/dev/null
+"$prefix/bin/kiln" run "$models/srcnn.onnx" --input input="$tmp/in.png" --output-image output="$tmp/run.png" >/dev/null
+$py - "$tmp" <<'PY'
+import sys, cv2, numpy as np
+d = sys.argv[1]
+data = open(d + "/out.ppm", "rb").read().split(maxsplit=4)
+got = np.frombuffer(data[4], np.uint8).reshape(int(data[2]), int(data[1]), 3)[:, :, ::-1].astype(int)
+want = cv2.imread(d + "/run.png").astype(int)
+assert got.shape == want.shape and np.abs(got - want).max() <= 1, (got.shape, want.shape)
+PY
 echo "install: ok"

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -566,6 +568,69 @@ TEST(CppWrapper, RunsAndThrowsTheStatus) {
   }
   EXPECT_THROW(session.run({{"nope", &x}}), kiln::sdk::Error);
   EXPECT_THROW(kiln::sdk::Tensor::from_data<float>({2, 2}, std::vector<float>(3)), kiln::sdk::Error);
+}
+
+// A restorer folder over the 32x32 test SRCNN, made by hand (kiln pack is tested from the CLI).
+std::string restorer_folder() {
+  const std::string dir = ::testing::TempDir() + "/capi_restorer";
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(kModels + "/srcnn.onnx", dir + "/srcnn.onnx",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::ofstream(dir + "/deploy.json")
+      << R"({"version": 1, "task": "restorer", "model": "srcnn.onnx", "input": "input", "output": "output"})";
+  std::ofstream(dir + "/pipeline.json")
+      << R"({"preprocess": [{"type": "ImageToTensor"}], "postprocess": {"type": "Restore"}})";
+  return dir;
+}
+
+TEST(CApiTasks, RestorerRunsAndMisuseIsAnError) {
+  const std::string dir = restorer_folder();
+  kiln_restorer* r = nullptr;
+  expect_error(kiln_restorer_create_by_path(dir.c_str(), "cuda", 0, &r), KILN_INVALID_ARGUMENT, "device 'cuda'");
+  expect_error(kiln_restorer_create_by_path(dir.c_str(), "cpu", 1, &r), KILN_INVALID_ARGUMENT, "device_id 1");
+  expect_error(kiln_restorer_create_by_path(nullptr, "cpu", 0, &r), KILN_INVALID_ARGUMENT, "model_dir is NULL");
+  expect_error(kiln_restorer_create_by_path("/no/such/folder", "cpu", 0, &r), KILN_NOT_FOUND,
+               "/no/such/folder/deploy.json: cannot open it");
+  kiln_classifier* c = nullptr;
+  expect_error(kiln_classifier_create_by_path(dir.c_str(), "cpu", 0, &c), KILN_INVALID_ARGUMENT,
+               "the folder holds a restorer, not a classifier");
+  EXPECT_EQ(c, nullptr);
+  KILN_C_OK(kiln_restorer_create_by_path(dir.c_str(), "cpu", 0, &r));
+  std::vector<uint8_t> pixels(32 * 32 * 3, 100);
+  kiln_mat image{pixels.data(), 32, 32, 3, KILN_PIXEL_FORMAT_BGR, KILN_DATA_TYPE_UINT8};
+  kiln_mat* results = nullptr;
+  KILN_C_OK(kiln_restorer_apply(r, &image, 1, &results));
+  EXPECT_EQ(results[0].height, 96);
+  EXPECT_EQ(results[0].width, 96);
+  EXPECT_EQ(results[0].channel, 3);
+  EXPECT_EQ(results[0].format, KILN_PIXEL_FORMAT_BGR);
+  kiln_restorer_release_result(results, 1);
+  kiln_mat bad = image;
+  bad.channel = 1;
+  expect_error(kiln_restorer_apply(r, &bad, 1, &results), KILN_INVALID_ARGUMENT,
+               "images[0]: channel is 1, but its format has 3");
+  bad = image;
+  bad.format = 7;
+  expect_error(kiln_restorer_apply(r, &bad, 1, &results), KILN_INVALID_ARGUMENT, "images[0]: format 7");
+  bad = image;
+  bad.data = nullptr;
+  expect_error(kiln_restorer_apply(r, &bad, 1, &results), KILN_INVALID_ARGUMENT, "images[0]: the image's data is NULL");
+  bad = image;
+  bad.height = 16;  // the model takes 32x32
+  expect_error(kiln_restorer_apply(r, &bad, 1, &results), KILN_INVALID_ARGUMENT, "images[0]");
+  expect_error(kiln_restorer_apply(r, &image, 0, &results), KILN_INVALID_ARGUMENT, "count is 0");
+  expect_error(kiln_restorer_apply(nullptr, &image, 1, &results), KILN_INVALID_ARGUMENT, "restorer is NULL");
+  expect_error(kiln_restorer_apply(r, nullptr, 1, &results), KILN_INVALID_ARGUMENT, "images is NULL");
+  EXPECT_EQ(results, nullptr);
+  int* counts = nullptr;
+  kiln_classification* classes = nullptr;
+  expect_error(kiln_classifier_apply(nullptr, &image, 1, &classes, &counts), KILN_INVALID_ARGUMENT,
+               "classifier is NULL");
+  kiln_restorer_release_result(nullptr, 0);
+  kiln_classifier_release_result(nullptr, nullptr, 0);
+  kiln_restorer_destroy(r);
+  kiln_restorer_destroy(nullptr);
+  kiln_classifier_destroy(nullptr);
 }
 
 }  // namespace
