@@ -32,6 +32,11 @@ Status read_window_attrs(const KernelContext& ctx, size_t nsp, const Dims& kerne
     if (g.dilations[i] <= 0) return ctx.error("dilations must be positive");
     if (g.kernel[i] <= 0) return ctx.error("kernel_shape must be positive");
   }
+  // A kernel_shape attribute beside a weight must be the weight's spatial shape (the kernels index W by it).
+  if (!kernel_from_w.empty() && g.kernel != kernel_from_w) {
+    return ctx.error("kernel_shape " + dstr(g.kernel) + " differs from the weight W's spatial dims " +
+                     dstr(kernel_from_w));
+  }
   g.pad_begin.assign(pads.begin(), pads.begin() + static_cast<int64_t>(nsp));
   g.pad_end.assign(pads.begin() + static_cast<int64_t>(nsp), pads.end());
   return Status::ok();
