@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kiln/core/custom_ops.h"
@@ -441,6 +442,41 @@ struct PyRestorer : PyTask {
 struct PyClassifier : PyTask {
   using PyTask::PyTask;
 };
+struct PyDetector : PyTask {
+  using PyTask::PyTask;
+};
+struct PySegmentor : PyTask {
+  using PyTask::PyTask;
+};
+
+// [(left, top, right, bottom, label_id, score), ...], best first.
+std::vector<std::tuple<float, float, float, float, int, float>> detect_image(const PyDetector& t,
+                                                                             const py::array& image) {
+  auto img = value_or_raise(image_from_numpy(image));
+  StatusOr<std::vector<sdk::Detection>> found = invalid_argument("");
+  {
+    py::gil_scoped_release nogil;
+    found = sdk::detect(t.task(), img);
+  }
+  if (!found.is_ok()) raise(found.status());
+  std::vector<std::tuple<float, float, float, float, int, float>> out;
+  for (const auto& d : *found) out.emplace_back(d.left, d.top, d.right, d.bottom, d.label_id, d.score);
+  return out;
+}
+
+// An H x W int32 array of class ids.
+py::array segment_image(const PySegmentor& t, const py::array& image) {
+  auto img = value_or_raise(image_from_numpy(image));
+  StatusOr<sdk::Segmentation> seg = invalid_argument("");
+  {
+    py::gil_scoped_release nogil;
+    seg = sdk::segment(t.task(), img);
+  }
+  if (!seg.is_ok()) raise(seg.status());
+  py::array_t<int32_t> a({static_cast<py::ssize_t>(seg->height), static_cast<py::ssize_t>(seg->width)});
+  std::copy(seg->mask.begin(), seg->mask.end(), a.mutable_data());
+  return a;
+}
 
 py::array restore_image(const PyRestorer& t, const py::array& image) {
   auto img = value_or_raise(image_from_numpy(image));
@@ -486,6 +522,19 @@ void bind_sdk(py::module_& m) {
            }),
            py::arg("model_dir"), py::arg("device_name") = "cpu", py::arg("device_id") = 0)
       .def("__call__", &classify_image, py::arg("image"), "[(label_id, score), ...], best first");
+  py::class_<PyDetector>(sdk_m, "Detector")
+      .def(py::init([](const std::string& dir, const std::string& device, int device_id) {
+             return PyDetector(dir, "detector", device, device_id);
+           }),
+           py::arg("model_dir"), py::arg("device_name") = "cpu", py::arg("device_id") = 0)
+      .def("__call__", &detect_image, py::arg("image"),
+           "[(left, top, right, bottom, label_id, score), ...] in the image's pixels, best first");
+  py::class_<PySegmentor>(sdk_m, "Segmentor")
+      .def(py::init([](const std::string& dir, const std::string& device, int device_id) {
+             return PySegmentor(dir, "segmentor", device, device_id);
+           }),
+           py::arg("model_dir"), py::arg("device_name") = "cpu", py::arg("device_id") = 0)
+      .def("__call__", &segment_image, py::arg("image"), "The class of each pixel: an H x W int32 array");
 }
 
 }  // namespace

@@ -309,4 +309,72 @@ class Classifier {
   kiln_classifier* handle_ = nullptr;
 };
 
+// kiln_detector_*: boxes, classes and scores.
+class Detector {
+ public:
+  explicit Detector(const std::string& model_dir, const std::string& device = "cpu", int device_id = 0) {
+    check(kiln_detector_create_by_path(model_dir.c_str(), device.c_str(), device_id, &handle_));
+  }
+  Detector(Detector&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
+  Detector(const Detector&) = delete;
+  Detector& operator=(const Detector&) = delete;
+  ~Detector() { kiln_detector_destroy(handle_); }
+
+  std::vector<std::vector<kiln_detection>> apply(const std::vector<Mat>& images) const {
+    std::vector<kiln_mat> mats;
+    for (const auto& m : images) mats.push_back(m.to_c());
+    kiln_detection* results = nullptr;
+    int* counts = nullptr;
+    check(kiln_detector_apply(handle_, mats.data(), static_cast<int>(mats.size()), &results, &counts));
+    std::vector<std::vector<kiln_detection>> out;
+    const kiln_detection* next = results;
+    for (size_t i = 0; i < mats.size(); ++i) {
+      out.emplace_back(next, next + counts[i]);
+      next += counts[i];
+    }
+    kiln_detector_release_result(results, counts, static_cast<int>(mats.size()));
+    return out;
+  }
+  std::vector<kiln_detection> operator()(const Mat& image) const { return apply({image}).at(0); }
+
+ private:
+  kiln_detector* handle_ = nullptr;
+};
+
+struct Segmentation {
+  int height = 0, width = 0, classes = 0;
+  std::vector<int> mask;  // height x width class ids
+};
+
+// kiln_segmentor_*: a class per pixel.
+class Segmentor {
+ public:
+  explicit Segmentor(const std::string& model_dir, const std::string& device = "cpu", int device_id = 0) {
+    check(kiln_segmentor_create_by_path(model_dir.c_str(), device.c_str(), device_id, &handle_));
+  }
+  Segmentor(Segmentor&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
+  Segmentor(const Segmentor&) = delete;
+  Segmentor& operator=(const Segmentor&) = delete;
+  ~Segmentor() { kiln_segmentor_destroy(handle_); }
+
+  std::vector<Segmentation> apply(const std::vector<Mat>& images) const {
+    std::vector<kiln_mat> mats;
+    for (const auto& m : images) mats.push_back(m.to_c());
+    kiln_segmentation* results = nullptr;
+    check(kiln_segmentor_apply(handle_, mats.data(), static_cast<int>(mats.size()), &results));
+    std::vector<Segmentation> out;
+    for (size_t i = 0; i < mats.size(); ++i) {
+      const kiln_segmentation& r = results[i];
+      const size_t n = static_cast<size_t>(r.height) * static_cast<size_t>(r.width);
+      out.push_back({r.height, r.width, r.classes, std::vector<int>(r.mask, r.mask + n)});
+    }
+    kiln_segmentor_release_result(results, static_cast<int>(mats.size()));
+    return out;
+  }
+  Segmentation operator()(const Mat& image) const { return apply({image}).at(0); }
+
+ private:
+  kiln_segmentor* handle_ = nullptr;
+};
+
 }  // namespace kiln::sdk

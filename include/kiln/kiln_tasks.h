@@ -1,7 +1,8 @@
-/* kiln's vision tasks, after MMDeploy's SDK: create a task from a model folder (`kiln pack` makes one: the model,
- * deploy.json and pipeline.json, see docs/sdk.md), apply it to images, read typed results, release them. The folder
- * says how to preprocess (resize, crop, pad, normalize, layout) and postprocess, so the application does neither.
- * Included by kiln_c.h; the same conventions hold (kiln_status* errors, misuse never crashes). */
+/* kiln's vision tasks (restorer, classifier, detector, segmentor), after MMDeploy's SDK: create a task from a model
+ * folder (`kiln pack` makes one: the model, deploy.json and pipeline.json, see docs/sdk.md), apply it to images, read
+ * typed results, release them. The folder says how to preprocess (resize, crop, pad, normalize, layout) and
+ * postprocess, so the application does neither. Included by kiln_c.h; the same conventions hold (kiln_status* errors,
+ * misuse never crashes). */
 #ifndef KILN_KILN_TASKS_H_
 #define KILN_KILN_TASKS_H_
 
@@ -55,6 +56,39 @@ KILN_API kiln_status* kiln_classifier_apply(kiln_classifier* classifier, const k
                                             kiln_classification** results, int** result_count);
 KILN_API void kiln_classifier_release_result(kiln_classification* results, int* result_count, int count);
 KILN_API void kiln_classifier_destroy(kiln_classifier* classifier);
+
+/* ---- Detector: boxes, classes and scores (NMS in the pipeline, outside the graph) ---- */
+typedef struct kiln_rect {
+  float left, top, right, bottom; /* in the source image's pixels */
+} kiln_rect;
+typedef struct kiln_detection {
+  kiln_rect bbox;
+  int label_id;
+  float score;
+} kiln_detection;
+typedef struct kiln_detector kiln_detector;
+KILN_API kiln_status* kiln_detector_create_by_path(const char* model_dir, const char* device, int device_id,
+                                                   kiln_detector** out);
+/* `results` receives every image's detections one after the other, best first; `result_count[i]` for image i. */
+KILN_API kiln_status* kiln_detector_apply(kiln_detector* detector, const kiln_mat* images, int count,
+                                          kiln_detection** results, int** result_count);
+KILN_API void kiln_detector_release_result(kiln_detection* results, int* result_count, int count);
+KILN_API void kiln_detector_destroy(kiln_detector* detector);
+
+/* ---- Segmentor: a class per pixel ---- */
+typedef struct kiln_segmentation {
+  int height, width; /* the source image's */
+  int classes;
+  int* mask; /* height x width class ids, row-major */
+} kiln_segmentation;
+typedef struct kiln_segmentor kiln_segmentor;
+KILN_API kiln_status* kiln_segmentor_create_by_path(const char* model_dir, const char* device, int device_id,
+                                                    kiln_segmentor** out);
+/* `results` receives `count` segmentations. */
+KILN_API kiln_status* kiln_segmentor_apply(kiln_segmentor* segmentor, const kiln_mat* images, int count,
+                                           kiln_segmentation** results);
+KILN_API void kiln_segmentor_release_result(kiln_segmentation* results, int count);
+KILN_API void kiln_segmentor_destroy(kiln_segmentor* segmentor);
 
 #ifdef __cplusplus
 } /* extern "C" */

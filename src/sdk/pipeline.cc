@@ -176,7 +176,11 @@ StatusOr<Postprocess> parse_postprocess(const json& j, const std::string& where,
   const std::string at = where + " (" + type + ")";
   Fields f(j, at);
   Postprocess p;
-  const std::string expected = task == "restorer" ? "Restore" : task == "classifier" ? "TopK" : "";
+  const std::string expected = task == "restorer"     ? "Restore"
+                               : task == "classifier" ? "TopK"
+                               : task == "detector"   ? "NMS"
+                               : task == "segmentor"  ? "ArgMax"
+                                                      : "";
   if (type != expected) {
     return invalid_argument(where + ": type '" + type + "' is not a " + task + "'s (expected '" + expected + "')");
   }
@@ -187,10 +191,19 @@ StatusOr<Postprocess> parse_postprocess(const json& j, const std::string& where,
     p.std = f.numbers("std", p.mean.empty() ? 0 : p.mean.size(), /*positive=*/true);
     p.to_bgr = f.boolean("to_bgr", false);
     if (f.ok() && p.mean.empty() != p.std.empty()) f.error("'mean' and 'std' go together");
-  } else {
+  } else if (type == "TopK") {
     p.kind = Postprocess::Kind::kTopK;
     p.topk = f.integer("topk", 5, 1);
     p.softmax = f.boolean("softmax", false);
+  } else if (type == "NMS") {
+    p.kind = Postprocess::Kind::kNms;
+    p.score_thr = f.number("score_thr", 0.25f);
+    p.iou_thr = f.number("iou_thr", 0.45f);
+    p.max_det = f.integer("max_det", 100, 1);
+    p.cxcywh = f.choice("box_format", "xyxy", {"xyxy", "cxcywh"}) == "cxcywh";
+    if (f.ok() && (p.iou_thr <= 0 || p.iou_thr > 1)) f.error("'iou_thr' must be in (0, 1]");
+  } else {
+    p.kind = Postprocess::Kind::kArgMax;
   }
   f.finish();
   if (!f.ok()) return f.status();
@@ -200,6 +213,30 @@ StatusOr<Postprocess> parse_postprocess(const json& j, const std::string& where,
 }  // namespace
 
 std::string Pipeline::default_json(const std::string& task) {
+  if (task == "detector") {
+    return R"({
+  "preprocess": [
+    {"type": "LoadImage", "color_type": "color"},
+    {"type": "Resize", "height": 640, "width": 640, "keep_ratio": true},
+    {"type": "Pad", "height": 640, "width": 640, "pad_val": 114},
+    {"type": "Normalize", "mean": [0, 0, 0], "std": [255, 255, 255], "to_rgb": true},
+    {"type": "ImageToTensor"}
+  ],
+  "postprocess": {"type": "NMS", "score_thr": 0.25, "iou_thr": 0.45, "max_det": 100, "box_format": "xyxy"}
+}
+)";
+  }
+  if (task == "segmentor") {
+    return R"({
+  "preprocess": [
+    {"type": "LoadImage", "color_type": "color"},
+    {"type": "Normalize", "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "to_rgb": true},
+    {"type": "ImageToTensor"}
+  ],
+  "postprocess": {"type": "ArgMax"}
+}
+)";
+  }
   if (task == "classifier") {
     return R"({
   "preprocess": [
@@ -320,8 +357,11 @@ StatusOr<Prepared> Pipeline::apply(const Image& source) const {
           h = std::max(1, static_cast<int>(img.height * s + 0.5));
           w = std::max(1, static_cast<int>(img.width * s + 0.5));
         }
-        p.scale_y *= static_cast<float>(h) / img.height;
-        p.scale_x *= static_cast<float>(w) / img.width;
+        const float sy = static_cast<float>(h) / img.height, sx = static_cast<float>(w) / img.width;
+        p.scale_y *= sy;
+        p.scale_x *= sx;
+        p.shift_y *= sy;
+        p.shift_x *= sx;
         img = resize(img, h, w, t.nearest);
         break;
       }
@@ -333,6 +373,8 @@ StatusOr<Prepared> Pipeline::apply(const Image& source) const {
         // As torchvision and mmcv: the top-left corner at Python's round((size - crop) / 2), half to even.
         const int y0 = static_cast<int>(std::nearbyint((img.height - t.height) / 2.0));
         const int x0 = static_cast<int>(std::nearbyint((img.width - t.width) / 2.0));
+        p.shift_y -= static_cast<float>(y0);
+        p.shift_x -= static_cast<float>(x0);
         Image c{t.height, t.width, img.channels, {}};
         c.data.reserve(static_cast<size_t>(t.height) * t.width * img.channels);
         for (int y = 0; y < t.height; ++y) {

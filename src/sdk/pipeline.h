@@ -39,7 +39,7 @@ struct Transform {
 };
 
 struct Postprocess {
-  enum class Kind { kRestore, kTopK };
+  enum class Kind { kRestore, kTopK, kNms, kArgMax };
   Kind kind = Kind::kRestore;
   // Restore: out * scale (+ mean/std denormalization when given), clipped to 0-255 and truncated to uint8; the
   // model's channels are RGB when to_bgr (swapped back to BGR).
@@ -49,13 +49,25 @@ struct Postprocess {
   // TopK: the k best classes of the first output's row, scored by softmax when `softmax` (else raw).
   int topk = 5;
   bool softmax = false;
+  // Nms (detector): outputs `boxes` [1, N, 4] (xyxy, or cxcywh with box_format "cxcywh", in the model input's
+  // pixels) and `scores` [1, N, classes]; per class, boxes scoring above score_thr, greedy NMS at iou_thr, then the
+  // max_det best overall; mapped back to the source image (undoing Resize) and clipped to it.
+  float score_thr = 0.25f, iou_thr = 0.45f;
+  int max_det = 100;
+  bool cxcywh = false;
+  // ArgMax (segmentor): the class of each pixel of output [1, classes, H, W] (the first class of equal scores),
+  // taken for each source pixel (y, x) at the model pixel (floor(y * scale_y + shift_y), floor(x * scale_x +
+  // shift_x)), clamped: nearest-neighbour back to the source image.
 };
 
 // What preprocessing did, for postprocessing that maps back to the source image.
 struct Prepared {
   Tensor input;  // [1, C, H, W] float32
   int source_height = 0, source_width = 0;
-  float scale_y = 1, scale_x = 1;  // resized / source
+  // Where a source pixel lands in the tensor: model = source * scale + shift, per axis (Resize scales, CenterCrop
+  // shifts, Pad adds at the bottom and right only).
+  float scale_y = 1, scale_x = 1;
+  float shift_y = 0, shift_x = 0;
 };
 
 struct Pipeline {
@@ -65,7 +77,8 @@ struct Pipeline {
   // Reads pipeline.json; every error names the file, the transform (its index and type) and the field.
   static StatusOr<Pipeline> load(const std::string& path, const std::string& task);
   // The default pipeline of a task ("restorer": the tutorial's SRCNN, BGR pixels 0-255 in and out; "classifier":
-  // ImageNet's resize to 256, center crop 224, mean/std on RGB, top-5 of softmax).
+  // ImageNet's resize to 256, center crop 224, mean/std on RGB, top-5 of softmax; "detector": YOLO's letterbox to
+  // 640x640 padded with 114, RGB 0-1, NMS at 0.25 / 0.45; "segmentor": ImageNet's mean/std on RGB, argmax).
   static std::string default_json(const std::string& task);
 
   StatusOr<Prepared> apply(const Image& image) const;

@@ -16,8 +16,8 @@ namespace kiln::sdk {
 class Task {
  public:
   // Loads DIR/deploy.json ({"version": 1, "task": "restorer", "model": "srcnn.onnx", "input": "input",
-  // "output": "output"}), DIR/pipeline.json and the model. `task`: the kind the caller wants ("restorer"...), checked
-  // against deploy.json's. Errors name the file and the field.
+  // "output": "output"}; a detector's "output" is ["boxes", "scores"]), DIR/pipeline.json and the model. `task`: the
+  // kind the caller wants ("restorer"...), checked against deploy.json's. Errors name the file and the field.
   static StatusOr<std::unique_ptr<Task>> load(const std::string& dir, const std::string& task,
                                               const SessionOptions& options = {});
 
@@ -26,11 +26,16 @@ class Task {
 
   const std::string& kind() const { return kind_; }
   const Pipeline& pipeline() const { return pipeline_; }
-  // Preprocesses, runs, and returns the model's output (the one deploy.json names).
-  StatusOr<Tensor> infer(const Image& image) const;
+  struct Inferred {
+    Prepared prepared;
+    std::vector<Tensor> outputs;  // those deploy.json names, in its order
+  };
+  // Preprocesses and runs.
+  StatusOr<Inferred> infer(const Image& image) const;
 
  private:
-  std::string kind_, input_, output_;
+  std::string kind_, input_;
+  std::vector<std::string> outputs_;
   Pipeline pipeline_;
   std::unique_ptr<Session> session_;
 };
@@ -49,12 +54,28 @@ struct Classification {
 // The top-k classes, best first (ties: the lower label first).
 StatusOr<std::vector<Classification>> classify(const Task& task, const Image& image);
 
+// A detected object: its box in the source image's pixels (left, top, right, bottom), class and score.
+struct Detection {
+  float left = 0, top = 0, right = 0, bottom = 0;
+  int label_id = 0;
+  float score = 0;
+};
+// Best first, at most the pipeline's max_det.
+StatusOr<std::vector<Detection>> detect(const Task& task, const Image& image);
+
+// A class per pixel of the source image, row-major.
+struct Segmentation {
+  int height = 0, width = 0, classes = 0;
+  std::vector<int> mask;
+};
+StatusOr<Segmentation> segment(const Task& task, const Image& image);
+
 // An image from 8-bit or float pixels, HWC, of `channels` 1 (gray) or 3 (`rgb`: RGB, else BGR), as BGR or gray.
 StatusOr<Image> image_from_pixels(const void* data, int height, int width, int channels, bool rgb, bool is_float);
 
 // The tasks `kiln pack` knows.
 inline const std::vector<std::string>& task_kinds() {
-  static const std::vector<std::string> kinds = {"restorer", "classifier"};
+  static const std::vector<std::string> kinds = {"restorer", "classifier", "detector", "segmentor"};
   return kinds;
 }
 

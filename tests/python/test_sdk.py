@@ -4,6 +4,9 @@
 - a classifier (torchvision's MobileNetV2, random weights) gives the same top-5 as a reference pipeline written
   with cv2 and numpy (resize the short side to 256, center crop 224, RGB, mean/std), its model run by kiln's
   InferenceSession;
+- a detector (a small YOLO-style head written in torch, random weights, NMS outside the graph) gives the boxes of a
+  reference pipeline (cv2 letterbox, torchvision.ops.batched_nms), matched at IoU >= 0.99 with the same labels;
+- a segmentor (torchvision's LR-ASPP, random weights) labels at least 99.9% of pixels as a cv2 + numpy pipeline does;
 - a wrong pipeline.json or deploy.json field is an error naming the file, the transform and the field.
 
 Environment: KILN_BIN, KILN_TMP, KILN_EXAMPLES, KILN_IMAGE_RESTORER (C), KILN_IMAGE_RESTORER_CPP (C++),
@@ -135,7 +138,7 @@ class PipelineErrorsTest(ku.KilnTestCase):
         good = json.load(open(deploy))
         for change, message in (({"output": "nope"}, "'output' is 'nope', which is not an output of srcnn.onnx"),
                                 ({"version": 2}, "'version' must be 1, not 2"),
-                                ({"task": "painter"}, "'task' is 'painter' (known: restorer, classifier)")):
+                                ({"task": "painter"}, "'task' is 'painter' (known: restorer, classifier, detector, segmentor)")):
             with self.subTest(change=change):
                 json.dump(dict(good, **change), open(deploy, "w"))
                 r = self.kiln("task", folder, FACE, "-O", self.tmp)
@@ -206,6 +209,202 @@ print(json.dumps([c(cv2.imread(p)) for p in sys.argv[3:]]))
                 for (_, s), (_, t) in zip(got[i], want):
                     self.assertAlmostEqual(s, t, delta=1e-4)
                 self.assertEqual([int(x) for x in cli[i].split(":")[1].split()[::2]], [c[0] for c in want])
+
+
+TINY_YOLO = """
+import sys, torch
+class TinyYolo(torch.nn.Module):
+    # A YOLO-style head on a stride-8 backbone for 320x320 inputs: boxes [1, N, 4] (xyxy, input pixels) and
+    # scores [1, N, classes] = sigmoid(objectness) * sigmoid(class), N = 3 anchors x 40 x 40.
+    def __init__(self, classes=4):
+        super().__init__()
+        self.classes = classes
+        self.backbone = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 16, 3, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3, 2, 1), torch.nn.ReLU(),
+            torch.nn.Conv2d(32, 32, 3, 2, 1), torch.nn.ReLU())
+        self.head = torch.nn.Conv2d(32, 3 * (5 + classes), 1)
+        gy, gx = torch.meshgrid(torch.arange(40.0), torch.arange(40.0), indexing="ij")
+        self.register_buffer("grid", torch.stack([gx, gy], -1).reshape(1, 1, 40, 40, 2))
+        self.register_buffer("anchors", torch.tensor([[10.0, 13.0], [30.0, 61.0], [62.0, 45.0]]).reshape(1, 3, 1, 1, 2))
+    def forward(self, x):
+        p = self.head(self.backbone(x)).reshape(1, 3, 5 + self.classes, 40, 40).permute(0, 1, 3, 4, 2)
+        xy = (torch.sigmoid(p[..., 0:2]) + self.grid) * 8
+        wh = torch.exp(p[..., 2:4].clamp(max=4)) * self.anchors
+        boxes = torch.cat([xy - wh / 2, xy + wh / 2], -1).reshape(1, -1, 4)
+        scores = (torch.sigmoid(p[..., 4:5]) * torch.sigmoid(p[..., 5:])).reshape(1, -1, self.classes)
+        return boxes, scores
+torch.manual_seed(0)
+model = TinyYolo().eval()
+with torch.no_grad():
+    # Spread the head's outputs (PyTorch's default init keeps every score near 0.25) so that thresholds separate.
+    model.head.weight.normal_(0, 2.0)
+    model.head.bias.normal_(0, 0.2)
+    torch.onnx.export(model, torch.rand(1, 3, 320, 320), sys.argv[1], opset_version=13,
+                      input_names=["images"], output_names=["boxes", "scores"])
+"""
+
+LRASPP = """
+import sys, torch, torchvision
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.m = torchvision.models.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                                                            num_classes=21)
+    def forward(self, x):
+        return self.m(x)["out"]
+torch.manual_seed(0)
+net = Net()
+# With untrained BatchNorm statistics the features vanish and every pixel gets one class: set the statistics from a
+# few random batches first, so that the classes vary over the image.
+for m in net.modules():
+    if isinstance(m, torch.nn.BatchNorm2d):
+        m.momentum = None
+net.train()
+with torch.no_grad():
+    for _ in range(4):
+        net(torch.rand(2, 3, 224, 224))
+net.eval()
+with torch.no_grad():
+    torch.onnx.export(net, torch.rand(1, 3, 224, 224), sys.argv[1], opset_version=14,
+                      input_names=["input"], output_names=["out"])
+"""
+
+
+def iou(a, b):
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih
+    return iw * ih / union if union > 0 else 0.0
+
+
+def test_images():
+    rng = np.random.default_rng(1)
+    face = cv2.imread(FACE)
+    return {"face": face, "wide": cv2.resize(face, (300, 200)), "tall_noise": rng.integers(0, 256, (331, 257, 3),
+                                                                                         dtype=np.uint8)}
+
+
+class DetectorTest(ku.KilnTestCase):
+    PIPELINE = {"preprocess": [{"type": "LoadImage"}, {"type": "Resize", "height": 320, "width": 320, "keep_ratio": True},
+                               {"type": "Pad", "height": 320, "width": 320, "pad_val": 114},
+                               {"type": "Normalize", "mean": [0, 0, 0], "std": [255, 255, 255], "to_rgb": True},
+                               {"type": "ImageToTensor"}],
+                "postprocess": {"type": "NMS", "score_thr": 0.55, "iou_thr": 0.5, "max_det": 50}}
+
+    def reference(self, session, bgr):
+        import torch
+        import torchvision
+        h, w = bgr.shape[:2]
+        s = min(320 / h, 320 / w)
+        nh, nw = int(h * s + 0.5), int(w * s + 0.5)
+        img = np.full((320, 320, 3), 114, np.float32)
+        img[:nh, :nw] = cv2.resize(bgr.astype(np.float32), (nw, nh), interpolation=cv2.INTER_LINEAR)
+        x = (img[:, :, ::-1] / np.float32(255)).transpose(2, 0, 1)[None]
+        boxes, scores = session.run(None, {"images": np.ascontiguousarray(x, np.float32)})
+        boxes, scores = torch.from_numpy(boxes[0]), torch.from_numpy(scores[0])
+        idx, cls = torch.nonzero(scores > 0.55, as_tuple=True)
+        b, sc = boxes[idx], scores[idx, cls]
+        keep = torchvision.ops.batched_nms(b, sc, cls, 0.5)[:50]
+        b, sc, cls = b[keep].numpy(), sc[keep].numpy(), cls[keep].numpy()
+        sx, sy = np.float32(nw) / np.float32(w), np.float32(nh) / np.float32(h)
+        b = b / np.array([sx, sy, sx, sy], np.float32)
+        b[:, 0::2] = b[:, 0::2].clip(0, w)
+        b[:, 1::2] = b[:, 1::2].clip(0, h)
+        return [(*map(float, bb), int(c), float(v)) for bb, c, v in zip(b, cls, sc)]
+
+    def test_boxes_equal_a_torchvision_nms_pipeline(self):
+        if not os.environ.get("KILN_PYTHONPATH"):
+            self.skipTest("the Python module is not built")
+        model = self.out("tiny_yolo.onnx")
+        subprocess.run([PY, "-c", TINY_YOLO, model], check=True, capture_output=True)
+        pipeline = self.out("pipeline.json")
+        json.dump(self.PIPELINE, open(pipeline, "w"))
+        folder = self.out("detector")
+        self.kiln("pack", model, "--task", "detector", "--pipeline", pipeline, "-O", folder, expect=0)
+        self.assertEqual(json.load(open(os.path.join(folder, "deploy.json")))["output"], ["boxes", "scores"])
+        images = test_images()
+        paths = []
+        for name, img in images.items():
+            paths.append(self.out(name + ".png"))
+            cv2.imwrite(paths[-1], img)
+        p = python_module("import sys, cv2, json\nfrom kiln.sdk import Detector\nd = Detector(sys.argv[1])\n"
+                          "print(json.dumps([d(cv2.imread(p)) for p in sys.argv[2:]]))", folder, *paths)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = json.loads(p.stdout)
+        sys.path.insert(0, os.environ["KILN_PYTHONPATH"])
+        import kiln
+        session = kiln.InferenceSession(model)
+        total = 0
+        for i, name in enumerate(images):
+            with self.subTest(image=name):
+                want = self.reference(session, cv2.imread(paths[i]))
+                self.assertEqual(len(got[i]), len(want))
+                total += len(want)
+                # Matched one to one (near-equal scores may come in either order): the same label, IoU >= 0.99.
+                unused = list(range(len(got[i])))
+                for r in want:
+                    match = None
+                    for k in unused:
+                        g = got[i][k]
+                        if g[4] == r[4] and abs(g[5] - r[5]) < 1e-4 and iou(g[:4], r[:4]) >= 0.99:
+                            match = k
+                            break
+                    self.assertIsNotNone(match, "no detection matches %s" % (r,))
+                    unused.remove(match)
+        self.assertGreater(total, 10, "the thresholds must yield boxes for the comparison to mean anything")
+        r = self.kiln("task", folder, paths[0], "-O", self.tmp, expect=0)
+        self.assertIn("%d detections -> " % len(got[0]), r.stdout)
+        self.assertTrue(os.path.exists(self.out("face.png")))
+
+
+class SegmentorTest(ku.KilnTestCase):
+    PIPELINE = {"preprocess": [{"type": "LoadImage"}, {"type": "Resize", "height": 224, "width": 224},
+                               {"type": "Normalize", "mean": [123.675, 116.28, 103.53],
+                                "std": [58.395, 57.12, 57.375], "to_rgb": True},
+                               {"type": "ImageToTensor"}],
+                "postprocess": {"type": "ArgMax"}}
+
+    def reference(self, session, bgr):
+        h, w = bgr.shape[:2]
+        img = cv2.resize(bgr.astype(np.float32), (224, 224), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
+        img = (img - np.array([123.675, 116.28, 103.53], np.float32)) / np.array([58.395, 57.12, 57.375], np.float32)
+        out = session.run(None, {"input": np.ascontiguousarray(img.transpose(2, 0, 1)[None], np.float32)})[0][0]
+        labels = out.argmax(0)
+        my = np.clip(np.floor(np.arange(h, dtype=np.float32) * (np.float32(224) / np.float32(h))), 0, 223).astype(int)
+        mx = np.clip(np.floor(np.arange(w, dtype=np.float32) * (np.float32(224) / np.float32(w))), 0, 223).astype(int)
+        return labels[my[:, None], mx[None, :]]
+
+    def test_pixels_equal_a_cv2_numpy_pipeline(self):
+        if not os.environ.get("KILN_PYTHONPATH"):
+            self.skipTest("the Python module is not built")
+        model = self.out("lraspp.onnx")
+        subprocess.run([PY, "-c", LRASPP, model], check=True, capture_output=True)
+        pipeline = self.out("pipeline.json")
+        json.dump(self.PIPELINE, open(pipeline, "w"))
+        folder = self.out("segmentor")
+        self.kiln("pack", model, "--task", "segmentor", "--pipeline", pipeline, "-O", folder, expect=0)
+        images = test_images()
+        paths = []
+        for name, img in images.items():
+            paths.append(self.out(name + ".png"))
+            cv2.imwrite(paths[-1], img)
+        code = ("import sys, cv2, numpy as np\nfrom kiln.sdk import Segmentor\ns = Segmentor(sys.argv[1])\n"
+                "for i, p in enumerate(sys.argv[3:]): np.save('%s/mask%d.npy' % (sys.argv[2], i), s(cv2.imread(p)))")
+        p = python_module(code, folder, self.tmp, *paths)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        sys.path.insert(0, os.environ["KILN_PYTHONPATH"])
+        import kiln
+        session = kiln.InferenceSession(model)
+        for i, name in enumerate(images):
+            with self.subTest(image=name):
+                got = np.load(self.out("mask%d.npy" % i))
+                want = self.reference(session, cv2.imread(paths[i]))
+                self.assertEqual(got.shape, want.shape)
+                self.assertGreater(len(np.unique(want)), 1, "a mask of one class compares nothing")
+                self.assertGreaterEqual(float((got == want).mean()), 0.999)
+        r = self.kiln("task", folder, paths[1], "-O", self.tmp, expect=0)
+        self.assertIn(" px)", r.stdout)
+        self.assertEqual(cv2.imread(self.out("wide.png")).shape, (200, 300, 3))
 
 
 if __name__ == "__main__":
