@@ -626,6 +626,24 @@ TEST(CApiTasks, RestorerRunsAndMisuseIsAnError) {
   kiln_classification* classes = nullptr;
   expect_error(kiln_classifier_apply(nullptr, &image, 1, &classes, &counts), KILN_INVALID_ARGUMENT,
                "classifier is NULL");
+  kiln_detector* d = nullptr;
+  kiln_segmentor* sg = nullptr;
+  expect_error(kiln_detector_create_by_path(dir.c_str(), "cpu", 0, &d), KILN_INVALID_ARGUMENT,
+               "the folder holds a restorer, not a detector");
+  expect_error(kiln_segmentor_create_by_path(dir.c_str(), "cpu", 0, &sg), KILN_INVALID_ARGUMENT,
+               "the folder holds a restorer, not a segmentor");
+  kiln_detection* dets = nullptr;
+  kiln_segmentation* segs = nullptr;
+  expect_error(kiln_detector_apply(nullptr, &image, 1, &dets, &counts), KILN_INVALID_ARGUMENT, "detector is NULL");
+  expect_error(kiln_detector_apply(nullptr, &image, 1, &dets, nullptr), KILN_INVALID_ARGUMENT, "detector is NULL");
+  expect_error(kiln_segmentor_apply(nullptr, &image, 1, &segs), KILN_INVALID_ARGUMENT, "segmentor is NULL");
+  expect_error(kiln_segmentor_apply(nullptr, &image, 1, nullptr), KILN_INVALID_ARGUMENT, "results is NULL");
+  EXPECT_EQ(dets, nullptr);
+  EXPECT_EQ(segs, nullptr);
+  kiln_detector_release_result(nullptr, nullptr, 0);
+  kiln_segmentor_release_result(nullptr, 0);
+  kiln_detector_destroy(nullptr);
+  kiln_segmentor_destroy(nullptr);
   kiln_restorer_release_result(nullptr, 0);
   kiln_classifier_release_result(nullptr, nullptr, 0);
   kiln_restorer_destroy(r);
