@@ -246,20 +246,49 @@ struct RestoredImage {
   std::vector<uint8_t> pixels;
 };
 
-// kiln_restorer_*: a restorer from a model folder (`kiln pack --task restorer`), applied to images.
-class Restorer {
+// What every task class shares: the handle, made from a model folder and destroyed with the object (move-only).
+template <typename Handle, kiln_status* (*Create)(const char*, const char*, int, Handle**), void (*Destroy)(Handle*)>
+class TaskHandle {
  public:
-  explicit Restorer(const std::string& model_dir, const std::string& device = "cpu", int device_id = 0) {
-    check(kiln_restorer_create_by_path(model_dir.c_str(), device.c_str(), device_id, &handle_));
+  explicit TaskHandle(const std::string& model_dir, const std::string& device = "cpu", int device_id = 0) {
+    check(Create(model_dir.c_str(), device.c_str(), device_id, &handle_));
   }
-  Restorer(Restorer&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
-  Restorer(const Restorer&) = delete;
-  Restorer& operator=(const Restorer&) = delete;
-  ~Restorer() { kiln_restorer_destroy(handle_); }
+  TaskHandle(TaskHandle&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
+  TaskHandle(const TaskHandle&) = delete;
+  TaskHandle& operator=(const TaskHandle&) = delete;
+  ~TaskHandle() { Destroy(handle_); }
 
-  std::vector<RestoredImage> apply(const std::vector<Mat>& images) const {
+ protected:
+  static std::vector<kiln_mat> c_mats(const std::vector<Mat>& images) {
     std::vector<kiln_mat> mats;
     for (const auto& m : images) mats.push_back(m.to_c());
+    return mats;
+  }
+  // Splits the flattened results of a list-valued task (`counts[i]` items for image i) and releases them.
+  template <typename Item, typename Apply, typename Release>
+  static std::vector<std::vector<Item>> split(const std::vector<Mat>& images, Apply&& apply, Release&& release) {
+    std::vector<kiln_mat> mats = c_mats(images);
+    Item* results = nullptr;
+    int* counts = nullptr;
+    check(apply(mats.data(), static_cast<int>(mats.size()), &results, &counts));
+    std::vector<std::vector<Item>> out;
+    const Item* next = results;
+    for (size_t i = 0; i < mats.size(); ++i) {
+      out.emplace_back(next, next + counts[i]);
+      next += counts[i];
+    }
+    release(results, counts, static_cast<int>(mats.size()));
+    return out;
+  }
+  Handle* handle_ = nullptr;
+};
+
+// kiln_restorer_*: a restorer from a model folder (`kiln pack --task restorer`), applied to images.
+class Restorer : public TaskHandle<kiln_restorer, kiln_restorer_create_by_path, kiln_restorer_destroy> {
+ public:
+  using TaskHandle::TaskHandle;
+  std::vector<RestoredImage> apply(const std::vector<Mat>& images) const {
+    std::vector<kiln_mat> mats = c_mats(images);
     kiln_mat* results = nullptr;
     check(kiln_restorer_apply(handle_, mats.data(), static_cast<int>(mats.size()), &results));
     std::vector<RestoredImage> out;
@@ -272,73 +301,34 @@ class Restorer {
     return out;
   }
   RestoredImage operator()(const Mat& image) const { return apply({image}).at(0); }
-
- private:
-  kiln_restorer* handle_ = nullptr;
 };
 
-// kiln_classifier_*: the top classes of images.
-class Classifier {
+// kiln_classifier_*: the top classes of images, best first.
+class Classifier : public TaskHandle<kiln_classifier, kiln_classifier_create_by_path, kiln_classifier_destroy> {
  public:
-  explicit Classifier(const std::string& model_dir, const std::string& device = "cpu", int device_id = 0) {
-    check(kiln_classifier_create_by_path(model_dir.c_str(), device.c_str(), device_id, &handle_));
-  }
-  Classifier(Classifier&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
-  Classifier(const Classifier&) = delete;
-  Classifier& operator=(const Classifier&) = delete;
-  ~Classifier() { kiln_classifier_destroy(handle_); }
-
+  using TaskHandle::TaskHandle;
   std::vector<std::vector<kiln_classification>> apply(const std::vector<Mat>& images) const {
-    std::vector<kiln_mat> mats;
-    for (const auto& m : images) mats.push_back(m.to_c());
-    kiln_classification* results = nullptr;
-    int* counts = nullptr;
-    check(kiln_classifier_apply(handle_, mats.data(), static_cast<int>(mats.size()), &results, &counts));
-    std::vector<std::vector<kiln_classification>> out;
-    const kiln_classification* next = results;
-    for (size_t i = 0; i < mats.size(); ++i) {
-      out.emplace_back(next, next + counts[i]);
-      next += counts[i];
-    }
-    kiln_classifier_release_result(results, counts, static_cast<int>(mats.size()));
-    return out;
+    return split<kiln_classification>(
+        images,
+        [this](const kiln_mat* m, int n, kiln_classification** r, int** c) {
+          return kiln_classifier_apply(handle_, m, n, r, c);
+        },
+        kiln_classifier_release_result);
   }
   std::vector<kiln_classification> operator()(const Mat& image) const { return apply({image}).at(0); }
-
- private:
-  kiln_classifier* handle_ = nullptr;
 };
 
-// kiln_detector_*: boxes, classes and scores.
-class Detector {
+// kiln_detector_*: boxes (in the image's pixels), classes and scores, best first.
+class Detector : public TaskHandle<kiln_detector, kiln_detector_create_by_path, kiln_detector_destroy> {
  public:
-  explicit Detector(const std::string& model_dir, const std::string& device = "cpu", int device_id = 0) {
-    check(kiln_detector_create_by_path(model_dir.c_str(), device.c_str(), device_id, &handle_));
-  }
-  Detector(Detector&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
-  Detector(const Detector&) = delete;
-  Detector& operator=(const Detector&) = delete;
-  ~Detector() { kiln_detector_destroy(handle_); }
-
+  using TaskHandle::TaskHandle;
   std::vector<std::vector<kiln_detection>> apply(const std::vector<Mat>& images) const {
-    std::vector<kiln_mat> mats;
-    for (const auto& m : images) mats.push_back(m.to_c());
-    kiln_detection* results = nullptr;
-    int* counts = nullptr;
-    check(kiln_detector_apply(handle_, mats.data(), static_cast<int>(mats.size()), &results, &counts));
-    std::vector<std::vector<kiln_detection>> out;
-    const kiln_detection* next = results;
-    for (size_t i = 0; i < mats.size(); ++i) {
-      out.emplace_back(next, next + counts[i]);
-      next += counts[i];
-    }
-    kiln_detector_release_result(results, counts, static_cast<int>(mats.size()));
-    return out;
+    return split<kiln_detection>(
+        images,
+        [this](const kiln_mat* m, int n, kiln_detection** r, int** c) { return kiln_detector_apply(handle_, m, n, r, c); },
+        kiln_detector_release_result);
   }
   std::vector<kiln_detection> operator()(const Mat& image) const { return apply({image}).at(0); }
-
- private:
-  kiln_detector* handle_ = nullptr;
 };
 
 struct Segmentation {
@@ -347,19 +337,11 @@ struct Segmentation {
 };
 
 // kiln_segmentor_*: a class per pixel.
-class Segmentor {
+class Segmentor : public TaskHandle<kiln_segmentor, kiln_segmentor_create_by_path, kiln_segmentor_destroy> {
  public:
-  explicit Segmentor(const std::string& model_dir, const std::string& device = "cpu", int device_id = 0) {
-    check(kiln_segmentor_create_by_path(model_dir.c_str(), device.c_str(), device_id, &handle_));
-  }
-  Segmentor(Segmentor&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
-  Segmentor(const Segmentor&) = delete;
-  Segmentor& operator=(const Segmentor&) = delete;
-  ~Segmentor() { kiln_segmentor_destroy(handle_); }
-
+  using TaskHandle::TaskHandle;
   std::vector<Segmentation> apply(const std::vector<Mat>& images) const {
-    std::vector<kiln_mat> mats;
-    for (const auto& m : images) mats.push_back(m.to_c());
+    std::vector<kiln_mat> mats = c_mats(images);
     kiln_segmentation* results = nullptr;
     check(kiln_segmentor_apply(handle_, mats.data(), static_cast<int>(mats.size()), &results));
     std::vector<Segmentation> out;
@@ -372,9 +354,6 @@ class Segmentor {
     return out;
   }
   Segmentation operator()(const Mat& image) const { return apply({image}).at(0); }
-
- private:
-  kiln_segmentor* handle_ = nullptr;
 };
 
 }  // namespace kiln::sdk

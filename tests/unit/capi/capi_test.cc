@@ -651,4 +651,28 @@ TEST(CApiTasks, RestorerRunsAndMisuseIsAnError) {
   kiln_classifier_destroy(nullptr);
 }
 
+TEST(CppWrapper, TaskClassesRunAndThrow) {
+  const std::string dir = restorer_folder();
+  kiln::sdk::Restorer restorer(dir);
+  std::vector<uint8_t> pixels(32 * 32 * 3, 50);
+  const auto restored = restorer({pixels.data(), 32, 32, 3, KILN_PIXEL_FORMAT_RGB, KILN_DATA_TYPE_UINT8});
+  EXPECT_EQ(restored.height, 96);
+  EXPECT_EQ(restored.pixels.size(), 96u * 96u * 3u);
+  const auto two = restorer.apply({{pixels.data(), 32, 32}, {pixels.data(), 32, 32}});
+  EXPECT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0].pixels, two[1].pixels);
+  for (const char* kind : {"classifier", "detector", "segmentor"}) {
+    try {
+      if (std::string(kind) == "classifier") kiln::sdk::Classifier c(dir);
+      if (std::string(kind) == "detector") kiln::sdk::Detector d(dir);
+      if (std::string(kind) == "segmentor") kiln::sdk::Segmentor s(dir);
+      ADD_FAILURE() << kind << " of a restorer's folder must throw";
+    } catch (const kiln::sdk::Error& e) {
+      EXPECT_EQ(e.code(), KILN_INVALID_ARGUMENT);
+      EXPECT_NE(std::string(e.what()).find(std::string("not a ") + kind), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(restorer({nullptr, 32, 32}), kiln::sdk::Error);
+}
+
 }  // namespace
