@@ -23,3 +23,29 @@ from kiln._kiln import (  # noqa: F401
 )
 
 __version__ = "0.1.0"
+
+
+def install_as_onnxruntime():
+    """Makes `import onnxruntime` give kiln, as pymysql.install_as_MySQLdb() does for MySQLdb: after it,
+    `import onnxruntime as ort`, `from onnxruntime.capi import _pybind_state` and
+    `from onnxruntime.capi.onnxruntime_pybind11_state import Fail, RunOptions` resolve to kiln, so that code written
+    for onnxruntime runs unchanged. A real onnxruntime already imported is left in place (and a RuntimeError says so)."""
+    import sys
+    import types
+
+    existing = sys.modules.get("onnxruntime")
+    if existing is not None and existing is not sys.modules[__name__]:
+        raise RuntimeError("onnxruntime is already imported (%r): call kiln.install_as_onnxruntime() before "
+                           "anything imports it" % (getattr(existing, "__file__", existing),))
+    from kiln import _kiln
+
+    this = sys.modules[__name__]
+    capi = types.ModuleType("onnxruntime.capi")
+    capi.__path__ = []  # a package, so that submodules import
+    capi.onnxruntime_pybind11_state = _kiln
+    capi._pybind_state = _kiln
+    this.capi = capi
+    sys.modules["onnxruntime"] = this
+    sys.modules["onnxruntime.capi"] = capi
+    sys.modules["onnxruntime.capi.onnxruntime_pybind11_state"] = _kiln
+    sys.modules["onnxruntime.capi._pybind_state"] = _kiln
