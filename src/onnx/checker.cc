@@ -174,6 +174,12 @@ void check_arity(const ir::Model& model, const ir::Graph& g, const std::string& 
     const ir::Node& n = g.nodes[i];
     const std::string where = scope + n.describe(i);
     auto version = model.opset(n.domain);
+    if (!version && is_onnx_domain(n.domain) && !model.find_function(n.domain, n.op_type)) {
+      // Without the opset there is no schema to hold the node to (fuzzing: a Sub without outputs crashed a pass).
+      report.add(Sev::kError, where,
+                 "the model imports no opset for domain '" + (n.domain.empty() ? std::string("ai.onnx") : n.domain) +
+                     "' (opset_import)");
+    }
     if (version && is_onnx_domain(n.domain) && !model.find_function(n.domain, n.op_type)) {
       const auto* schema = ::ONNX_NAMESPACE::OpSchemaRegistry::Schema(
           n.op_type, static_cast<int>(std::min<int64_t>(*version, INT32_MAX)), n.domain == "ai.onnx" ? "" : n.domain);
