@@ -38,7 +38,6 @@ const char* code_text(StatusCode c) {
   throw py::error_already_set();
 }
 
-
 // ---- dtypes ----
 
 std::string onnx_type(const ir::Type& t) {
@@ -68,7 +67,7 @@ DType dtype_of(const py::dtype& d) {
     return size == 1 ? DType::kUInt8 : size == 2 ? DType::kUInt16 : size == 4 ? DType::kUInt32 : DType::kUInt64;
   }
   if (kind == 'b') return DType::kBool;
-  if (kind == 'U' || kind == 'S' || kind == 'O') return DType::kString;
+  if (kind == 'U' || kind == 'S' || kind == 'O' || kind == 'V') return DType::kString;  // V: np.void bytes
   return DType::kUndefined;
 }
 
@@ -108,6 +107,8 @@ Tensor tensor_from_numpy(const std::string& name, py::handle obj) {
     for (py::handle item : flat) {
       if (py::isinstance<py::bytes>(item)) {
         values.push_back(item.cast<std::string>());
+      } else if (arr.dtype().kind() == 'V') {
+        values.push_back(py::reinterpret_steal<py::bytes>(PyObject_Bytes(item.ptr())).cast<std::string>());
       } else {
         values.push_back(py::str(item).cast<std::string>());
       }

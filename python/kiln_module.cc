@@ -2,14 +2,19 @@
 // written for onnxruntime run with `import kiln as onnxruntime`.
 // numpy in and out without copies: C-contiguous inputs of the right dtype are read in place (the array is
 // kept alive by the tensor that views it), and outputs are numpy arrays over kiln's own buffers.
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "kiln/core/custom_ops.h"
+#include "kiln/onnx/model_io.h"
 #include "kiln/runtime/session.h"
 #include "module.h"
+#include "ort_value.h"
 
 namespace kiln::python {
 namespace {
@@ -52,6 +57,16 @@ enum class GraphOptimizationLevel {
   ORT_ENABLE_ALL = 99
 };
 
+enum class ExecutionMode { ORT_SEQUENTIAL = 0, ORT_PARALLEL = 1 };
+
+// onnxruntime's RunOptions: kiln's (terminate, timeout_ms) with the members kiln keeps for compatibility.
+struct PyRunOptions {
+  kiln::RunOptions options;
+  std::string logid;
+  int log_severity_level = 2, log_verbosity_level = 0;
+  std::map<std::string, std::string> config;
+};
+
 struct PySessionOptions {
   int intra_op_num_threads = 0;
   GraphOptimizationLevel graph_optimization_level = GraphOptimizationLevel::ORT_ENABLE_ALL;
@@ -59,7 +74,59 @@ struct PySessionOptions {
   std::string profile_file_prefix = "kiln_profile";
   int64_t memory_limit_mb = 0;
   std::vector<std::string> custom_op_libraries;  // register_custom_ops_library
+  // onnxruntime's other members. Logging: kiln logs nothing, so these are kept and returned only.
+  int log_severity_level = 2, log_verbosity_level = 0;
+  std::string logid;
+  // Where the session writes the model it optimized (as `kiln optimize`), with the external-data entries below.
+  std::string optimized_model_filepath;
+  ExecutionMode execution_mode = ExecutionMode::ORT_SEQUENTIAL;  // kiln runs nodes in order; parallel is accepted
+  int inter_op_num_threads = 0;
+  // Memory patterns and the arena: kiln plans memory per input shape; these are kept for compatibility.
+  bool enable_mem_pattern = true, enable_cpu_mem_arena = true, use_deterministic_compute = false;
+  std::map<std::string, std::string> config;                 // add_session_config_entry
+  std::vector<std::pair<std::string, int64_t>> dim_by_name;  // add_free_dimension_override_by_name
+  std::vector<std::pair<std::string, int64_t>> dim_by_denotation;
+  std::vector<std::pair<std::string, PyOrtValue>> initializers;  // add_initializer / add_external_initializers
 };
+
+// Fixes symbolic dims of the graph inputs before planning (onnxruntime's free-dimension overrides).
+void override_free_dims(ir::Model& model, const PySessionOptions& o) {
+  for (auto& in : model.graph.inputs) {
+    if (!in.type.is_tensor() || !in.type.shape) continue;
+    for (size_t i = 0; i < in.type.shape->rank(); ++i) {
+      Dim& d = (*in.type.shape)[i];
+      for (const auto& [name, value] : o.dim_by_name) {
+        if (d.is_symbolic() && d.symbol() == name) d = Dim(value);
+      }
+      const std::string denotation = i < in.type.dim_denotations.size() ? in.type.dim_denotations[i] : "";
+      for (const auto& [name, value] : o.dim_by_denotation) {
+        if (!denotation.empty() && denotation == name && !d.is_known()) d = Dim(value);
+      }
+    }
+  }
+}
+
+// Replaces initializers by the caller's values (no copy: the tensors view the OrtValues' memory).
+void replace_initializers(ir::Model& model, const PySessionOptions& o) {
+  for (const auto& [name, value] : o.initializers) {
+    const Tensor& t = value.tensor();
+    ir::NamedTensor* init = nullptr;
+    for (auto& i : model.graph.initializers) {
+      if (i.name == name) init = &i;
+    }
+    if (!init) {
+      model.graph.initializers.push_back(ir::NamedTensor{name, t, "", true, ""});
+      continue;
+    }
+    if (init->tensor.dtype() != t.dtype() || init->tensor.dims() != t.dims()) {
+      raise(invalid_argument("initializer '" + name + "' is " + dtype_name(init->tensor.dtype()) + " " +
+                             Shape::from_dims(init->tensor.dims()).to_string() + "; the value given is " +
+                             dtype_name(t.dtype()) + " " + Shape::from_dims(t.dims()).to_string()));
+    }
+    init->tensor = t;
+    init->external_location.clear();
+  }
+}
 
 struct ModelMetadata {
   std::string producer_name, graph_name, domain, description, graph_description;
@@ -74,6 +141,9 @@ class InferenceSession {
     (void)provider_options;
     if (!sess_options.is_none()) options_ = sess_options.cast<PySessionOptions>();
     check_providers(providers);
+    // The model's own onnxruntime configuration (its "ort_config" metadata) when ORT_LOAD_CONFIG_FROM_MODEL=1.
+    const char* from_model = std::getenv("ORT_LOAD_CONFIG_FROM_MODEL");
+    load_config_from_model_ = from_model && std::string(from_model) == "1";
     SessionOptions opts;
     opts.intra_op_threads = options_.intra_op_num_threads;
     opts.optimization_level = static_cast<int>(options_.graph_optimization_level);
@@ -81,28 +151,38 @@ class InferenceSession {
     opts.profile_file_prefix = options_.profile_file_prefix;
     opts.memory_limit_mb = options_.memory_limit_mb;
     opts.custom_op_libraries = options_.custom_op_libraries;
+    StatusOr<ir::Model> model = invalid_argument("");
     if (py::isinstance<py::bytes>(path_or_bytes)) {
       std::string bytes = path_or_bytes.cast<std::string>();
       py::gil_scoped_release nogil;
-      auto s = Session::create_from_bytes(bytes.data(), bytes.size(), opts);
-      py::gil_scoped_acquire gil;
-      session_ = value_or_raise(std::move(s));
+      model = onnx::load_model_from_bytes(bytes.data(), bytes.size());
     } else {
       py::object fspath = py::module_::import("os").attr("fspath");
-      std::string path;
       try {
-        path = fspath(path_or_bytes).cast<std::string>();
+        model_path_ = fspath(path_or_bytes).cast<std::string>();
       } catch (const py::error_already_set&) {
         throw py::type_error("InferenceSession needs a model path (str or os.PathLike) or the model's bytes, got " +
                              std::string(py::str(path_or_bytes.get_type())));
       }
-      model_path_ = path;
-      StatusOr<std::unique_ptr<Session>> s = [&] {
-        py::gil_scoped_release nogil;
-        return Session::create(path, opts);
-      }();
-      session_ = value_or_raise(std::move(s));
+      std::vector<std::string> provided;
+      for (const auto& [name, value] : options_.initializers) provided.push_back(name);
+      py::gil_scoped_release nogil;
+      model = onnx::load_model(model_path_, provided);
     }
+    ir::Model m = value_or_raise(std::move(model));
+    if (load_config_from_model_) apply_model_config(m, opts);
+    override_free_dims(m, options_);
+    replace_initializers(m, options_);
+    StatusOr<std::unique_ptr<Session>> s = [&] {
+      py::gil_scoped_release nogil;
+      return Session::create(std::move(m), opts);
+    }();
+    if (!s.is_ok() && !model_path_.empty()) raise(s.status().with_context(model_path_));
+    session_ = value_or_raise(std::move(s));
+    start_ns_ = static_cast<int64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    if (!options_.optimized_model_filepath.empty()) save_optimized();
   }
 
   std::vector<NodeArg> get_inputs() const {
@@ -128,13 +208,31 @@ class InferenceSession {
     return meta;
   }
   std::vector<std::string> get_providers() const { return {"CPUExecutionProvider"}; }
+  py::dict get_provider_options() const {
+    py::dict d;
+    d["CPUExecutionProvider"] = py::dict();
+    return d;
+  }
+  // onnxruntime's set_providers: the CPU is the only provider; another name is a ValueError.
+  void set_providers(py::object providers, py::object provider_options) {
+    (void)provider_options;
+    if (providers.is_none()) return;
+    for (py::handle p : providers) {
+      const std::string name =
+          py::isinstance<py::str>(p) ? p.cast<std::string>() : py::str(p[py::int_(0)]).cast<std::string>();
+      if (name != "CPUExecutionProvider") {
+        raise(kiln::invalid_argument("Unknown Provider Type: " + name + " (kiln has CPUExecutionProvider only)"));
+      }
+    }
+  }
+  int64_t get_profiling_start_time_ns() const { return start_ns_; }
   PySessionOptions get_session_options() const { return options_; }
   std::string end_profiling() { return value_or_raise(session_->end_profiling()); }
 
   py::list run(py::object output_names, py::dict input_feed, py::object run_options) {
     // The options object stays alive (the caller holds it) while the run, without the GIL, reads its flag: another
     // Python thread may set `terminate` meanwhile.
-    const kiln::RunOptions* ro = run_options.is_none() ? nullptr : &run_options.cast<const kiln::RunOptions&>();
+    const kiln::RunOptions* ro = run_options.is_none() ? nullptr : &run_options.cast<const PyRunOptions&>().options;
     // onnxruntime checks the feed's names in Python first; the same errors here.
     std::vector<std::string> given;
     for (auto item : input_feed) given.push_back(py::str(item.first).cast<std::string>());
@@ -169,9 +267,93 @@ class InferenceSession {
     return py_outs;
   }
 
+  // onnxruntime's run_with_ort_values, at both of its levels: C-level (feeds, output_names, run_options) returning an
+  // OrtValueVector, and Python-level (output_names, feeds, run_options) returning a list of OrtValues.
+  py::object run_with_ort_values(py::object a, py::object b, py::object run_options) {
+    const bool c_level = py::isinstance<py::dict>(a);
+    py::dict feeds = c_level ? a.cast<py::dict>() : b.cast<py::dict>();
+    py::object names_obj = c_level ? b : a;
+    const kiln::RunOptions* ro = run_options.is_none() ? nullptr : &run_options.cast<const PyRunOptions&>().options;
+    NamedValues values;
+    for (auto item : feeds) {
+      const std::string name = py::str(item.first).cast<std::string>();
+      if (!py::isinstance<PyOrtValue>(item.second)) {
+        throw py::type_error("run_with_ort_values: input '" + name + "' must be an OrtValue, not " +
+                             std::string(py::str(item.second.get_type())));
+      }
+      values.emplace_back(name, item.second.cast<const PyOrtValue&>().value);
+    }
+    std::vector<std::string> names;
+    if (!names_obj.is_none()) {
+      for (py::handle n : names_obj) names.push_back(py::str(n).cast<std::string>());
+    }
+    StatusOr<std::vector<Value>> result = [&] {
+      py::gil_scoped_release nogil;
+      return session_->run_values(values, names, ro);
+    }();
+    values.clear();
+    std::vector<Value> outs = value_or_raise(std::move(result));
+    PyOrtValueVector vec;
+    for (auto& v : outs) vec.values.push_back(PyOrtValue{std::move(v), py::none()});
+    if (c_level) return py::cast(std::move(vec));
+    py::list l;
+    for (auto& v : vec.values) l.append(py::cast(std::move(v)));
+    return l;
+  }
+
   const std::string& model_path() const { return model_path_; }
 
  private:
+  // The model's "ort_config" metadata (JSON {"session_options": {...}}), as onnxruntime reads it.
+  void apply_model_config(const ir::Model& m, SessionOptions& opts) {
+    auto it = std::find_if(m.metadata_props.begin(), m.metadata_props.end(),
+                           [](const auto& kv) { return kv.first == "ort_config"; });
+    if (it == m.metadata_props.end()) return;
+    py::object json = py::module_::import("json");
+    py::dict cfg;
+    try {
+      cfg = py::dict(json.attr("loads")(it->second));
+    } catch (const py::error_already_set&) {
+      raise(invalid_argument("the model's ort_config metadata is not a JSON object"));
+    }
+    if (!cfg.contains("session_options")) return;
+    for (auto item : cfg["session_options"].cast<py::dict>()) {
+      const std::string key = py::str(item.first).cast<std::string>();
+      const int64_t v = item.second.cast<int64_t>();
+      if (key == "intra_op_num_threads") {
+        options_.intra_op_num_threads = static_cast<int>(v);
+        opts.intra_op_threads = static_cast<int>(v);
+      } else if (key == "inter_op_num_threads") {
+        options_.inter_op_num_threads = static_cast<int>(v);
+      } else if (key == "graph_optimization_level") {
+        options_.graph_optimization_level = static_cast<GraphOptimizationLevel>(v);
+        opts.optimization_level = static_cast<int>(v);
+      } else if (key == "enable_profiling") {
+        options_.enable_profiling = v != 0;
+        opts.enable_profiling = v != 0;
+      } else if (key == "execution_mode") {
+        options_.execution_mode = static_cast<ExecutionMode>(v);
+      } else {
+        raise(invalid_argument("the model's ort_config sets '" + key + "', which kiln does not know"));
+      }
+    }
+  }
+
+  // Writes the optimized model to optimized_model_filepath, initializers of at least
+  // session.optimized_model_external_initializers_min_size_in_bytes bytes to the external file the config names.
+  void save_optimized() {
+    onnx::SaveOptions so;
+    auto file = options_.config.find("session.optimized_model_external_initializers_file_name");
+    if (file != options_.config.end()) {
+      so.external_data = true;
+      so.location = file->second;
+      auto min = options_.config.find("session.optimized_model_external_initializers_min_size_in_bytes");
+      if (min != options_.config.end()) so.size_threshold = static_cast<size_t>(std::stoll(min->second));
+    }
+    Status st = onnx::save_model(session_->model(), options_.optimized_model_filepath, so);
+    if (!st.is_ok()) raise(st);
+  }
+
   static std::string list_repr(const std::vector<std::string>& v) {
     std::string s = "[";
     for (size_t i = 0; i < v.size(); ++i) s += (i ? ", '" : "'") + v[i] + "'";
@@ -193,13 +375,33 @@ class InferenceSession {
 
   Value value_from_python(const std::string& name, py::handle obj) {
     if (obj.is_none()) return Value::none("");
-    if (py::isinstance<py::list>(obj) && !is_tensor_input(name)) {
+    if (py::isinstance<PyOrtValue>(obj)) return obj.cast<const PyOrtValue&>().value;
+    const ir::Type* declared = input_type(name);
+    if (declared && declared->kind == ir::Type::Kind::kOptional) declared = declared->value_type.get();
+    if (py::isinstance<py::list>(obj) && declared && declared->kind == ir::Type::Kind::kSequence) {
       std::vector<Tensor> items;
       for (py::handle x : obj) items.push_back(tensor_from_numpy(name, x));
-      DType dt = items.empty() ? DType::kUndefined : items[0].dtype();
+      // An empty sequence takes its element type from the model, as onnxruntime does.
+      DType dt = items.empty() ? (declared->value_type ? declared->value_type->elem_type : DType::kUndefined)
+                               : items[0].dtype();
       return Value::sequence(std::move(items), dt);
     }
+    if (!py::isinstance<py::array>(obj) && declared && declared->is_tensor() &&
+        declared->elem_type != DType::kUndefined && declared->elem_type != DType::kString &&
+        (py::isinstance<py::list>(obj) || py::isinstance<py::tuple>(obj) || py::isinstance<py::float_>(obj) ||
+         py::isinstance<py::int_>(obj))) {
+      // A Python list (or scalar) becomes an array of the input's declared element type, as onnxruntime converts it.
+      obj = py::array(py::module_::import("numpy").attr("asarray")(obj, numpy_dtype(declared->elem_type)));
+      return Value(tensor_from_numpy(name, obj));
+    }
     return Value(tensor_from_numpy(name, obj));
+  }
+
+  const ir::Type* input_type(const std::string& name) const {
+    for (const auto& i : session_->inputs()) {
+      if (i.name == name) return &i.type;
+    }
+    return nullptr;
   }
 
   bool is_tensor_input(const std::string& name) const {
@@ -212,6 +414,8 @@ class InferenceSession {
   std::unique_ptr<Session> session_;
   PySessionOptions options_;
   std::string model_path_;
+  bool load_config_from_model_ = false;
+  int64_t start_ns_ = 0;
 };
 
 }  // namespace
@@ -260,16 +464,94 @@ PYBIND11_MODULE(_kiln, m) {
             (void)value_or_raise(kiln::CustomOpLibrary::load(path));
             o.custom_op_libraries.push_back(path);
           },
-          py::arg("library_path"), "Load a shared library of custom operators (kiln/custom_op.h) for these options");
+          py::arg("library_path"), "Load a shared library of custom operators (kiln/custom_op.h) for these options")
+      .def_readwrite("log_severity_level", &PySessionOptions::log_severity_level)
+      .def_readwrite("log_verbosity_level", &PySessionOptions::log_verbosity_level)
+      .def_readwrite("logid", &PySessionOptions::logid)
+      .def_readwrite("optimized_model_filepath", &PySessionOptions::optimized_model_filepath,
+                     "Write the optimized model there when a session is created (as `kiln optimize`)")
+      .def_readwrite("execution_mode", &PySessionOptions::execution_mode)
+      .def_readwrite("inter_op_num_threads", &PySessionOptions::inter_op_num_threads)
+      .def_readwrite("enable_mem_pattern", &PySessionOptions::enable_mem_pattern)
+      .def_readwrite("enable_cpu_mem_arena", &PySessionOptions::enable_cpu_mem_arena)
+      .def_readwrite("use_deterministic_compute", &PySessionOptions::use_deterministic_compute,
+                     "kiln's kernels are deterministic: every output is computed in a fixed order")
+      .def(
+          "add_session_config_entry",
+          [](PySessionOptions& o, const std::string& key, const std::string& value) { o.config[key] = value; },
+          py::arg("config_key"), py::arg("config_value"))
+      .def(
+          "get_session_config_entry",
+          [](const PySessionOptions& o, const std::string& key) {
+            auto it = o.config.find(key);
+            if (it == o.config.end()) {
+              raise(kiln::invalid_argument("SessionOptions does not have configuration with key: " + key));
+            }
+            return it->second;
+          },
+          py::arg("config_key"))
+      .def(
+          "add_free_dimension_override_by_name",
+          [](PySessionOptions& o, const std::string& name, int64_t value) { o.dim_by_name.emplace_back(name, value); },
+          py::arg("dim_name"), py::arg("dim_value"))
+      .def(
+          "add_free_dimension_override_by_denotation",
+          [](PySessionOptions& o, const std::string& denotation, int64_t value) {
+            o.dim_by_denotation.emplace_back(denotation, value);
+          },
+          py::arg("dim_denotation"), py::arg("dim_value"))
+      .def(
+          "add_initializer",
+          [](PySessionOptions& o, const std::string& name, py::object value) {
+            if (!py::isinstance<PyOrtValue>(value)) value = value.attr("_ortvalue");
+            o.initializers.emplace_back(name, value.cast<PyOrtValue>());
+          },
+          py::arg("name"), py::arg("ort_value"), "Replace (or add) an initializer by the OrtValue, without a copy")
+      .def(
+          "add_external_initializers",
+          [](PySessionOptions& o, const std::vector<std::string>& names, py::list values) {
+            if (names.size() != values.size()) {
+              throw py::value_error("add_external_initializers: " + std::to_string(names.size()) + " names for " +
+                                    std::to_string(values.size()) + " values");
+            }
+            for (size_t i = 0; i < names.size(); ++i) {
+              py::object v = values[i];
+              if (!py::isinstance<PyOrtValue>(v)) v = v.attr("_ortvalue");
+              o.initializers.emplace_back(names[i], v.cast<PyOrtValue>());
+            }
+          },
+          py::arg("names"), py::arg("ort_values"));
 
-  py::class_<kiln::RunOptions>(m, "RunOptions")
+  py::enum_<ExecutionMode>(m, "ExecutionMode")
+      .value("ORT_SEQUENTIAL", ExecutionMode::ORT_SEQUENTIAL)
+      .value("ORT_PARALLEL", ExecutionMode::ORT_PARALLEL);
+
+  py::class_<PyRunOptions>(m, "RunOptions")
       .def(py::init<>())
       .def_property(
-          "terminate", [](const kiln::RunOptions& o) { return o.terminate(); },
-          [](kiln::RunOptions& o, bool v) { o.set_terminate(v); },
+          "terminate", [](const PyRunOptions& o) { return o.options.terminate(); },
+          [](PyRunOptions& o, bool v) { o.options.set_terminate(v); },
           "Set to True (from any thread) to stop the runs using these options at their next node")
-      .def_readwrite("timeout_ms", &kiln::RunOptions::timeout_ms,
-                     "The longest a run may take, in ms (0: no limit); checked between nodes");
+      .def_property(
+          "timeout_ms", [](const PyRunOptions& o) { return o.options.timeout_ms; },
+          [](PyRunOptions& o, double v) { o.options.timeout_ms = v; },
+          "The longest a run may take, in ms (0: no limit); checked between nodes")
+      .def_readwrite("logid", &PyRunOptions::logid)
+      .def_readwrite("log_severity_level", &PyRunOptions::log_severity_level)
+      .def_readwrite("log_verbosity_level", &PyRunOptions::log_verbosity_level)
+      .def(
+          "add_run_config_entry",
+          [](PyRunOptions& o, const std::string& key, const std::string& value) { o.config[key] = value; },
+          py::arg("config_key"), py::arg("config_value"))
+      .def(
+          "get_run_config_entry",
+          [](const PyRunOptions& o, const std::string& key) {
+            auto it = o.config.find(key);
+            if (it == o.config.end())
+              raise(kiln::invalid_argument("RunOptions does not have configuration with key: " + key));
+            return it->second;
+          },
+          py::arg("config_key"));
 
   py::class_<NodeArg>(m, "NodeArg")
       .def_readonly("name", &NodeArg::name)
@@ -300,10 +582,30 @@ PYBIND11_MODULE(_kiln, m) {
       .def("get_providers", &InferenceSession::get_providers)
       .def("get_session_options", &InferenceSession::get_session_options)
       .def("end_profiling", &InferenceSession::end_profiling)
+      .def("get_provider_options", &InferenceSession::get_provider_options)
+      .def("set_providers", &InferenceSession::set_providers, py::arg("providers") = py::none(),
+           py::arg("provider_options") = py::none())
+      .def("get_profiling_start_time_ns", &InferenceSession::get_profiling_start_time_ns)
+      .def("run_with_ort_values", &InferenceSession::run_with_ort_values, py::arg("a"), py::arg("b"),
+           py::arg("run_options") = py::none())
+      // onnxruntime's Python InferenceSession wraps a C-level one as `_sess`; here both are this object.
+      .def_property_readonly("_sess", [](py::object self) { return self; })
       .def_property_readonly("_model_path", &InferenceSession::model_path);
 
   m.def("get_available_providers", [] { return std::vector<std::string>{"CPUExecutionProvider"}; });
   m.def("get_all_providers", [] { return std::vector<std::string>{"CPUExecutionProvider"}; });
   m.def("get_device", [] { return std::string("CPU"); });
+  m.def("get_version_string", [] { return std::string("0.1.0"); });
+  m.def("get_build_info",
+        [] { return std::string("Build Info: kiln 0.1.0, CPU (x86-64; kernels chosen by CPUID at run time)"); });
+  // kiln collects no telemetry: these exist for compatibility and do nothing.
+  m.def("enable_telemetry_events", [] {});
+  m.def("disable_telemetry_events", [] {});
+  // kiln logs nothing: the severity is kept for compatibility.
+  m.def("set_default_logger_severity", [](int severity) {
+    if (severity < 0 || severity > 4) throw py::value_error("severity must be 0 (verbose) to 4 (fatal)");
+  });
+  m.def("get_default_session_options", [] { return PySessionOptions(); });
+  bind_ort_value(m);
   bind_sdk(m);
 }

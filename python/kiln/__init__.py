@@ -5,6 +5,7 @@
     out = sess.run(["output"], {"input": x})[0]
 """
 from kiln._kiln import (  # noqa: F401
+    ExecutionMode,
     Fail,
     GraphOptimizationLevel,
     InferenceSession,
@@ -14,15 +15,41 @@ from kiln._kiln import (  # noqa: F401
     NodeArg,
     NoSuchFile,
     NotImplemented,
+    OrtValue,
+    OrtValueVector,
     RunOptions,
     RuntimeException,
     SessionOptions,
     get_all_providers,
     get_available_providers,
+    disable_telemetry_events,
+    enable_telemetry_events,
+    get_build_info,
+    get_default_session_options,
     get_device,
+    get_version_string,
+    set_default_logger_severity,
 )
 
 __version__ = "0.1.0"
+
+
+def _run_async(self, output_names, input_feed, callback, user_data, run_options=None):
+    """onnxruntime's run_async: runs on a worker thread (the run itself without the GIL) and calls
+    callback(outputs, user_data, error_message), the message "" on success."""
+    import threading
+
+    def work():
+        try:
+            outputs, error = self.run(output_names, input_feed, run_options), ""
+        except Exception as e:  # noqa: BLE001 -- handed to the callback, as onnxruntime does
+            outputs, error = None, str(e)
+        callback(outputs, user_data, error)
+
+    threading.Thread(target=work, daemon=True).start()
+
+
+InferenceSession.run_async = _run_async
 
 
 def install_as_onnxruntime():

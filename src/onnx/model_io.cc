@@ -114,7 +114,7 @@ StatusOr<::onnx::ModelProto> read_model_proto(const std::string& path) {
 StatusOr<ir::Model> load_model_from_bytes(const void* data, size_t size, const std::string& base_dir,
                                           const std::string& label) {
   KILN_ASSIGN_OR_RETURN(auto proto, parse_model_proto(data, size, label));
-  auto model = model_from_proto(proto, ImportContext{label, base_dir});
+  auto model = model_from_proto(proto, ImportContext{label, base_dir, {}});
   if (!model.is_ok()) return model.status().with_context("'" + label + "'");
   return model;
 }
@@ -125,6 +125,15 @@ StatusOr<ir::Model> load_model(const std::string& path) {
   return load_model_from_bytes(bytes.data(), bytes.size(), dir.empty() ? "." : dir, path);
 }
 
+StatusOr<ir::Model> load_model(const std::string& path, const std::vector<std::string>& provided) {
+  KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+  std::string dir = fs::path(path).parent_path().string();
+  KILN_ASSIGN_OR_RETURN(auto proto, parse_model_proto(bytes.data(), bytes.size(), path));
+  auto model = model_from_proto(proto, ImportContext{path, dir.empty() ? "." : dir, provided});
+  if (!model.is_ok()) return model.status().with_context("'" + path + "'");
+  return model;
+}
+
 StatusOr<ir::NamedTensor> parse_tensor(const void* data, size_t size, const std::string& label,
                                        const std::string& base_dir) {
   ::onnx::TensorProto proto;
@@ -132,7 +141,7 @@ StatusOr<ir::NamedTensor> parse_tensor(const void* data, size_t size, const std:
       !proto.has_data_type()) {
     return invalid_argument("'" + label + "' is not a serialized ONNX TensorProto");
   }
-  return tensor_from_proto(proto, ImportContext{label, base_dir});
+  return tensor_from_proto(proto, ImportContext{label, base_dir, {}});
 }
 
 StatusOr<ir::NamedTensor> load_tensor(const std::string& path) {
@@ -188,7 +197,7 @@ StatusOr<Value> load_value(const std::string& path, const ir::Type& type) {
   }
   KILN_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
   std::string dir = fs::path(path).parent_path().string();
-  ImportContext ctx{path, dir.empty() ? "." : dir};
+  ImportContext ctx{path, dir.empty() ? "." : dir, {}};
   const DType seq_dtype = sequence_elem_type(type);
   auto make_sequence = [&](::onnx::SequenceProto& seq) -> StatusOr<Value> {
     KILN_ASSIGN_OR_RETURN(auto items, tensors_of(seq, ctx));

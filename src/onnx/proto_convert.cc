@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -224,6 +225,12 @@ Status Importer::external(const TensorProto& t, DType dtype, std::vector<int64_t
                          dims_to_string(dims) + " needs " + std::to_string(nbytes) + " bytes");
   }
   if (dtype == DType::kString) return invalid_model(where + ": string tensors cannot be stored externally");
+  if (std::find(ctx.provided_initializers.begin(), ctx.provided_initializers.end(), out.name) !=
+      ctx.provided_initializers.end()) {
+    out.tensor = Tensor::borrow(dtype, std::move(dims), nullptr);
+    out.external_location = location;
+    return Status::ok();
+  }
   std::string path = ctx.base_dir.empty() ? location : ctx.base_dir + "/" + location;
   auto it = mapped.find(path);
   if (it == mapped.end()) {

@@ -4,6 +4,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <string>
+#include <vector>
 
 #include "kiln/core/status.h"
 #include "kiln/ir/graph.h"
@@ -13,6 +14,9 @@ namespace kiln::onnx {
 struct ImportContext {
   std::string label;     // file name or "<bytes>", for messages
   std::string base_dir;  // where external-data locations are resolved
+  // Initializers the caller supplies itself: their external data is not read (an empty placeholder is left, which
+  // the caller replaces before using the model).
+  std::vector<std::string> provided_initializers;
 };
 
 // Moves tensor bytes out of `proto` where it can (the proto is left partly emptied).

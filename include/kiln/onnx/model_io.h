@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "kiln/core/status.h"
 #include "kiln/core/value.h"
@@ -14,6 +15,9 @@ namespace kiln::onnx {
 // Errors name the file, and the tensor for external-data problems: kNotFound / kIoError when a file cannot be
 // read, kInvalidArgument when the bytes are not an ONNX model, kInvalidModel when the model's content is malformed.
 StatusOr<ir::Model> load_model(const std::string& path);
+// The same, without reading the external data of the initializers named in `provided` (the caller supplies them:
+// onnxruntime's add_external_initializers); those are left as empty placeholders, to be replaced.
+StatusOr<ir::Model> load_model(const std::string& path, const std::vector<std::string>& provided);
 
 // Parses a serialized ModelProto. External data, if any, is looked up relative to `base_dir`;
 // `label` names the source in error messages.

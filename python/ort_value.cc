@@ -1,0 +1,135 @@
+// onnxruntime's C-level OrtValue and OrtValueVector (onnxruntime.capi._pybind_state): a value kiln's runtime takes
+// and gives without numpy conversions. kiln/_ort.py wraps them in the Python-level OrtValue, as onnxruntime does.
+#include "ort_value.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace kiln::python {
+
+namespace {
+
+void check_device(const std::string& device_type, int device_id) {
+  if (device_type != "cpu" && device_type != "CPU") {
+    throw py::value_error("device '" + device_type + "' is not available: kiln runs on the CPU (\"cpu\")");
+  }
+  if (device_id != 0) throw py::value_error("device_id " + std::to_string(device_id) + ": the CPU is device 0");
+}
+
+// numpy's scalar type (np.float32, ...) or dtype -> kiln dtype.
+DType dtype_from_type(const py::object& element_type) {
+  const py::dtype d = py::dtype::from_args(element_type);
+  const DType t = dtype_of(d);
+  if (t == DType::kUndefined) {
+    throw py::type_error("element type " + std::string(py::str(element_type)) + " has no ONNX equivalent kiln takes");
+  }
+  return t;
+}
+
+}  // namespace
+
+const Tensor& PyOrtValue::tensor() const {
+  if (!value.is_tensor()) throw py::type_error("the OrtValue holds " + value.describe() + ", not a tensor");
+  return value.tensor();
+}
+
+void bind_ort_value(py::module_& m) {
+  py::class_<PyOrtValue>(m, "OrtValue")
+      .def_static(
+          "ortvalue_from_numpy",
+          [](py::object array, const std::string& device_type, int device_id) {
+            check_device(device_type, device_id);
+            // Zero-copy, as onnxruntime on the CPU: the tensor views the array and keeps it alive.
+            return PyOrtValue{Value(tensor_from_numpy("ortvalue", array))};
+          },
+          py::arg("array"), py::arg("device_type") = "cpu", py::arg("device_id") = 0)
+      .def_static(
+          "ortvalue_from_numpy_with_onnx_type",
+          [](py::array array, int onnx_element_type) {
+            const DType want = static_cast<DType>(onnx_element_type);
+            if (!dtype_is_valid(onnx_element_type) || dtype_storage_bytes(want, 1) == 0) {
+              throw py::value_error("onnx element type " + std::to_string(onnx_element_type) + " is not one kiln takes");
+            }
+            // The array's bytes reinterpreted as the ONNX type (bfloat16 from uint16, float8 from uint8, ...), in
+            // place: the value keeps the (C-contiguous) array alive.
+            py::array c = py::array::ensure(array, py::array::c_style);
+            std::vector<int64_t> dims(c.shape(), c.shape() + c.ndim());
+            int64_t n = 1;
+            for (int64_t d : dims) n *= d;
+            if (dtype_storage_bytes(want, n) != static_cast<size_t>(c.nbytes())) {
+              throw py::value_error("the array holds " + std::to_string(c.nbytes()) + " bytes; " + std::to_string(n) +
+                                    " elements of " + dtype_name(want) + " take " +
+                                    std::to_string(dtype_storage_bytes(want, n)));
+            }
+            return PyOrtValue{Value(Tensor::borrow(want, std::move(dims), c.mutable_data())), c};
+          },
+          py::arg("array"), py::arg("onnx_element_type"))
+      .def_static(
+          "ortvalue_from_shape_and_type",
+          [](std::vector<int64_t> shape, py::object element_type, const std::string& device_type, int device_id) {
+            check_device(device_type, device_id);
+            return PyOrtValue{Value(value_or_raise(Tensor::allocate(dtype_from_type(element_type), std::move(shape))))};
+          },
+          py::arg("shape"), py::arg("element_type"), py::arg("device_type") = "cpu", py::arg("device_id") = 0)
+      .def("numpy", [](const PyOrtValue& v) { return python_from_value(v.value); })
+      // onnxruntime's Python OrtValue wraps a C-level one (`_ortvalue`, `_get_c_value()`); here both are this object.
+      .def("_get_c_value", [](py::object self) { return self; })
+      .def_property_readonly("_ortvalue", [](py::object self) { return self; })
+      .def("shape",
+           [](const PyOrtValue& v) { return std::vector<int64_t>(v.tensor().dims().begin(), v.tensor().dims().end()); })
+      .def("data_type",
+           [](const PyOrtValue& v) {
+             return v.value.is_tensor() ? std::string("tensor(") + dtype_name(v.value.tensor().dtype()) + ")"
+                    : v.value.is_sequence()
+                        ? std::string("seq(tensor(") + dtype_name(v.value.elem_type()) + "))"
+                        : std::string("optional");
+           })
+      .def("element_type", [](const PyOrtValue& v) { return static_cast<int>(v.tensor().dtype()); })
+      .def("has_value", [](const PyOrtValue& v) { return !v.value.is_none(); })
+      .def("is_tensor", [](const PyOrtValue& v) { return v.value.is_tensor(); })
+      .def("is_sparse_tensor", [](const PyOrtValue&) { return false; })
+      .def("is_tensor_sequence", [](const PyOrtValue& v) { return v.value.is_sequence(); })
+      .def("device_name", [](const PyOrtValue&) { return std::string("cpu"); })
+      .def("tensor_size_in_bytes", [](const PyOrtValue& v) { return v.tensor().nbytes(); })
+      .def("data_ptr", [](const PyOrtValue& v) { return reinterpret_cast<uintptr_t>(v.tensor().raw_data()); })
+      .def(
+          "update_inplace",
+          [](PyOrtValue& v, py::array array) {
+            const Tensor& t = v.tensor();
+            Tensor src = tensor_from_numpy("update_inplace", array);
+            if (src.dtype() != t.dtype() || src.num_elements() != t.num_elements()) {
+              throw py::value_error("update_inplace: the array has " + std::to_string(src.num_elements()) + " " +
+                                    dtype_name(src.dtype()) + " elements; the OrtValue holds " +
+                                    std::to_string(t.num_elements()) + " " + dtype_name(t.dtype()));
+            }
+            std::memcpy(const_cast<void*>(t.raw_data()), src.raw_data(), t.nbytes());
+          },
+          py::arg("np_arr"));
+
+  py::class_<PyOrtValueVector>(m, "OrtValueVector")
+      .def(py::init<>())
+      .def("__len__", [](const PyOrtValueVector& v) { return v.values.size(); })
+      .def("__getitem__",
+           [](const PyOrtValueVector& v, py::ssize_t i) {
+             const auto n = static_cast<py::ssize_t>(v.values.size());
+             if (i < 0) i += n;
+             if (i < 0 || i >= n) throw py::index_error("OrtValueVector index out of range");
+             return v.values[static_cast<size_t>(i)];
+           })
+      .def("__iter__",
+           [](const PyOrtValueVector& v) {
+             py::list items;
+             for (const auto& x : v.values) items.append(x);
+             return py::iter(items);
+           })
+      .def("push_back", [](PyOrtValueVector& v, const PyOrtValue& x) { v.values.push_back(x); })
+      .def("reserve", [](PyOrtValueVector& v, size_t n) { v.values.reserve(n); })
+      .def("numpy", [](const PyOrtValueVector& v) {
+        py::list out;
+        for (const auto& x : v.values) out.append(python_from_value(x.value));
+        return out;
+      });
+}
+
+}  // namespace kiln::python

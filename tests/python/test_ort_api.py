@@ -1,0 +1,250 @@
+"""onnxruntime's Python API beyond InferenceSession.run, on kiln (the Python-parity issue): OrtValue and
+OrtValueVector, run_with_ort_values at both levels, SessionOptions' members (config entries, free-dimension
+overrides, add_initializer, add_external_initializers, optimized_model_filepath, logging and threading members),
+ORT_LOAD_CONFIG_FROM_MODEL, RunOptions' members, set_providers, run_async, the module functions, Python lists and
+np.void strings as inputs, empty sequences typed from the model, and kiln.install_as_onnxruntime().
+
+Environment: KILN_PYTHONPATH (the built module), KILN_TMP."""
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import kiln_test_util as ku  # noqa: E402
+from kiln_test_util import onnx, numpy_helper  # noqa: E402
+import numpy as np  # noqa: E402
+from onnx import helper, TensorProto  # noqa: E402
+
+sys.path.insert(0, os.environ["KILN_PYTHONPATH"])
+import kiln  # noqa: E402
+
+
+def save(model, path):
+    onnx.save(model, path)
+    return path
+
+
+def square_model(path, dims=("n", 2)):
+    """Y = X * X over float X of `dims`."""
+    g = helper.make_graph([helper.make_node("Mul", ["X", "X"], ["Y"])], "sq",
+                          [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(dims))],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, list(dims))])
+    return save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def add_weight_model(path):
+    """Y = X + W, W an initializer [1, 2, 3]."""
+    g = helper.make_graph([helper.make_node("Add", ["X", "W"], ["Y"])], "add",
+                          [helper.make_tensor_value_info("X", TensorProto.FLOAT, [3])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [3])],
+                          [numpy_helper.from_array(np.array([1, 2, 3], np.float32), "W")])
+    return save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+class OrtValueTest(ku.KilnTestCase):
+    def test_ortvalue_from_numpy_is_zero_copy(self):
+        a = np.array([[1, 2], [3, 4], [5, 6]], np.float32)
+        v = kiln.OrtValue.ortvalue_from_numpy(a)
+        self.assertEqual(v.shape(), [3, 2])
+        self.assertEqual(v.data_type(), "tensor(float)")
+        self.assertEqual(v.element_type(), TensorProto.FLOAT)
+        self.assertEqual(v.tensor_size_in_bytes(), 24)
+        self.assertEqual(v.device_name(), "cpu")
+        self.assertTrue(v.is_tensor() and v.has_value())
+        self.assertEqual(v.data_ptr(), a.ctypes.data)
+        a[0, 0] = 42
+        self.assertEqual(v.numpy()[0, 0], 42)
+        with self.assertRaises(ValueError):
+            kiln.OrtValue.ortvalue_from_numpy(a, "cuda", 0)
+
+    def test_shape_and_type_and_onnx_type(self):
+        v = kiln.OrtValue.ortvalue_from_shape_and_type([2, 3], np.int64)
+        self.assertEqual(v.shape(), [2, 3])
+        self.assertEqual(v.data_type(), "tensor(int64)")
+        v.update_inplace(np.arange(6, dtype=np.int64).reshape(2, 3))
+        np.testing.assert_array_equal(v.numpy(), np.arange(6).reshape(2, 3))
+        b = kiln.OrtValue.ortvalue_from_numpy_with_onnx_type(np.array([0x3F80, 0x4000], np.uint16), TensorProto.BFLOAT16)
+        self.assertEqual(b.data_type(), "tensor(bfloat16)")
+        np.testing.assert_array_equal(b.numpy(), np.array([1.0, 2.0], np.float32))
+        with self.assertRaises(ValueError):
+            v.update_inplace(np.zeros(5, np.int64))
+
+    def test_run_with_ort_values(self):
+        sess = kiln.InferenceSession(square_model(self.out("sq.onnx")))
+        x = np.array([[1, 2], [3, 4], [5, 6]], np.float32)
+        v = kiln.OrtValue.ortvalue_from_numpy(x)
+        np.testing.assert_array_equal(sess.run(["Y"], {"X": v})[0], x * x)
+        vec = sess._sess.run_with_ort_values({"X": v._get_c_value()}, ["Y"], kiln.RunOptions())
+        self.assertIsInstance(vec, kiln.OrtValueVector)
+        self.assertEqual(len(vec), 1)
+        np.testing.assert_array_equal(vec[0].numpy(), x * x)
+        outs = sess.run_with_ort_values(["Y"], {"X": v})
+        self.assertIsInstance(outs[0], kiln.OrtValue)
+        np.testing.assert_array_equal(outs[0].numpy(), x * x)
+        with self.assertRaises(TypeError):
+            sess.run_with_ort_values(["Y"], {"X": x})
+        with self.assertRaises(kiln.InvalidArgument):  # a wrong dtype, named
+            sess.run(["Y"], {"X": kiln.OrtValue.ortvalue_from_numpy(x.astype(np.int64))})
+
+
+class SessionOptionsTest(ku.KilnTestCase):
+    def test_members_and_config_entries(self):
+        so = kiln.SessionOptions()
+        so.log_severity_level = 1
+        so.log_verbosity_level = 2
+        so.logid = "me"
+        so.inter_op_num_threads = 2
+        so.execution_mode = kiln.ExecutionMode.ORT_PARALLEL
+        so.enable_mem_pattern = False
+        so.enable_cpu_mem_arena = False
+        so.use_deterministic_compute = True
+        so.add_session_config_entry("any.key", "v")
+        self.assertEqual(so.get_session_config_entry("any.key"), "v")
+        with self.assertRaises(RuntimeError) as ctx:
+            so.get_session_config_entry("missing.key")
+        self.assertIn("SessionOptions does not have configuration with key: missing.key", str(ctx.exception))
+        sess = kiln.InferenceSession(square_model(self.out("sq.onnx")), so)
+        got = sess.get_session_options()
+        self.assertEqual((got.logid, got.inter_op_num_threads, got.execution_mode),
+                         ("me", 2, kiln.ExecutionMode.ORT_PARALLEL))
+
+    def test_free_dimension_overrides(self):
+        x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["batch", "ch", 4])
+        x.type.tensor_type.shape.dim[1].denotation = "DATA_CHANNEL"
+        g = helper.make_graph([helper.make_node("Abs", ["X"], ["Y"])], "abs", [x],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
+        path = save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), self.out("abs.onnx"))
+        so = kiln.SessionOptions()
+        so.add_free_dimension_override_by_name("batch", 3)
+        so.add_free_dimension_override_by_denotation("DATA_CHANNEL", 5)
+        sess = kiln.InferenceSession(path, so)
+        self.assertEqual(sess.get_inputs()[0].shape, [3, 5, 4])
+        with self.assertRaises(kiln.InvalidArgument):  # the dims are now fixed
+            sess.run(None, {"X": np.zeros((2, 5, 4), np.float32)})
+
+    def test_add_initializer_replaces_a_weight_without_copying(self):
+        w = np.array([10, 20, 30], np.float32)
+        so = kiln.SessionOptions()
+        so.add_initializer("W", kiln.OrtValue.ortvalue_from_numpy(w))
+        sess = kiln.InferenceSession(add_weight_model(self.out("add.onnx")), so)
+        np.testing.assert_array_equal(sess.run(None, {"X": np.ones(3, np.float32)})[0], [11, 21, 31])
+        bad = kiln.SessionOptions()
+        bad.add_initializer("W", kiln.OrtValue.ortvalue_from_numpy(np.ones(4, np.float32)))
+        with self.assertRaises(kiln.InvalidArgument) as ctx:
+            kiln.InferenceSession(add_weight_model(self.out("add2.onnx")), bad)
+        self.assertIn("initializer 'W'", str(ctx.exception))
+
+    def test_add_external_initializers_supplies_missing_external_data(self):
+        model = onnx.load(add_weight_model(self.out("ext.onnx")))
+        onnx.external_data_helper.convert_model_to_external_data(model, location="absent.bin", size_threshold=0)
+        onnx.save(model, self.out("ext.onnx"))
+        os.remove(self.out("absent.bin"))
+        with self.assertRaises(kiln.NoSuchFile):
+            kiln.InferenceSession(self.out("ext.onnx"))
+        so = kiln.SessionOptions()
+        so.add_external_initializers(["W"], [kiln.OrtValue.ortvalue_from_numpy(np.array([1, 1, 1], np.float32))])
+        sess = kiln.InferenceSession(self.out("ext.onnx"), so)
+        np.testing.assert_array_equal(sess.run(None, {"X": np.ones(3, np.float32)})[0], [2, 2, 2])
+
+    def test_optimized_model_filepath(self):
+        so = kiln.SessionOptions()
+        so.optimized_model_filepath = self.out("opt.onnx")
+        kiln.InferenceSession(square_model(self.out("sq.onnx")), so)
+        self.assertTrue(os.path.isfile(so.optimized_model_filepath))
+        again = kiln.InferenceSession(so.optimized_model_filepath)
+        np.testing.assert_array_equal(again.run(None, {"X": np.full((1, 2), 3, np.float32)})[0], [[9, 9]])
+
+    def test_load_config_from_model(self):
+        model = onnx.load(square_model(self.out("sq.onnx")))
+        helper.set_model_props(model, {"ort_config": '{"session_options": {"intra_op_num_threads": 2, '
+                                                     '"inter_op_num_threads": 5, "graph_optimization_level": 1}}'})
+        onnx.save(model, self.out("cfg.onnx"))
+        os.environ["ORT_LOAD_CONFIG_FROM_MODEL"] = "1"
+        try:
+            got = kiln.InferenceSession(self.out("cfg.onnx")).get_session_options()
+        finally:
+            os.environ["ORT_LOAD_CONFIG_FROM_MODEL"] = "0"
+        self.assertEqual((got.intra_op_num_threads, got.inter_op_num_threads), (2, 5))
+        self.assertEqual(got.graph_optimization_level, kiln.GraphOptimizationLevel.ORT_ENABLE_BASIC)
+        self.assertEqual(kiln.InferenceSession(self.out("cfg.onnx")).get_session_options().inter_op_num_threads, 0)
+
+
+class RunAndModuleTest(ku.KilnTestCase):
+    def test_run_options_members(self):
+        ro = kiln.RunOptions()
+        ro.logid = "run"
+        ro.log_severity_level = 3
+        ro.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self.assertEqual(ro.get_run_config_entry("memory.enable_memory_arena_shrinkage"), "cpu:0")
+        with self.assertRaises(RuntimeError):
+            ro.get_run_config_entry("nope")
+        sess = kiln.InferenceSession(square_model(self.out("sq.onnx")))
+        np.testing.assert_array_equal(sess.run(None, {"X": np.ones((1, 2), np.float32)}, ro)[0], [[1, 1]])
+        ro.terminate = True
+        with self.assertRaises(kiln.Fail):
+            sess.run(None, {"X": np.ones((1, 2), np.float32)}, ro)
+
+    def test_providers_async_and_module_functions(self):
+        sess = kiln.InferenceSession(square_model(self.out("sq.onnx")))
+        sess.set_providers(["CPUExecutionProvider"])
+        with self.assertRaises(RuntimeError) as ctx:
+            sess.set_providers(["InvalidProvider"])
+        self.assertIn("Unknown Provider Type: InvalidProvider", str(ctx.exception))
+        self.assertEqual(sess.get_provider_options(), {"CPUExecutionProvider": {}})
+        self.assertGreater(sess.get_profiling_start_time_ns(), 0)
+        done = threading.Event()
+        got = {}
+
+        def callback(outputs, data, error):
+            got.update(outputs=outputs, data=data, error=error)
+            done.set()
+
+        sess.run_async(["Y"], {"X": np.full((2, 2), 2, np.float32)}, callback, "user")
+        self.assertTrue(done.wait(10))
+        self.assertEqual((got["data"], got["error"]), ("user", ""))
+        np.testing.assert_array_equal(got["outputs"][0], np.full((2, 2), 4))
+        self.assertIn("Build Info", kiln.get_build_info())
+        self.assertEqual(kiln.get_version_string(), kiln.__version__)
+        kiln.enable_telemetry_events()
+        kiln.disable_telemetry_events()
+        kiln.set_default_logger_severity(3)
+
+    def test_lists_void_strings_and_empty_sequences(self):
+        sess = kiln.InferenceSession(square_model(self.out("sq.onnx")))
+        np.testing.assert_array_equal(sess.run(None, {"X": [[1.0, 2.0]]})[0], [[1, 4]])  # float64 list -> float
+        g = helper.make_graph([helper.make_node("Identity", ["s"], ["t"])], "id",
+                              [helper.make_tensor_value_info("s", TensorProto.STRING, [2])],
+                              [helper.make_tensor_value_info("t", TensorProto.STRING, [2])])
+        strings = kiln.InferenceSession(save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]),
+                                             self.out("id.onnx")))
+        out = strings.run(None, {"s": np.array([b"ab", b"cd"], dtype=np.void)})[0]
+        self.assertEqual(list(out), ["ab", "cd"])
+        seq = helper.make_tensor_sequence_value_info("seq", TensorProto.INT64, None)
+        g = helper.make_graph([helper.make_node("SequenceInsert", ["seq", "x"], ["out"])], "ins",
+                              [seq, helper.make_tensor_value_info("x", TensorProto.INT64, [2])],
+                              [helper.make_tensor_sequence_value_info("out", TensorProto.INT64, None)])
+        ins = kiln.InferenceSession(save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]),
+                                         self.out("ins.onnx")))
+        res = ins.run(None, {"seq": [], "x": np.array([1, 2], np.int64)})[0]
+        self.assertEqual(len(res), 1)
+        np.testing.assert_array_equal(res[0], [1, 2])
+
+    def test_install_as_onnxruntime(self):
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); import kiln; kiln.install_as_onnxruntime()\n"
+                "import onnxruntime as ort\n"
+                "from onnxruntime.capi.onnxruntime_pybind11_state import Fail, OrtValueVector, RunOptions\n"
+                "from onnxruntime.capi import _pybind_state as C\n"
+                "assert ort is kiln and Fail is kiln.Fail and C.OrtValue is kiln.OrtValue\n"
+                "print(ort.get_available_providers())")
+        r = subprocess.run(["/usr/bin/python3", "-c", code, os.environ["KILN_PYTHONPATH"]], capture_output=True,
+                           text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("CPUExecutionProvider", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
