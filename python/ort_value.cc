@@ -41,7 +41,7 @@ void bind_ort_value(py::module_& m) {
           [](py::object array, const std::string& device_type, int device_id) {
             check_device(device_type, device_id);
             // Zero-copy, as onnxruntime on the CPU: the tensor views the array and keeps it alive.
-            return PyOrtValue{Value(tensor_from_numpy("ortvalue", array))};
+            return PyOrtValue{Value(tensor_from_numpy("ortvalue", array)), py::object()};
           },
           py::arg("array"), py::arg("device_type") = "cpu", py::arg("device_id") = 0)
       .def_static(
@@ -49,7 +49,8 @@ void bind_ort_value(py::module_& m) {
           [](py::array array, int onnx_element_type) {
             const DType want = static_cast<DType>(onnx_element_type);
             if (!dtype_is_valid(onnx_element_type) || dtype_storage_bytes(want, 1) == 0) {
-              throw py::value_error("onnx element type " + std::to_string(onnx_element_type) + " is not one kiln takes");
+              throw py::value_error("onnx element type " + std::to_string(onnx_element_type) +
+                                    " is not one kiln takes");
             }
             // The array's bytes reinterpreted as the ONNX type (bfloat16 from uint16, float8 from uint8, ...), in
             // place: the value keeps the (C-contiguous) array alive.
@@ -69,7 +70,8 @@ void bind_ort_value(py::module_& m) {
           "ortvalue_from_shape_and_type",
           [](std::vector<int64_t> shape, py::object element_type, const std::string& device_type, int device_id) {
             check_device(device_type, device_id);
-            return PyOrtValue{Value(value_or_raise(Tensor::allocate(dtype_from_type(element_type), std::move(shape))))};
+            return PyOrtValue{Value(value_or_raise(Tensor::allocate(dtype_from_type(element_type), std::move(shape)))),
+                              py::object()};
           },
           py::arg("shape"), py::arg("element_type"), py::arg("device_type") = "cpu", py::arg("device_id") = 0)
       .def("numpy", [](const PyOrtValue& v) { return python_from_value(v.value); })
@@ -80,10 +82,9 @@ void bind_ort_value(py::module_& m) {
            [](const PyOrtValue& v) { return std::vector<int64_t>(v.tensor().dims().begin(), v.tensor().dims().end()); })
       .def("data_type",
            [](const PyOrtValue& v) {
-             return v.value.is_tensor() ? std::string("tensor(") + dtype_name(v.value.tensor().dtype()) + ")"
-                    : v.value.is_sequence()
-                        ? std::string("seq(tensor(") + dtype_name(v.value.elem_type()) + "))"
-                        : std::string("optional");
+             return v.value.is_tensor()     ? std::string("tensor(") + dtype_name(v.value.tensor().dtype()) + ")"
+                    : v.value.is_sequence() ? std::string("seq(tensor(") + dtype_name(v.value.elem_type()) + "))"
+                                            : std::string("optional");
            })
       .def("element_type", [](const PyOrtValue& v) { return static_cast<int>(v.tensor().dtype()); })
       .def("has_value", [](const PyOrtValue& v) { return !v.value.is_none(); })

@@ -148,7 +148,12 @@ StatusOr<Transform> parse_transform(const json& j, const std::string& where) {
     t.size_divisor = f.integer("size_divisor", 0, 1);
     t.height = f.integer("height", 0, 1);
     t.width = f.integer("width", 0, 1);
-    t.pad_val = f.number("pad_val", 0);
+    // "value" (the padding value); mmcv's and MMDeploy's pipelines call it "pad_val", which is taken too.
+    t.pad_val = f.number("value", 0);
+    if (f.has("pad_val")) {
+      if (f.has("value")) f.error("give 'value' or 'pad_val', not both");
+      t.pad_val = f.number("pad_val", 0);
+    }
     if (f.ok() && !t.size_divisor && (!t.height || !t.width)) f.error("give 'size_divisor', or 'height' and 'width'");
   } else if (type == "Normalize") {
     t.kind = Transform::Kind::kNormalize;
@@ -218,7 +223,7 @@ std::string Pipeline::default_json(const std::string& task) {
   "preprocess": [
     {"type": "LoadImage", "color_type": "color"},
     {"type": "Resize", "height": 640, "width": 640, "keep_ratio": true},
-    {"type": "Pad", "height": 640, "width": 640, "pad_val": 114},
+    {"type": "Pad", "height": 640, "width": 640, "value": 114},
     {"type": "Normalize", "mean": [0, 0, 0], "std": [255, 255, 255], "to_rgb": true},
     {"type": "ImageToTensor"}
   ],

@@ -30,7 +30,7 @@ struct Transform {
   int height = 0, width = 0, short_side = 0;
   bool keep_ratio = false;
   bool nearest = false;  // interpolation "nearest" (else "bilinear", cv2's INTER_LINEAR)
-  // Pad: to a multiple of size_divisor, or to height x width; with pad_val.
+  // Pad: to a multiple of size_divisor, or to height x width; with `value` ("pad_val" in mmcv's pipelines).
   int size_divisor = 0;
   float pad_val = 0;
   // Normalize: (x - mean) / std per channel, after swapping BGR to RGB when to_rgb.

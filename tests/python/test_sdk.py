@@ -117,6 +117,9 @@ class PipelineErrorsTest(ku.KilnTestCase):
          "postprocess: type 'TopK' is not a restorer's (expected 'Restore')"),
         ({"preprocess": [{"type": "Pad", "pad_val": 0}, {"type": "ImageToTensor"}], "postprocess": {"type": "Restore"}},
          "preprocess[0] (Pad): give 'size_divisor', or 'height' and 'width'"),
+        ({"preprocess": [{"type": "Pad", "size_divisor": 8, "value": 1, "pad_val": 2}, {"type": "ImageToTensor"}],
+          "postprocess": {"type": "Restore"}},
+         "preprocess[0] (Pad): give 'value' or 'pad_val', not both"),
     ]
 
     def test_each_wrong_field_is_named(self):
@@ -286,7 +289,7 @@ def test_images():
 
 class DetectorTest(ku.KilnTestCase):
     PIPELINE = {"preprocess": [{"type": "LoadImage"}, {"type": "Resize", "height": 320, "width": 320, "keep_ratio": True},
-                               {"type": "Pad", "height": 320, "width": 320, "pad_val": 114},
+                               {"type": "Pad", "height": 320, "width": 320, "value": 114},
                                {"type": "Normalize", "mean": [0, 0, 0], "std": [255, 255, 255], "to_rgb": True},
                                {"type": "ImageToTensor"}],
                 "postprocess": {"type": "NMS", "score_thr": 0.55, "iou_thr": 0.5, "max_det": 50}}
