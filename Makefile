@@ -74,7 +74,8 @@ install: build
 PY_SITE = $(shell $(PYTHON) -c 'import site; print([p for p in site.getsitepackages() if p.startswith("/usr/local")][0])')
 install-python: build
 	install -d $(DESTDIR)$(PY_SITE)/kiln
-	install -m 644 $(BUILD_DIR)/python/kiln/__init__.py $(BUILD_DIR)/python/kiln/sdk.py $(DESTDIR)$(PY_SITE)/kiln/
+	install -m 644 $(BUILD_DIR)/python/kiln/__init__.py $(BUILD_DIR)/python/kiln/sdk.py \
+	  $(BUILD_DIR)/python/kiln/_sparse.py $(DESTDIR)$(PY_SITE)/kiln/
 	install -m 755 $(BUILD_DIR)/python/kiln/_kiln*.so $(DESTDIR)$(PY_SITE)/kiln/
 	@echo "installed kiln into $(DESTDIR)$(PY_SITE)/kiln"
 

@@ -376,6 +376,11 @@ class InferenceSession {
   Value value_from_python(const std::string& name, py::handle obj) {
     if (obj.is_none()) return Value::none("");
     if (py::isinstance<PyOrtValue>(obj)) return obj.cast<const PyOrtValue&>().value;
+    if (py::hasattr(obj, "as_sparse_tensor")) {
+      throw py::type_error("input '" + name +
+                           "' is a SparseTensor: kiln takes sparse values only as a model's initializers, not as run "
+                           "inputs");
+    }
     const ir::Type* declared = input_type(name);
     if (declared && declared->kind == ir::Type::Kind::kOptional) declared = declared->value_type.get();
     if (py::isinstance<py::list>(obj) && declared && declared->kind == ir::Type::Kind::kSequence) {

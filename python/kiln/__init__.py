@@ -31,7 +31,12 @@ from kiln._kiln import (  # noqa: F401
     set_default_logger_severity,
 )
 
+from kiln._sparse import OrtDevice, OrtSparseFormat, SparseOrtValue, SparseTensor  # noqa: E402,F401
+
 __version__ = "0.1.0"
+
+# onnxruntime's OrtValue over a SparseTensor (a container: kiln's runtime takes no sparse run inputs).
+OrtValue.ort_value_from_sparse_tensor = staticmethod(SparseOrtValue)
 
 
 def _run_async(self, output_names, input_feed, callback, user_data, run_options=None):

@@ -91,6 +91,37 @@ class OrtValueTest(ku.KilnTestCase):
             sess.run(["Y"], {"X": kiln.OrtValue.ortvalue_from_numpy(x.astype(np.int64))})
 
 
+class SparseTensorTest(ku.KilnTestCase):
+    def test_coo_and_csr_containers(self):
+        cpu = kiln.OrtDevice.make("cpu", 0)
+        values = np.array([1.0, 2.0, 3.0], np.float32)
+        coo = kiln.SparseTensor.sparse_coo_from_numpy([9, 9], values, np.array([3, 5, 15], np.int64), cpu)
+        self.assertEqual(coo.format(), kiln.OrtSparseFormat.ORT_SPARSE_COO)
+        self.assertEqual((coo.dense_shape(), coo.data_type(), coo.device_name()), ([9, 9], "sparse_tensor(float)", "cpu"))
+        self.assertFalse(coo.values().flags.writeable)
+        np.testing.assert_array_equal(coo.as_coo_view().indices(), [3, 5, 15])
+        v = kiln.OrtValue.ort_value_from_sparse_tensor(coo)
+        self.assertTrue(v.is_sparse_tensor() and not v.is_tensor())
+        self.assertIs(v.as_sparse_tensor(), coo)
+        csr = kiln.SparseTensor.sparse_csr_from_numpy([3, 4], np.array(["a", "b"]), np.array([1, 2], np.int64),
+                                                      np.array([0, 1, 2, 2], np.int64), cpu)
+        self.assertEqual(csr.data_type(), "sparse_tensor(string)")
+        np.testing.assert_array_equal(csr.as_csrc_view().outer(), [0, 1, 2, 2])
+        with self.assertRaises(RuntimeError):
+            csr.as_coo_view()
+        with self.assertRaises(RuntimeError):
+            coo.to_cuda(kiln.OrtDevice.make("cuda", 0))
+        with self.assertRaises(ValueError):  # 2 indices for 3 values
+            kiln.SparseTensor.sparse_coo_from_numpy([9], values, np.array([1, 2], np.int64), cpu)
+        with self.assertRaises(ValueError):  # outer must have rows + 1 entries
+            kiln.SparseTensor.sparse_csr_from_numpy([3, 4], values, np.array([0, 1, 2], np.int64),
+                                                    np.array([0, 3], np.int64), cpu)
+        sess = kiln.InferenceSession(square_model(self.out("sq.onnx")))
+        with self.assertRaises(TypeError) as ctx:  # not a run input
+            sess.run(None, {"X": v})
+        self.assertIn("'X'", str(ctx.exception))
+
+
 class SessionOptionsTest(ku.KilnTestCase):
     def test_members_and_config_entries(self):
         so = kiln.SessionOptions()
