@@ -75,7 +75,8 @@ PY_SITE = $(shell $(PYTHON) -c 'import site; print([p for p in site.getsitepacka
 install-python: build
 	install -d $(DESTDIR)$(PY_SITE)/kiln
 	install -m 644 $(BUILD_DIR)/python/kiln/__init__.py $(BUILD_DIR)/python/kiln/sdk.py \
-	  $(BUILD_DIR)/python/kiln/_sparse.py $(DESTDIR)$(PY_SITE)/kiln/
+	  $(BUILD_DIR)/python/kiln/_sparse.py $(BUILD_DIR)/python/kiln/__init__.pyi $(BUILD_DIR)/python/kiln/py.typed \
+	  $(DESTDIR)$(PY_SITE)/kiln/
 	install -m 755 $(BUILD_DIR)/python/kiln/_kiln*.so $(DESTDIR)$(PY_SITE)/kiln/
 	@echo "installed kiln into $(DESTDIR)$(PY_SITE)/kiln"
 

@@ -264,6 +264,31 @@ class RunAndModuleTest(ku.KilnTestCase):
         self.assertEqual(len(res), 1)
         np.testing.assert_array_equal(res[0], [1, 2])
 
+    def test_type_stubs_match_the_module(self):
+        import ast
+        stub_path = os.path.join(os.path.dirname(kiln.__file__), "__init__.pyi")
+        self.assertTrue(os.path.exists(os.path.join(os.path.dirname(kiln.__file__), "py.typed")))
+        tree = ast.parse(open(stub_path).read())
+        top, classes = set(), {}
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                top.add(node.name)
+            elif isinstance(node, ast.AnnAssign):
+                top.add(node.target.id)
+            elif isinstance(node, ast.ImportFrom) and node.module.startswith("kiln"):
+                top.update(a.asname or a.name for a in node.names)
+            if isinstance(node, ast.ClassDef):
+                classes[node.name] = [n.name for n in node.body if isinstance(n, ast.FunctionDef)]
+        public = {n for n in dir(kiln) if not n.startswith("_") and not isinstance(getattr(kiln, n), type(os))}
+        public.add("__version__")
+        top.discard("Feed")
+        self.assertEqual(public - top, set(), "in the module, not in the stubs")
+        self.assertEqual(top - public, set(), "in the stubs, not in the module")
+        for cls, methods in classes.items():
+            for m in methods:
+                if m != "__init__":
+                    self.assertTrue(hasattr(getattr(kiln, cls), m), "%s.%s is stubbed but missing" % (cls, m))
+
     def test_install_as_onnxruntime(self):
         code = ("import sys; sys.path.insert(0, sys.argv[1]); import kiln; kiln.install_as_onnxruntime()\n"
                 "import onnxruntime as ort\n"
