@@ -160,6 +160,19 @@ void check_libonnx_preconditions(const ir::Graph& g, const std::string& where, s
             "weight W has rank " + std::to_string(*w) + " but X has rank " + std::to_string(*x) + "; they must match");
       }
     }
+    // libonnx's convolution and pooling inference divides by every stride (fuzzing: strides [2, 0] was an FPE).
+    for (const auto& a : n.attributes) {
+      if (n.domain.empty() && (a.name == "strides" || a.name == "dilations") && a.type == ir::AttrType::kInts) {
+        for (size_t i = 0; i < a.ints.size(); ++i) {
+          if (a.ints[i] <= 0) {
+            report.add(Sev::kError, label,
+                       "attribute '" + a.name + "' has " + std::to_string(a.ints[i]) + " at position " +
+                           std::to_string(i) + "; every value must be positive");
+            break;
+          }
+        }
+      }
+    }
     for (const auto& a : n.attributes) {
       const std::vector<const ir::Graph*> subs = subgraphs_of(a);
       for (const auto* sg : subs) {
