@@ -396,8 +396,9 @@ class InferenceSession {
         (py::isinstance<py::list>(obj) || py::isinstance<py::tuple>(obj) || py::isinstance<py::float_>(obj) ||
          py::isinstance<py::int_>(obj))) {
       // A Python list (or scalar) becomes an array of the input's declared element type, as onnxruntime converts it.
-      obj = py::array(py::module_::import("numpy").attr("asarray")(obj, numpy_dtype(declared->elem_type)));
-      return Value(tensor_from_numpy(name, obj));
+      // (Held by `converted` while the tensor takes its own reference: `obj` is only a handle.)
+      py::object converted = py::module_::import("numpy").attr("asarray")(obj, numpy_dtype(declared->elem_type));
+      return Value(tensor_from_numpy(name, converted));
     }
     return Value(tensor_from_numpy(name, obj));
   }
