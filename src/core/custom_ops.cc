@@ -39,6 +39,12 @@ Status check_op(const std::string& lib, const kiln_custom_op& op, size_t index) 
 
 std::string canonical_domain(const std::string& d) { return d == "ai.onnx" ? "" : d; }
 
+// The same op at the same version ("" and "ai.onnx" are one domain): two declarations of it are an error.
+bool same_op(const kiln_custom_op& a, const kiln_custom_op& b) {
+  return canonical_domain(a.domain) == canonical_domain(b.domain) && std::string(a.op_type) == b.op_type &&
+         a.since_version == b.since_version;
+}
+
 std::mutex g_mu;
 std::map<std::string, std::weak_ptr<const CustomOpLibrary>>& loaded() {
   static auto* m = new std::map<std::string, std::weak_ptr<const CustomOpLibrary>>();
@@ -83,8 +89,7 @@ StatusOr<std::shared_ptr<const CustomOpLibrary>> CustomOpLibrary::load(const std
   for (size_t i = 0; i < desc->op_count; ++i) {
     KILN_RETURN_IF_ERROR(check_op(path, desc->ops[i], i));
     for (const auto* other : lib->ops_) {
-      if (canonical_domain(other->domain) == canonical_domain(desc->ops[i].domain) &&
-          std::string(other->op_type) == desc->ops[i].op_type && other->since_version == desc->ops[i].since_version) {
+      if (same_op(*other, desc->ops[i])) {
         return invalid_argument("custom-op library '" + path + "' declares " + op_label(desc->ops[i], i) +
                                 " twice for since_version " + std::to_string(other->since_version));
       }
@@ -109,8 +114,7 @@ StatusOr<CustomOps> CustomOps::load(const std::vector<std::string>& paths) {
     for (const auto* op : lib->ops()) {
       for (const auto& l : ops.libraries_) {
         for (const auto* o : l->ops()) {
-          if (canonical_domain(o->domain) == canonical_domain(op->domain) && std::string(o->op_type) == op->op_type &&
-              o->since_version == op->since_version) {
+          if (same_op(*o, *op)) {
             return invalid_argument("custom op " + std::string(*op->domain ? op->domain : "ai.onnx") +
                                     "::" + op->op_type + " is declared by two libraries: '" + l->path() + "' and '" +
                                     lib->path() + "'");

@@ -48,7 +48,7 @@ StatusOr<std::unique_ptr<Task>> Task::load(const std::string& dir, const std::st
     return invalid_argument(deploy_path + ": 'task' is '" + t->kind_ +
                             "' (known: restorer, classifier, detector, segmentor)");
   }
-  if (t->kind_ != task) {
+  if (!task.empty() && t->kind_ != task) {
     return invalid_argument(deploy_path + ": the folder holds a " + t->kind_ + ", not a " + task);
   }
   KILN_ASSIGN_OR_RETURN(std::string model, string_field(j, "model", deploy_path));
@@ -70,7 +70,7 @@ StatusOr<std::unique_ptr<Task>> Task::load(const std::string& dir, const std::st
   if (model.find('/') != std::string::npos) {
     return invalid_argument(deploy_path + ": 'model' must be a file name in the folder, not '" + model + "'");
   }
-  KILN_ASSIGN_OR_RETURN(t->pipeline_, Pipeline::load(dir + "/pipeline.json", task));
+  KILN_ASSIGN_OR_RETURN(t->pipeline_, Pipeline::load(dir + "/pipeline.json", t->kind_));
   KILN_ASSIGN_OR_RETURN(t->session_, Session::create(dir + "/" + model, options));
   const auto& ins = t->session_->inputs();
   if (std::none_of(ins.begin(), ins.end(), [&](const IoInfo& i) { return i.name == t->input_; })) {
@@ -83,17 +83,6 @@ StatusOr<std::unique_ptr<Task>> Task::load(const std::string& dir, const std::st
     }
   }
   return t;
-}
-
-StatusOr<std::string> Task::kind_of(const std::string& dir) {
-  const std::string path = dir + "/deploy.json";
-  std::ifstream in(path);
-  if (!in) return not_found(path + ": cannot open it (is '" + dir + "' a model folder made by kiln pack?)");
-  std::stringstream text;
-  text << in.rdbuf();
-  const json j = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return invalid_argument(path + ": not a JSON object");
-  return string_field(j, "task", path);
 }
 
 StatusOr<Task::Inferred> Task::infer(const Image& image) const {

@@ -17,12 +17,10 @@ class Task {
  public:
   // Loads DIR/deploy.json ({"version": 1, "task": "restorer", "model": "srcnn.onnx", "input": "input",
   // "output": "output"}; a detector's "output" is ["boxes", "scores"]), DIR/pipeline.json and the model. `task`: the
-  // kind the caller wants ("restorer"...), checked against deploy.json's. Errors name the file and the field.
+  // kind the caller wants ("restorer"...), checked against deploy.json's; "" takes any (kind() says which). Errors
+  // name the file and the field.
   static StatusOr<std::unique_ptr<Task>> load(const std::string& dir, const std::string& task,
                                               const SessionOptions& options = {});
-
-  // The task deploy.json names (for tools that take any folder).
-  static StatusOr<std::string> kind_of(const std::string& dir);
 
   const std::string& kind() const { return kind_; }
   const Pipeline& pipeline() const { return pipeline_; }

@@ -132,10 +132,9 @@ std::array<uint8_t, 3> class_colour(int label) {
 }
 
 int task(const std::string& dir, const std::vector<std::string>& images, const std::string& out_dir) {
-  auto kind = sdk::Task::kind_of(dir);
-  if (!kind.is_ok()) return report_error(kind.status());
-  auto t = sdk::Task::load(dir, *kind);
+  auto t = sdk::Task::load(dir, "");
   if (!t.is_ok()) return report_error(t.status());
+  const std::string& kind = (*t)->kind();
   for (const auto& path : images) {
     auto img = read_image(path);
     if (!img.is_ok()) {
@@ -143,13 +142,13 @@ int task(const std::string& dir, const std::vector<std::string>& images, const s
       return kExitUsage;
     }
     const std::string dest = (fs::path(out_dir) / (fs::path(path).stem().string() + ".png")).string();
-    if (*kind == "restorer") {
+    if (kind == "restorer") {
       auto r = sdk::restore(**t, *img);
       if (!r.is_ok()) return report_error(r.status().with_context(path));
       Status st = write_hwc(r->pixels, r->height, r->width, r->channels, dest);
       if (!st.is_ok()) return report_error(st);
       std::cout << path << " -> " << dest << " (" << r->width << "x" << r->height << ")\n";
-    } else if (*kind == "detector") {
+    } else if (kind == "detector") {
       auto found = sdk::detect(**t, *img);
       if (!found.is_ok()) return report_error(found.status().with_context(path));
       std::vector<uint8_t> pixels(img->data.begin(), img->data.end());  // BGR 0-255
@@ -172,7 +171,7 @@ int task(const std::string& dir, const std::vector<std::string>& images, const s
       Status st = write_hwc(pixels, h, w, 3, dest);
       if (!st.is_ok()) return report_error(st);
       std::cout << path << ": " << found->size() << " detections -> " << dest << "\n";
-    } else if (*kind == "segmentor") {
+    } else if (kind == "segmentor") {
       auto seg = sdk::segment(**t, *img);
       if (!seg.is_ok()) return report_error(seg.status().with_context(path));
       std::vector<uint8_t> pixels(seg->mask.size() * 3);
