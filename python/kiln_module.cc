@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "io_binding.h"
+#include "kiln/core/allocator.h"
 #include "kiln/core/custom_ops.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/runtime/session.h"
@@ -302,6 +304,24 @@ class InferenceSession {
   }
 
   const std::string& model_path() const { return model_path_; }
+  const Session& session() const { return *session_; }
+  Value feed(const std::string& name, py::handle obj) { return value_from_python(name, obj); }
+
+  // onnxruntime's run_with_iobinding: the Python-level IOBinding (its C-level one is `_iobinding`) or the C-level
+  // SessionIOBinding.
+  void run_with_iobinding(py::object binding, py::object run_options) {
+    if (py::hasattr(binding, "_iobinding")) binding = binding.attr("_iobinding");
+    if (!py::isinstance<PyIOBinding>(binding)) {
+      throw py::type_error("run_with_iobinding takes an IOBinding (session.io_binding()), not " +
+                           std::string(py::str(binding.get_type())));
+    }
+    auto& b = binding.cast<PyIOBinding&>();
+    if (b.session != session_.get()) {
+      raise(invalid_argument("run_with_iobinding: the IOBinding was made for another session"));
+    }
+    const kiln::RunOptions* ro = run_options.is_none() ? nullptr : &run_options.cast<const PyRunOptions&>().options;
+    python::run_with_iobinding(b, ro);
+  }
 
  private:
   // The model's "ort_config" metadata (JSON {"session_options": {...}}), as onnxruntime reads it.
@@ -425,6 +445,20 @@ class InferenceSession {
 };
 
 }  // namespace
+
+BoundSession bound_session(py::handle inference_session) {
+  if (!py::isinstance<InferenceSession>(inference_session)) {
+    throw py::type_error("SessionIOBinding takes an InferenceSession, not " +
+                         std::string(py::str(inference_session.get_type())));
+  }
+  BoundSession b;
+  b.session = &inference_session.cast<const InferenceSession&>().session();
+  b.convert = [](py::handle session, const std::string& name, py::handle obj) {
+    return session.cast<InferenceSession&>().feed(name, obj);
+  };
+  return b;
+}
+
 }  // namespace kiln::python
 
 PYBIND11_MODULE(_kiln, m) {
@@ -594,6 +628,8 @@ PYBIND11_MODULE(_kiln, m) {
       .def("get_profiling_start_time_ns", &InferenceSession::get_profiling_start_time_ns)
       .def("run_with_ort_values", &InferenceSession::run_with_ort_values, py::arg("a"), py::arg("b"),
            py::arg("run_options") = py::none())
+      .def("run_with_iobinding", &InferenceSession::run_with_iobinding, py::arg("iobinding"),
+           py::arg("run_options") = py::none())
       // onnxruntime's Python InferenceSession wraps a C-level one as `_sess`; here both are this object.
       .def_property_readonly("_sess", [](py::object self) { return self; })
       .def_property_readonly("_model_path", &InferenceSession::model_path);
@@ -612,6 +648,14 @@ PYBIND11_MODULE(_kiln, m) {
     if (severity < 0 || severity > 4) throw py::value_error("severity must be 0 (verbose) to 4 (fatal)");
   });
   m.def("get_default_session_options", [] { return PySessionOptions(); });
+  // kiln's own: tensor memory taken from the heap since the process started, as (allocations, bytes). Read it
+  // around runs to see what they allocate (a steady-state run_with_iobinding with every output bound to memory
+  // allocates none).
+  m.def("tensor_heap_stats", [] {
+    const kiln::TensorHeapStats s = kiln::tensor_heap_stats();
+    return py::make_tuple(s.allocations, s.bytes);
+  });
   bind_ort_value(m);
+  bind_io_binding(m);
   bind_sdk(m);
 }

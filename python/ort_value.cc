@@ -8,26 +8,44 @@
 
 namespace kiln::python {
 
-namespace {
-
-void check_device(const std::string& device_type, int device_id) {
-  if (device_type != "cpu" && device_type != "CPU") {
-    throw py::value_error("device '" + device_type + "' is not available: kiln runs on the CPU (\"cpu\")");
+void check_device(py::handle device, int device_id) {
+  if (!py::isinstance<py::str>(device)) {
+    // An OrtDevice: its type number (0 is the CPU) and id.
+    if (!py::hasattr(device, "device_type") || !py::hasattr(device, "device_id")) {
+      throw py::type_error("a device is a name (\"cpu\") or an OrtDevice, not " +
+                           std::string(py::str(device.get_type())));
+    }
+    const int type = device.attr("device_type")().cast<int>();
+    if (type != 0) {
+      throw py::value_error("device type " + std::to_string(type) + " is not available: kiln runs on the CPU (" +
+                            "OrtDevice.cpu(), 0)");
+    }
+    device_id = device.attr("device_id")().cast<int>();
+  } else {
+    const std::string name = device.cast<std::string>();
+    if (name != "cpu" && name != "CPU") {
+      throw py::value_error("device '" + name + "' is not available: kiln runs on the CPU (\"cpu\")");
+    }
   }
   if (device_id != 0) throw py::value_error("device_id " + std::to_string(device_id) + ": the CPU is device 0");
 }
 
-// numpy's scalar type (np.float32, ...) or dtype -> kiln dtype.
-DType dtype_from_type(const py::object& element_type) {
-  const py::dtype d = py::dtype::from_args(element_type);
+DType element_type_of(py::handle element_type) {
+  if (py::isinstance<py::int_>(element_type)) {
+    const int code = element_type.cast<int>();
+    const auto t = static_cast<DType>(code);
+    if (!dtype_is_valid(code) || t == DType::kUndefined || (t != DType::kString && dtype_storage_bytes(t, 1) == 0)) {
+      throw py::value_error("onnx element type " + std::to_string(code) + " is not one kiln takes");
+    }
+    return t;
+  }
+  const py::dtype d = py::dtype::from_args(py::reinterpret_borrow<py::object>(element_type));
   const DType t = dtype_of(d);
   if (t == DType::kUndefined) {
     throw py::type_error("element type " + std::string(py::str(element_type)) + " has no ONNX equivalent kiln takes");
   }
   return t;
 }
-
-}  // namespace
 
 const Tensor& PyOrtValue::tensor() const {
   if (!value.is_tensor()) throw py::type_error("the OrtValue holds " + value.describe() + ", not a tensor");
@@ -38,12 +56,12 @@ void bind_ort_value(py::module_& m) {
   py::class_<PyOrtValue>(m, "OrtValue")
       .def_static(
           "ortvalue_from_numpy",
-          [](py::object array, const std::string& device_type, int device_id) {
+          [](py::object array, py::object device_type, int device_id) {
             check_device(device_type, device_id);
             // Zero-copy, as onnxruntime on the CPU: the tensor views the array and keeps it alive.
             return PyOrtValue{Value(tensor_from_numpy("ortvalue", array)), py::object()};
           },
-          py::arg("array"), py::arg("device_type") = "cpu", py::arg("device_id") = 0)
+          py::arg("array"), py::arg("device_type") = py::str("cpu"), py::arg("device_id") = 0)
       .def_static(
           "ortvalue_from_numpy_with_onnx_type",
           [](py::array array, int onnx_element_type) {
@@ -68,12 +86,12 @@ void bind_ort_value(py::module_& m) {
           py::arg("array"), py::arg("onnx_element_type"))
       .def_static(
           "ortvalue_from_shape_and_type",
-          [](std::vector<int64_t> shape, py::object element_type, const std::string& device_type, int device_id) {
+          [](std::vector<int64_t> shape, py::object element_type, py::object device_type, int device_id) {
             check_device(device_type, device_id);
-            return PyOrtValue{Value(value_or_raise(Tensor::allocate(dtype_from_type(element_type), std::move(shape)))),
+            return PyOrtValue{Value(value_or_raise(Tensor::allocate(element_type_of(element_type), std::move(shape)))),
                               py::object()};
           },
-          py::arg("shape"), py::arg("element_type"), py::arg("device_type") = "cpu", py::arg("device_id") = 0)
+          py::arg("shape"), py::arg("element_type"), py::arg("device_type") = py::str("cpu"), py::arg("device_id") = 0)
       .def("numpy", [](const PyOrtValue& v) { return python_from_value(v.value); })
       // onnxruntime's Python OrtValue wraps a C-level one (`_ortvalue`, `_get_c_value()`); here both are this object.
       .def("_get_c_value", [](py::object self) { return self; })

@@ -18,6 +18,11 @@ struct PyOrtValueVector {
   std::vector<PyOrtValue> values;
 };
 
+// A device given as a name ("cpu") or an OrtDevice, with an id: a ValueError unless it is the CPU.
+void check_device(py::handle device, int device_id);
+// An element type given as a numpy type (np.float32) or an ONNX type number (TensorProto.FLOAT).
+DType element_type_of(py::handle element_type);
+
 void bind_ort_value(py::module_& m);
 
 }  // namespace kiln::python

@@ -21,20 +21,25 @@ class OrtSparseFormat(enum.IntEnum):
 
 
 class OrtDevice:
-    """A device description. kiln computes on the CPU only; describing another device is allowed, moving data to it
-    is not."""
+    """A device description, at both of onnxruntime's levels: the C-level OrtDevice(device_type, memory_type,
+    device_id) with the type numbers OrtDevice.cpu(), cuda(), ..., and the Python-level OrtDevice.make("cpu", 0).
+    kiln computes on the CPU only; describing another device is allowed, putting data on it is not."""
 
-    _TYPES = {"cpu": 0, "cuda": 1, "gpu": 1}
+    _TYPES = {"cpu": 0, "cuda": 1, "gpu": 1, "fpga": 2, "npu": 3, "dml": 4, "cann": 5}
 
-    def __init__(self, device_type, device_id=0):
-        self._type, self._id = device_type, device_id
+    def __init__(self, device_type, memory_type=0, device_id=0):
+        if isinstance(device_type, OrtDevice):  # onnxruntime's Python level wraps a C-level device
+            device_type, memory_type, device_id = device_type._type, device_type._memory, device_type._id
+        if isinstance(device_type, str):
+            name = device_type.lower()
+            if name not in OrtDevice._TYPES:
+                raise ValueError("unknown device type %r (expected one of %s)" % (device_type, sorted(OrtDevice._TYPES)))
+            device_type = OrtDevice._TYPES[name]
+        self._type, self._memory, self._id = int(device_type), int(memory_type), int(device_id)
 
     @staticmethod
     def make(device_type, device_id):
-        name = str(device_type).lower()
-        if name not in OrtDevice._TYPES:
-            raise ValueError("unknown device type %r (expected 'cpu' or 'cuda')" % (device_type,))
-        return OrtDevice(name, int(device_id))
+        return OrtDevice(device_type, OrtDevice.default_memory(), device_id)
 
     @staticmethod
     def cpu():
@@ -44,11 +49,37 @@ class OrtDevice:
     def cuda():
         return 1
 
+    @staticmethod
+    def dml():
+        return 4
+
+    @staticmethod
+    def default_memory():
+        return 0
+
+    def _get_c_device(self):
+        return self
+
     def device_type(self):
-        return OrtDevice._TYPES[self._type]
+        return self._type
+
+    def memory_type(self):
+        return self._memory
 
     def device_id(self):
         return self._id
+
+    def __eq__(self, other):
+        return isinstance(other, OrtDevice) and (self._type, self._memory, self._id) == (
+            other._type, other._memory, other._id)
+
+    def __hash__(self):
+        return hash((self._type, self._memory, self._id))
+
+    def __repr__(self):
+        names = {v: k for k, v in reversed(list(OrtDevice._TYPES.items()))}
+        return "OrtDevice(%s, memory_type=%d, device_id=%d)" % (names.get(self._type, self._type), self._memory,
+                                                                self._id)
 
 
 def _readonly(a):

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,9 @@
 namespace kiln {
 namespace {
 
+std::atomic<uint64_t> heap_allocations{0};
+std::atomic<uint64_t> heap_bytes{0};
+
 class CpuAllocator final : public Allocator {
  public:
   explicit CpuAllocator(bool zero) : zero_(zero) {}
@@ -19,6 +23,7 @@ class CpuAllocator final : public Allocator {
     size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
     if (rounded == 0) rounded = kTensorAlignment;
     void* p = std::aligned_alloc(kTensorAlignment, rounded);
+    if (p) count_tensor_allocation(rounded);
     if (p && zero_) std::memset(p, 0, rounded);
     return p;
   }
@@ -35,8 +40,18 @@ void* allocate_streamed(size_t bytes) {
   const size_t align = bytes >= kHugePage ? kHugePage : kTensorAlignment;
   const size_t rounded = std::max<size_t>(align, (bytes + align - 1) / align * align);
   void* p = std::aligned_alloc(align, rounded);
+  if (p) count_tensor_allocation(rounded);
   if (p && align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: ignored where unsupported
   return p;
+}
+
+void count_tensor_allocation(size_t bytes) {
+  heap_allocations.fetch_add(1, std::memory_order_relaxed);
+  heap_bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+TensorHeapStats tensor_heap_stats() {
+  return {heap_allocations.load(std::memory_order_relaxed), heap_bytes.load(std::memory_order_relaxed)};
 }
 
 namespace {

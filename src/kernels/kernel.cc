@@ -241,7 +241,7 @@ StatusOr<Tensor*> KernelContext::allocate_output(size_t i, DType dtype, std::vec
   }
   KILN_RETURN_IF_ERROR(check_output_size(i, dtype, dims));
   auto t = Tensor::allocate(dtype, std::move(dims));
-  if (!t.is_ok()) return error(t.status().message());
+  if (!t.is_ok()) return Status(t.status().code(), error(t.status().message()).message());
   outputs_[i] = std::move(t).value();
   return &outputs_[i];
 }
@@ -252,7 +252,7 @@ StatusOr<Tensor*> KernelContext::allocate_output_uninitialized(size_t i, DType d
   KILN_RETURN_IF_ERROR(check_output_size(i, dtype, dims));
   auto t = memory_ ? memory_->allocate(node_index_, i, dtype, std::move(dims))
                    : Tensor::allocate(dtype, std::move(dims), Allocator::cpu_uninitialized());
-  if (!t.is_ok()) return error(t.status().message());
+  if (!t.is_ok()) return Status(t.status().code(), error(t.status().message()).message());
   outputs_[i] = std::move(t).value();
   return &outputs_[i];
 }
@@ -273,7 +273,7 @@ StatusOr<Tensor*> KernelContext::allocate_output_reusing(size_t i, size_t input,
   }
   KILN_RETURN_IF_ERROR(check_output_size(i, dtype, dims));
   auto t = memory_->allocate(node_index_, i, dtype, std::move(dims), lo);
-  if (!t.is_ok()) return error(t.status().message());
+  if (!t.is_ok()) return Status(t.status().code(), error(t.status().message()).message());
   outputs_[i] = std::move(t).value();
   return &outputs_[i];
 }

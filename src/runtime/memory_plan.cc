@@ -61,7 +61,9 @@ uint8_t* MemoryPlanner::acquire(size_t bytes, size_t& size) {
     }
   }
   size = round_up(std::max<size_t>(bytes, 1));
-  return static_cast<uint8_t*>(std::aligned_alloc(kTensorAlignment, size));
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kTensorAlignment, size));
+  if (p) count_tensor_allocation(size);
+  return p;
 }
 
 void MemoryPlanner::release(uint8_t* arena, size_t size) {
@@ -97,12 +99,22 @@ void RunMemory::set_step(size_t step) {
   recording_->step = step;
 }
 
+void RunMemory::bind(size_t node, size_t output, Tensor dest) { bound_[key_of(node, output)] = std::move(dest); }
+
 StatusOr<Tensor> RunMemory::allocate(size_t node, size_t output, DType dtype, std::vector<int64_t> dims,
                                      const void* reuse) {
   auto n = checked_num_elements(dims);
   if (!n || dtype == DType::kString) return Tensor::allocate(dtype, std::move(dims));
   const size_t bytes = dtype_storage_bytes(dtype, *n);
   const uint64_t key = key_of(node, output);
+  if (!bound_.empty()) {
+    auto it = bound_.find(key);
+    if (it != bound_.end() && it->second.dtype() == dtype && it->second.dims() == dims) {
+      Tensor dest = std::move(it->second);
+      bound_.erase(it);
+      return dest;
+    }
+  }
   if (pattern_) {
     auto it = pattern_->blocks.find(key);
     if (it != pattern_->blocks.end() && bytes <= it->second.size && !handed_[it->second.index]) {
@@ -113,6 +125,7 @@ StatusOr<Tensor> RunMemory::allocate(size_t node, size_t output, DType dtype, st
   }
   void* p = std::aligned_alloc(kTensorAlignment, round_up(std::max<size_t>(bytes, 1)));
   if (!p) return io_error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  count_tensor_allocation(round_up(std::max<size_t>(bytes, 1)));
   size_t id;
   {
     std::lock_guard<std::mutex> lock(recording_->mu);

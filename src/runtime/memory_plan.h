@@ -69,6 +69,9 @@ class RunMemory : public cpu::OutputArena {
   // node, the pattern gives the output the input's bytes.
   StatusOr<Tensor> allocate(size_t node, size_t output, DType dtype, std::vector<int64_t> dims,
                             const void* reuse = nullptr) override;
+  // Output `output` of node `node` is written into `dest`, a caller's buffer (preallocated outputs, IOBinding):
+  // allocate() hands out dest's bytes when the kernel asks for exactly dest's dtype and shape.
+  void bind(size_t node, size_t output, Tensor dest);
   // At the end of the run: stores the recorded pattern, and copies any output that lies in the arena.
   Status finish(std::vector<Value>& outputs);
 
@@ -79,7 +82,8 @@ class RunMemory : public cpu::OutputArena {
   MemoryPlanner::Signature signature_;
   std::shared_ptr<const MemoryPattern> pattern_;
   std::shared_ptr<Recording> recording_;
-  std::vector<char> handed_;  // by Block::index: already given out in this run
+  std::vector<char> handed_;                    // by Block::index: already given out in this run
+  std::unordered_map<uint64_t, Tensor> bound_;  // by node output: the caller's buffers, until handed out
   uint8_t* arena_ = nullptr;
   size_t arena_size_ = 0;
 };

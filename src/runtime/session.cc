@@ -200,6 +200,8 @@ struct Session::Impl {
   // The custom ops of SessionOptions::custom_op_libraries, and a kernel for each op a node uses.
   CustomOps custom_ops;
   std::map<const kiln_custom_op*, std::unique_ptr<CustomKernel>> custom_kernels;
+  // Graph outputs made by a top-level node: (step, output index), where a preallocated output can be written.
+  std::unordered_map<std::string, std::pair<size_t, size_t>> producers;
 
   // `known`: element dtypes known before running (declared inputs, initializers, value_info, Constant
   // outputs), inherited by subgraphs.
@@ -570,6 +572,16 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
   }
   for (const auto& v : g.outputs) impl->outputs.push_back({v.name, v.type});
   KILN_RETURN_IF_ERROR(impl->plan_graph(g, "", {}));
+  const auto& top = impl->plans.at(&g).nodes;
+  for (size_t step = 0; step < top.size(); ++step) {
+    for (size_t i = 0; i < top[step].node->outputs.size(); ++i) {
+      const std::string& name = top[step].node->outputs[i];
+      if (!name.empty() &&
+          std::any_of(g.outputs.begin(), g.outputs.end(), [&](const ir::ValueInfo& v) { return v.name == name; })) {
+        impl->producers[name] = {step, i};
+      }
+    }
+  }
   if (options.intra_op_threads < 0) {
     return invalid_argument("intra_op_threads is " + std::to_string(options.intra_op_threads) +
                             "; expected 0 (one per physical core) or a positive count");
@@ -595,6 +607,43 @@ std::vector<KernelChoice> Session::kernel_choices() const {
 
 StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds, const std::vector<std::string>& names,
                                                  const RunOptions* options) const {
+  std::vector<Value> outputs;
+  KILN_RETURN_IF_ERROR(run_into(feeds, names, outputs, options));
+  return outputs;
+}
+
+namespace {
+
+bool overlaps(const Tensor& a, const Tensor& b) {
+  const auto* pa = static_cast<const uint8_t*>(a.raw_data());
+  const auto* pb = static_cast<const uint8_t*>(b.raw_data());
+  return pa && pb && pa < pb + b.nbytes() && pb < pa + a.nbytes();
+}
+
+// Puts the run's value of output `name` into the caller's tensor `dest`, unless the kernel already wrote it there.
+Status write_bound(const std::string& name, const Value& v, Tensor& dest) {
+  if (!v.is_tensor())
+    return invalid_argument("output '" + name + "' is " + v.describe() +
+                            ", not a tensor: it cannot "
+                            "be written into a preallocated tensor");
+  const Tensor& t = v.tensor();
+  if (t.dtype() != dest.dtype() || t.dims() != dest.dims()) {
+    return invalid_argument("output '" + name + "' is " + dtype_name(t.dtype()) + " " + dims_to_string(t.dims()) +
+                            ", but its preallocated tensor is " + dtype_name(dest.dtype()) + " " +
+                            dims_to_string(dest.dims()));
+  }
+  if (t.dtype() == DType::kString) {
+    dest.mutable_strings() = t.strings();
+  } else if (t.raw_data() != dest.raw_data() && t.nbytes()) {
+    std::memmove(dest.raw_data(), t.raw_data(), t.nbytes());
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status Session::run_into(const NamedValues& feeds, const std::vector<std::string>& names, std::vector<Value>& outputs,
+                         const RunOptions* options) const {
   const ir::Graph& g = impl_->model.graph;
   std::vector<Value> inputs(g.inputs.size());
   std::vector<bool> given(g.inputs.size(), false);
@@ -652,10 +701,37 @@ StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds, const
   }
   // With a memory limit every tensor is allocated on its own, so that each allocation is checked when it is made.
   RunMemory memory(&impl_->memory, std::move(signature));
+  // Preallocated outputs: the node that makes one writes into the caller's tensor when it asks for exactly its
+  // dtype and shape (unless the tensor overlaps a feed the run still reads); otherwise it is copied in at the end.
+  if (!outputs.empty() && outputs.size() != wanted.size()) {
+    return invalid_argument(std::to_string(outputs.size()) + " preallocated outputs for " +
+                            std::to_string(wanted.size()) + " requested outputs");
+  }
+  outputs.resize(wanted.size());
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (!outputs[i].is_tensor()) continue;
+    const Tensor& dest = outputs[i].tensor();
+    auto it = impl_->producers.find(wanted[i]);
+    const bool aliased = std::any_of(inputs.begin(), inputs.end(),
+                                     [&](const Value& v) { return v.is_tensor() && overlaps(v.tensor(), dest); });
+    if (it != impl_->producers.end() && !aliased && dest.dtype() != DType::kString) {
+      memory.bind(it->second.first, it->second.second, dest);
+    }
+  }
   auto result = impl_->run_graph(g, nullptr, inputs, wanted, control.run_limit ? nullptr : &memory, &control);
-  if (result.is_ok()) KILN_RETURN_IF_ERROR(memory.finish(*result));
+  if (!result.is_ok()) return result.status();
+  // Bound outputs first, so that one left in the arena (a view) is copied once, into the caller's tensor.
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (!outputs[i].is_tensor()) continue;
+    KILN_RETURN_IF_ERROR(write_bound(wanted[i], (*result)[i], outputs[i].mutable_tensor()));
+    (*result)[i] = outputs[i];
+  }
+  KILN_RETURN_IF_ERROR(memory.finish(*result));
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (!outputs[i].is_tensor()) outputs[i] = std::move((*result)[i]);
+  }
   if (impl_->profiler.enabled()) impl_->profiler.add("model_run", "session", start, Profiler::Clock::now(), "");
-  return result;
+  return Status::ok();
 }
 
 Status Session::write_profile(const std::string& path) const {

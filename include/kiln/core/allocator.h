@@ -29,6 +29,17 @@ inline constexpr size_t kTensorAlignment = 64;
 // with std::free. nullptr when the memory cannot be had.
 void* allocate_streamed(size_t bytes);
 
+// Tensor bytes taken from the heap since the process started, counted at every such allocation: the CPU
+// allocators above, allocate_streamed, a run's arena and its unplanned outputs. A caller reads it before and after
+// runs to see what they allocate (a steady-state run with preallocated outputs allocates nothing).
+struct TensorHeapStats {
+  uint64_t allocations = 0;
+  uint64_t bytes = 0;
+};
+TensorHeapStats tensor_heap_stats();
+// Counts one allocation of `bytes` in tensor_heap_stats() (for kiln's own allocation paths).
+void count_tensor_allocation(size_t bytes);
+
 // "4.0 MiB", "36.4 TiB", "512 bytes".
 std::string human_bytes(double bytes);
 

@@ -115,6 +115,15 @@ class Session {
   StatusOr<std::vector<Value>> run_values(const NamedValues& inputs, const std::vector<std::string>& output_names = {},
                                           const RunOptions* options = nullptr) const;
 
+  // The same with outputs written where the caller says (ONNX Runtime's preallocated outputs; IOBinding): `outputs`
+  // is empty, or has one entry per requested output. An entry that holds a tensor receives that output in place:
+  // the tensor must have the output's dtype and shape (else an error naming both), and its buffer, which the
+  // caller keeps alive, is where the kernel that makes the output writes it (or where it is copied, for an output
+  // no kernel allocates, such as an input passed through). A steady-state run then allocates no tensor memory.
+  // The other entries receive the outputs' values, as run_values() returns them.
+  Status run_into(const NamedValues& inputs, const std::vector<std::string>& output_names, std::vector<Value>& outputs,
+                  const RunOptions* options = nullptr) const;
+
   // Every node of the model (subgraph nodes after the node that holds them) with the kernel that ran it in
   // the last run that reached it. Kernels are chosen per node and per shape signature of its inputs: the first
   // fast kernel that supports the case, else the reference kernel (always it with

@@ -43,6 +43,12 @@ constexpr int64_t kElementsPerTask = 1 << 16;
 
 // ---- unary ----
 
+// Output i, uninitialized, from the run's memory (planned, or the caller's preallocated output).
+StatusOr<Tensor> output_tensor(KernelContext& ctx, size_t i, DType dtype, std::vector<int64_t> dims) {
+  KILN_ASSIGN_OR_RETURN(Tensor * t, ctx.allocate_output_uninitialized(i, dtype, std::move(dims)));
+  return *t;
+}
+
 template <bool AllowInt, typename Op>
 Status unary(KernelContext& ctx, Op op) {
   KILN_ASSIGN_OR_RETURN(const Tensor* in, ctx.required_input(0));
@@ -55,7 +61,9 @@ Status unary(KernelContext& ctx, Op op) {
     if constexpr (std::is_same_v<T, bool> || (!kIsFloat<T> && !AllowInt)) {
       st = ctx.unsupported_dtype(dtype);
     } else {
-      auto out = Tensor::allocate(x.dtype(), x.dims());
+      // The output comes from the run's memory unless it is computed in float for another dtype.
+      auto out =
+          x.dtype() == dtype ? output_tensor(ctx, 0, x.dtype(), x.dims()) : Tensor::allocate(x.dtype(), x.dims());
       if (!out.is_ok()) {
         st = out.status();
         return;
@@ -86,11 +94,17 @@ namespace {
 
 // ---- binary ----
 
+// `to_output`: the result is output 0 of the node, in its final dtype: it comes from the run's memory.
 template <typename T, typename Out, typename Op>
-Status binary_typed(KernelContext& ctx, const Tensor& a, const Tensor& b, DType out_dtype, Op op, Tensor& result) {
+Status binary_typed(KernelContext& ctx, const Tensor& a, const Tensor& b, DType out_dtype, Op op, Tensor& result,
+                    bool to_output) {
   auto dims = broadcast_shapes(a.dims(), b.dims());
   if (!dims.is_ok()) return ctx.error(dims.status().message());
-  KILN_ASSIGN_OR_RETURN(result, Tensor::allocate(out_dtype, *dims));
+  if (to_output) {
+    KILN_ASSIGN_OR_RETURN(result, output_tensor(ctx, 0, out_dtype, *dims));
+  } else {
+    KILN_ASSIGN_OR_RETURN(result, Tensor::allocate(out_dtype, *dims));
+  }
   Out* dst = result.data<Out>();
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
@@ -110,8 +124,10 @@ Status binary_typed(KernelContext& ctx, const Tensor& a, const Tensor& b, DType 
 enum class OutKind { kSame, kBool };
 
 // Applies op to two broadcast inputs of the same dtype. `allowed` filters dtypes (by tag) at compile time.
+// `to_output`: the result is the node's output 0.
 template <bool AllowBool, OutKind kind, typename Op>
-Status binary(KernelContext& ctx, const Tensor& a_in, const Tensor& b_in, Op op, Tensor& result) {
+Status binary(KernelContext& ctx, const Tensor& a_in, const Tensor& b_in, Op op, Tensor& result,
+              bool to_output = false) {
   if (a_in.dtype() != b_in.dtype()) {
     return ctx.error(std::string("inputs have different dtypes: ") + dtype_name(a_in.dtype()) + " and " +
                      dtype_name(b_in.dtype()));
@@ -126,10 +142,10 @@ Status binary(KernelContext& ctx, const Tensor& a_in, const Tensor& b_in, Op op,
       st = ctx.unsupported_dtype(dtype);
     } else if constexpr (kind == OutKind::kBool) {
       st = binary_typed<T, bool>(
-          ctx, a, b, DType::kBool, [&](T x, T y) { return op(x, y); }, result);
+          ctx, a, b, DType::kBool, [&](T x, T y) { return op(x, y); }, result, to_output);
     } else {
       st = binary_typed<T, T>(
-          ctx, a, b, a.dtype(), [&](T x, T y) { return op(x, y); }, result);
+          ctx, a, b, a.dtype(), [&](T x, T y) { return op(x, y); }, result, to_output && a.dtype() == dtype);
     }
   });
   if (!ok) return ctx.unsupported_dtype(dtype);
@@ -145,7 +161,7 @@ Status binary_kernel(KernelContext& ctx, Op op) {
   KILN_ASSIGN_OR_RETURN(const Tensor* a, ctx.required_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* b, ctx.required_input(1));
   Tensor out;
-  KILN_RETURN_IF_ERROR((binary<AllowBool, kind>(ctx, *a, *b, op, out)));
+  KILN_RETURN_IF_ERROR((binary<AllowBool, kind>(ctx, *a, *b, op, out, true)));
   ctx.set_output(0, std::move(out));
   return Status::ok();
 }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "../ir/test_graphs.h"
+#include "kiln/core/allocator.h"
 #include "kiln/ir/builder.h"
 
 namespace kiln {
@@ -52,6 +53,40 @@ TEST(Session, FeedErrorsNameTheInputAndTheExpectation) {
   EXPECT_NE(dim.status().message().find("dimension 1 must be 10"), std::string::npos);
   auto out = s->run({{"a", ok}, {"x", ok}, {"b", ok}}, {"nope"});
   EXPECT_NE(out.status().message().find("'nope' is not an output"), std::string::npos);
+}
+
+// run_into: an output bound to the caller's tensor is written there, by the kernel that makes it from the second
+// run on (no tensor allocated in the steady state); shapes that disagree are an error naming both.
+TEST(Session, RunIntoWritesPreallocatedOutputsInPlace) {
+  auto s = std::move(Session::create(ir::testing::linear_func())).value();
+  Tensor a = filled({10, 10}, 1, 0.5f), x = filled({10, 10}, -2, 0.25f), b = filled({10, 10}, 3, -1);
+  const NamedValues feeds{{"a", Value(a)}, {"x", Value(x)}, {"b", Value(b)}};
+  std::vector<float> storage(100, -1.0f);
+  Tensor dest = Tensor::borrow(DType::kFloat32, {10, 10}, storage.data());
+  std::vector<Value> outs{Value(dest)};
+  ASSERT_TRUE(s->run_into(feeds, {}, outs).is_ok());
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_FLOAT_EQ(storage[static_cast<size_t>(i)], a.data<float>()[i] * x.data<float>()[i] + b.data<float>()[i]);
+  }
+  EXPECT_EQ(outs[0].tensor().raw_data(), storage.data());
+  ASSERT_TRUE(s->run_into(feeds, {}, outs).is_ok());  // the first run recorded the plan; this one takes its arena
+  const TensorHeapStats before = tensor_heap_stats();
+  for (int r = 0; r < 5; ++r) ASSERT_TRUE(s->run_into(feeds, {}, outs).is_ok());
+  EXPECT_EQ(tensor_heap_stats().allocations, before.allocations);
+
+  std::vector<Value> fresh;  // no tensor given: the run allocates, as run_values does
+  ASSERT_TRUE(s->run_into(feeds, {}, fresh).is_ok());
+  ASSERT_EQ(fresh.size(), 1u);
+  EXPECT_NE(fresh[0].tensor().raw_data(), storage.data());
+  EXPECT_GT(tensor_heap_stats().allocations, before.allocations);
+
+  std::vector<Value> wrong{Value(Tensor::borrow(DType::kFloat32, {5, 20}, storage.data()))};
+  auto st = s->run_into(feeds, {}, wrong);
+  EXPECT_NE(st.message().find("output 'output' is float [10,10], but its preallocated tensor is float [5,20]"),
+            std::string::npos)
+      << st.message();
+  std::vector<Value> two{Value(dest), Value(dest)};
+  EXPECT_FALSE(s->run_into(feeds, {}, two).is_ok());
 }
 
 TEST(Session, MissingKernelIsReportedAtCreation) {
