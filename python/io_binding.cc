@@ -28,15 +28,15 @@ void check_input(const PyIOBinding& b, const std::string& name) {
   const bool overridable = g.find_initializer(name) != nullptr &&
                            std::any_of(g.inputs.begin(), g.inputs.end(), [&](const auto& v) { return v.name == name; });
   if (!find(b.session->inputs(), name) && !overridable) {
-    raise(invalid_argument("bind_input: '" + name + "' is not an input of the model (inputs: " +
-                           names_of(b.session->inputs()) + ")"));
+    raise(invalid_argument("bind_input: '" + name +
+                           "' is not an input of the model (inputs: " + names_of(b.session->inputs()) + ")"));
   }
 }
 
 void check_output(const PyIOBinding& b, const std::string& name) {
   if (!find(b.session->outputs(), name)) {
-    raise(invalid_argument("bind_output: '" + name + "' is not an output of the model (outputs: " +
-                           names_of(b.session->outputs()) + ")"));
+    raise(invalid_argument("bind_output: '" + name +
+                           "' is not an output of the model (outputs: " + names_of(b.session->outputs()) + ")"));
   }
 }
 

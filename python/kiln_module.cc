@@ -15,6 +15,7 @@
 #include "kiln/core/custom_ops.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/runtime/session.h"
+#include "lora.h"
 #include "module.h"
 #include "ort_value.h"
 
@@ -577,6 +578,16 @@ PYBIND11_MODULE(_kiln, m) {
           [](PyRunOptions& o, double v) { o.options.timeout_ms = v; },
           "The longest a run may take, in ms (0: no limit); checked between nodes")
       .def_readwrite("logid", &PyRunOptions::logid)
+      .def(
+          "add_active_adapter",
+          [](PyRunOptions& o, const PyLoraAdapter& a) {
+            if (!a.adapter) {
+              kiln::python::raise(
+                  kiln::invalid_argument("add_active_adapter: the LoraAdapter is not loaded (call Load)"));
+            }
+            o.options.add_active_adapter(a.adapter);
+          },
+          py::arg("adapter"), "Feeds the adapter's parameters to the model's inputs of the same names in every run")
       .def_readwrite("log_severity_level", &PyRunOptions::log_severity_level)
       .def_readwrite("log_verbosity_level", &PyRunOptions::log_verbosity_level)
       .def(
@@ -657,5 +668,6 @@ PYBIND11_MODULE(_kiln, m) {
   });
   bind_ort_value(m);
   bind_io_binding(m);
+  bind_lora(m);
   bind_sdk(m);
 }

@@ -5,12 +5,14 @@
     out = sess.run(["output"], {"input": x})[0]
 """
 from kiln._kiln import (  # noqa: F401
+    AdapterFormat,
     ExecutionMode,
     Fail,
     GraphOptimizationLevel,
     InferenceSession,
     InvalidArgument,
     InvalidGraph,
+    LoraAdapter,
     ModelMetadata,
     NodeArg,
     NoSuchFile,

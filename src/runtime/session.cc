@@ -23,6 +23,7 @@
 #include "runtime/custom_op_kernel.h"
 #include "runtime/memory_plan.h"
 #include "runtime/profiler.h"
+#include "runtime/run_io.h"
 #include "runtime/thread_pool.h"
 #include "runtime/tuner.h"
 
@@ -612,39 +613,16 @@ StatusOr<std::vector<Value>> Session::run_values(const NamedValues& feeds, const
   return outputs;
 }
 
-namespace {
-
-bool overlaps(const Tensor& a, const Tensor& b) {
-  const auto* pa = static_cast<const uint8_t*>(a.raw_data());
-  const auto* pb = static_cast<const uint8_t*>(b.raw_data());
-  return pa && pb && pa < pb + b.nbytes() && pb < pa + a.nbytes();
-}
-
-// Puts the run's value of output `name` into the caller's tensor `dest`, unless the kernel already wrote it there.
-Status write_bound(const std::string& name, const Value& v, Tensor& dest) {
-  if (!v.is_tensor())
-    return invalid_argument("output '" + name + "' is " + v.describe() +
-                            ", not a tensor: it cannot "
-                            "be written into a preallocated tensor");
-  const Tensor& t = v.tensor();
-  if (t.dtype() != dest.dtype() || t.dims() != dest.dims()) {
-    return invalid_argument("output '" + name + "' is " + dtype_name(t.dtype()) + " " + dims_to_string(t.dims()) +
-                            ", but its preallocated tensor is " + dtype_name(dest.dtype()) + " " +
-                            dims_to_string(dest.dims()));
-  }
-  if (t.dtype() == DType::kString) {
-    dest.mutable_strings() = t.strings();
-  } else if (t.raw_data() != dest.raw_data() && t.nbytes()) {
-    std::memmove(dest.raw_data(), t.raw_data(), t.nbytes());
-  }
-  return Status::ok();
-}
-
-}  // namespace
-
-Status Session::run_into(const NamedValues& feeds, const std::vector<std::string>& names, std::vector<Value>& outputs,
-                         const RunOptions* options) const {
+Status Session::run_into(const NamedValues& caller_feeds, const std::vector<std::string>& names,
+                         std::vector<Value>& outputs, const RunOptions* options) const {
   const ir::Graph& g = impl_->model.graph;
+  // Active LoRA adapters feed their parameters, after the caller's own feeds.
+  NamedValues with_adapters;
+  const bool adapters = options && !options->active_adapters().empty();
+  if (adapters) {
+    KILN_ASSIGN_OR_RETURN(with_adapters, feeds_with_adapters(g, caller_feeds, *options));
+  }
+  const NamedValues& feeds = adapters ? with_adapters : caller_feeds;
   std::vector<Value> inputs(g.inputs.size());
   std::vector<bool> given(g.inputs.size(), false);
   for (const auto& [name, value] : feeds) {

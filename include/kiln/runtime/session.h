@@ -12,6 +12,7 @@
 #include "kiln/core/tensor.h"
 #include "kiln/core/value.h"
 #include "kiln/ir/graph.h"
+#include "kiln/runtime/lora_adapter.h"
 
 namespace kiln {
 
@@ -57,10 +58,12 @@ struct SessionOptions {
 class RunOptions {
  public:
   RunOptions() = default;
-  RunOptions(const RunOptions& other) : timeout_ms(other.timeout_ms), terminate_(other.terminate()) {}
+  RunOptions(const RunOptions& other)
+      : timeout_ms(other.timeout_ms), terminate_(other.terminate()), adapters_(other.adapters_) {}
   RunOptions& operator=(const RunOptions& other) {
     timeout_ms = other.timeout_ms;
     set_terminate(other.terminate());
+    adapters_ = other.adapters_;
     return *this;
   }
   // Stops the runs that use these options (from any thread): each ends before its next node, or its next
@@ -71,9 +74,15 @@ class RunOptions {
   // The longest a run may take, in ms (0: no limit): past it, the run stops as if terminated (Cancelled, "timed
   // out after ..."). Checked between nodes: a single kernel is never interrupted.
   double timeout_ms = 0;
+  // LoRA adapters (kiln/runtime/lora_adapter.h) whose parameters the runs feed to the model's inputs of the same
+  // names, as ONNX Runtime's active adapters. A parameter that names no input of the model, or an input a run
+  // also feeds itself or another active adapter sets, is an error naming it.
+  void add_active_adapter(std::shared_ptr<const LoraAdapter> adapter) { adapters_.push_back(std::move(adapter)); }
+  const std::vector<std::shared_ptr<const LoraAdapter>>& active_adapters() const { return adapters_; }
 
  private:
   std::atomic<bool> terminate_{false};
+  std::vector<std::shared_ptr<const LoraAdapter>> adapters_;
 };
 
 // A graph input or output as the session sees it: name, type (dtype and shape with symbolic dims).
