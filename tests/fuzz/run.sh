@@ -9,7 +9,7 @@ set -euo pipefail
 build=$1 seconds=$2
 shift 2
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(model session npy image tensor_pb)
+[[ ${#targets[@]} -gt 0 ]] || targets=(model session npy image tensor_pb adapter)
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 py=/usr/bin/python3
 
@@ -40,6 +40,11 @@ arrays = [np.arange(6, dtype=np.float32).reshape(2, 3), np.zeros((0,), np.int64)
 for i, a in enumerate(arrays):
     np.save("%s/seed%d.npy" % (d, i), a)
 PY
+      ;;
+    adapter)
+      # The replayed inputs, and one written by flatc from tests/fuzz/seeds/adapter.json.
+      cp "$repo"/tests/fuzz/regressions/adapter/* "$dir/"
+      flatc -b -o "$dir" "$repo/src/runtime/schema/adapter.fbs" "$repo/tests/fuzz/seeds/adapter.json"
       ;;
     image)
       cp "$repo"/examples/srcnn/data/*.png "$repo"/examples/srcnn/data/*.jpg "$dir/" 2>/dev/null || true
