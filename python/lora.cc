@@ -10,9 +10,7 @@
 namespace kiln::python {
 namespace {
 
-std::string path_of(const py::object& p) {
-  return py::module_::import("os").attr("fspath")(p).cast<std::string>();
-}
+std::string path_of(const py::object& p) { return py::module_::import("os").attr("fspath")(p).cast<std::string>(); }
 
 py::dict parameters_of(const LoraAdapter& a) {
   py::dict d;
@@ -64,9 +62,11 @@ void bind_lora(py::module_& m) {
       .def_property("parameters", &parameters_of, &set_parameters)
       .def("get_format_version", [](const LoraAdapter& a) { return a.format_version; })
       .def("get_adapter_version", [](const LoraAdapter& a) { return a.adapter_version; })
-      .def("set_adapter_version", [](LoraAdapter& a, int v) { a.adapter_version = v; }, py::arg("adapter_version"))
+      .def(
+          "set_adapter_version", [](LoraAdapter& a, int v) { a.adapter_version = v; }, py::arg("adapter_version"))
       .def("get_model_version", [](const LoraAdapter& a) { return a.model_version; })
-      .def("set_model_version", [](LoraAdapter& a, int v) { a.model_version = v; }, py::arg("model_version"))
+      .def(
+          "set_model_version", [](LoraAdapter& a, int v) { a.model_version = v; }, py::arg("model_version"))
       .def("get_parameters", &parameters_of)
       .def("set_parameters", &set_parameters, py::arg("params"));
 
@@ -83,9 +83,8 @@ void bind_lora(py::module_& m) {
             self.adapter = std::make_shared<const LoraAdapter>(value_or_raise(std::move(a)));
           },
           py::arg("adapter_file_path"), "Reads an adapter file (ONNX Runtime's .onnx_adapter format)")
-      .def("get_parameters", [](const PyLoraAdapter& self) {
-        return self.adapter ? parameters_of(*self.adapter) : py::dict();
-      });
+      .def("get_parameters",
+           [](const PyLoraAdapter& self) { return self.adapter ? parameters_of(*self.adapter) : py::dict(); });
 }
 
 }  // namespace kiln::python

@@ -14,8 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto b = kiln::LoraAdapter::from_bytes(bytes->data(), bytes->size(), "<rewritten>");
   if (!b.is_ok() || b->parameters.size() != a->parameters.size()) std::abort();
   for (size_t i = 0; i < a->parameters.size(); ++i) {
-    if (b->parameters[i].first != a->parameters[i].first ||
-        !b->parameters[i].second.equals(a->parameters[i].second)) {
+    if (b->parameters[i].first != a->parameters[i].first || !b->parameters[i].second.equals(a->parameters[i].second)) {
       std::abort();
     }
   }

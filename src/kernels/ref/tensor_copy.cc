@@ -221,7 +221,7 @@ Status gather_kernel(KernelContext& ctx) {
   dims.insert(dims.end(), x->dims().begin() + axis + 1, x->dims().end());
   const int64_t outer = product(x->dims(), 0, ua), inner = product(x->dims(), ua + 1);
   const auto n = static_cast<int64_t>(idx.size());
-  KILN_ASSIGN_OR_RETURN(Tensor out, alloc_any(x->dtype(), dims));
+  KILN_ASSIGN_OR_RETURN(Tensor out, alloc_output(ctx, 0, x->dtype(), dims));
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t k = 0; k < n; ++k) {
       copy_elements(out, (o * n + k) * inner, *x, (o * len + idx[static_cast<size_t>(k)]) * inner, inner);

@@ -52,8 +52,9 @@ Status shape_kernel(KernelContext& ctx) {
   if (end < 0) end += rank;
   start = std::clamp<int64_t>(start, 0, rank);
   end = std::clamp<int64_t>(end, start, rank);
-  std::vector<int64_t> dims(x->dims().begin() + start, x->dims().begin() + end);
-  ctx.set_output(0, Tensor::from_vector<int64_t>({static_cast<int64_t>(dims.size())}, dims));
+  const auto n = end - start;
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kInt64, {n}));
+  std::copy(x->dims().begin() + start, x->dims().begin() + end, out->data<int64_t>());
   return Status::ok();
 }
 

@@ -26,6 +26,14 @@ inline StatusOr<Tensor> alloc_any(DType dtype, const std::vector<int64_t>& dims)
   return Tensor::allocate(dtype, dims);
 }
 
+// Output i of the node for a kernel that writes every element: from the run's memory (planned, or a caller's
+// preallocated output); strings as alloc_any.
+inline StatusOr<Tensor> alloc_output(KernelContext& ctx, size_t i, DType dtype, std::vector<int64_t> dims) {
+  if (dtype == DType::kString) return alloc_any(dtype, dims);
+  KILN_ASSIGN_OR_RETURN(Tensor * t, ctx.allocate_output_uninitialized(i, dtype, std::move(dims)));
+  return *t;
+}
+
 // out[i] = x[src[i]] (src[i] < 0 leaves the zero / empty string).
 inline StatusOr<Tensor> take(const Tensor& x, const std::vector<int64_t>& dims, const std::vector<int64_t>& src) {
   KILN_ASSIGN_OR_RETURN(Tensor out, alloc_any(x.dtype(), dims));

@@ -92,11 +92,12 @@ ir::Model lora_model() {
   auto y = make_tensor_value_info("y", DType::kFloat32, std::vector<DimArg>{1, 4});
   std::vector<float> w(16, 0.0f);
   for (int i = 0; i < 4; ++i) w[static_cast<size_t>(i * 5)] = 1.0f;  // identity
-  auto g = make_graph({make_node("MatMul", {"x", "W"}, {"xw"}), make_node("MatMul", {"x", "a"}, {"xa"}),
-                       make_node("MatMul", {"xa", "b"}, {"xab"}), make_node("Add", {"xw", "xab"}, {"y"})},
-                      "lora", {x, a, b}, {y},
-                      {named("W", Tensor::from_vector<float>({4, 4}, w)), named("a", Tensor::from_vector<float>({4, 0}, {})),
-                       named("b", Tensor::from_vector<float>({0, 4}, {}))});
+  auto g =
+      make_graph({make_node("MatMul", {"x", "W"}, {"xw"}), make_node("MatMul", {"x", "a"}, {"xa"}),
+                  make_node("MatMul", {"xa", "b"}, {"xab"}), make_node("Add", {"xw", "xab"}, {"y"})},
+                 "lora", {x, a, b}, {y},
+                 {named("W", Tensor::from_vector<float>({4, 4}, w)), named("a", Tensor::from_vector<float>({4, 0}, {})),
+                  named("b", Tensor::from_vector<float>({0, 4}, {}))});
   return make_model(g, {{"", 13}});
 }
 
