@@ -8,7 +8,8 @@ namespace kiln {
 StatusOr<NamedValues> feeds_with_adapters(const ir::Graph& g, const NamedValues& feeds, const RunOptions& options) {
   NamedValues out = feeds;
   for (const auto& adapter : options.active_adapters()) {
-    for (const auto& [name, t] : adapter->parameters) {
+    for (const auto& param : adapter->parameters) {
+      const std::string& name = param.first;  // (a plain reference: clang 14 cannot capture a structured binding)
       if (std::any_of(out.begin(), out.end(), [&](const auto& fed) { return fed.first == name; })) {
         return invalid_argument("LoRA adapter parameter '" + name +
                                 "' is an input that the run already feeds (from the caller or another adapter)");
@@ -16,7 +17,7 @@ StatusOr<NamedValues> feeds_with_adapters(const ir::Graph& g, const NamedValues&
       if (std::none_of(g.inputs.begin(), g.inputs.end(), [&](const ir::ValueInfo& v) { return v.name == name; })) {
         return invalid_argument("LoRA adapter parameter '" + name + "' is not an input of the model");
       }
-      out.emplace_back(name, Value(t));
+      out.emplace_back(name, Value(param.second));
     }
   }
   return out;
