@@ -49,8 +49,10 @@ StatusOr<LoraAdapter> LoraAdapter::from_bytes(const void* data, size_t size, con
         return fail("parameter '" + name + "' has data type " + std::to_string(code) +
                     ", which an adapter cannot hold (a numeric ONNX type)");
       }
-      std::vector<int64_t> dims;
-      if (p->dims()) dims.assign(p->dims()->begin(), p->dims()->end());
+      // The verifier checks the vector's length field, not that its int64 elements are 8-byte aligned: read them
+      // byte-wise (little-endian, as FlatBuffers stores them and x86-64 reads them).
+      std::vector<int64_t> dims(p->dims() ? p->dims()->size() : 0);
+      if (!dims.empty()) std::memcpy(dims.data(), p->dims()->Data(), dims.size() * sizeof(int64_t));
       auto n = checked_num_elements(dims);
       if (!n) {
         return fail("parameter '" + name + "' has shape " + dims_to_string(dims) +
