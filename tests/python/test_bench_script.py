@@ -15,6 +15,18 @@ SRCNN = os.path.join(ROOT, "examples", "srcnn", "srcnn.onnx")
 
 
 class BenchScript(u.KilnTestCase):
+    def test_python_api_bench_reports_the_three_ways(self):
+        build = os.path.dirname(os.environ["KILN_PYTHONPATH"])
+        res = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "python_api.py"), "--build", build, "--only",
+                              "tiny", "--rounds", "3", "--block", "3"], capture_output=True, text=True, timeout=300)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        # "tiny (Relu, 1x1000)", then way, median ms, ratio to run, allocations and KiB per run
+        rows = [line.split() for line in res.stdout.splitlines() if line.startswith("tiny")]
+        self.assertEqual([r[3] for r in rows], ["run", "run_with_ort_values", "run_with_iobinding"], res.stdout)
+        self.assertEqual(float(rows[0][5]), 1.0)  # run's ratio to itself
+        allocs = [float(r[6]) for r in rows]
+        self.assertEqual(allocs, [1.0, 1.0, 0.0], res.stdout)  # the output each run allocates; none when bound
+
     def test_short_run_prints_a_row(self):
         u.ort_env()  # skips without the peer
         build = os.path.dirname(os.environ["KILN_ORT_DIR"])
