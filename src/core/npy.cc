@@ -11,6 +11,8 @@
 #include <sstream>
 #include <vector>
 
+#include "kiln/core/file.h"
+
 namespace kiln {
 namespace {
 
@@ -297,20 +299,7 @@ StatusOr<std::string> to_npy(const Tensor& t) {
 
 Status write_npy(const std::string& path, const Tensor& t) {
   KILN_ASSIGN_OR_RETURN(std::string bytes, to_npy(t));
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) {
-      std::remove(tmp.c_str());
-      return io_error("cannot write '" + path + "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return io_error("cannot write '" + path + "'");
-  }
-  return Status::ok();
+  return write_file_atomic(path, bytes);
 }
 
 }  // namespace kiln

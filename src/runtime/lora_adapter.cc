@@ -9,6 +9,7 @@
 
 #include "adapter_generated.h"
 #include "kiln/core/allocator.h"
+#include "kiln/core/file.h"
 
 namespace kiln {
 namespace {
@@ -112,21 +113,7 @@ StatusOr<std::string> LoraAdapter::serialize() const {
 
 Status LoraAdapter::save(const std::string& path) const {
   KILN_ASSIGN_OR_RETURN(std::string bytes, serialize());
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return io_error("cannot write LoRA adapter '" + path + "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return io_error("cannot write LoRA adapter '" + path + "'");
-  }
-  return Status::ok();
+  return write_file_atomic(path, bytes, "LoRA adapter");
 }
 
 }  // namespace kiln

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <thread>
 
+#include "kiln/core/file.h"
+
 namespace kiln {
 
 void Profiler::add(std::string name, const char* category, Clock::time_point start, Clock::time_point end,
@@ -62,17 +64,6 @@ std::string Profiler::to_json() const {
   return os.str();
 }
 
-Status Profiler::write(const std::string& path) const {
-  const std::string json = to_json();
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return io_error("cannot write profile '" + path + "'");
-  const bool ok = std::fwrite(json.data(), 1, json.size(), f) == json.size();
-  if (std::fclose(f) != 0 || !ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return io_error("cannot write profile '" + path + "'");
-  }
-  return Status::ok();
-}
+Status Profiler::write(const std::string& path) const { return write_file_atomic(path, to_json(), "profile"); }
 
 }  // namespace kiln
