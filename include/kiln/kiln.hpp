@@ -200,6 +200,24 @@ class Session {
     return out;
   }
 
+  // Runs writing the outputs into `outputs` (tensors of the outputs' dtypes and shapes, typically over your own
+  // buffers: kiln_session_run_into), in the order of `output_names`, or of the model's outputs when it is empty.
+  void run_into(const std::vector<std::pair<std::string, const Tensor*>>& inputs, const std::vector<Tensor*>& outputs,
+                const std::vector<std::string>& output_names = {}) const {
+    std::vector<const char*> names;
+    std::vector<const kiln_tensor*> values;
+    for (const auto& [name, tensor] : inputs) {
+      names.push_back(name.c_str());
+      values.push_back(tensor ? tensor->get() : nullptr);
+    }
+    std::vector<const char*> wanted;
+    for (const auto& n : output_names) wanted.push_back(n.c_str());
+    std::vector<kiln_tensor*> outs;
+    for (Tensor* t : outputs) outs.push_back(t ? t->get() : nullptr);
+    check(kiln_session_run_into(handle_, nullptr, names.data(), values.data(), names.size(),
+                                wanted.empty() ? nullptr : wanted.data(), outs.size(), outs.data()));
+  }
+
  private:
   std::vector<IoInfo> io(bool inputs) const {
     size_t n = 0;

@@ -179,6 +179,17 @@ KILN_API kiln_status* kiln_session_run_with_options(kiln_session* session, const
                                                     size_t n_inputs, const char* const* output_names, size_t n_outputs,
                                                     kiln_tensor** outputs);
 
+/* Runs the model writing its outputs into tensors the caller made (kiln_tensor_create, or
+ * kiln_tensor_create_borrowed over the caller's own buffers): outputs[i] receives output i in place and must have
+ * its dtype and shape (else KILN_INVALID_ARGUMENT naming both, and the tensors' contents are unspecified). The
+ * kernel that makes an output writes it straight into that memory; an output no kernel allocates (an input passed
+ * through) is copied there. A loop of runs into the same tensors allocates no tensor memory once the first two have
+ * planned it. Not for string outputs. run_options may be NULL; output_names NULL: every output in order. */
+KILN_API kiln_status* kiln_session_run_into(kiln_session* session, const kiln_run_options* run_options,
+                                            const char* const* input_names, const kiln_tensor* const* inputs,
+                                            size_t n_inputs, const char* const* output_names, size_t n_outputs,
+                                            kiln_tensor* const* outputs);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

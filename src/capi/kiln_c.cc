@@ -426,41 +426,58 @@ void kiln_run_options_release(kiln_run_options* options) { delete options; }
 
 namespace {
 
+// The checked feeds and output names of a run (every error names `fn` and the argument at fault).
+struct RunArgs {
+  kiln::NamedTensors feeds;
+  std::unordered_set<const kiln::Buffer*> fed_buffers;
+  std::vector<std::string> wanted;
+};
+
+kiln_status* run_args(const char* fn, kiln_session* session, const char* const* input_names,
+                      const kiln_tensor* const* inputs, size_t n_inputs, const char* const* output_names,
+                      size_t n_outputs, RunArgs& args) {
+  KILN_C_REQUIRE(session, fn, "session");
+  if (n_inputs > 0) {
+    KILN_C_REQUIRE(input_names, fn, "input_names");
+    KILN_C_REQUIRE(inputs, fn, "inputs");
+  }
+  for (size_t i = 0; i < n_inputs; ++i) {
+    if (!input_names[i]) return invalid(std::string(fn) + ": input_names[" + std::to_string(i) + "] is NULL");
+    if (!inputs[i]) {
+      return invalid(std::string(fn) + ": inputs[" + std::to_string(i) + "] ('" + input_names[i] + "') is NULL");
+    }
+    for (const auto& [name, t] : args.feeds) {
+      if (name == input_names[i]) return invalid(std::string(fn) + ": input '" + name + "' is given twice");
+    }
+    args.feeds.emplace_back(input_names[i], inputs[i]->tensor);
+    if (inputs[i]->tensor.buffer()) args.fed_buffers.insert(inputs[i]->tensor.buffer());
+  }
+  if (output_names) {
+    for (size_t i = 0; i < n_outputs; ++i) {
+      if (!output_names[i]) return invalid(std::string(fn) + ": output_names[" + std::to_string(i) + "] is NULL");
+      args.wanted.emplace_back(output_names[i]);
+    }
+    if (n_outputs == 0) return invalid(std::string(fn) + ": n_outputs is 0 (expected at least one output)");
+  } else if (n_outputs != session->outputs.size()) {
+    return invalid(std::string(fn) + ": output_names is NULL, so n_outputs must be the model's output count, " +
+                   std::to_string(session->outputs.size()) + ", not " + std::to_string(n_outputs));
+  }
+  return nullptr;
+}
+
 kiln_status* run_session(const char* fn, kiln_session* session, const kiln_run_options* run_options,
                          const char* const* input_names, const kiln_tensor* const* inputs, size_t n_inputs,
                          const char* const* output_names, size_t n_outputs, kiln_tensor** outputs) {
   return guarded(fn, [&]() -> kiln_status* {
     if (n_outputs > 0) KILN_C_REQUIRE(outputs, fn, "outputs");
     for (size_t i = 0; i < n_outputs; ++i) outputs[i] = nullptr;
-    KILN_C_REQUIRE(session, fn, "session");
-    if (n_inputs > 0) {
-      KILN_C_REQUIRE(input_names, fn, "input_names");
-      KILN_C_REQUIRE(inputs, fn, "inputs");
+    RunArgs args;
+    if (kiln_status* st = run_args(fn, session, input_names, inputs, n_inputs, output_names, n_outputs, args)) {
+      return st;
     }
-    kiln::NamedTensors feeds;
-    std::unordered_set<const kiln::Buffer*> fed_buffers;
-    for (size_t i = 0; i < n_inputs; ++i) {
-      if (!input_names[i]) return invalid(std::string(fn) + ": input_names[" + std::to_string(i) + "] is NULL");
-      if (!inputs[i]) {
-        return invalid(std::string(fn) + ": inputs[" + std::to_string(i) + "] ('" + input_names[i] + "') is NULL");
-      }
-      for (const auto& [name, t] : feeds) {
-        if (name == input_names[i]) return invalid(std::string(fn) + ": input '" + name + "' is given twice");
-      }
-      feeds.emplace_back(input_names[i], inputs[i]->tensor);
-      if (inputs[i]->tensor.buffer()) fed_buffers.insert(inputs[i]->tensor.buffer());
-    }
-    std::vector<std::string> wanted;
-    if (output_names) {
-      for (size_t i = 0; i < n_outputs; ++i) {
-        if (!output_names[i]) return invalid(std::string(fn) + ": output_names[" + std::to_string(i) + "] is NULL");
-        wanted.emplace_back(output_names[i]);
-      }
-      if (n_outputs == 0) return invalid(std::string(fn) + ": n_outputs is 0 (expected at least one output)");
-    } else if (n_outputs != session->outputs.size()) {
-      return invalid(std::string(fn) + ": output_names is NULL, so n_outputs must be the model's output count, " +
-                     std::to_string(session->outputs.size()) + ", not " + std::to_string(n_outputs));
-    }
+    kiln::NamedTensors& feeds = args.feeds;
+    std::unordered_set<const kiln::Buffer*>& fed_buffers = args.fed_buffers;
+    std::vector<std::string>& wanted = args.wanted;
     auto result = session->session->run(feeds, wanted, run_options ? &run_options->options : nullptr);
     if (!result.is_ok()) return from_status(result.status());
     std::vector<std::unique_ptr<kiln_tensor>> made;
@@ -495,6 +512,32 @@ kiln_status* kiln_session_run_with_options(kiln_session* session, const kiln_run
                                            size_t n_inputs, const char* const* output_names, size_t n_outputs,
                                            kiln_tensor** outputs) {
   return run_session(__func__, session, run_options, input_names, inputs, n_inputs, output_names, n_outputs, outputs);
+}
+
+kiln_status* kiln_session_run_into(kiln_session* session, const kiln_run_options* run_options,
+                                   const char* const* input_names, const kiln_tensor* const* inputs, size_t n_inputs,
+                                   const char* const* output_names, size_t n_outputs, kiln_tensor* const* outputs) {
+  const char* fn = __func__;
+  return guarded(fn, [&]() -> kiln_status* {
+    if (n_outputs > 0) KILN_C_REQUIRE(outputs, fn, "outputs");
+    RunArgs args;
+    if (kiln_status* st = run_args(fn, session, input_names, inputs, n_inputs, output_names, n_outputs, args)) {
+      return st;
+    }
+    std::vector<kiln::Value> outs;
+    for (size_t i = 0; i < n_outputs; ++i) {
+      if (!outputs[i]) return invalid(std::string(fn) + ": outputs[" + std::to_string(i) + "] is NULL");
+      if (outputs[i]->tensor.dtype() == kiln::DType::kString) {
+        return invalid(std::string(fn) + ": outputs[" + std::to_string(i) + "] is a string tensor");
+      }
+      outs.emplace_back(outputs[i]->tensor);
+    }
+    kiln::NamedValues feeds;
+    for (const auto& [name, t] : args.feeds) feeds.emplace_back(name, kiln::Value(t));
+    kiln::Status st =
+        session->session->run_into(feeds, args.wanted, outs, run_options ? &run_options->options : nullptr);
+    return st.is_ok() ? nullptr : from_status(st);
+  });
 }
 
 kiln_status* kiln_session_run(kiln_session* session, const char* const* input_names, const kiln_tensor* const* inputs,

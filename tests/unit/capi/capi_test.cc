@@ -216,6 +216,40 @@ TEST(CApi, FromBytesWithBorrowedInputAndSelectedOutput) {
   EXPECT_EQ(floats(y.get()), (std::vector<float>{1, 3, 5, 4, 6, 8}));
 }
 
+// kiln_session_run_into: the outputs land in the caller's memory, in place, run after run; a tensor of the wrong
+// shape or dtype, or a missing one, is an error.
+TEST(CApi, RunIntoWritesTheCallersTensors) {
+  Session session = from_model(add_model());
+  ASSERT_NE(session, nullptr);
+  float x[6] = {0, 1, 2, 3, 4, 5};
+  float y[6] = {};
+  const int64_t dims[] = {2, 3};
+  kiln_tensor* raw = nullptr;
+  KILN_C_OK(kiln_tensor_create_borrowed(KILN_DTYPE_FLOAT, dims, 2, x, &raw));
+  Tensor in(raw);
+  KILN_C_OK(kiln_tensor_create_borrowed(KILN_DTYPE_FLOAT, dims, 2, y, &raw));
+  Tensor out(raw);
+  const char* in_names[] = {"x"};
+  const kiln_tensor* feeds[] = {in.get()};
+  kiln_tensor* outs[] = {out.get()};
+  for (int round = 0; round < 3; ++round) {
+    x[0] = static_cast<float>(round);
+    KILN_C_OK(kiln_session_run_into(session.get(), nullptr, in_names, feeds, 1, nullptr, 1, outs));
+    EXPECT_EQ(std::vector<float>(y, y + 6), (std::vector<float>{1.0f + static_cast<float>(round), 3, 5, 4, 6, 8}));
+  }
+  const int64_t wrong_dims[] = {3, 2};
+  KILN_C_OK(kiln_tensor_create_borrowed(KILN_DTYPE_FLOAT, wrong_dims, 2, y, &raw));
+  Tensor wrong(raw);
+  kiln_tensor* bad[] = {wrong.get()};
+  expect_error(kiln_session_run_into(session.get(), nullptr, in_names, feeds, 1, nullptr, 1, bad),
+               KILN_INVALID_ARGUMENT, "output 'y' is float [2,3], but its preallocated tensor is float [3,2]");
+  kiln_tensor* none[] = {nullptr};
+  expect_error(kiln_session_run_into(session.get(), nullptr, in_names, feeds, 1, nullptr, 1, none),
+               KILN_INVALID_ARGUMENT, "outputs[0] is NULL");
+  expect_error(kiln_session_run_into(session.get(), nullptr, in_names, feeds, 1, nullptr, 2, outs),
+               KILN_INVALID_ARGUMENT, "n_outputs must be the model's output count, 1, not 2");
+}
+
 TEST(CApi, OutputsAreTheCallersEvenWhenTheyAliasAnInputOrAnInitializer) {
   // y is the initializer itself, z is the input itself.
   auto model = make_model(make_graph({make_node("Identity", {"w"}, {"y"}), make_node("Identity", {"x"}, {"z"})}, "g",
@@ -568,6 +602,13 @@ TEST(CppWrapper, RunsAndThrowsTheStatus) {
   }
   EXPECT_THROW(session.run({{"nope", &x}}), kiln::sdk::Error);
   EXPECT_THROW(kiln::sdk::Tensor::from_data<float>({2, 2}, std::vector<float>(3)), kiln::sdk::Error);
+  // run_into: the output in a buffer of the caller's.
+  std::vector<float> y(12, -1.0f);
+  auto out = kiln::sdk::Tensor::borrow<float>({1, 3, 2, 2}, y.data());
+  session.run_into({{"in", &x}}, {&out});
+  EXPECT_EQ(y, std::vector<float>(outputs[0].data<float>(), outputs[0].data<float>() + 12));
+  auto small = kiln::sdk::Tensor::borrow<float>({1, 3, 1, 1}, y.data());
+  EXPECT_THROW(session.run_into({{"in", &x}}, {&small}), kiln::sdk::Error);
 }
 
 // A restorer folder over the 32x32 test SRCNN, made by hand (kiln pack is tested from the CLI).
