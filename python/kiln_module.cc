@@ -304,6 +304,49 @@ class InferenceSession {
     return l;
   }
 
+  // The graph inputs that have an initializer (a default a run may replace), as onnxruntime lists them.
+  std::vector<NodeArg> get_overridable_initializers() const {
+    std::vector<NodeArg> out;
+    const ir::Graph& g = session_->model().graph;
+    for (const auto& v : g.inputs) {
+      if (g.find_initializer(v.name)) out.push_back(node_arg(IoInfo{v.name, v.type}));
+    }
+    return out;
+  }
+
+  // onnxruntime's run_with_ortvaluevector: feeds and fetches as OrtValueVectors. Fetches that hold one tensor per
+  // fetch name are written in place (preallocated outputs); otherwise they are replaced by the run's outputs.
+  void run_with_ortvaluevector(py::object run_options, const std::vector<std::string>& feed_names,
+                               const PyOrtValueVector& feeds, const std::vector<std::string>& fetch_names,
+                               PyOrtValueVector& fetches, py::object fetch_devices) {
+    (void)fetch_devices;  // the CPU's
+    if (feed_names.size() != feeds.values.size()) {
+      raise(invalid_argument(std::to_string(feed_names.size()) + " feed names for " +
+                             std::to_string(feeds.values.size()) + " feeds"));
+    }
+    const kiln::RunOptions* ro = run_options.is_none() ? nullptr : &run_options.cast<const PyRunOptions&>().options;
+    NamedValues values;
+    for (size_t i = 0; i < feeds.values.size(); ++i) values.emplace_back(feed_names[i], feeds.values[i].value);
+    std::vector<Value> outs;
+    const bool preallocated = fetches.values.size() == fetch_names.size() &&
+                              std::all_of(fetches.values.begin(), fetches.values.end(),
+                                          [](const PyOrtValue& v) { return v.value.is_tensor(); });
+    if (preallocated) {
+      for (const auto& v : fetches.values) outs.push_back(v.value);
+    }
+    Status st;
+    {
+      py::gil_scoped_release nogil;
+      st = session_->run_into(values, fetch_names, outs, ro);
+    }
+    values.clear();
+    if (!st.is_ok()) raise(st);
+    if (!preallocated) {
+      fetches.values.clear();
+      for (auto& v : outs) fetches.values.push_back(PyOrtValue{std::move(v), py::none()});
+    }
+  }
+
   const std::string& model_path() const { return model_path_; }
   const Session& session() const { return *session_; }
   Value feed(const std::string& name, py::handle obj) { return value_from_python(name, obj); }
@@ -641,6 +684,13 @@ PYBIND11_MODULE(_kiln, m) {
            py::arg("run_options") = py::none())
       .def("run_with_iobinding", &InferenceSession::run_with_iobinding, py::arg("iobinding"),
            py::arg("run_options") = py::none())
+      .def("run_with_ortvaluevector", &InferenceSession::run_with_ortvaluevector, py::arg("run_options"),
+           py::arg("feed_names"), py::arg("feeds"), py::arg("fetch_names"), py::arg("fetches"),
+           py::arg("fetch_devices") = py::none())
+      .def("get_overridable_initializers", &InferenceSession::get_overridable_initializers)
+      // onnxruntime falls back to the CPU provider when another fails; kiln runs on the CPU only: nothing to switch.
+      .def("disable_fallback", [](InferenceSession&) {})
+      .def("enable_fallback", [](InferenceSession&) {})
       // onnxruntime's Python InferenceSession wraps a C-level one as `_sess`; here both are this object.
       .def_property_readonly("_sess", [](py::object self) { return self; })
       .def_property_readonly("_model_path", &InferenceSession::model_path);

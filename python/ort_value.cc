@@ -108,6 +108,11 @@ void bind_ort_value(py::module_& m) {
       .def("has_value", [](const PyOrtValue& v) { return !v.value.is_none(); })
       .def("is_tensor", [](const PyOrtValue& v) { return v.value.is_tensor(); })
       .def("is_sparse_tensor", [](const PyOrtValue&) { return false; })
+      .def("as_sparse_tensor",
+           [](const PyOrtValue& v) -> py::object {
+             throw py::type_error("the OrtValue holds " + v.value.describe() +
+                                  ", not a sparse tensor (OrtValue.ort_value_from_sparse_tensor makes one)");
+           })
       .def("is_tensor_sequence", [](const PyOrtValue& v) { return v.value.is_sequence(); })
       .def("device_name", [](const PyOrtValue&) { return std::string("cpu"); })
       .def("tensor_size_in_bytes", [](const PyOrtValue& v) { return v.tensor().nbytes(); })

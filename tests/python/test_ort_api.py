@@ -302,5 +302,53 @@ class RunAndModuleTest(ku.KilnTestCase):
         self.assertIn("CPUExecutionProvider", r.stdout)
 
 
+class MoreSessionMethodsTest(ku.KilnTestCase):
+    def overridable_model(self):
+        """Y = X + W, W an input [3] with the initializer [1, 2, 3] as its default."""
+        g = helper.make_graph([helper.make_node("Add", ["X", "W"], ["Y"])], "add",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [3]),
+                               helper.make_tensor_value_info("W", TensorProto.FLOAT, [3])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [3])],
+                              [numpy_helper.from_array(np.array([1, 2, 3], np.float32), "W")])
+        return save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), self.out("ov.onnx"))
+
+    def test_get_overridable_initializers(self):
+        sess = kiln.InferenceSession(self.overridable_model())
+        self.assertEqual([i.name for i in sess.get_inputs()], ["X"])
+        ov = sess.get_overridable_initializers()
+        self.assertEqual([(o.name, o.type, o.shape) for o in ov], [("W", "tensor(float)", [3])])
+        x = np.zeros(3, np.float32)
+        np.testing.assert_array_equal(sess.run(None, {"X": x})[0], [1, 2, 3])
+        np.testing.assert_array_equal(sess.run(None, {"X": x, "W": np.ones(3, np.float32)})[0], [1, 1, 1])
+        self.assertEqual(kiln.InferenceSession(square_model(self.out("sq.onnx"))).get_overridable_initializers(), [])
+
+    def test_run_with_ortvaluevector(self):
+        sess = kiln.InferenceSession(square_model(self.out("sq.onnx")))
+        feeds = kiln.OrtValueVector()
+        feeds.push_back(kiln.OrtValue.ortvalue_from_numpy(np.array([[1, 2], [3, 4]], np.float32)))
+        fetches = kiln.OrtValueVector()
+        sess.run_with_ortvaluevector(kiln.RunOptions(), ["X"], feeds, ["Y"], fetches, [kiln.OrtDevice.make("cpu", 0)])
+        self.assertEqual(len(fetches), 1)
+        np.testing.assert_array_equal(fetches[0].numpy(), [[1, 4], [9, 16]])
+        # Fetches holding tensors are written in place.
+        y = np.zeros((2, 2), np.float32)
+        pre = kiln.OrtValueVector()
+        pre.push_back(kiln.OrtValue.ortvalue_from_numpy(y))
+        sess._sess.run_with_ortvaluevector(None, ["X"], feeds, ["Y"], pre, None)
+        np.testing.assert_array_equal(y, [[1, 4], [9, 16]])
+        with self.assertRaisesRegex(kiln.InvalidArgument, "2 feed names for 1 feeds"):
+            sess.run_with_ortvaluevector(None, ["X", "Z"], feeds, ["Y"], kiln.OrtValueVector(), None)
+        with self.assertRaisesRegex(kiln.InvalidArgument, "'Q' is not an output"):
+            sess.run_with_ortvaluevector(None, ["X"], feeds, ["Q"], kiln.OrtValueVector(), None)
+
+    def test_fallback_switches_and_dense_as_sparse(self):
+        sess = kiln.InferenceSession(square_model(self.out("sq2.onnx")))
+        sess.disable_fallback()
+        sess.enable_fallback()
+        v = kiln.OrtValue.ortvalue_from_numpy(np.zeros(2, np.float32))
+        with self.assertRaisesRegex(TypeError, "not a sparse tensor"):
+            v.as_sparse_tensor()
+
+
 if __name__ == "__main__":
     unittest.main()
