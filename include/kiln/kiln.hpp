@@ -182,19 +182,12 @@ class Session {
   // Runs on named inputs; returns `output_names`' tensors, or every output in the model's order when empty.
   std::vector<Tensor> run(const std::vector<std::pair<std::string, const Tensor*>>& inputs,
                           const std::vector<std::string>& output_names = {}) const {
-    std::vector<const char*> names;
-    std::vector<const kiln_tensor*> values;
-    for (const auto& [name, tensor] : inputs) {
-      names.push_back(name.c_str());
-      values.push_back(tensor ? tensor->get() : nullptr);
-    }
-    std::vector<const char*> wanted;
-    for (const auto& n : output_names) wanted.push_back(n.c_str());
-    size_t n_out = wanted.size();
-    if (wanted.empty()) check(kiln_session_output_count(handle_, &n_out));
+    const Args a(inputs, output_names);
+    size_t n_out = a.wanted.size();
+    if (a.wanted.empty()) check(kiln_session_output_count(handle_, &n_out));
     std::vector<kiln_tensor*> raw(n_out, nullptr);
-    check(kiln_session_run(handle_, names.data(), values.data(), names.size(), wanted.empty() ? nullptr : wanted.data(),
-                           n_out, raw.data()));
+    check(kiln_session_run(handle_, a.names.data(), a.values.data(), a.names.size(), a.wanted_or_null(), n_out,
+                           raw.data()));
     std::vector<Tensor> out;
     for (kiln_tensor* t : raw) out.emplace_back(t);
     return out;
@@ -204,21 +197,29 @@ class Session {
   // buffers: kiln_session_run_into), in the order of `output_names`, or of the model's outputs when it is empty.
   void run_into(const std::vector<std::pair<std::string, const Tensor*>>& inputs, const std::vector<Tensor*>& outputs,
                 const std::vector<std::string>& output_names = {}) const {
-    std::vector<const char*> names;
-    std::vector<const kiln_tensor*> values;
-    for (const auto& [name, tensor] : inputs) {
-      names.push_back(name.c_str());
-      values.push_back(tensor ? tensor->get() : nullptr);
-    }
-    std::vector<const char*> wanted;
-    for (const auto& n : output_names) wanted.push_back(n.c_str());
+    const Args a(inputs, output_names);
     std::vector<kiln_tensor*> outs;
     for (Tensor* t : outputs) outs.push_back(t ? t->get() : nullptr);
-    check(kiln_session_run_into(handle_, nullptr, names.data(), values.data(), names.size(),
-                                wanted.empty() ? nullptr : wanted.data(), outs.size(), outs.data()));
+    check(kiln_session_run_into(handle_, nullptr, a.names.data(), a.values.data(), a.names.size(), a.wanted_or_null(),
+                                outs.size(), outs.data()));
   }
 
  private:
+  // A run's arguments as the C API takes them (views of `inputs` and `output_names`, which outlive the call).
+  struct Args {
+    Args(const std::vector<std::pair<std::string, const Tensor*>>& inputs, const std::vector<std::string>& output_names) {
+      for (const auto& [name, tensor] : inputs) {
+        names.push_back(name.c_str());
+        values.push_back(tensor ? tensor->get() : nullptr);
+      }
+      for (const auto& n : output_names) wanted.push_back(n.c_str());
+    }
+    const char* const* wanted_or_null() const { return wanted.empty() ? nullptr : wanted.data(); }
+    std::vector<const char*> names;
+    std::vector<const kiln_tensor*> values;
+    std::vector<const char*> wanted;
+  };
+
   std::vector<IoInfo> io(bool inputs) const {
     size_t n = 0;
     check(inputs ? kiln_session_input_count(handle_, &n) : kiln_session_output_count(handle_, &n));
