@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dlpack.h"
 #include "io_binding.h"
 #include "kiln/core/allocator.h"
 #include "kiln/core/custom_ops.h"
@@ -709,6 +710,14 @@ PYBIND11_MODULE(_kiln, m) {
     if (severity < 0 || severity > 4) throw py::value_error("severity must be 0 (verbose) to 4 (fatal)");
   });
   m.def("get_default_session_options", [] { return PySessionOptions(); });
+  m.def(
+      "is_dlpack_uint8_tensor",
+      [](py::capsule cap) {
+        if (!PyCapsule_IsValid(cap.ptr(), "dltensor")) throw py::type_error("expected an unconsumed DLPack capsule");
+        const auto* mt = static_cast<const DLManagedTensor*>(PyCapsule_GetPointer(cap.ptr(), "dltensor"));
+        return mt->dl_tensor.dtype.code == 1 && mt->dl_tensor.dtype.bits == 8 && mt->dl_tensor.dtype.lanes == 1;
+      },
+      py::arg("dlpack"), "Whether a DLPack capsule holds uint8 (or bool, which DLPack carries as uint8)");
   // kiln's own: tensor memory taken from the heap since the process started, as (allocations, bytes). Read it
   // around runs to see what they allocate (a steady-state run_with_iobinding with every output bound to memory
   // allocates none).

@@ -90,6 +90,35 @@ class OrtValueTest(ku.KilnTestCase):
         with self.assertRaises(kiln.InvalidArgument):  # a wrong dtype, named
             sess.run(["Y"], {"X": kiln.OrtValue.ortvalue_from_numpy(x.astype(np.int64))})
 
+    def test_dlpack_round_trips_without_copies(self):
+        import torch
+        from kiln import _kiln as C
+        a = np.array([[1, 2], [3, 4], [5, 6]], np.float32)
+        v = kiln.OrtValue.ortvalue_from_numpy(a)
+        self.assertEqual(v.__dlpack_device__(), (1, 0))
+        capsule = v.to_dlpack()
+        self.assertFalse(C.is_dlpack_uint8_tensor(capsule))
+        back = kiln.OrtValue.from_dlpack(capsule, False)
+        self.assertEqual(back.data_ptr(), a.ctypes.data)
+        with self.assertRaisesRegex(TypeError, "not consumed yet"):
+            kiln.OrtValue.from_dlpack(capsule, False)  # a capsule is consumed once
+        viewed = np.from_dlpack(v)  # numpy through __dlpack__
+        self.assertEqual(viewed.ctypes.data, a.ctypes.data)
+        t = torch.utils.dlpack.from_dlpack(v.to_dlpack())
+        self.assertEqual(t.data_ptr(), a.ctypes.data)
+        del v, back, viewed
+        np.testing.assert_array_equal(t.numpy(), a)  # the capsule's owner kept the memory
+        i64 = torch.arange(6, dtype=torch.int64).reshape(2, 3)
+        w = kiln.OrtValue.from_dlpack(i64)
+        self.assertEqual((w.element_type(), w.shape(), w.data_ptr()), (TensorProto.INT64, [2, 3], i64.data_ptr()))
+        flags = kiln.OrtValue.ortvalue_from_numpy(np.array([True, False, True]))
+        self.assertTrue(C.is_dlpack_uint8_tensor(flags.to_dlpack()))  # bool travels as uint8, as onnxruntime's
+        np.testing.assert_array_equal(kiln.OrtValue.from_dlpack(flags.to_dlpack(), True).numpy(), [True, False, True])
+        with self.assertRaisesRegex(ValueError, "not compact row-major"):
+            kiln.OrtValue.from_dlpack(torch.arange(6.0).reshape(2, 3).t())
+        with self.assertRaisesRegex(TypeError, "no DLPack form"):
+            kiln.OrtValue.ortvalue_from_numpy(np.array(["a"], object)).to_dlpack()
+
 
 class SparseTensorTest(ku.KilnTestCase):
     def test_coo_and_csr_containers(self):
