@@ -81,10 +81,10 @@ install-python: build
 	@echo "installed kiln into $(DESTDIR)$(PY_SITE)/kiln"
 
 format:
-	clang-format -i $$(git ls-files '*.h' '*.cc' '*.c')
+	clang-format -i $$(git ls-files '*.h' '*.hpp' '*.cc' '*.c')
 
 format-check:
-	clang-format --dry-run -Werror $$(git ls-files '*.h' '*.cc' '*.c')
+	clang-format --dry-run -Werror $$(git ls-files '*.h' '*.hpp' '*.cc' '*.c')
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR) $(TSAN_BUILD_DIR)

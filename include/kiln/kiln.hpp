@@ -207,7 +207,8 @@ class Session {
  private:
   // A run's arguments as the C API takes them (views of `inputs` and `output_names`, which outlive the call).
   struct Args {
-    Args(const std::vector<std::pair<std::string, const Tensor*>>& inputs, const std::vector<std::string>& output_names) {
+    Args(const std::vector<std::pair<std::string, const Tensor*>>& inputs,
+         const std::vector<std::string>& output_names) {
       for (const auto& [name, tensor] : inputs) {
         names.push_back(name.c_str());
         values.push_back(tensor ? tensor->get() : nullptr);
@@ -344,7 +345,9 @@ class Detector : public TaskHandle<kiln_detector, kiln_detector_create_by_path, 
   std::vector<std::vector<kiln_detection>> apply(const std::vector<Mat>& images) const {
     return split<kiln_detection>(
         images,
-        [this](const kiln_mat* m, int n, kiln_detection** r, int** c) { return kiln_detector_apply(handle_, m, n, r, c); },
+        [this](const kiln_mat* m, int n, kiln_detection** r, int** c) {
+          return kiln_detector_apply(handle_, m, n, r, c);
+        },
         kiln_detector_release_result);
   }
   std::vector<kiln_detection> operator()(const Mat& image) const { return apply({image}).at(0); }
