@@ -51,9 +51,10 @@ void put(std::vector<std::pair<std::string, T>>& list, const std::string& name, 
   list.emplace_back(name, std::move(value));
 }
 
-// A tensor over memory the caller owns (a raw pointer, as onnxruntime's bind_input/bind_output take one).
-PyOrtValue borrowed(const std::string& what, py::handle element_type, const std::vector<int64_t>& shape,
-                    uintptr_t buffer_ptr) {
+// A tensor over memory the caller owns (a raw pointer on `device`, as onnxruntime's bind_input/bind_output take one).
+PyOrtValue borrowed(const std::string& what, py::handle device, py::handle element_type,
+                    const std::vector<int64_t>& shape, uintptr_t buffer_ptr) {
+  check_device(device, 0);
   const DType t = element_type_of(element_type);
   if (t == DType::kString) throw py::type_error(what + ": string tensors cannot be bound to raw memory");
   for (int64_t d : shape) {
@@ -100,6 +101,7 @@ void bind_io_binding(py::module_& m) {
              PyIOBinding b;
              b.owner = session;
              b.session = bs.session;
+             b.convert = bs.convert;
              return b;
            }),
            py::arg("session"))
@@ -107,8 +109,7 @@ void bind_io_binding(py::module_& m) {
           "bind_input",
           [](PyIOBinding& b, const std::string& name, py::object array) {
             check_input(b, name);
-            BoundSession bs = bound_session(b.owner);
-            put(b.inputs, name, PyOrtValue{bs.convert(b.owner, name, array), array});
+            put(b.inputs, name, PyOrtValue{b.convert(b.owner, name, array), array});
           },
           py::arg("name"), py::arg("arr_on_cpu"))
       .def(
@@ -116,8 +117,7 @@ void bind_io_binding(py::module_& m) {
           [](PyIOBinding& b, const std::string& name, py::object device, py::object element_type,
              std::vector<int64_t> shape, uintptr_t buffer_ptr) {
             check_input(b, name);
-            check_device(device, 0);
-            put(b.inputs, name, borrowed("bind_input '" + name + "'", element_type, shape, buffer_ptr));
+            put(b.inputs, name, borrowed("bind_input '" + name + "'", device, element_type, shape, buffer_ptr));
           },
           py::arg("name"), py::arg("device"), py::arg("element_type"), py::arg("shape"), py::arg("buffer_ptr"))
       .def(
@@ -140,8 +140,7 @@ void bind_io_binding(py::module_& m) {
           [](PyIOBinding& b, const std::string& name, py::object device, py::object element_type,
              std::vector<int64_t> shape, uintptr_t buffer_ptr) {
             check_output(b, name);
-            check_device(device, 0);
-            put(b.outputs, name, borrowed("bind_output '" + name + "'", element_type, shape, buffer_ptr));
+            put(b.outputs, name, borrowed("bind_output '" + name + "'", device, element_type, shape, buffer_ptr));
           },
           py::arg("name"), py::arg("device"), py::arg("element_type"), py::arg("shape"), py::arg("buffer_ptr"))
       .def(

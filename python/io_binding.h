@@ -22,6 +22,7 @@ BoundSession bound_session(py::handle inference_session);
 struct PyIOBinding {
   py::object owner;  // the InferenceSession, kept alive while the binding is
   const Session* session = nullptr;
+  Value (*convert)(py::handle session, const std::string& name, py::handle obj) = nullptr;  // BoundSession's
   std::vector<std::pair<std::string, PyOrtValue>> inputs;
   // In the order bound; an output bound to memory holds its tensor, one bound to a device only holds nothing.
   std::vector<std::pair<std::string, PyOrtValue>> outputs;

@@ -71,6 +71,20 @@ struct PyRunOptions {
   std::map<std::string, std::string> config;
 };
 
+// The kiln options of a Python RunOptions (None: none). The Python object, held by the caller, outlives the run.
+const kiln::RunOptions* run_options_of(const py::object& run_options) {
+  return run_options.is_none() ? nullptr : &run_options.cast<const PyRunOptions&>().options;
+}
+
+// A session or run configuration entry, or InvalidArgument naming the key as onnxruntime's message does.
+const std::string& config_entry(const std::map<std::string, std::string>& config, const std::string& key,
+                                const char* owner) {
+  auto it = config.find(key);
+  if (it == config.end())
+    raise(kiln::invalid_argument(std::string(owner) + " does not have configuration with key: " + key));
+  return it->second;
+}
+
 struct PySessionOptions {
   int intra_op_num_threads = 0;
   GraphOptimizationLevel graph_optimization_level = GraphOptimizationLevel::ORT_ENABLE_ALL;
@@ -236,7 +250,7 @@ class InferenceSession {
   py::list run(py::object output_names, py::dict input_feed, py::object run_options) {
     // The options object stays alive (the caller holds it) while the run, without the GIL, reads its flag: another
     // Python thread may set `terminate` meanwhile.
-    const kiln::RunOptions* ro = run_options.is_none() ? nullptr : &run_options.cast<const PyRunOptions&>().options;
+    const kiln::RunOptions* ro = run_options_of(run_options);
     // onnxruntime checks the feed's names in Python first; the same errors here.
     std::vector<std::string> given;
     for (auto item : input_feed) given.push_back(py::str(item.first).cast<std::string>());
@@ -277,7 +291,7 @@ class InferenceSession {
     const bool c_level = py::isinstance<py::dict>(a);
     py::dict feeds = c_level ? a.cast<py::dict>() : b.cast<py::dict>();
     py::object names_obj = c_level ? b : a;
-    const kiln::RunOptions* ro = run_options.is_none() ? nullptr : &run_options.cast<const PyRunOptions&>().options;
+    const kiln::RunOptions* ro = run_options_of(run_options);
     NamedValues values;
     for (auto item : feeds) {
       const std::string name = py::str(item.first).cast<std::string>();
@@ -325,7 +339,7 @@ class InferenceSession {
       raise(invalid_argument(std::to_string(feed_names.size()) + " feed names for " +
                              std::to_string(feeds.values.size()) + " feeds"));
     }
-    const kiln::RunOptions* ro = run_options.is_none() ? nullptr : &run_options.cast<const PyRunOptions&>().options;
+    const kiln::RunOptions* ro = run_options_of(run_options);
     NamedValues values;
     for (size_t i = 0; i < feeds.values.size(); ++i) values.emplace_back(feed_names[i], feeds.values[i].value);
     std::vector<Value> outs;
@@ -364,7 +378,7 @@ class InferenceSession {
     if (b.session != session_.get()) {
       raise(invalid_argument("run_with_iobinding: the IOBinding was made for another session"));
     }
-    const kiln::RunOptions* ro = run_options.is_none() ? nullptr : &run_options.cast<const PyRunOptions&>().options;
+    const kiln::RunOptions* ro = run_options_of(run_options);
     python::run_with_iobinding(b, ro);
   }
 
@@ -568,11 +582,7 @@ PYBIND11_MODULE(_kiln, m) {
       .def(
           "get_session_config_entry",
           [](const PySessionOptions& o, const std::string& key) {
-            auto it = o.config.find(key);
-            if (it == o.config.end()) {
-              raise(kiln::invalid_argument("SessionOptions does not have configuration with key: " + key));
-            }
-            return it->second;
+            return config_entry(o.config, key, "SessionOptions");
           },
           py::arg("config_key"))
       .def(
@@ -640,12 +650,7 @@ PYBIND11_MODULE(_kiln, m) {
           py::arg("config_key"), py::arg("config_value"))
       .def(
           "get_run_config_entry",
-          [](const PyRunOptions& o, const std::string& key) {
-            auto it = o.config.find(key);
-            if (it == o.config.end())
-              raise(kiln::invalid_argument("RunOptions does not have configuration with key: " + key));
-            return it->second;
-          },
+          [](const PyRunOptions& o, const std::string& key) { return config_entry(o.config, key, "RunOptions"); },
           py::arg("config_key"));
 
   py::class_<NodeArg>(m, "NodeArg")

@@ -1,11 +1,11 @@
 // ONNX Runtime's LoRA adapter format through the FlatBuffers code flatc generates from schema/adapter.fbs.
 #include "kiln/runtime/lora_adapter.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <set>
-#include <sstream>
 
 #include "adapter_generated.h"
 #include "kiln/core/allocator.h"
@@ -16,24 +16,21 @@ namespace {
 
 namespace fb = kiln::adapter_format;
 
-}  // namespace
-
-StatusOr<LoraAdapter> LoraAdapter::from_bytes(const void* data, size_t size, const std::string& what) {
+// The adapter in `size` bytes of `bytes` (aligned: the verifier and the tensors need it), which every parameter
+// views.
+StatusOr<LoraAdapter> parse(const std::shared_ptr<Buffer>& bytes, size_t size, const std::string& what) {
   auto fail = [&](const std::string& msg) { return invalid_argument(what + ": " + msg); };
-  if (size < 8 || !fb::AdapterBufferHasIdentifier(data)) {
+  if (size < 8 || !fb::AdapterBufferHasIdentifier(bytes->data())) {
     return fail("not an ONNX Runtime LoRA adapter (expected the file identifier \"TORT\" at byte 4)");
   }
-  // One aligned copy that every parameter views: the verifier and the tensors need aligned data.
-  KILN_ASSIGN_OR_RETURN(auto bytes, Buffer::allocate(size, Allocator::cpu_uninitialized()));
-  std::memcpy(bytes->data(), data, size);
   flatbuffers::Verifier verifier(bytes->data(), size);
   if (!fb::VerifyAdapterBuffer(verifier)) return fail("the adapter's structure is corrupt (FlatBuffers verifier)");
   const fb::Adapter* a = fb::GetAdapter(bytes->data());
   LoraAdapter out;
   out.format_version = a->format_version();
-  if (out.format_version != kFormatVersion) {
+  if (out.format_version != LoraAdapter::kFormatVersion) {
     return fail("format version " + std::to_string(out.format_version) + "; kiln reads version " +
-                std::to_string(kFormatVersion));
+                std::to_string(LoraAdapter::kFormatVersion));
   }
   out.adapter_version = a->adapter_version();
   out.model_version = a->model_version();
@@ -80,13 +77,25 @@ StatusOr<LoraAdapter> LoraAdapter::from_bytes(const void* data, size_t size, con
   return out;
 }
 
+}  // namespace
+
+StatusOr<LoraAdapter> LoraAdapter::from_bytes(const void* data, size_t size, const std::string& what) {
+  KILN_ASSIGN_OR_RETURN(auto bytes, Buffer::allocate(std::max<size_t>(size, 1), Allocator::cpu_uninitialized()));
+  if (size) std::memcpy(bytes->data(), data, size);
+  return parse(bytes, size, what);
+}
+
 StatusOr<LoraAdapter> LoraAdapter::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  // Read straight into the aligned buffer the parameters will view.
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return not_found("cannot open LoRA adapter '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string bytes = ss.str();
-  return from_bytes(bytes.data(), bytes.size(), "LoRA adapter '" + path + "'");
+  const auto size = static_cast<size_t>(std::max<std::streamoff>(in.tellg(), 0));
+  in.seekg(0);
+  KILN_ASSIGN_OR_RETURN(auto bytes, Buffer::allocate(std::max<size_t>(size, 1), Allocator::cpu_uninitialized()));
+  if (size && !in.read(reinterpret_cast<char*>(bytes->data()), static_cast<std::streamsize>(size))) {
+    return io_error("cannot read LoRA adapter '" + path + "'");
+  }
+  return parse(bytes, size, "LoRA adapter '" + path + "'");
 }
 
 StatusOr<std::string> LoraAdapter::serialize() const {

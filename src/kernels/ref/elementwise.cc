@@ -8,6 +8,7 @@
 #include "kernels/activation.h"
 #include "kernels/kernel.h"
 #include "kernels/ref/numeric.h"
+#include "kernels/ref/tensor_util.h"
 
 namespace kiln::cpu {
 namespace {
@@ -43,12 +44,6 @@ constexpr int64_t kElementsPerTask = 1 << 16;
 
 // ---- unary ----
 
-// Output i, uninitialized, from the run's memory (planned, or the caller's preallocated output).
-StatusOr<Tensor> output_tensor(KernelContext& ctx, size_t i, DType dtype, std::vector<int64_t> dims) {
-  KILN_ASSIGN_OR_RETURN(Tensor * t, ctx.allocate_output_uninitialized(i, dtype, std::move(dims)));
-  return *t;
-}
-
 template <bool AllowInt, typename Op>
 Status unary(KernelContext& ctx, Op op) {
   KILN_ASSIGN_OR_RETURN(const Tensor* in, ctx.required_input(0));
@@ -62,8 +57,8 @@ Status unary(KernelContext& ctx, Op op) {
       st = ctx.unsupported_dtype(dtype);
     } else {
       // The output comes from the run's memory unless it is computed in float for another dtype.
-      auto out =
-          x.dtype() == dtype ? output_tensor(ctx, 0, x.dtype(), x.dims()) : Tensor::allocate(x.dtype(), x.dims());
+      auto out = x.dtype() == dtype ? tensor::alloc_output(ctx, 0, x.dtype(), x.dims())
+                                    : Tensor::allocate(x.dtype(), x.dims());
       if (!out.is_ok()) {
         st = out.status();
         return;
@@ -101,7 +96,7 @@ Status binary_typed(KernelContext& ctx, const Tensor& a, const Tensor& b, DType 
   auto dims = broadcast_shapes(a.dims(), b.dims());
   if (!dims.is_ok()) return ctx.error(dims.status().message());
   if (to_output) {
-    KILN_ASSIGN_OR_RETURN(result, output_tensor(ctx, 0, out_dtype, *dims));
+    KILN_ASSIGN_OR_RETURN(result, tensor::alloc_output(ctx, 0, out_dtype, *dims));
   } else {
     KILN_ASSIGN_OR_RETURN(result, Tensor::allocate(out_dtype, *dims));
   }
