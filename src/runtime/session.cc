@@ -16,43 +16,16 @@
 #include "kernels/capabilities.h"
 #include "kernels/kernel.h"
 #include "kiln/core/allocator.h"
-#include "kiln/onnx/check.h"
-#include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
 #include "optimizer/graph_util.h"
-#include "runtime/custom_op_kernel.h"
-#include "runtime/memory_plan.h"
-#include "runtime/profiler.h"
 #include "runtime/run_io.h"
-#include "runtime/thread_pool.h"
-#include "runtime/tuner.h"
+#include "runtime/session_impl.h"
 
 namespace kiln {
 namespace {
 
-// The kernel a node runs, chosen per shape signature of its inputs (dtypes and dims: shapes may be dynamic), and
-// what ran last (Session::kernel_choices). Runs may be concurrent: everything here is behind the lock.
-struct KernelSelection {
-  std::mutex mu;
-  std::vector<std::pair<std::vector<int64_t>, const cpu::KernelDef*>> by_signature;  // the newest last
-  const cpu::KernelDef* last = nullptr;
-  std::string last_detail;
-  std::vector<TacticTiming> last_timings;  // of the newest signature that was timed
-};
-
 // Signatures kept per node; the oldest goes first (a model fed ever-changing shapes chooses again).
 constexpr size_t kMaxSignatures = 64;
-
-struct NodePlan {
-  const ir::Node* node;
-  // The kernels that may run it: its fast kernels in order of preference, then its reference kernel.
-  std::vector<const cpu::KernelDef*> candidates;
-  int64_t opset;
-  std::vector<std::string> release;  // values whose last reader is this node (freed after it runs)
-  uint64_t constant_inputs = 0;      // bit i: input i is an initializer no feed can replace
-  std::unique_ptr<cpu::KernelCache> cache = std::make_unique<cpu::KernelCache>();
-  std::unique_ptr<KernelSelection> selection = std::make_unique<KernelSelection>();
-};
 
 // What selects a kernel: each input's kind, dtype and dims.
 std::vector<int64_t> shape_signature(const cpu::KernelContext& ctx) {
@@ -95,74 +68,6 @@ bool matches_signature(const cpu::KernelContext& ctx, const std::vector<int64_t>
   return at == signature.size();
 }
 
-struct GraphPlan {
-  const ir::Graph* graph = nullptr;
-  std::vector<NodePlan> nodes;
-  std::unordered_map<std::string, Value> initializers;
-};
-
-// Values visible to a running graph: its own, then its enclosing graphs', then the initializers.
-struct Scope {
-  std::unordered_map<std::string, Value> values;
-  const Scope* parent = nullptr;
-  const std::unordered_map<std::string, Value>* constants = nullptr;
-
-  const Value* find(const std::string& name) const {
-    for (const Scope* s = this; s; s = s->parent) {
-      auto it = s->values.find(name);
-      if (it != s->values.end()) return &it->second;
-      if (s->constants) {
-        auto c = s->constants->find(name);
-        if (c != s->constants->end()) return &c->second;
-      }
-    }
-    return nullptr;
-  }
-};
-
-// One run's stop conditions and memory limit, shared by its subgraph runs.
-struct RunControl {
-  const RunOptions* options = nullptr;
-  std::optional<Profiler::Clock::time_point> deadline;
-  size_t run_limit = 0;     // bytes (0: none)
-  size_t tensor_limit = 0;  // bytes
-  std::string tensor_limit_what;
-  std::unordered_set<const Buffer*> feeds;  // the caller's buffers: not the run's to count
-
-  // Cancelled before node `n` when the terminate flag is set or the deadline has passed.
-  Status check(const ir::Node& n) const {
-    auto where = [&n] {
-      return " before node " + (n.name.empty() ? "(" + n.op_type + ")" : "'" + n.name + "' (" + n.op_type + ")");
-    };
-    if (options && options->terminate()) return cancelled("run terminated (RunOptions terminate flag)" + where());
-    if (deadline && Profiler::Clock::now() >= *deadline) {
-      char ms[32];
-      std::snprintf(ms, sizeof ms, "%g", options->timeout_ms);
-      return cancelled(std::string("run timed out after ") + ms + " ms (RunOptions timeout_ms)" + where());
-    }
-    return Status::ok();
-  }
-
-  // Bytes held by the distinct buffers of the run's own live values in `scope` and the scopes around it.
-  size_t held(const Scope& scope) const {
-    std::unordered_set<const Buffer*> seen;
-    size_t bytes = 0;
-    auto count = [&](const Tensor& t) {
-      const Buffer* b = t.buffer();
-      if (b && !feeds.count(b) && seen.insert(b).second) bytes += b->size();
-    };
-    for (const Scope* s = &scope; s; s = s->parent) {
-      for (const auto& [name, v] : s->values) {
-        if (v.is_tensor()) count(v.tensor());
-        if (v.is_sequence()) {
-          for (const Tensor& t : v.items()) count(t);
-        }
-      }
-    }
-    return bytes;
-  }
-};
-
 // A run's memory limit for the node a thread is running: every tensor it allocates (Tensor::allocate) is checked
 // against what the run held before the node plus what the node took so far.
 class RunGuard final : public AllocationGuard {
@@ -186,39 +91,7 @@ class RunGuard final : public AllocationGuard {
 
 }  // namespace
 
-struct Session::Impl {
-  ir::Model model;
-  SessionOptions options;
-  cpu::Isa isa = cpu::Isa::kScalar;  // what the fast kernels may use (the CPU's best, capped)
-  std::vector<IoInfo> inputs;
-  std::vector<IoInfo> outputs;
-  std::map<const ir::Graph*, GraphPlan> plans;
-  std::unique_ptr<ThreadPool> pool;
-  mutable Profiler profiler;
-  mutable MemoryPlanner memory;
-  std::unique_ptr<cpu::KernelCache> shared_cache = std::make_unique<cpu::KernelCache>(0);
-  std::unique_ptr<Tuner> tuner;
-  // The custom ops of SessionOptions::custom_op_libraries, and a kernel for each op a node uses.
-  CustomOps custom_ops;
-  std::map<const kiln_custom_op*, std::unique_ptr<CustomKernel>> custom_kernels;
-  // Graph outputs made by a top-level node: (step, output index), where a preallocated output can be written.
-  std::unordered_map<std::string, std::pair<size_t, size_t>> producers;
-
-  // `known`: element dtypes known before running (declared inputs, initializers, value_info, Constant
-  // outputs), inherited by subgraphs.
-  Status plan_graph(const ir::Graph& g, const std::string& scope, std::unordered_map<std::string, DType> known);
-  // `memory`: the run's planned memory, for the top-level graph only (subgraphs allocate from the heap).
-  // `control`: the run's stop conditions and limits (null: none).
-  StatusOr<std::vector<Value>> run_graph(const ir::Graph& g, const Scope* outer, const std::vector<Value>& inputs,
-                                         const std::vector<std::string>& wanted, RunMemory* memory = nullptr,
-                                         const RunControl* control = nullptr) const;
-  Status check_feed(const IoInfo& info, const Value& v) const;
-  // The kernel for node `np` with the inputs in `ctx` (cached per shape signature).
-  const cpu::KernelDef* select(const NodePlan& np, const cpu::KernelContext& ctx) const;
-  void collect_choices(const ir::Graph& g, std::vector<KernelChoice>& out) const;
-};
-
-const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::KernelContext& ctx) const {
+const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::KernelContext& ctx, int profile) const {
   if (np.candidates.size() == 1 || options.reference_kernels) return np.candidates.back();
   KernelSelection& sel = *np.selection;
   std::lock_guard<std::mutex> lock(sel.mu);
@@ -226,6 +99,15 @@ const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::Kerne
     if (matches_signature(ctx, signature)) return kernel;
   }
   std::vector<int64_t> key = shape_signature(ctx);
+  // A plan's kernel for the run's profile, where it supports these inputs (the reference kernel always does).
+  const cpu::KernelDef* pinned = profile >= 0 && static_cast<size_t>(profile) < np.planned.size()
+                                     ? np.planned[static_cast<size_t>(profile)]
+                                     : nullptr;
+  if (pinned && (pinned->backend != cpu::Backend::kFast || pinned->supports(ctx))) {
+    if (sel.by_signature.size() >= kMaxSignatures) sel.by_signature.erase(sel.by_signature.begin());
+    sel.by_signature.emplace_back(std::move(key), pinned);
+    return pinned;
+  }
   const cpu::KernelDef* kernel = cpu::select_kernel(np.candidates, ctx, false);
   std::vector<const cpu::KernelDef*> applicable;
   if (options.tune) {
@@ -257,7 +139,10 @@ void Session::Impl::collect_choices(const ir::Graph& g, std::vector<KernelChoice
   const GraphPlan& plan = plans.at(&g);
   for (const NodePlan& np : plan.nodes) {
     const ir::Node& n = *np.node;
-    KernelChoice c{n.name, (n.domain.empty() ? "" : n.domain + "::") + n.op_type, "", "", {}};
+    KernelChoice c;
+    c.ir_node = &n;
+    c.node = n.name;
+    c.op = (n.domain.empty() ? "" : n.domain + "::") + n.op_type;
     {
       std::lock_guard<std::mutex> lock(np.selection->mu);
       if (np.selection->last) {
@@ -265,6 +150,10 @@ void Session::Impl::collect_choices(const ir::Graph& g, std::vector<KernelChoice
         c.detail = np.selection->last_detail;
         for (const auto& t : np.selection->last_timings) c.timings.emplace_back(t.kernel, t.ms);
       }
+    }
+    for (size_t p = 0; p < np.planned.size(); ++p) {
+      c.planned.emplace_back(np.planned[p] ? np.planned[p]->name : "");
+      c.planned_details.push_back(np.planned_details[p]);
     }
     out.push_back(std::move(c));
     std::vector<const ir::Graph*> subs;
@@ -360,7 +249,10 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
              std::find(options.disabled_kernels.begin(), options.disabled_kernels.end(), k->name) !=
                  options.disabled_kernels.end();
     });
-    NodePlan np{&n, std::move(candidates), opset, {}};
+    NodePlan np;
+    np.node = &n;
+    np.candidates = std::move(candidates);
+    np.opset = opset;
     for (size_t i = 0; i < n.inputs.size() && i < 64; ++i) {
       if (!n.inputs[i].empty() && plan.initializers.count(n.inputs[i]) && !graph_inputs.count(n.inputs[i])) {
         np.constant_inputs |= uint64_t{1} << i;
@@ -424,7 +316,7 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     }
     const bool profiling = profiler.enabled();
     const auto start = profiling ? Profiler::Clock::now() : Profiler::Clock::time_point{};
-    const cpu::KernelDef* kernel = select(np, ctx);
+    const cpu::KernelDef* kernel = select(np, ctx, control ? control->profile : -1);
     ctx.set_kernel_data(kernel->data);
     Status st;
     try {
@@ -533,23 +425,7 @@ Status Session::Impl::check_feed(const IoInfo& info, const Value& v) const {
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::~Session() = default;
 
-StatusOr<std::unique_ptr<Session>> Session::create(const std::string& path, const SessionOptions& options) {
-  KILN_ASSIGN_OR_RETURN(auto model, onnx::load_model(path));
-  auto s = create(std::move(model), options);
-  if (!s.is_ok()) return s.status().with_context(path);
-  return s;
-}
-
-StatusOr<std::unique_ptr<Session>> Session::create_from_bytes(const void* data, size_t size,
-                                                              const SessionOptions& options) {
-  KILN_ASSIGN_OR_RETURN(auto model, onnx::load_model_from_bytes(data, size));
-  return create(std::move(model), options);
-}
-
-StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const SessionOptions& options) {
-  auto impl = std::make_unique<Impl>();
-  impl->model = std::move(model);
-  impl->options = options;
+Status Session::Impl::init(bool optimize) {
   std::string env_error;
   std::optional<cpu::Isa> cap = cpu::isa_cap_from_env(&env_error);
   if (!env_error.empty()) return invalid_argument(env_error);
@@ -557,29 +433,28 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
     cap = cpu::parse_isa(options.max_isa);
     if (!cap) return invalid_argument("max_isa is '" + options.max_isa + "'; expected scalar, avx2 or avx512");
   }
-  impl->isa = cpu::effective_isa(cap.value_or(cpu::Isa::kAvx512));  // cpu::default_isa() without max_isa
-  cpu::cap_library_isa(impl->isa);
-  // The optimizer's patterns and the kernels take each node's schema for granted: a node with too few inputs or no
-  // output is refused here.
+  isa = cpu::effective_isa(cap.value_or(cpu::Isa::kAvx512));  // cpu::default_isa() without max_isa
+  cpu::cap_library_isa(isa);
   if (!options.custom_op_libraries.empty()) {
-    KILN_ASSIGN_OR_RETURN(impl->custom_ops, CustomOps::load(options.custom_op_libraries));
+    KILN_ASSIGN_OR_RETURN(custom_ops, CustomOps::load(options.custom_op_libraries));
   }
-  KILN_RETURN_IF_ERROR(onnx::check_node_arity(impl->model));
-  auto report = opt::optimize(impl->model, options.optimization_level);
-  if (!report.is_ok()) return report.status();
-  const ir::Graph& g = impl->model.graph;
+  if (optimize) {
+    auto report = opt::optimize(model, options.optimization_level);
+    if (!report.is_ok()) return report.status();
+  }
+  const ir::Graph& g = model.graph;
   for (const auto& v : g.inputs) {
-    if (!g.find_initializer(v.name)) impl->inputs.push_back({v.name, v.type});
+    if (!g.find_initializer(v.name)) inputs.push_back({v.name, v.type});
   }
-  for (const auto& v : g.outputs) impl->outputs.push_back({v.name, v.type});
-  KILN_RETURN_IF_ERROR(impl->plan_graph(g, "", {}));
-  const auto& top = impl->plans.at(&g).nodes;
+  for (const auto& v : g.outputs) outputs.push_back({v.name, v.type});
+  KILN_RETURN_IF_ERROR(plan_graph(g, "", {}));
+  const auto& top = plans.at(&g).nodes;
   for (size_t step = 0; step < top.size(); ++step) {
     for (size_t i = 0; i < top[step].node->outputs.size(); ++i) {
       const std::string& name = top[step].node->outputs[i];
       if (!name.empty() &&
           std::any_of(g.outputs.begin(), g.outputs.end(), [&](const ir::ValueInfo& v) { return v.name == name; })) {
-        impl->producers[name] = {step, i};
+        producers[name] = {step, i};
       }
     }
   }
@@ -587,15 +462,16 @@ StatusOr<std::unique_ptr<Session>> Session::create(ir::Model model, const Sessio
     return invalid_argument("intra_op_threads is " + std::to_string(options.intra_op_threads) +
                             "; expected 0 (one per physical core) or a positive count");
   }
-  impl->pool = std::make_unique<ThreadPool>(options.intra_op_threads);
-  impl->profiler.set_enabled(options.enable_profiling);
-  impl->tuner = std::make_unique<Tuner>(options.tune_budget_ms);
-  return std::unique_ptr<Session>(new Session(std::move(impl)));
+  pool = std::make_unique<ThreadPool>(options.intra_op_threads);
+  profiler.set_enabled(options.enable_profiling);
+  tuner = std::make_unique<Tuner>(options.tune_budget_ms);
+  return Status::ok();
 }
 
 const std::vector<IoInfo>& Session::inputs() const { return impl_->inputs; }
 const std::vector<IoInfo>& Session::outputs() const { return impl_->outputs; }
 const ir::Model& Session::model() const { return impl_->model; }
+const PlanInfo* Session::plan_info() const { return impl_->plan.get(); }
 
 double Session::tune_ms() const { return impl_->tuner->spent_ms(); }
 int64_t Session::tuned_configs() const { return impl_->tuner->timed(); }
@@ -661,6 +537,7 @@ Status Session::run_into(const NamedValues& caller_feeds, const std::vector<std:
   for (const auto& v : inputs) signature.push_back(v.is_tensor() ? v.tensor().dims() : std::vector<int64_t>{-1});
   RunControl control;
   control.options = options;
+  KILN_ASSIGN_OR_RETURN(control.profile, impl_->match_profile(inputs));
   if (options && options->timeout_ms > 0) {
     control.deadline = start + std::chrono::microseconds(static_cast<int64_t>(options->timeout_ms * 1000.0));
   }

@@ -3,8 +3,10 @@
 // atol + rtol * |expected|, rtol 1e-3, atol 1e-7 unless tolerances.txt overrides a case, NaN == NaN).
 //
 //   kiln_conformance NODE_DIR [--allow-list FILE] [--write-allow-list FILE] [--tolerances FILE]
-//                    [--filter TEXT] [--opt-level 0|1|2|99] [--reference] [--verbose]
+//                    [--filter TEXT] [--opt-level 0|1|2|99] [--reference] [--plan DIR] [--verbose]
 //
+// --plan DIR builds every case into an engine plan in DIR first (kiln build: build_plan) and runs the plan
+// (Session::create_from_plan) instead of the ONNX model.
 // --reference runs every case on the reference kernels (SessionOptions::reference_kernels) and fails a case in
 // which any node ran another kernel (Session::kernel_choices).
 // Prints "N passed, N failed, N skipped". With --allow-list, exits 1 when a listed case does not pass.
@@ -19,6 +21,7 @@
 #include <sstream>
 
 #include "kiln/onnx/model_io.h"
+#include "kiln/runtime/plan.h"
 #include "kiln/runtime/session.h"
 
 namespace fs = std::filesystem;
@@ -28,6 +31,7 @@ namespace {
 
 int g_opt_level = 99;      // SessionOptions::optimization_level for every case
 bool g_reference = false;  // SessionOptions::reference_kernels for every case
+std::string g_plan_dir;    // --plan: build each case into a plan here and run that
 
 struct Tolerance {
   double rtol = 1e-3;
@@ -177,7 +181,47 @@ std::string run_case(const fs::path& dir, const Tolerance& tol) {
   SessionOptions options;
   options.optimization_level = g_opt_level;
   options.reference_kernels = g_reference;
-  auto session = Session::create(std::move(copy), options);
+  StatusOr<std::unique_ptr<Session>> session = unimplemented("no session");
+  if (!g_plan_dir.empty()) {
+    const std::string plan = (fs::path(g_plan_dir) / (dir.filename().string() + ".kplan")).string();
+    PlanBuildOptions build;
+    build.optimization_level = g_opt_level;
+    // A profile for the dynamic tensor inputs, spanning the shapes of the case's data sets (as a user gives
+    // kiln build --profile for the shapes they will run).
+    ShapeProfile profile{"data", {}};
+    for (const auto& e : fs::directory_iterator(dir)) {
+      if (!e.is_directory()) continue;
+      for (size_t k = 0; k < model->graph.inputs.size(); ++k) {
+        const ir::ValueInfo& in = model->graph.inputs[k];
+        const fs::path p = e.path() / ("input_" + std::to_string(k) + ".pb");
+        if (in.type.kind != ir::Type::Kind::kTensor || (in.type.shape && in.type.shape->is_static()) ||
+            !fs::exists(p)) {
+          continue;
+        }
+        auto v = onnx::load_value(p.string(), in.type);
+        if (!v.is_ok() || !v->is_tensor()) continue;
+        const auto& dims = v->tensor().dims();
+        auto* have = const_cast<ShapeProfile::Input*>(profile.find(in.name));
+        if (!have) {
+          profile.inputs.push_back({in.name, dims, dims, dims});
+        } else if (have->min.size() == dims.size()) {
+          for (size_t d = 0; d < dims.size(); ++d) {
+            have->min[d] = std::min(have->min[d], dims[d]);
+            have->max[d] = std::max(have->max[d], dims[d]);
+            have->opt[d] = have->max[d];
+          }
+        }
+      }
+    }
+    if (!profile.inputs.empty()) build.profiles.push_back(profile);
+    auto built = build_plan((dir / "model.onnx").string(), plan, build);
+    if (!built.is_ok()) return "build: " + built.status().message();
+    session = Session::create_from_plan(plan, options);
+    std::error_code ignored;
+    fs::remove(plan, ignored);
+  } else {
+    session = Session::create(std::move(copy), options);
+  }
   if (!session.is_ok()) return session.status().message();
   std::vector<fs::path> sets;
   for (const auto& e : fs::directory_iterator(dir)) {
@@ -255,7 +299,7 @@ std::set<std::string> read_list(const std::string& path) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "usage: kiln_conformance NODE_DIR [--allow-list F] [--write-allow-list F] [--tolerances F] "
-                 "[--filter TEXT] [--opt-level L] [--reference] [--verbose]\n";
+                 "[--filter TEXT] [--opt-level L] [--reference] [--plan DIR] [--verbose]\n";
     return 2;
   }
   fs::path root = argv[1];
@@ -276,6 +320,8 @@ int main(int argc, char** argv) {
       g_opt_level = std::atoi(next().c_str());
     else if (a == "--reference")
       g_reference = true;
+    else if (a == "--plan")
+      g_plan_dir = next();
     else if (a == "--verbose")
       verbose = true;
     else {

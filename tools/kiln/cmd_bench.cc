@@ -95,7 +95,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
     std::vector<std::string> custom_ops;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("model", a->model, "The .onnx file")->required();
+  cmd->add_option("model", a->model, "The .onnx file or .kplan plan (kiln build)")->required();
   cmd->add_option("--shape", a->shapes, "NAME=1x3x224x224: the shape of an input with symbolic dims; repeat");
   cmd->add_option("--iterations", a->iterations, "Timed runs (default 100)")->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", a->warmup, "Untimed runs first (default 10)")->check(CLI::NonNegativeNumber);

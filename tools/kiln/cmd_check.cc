@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "kiln/onnx/check.h"
 #include "kiln/runtime/kernels.h"
+#include "kiln/runtime/plan.h"
 
 namespace kiln::cli {
 
@@ -12,11 +13,14 @@ void add_check(CLI::App& root, std::function<int()>& run) {
   auto path = std::make_shared<std::string>();
   auto quiet = std::make_shared<bool>(false);
   auto libraries = std::make_shared<std::vector<std::string>>();
-  cmd->add_option("model", *path, "The .onnx file")->required();
+  cmd->add_option("model", *path,
+                  "The .onnx file, or a .kplan plan (its structure, CPU needs and every weight's checksum)")
+      ->required();
   cmd->add_flag("-q,--quiet", *quiet, "Print only errors");
   add_custom_ops_option(cmd, *libraries);
   cmd->callback([&run, path, quiet, libraries] {
     run = [path, quiet, libraries] {
+      if (is_plan_file(*path)) return check_plan(*path, *quiet);
       CustomOps custom;
       if (int code = load_custom_ops(*libraries, custom); code != kExitOk) return code;
       ir::Model model;

@@ -174,7 +174,7 @@ void add_run(CLI::App& root, std::function<int()>& run) {
     std::vector<std::string> custom_ops;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("model", a->model, "The .onnx file")->required();
+  cmd->add_option("model", a->model, "The .onnx file or .kplan plan (kiln build)")->required();
   cmd->add_option("-i,--input", a->inputs,
                   "NAME=VALUE: a .npy, .pb, .png or .jpg file, or inline numbers (1,1,4,4); repeat for each input");
   cmd->add_option("--output-image", a->images, "NAME=FILE: also write output NAME as a PNG/JPEG image");

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "kiln/onnx/check.h"
 #include "kiln/onnx/model_io.h"
+#include "kiln/runtime/plan.h"
 
 namespace kiln::cli {
 namespace {
@@ -192,12 +193,19 @@ void add_show(CLI::App& root, std::function<int()>& run) {
   auto path = std::make_shared<std::string>();
   auto format = std::make_shared<std::string>("summary");
   auto libraries = std::make_shared<std::vector<std::string>>();
-  cmd->add_option("model", *path, "The .onnx file")->required();
+  cmd->add_option("model", *path, "The .onnx file or .kplan plan")->required();
   add_custom_ops_option(cmd, *libraries);
   cmd->add_option("-f,--format", *format, "summary (default), text or json")
       ->check(CLI::IsMember({"summary", "text", "json"}));
   cmd->callback([&run, path, format, libraries] {
     run = [path, format, libraries] {
+      if (is_plan_file(*path)) {
+        if (*format == "text") {
+          std::cerr << "kiln: '" << *path << "' is a kiln plan: -f text prints ONNX models (use summary or json)\n";
+          return kExitUsage;
+        }
+        return show_plan(*path, *format);
+      }
       CustomOps custom;
       if (int code = load_custom_ops(*libraries, custom); code != kExitOk) return code;
       if (*format == "text") {

@@ -30,6 +30,12 @@ void add_bench(CLI::App& root, std::function<int()>& run);
 void add_optimize(CLI::App& root, std::function<int()>& run);
 void add_pack(CLI::App& root, std::function<int()>& run);
 void add_task(CLI::App& root, std::function<int()>& run);
+void add_build(CLI::App& root, std::function<int()>& run);
+
+// Engine plans (plan_cli.cc): kiln show and kiln check on a .kplan, and the per-node kernel list.
+int show_plan(const std::string& path, const std::string& format);
+int check_plan(const std::string& path, bool quiet);
+void print_plan_kernels(const Session& s);
 
 // The exit code for a failed status: 2 for I/O and format problems, 3 for a limit, a timeout or a termination,
 // 1 for an invalid model or request.
@@ -42,7 +48,7 @@ void add_limit_options(CLI::App* cmd, int64_t& memory_limit_mb, double& timeout_
 void add_custom_ops_option(CLI::App* cmd, std::vector<std::string>& libraries);
 // Loads them; on failure prints the error (naming the library) and returns kExitUsage, else kExitOk.
 int load_custom_ops(const std::vector<std::string>& libraries, CustomOps& out);
-// Loads a model, printing the error on failure.
+// Loads an ONNX model, printing the error on failure (for a plan: that this command takes ONNX models only).
 bool load_or_report(const std::string& path, ir::Model& model, int& exit_code);
 // Adds --opt-level (disabled|basic|extended|all or 0|1|2|99; default all) storing the text in `level`.
 void add_opt_level_option(CLI::App* cmd, std::string& level);

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/optimizer/optimizer.h"
+#include "kiln/runtime/plan.h"
 
 namespace kiln::cli {
 namespace {
@@ -78,6 +79,13 @@ void add_limit_options(CLI::App* cmd, int64_t& memory_limit_mb, double& timeout_
 }
 
 bool load_or_report(const std::string& path, ir::Model& model, int& exit_code) {
+  if (is_plan_file(path)) {
+    std::cerr << "kiln: '" << path
+              << "' is a kiln plan (.kplan), not an ONNX model: this command takes ONNX models (kiln run, bench, "
+                 "show and check take plans too)\n";
+    exit_code = kExitUsage;
+    return false;
+  }
   auto loaded = onnx::load_model(path);
   if (!loaded.is_ok()) {
     std::cerr << "kiln: " << loaded.status().message() << "\n";
@@ -116,6 +124,10 @@ int input_dims(const Session& s, const std::vector<std::string>& specs, std::vec
       dims.push_back(it->second);
     } else if (in.type.shape && in.type.shape->is_static()) {
       dims.push_back(*in.type.shape->static_dims());
+    } else if (const ShapeProfile::Input* p = s.plan_info() && !s.plan_info()->profiles.empty()
+                                                  ? s.plan_info()->profiles[0].find(in.name)
+                                                  : nullptr) {
+      dims.push_back(p->opt);  // a plan's input: its first profile's opt shape
     } else {
       std::cerr << "kiln: input '" << in.name << "' has shape " << in.type.to_string()
                 << ": give its dims with --shape " << in.name << "=...\n";

@@ -3,7 +3,7 @@
 #include "commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"kiln: check, inspect, edit and run ONNX models"};
+  CLI::App app{"kiln: check, inspect, edit, run and build ONNX models into engine plans"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "kiln 0.1.0");
   std::function<int()> run;
@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_run(app, run);
   kiln::cli::add_bench(app, run);
   kiln::cli::add_optimize(app, run);
+  kiln::cli::add_build(app, run);
   kiln::cli::add_pack(app, run);
   kiln::cli::add_task(app, run);
   try {

@@ -95,25 +95,46 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 // The kernel a node ran last (Session::kernel_choices).
 struct KernelChoice {
-  std::string node;    // the node's name
-  std::string op;      // "Conv", or "ai.kiln::NchwcConv" outside the default domain
+  const ir::Node* ir_node = nullptr;  // the node in Session::model()
+  std::string node;                   // the node's name
+  std::string op;                     // "Conv", or "ai.kiln::NchwcConv" outside the default domain
   std::string kernel;  // "ref" (the reference kernel) or a fast kernel's name ("matmul.sgemm"); "" before any run
   std::string detail;  // the variant the kernel reported ("sgemm.avx2", "dnnl_matmul(brg:avx512_core)"), or ""
   // When the kernel was chosen by timing: each candidate's name and best time in ms (negative: it failed).
   std::vector<std::pair<std::string, double>> timings;
+  // For a session from a plan: the kernel the build recorded for each shape profile ("" : none), and its variant.
+  std::vector<std::string> planned, planned_details;
 };
+
+struct PlanInfo;
 
 class Session {
  public:
+  // An ONNX model or an engine plan (.kplan, kiln/runtime/plan.h), told apart by the file's first bytes. These
+  // three link the ONNX importer (kiln_runtime); an application that ships plans alone links kiln_engine, which
+  // has no protobuf or libonnx, and calls create_from_plan.
   static StatusOr<std::unique_ptr<Session>> create(const std::string& path, const SessionOptions& options = {});
   static StatusOr<std::unique_ptr<Session>> create_from_bytes(const void* data, size_t size,
                                                               const SessionOptions& options = {});
   static StatusOr<std::unique_ptr<Session>> create(ir::Model model, const SessionOptions& options = {});
+  // A plan written by `kiln build` (build_plan): its graph is optimized already, its weights are used from a
+  // read-only memory map of the file, and each node runs the kernel the build chose for the run's shape profile
+  // (where it supports the run's shapes; otherwise the session chooses as for an ONNX model). Errors: not a plan,
+  // another format version, a corrupt or truncated file, a CPU feature the plan needs that this machine (or the
+  // session's max_isa / KILN_MAX_ISA cap) lacks. SessionOptions::optimization_level does not apply.
+  static StatusOr<std::unique_ptr<Session>> create_from_plan(const std::string& path,
+                                                             const SessionOptions& options = {});
+  // The same from plan bytes in memory (copied into an aligned buffer).
+  static StatusOr<std::unique_ptr<Session>> create_from_plan_bytes(const void* data, size_t size,
+                                                                   const SessionOptions& options = {});
   ~Session();
 
   const std::vector<IoInfo>& inputs() const;
   const std::vector<IoInfo>& outputs() const;
+  // The model the session runs: optimized at creation (for a plan: at build time).
   const ir::Model& model() const;
+  // For a session loaded from a plan: its build record and shape profiles; null otherwise.
+  const PlanInfo* plan_info() const;
 
   // Runs the model. `output_names` empty: every graph output, in graph order. Errors name the input and
   // what was expected (unknown or missing input, wrong dtype, rank or dimension) or the failing node.
@@ -150,6 +171,8 @@ class Session {
   Status write_profile(const std::string& path) const;
 
   struct Impl;
+  // For kiln's own loaders (src/runtime): a session over a created Impl.
+  static std::unique_ptr<Session> from_impl(std::unique_ptr<Impl> impl);
 
  private:
   explicit Session(std::unique_ptr<Impl> impl);

@@ -1,0 +1,54 @@
+// The .kplan file (schema/plan.fbs, docs/plan-format.md): a fixed header, a FlatBuffer with the graph and the build's
+// record, and the weights section. Writing and reading it; nothing here links protobuf or libonnx.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/core/allocator.h"
+#include "kiln/core/status.h"
+#include "kiln/ir/graph.h"
+#include "kiln/runtime/plan.h"
+
+namespace kiln::plan {
+
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kHeaderBytes = 64;
+constexpr size_t kWeightAlign = 64;  // every tensor's bytes start at a multiple of this in the file
+constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'P', 'L', 'A', 'N'};
+
+// The order in which a plan lists the kernels of a model's nodes: each graph's nodes in order, the subgraphs of a
+// node (its attributes' graphs, in order) right after it.
+void for_each_node(const ir::Graph& g, const std::function<void(const ir::Node&)>& fn);
+
+// What a plan holds besides the graph's structure: the build's record and, per node in for_each_node order, the
+// kernel recorded under each profile ("" : none) and the variant it reported.
+struct NodeKernels {
+  std::vector<std::string> kernels;
+  std::vector<std::string> details;
+};
+
+// The plan file's bytes for `model` (already optimized). `kernels` is in for_each_node order (may be empty: no
+// kernel recorded). `info`'s sizes are filled in.
+StatusOr<std::string> write(const ir::Model& model, PlanInfo& info, const std::vector<NodeKernels>& kernels);
+
+struct Contents {
+  ir::Model model;  // its tensors view `file` (zero copy)
+  PlanInfo info;
+  std::vector<NodeKernels> kernels;  // for_each_node order, one entry per node
+};
+
+// Reads the plan in `file` (the whole file, 8-byte aligned at least: a mapping). `what` names it in errors ("plan
+// 'm.kplan'"). With `metadata_only`, the model is left empty (kiln show's header, read_plan_info). Checks, in
+// order: the magic, the format version, the header's checksum, the sections' bounds, the graph section's checksum,
+// the FlatBuffers verifier, then every tensor's bounds, dtype and size. Weights are not read
+// (verify_weights does that).
+StatusOr<Contents> read(const std::shared_ptr<Buffer>& file, const std::string& what, bool metadata_only = false);
+
+// Every tensor's bytes against its checksum; the error names the first that differs.
+Status verify_weights(const std::shared_ptr<Buffer>& file, const std::string& what);
+
+}  // namespace kiln::plan

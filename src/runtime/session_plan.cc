@@ -1,0 +1,158 @@
+// Sessions from engine plans (.kplan): read the file (runtime/plan_read.cc), check that this CPU can run it, and pin
+// the kernels the build chose. Part of kiln_engine: no protobuf, no libonnx, no optimizer run.
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/isa.h"
+#include "kiln/core/file.h"
+#include "runtime/session_impl.h"
+
+namespace kiln {
+namespace {
+
+bool has_feature(const cpu::CpuFeatures& f, const std::string& name) {
+  const std::pair<const char*, bool> known[] = {
+      {"avx2", f.avx2},          {"fma", f.fma},           {"f16c", f.f16c},
+      {"avx512f", f.avx512f},    {"avx512bw", f.avx512bw}, {"avx512dq", f.avx512dq},
+      {"avx512vl", f.avx512vl},  {"avx512_vnni", f.avx512_vnni}, {"avx512_bf16", f.avx512_bf16},
+      {"avx512_fp16", f.avx512_fp16}, {"avx_vnni", f.avx_vnni}, {"amx_tile", f.amx_tile},
+      {"amx_int8", f.amx_int8},  {"amx_bf16", f.amx_bf16},
+  };
+  for (const auto& [n, has] : known) {
+    if (name == n) return has;
+  }
+  return false;
+}
+
+// The plan's CPU features against this machine's, then its instruction set against the session's cap.
+Status check_cpu(const PlanInfo& info, cpu::Isa session_isa, const std::string& what) {
+  const cpu::CpuFeatures& f = cpu::cpu_features();
+  for (const auto& feature : info.cpu_features) {
+    if (!has_feature(f, feature)) {
+      return unimplemented(what + ": the plan needs the CPU feature " + feature + ", which this CPU (" + f.model +
+                           ") lacks (it has: " + f.flags() + "). It was built for " + info.isa + " on " +
+                           info.cpu_name + ": rebuild it on this machine, or build it with kiln build --portable");
+    }
+  }
+  const std::optional<cpu::Isa> plan_isa = cpu::parse_isa(info.isa);
+  if (!plan_isa) return invalid_model(what + ": the plan's instruction set is '" + info.isa + "'");
+  if (static_cast<int>(session_isa) < static_cast<int>(*plan_isa)) {
+    return unimplemented(what + ": the plan's kernels were chosen for " + info.isa + ", but this session may use " +
+                         cpu::isa_name(session_isa) +
+                         " at most (KILN_MAX_ISA or SessionOptions::max_isa): rebuild the plan under the same cap, "
+                         "or with kiln build --portable");
+  }
+  return Status::ok();
+}
+
+StatusOr<std::unique_ptr<Session>> load(const std::shared_ptr<Buffer>& file, const std::string& what,
+                                        const SessionOptions& options) {
+  KILN_ASSIGN_OR_RETURN(plan::Contents contents, plan::read(file, what));
+  auto impl = std::make_unique<Session::Impl>();
+  impl->model = std::move(contents.model);
+  impl->options = options;
+  impl->plan = std::make_unique<PlanInfo>(std::move(contents.info));
+  KILN_RETURN_IF_ERROR(impl->init(/*optimize=*/false).with_context(what));
+  KILN_RETURN_IF_ERROR(check_cpu(*impl->plan, impl->isa, what));
+  KILN_RETURN_IF_ERROR(impl->pin_kernels(contents.kernels).with_context(what));
+  return Session::from_impl(std::move(impl));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Session>> Session::create_from_plan(const std::string& path, const SessionOptions& options) {
+  KILN_ASSIGN_OR_RETURN(auto file, map_file(path, "plan"));
+  return load(file, "plan '" + path + "'", options);
+}
+
+StatusOr<std::unique_ptr<Session>> Session::create_from_plan_bytes(const void* data, size_t size,
+                                                                   const SessionOptions& options) {
+  KILN_ASSIGN_OR_RETURN(auto file, Buffer::allocate(size));
+  if (size) std::memcpy(file->data(), data, size);
+  return load(file, "plan bytes", options);
+}
+
+std::unique_ptr<Session> Session::from_impl(std::unique_ptr<Impl> impl) {
+  return std::unique_ptr<Session>(new Session(std::move(impl)));
+}
+
+Status Session::Impl::pin_kernels(const std::vector<plan::NodeKernels>& kernels) {
+  std::unordered_map<const ir::Node*, NodePlan*> by_node;
+  for (auto& [graph, gp] : plans) {
+    for (NodePlan& np : gp.nodes) by_node[np.node] = &np;
+  }
+  size_t index = 0;
+  Status status;
+  plan::for_each_node(model.graph, [&](const ir::Node& n) {
+    const size_t i = index++;
+    if (!status.is_ok() || i >= kernels.size() || kernels[i].kernels.empty()) return;
+    auto it = by_node.find(&n);
+    if (it == by_node.end()) return;
+    NodePlan& np = *it->second;
+    for (size_t p = 0; p < kernels[i].kernels.size(); ++p) {
+      const std::string& name = kernels[i].kernels[p];
+      const cpu::KernelDef* chosen = nullptr;
+      if (!name.empty() && std::find(options.disabled_kernels.begin(), options.disabled_kernels.end(), name) ==
+                               options.disabled_kernels.end()) {
+        for (const cpu::KernelDef* k : np.candidates) {
+          if (k->name == name) chosen = k;
+        }
+        if (!chosen) {
+          std::string have;
+          for (const cpu::KernelDef* k : np.candidates) have += (have.empty() ? "" : ", ") + std::string(k->name);
+          status = invalid_model(n.describe(i) + ": the plan's kernel '" + name + "' is not one of this kiln's kernels "
+                                 "for " + n.op_type + " (" + have + ")");
+          return;
+        }
+      }
+      np.planned.push_back(chosen);
+      np.planned_details.push_back(chosen && p < kernels[i].details.size() ? kernels[i].details[p] : "");
+    }
+  });
+  if (!status.is_ok()) return status;
+  if (index != kernels.size()) {
+    return invalid_model("the plan records kernels for " + std::to_string(kernels.size()) + " nodes; its graph has " +
+                         std::to_string(index));
+  }
+  return Status::ok();
+}
+
+StatusOr<int> Session::Impl::match_profile(const std::vector<Value>& inputs) const {
+  if (!plan || plan->profiles.empty()) return -1;
+  const ir::Graph& g = model.graph;
+  std::string why_not;
+  for (size_t p = 0; p < plan->profiles.size(); ++p) {
+    const ShapeProfile& profile = plan->profiles[p];
+    std::string problem;
+    for (const auto& in : profile.inputs) {
+      size_t k = 0;
+      while (k < g.inputs.size() && g.inputs[k].name != in.name) ++k;
+      if (k == g.inputs.size() || k >= inputs.size() || !inputs[k].is_tensor()) continue;
+      const auto& dims = inputs[k].tensor().dims();
+      const std::string range = " (min " + dims_to_string(in.min) + ", max " + dims_to_string(in.max) + ")";
+      if (dims.size() != in.min.size()) {
+        problem = "input '" + in.name + "' has shape " + dims_to_string(dims) + ", of rank " +
+                  std::to_string(dims.size()) + "; profile '" + profile.name + "' has rank " +
+                  std::to_string(in.min.size()) + range;
+        break;
+      }
+      for (size_t d = 0; d < dims.size() && problem.empty(); ++d) {
+        if (dims[d] < in.min[d] || dims[d] > in.max[d]) {
+          problem = "input '" + in.name + "' dimension " + std::to_string(d) + " is " + std::to_string(dims[d]) +
+                    ", outside profile '" + profile.name + "''s range " + std::to_string(in.min[d]) + " to " +
+                    std::to_string(in.max[d]) + range;
+        }
+      }
+      if (!problem.empty()) break;
+    }
+    if (problem.empty()) return static_cast<int>(p);
+    why_not += (why_not.empty() ? "" : "; ") + problem;
+  }
+  return invalid_argument(
+      (plan->profiles.size() == 1 ? why_not
+                                  : "the inputs fit none of the plan's " + std::to_string(plan->profiles.size()) +
+                                        " profiles: " + why_not) +
+      ". A plan runs the shapes its profiles cover: rebuild it with a wider --profile");
+}
+
+}  // namespace kiln
