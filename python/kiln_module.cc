@@ -15,6 +15,7 @@
 #include "kiln/core/allocator.h"
 #include "kiln/core/custom_ops.h"
 #include "kiln/onnx/model_io.h"
+#include "kiln/runtime/plan.h"
 #include "kiln/runtime/session.h"
 #include "lora.h"
 #include "module.h"
@@ -169,6 +170,25 @@ class InferenceSession {
     opts.profile_file_prefix = options_.profile_file_prefix;
     opts.memory_limit_mb = options_.memory_limit_mb;
     opts.custom_op_libraries = options_.custom_op_libraries;
+    // An engine plan (kiln build): its graph is optimized and its initializers fixed at build time.
+    if (const std::optional<std::string> plan = plan_source(path_or_bytes)) {
+      if (!options_.initializers.empty() || !options_.dim_by_name.empty() || !options_.dim_by_denotation.empty() ||
+          !options_.optimized_model_filepath.empty()) {
+        throw py::value_error(
+            "add_initializer, add_free_dimension_override_by_* and optimized_model_filepath do not apply to a kiln "
+            "plan (.kplan): its graph and weights were fixed by kiln build");
+      }
+      StatusOr<std::unique_ptr<Session>> s = [&] {
+        py::gil_scoped_release nogil;
+        return model_path_.empty() ? Session::create_from_plan_bytes(plan->data(), plan->size(), opts)
+                                   : Session::create_from_plan(model_path_, opts);
+      }();
+      session_ = value_or_raise(std::move(s));
+      start_ns_ = static_cast<int64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count());
+      return;
+    }
     StatusOr<ir::Model> model = invalid_argument("");
     if (py::isinstance<py::bytes>(path_or_bytes)) {
       std::string bytes = path_or_bytes.cast<std::string>();
@@ -201,6 +221,23 @@ class InferenceSession {
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count());
     if (!options_.optimized_model_filepath.empty()) save_optimized();
+  }
+
+  // For a plan: its bytes (when given bytes) or "" with model_path_ set (when given its path); nullopt otherwise.
+  std::optional<std::string> plan_source(const py::object& path_or_bytes) {
+    if (py::isinstance<py::bytes>(path_or_bytes)) {
+      std::string bytes = path_or_bytes.cast<std::string>();
+      if (bytes.size() >= 8 && bytes.compare(0, 8, "KILNPLAN") == 0) return bytes;
+      return std::nullopt;
+    }
+    try {
+      const std::string path = py::module_::import("os").attr("fspath")(path_or_bytes).cast<std::string>();
+      if (!is_plan_file(path)) return std::nullopt;
+      model_path_ = path;
+      return std::string();
+    } catch (const py::error_already_set&) {
+      return std::nullopt;  // the ONNX path below names the wrong type
+    }
   }
 
   std::vector<NodeArg> get_inputs() const {

@@ -82,7 +82,8 @@ Status parse_profile_option(const std::string& text, std::vector<ShapeProfile>& 
   }
   for (auto& p : profiles) {
     if (p.name != profile_name) continue;
-    if (p.find(in.name)) return invalid_argument(where + ": profile '" + p.name + "' already has input '" + in.name + "'");
+    if (p.find(in.name))
+      return invalid_argument(where + ": profile '" + p.name + "' already has input '" + in.name + "'");
     p.inputs.push_back(std::move(in));
     return Status::ok();
   }

@@ -38,8 +38,7 @@ StatusOr<std::vector<ShapeProfile>> resolve_profiles(std::vector<ShapeProfile> p
   };
   if (profiles.empty()) {
     if (!dynamic.empty()) {
-      return invalid_argument("input '" + dynamic[0]->name + "' has the dynamic shape " +
-                              dynamic[0]->type.to_string() +
+      return invalid_argument("input '" + dynamic[0]->name + "' has the dynamic shape " + dynamic[0]->type.to_string() +
                               ": give its range with --profile " + dynamic[0]->name +
                               ":min=SHAPE,opt=SHAPE,max=SHAPE (inputs: " + input_list() + ")");
     }
@@ -75,10 +74,10 @@ StatusOr<std::vector<ShapeProfile>> resolve_profiles(std::vector<ShapeProfile> p
         }
         for (size_t d = 0; d < s.rank(); ++d) {
           if (s[d].is_known() && (pi.min[d] != s[d].value() || pi.max[d] != s[d].value())) {
-            return invalid_argument("profile '" + p.name + "': input '" + pi.name + "' dimension " +
-                                    std::to_string(d) + " is fixed at " + std::to_string(s[d].value()) +
-                                    " by the model " + s.to_string() + "; the profile gives " +
-                                    std::to_string(pi.min[d]) + " to " + std::to_string(pi.max[d]));
+            return invalid_argument("profile '" + p.name + "': input '" + pi.name + "' dimension " + std::to_string(d) +
+                                    " is fixed at " + std::to_string(s[d].value()) + " by the model " + s.to_string() +
+                                    "; the profile gives " + std::to_string(pi.min[d]) + " to " +
+                                    std::to_string(pi.max[d]));
           }
         }
       }
@@ -177,7 +176,7 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
   // Per node (by address in the session's model), the kernel and variant it ran under each profile.
   std::map<const ir::Node*, plan::NodeKernels> ran;
   const bool tensors_only = std::all_of(session->inputs().begin(), session->inputs().end(),
-                                       [](const IoInfo& in) { return in.type.kind == ir::Type::Kind::kTensor; });
+                                        [](const IoInfo& in) { return in.type.kind == ir::Type::Kind::kTensor; });
   for (size_t p = 0; p < profiles.size(); ++p) {
     KILN_ASSIGN_OR_RETURN(auto feeds, timing_inputs(profiles[p], session->inputs()));
     auto run = tensors_only ? session->run(feeds)
@@ -212,8 +211,9 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
     }
   });
   report.kernel_counts.assign(counts.begin(), counts.end());
-  std::sort(report.kernel_counts.begin(), report.kernel_counts.end(),
-            [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+  std::sort(report.kernel_counts.begin(), report.kernel_counts.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
 
   const cpu::Isa isa = options.portable ? std::min(cpu::default_isa(), cpu::Isa::kAvx2) : cpu::default_isa();
   PlanInfo info;

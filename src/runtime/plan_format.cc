@@ -97,8 +97,9 @@ struct Writer {
     std::vector<Offset<fb::Dim>> dims;
     if (t.shape) {
       for (const Dim& d : t.shape->dims()) {
-        const fb::DimKind kind = d.is_known() ? fb::DimKind_Known : d.is_symbolic() ? fb::DimKind_Symbolic
-                                                                                  : fb::DimKind_Unknown;
+        const fb::DimKind kind = d.is_known()      ? fb::DimKind_Known
+                                 : d.is_symbolic() ? fb::DimKind_Symbolic
+                                                   : fb::DimKind_Unknown;
         dims.push_back(fb::CreateDim(b, kind, d.is_known() ? d.value() : 0, d.is_symbolic() ? str(d.symbol()) : 0));
       }
     }
@@ -123,8 +124,8 @@ struct Writer {
       strings = bytes_list(t.strings());
     } else {
       nbytes = t.nbytes();
-      weights.resize(align_up(weights.size(), kWeightAlign));
-      offset = weights.size();
+      if (nbytes) weights.resize(align_up(weights.size(), kWeightAlign));  // an empty tensor takes no padding
+      offset = align_up(weights.size(), kWeightAlign);
       if (nbytes) weights.append(static_cast<const char*>(t.raw_data()), nbytes);
       sum = checksum64(t.raw_data(), nbytes);
       ++tensors;

@@ -121,13 +121,18 @@ struct Reader {
     }
     const size_t want = dtype_storage_bytes(dtype, *n);
     if (t->nbytes() != want) {
-      return fail(which + " (" + dtype_name(dtype) + dims_to_string(dims) + ") records " +
-                  std::to_string(t->nbytes()) + " bytes; expected " + std::to_string(want));
+      return fail(which + " (" + dtype_name(dtype) + dims_to_string(dims) + ") records " + std::to_string(t->nbytes()) +
+                  " bytes; expected " + std::to_string(want));
     }
-    if (t->offset() % kWeightAlign != 0 || t->offset() > weight_bytes || want > weight_bytes - t->offset()) {
+    if (t->offset() % kWeightAlign != 0 ||
+        (want && (t->offset() > weight_bytes || want > weight_bytes - t->offset()))) {
       return fail(which + " lies outside the weights section (offset " + std::to_string(t->offset()) + ", " +
                   std::to_string(want) + " bytes, section of " + std::to_string(weight_bytes) +
                   " bytes): the file is truncated or corrupt");
+    }
+    if (want == 0) {  // no bytes to view (an empty roi, a zero-size dimension)
+      KILN_ASSIGN_OR_RETURN(out.tensor, Tensor::allocate(dtype, std::move(dims)));
+      return out;
     }
     out.tensor = Tensor::from_buffer(dtype, std::move(dims), file, weights_at + t->offset());
     ++tensors;
@@ -319,8 +324,9 @@ StatusOr<Sections> open_sections(const std::shared_ptr<Buffer>& file, const std:
   const uint8_t* p = file->data();
   const size_t size = file->size();
   if (size < sizeof kMagic || std::memcmp(p, kMagic, sizeof kMagic) != 0) {
-    return invalid_argument(what + ": not a kiln plan (expected the magic \"KILNPLAN\" at byte 0; build one with "
-                                   "kiln build MODEL.onnx -O MODEL.kplan)");
+    return invalid_argument(what +
+                            ": not a kiln plan (expected the magic \"KILNPLAN\" at byte 0; build one with "
+                            "kiln build MODEL.onnx -O MODEL.kplan)");
   }
   if (size < kHeaderBytes) {
     return fail("truncated: " + std::to_string(size) + " bytes, shorter than the " + std::to_string(kHeaderBytes) +
@@ -329,7 +335,7 @@ StatusOr<Sections> open_sections(const std::shared_ptr<Buffer>& file, const std:
   const auto version = get<uint32_t>(p, kVersionAt);
   if (version != kFormatVersion) {
     return invalid_model(what + ": plan format version " + std::to_string(version) + "; this kiln reads version " +
-                               std::to_string(kFormatVersion) + " (rebuild the plan with this kiln's kiln build)");
+                         std::to_string(kFormatVersion) + " (rebuild the plan with this kiln's kiln build)");
   }
   if (checksum64(p, kHeaderSumAt) != get<uint64_t>(p, kHeaderSumAt)) {
     return fail("the header is corrupt (its checksum does not match)");
@@ -465,15 +471,15 @@ Status verify_weights(const std::shared_ptr<Buffer>& file, const std::string& wh
   collect_tensors(sec.plan->model()->graph(), tensors);
   const uint8_t* weights = file->data() + sec.weights_at;
   for (const fb::Tensor* t : tensors) {
-    if (!t || t->dtype() == static_cast<int>(DType::kString)) continue;
+    if (!t || t->dtype() == static_cast<int>(DType::kString) || t->nbytes() == 0) continue;
     const std::string name = s(t->name());
     if (t->offset() > sec.weight_bytes || t->nbytes() > sec.weight_bytes - t->offset()) {
       return invalid_model(what + ": tensor '" + name + "' lies outside the weights section");
     }
     if (checksum64(weights + t->offset(), t->nbytes()) != t->checksum()) {
       return invalid_model(what + ": tensor '" + name + "' is corrupt: its " + std::to_string(t->nbytes()) +
-                       " bytes at offset " + std::to_string(sec.weights_at + t->offset()) +
-                       " do not match their checksum");
+                           " bytes at offset " + std::to_string(sec.weights_at + t->offset()) +
+                           " do not match their checksum");
     }
   }
   return Status::ok();

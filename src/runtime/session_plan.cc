@@ -12,11 +12,20 @@ namespace {
 
 bool has_feature(const cpu::CpuFeatures& f, const std::string& name) {
   const std::pair<const char*, bool> known[] = {
-      {"avx2", f.avx2},          {"fma", f.fma},           {"f16c", f.f16c},
-      {"avx512f", f.avx512f},    {"avx512bw", f.avx512bw}, {"avx512dq", f.avx512dq},
-      {"avx512vl", f.avx512vl},  {"avx512_vnni", f.avx512_vnni}, {"avx512_bf16", f.avx512_bf16},
-      {"avx512_fp16", f.avx512_fp16}, {"avx_vnni", f.avx_vnni}, {"amx_tile", f.amx_tile},
-      {"amx_int8", f.amx_int8},  {"amx_bf16", f.amx_bf16},
+      {"avx2", f.avx2},
+      {"fma", f.fma},
+      {"f16c", f.f16c},
+      {"avx512f", f.avx512f},
+      {"avx512bw", f.avx512bw},
+      {"avx512dq", f.avx512dq},
+      {"avx512vl", f.avx512vl},
+      {"avx512_vnni", f.avx512_vnni},
+      {"avx512_bf16", f.avx512_bf16},
+      {"avx512_fp16", f.avx512_fp16},
+      {"avx_vnni", f.avx_vnni},
+      {"amx_tile", f.amx_tile},
+      {"amx_int8", f.amx_int8},
+      {"amx_bf16", f.amx_bf16},
   };
   for (const auto& [n, has] : known) {
     if (name == n) return has;
@@ -100,8 +109,10 @@ Status Session::Impl::pin_kernels(const std::vector<plan::NodeKernels>& kernels)
         if (!chosen) {
           std::string have;
           for (const cpu::KernelDef* k : np.candidates) have += (have.empty() ? "" : ", ") + std::string(k->name);
-          status = invalid_model(n.describe(i) + ": the plan's kernel '" + name + "' is not one of this kiln's kernels "
-                                 "for " + n.op_type + " (" + have + ")");
+          status = invalid_model(n.describe(i) + ": the plan's kernel '" + name +
+                                 "' is not one of this kiln's kernels "
+                                 "for " +
+                                 n.op_type + " (" + have + ")");
           return;
         }
       }
@@ -149,9 +160,9 @@ StatusOr<int> Session::Impl::match_profile(const std::vector<Value>& inputs) con
     why_not += (why_not.empty() ? "" : "; ") + problem;
   }
   return invalid_argument(
-      (plan->profiles.size() == 1 ? why_not
-                                  : "the inputs fit none of the plan's " + std::to_string(plan->profiles.size()) +
-                                        " profiles: " + why_not) +
+      (plan->profiles.size() == 1
+           ? why_not
+           : "the inputs fit none of the plan's " + std::to_string(plan->profiles.size()) + " profiles: " + why_not) +
       ". A plan runs the shapes its profiles cover: rebuild it with a wider --profile");
 }
 

@@ -59,19 +59,29 @@ int show_plan(const std::string& path, const std::string& format) {
   const PlanInfo& info = *s.plan_info();
   if (format == "json") {
     nlohmann::json j;
-    j["plan"] = {{"format_version", info.format_version}, {"kiln_version", info.kiln_version},
-                 {"source", info.source_name},           {"source_hash", hex(info.source_hash)},
-                 {"isa", info.isa},                      {"cpu_features", info.cpu_features},
-                 {"cpu", info.cpu_name},                 {"threads", info.threads},
-                 {"precision", info.precision},          {"portable", info.portable},
-                 {"optimization_level", info.optimization_level}, {"tuned", info.tuned},
-                 {"build_ms", info.build_ms},            {"tune_ms", info.tune_ms},
-                 {"created", info.created},              {"file_bytes", info.file_bytes},
-                 {"graph_bytes", info.graph_bytes},      {"weight_bytes", info.weight_bytes},
+    j["plan"] = {{"format_version", info.format_version},
+                 {"kiln_version", info.kiln_version},
+                 {"source", info.source_name},
+                 {"source_hash", hex(info.source_hash)},
+                 {"isa", info.isa},
+                 {"cpu_features", info.cpu_features},
+                 {"cpu", info.cpu_name},
+                 {"threads", info.threads},
+                 {"precision", info.precision},
+                 {"portable", info.portable},
+                 {"optimization_level", info.optimization_level},
+                 {"tuned", info.tuned},
+                 {"build_ms", info.build_ms},
+                 {"tune_ms", info.tune_ms},
+                 {"created", info.created},
+                 {"file_bytes", info.file_bytes},
+                 {"graph_bytes", info.graph_bytes},
+                 {"weight_bytes", info.weight_bytes},
                  {"weight_tensors", info.weight_tensors}};
     for (const auto& p : info.profiles) {
       nlohmann::json jp = {{"name", p.name}, {"inputs", nlohmann::json::array()}};
-      for (const auto& i : p.inputs) jp["inputs"].push_back({{"name", i.name}, {"min", i.min}, {"opt", i.opt}, {"max", i.max}});
+      for (const auto& i : p.inputs)
+        jp["inputs"].push_back({{"name", i.name}, {"min", i.min}, {"opt", i.opt}, {"max", i.max}});
       j["profiles"].push_back(jp);
     }
     for (const auto& i : s.inputs()) j["inputs"].push_back({{"name", i.name}, {"type", i.type.to_string()}});
@@ -89,9 +99,9 @@ int show_plan(const std::string& path, const std::string& format) {
   std::snprintf(built, sizeof built, "%.1f ms (tuning %.1f ms)", info.build_ms, info.tune_ms);
   std::cout << "Built       " << info.created << " by kiln " << info.kiln_version << " from " << info.source_name
             << " (hash " << hex(info.source_hash) << ") in " << built << "\n";
-  std::cout << "Target      " << info.isa << (info.portable ? " (portable)" : "") << ", needs: "
-            << (info.cpu_features.empty() ? "nothing" : join(info.cpu_features)) << "; built on " << info.cpu_name
-            << "\n";
+  std::cout << "Target      " << info.isa << (info.portable ? " (portable)" : "")
+            << ", needs: " << (info.cpu_features.empty() ? "nothing" : join(info.cpu_features)) << "; built on "
+            << info.cpu_name << "\n";
   std::cout << "Options     precision " << info.precision << ", optimization level " << info.optimization_level
             << ", threads " << threads_text(info.threads) << ", kernels " << (info.tuned ? "timed" : "first guesses")
             << "\n";

@@ -47,8 +47,8 @@ struct PlanBuildOptions {
 
 // What a build did (kiln build's summary).
 struct PlanBuildReport {
-  int64_t nodes = 0;          // nodes of the optimized graph, subgraphs included
-  int64_t fast_kernels = 0;   // nodes whose recorded kernel is a fast one (first profile)
+  int64_t nodes = 0;         // nodes of the optimized graph, subgraphs included
+  int64_t fast_kernels = 0;  // nodes whose recorded kernel is a fast one (first profile)
   std::vector<std::pair<std::string, int64_t>> kernel_counts;  // kernel name -> nodes (first profile)
   int64_t plan_bytes = 0;
   int64_t weight_bytes = 0;

@@ -1,0 +1,215 @@
+// Engine plans: the format's round trip, zero-copy weights, equal results with the ONNX session, profiles and
+// the errors of a plan that cannot be used.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#include "kiln/core/file.h"
+#include "kiln/onnx/model_io.h"
+#include "kiln/runtime/plan.h"
+#include "kiln/runtime/session.h"
+#include "kernels/isa.h"
+#include "runtime/plan_format.h"
+
+namespace kiln {
+namespace {
+
+std::string model_path(const std::string& name) { return std::string(KILN_TEST_MODELS) + "/" + name; }
+
+std::string tmp_path(const std::string& name) {
+  return ::testing::TempDir() + "/plan_test_" + std::to_string(::getpid()) + "_" + name;
+}
+
+Tensor random_input(std::vector<int64_t> dims, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  auto t = Tensor::allocate(DType::kFloat32, std::move(dims)).value();
+  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+TEST(PlanFormat, RoundTripKeepsEveryFieldOfTheModel) {
+  // Attributes of every kind, subgraphs (If/Loop), local functions, torch exports with initializers.
+  for (const char* name : {"attrs.onnx", "if_loop.onnx", "with_function.onnx", "transformer.onnx", "srcnn.onnx",
+                           "dynamic_conv.onnx", "linear_func.onnx"}) {
+    SCOPED_TRACE(name);
+    auto model = onnx::load_model(model_path(name));
+    ASSERT_TRUE(model.is_ok()) << model.status().message();
+    PlanInfo info;
+    info.isa = "scalar";
+    auto bytes = plan::write(*model, info, {});
+    ASSERT_TRUE(bytes.is_ok()) << bytes.status().message();
+    auto file = Buffer::allocate(bytes->size()).value();
+    std::memcpy(file->data(), bytes->data(), bytes->size());
+    auto read = plan::read(file, "test plan");
+    ASSERT_TRUE(read.is_ok()) << read.status().message();
+    EXPECT_EQ(onnx::serialize_model(read->model).value(), onnx::serialize_model(*model).value());
+    // Every numeric tensor views the file's weights section, 64-byte aligned: no copy.
+    for (const auto& init : read->model.graph.initializers) {
+      if (init.tensor.nbytes() == 0 || init.tensor.dtype() == DType::kString) continue;
+      const auto* p = static_cast<const uint8_t*>(init.tensor.raw_data());
+      EXPECT_GE(p, file->data());
+      EXPECT_LE(p + init.tensor.nbytes(), file->data() + file->size());
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << init.name;
+    }
+  }
+}
+
+TEST(PlanFormat, ChecksumSeesEveryByte) {
+  std::vector<uint8_t> data(100);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7);
+  for (size_t n : {0u, 1u, 7u, 8u, 31u, 32u, 33u, 100u}) {
+    const uint64_t base = checksum64(data.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      data[i] ^= 1;
+      EXPECT_NE(checksum64(data.data(), n), base) << "size " << n << " byte " << i;
+      data[i] ^= 1;
+    }
+  }
+}
+
+TEST(Plan, OutputsEqualTheOnnxSessionThatChoseTheSameKernels) {
+  // First guesses on both sides (no timing): the same kernel for every node, so the same bits.
+  const std::string plan = tmp_path("resnet18.kplan");
+  PlanBuildOptions build;
+  build.threads = 2;
+  build.tune = false;
+  auto report = build_plan(model_path("resnet18.onnx"), plan, build);
+  ASSERT_TRUE(report.is_ok()) << report.status().message();
+  EXPECT_GT(report->fast_kernels, 0);
+  SessionOptions options;
+  options.intra_op_threads = 2;
+  options.tune = false;
+  auto from_plan = Session::create(plan, options);  // Session::create tells a plan from ONNX
+  ASSERT_TRUE(from_plan.is_ok()) << from_plan.status().message();
+  ASSERT_NE((*from_plan)->plan_info(), nullptr);
+  auto from_onnx = Session::create(model_path("resnet18.onnx"), options);
+  ASSERT_TRUE(from_onnx.is_ok());
+  EXPECT_EQ((*from_onnx)->plan_info(), nullptr);
+  const IoInfo& in = (*from_plan)->inputs()[0];
+  const NamedTensors feeds = {{in.name, random_input(*in.type.shape->static_dims(), 1)}};
+  auto a = (*from_plan)->run(feeds);
+  auto b = (*from_onnx)->run(feeds);
+  ASSERT_TRUE(a.is_ok() && b.is_ok());
+  ASSERT_EQ((*a)[0].nbytes(), (*b)[0].nbytes());
+  EXPECT_EQ(std::memcmp((*a)[0].raw_data(), (*b)[0].raw_data(), (*a)[0].nbytes()), 0);
+  const auto ca = (*from_plan)->kernel_choices();
+  const auto cb = (*from_onnx)->kernel_choices();
+  ASSERT_EQ(ca.size(), cb.size());
+  for (size_t i = 0; i < ca.size(); ++i) {
+    EXPECT_EQ(ca[i].kernel, cb[i].kernel) << ca[i].node;
+    ASSERT_EQ(ca[i].planned.size(), 1u);
+    EXPECT_EQ(ca[i].planned[0], ca[i].kernel) << ca[i].node;  // the plan's kernel is the one that ran
+  }
+  std::remove(plan.c_str());
+}
+
+TEST(Plan, TimedKernelsArePinnedAndNotTimedAgain) {
+  const std::string plan = tmp_path("mobilenet.kplan");
+  PlanBuildOptions build;
+  build.threads = 2;
+  auto report = build_plan(model_path("mobilenet_v2.onnx"), plan, build);
+  ASSERT_TRUE(report.is_ok()) << report.status().message();
+  auto s = Session::create_from_plan(plan, SessionOptions{});
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  const IoInfo& in = (*s)->inputs()[0];
+  auto out = (*s)->run({{in.name, random_input(*in.type.shape->static_dims(), 2)}});
+  ASSERT_TRUE(out.is_ok()) << out.status().message();
+  EXPECT_EQ((*s)->tuned_configs(), 0);
+  for (const auto& c : (*s)->kernel_choices()) EXPECT_EQ(c.kernel, c.planned.at(0)) << c.node;
+  std::remove(plan.c_str());
+}
+
+TEST(Plan, ProfilesBoundTheShapesARunTakes) {
+  const std::string plan = tmp_path("dynamic_conv.kplan");
+  PlanBuildOptions build;
+  ASSERT_TRUE(parse_profile_option("small/in:min=1x3x8x8,opt=1x3x16x16,max=2x3x16x16", build.profiles).is_ok());
+  ASSERT_TRUE(parse_profile_option("large/in:min=1x3x17x17,opt=1x3x32x32,max=1x3x64x64", build.profiles).is_ok());
+  auto report = build_plan(model_path("dynamic_conv.onnx"), plan, build);
+  ASSERT_TRUE(report.is_ok()) << report.status().message();
+  auto s = Session::create_from_plan(plan);
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  ASSERT_EQ((*s)->plan_info()->profiles.size(), 2u);
+  auto onnx_session = Session::create(model_path("dynamic_conv.onnx"));
+  ASSERT_TRUE(onnx_session.is_ok());
+  for (std::vector<int64_t> dims : {std::vector<int64_t>{2, 3, 8, 12}, {1, 3, 40, 64}}) {
+    const NamedTensors feeds = {{"in", random_input(dims, 3)}};
+    auto a = (*s)->run(feeds);
+    auto b = (*onnx_session)->run(feeds);
+    ASSERT_TRUE(a.is_ok()) << a.status().message();
+    ASSERT_TRUE(b.is_ok());
+    const float* x = (*a)[0].data<float>();
+    const float* y = (*b)[0].data<float>();
+    for (int64_t i = 0; i < (*a)[0].num_elements(); ++i) ASSERT_NEAR(x[i], y[i], 1e-4f * (1 + std::abs(y[i])));
+  }
+  auto outside = (*s)->run({{"in", random_input({1, 3, 100, 20}, 4)}});
+  ASSERT_FALSE(outside.is_ok());
+  EXPECT_NE(outside.status().message().find("fit none of the plan's 2 profiles"), std::string::npos)
+      << outside.status().message();
+  EXPECT_NE(outside.status().message().find("input 'in' dimension 2 is 100, outside profile 'large''s range 17 to 64"),
+            std::string::npos)
+      << outside.status().message();
+  std::remove(plan.c_str());
+}
+
+TEST(Plan, WrongFilesAndUnusablePlansAreRefused) {
+  auto onnx_as_plan = Session::create_from_plan(model_path("srcnn.onnx"));
+  ASSERT_FALSE(onnx_as_plan.is_ok());
+  EXPECT_EQ(onnx_as_plan.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(onnx_as_plan.status().message().find("not a kiln plan"), std::string::npos);
+  EXPECT_EQ(Session::create_from_plan(tmp_path("missing.kplan")).status().code(), StatusCode::kNotFound);
+
+  const std::string plan = tmp_path("srcnn.kplan");
+  ASSERT_TRUE(build_plan(model_path("srcnn.onnx"), plan, {}).is_ok());
+  std::ifstream in(plan, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(Session::create_from_plan_bytes(bytes.data(), bytes.size()).is_ok());
+  ASSERT_TRUE(Session::create_from_bytes(bytes.data(), bytes.size()).is_ok());  // told apart by the magic
+  for (size_t cut : {size_t{4}, size_t{40}, size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
+    auto s = Session::create_from_plan_bytes(bytes.data(), cut);
+    ASSERT_FALSE(s.is_ok()) << cut;
+  }
+  // Every byte of the header and of the graph section is covered by a checksum or a check.
+  const size_t graph_end = 64 + 512;
+  for (size_t at = 0; at < graph_end && at < bytes.size(); ++at) {
+    std::string bad = bytes;
+    bad[at] = static_cast<char>(bad[at] ^ 0x20);
+    auto s = Session::create_from_plan_bytes(bad.data(), bad.size());
+    EXPECT_FALSE(s.is_ok()) << "byte " << at;
+  }
+  if (cpu::default_isa() != cpu::Isa::kScalar) {
+    SessionOptions capped;
+    capped.max_isa = "scalar";
+    auto s = Session::create_from_plan(plan, capped);
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_EQ(s.status().code(), StatusCode::kUnimplemented);
+    EXPECT_NE(s.status().message().find("kernels were chosen for"), std::string::npos) << s.status().message();
+  }
+  auto built_twice = build_plan(plan, tmp_path("again.kplan"), {});
+  ASSERT_FALSE(built_twice.is_ok());
+  EXPECT_NE(built_twice.status().message().find("is a kiln plan already"), std::string::npos);
+  std::remove(plan.c_str());
+}
+
+TEST(Plan, ProfileOptionParsing) {
+  std::vector<ShapeProfile> p;
+  ASSERT_TRUE(parse_profile_option("x:min=1x3,opt=2x3,max=4x3", p).is_ok());
+  ASSERT_TRUE(parse_profile_option("y:min=1,max=9", p).is_ok());
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].name, "default");
+  ASSERT_EQ(p[0].inputs.size(), 2u);
+  EXPECT_EQ(p[0].inputs[1].opt, std::vector<int64_t>{9});  // opt defaults to max
+  ASSERT_TRUE(parse_profile_option("big/x:min=8x3,max=16x3", p).is_ok());
+  EXPECT_EQ(p.size(), 2u);
+  for (const char* bad : {"x:min=1x3", "x:min=1x3,max=2", "x:min=3,max=2", "x:min=a,max=2", "x:foo=1,max=2",
+                          "x:min=1,max=1x"}) {
+    EXPECT_FALSE(parse_profile_option(bad, p).is_ok()) << bad;
+  }
+  EXPECT_FALSE(parse_profile_option("x:min=1x3,max=4x3", p).is_ok());  // x is already in the default profile
+}
+
+}  // namespace
+}  // namespace kiln
