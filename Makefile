@@ -59,7 +59,7 @@ test-tsan: deps
 fuzz: deps
 	cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
 	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DKILN_FUZZ=ON -DKILN_BUILD_PYTHON=OFF >/dev/null
-	cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target fuzz_model fuzz_session fuzz_npy fuzz_image fuzz_tensor_pb fuzz_adapter
+	cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target fuzz_model fuzz_session fuzz_npy fuzz_image fuzz_tensor_pb fuzz_adapter fuzz_plan
 	bash tests/fuzz/run.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS)
 
 demo: build

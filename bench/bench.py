@@ -17,6 +17,10 @@ the median over rounds of each round's kiln block median over its ORT block medi
 ratios (25th-75th percentile), session creation, the first run ("1st") and peak RSS. kiln's Session::create
 loads and optimizes the graph and packs weights for the fast kernels on the first run; ORT packs them while
 creating the session.
+- the engine plan (unless --no-plan): `kiln build` writes BUILD/bench/NAME.kplan (kernels timed with the same
+  thread count, a profile of the benchmark's shapes), then `--processes` `kiln bench --json` runs of the plan,
+  alternating with the others: "plan load" (the plan to a ready session), "plan 1st" (its first run) and the
+  plan's peak RSS (after the timed runs).
 """
 import argparse
 import json
@@ -158,6 +162,7 @@ def main():
     ap.add_argument("--block-warmup", type=int, default=1,
                     help="untimed runs that start each turn (the other side's turn left the caches cold)")
     ap.add_argument("--only", default="")
+    ap.add_argument("--no-plan", action="store_true", help="skip kiln build and the plan's columns")
     args = ap.parse_args()
     if args.rounds < 2:
         ap.error("--rounds must be at least 2 (the middle half needs two ratios)")
@@ -169,9 +174,9 @@ def main():
     print(cpu_description())
     if os.environ.get("KILN_MAX_ISA"):
         print("KILN_MAX_ISA=%s" % os.environ["KILN_MAX_ISA"])
-    print("%-34s %10s %10s %7s %11s %10s %10s %9s %9s %9s %9s" % (
+    print("%-34s %10s %10s %7s %11s %10s %10s %9s %9s %9s %9s %9s %9s %9s" % (
         "model", "kiln ms", "ORT ms", "ratio", "middle half", "kiln sess", "ORT sess", "kiln 1st", "ORT 1st",
-        "kiln MiB", "ORT MiB"))
+        "kiln MiB", "ORT MiB", "plan load", "plan 1st", "plan MiB"))
     for name, (make, shapes) in models.items():
         if args.only and args.only not in name:
             continue
@@ -181,11 +186,25 @@ def main():
         for s in shapes:
             cmd += ["--shape", s]
         ort_js = os.path.join(HERE, "ort_bench.js")
-        kiln_once, ort_once = [], []
+        plan_cmd = None
+        if not args.no_plan:
+            plan = os.path.splitext(path)[0] + ".kplan"
+            build = [kiln, "build", path, "-O", plan, "--threads", str(args.threads)]
+            for spec in shapes:  # NAME=1x128: a profile of exactly that shape
+                name_, dims = spec.split("=", 1)
+                build += ["--profile", "%s:min=%s,opt=%s,max=%s" % (name_, dims, dims, dims)]
+            subprocess.run(build, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            plan_cmd = [kiln, "bench", plan, "--threads", str(args.threads), "--iterations", str(args.iterations),
+                        "--warmup", str(args.warmup), "--json", tmp]
+        kiln_once, ort_once, plan_once = [], [], []
         for _ in range(args.processes):
             run_json(cmd)
             with open(tmp) as f:
                 kiln_once.append(json.load(f))
+            if plan_cmd:
+                run_json(plan_cmd)
+                with open(tmp) as f:
+                    plan_once.append(json.load(f))
             ort_once.append(json.loads(run_json(["node", ort_js, path, str(args.threads), str(args.iterations),
                                                  str(args.warmup)] + shapes).strip().splitlines()[-1]))
         k, o, ratios = interleaved([sys.executable, os.path.join(HERE, "kiln_serve.py"), path,
@@ -193,11 +212,15 @@ def main():
                                    ["node", ort_js, path, str(args.threads), "serve", "0"] + shapes, args)
         med = statistics.median
         q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
-        print("%-34s %10.2f %10.2f %7.2f %11s %10.1f %10.1f %9.1f %9.1f %9.0f %9.0f" % (
+        plan_cols = ("%9.1f %9.1f %9.0f" % (med(r["session_ms"] for r in plan_once),
+                                            med(r["first_run_ms"] for r in plan_once),
+                                            max(r["peak_rss_mb"] for r in plan_once))) if plan_once else ""
+        print("%-34s %10.2f %10.2f %7.2f %11s %10.1f %10.1f %9.1f %9.1f %9.0f %9.0f %s" % (
             name, med(k), med(o), med(ratios), "%.2f-%.2f" % (q1, q3),
             med(r["session_ms"] for r in kiln_once), med(r["session_ms"] for r in ort_once),
             med(r["first_run_ms"] for r in kiln_once), med(r["first_run_ms"] for r in ort_once),
-            max(r["peak_rss_mb"] for r in kiln_once), max(r["peak_rss_mb"] for r in ort_once)), flush=True)
+            max(r["peak_rss_mb"] for r in kiln_once), max(r["peak_rss_mb"] for r in ort_once), plan_cols),
+              flush=True)
 
 
 if __name__ == "__main__":

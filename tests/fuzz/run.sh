@@ -9,7 +9,7 @@ set -euo pipefail
 build=$1 seconds=$2
 shift 2
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(model session npy image tensor_pb adapter)
+[[ ${#targets[@]} -gt 0 ]] || targets=(model session npy image tensor_pb adapter plan)
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 py=/usr/bin/python3
 
@@ -45,6 +45,15 @@ PY
       # The replayed inputs, and one written by flatc from tests/fuzz/seeds/adapter.json.
       cp "$repo"/tests/fuzz/regressions/adapter/* "$dir/"
       flatc -b -o "$dir" "$repo/src/runtime/schema/adapter.fbs" "$repo/tests/fuzz/seeds/adapter.json"
+      ;;
+    plan)
+      # The replayed inputs, and plans of the small test models built by the normal build's kiln (make test ran).
+      cp "$repo"/tests/fuzz/regressions/plan/* "$dir/" 2>/dev/null || true
+      for m in linear_func attrs if_loop with_function model_static; do
+        if [[ -x "$repo/build/tools/kiln/kiln" && -f "$repo/build/test_models/$m.onnx" ]]; then
+          "$repo/build/tools/kiln/kiln" build "$repo/build/test_models/$m.onnx" -O "$dir/$m.kplan" --no-tune >/dev/null || true
+        fi
+      done
       ;;
     image)
       cp "$repo"/examples/srcnn/data/*.png "$repo"/examples/srcnn/data/*.jpg "$dir/" 2>/dev/null || true

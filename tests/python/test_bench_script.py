@@ -51,6 +51,11 @@ class BenchScript(u.KilnTestCase):
         self.assertGreater(float(cols[7]), 0)   # kiln session ms
         self.assertGreater(float(cols[9]), 0)   # kiln first run ms
         self.assertGreater(float(cols[12]), 1)  # kiln peak MiB
+        self.assertIn("plan load", lines[0])
+        self.assertEqual(len(cols), 16, lines[1])  # and the plan's load, first run and peak MiB
+        self.assertGreater(float(cols[13]), 0)
+        self.assertGreater(float(cols[14]), 0)
+        self.assertGreater(float(cols[15]), 1)
 
     def serve(self, cmd, env):
         p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -7,11 +7,11 @@
 #include <fstream>
 #include <random>
 
+#include "kernels/isa.h"
 #include "kiln/core/file.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/runtime/plan.h"
 #include "kiln/runtime/session.h"
-#include "kernels/isa.h"
 #include "runtime/plan_format.h"
 
 namespace kiln {
@@ -204,8 +204,8 @@ TEST(Plan, ProfileOptionParsing) {
   EXPECT_EQ(p[0].inputs[1].opt, std::vector<int64_t>{9});  // opt defaults to max
   ASSERT_TRUE(parse_profile_option("big/x:min=8x3,max=16x3", p).is_ok());
   EXPECT_EQ(p.size(), 2u);
-  for (const char* bad : {"x:min=1x3", "x:min=1x3,max=2", "x:min=3,max=2", "x:min=a,max=2", "x:foo=1,max=2",
-                          "x:min=1,max=1x"}) {
+  for (const char* bad :
+       {"x:min=1x3", "x:min=1x3,max=2", "x:min=3,max=2", "x:min=a,max=2", "x:foo=1,max=2", "x:min=1,max=1x"}) {
     EXPECT_FALSE(parse_profile_option(bad, p).is_ok()) << bad;
   }
   EXPECT_FALSE(parse_profile_option("x:min=1x3,max=4x3", p).is_ok());  // x is already in the default profile
