@@ -165,6 +165,7 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
   so.intra_op_threads = options.threads;
   so.optimization_level = options.optimization_level;
   so.tune = options.tune;
+  so.timing_cache = options.timing_cache;
   if (options.portable) so.max_isa = "avx2";
   auto created = Session::create(std::move(model), so);
   if (!created.is_ok()) return created.status().with_context(onnx_path);
@@ -198,6 +199,10 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
     progress("tune", 0.1 + 0.8 * static_cast<double>(p + 1) / static_cast<double>(profiles.size()));
   }
 
+  if (!options.timing_cache.empty() && options.tune) {
+    KILN_RETURN_IF_ERROR(session->save_timing_cache(options.timing_cache));
+  }
+  report.timing_cache_hits = session->timing_cache_hits();
   std::vector<plan::NodeKernels> kernels;
   std::map<std::string, int64_t> counts;
   plan::for_each_node(session->model().graph, [&](const ir::Node& n) {

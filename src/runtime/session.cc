@@ -465,6 +465,7 @@ Status Session::Impl::init(bool optimize) {
   pool = std::make_unique<ThreadPool>(options.intra_op_threads);
   profiler.set_enabled(options.enable_profiling);
   tuner = std::make_unique<Tuner>(options.tune_budget_ms);
+  if (!options.timing_cache.empty()) KILN_RETURN_IF_ERROR(tuner->load_cache(options.timing_cache));
   return Status::ok();
 }
 
@@ -475,6 +476,8 @@ const PlanInfo* Session::plan_info() const { return impl_->plan.get(); }
 
 double Session::tune_ms() const { return impl_->tuner->spent_ms(); }
 int64_t Session::tuned_configs() const { return impl_->tuner->timed(); }
+int64_t Session::timing_cache_hits() const { return impl_->tuner->cache_hits(); }
+Status Session::save_timing_cache(const std::string& path) const { return impl_->tuner->save_cache(path); }
 
 std::vector<KernelChoice> Session::kernel_choices() const {
   std::vector<KernelChoice> out;

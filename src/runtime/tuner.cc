@@ -55,6 +55,15 @@ const cpu::KernelDef* Tuner::choose(const std::vector<const cpu::KernelDef*>& ca
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = results_.find(key);
+    if (it == results_.end()) {
+      // A choice from the timing cache counts as made once it is used (and is written back by save_cache).
+      auto c = cached_.find(key);
+      if (c != cached_.end()) {
+        it = results_.emplace(key, std::move(c->second)).first;
+        cached_.erase(c);
+        ++cache_hits_;
+      }
+    }
     if (it != results_.end()) {
       timings = it->second.timings;
       for (const auto* k : candidates) {
@@ -121,6 +130,11 @@ const cpu::KernelDef* Tuner::choose(const std::vector<const cpu::KernelDef*>& ca
 double Tuner::spent_ms() const {
   std::lock_guard<std::mutex> lock(mu_);
   return spent_ms_;
+}
+
+int64_t Tuner::cache_hits() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cache_hits_;
 }
 
 int64_t Tuner::timed() const {

@@ -50,6 +50,14 @@ class Tuner {
   // The configuration key of a node: domain, op, attributes, the shape signature, the constant inputs.
   static std::string config_key(const ir::Node& node, const std::vector<int64_t>& signature, uint64_t constants);
 
+  // The timing cache (runtime/timing_cache.cc, schema/timing_cache.fbs): reads the choices in `path` (a missing
+  // file is an empty cache; a corrupt one, or one of another version, is an error naming it), which later choose()
+  // calls take without timing; writes every choice made or read so far, atomically.
+  Status load_cache(const std::string& path);
+  Status save_cache(const std::string& path) const;
+  // Choices read from a cache file that choose() has used.
+  int64_t cache_hits() const;
+
  private:
   struct Result {
     std::string winner;
@@ -59,7 +67,9 @@ class Tuner {
   double budget_ms_;
   double spent_ms_ = 0;
   int64_t timed_ = 0;
+  int64_t cache_hits_ = 0;
   std::map<std::string, Result> results_;
+  std::map<std::string, Result> cached_;  // read by load_cache, not yet used
 };
 
 }  // namespace kiln

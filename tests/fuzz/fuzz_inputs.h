@@ -13,7 +13,6 @@
 
 namespace kiln_fuzz {
 
-
 constexpr int64_t kMaxElements = 4096;
 
 inline kiln::StatusOr<kiln::Tensor> input_for(const kiln::IoInfo& in) {
@@ -41,7 +40,6 @@ inline kiln::StatusOr<kiln::Tensor> input_for(const kiln::IoInfo& in) {
   for (size_t i = 0; i < t.nbytes(); ++i) bytes[i] = static_cast<uint8_t>(i % 3 == 0 ? 1 : 0);
   return t;
 }
-
 
 // Session options for a bounded fuzz run.
 inline kiln::SessionOptions bounded_options() {

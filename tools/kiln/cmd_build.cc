@@ -52,7 +52,7 @@ class ProgressBar {
 void add_build(CLI::App& root, std::function<int()>& run) {
   auto* cmd = root.add_subcommand("build", "Build an engine plan (.kplan): optimized graph, timed kernels, weights");
   struct Args {
-    std::string model, out, precision = "fp32", opt_level = "all";
+    std::string model, out, precision = "fp32", opt_level = "all", timing_cache;
     std::vector<std::string> profiles;
     int threads = 0;
     bool portable = false, no_tune = false, verbose = false;
@@ -71,6 +71,9 @@ void add_build(CLI::App& root, std::function<int()>& run) {
   cmd->add_flag("--portable", a->portable,
                 "Choose kernels for AVX2 + FMA, so that the plan runs on any x86-64 CPU that has them");
   cmd->add_flag("--no-tune", a->no_tune, "Record each node's first-guess kernel instead of timing the candidates");
+  cmd->add_option("--timing-cache", a->timing_cache,
+                  "FILE: take the kernel choices it holds instead of timing them, then write it back with this "
+                  "build's choices (created when missing)");
   add_opt_level_option(cmd, a->opt_level);
   cmd->add_flag("--verbose", a->verbose, "List every node with the kernel recorded for it");
   cmd->callback([&run, a] {
@@ -84,6 +87,7 @@ void add_build(CLI::App& root, std::function<int()>& run) {
       options.threads = a->threads;
       options.portable = a->portable;
       options.tune = !a->no_tune;
+      options.timing_cache = a->timing_cache;
       options.optimization_level = *opt::parse_level(a->opt_level);
       ProgressBar bar;
       options.progress = [&bar](const std::string& stage, double f) { bar.update(stage, f); };
@@ -105,8 +109,10 @@ void add_build(CLI::App& root, std::function<int()>& run) {
                 << (info->threads ? std::to_string(info->threads) : std::string("one per physical core")) << "\n";
       std::cout << "  plan size   " << mib(report->plan_bytes) << " (weights " << mib(report->weight_bytes) << ")\n";
       char line[128];
-      std::snprintf(line, sizeof line, "  build time  %.1f ms (tuning %.1f ms, %lld configurations timed)\n",
-                    report->build_ms, report->tune_ms, static_cast<long long>(report->tuned_configs));
+      std::snprintf(line, sizeof line,
+                    "  build time  %.1f ms (tuning %.1f ms, %lld configurations timed, %lld from the timing cache)\n",
+                    report->build_ms, report->tune_ms, static_cast<long long>(report->tuned_configs),
+                    static_cast<long long>(report->timing_cache_hits));
       std::cout << line;
       if (a->verbose) {
         auto session = Session::create_from_plan(a->out);

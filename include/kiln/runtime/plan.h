@@ -40,6 +40,9 @@ struct PlanBuildOptions {
   int threads = 0;                     // intra-op threads the tactics are timed with (0: one per physical core)
   bool portable = false;               // choose kernels for AVX2 (runs on any x86-64 with AVX2 and FMA)
   bool tune = true;                    // time the candidate kernels (false: the first guesses, as --no-tune)
+  // --timing-cache FILE: choices already in it are taken without timing; the file is then written back with the
+  // build's choices added (created when missing).
+  std::string timing_cache;
   int optimization_level = 99;
   // Called as the build proceeds: stage ("optimize", "tune", "write") and the fraction of all the work done.
   std::function<void(const std::string& stage, double fraction)> progress;
@@ -55,6 +58,7 @@ struct PlanBuildReport {
   double build_ms = 0;
   double tune_ms = 0;
   int64_t tuned_configs = 0;
+  int64_t timing_cache_hits = 0;      // choices taken from the timing cache
   std::vector<std::string> warnings;  // a profile whose timing run failed, and why
 };
 

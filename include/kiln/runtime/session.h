@@ -38,6 +38,10 @@ struct SessionOptions {
   bool tune = true;
   // The most time all timing may take in this session (ms); past it, nodes take the first guess.
   double tune_budget_ms = 3000;
+  // A timing cache file (kiln build --timing-cache): the choices it holds, keyed by op, attributes, shapes, ISA and
+  // threads, are taken without timing. Read at creation when the file exists (a corrupt one is an error naming
+  // it); Session::save_timing_cache writes it back with this session's choices added.
+  std::string timing_cache;
   // Fast kernels never to select, by name ("nchwc_conv.dnnl", "matmul.sgemm"; `kiln optimize --print-kernels`
   // lists them): to work around a kernel, or to test another one. The reference kernel always remains.
   std::vector<std::string> disabled_kernels;
@@ -163,6 +167,10 @@ class Session {
   // were timed.
   double tune_ms() const;
   int64_t tuned_configs() const;
+  // Choices taken from SessionOptions::timing_cache instead of timing; and the cache written to `path` (every
+  // choice read or made), atomically.
+  int64_t timing_cache_hits() const;
+  Status save_timing_cache(const std::string& path) const;
 
   // With enable_profiling: writes the spans recorded so far as a Chrome-trace JSON file and returns its path
   // (recording stops). Without it: an error.

@@ -123,6 +123,45 @@ TEST(Plan, TimedKernelsArePinnedAndNotTimedAgain) {
   std::remove(plan.c_str());
 }
 
+TEST(Plan, AWarmTimingCacheSkipsTheTimingAndGivesTheSameKernels) {
+  const std::string cache = tmp_path("timing.ktc");
+  std::remove(cache.c_str());
+  PlanBuildOptions build;
+  build.threads = 2;
+  build.timing_cache = cache;
+  std::vector<std::vector<std::string>> kernels;
+  for (int pass = 0; pass < 2; ++pass) {
+    const std::string plan = tmp_path("cached" + std::to_string(pass) + ".kplan");
+    auto report = build_plan(model_path("mobilenet_v2.onnx"), plan, build);
+    ASSERT_TRUE(report.is_ok()) << report.status().message();
+    if (pass == 0) {
+      EXPECT_GT(report->tuned_configs, 0);
+      EXPECT_EQ(report->timing_cache_hits, 0);
+    } else {
+      EXPECT_EQ(report->tuned_configs, 0);  // every choice came from the cache
+      EXPECT_GT(report->timing_cache_hits, 0);
+    }
+    auto s = Session::create_from_plan(plan);
+    ASSERT_TRUE(s.is_ok());
+    kernels.emplace_back();
+    for (const auto& c : (*s)->kernel_choices()) kernels.back().push_back(c.planned.at(0));
+    std::remove(plan.c_str());
+  }
+  EXPECT_EQ(kernels[0], kernels[1]);
+  // A file that is not a timing cache is an error naming it.
+  {
+    std::ofstream bad(cache, std::ios::binary);
+    bad << "not a cache at all";
+  }
+  SessionOptions options;
+  options.timing_cache = cache;
+  auto s = Session::create(model_path("srcnn.onnx"), options);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.status().message().find("timing cache '" + cache + "': not a kiln timing cache"), std::string::npos)
+      << s.status().message();
+  std::remove(cache.c_str());
+}
+
 TEST(Plan, ProfilesBoundTheShapesARunTakes) {
   const std::string plan = tmp_path("dynamic_conv.kplan");
   PlanBuildOptions build;
