@@ -77,6 +77,19 @@ class KernelCache {
     std::lock_guard<std::mutex> lock(mu_);
     return next_;
   }
+  // Every entry, oldest first (engine plans export the prepared weights among them).
+  std::vector<std::pair<CacheKey, std::shared_ptr<void>>> snapshot() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::pair<CacheKey, std::shared_ptr<void>>> out;
+    for (const auto& e : entries_) out.emplace_back(e.key, e.value);
+    return out;
+  }
+  // Adds an entry made elsewhere (prepared weights a plan carries); get() then returns it without make().
+  void put(CacheKey key, std::shared_ptr<void> value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (capacity_ && entries_.size() >= capacity_) entries_.erase(entries_.begin());
+    entries_.push_back({std::move(key), std::move(value), next_++});
+  }
   void erase_between(uint64_t begin, uint64_t end) {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = entries_.size(); i-- > 0;) {

@@ -12,6 +12,7 @@
 #include "kiln/runtime/plan.h"
 #include "kiln/runtime/session.h"
 #include "runtime/plan_format.h"
+#include "runtime/session_impl.h"
 
 #ifndef KILN_VERSION_STRING
 #error "KILN_VERSION_STRING must be defined by the build"
@@ -240,7 +241,12 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
   info.profiles = profiles;
   progress("write", 0.9);
   info.build_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  KILN_ASSIGN_OR_RETURN(std::string bytes, plan::write(session->model(), info, kernels));
+  // The weights the chosen kernels prepared (packed, transformed), so that a session from the plan starts with them.
+  const std::vector<plan::Prepared> prepared = SessionInternals::impl(*session).export_prepared();
+  for (const auto& p : prepared) {
+    for (const auto& a : p.arrays) report.prepared_bytes += a.second * static_cast<int64_t>(sizeof(float));
+  }
+  KILN_ASSIGN_OR_RETURN(std::string bytes, plan::write(session->model(), info, kernels, prepared));
   KILN_RETURN_IF_ERROR(write_file_atomic(plan_path, bytes, "plan"));
   progress("write", 1.0);
   report.plan_bytes = static_cast<int64_t>(info.file_bytes);

@@ -298,12 +298,30 @@ void for_each_node(const ir::Graph& g, const std::function<void(const ir::Node&)
   }
 }
 
-StatusOr<std::string> write(const ir::Model& model, PlanInfo& info, const std::vector<NodeKernels>& kernels) {
+StatusOr<std::string> write(const ir::Model& model, PlanInfo& info, const std::vector<NodeKernels>& kernels,
+                            const std::vector<Prepared>& prepared) {
   Writer w;
   w.kernels = &kernels;
   const auto m = w.model(model);
   const auto profiles = w.profiles(info.profiles);
   auto& b = w.b;
+  std::vector<Offset<fb::Prepared>> prepared_list;
+  for (const Prepared& p : prepared) {
+    std::vector<Offset<fb::PreparedArray>> arrays;
+    for (const auto& [data, count] : p.arrays) {
+      const size_t bytes = static_cast<size_t>(count) * sizeof(float);
+      w.weights.resize(align_up(w.weights.size(), kWeightAlign));
+      const uint64_t offset = w.weights.size();
+      w.weights.append(reinterpret_cast<const char*>(data), bytes);
+      arrays.push_back(fb::CreatePreparedArray(b, offset, static_cast<uint64_t>(count), checksum64(data, bytes)));
+    }
+    const auto weight = w.str(p.weight);
+    const auto fields = b.CreateVector(p.fields);
+    const auto meta = b.CreateVector(p.meta);
+    const auto list = b.CreateVector(arrays);
+    prepared_list.push_back(fb::CreatePrepared(b, p.kind, weight, fields, meta, list));
+  }
+  const auto prepared_vec = b.CreateVector(prepared_list);
   const auto kiln_version = w.str(info.kiln_version);
   const auto source = w.str(info.source_name);
   const auto isa = w.str(info.isa);
@@ -314,7 +332,7 @@ StatusOr<std::string> write(const ir::Model& model, PlanInfo& info, const std::v
   const auto build = fb::CreateBuildInfo(b, kiln_version, source, info.source_hash, isa, features, cpu, info.threads,
                                          precision, info.portable, info.optimization_level, info.tuned, info.build_ms,
                                          info.tune_ms, info.tuned_configs, created);
-  b.Finish(fb::CreatePlan(b, build, m, profiles), fb::PlanIdentifier());
+  b.Finish(fb::CreatePlan(b, build, m, profiles, prepared_vec), fb::PlanIdentifier());
 
   const size_t graph_bytes = b.GetSize();
   const size_t weights_at = align_up(kHeaderBytes + graph_bytes, 4096);

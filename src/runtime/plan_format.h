@@ -31,14 +31,24 @@ struct NodeKernels {
   std::vector<std::string> details;
 };
 
+// Weights a fast kernel prepared (kernels/prepared.h), under the name of the initializer they come from.
+struct Prepared {
+  int64_t kind = 0;  // cpu::CacheEntry
+  std::string weight;
+  std::vector<int64_t> fields, meta;
+  std::vector<std::pair<const float*, int64_t>> arrays;  // data, floats
+};
+
 // The plan file's bytes for `model` (already optimized). `kernels` is in for_each_node order (may be empty: no
 // kernel recorded). `info`'s sizes are filled in.
-StatusOr<std::string> write(const ir::Model& model, PlanInfo& info, const std::vector<NodeKernels>& kernels);
+StatusOr<std::string> write(const ir::Model& model, PlanInfo& info, const std::vector<NodeKernels>& kernels,
+                            const std::vector<Prepared>& prepared = {});
 
 struct Contents {
   ir::Model model;  // its tensors view `file` (zero copy)
   PlanInfo info;
   std::vector<NodeKernels> kernels;  // for_each_node order, one entry per node
+  std::vector<Prepared> prepared;    // arrays view `file`
 };
 
 // Reads the plan in `file` (the whole file, 8-byte aligned at least: a mapping). `what` names it in errors ("plan

@@ -415,6 +415,28 @@ StatusOr<Contents> read(const std::shared_ptr<Buffer>& file, const std::string& 
   Reader r{file, sec.weights_at, sec.weight_bytes, what, &out.kernels, 0};
   KILN_ASSIGN_OR_RETURN(out.model, r.model(sec.plan->model()));
   info.weight_tensors = r.tensors;
+  if (sec.plan->prepared()) {
+    for (const fb::Prepared* p : *sec.plan->prepared()) {
+      Prepared out_p;
+      out_p.kind = p->kind();
+      out_p.weight = s(p->weight());
+      out_p.fields = vec(p->fields());
+      out_p.meta = vec(p->meta());
+      if (p->arrays()) {
+        for (const fb::PreparedArray* a : *p->arrays()) {
+          const uint64_t count = a->count();
+          if (a->offset() % kWeightAlign != 0 || count > sec.weight_bytes / sizeof(float) ||
+              a->offset() > sec.weight_bytes - count * sizeof(float)) {
+            return invalid_model(what + ": the weights prepared from '" + out_p.weight +
+                                 "' lie outside the weights section: the file is truncated or corrupt");
+          }
+          out_p.arrays.emplace_back(reinterpret_cast<const float*>(file->data() + sec.weights_at + a->offset()),
+                                    static_cast<int64_t>(count));
+        }
+      }
+      out.prepared.push_back(std::move(out_p));
+    }
+  }
   for (const NodeKernels& k : out.kernels) {
     if (!k.kernels.empty() && k.kernels.size() != info.profiles.size()) {
       return invalid_model(what + ": a node records " + std::to_string(k.kernels.size()) + " kernels for " +
@@ -470,6 +492,19 @@ Status verify_weights(const std::shared_ptr<Buffer>& file, const std::string& wh
   std::vector<const fb::Tensor*> tensors;
   collect_tensors(sec.plan->model()->graph(), tensors);
   const uint8_t* weights = file->data() + sec.weights_at;
+  if (sec.plan->prepared()) {
+    for (const fb::Prepared* p : *sec.plan->prepared()) {
+      if (!p->arrays()) continue;
+      for (const fb::PreparedArray* a : *p->arrays()) {
+        const uint64_t bytes = a->count() * sizeof(float);
+        if (a->count() > sec.weight_bytes / sizeof(float) || a->offset() > sec.weight_bytes - bytes ||
+            checksum64(weights + a->offset(), bytes) != a->checksum()) {
+          return invalid_model(what + ": the weights prepared from '" + s(p->weight()) +
+                               "' are corrupt (checksum or bounds)");
+        }
+      }
+    }
+  }
   for (const fb::Tensor* t : tensors) {
     if (!t || t->dtype() == static_cast<int>(DType::kString) || t->nbytes() == 0) continue;
     const std::string name = s(t->name());

@@ -152,6 +152,11 @@ struct Session::Impl {
   Status init(bool optimize);
   // For a plan: pins each node's recorded kernel per profile (plan::NodeKernels in plan::for_each_node order).
   Status pin_kernels(const std::vector<plan::NodeKernels>& kernels);
+  // For a plan: puts the weights its kernels prepared at build time into the shared cache, keyed by the address of
+  // the (mapped) initializer each was prepared from; `owner` keeps the arrays' memory alive.
+  Status load_prepared(const std::vector<plan::Prepared>& prepared, const std::shared_ptr<void>& owner);
+  // The weights the fast kernels prepared so far, in a plan's form (those kiln can export).
+  std::vector<plan::Prepared> export_prepared() const;
   // The profile the inputs of a run fall in (-1 when the session has none); an error naming the input, dimension,
   // value and range when they fall in none.
   StatusOr<int> match_profile(const std::vector<Value>& inputs) const;
@@ -169,6 +174,11 @@ struct Session::Impl {
   // `profile`: the run's shape profile (a plan's pinned kernels), -1 for none.
   const cpu::KernelDef* select(const NodePlan& np, const cpu::KernelContext& ctx, int profile) const;
   void collect_choices(const ir::Graph& g, std::vector<KernelChoice>& out) const;
+};
+
+// What src/runtime's own code (plan_build.cc) reads of a session beyond its public interface.
+struct SessionInternals {
+  static Session::Impl& impl(const Session& s) { return *s.impl_; }
 };
 
 }  // namespace kiln

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/isa.h"
+#include "kernels/prepared.h"
 #include "kiln/core/file.h"
 #include "runtime/session_impl.h"
 
@@ -31,6 +32,21 @@ bool has_feature(const cpu::CpuFeatures& f, const std::string& name) {
     if (name == n) return has;
   }
   return false;
+}
+
+// Every initializer of `g` and its subgraphs by the address of its data (first name wins).
+void initializers_by_address(const ir::Graph& g, std::unordered_map<const void*, std::string>& by_address,
+                             std::unordered_map<std::string, const void*>& by_name) {
+  for (const auto& init : g.initializers) {
+    if (init.tensor.nbytes() == 0 || init.tensor.dtype() == DType::kString) continue;
+    by_address.emplace(init.tensor.raw_data(), init.name);
+    by_name.emplace(init.name, init.tensor.raw_data());
+  }
+  for (const auto& n : g.nodes) {
+    std::vector<const ir::Graph*> subs;
+    ir::Graph::collect_subgraphs(n, subs);
+    for (const auto* sub : subs) initializers_by_address(*sub, by_address, by_name);
+  }
 }
 
 // The plan's CPU features against this machine's, then its instruction set against the session's cap.
@@ -64,6 +80,7 @@ StatusOr<std::unique_ptr<Session>> load(const std::shared_ptr<Buffer>& file, con
   KILN_RETURN_IF_ERROR(impl->init(/*optimize=*/false).with_context(what));
   KILN_RETURN_IF_ERROR(check_cpu(*impl->plan, impl->isa, what));
   KILN_RETURN_IF_ERROR(impl->pin_kernels(contents.kernels).with_context(what));
+  KILN_RETURN_IF_ERROR(impl->load_prepared(contents.prepared, file).with_context(what));
   return Session::from_impl(std::move(impl));
 }
 
@@ -124,6 +141,45 @@ Status Session::Impl::pin_kernels(const std::vector<plan::NodeKernels>& kernels)
   if (index != kernels.size()) {
     return invalid_model("the plan records kernels for " + std::to_string(kernels.size()) + " nodes; its graph has " +
                          std::to_string(index));
+  }
+  return Status::ok();
+}
+
+std::vector<plan::Prepared> Session::Impl::export_prepared() const {
+  std::unordered_map<const void*, std::string> by_address;
+  std::unordered_map<std::string, const void*> by_name;
+  initializers_by_address(model.graph, by_address, by_name);
+  std::vector<plan::Prepared> out;
+  for (const auto& [key, value] : shared_cache->snapshot()) {
+    if (key.fields.empty()) continue;
+    auto name = by_address.find(reinterpret_cast<const void*>(static_cast<intptr_t>(key.fields[0])));
+    if (name == by_address.end()) continue;  // prepared from a value that is not an initializer
+    const std::optional<cpu::ExportedWeights> e = cpu::export_prepared(key, value);
+    if (!e) continue;
+    plan::Prepared p{static_cast<int64_t>(e->entry), name->second, e->fields, e->meta, {}};
+    for (const auto& a : e->arrays) p.arrays.emplace_back(a.data, a.count);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Status Session::Impl::load_prepared(const std::vector<plan::Prepared>& prepared, const std::shared_ptr<void>& owner) {
+  std::unordered_map<const void*, std::string> by_address;
+  std::unordered_map<std::string, const void*> by_name;
+  initializers_by_address(model.graph, by_address, by_name);
+  for (const plan::Prepared& p : prepared) {
+    auto weight = by_name.find(p.weight);
+    if (weight == by_name.end()) {
+      return invalid_model("the plan has weights prepared from '" + p.weight + "', which is not an initializer");
+    }
+    std::vector<cpu::PreparedArray> arrays;
+    for (const auto& [data, count] : p.arrays) arrays.push_back({data, count});
+    auto value = cpu::import_prepared(static_cast<cpu::CacheEntry>(p.kind), p.fields, p.meta, arrays, owner);
+    if (!value.is_ok()) return invalid_model("weights prepared from '" + p.weight + "': " + value.status().message());
+    cpu::CacheKey key{static_cast<cpu::CacheEntry>(p.kind),
+                      {static_cast<int64_t>(reinterpret_cast<intptr_t>(weight->second))}};
+    key.fields.insert(key.fields.end(), p.fields.begin(), p.fields.end());
+    shared_cache->put(std::move(key), std::move(value).value());
   }
   return Status::ok();
 }

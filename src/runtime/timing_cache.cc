@@ -78,8 +78,7 @@ Status Tuner::save_cache(const std::string& path) const {
   const auto cpu = b.CreateString(cpu::cpu_features().model);
   const auto list = b.CreateVector(entries);
   b.Finish(fb::CreateTimingCache(b, kVersion, version, cpu, list), fb::TimingCacheIdentifier());
-  return write_file_atomic(path,
-                           std::string_view(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize()),
+  return write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize()),
                            "timing cache");
 }
 

@@ -107,7 +107,8 @@ void add_build(CLI::App& root, std::function<int()>& run) {
       std::cout << "\n";
       std::cout << "  isa         " << info->isa << (info->portable ? " (portable)" : "") << ", threads "
                 << (info->threads ? std::to_string(info->threads) : std::string("one per physical core")) << "\n";
-      std::cout << "  plan size   " << mib(report->plan_bytes) << " (weights " << mib(report->weight_bytes) << ")\n";
+      std::cout << "  plan size   " << mib(report->plan_bytes) << " (weights " << mib(report->weight_bytes)
+                << ", of which prepared for the kernels " << mib(report->prepared_bytes) << ")\n";
       char line[128];
       std::snprintf(line, sizeof line,
                     "  build time  %.1f ms (tuning %.1f ms, %lld configurations timed, %lld from the timing cache)\n",

@@ -54,7 +54,8 @@ struct PlanBuildReport {
   int64_t fast_kernels = 0;  // nodes whose recorded kernel is a fast one (first profile)
   std::vector<std::pair<std::string, int64_t>> kernel_counts;  // kernel name -> nodes (first profile)
   int64_t plan_bytes = 0;
-  int64_t weight_bytes = 0;
+  int64_t weight_bytes = 0;    // the weights section: the model's tensors and the kernels' prepared weights
+  int64_t prepared_bytes = 0;  // of which prepared (packed, transformed) for the chosen kernels
   double build_ms = 0;
   double tune_ms = 0;
   int64_t tuned_configs = 0;

@@ -183,6 +183,7 @@ class Session {
   static std::unique_ptr<Session> from_impl(std::unique_ptr<Impl> impl);
 
  private:
+  friend struct SessionInternals;  // kiln's own code in src/runtime (runtime/session_impl.h)
   explicit Session(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
