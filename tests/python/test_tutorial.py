@@ -74,6 +74,27 @@ class Tutorial(u.KilnTestCase):
         self.assertIn("float[1,3,512,768]", res.stdout)
         self.assertEqual(cv2.imread(self.out("face_2x3.png")).shape, (512, 768, 3))
 
+    def test_scripts_run_on_engine_plans(self):
+        # The seed's TensorRT step: each script again with the .kplan kiln build made of its .onnx in place of it.
+        # (srcnn3_tutorial.py's torch output is at the export's factor 3, its session's at 4: compared with the
+        # ONNX session only.)
+        for script, model, out, torch_out in (("srcnn_tutorial.py", "srcnn", "face_ort.png", "face_torch.png"),
+                                              ("srcnn3_tutorial.py", "srcnn3", "face_ort_3.png", None)):
+            self.run_script(script)
+            os.rename(self.out(out), self.out("onnx_" + out))
+            self.kiln_ok("build", self.out(model + ".onnx"), "-O", self.out(model + ".kplan"), timeout=600)
+            with open(os.path.join(SRCNN, "tutorial", script)) as f:
+                text = f.read()
+            call = 'InferenceSession("%s.onnx")' % model
+            self.assertIn(call, text)
+            patched = self.out("plan_" + script)
+            with open(patched, "w") as f:
+                f.write(text.replace(call, 'InferenceSession("%s.kplan")' % model))
+            self.run_script(patched)
+            if torch_out:
+                self.assertLessEqual(self.max_diff(torch_out, out), 1, script)
+            self.assertLessEqual(self.max_diff("onnx_" + out, out), 1, script)
+
     def test_cli_image_errors_name_the_file(self):
         model = os.path.join(SRCNN, "srcnn.onnx")
         res = self.kiln("run", model, "--input", "input=" + self.out("missing.png"), expect=2)

@@ -14,9 +14,7 @@ namespace {
 void no_free(void*) {}
 
 // A float array that `owner` keeps alive, in the unique_ptr the prepared types hold (freed with them: a no-op).
-std::unique_ptr<float, void (*)(void*)> view(const PreparedArray& a) {
-  return {const_cast<float*>(a.data), no_free};
-}
+std::unique_ptr<float, void (*)(void*)> view(const PreparedArray& a) { return {const_cast<float*>(a.data), no_free}; }
 
 Status mismatch(CacheEntry entry, const std::string& what) {
   return invalid_model("prepared weights of kind " + std::to_string(static_cast<int64_t>(entry)) + ": " + what);

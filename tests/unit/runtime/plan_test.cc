@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -13,6 +14,7 @@
 #include "kiln/runtime/plan.h"
 #include "kiln/runtime/session.h"
 #include "runtime/plan_format.h"
+#include "runtime/session_impl.h"
 
 namespace kiln {
 namespace {
@@ -123,7 +125,54 @@ TEST(Plan, TimedKernelsArePinnedAndNotTimedAgain) {
   std::remove(plan.c_str());
 }
 
+TEST(Plan, KernelsFindTheirPreparedWeightsInThePlan) {
+  if (cpu::default_isa() == cpu::Isa::kScalar) GTEST_SKIP() << "no fast kernels under KILN_MAX_ISA=scalar";
+  // Packed and transformed weights come from the plan: the first run prepares none again.
+  const std::string plan = tmp_path("resnet18_prepared.kplan");
+  PlanBuildOptions build;
+  build.threads = 2;
+  auto report = build_plan(model_path("resnet18.onnx"), plan, build);
+  ASSERT_TRUE(report.is_ok()) << report.status().message();
+  EXPECT_GT(report->prepared_bytes, 0);
+  auto s = Session::create_from_plan(plan);
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  const auto loaded = SessionInternals::impl(**s).export_prepared();
+  ASSERT_FALSE(loaded.empty());
+  for (const auto& p : loaded) {
+    for (const auto& a : p.arrays) EXPECT_EQ(reinterpret_cast<uintptr_t>(a.first) % 64, 0u) << p.weight;
+  }
+  const IoInfo& in = (*s)->inputs()[0];
+  const NamedTensors feeds = {{in.name, random_input(*in.type.shape->static_dims(), 5)}};
+  auto a = (*s)->run(feeds);
+  ASSERT_TRUE(a.is_ok()) << a.status().message();
+  EXPECT_EQ(SessionInternals::impl(**s).export_prepared().size(), loaded.size());
+  // And the outputs are those of the session from ONNX (its own packing, the same arithmetic).
+  auto onnx_session = Session::create(model_path("resnet18.onnx"));
+  ASSERT_TRUE(onnx_session.is_ok());
+  auto b = (*onnx_session)->run(feeds);
+  ASSERT_TRUE(b.is_ok());
+  const float* x = (*a)[0].data<float>();
+  const float* y = (*b)[0].data<float>();
+  for (int64_t i = 0; i < (*a)[0].num_elements(); ++i) ASSERT_NEAR(x[i], y[i], 1e-3f * (1 + std::abs(y[i])));
+  // A flipped byte in prepared weights: kiln check's verification names the weight they were prepared from.
+  {
+    std::fstream f(plan, std::ios::in | std::ios::out | std::ios::binary);
+    const auto at = static_cast<std::streamoff>(std::filesystem::file_size(plan) - 100);
+    f.seekg(at);
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x11);
+    f.seekp(at);
+    f.write(&c, 1);
+  }
+  Status st = verify_plan_weights(plan);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("weights prepared from '"), std::string::npos) << st.message();
+  std::remove(plan.c_str());
+}
+
 TEST(Plan, AWarmTimingCacheSkipsTheTimingAndGivesTheSameKernels) {
+  if (cpu::default_isa() == cpu::Isa::kScalar) GTEST_SKIP() << "no fast kernels under KILN_MAX_ISA=scalar";
   const std::string cache = tmp_path("timing.ktc");
   std::remove(cache.c_str());
   PlanBuildOptions build;
