@@ -44,6 +44,7 @@ enum class CacheEntry : int64_t {
   kConvGemmWeights,    // sgemm::pack_conv_weights_blocked: {C, M, KH, KW, block}
   kPointwiseWeights,   // pointwise::pack_weights of a 1x1 convolution's W: {M, C, block}
   kDnnlMatMulWeights,  // a constant B reordered for a oneDNN matmul: {K, N, trans_b, bytes, layout hash}
+  kDnnlConvWeights,    // a constant W reordered for a oneDNN convolution: {W's oneDNN dims..., bytes, layout hash}
 };
 
 struct CacheKey {

@@ -125,15 +125,20 @@ class PlanTest(ku.KilnTestCase):
         self.assertIn("plan format version 7; this kiln reads version 1", res.stderr)
 
         # A flipped weight: a load does not read the weights (it stays fast), kiln check names the tensor.
-        weights_at, weight_bytes = struct.unpack("<QQ", open(plan, "rb").read(48)[32:48])
-        weights = self.corrupt(plan, "weights.kplan", weights_at + weight_bytes // 2)
+        # The weights section starts with the model's tensors and ends with what the kernels prepared from them.
+        with open(plan, "rb") as f:
+            weights_at = struct.unpack("<Q", f.read(48)[32:40])[0]
+        weights = self.corrupt(plan, "weights.kplan", weights_at + 8)
         self.run_model(weights, x, "flipped")
         res = self.kiln("check", weights, expect=1)
         self.assertRegex(res.stdout, r"tensor '[^']+' is corrupt")
+        info = json.loads(self.kiln_ok("show", plan, "-f", "json").stdout)
+        if info["plan"]["isa"] != "scalar":
+            res = self.kiln("check", self.corrupt(plan, "prepared.kplan", size - 8), expect=1)
+            self.assertRegex(res.stdout, r"the weights prepared from '[^']+' are corrupt")
         self.assertIn("valid plan", self.kiln_ok("check", plan).stdout)
 
         # A CPU feature the plan needs and this session may not use (simulated with KILN_MAX_ISA).
-        info = json.loads(self.kiln_ok("show", plan, "-f", "json").stdout)
         if info["plan"]["isa"] != "scalar":
             os.environ["KILN_MAX_ISA"] = "scalar"
             try:

@@ -41,8 +41,8 @@ struct ConvPrimitive {
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward prim;
   memory::desc src_md, w_md, dst_md, b_md;
-  std::shared_ptr<void> packed_w_buffer;  // holds packed_w's bytes
-  memory packed_w;                        // empty when the weights are reordered on every call
+  std::shared_ptr<PackedWeights> packed_w_bytes;  // holds packed_w's bytes
+  memory packed_w;                                // empty when the weights are reordered on every call
   // The primitive takes the tensors as they are (their layouts, weights packed or already in its layout, no
   // padding lanes for set_data_handle to zero): calls then re-point the thread's memory objects in `bound`.
   bool direct = false;
@@ -58,7 +58,7 @@ bool unpadded(const memory::desc& md) {
 
 StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor& w, bool has_bias, bool has_sum,
                                                    const ConvParams& p, const cpu::Activation& act,
-                                                   bool constant_weights) {
+                                                   bool constant_weights, cpu::KernelCache* shared = nullptr) {
   const size_t rank = w.rank();
   const bool grouped = p.group > 1;
   dnnl::engine& eng = cpu_engine();
@@ -99,8 +99,12 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
   if (p.dst_block && std::string(c->pd.impl_info_str()).rfind("ref", 0) == 0) c->pd = make_pd(src_any, dst_any);
   c->prim = dnnl::convolution_forward(c->pd);
   const bool w_as_is = c->pd.weights_desc() == c->w_md;
-  if (constant_weights && !w_as_is)
-    c->packed_w = pack_weights(c->w_md, w.raw_data(), c->pd.weights_desc(), c->packed_w_buffer);
+  if (constant_weights && !w_as_is) {
+    std::vector<int64_t> fields(w_dims.begin(), w_dims.end());
+    KILN_ASSIGN_OR_RETURN(c->packed_w_bytes, packed_weights(shared, cpu::CacheEntry::kDnnlConvWeights, w.raw_data(),
+                                                            fields, c->w_md, c->pd.weights_desc()));
+    c->packed_w = memory(c->pd.weights_desc(), eng, c->packed_w_bytes->buffer.get());
+  }
   c->direct = (c->packed_w || w_as_is) && c->pd.src_desc() == c->src_md && c->pd.dst_desc() == c->dst_md &&
               unpadded(c->src_md) && unpadded(c->dst_md);
   c->scratch_bytes = c->pd.scratchpad_desc().get_size();
@@ -153,7 +157,7 @@ bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b) {
 
 Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z, const ConvParams& p,
                 const cpu::Activation& act, cpu::KernelCache* cache, bool constant_weights, Tensor& y, int threads,
-                std::string* impl) {
+                std::string* impl, cpu::KernelCache* shared) {
   if (y.num_elements() == 0) return Status::ok();
   try {
     if (threads > 0) omp_set_num_threads(threads);
@@ -163,7 +167,7 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
       key.push_back(z ? 1 : 0);
       key.push_back(b ? 1 : 0);
       KILN_ASSIGN_OR_RETURN(c, cache->get<ConvPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlConv, key}, [&] {
-        return make_conv(x, w, b != nullptr, z != nullptr, p, act, constant_weights);
+        return make_conv(x, w, b != nullptr, z != nullptr, p, act, constant_weights, shared);
       }));
     } else {
       KILN_ASSIGN_OR_RETURN(c, make_conv(x, w, b != nullptr, z != nullptr, p, act, false));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/activation.h"
+#include "kernels/kernel.h"
 #include "kiln/core/allocator.h"
 
 namespace kiln::dnnl_kernels {
@@ -98,6 +99,42 @@ inline dnnl::memory pack_weights(const dnnl::memory::desc& user_md, const void* 
   dnnl::reorder(user, packed).execute(strm, user, packed);
   strm.wait();
   return packed;
+}
+
+// Constant weights reordered into a primitive's layout: shared through the session's cache by every primitive that
+// wants the same weight in the same layout, and carried by engine plans (kernels/prepared.h). `buffer` holds
+// `bytes` bytes; a primitive views them with a memory object of its own weights_desc().
+struct PackedWeights {
+  std::shared_ptr<void> buffer;
+  size_t bytes = 0;
+};
+
+// A hash of a memory descriptor's layout (dims, blocking, padding), to key weights by the layout they are in.
+inline int64_t layout_hash(const dnnl::memory::desc& md) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&md.data);
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < sizeof(md.data); ++i) h = (h ^ bytes[i]) * 1099511628211ull;
+  return static_cast<int64_t>(h);
+}
+
+// The weights at `w` (in `user_md`) reordered to `want`: from `shared` under {entry, {w's address, fields...,
+// bytes, layout hash}} when given (made there the first time), else made now.
+inline StatusOr<std::shared_ptr<PackedWeights>> packed_weights(cpu::KernelCache* shared, cpu::CacheEntry entry,
+                                                               const void* w, const std::vector<int64_t>& fields,
+                                                               const dnnl::memory::desc& user_md,
+                                                               const dnnl::memory::desc& want) {
+  auto pack = [&]() -> StatusOr<std::shared_ptr<PackedWeights>> {
+    auto p = std::make_shared<PackedWeights>();
+    pack_weights(user_md, w, want, p->buffer);
+    p->bytes = want.get_size();
+    return p;
+  };
+  if (!shared) return pack();
+  cpu::CacheKey key{entry, {static_cast<int64_t>(reinterpret_cast<intptr_t>(w))}};
+  key.fields.insert(key.fields.end(), fields.begin(), fields.end());
+  key.fields.push_back(static_cast<int64_t>(want.get_size()));
+  key.fields.push_back(layout_hash(want));
+  return shared->get<PackedWeights>(key, pack);
 }
 
 // Runs a convolution-like primitive on src, weights and dst (in its layouts) plus the bias when not null (as

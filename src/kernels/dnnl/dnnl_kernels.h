@@ -48,7 +48,7 @@ bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b);
 // the implementation oneDNN chose, "dnnl_conv(brgconv:avx512_core)".
 Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z, const ConvParams& p,
                 const cpu::Activation& act, cpu::KernelCache* cache, bool constant_weights, Tensor& y, int threads,
-                std::string* impl = nullptr);
+                std::string* impl = nullptr, cpu::KernelCache* shared = nullptr);
 
 // y = ConvTranspose(x, w) + b into `y` (allocated with p.out_dims), plain layouts; p.pad_end is oneDNN's
 // right padding ((in - 1) * stride + effective kernel - pad_begin - out; >= 0).

@@ -13,26 +13,15 @@ namespace {
 using dnnl::memory;
 
 // A constant B in a primitive's layout.
-struct PackedB {
-  std::shared_ptr<void> buffer;  // holds mem's bytes
-  memory mem;
-};
-
 struct MatMulPrimitive {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;
   memory::desc a_md, b_md, y_md, bias_md;
-  std::shared_ptr<PackedB> packed_b;  // when B is constant and the primitive wants another layout
+  std::shared_ptr<PackedWeights> packed_b;  // when B is constant and the primitive wants another layout
+  memory packed_b_mem;                      // a view of packed_b's bytes
 };
 
 // The layout oneDNN wants for B, as a number (FNV-1a over its descriptor's bytes) for a cache key.
-int64_t layout_hash(const memory::desc& md) {
-  const auto* bytes = reinterpret_cast<const unsigned char*>(&md.data);
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < sizeof(md.data); ++i) h = (h ^ bytes[i]) * 1099511628211ull;
-  return static_cast<int64_t>(h);
-}
-
 StatusOr<std::shared_ptr<MatMulPrimitive>> make_matmul(const float* b, bool has_bias, const MatMulParams& p,
                                                        const cpu::Activation& act, bool constant_b,
                                                        cpu::KernelCache* shared) {
@@ -65,19 +54,9 @@ StatusOr<std::shared_ptr<MatMulPrimitive>> make_matmul(const float* b, bool has_
   m->prim = dnnl::matmul(m->pd);
   if (constant_b && m->pd.weights_desc() != m->b_md) {
     const memory::desc want = m->pd.weights_desc();
-    auto pack = [&]() -> StatusOr<std::shared_ptr<PackedB>> {
-      auto packed = std::make_shared<PackedB>();
-      packed->mem = pack_weights(m->b_md, b, want, packed->buffer);
-      return packed;
-    };
-    if (shared) {
-      const cpu::CacheKey key{cpu::CacheEntry::kDnnlMatMulWeights,
-                              {static_cast<int64_t>(reinterpret_cast<intptr_t>(b)), p.K, p.N, p.trans_b,
-                               static_cast<int64_t>(want.get_size()), layout_hash(want)}};
-      KILN_ASSIGN_OR_RETURN(m->packed_b, shared->get<PackedB>(key, pack));
-    } else {
-      KILN_ASSIGN_OR_RETURN(m->packed_b, pack());
-    }
+    KILN_ASSIGN_OR_RETURN(m->packed_b, packed_weights(shared, cpu::CacheEntry::kDnnlMatMulWeights, b,
+                                                      {p.K, p.N, p.trans_b}, m->b_md, want));
+    m->packed_b_mem = memory(want, eng, m->packed_b->buffer.get());
   }
   return m;
 }
@@ -107,7 +86,7 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
     }
     dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
-    memory b_mem = m->packed_b ? m->packed_b->mem : memory(m->b_md, eng, const_cast<float*>(b));
+    memory b_mem = m->packed_b ? m->packed_b_mem : memory(m->b_md, eng, const_cast<float*>(b));
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(m->a_md, eng, const_cast<float*>(a))},
                                          {DNNL_ARG_WEIGHTS, b_mem},
                                          {DNNL_ARG_DST, memory(m->y_md, eng, y)}};

@@ -43,7 +43,7 @@ Status conv_dnnl(KernelContext& ctx, const Activation& act, const Tensor* z) {
                                              : ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
   std::string impl;
   Status st = dnnl_kernels::conv_f32(x, w, b, z_inline ? z : nullptr, p, inline_act, ctx.cache(),
-                                     ctx.input_is_constant(1), *y, ctx.num_threads(), &impl);
+                                     ctx.input_is_constant(1), *y, ctx.num_threads(), &impl, ctx.shared_cache());
   if (!st.is_ok()) return ctx.error(st.message());
   ctx.set_kernel_detail(impl);
   if (z && !z_inline) {

@@ -389,7 +389,7 @@ Status nchwc_conv_dnnl_kernel(KernelContext& ctx) {
   std::string impl;
   Status st = dnnl_kernels::conv_f32(*ctx.input(0), *ctx.input(1), ctx.input(2), inline_z ? z : nullptr,
                                      nchwc_dnnl_params(n), z && !inline_z ? Activation{} : n.act, ctx.cache(),
-                                     ctx.input_is_constant(1), *y, ctx.num_threads(), &impl);
+                                     ctx.input_is_constant(1), *y, ctx.num_threads(), &impl, ctx.shared_cache());
   if (!st.is_ok()) return ctx.error(st.message());
   ctx.set_kernel_detail(impl);
   if (z && !inline_z) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "kernels/dnnl/dnnl_common.h"
 #include "kernels/x86/pointwise.h"
 #include "kernels/x86/sgemm.h"
 #include "kernels/x86/winograd.h"
@@ -62,6 +63,15 @@ std::optional<ExportedWeights> export_prepared(const CacheKey& key, const std::s
       }
       return out;
     }
+    case CacheEntry::kDnnlMatMulWeights:
+    case CacheEntry::kDnnlConvWeights: {
+      // oneDNN's layout is the key's (its size and a hash of its descriptor, the last two fields).
+      const auto& w = *static_cast<const dnnl_kernels::PackedWeights*>(value.get());
+      if (w.bytes % sizeof(float) != 0) return std::nullopt;
+      out.meta = {static_cast<int64_t>(w.bytes)};
+      out.arrays = {{static_cast<const float*>(w.buffer.get()), static_cast<int64_t>(w.bytes / sizeof(float))}};
+      return out;
+    }
     case CacheEntry::kPointwiseWeights: {
       const auto& w = *static_cast<const pointwise::Weights*>(value.get());
       out.meta = {w.M, w.C, w.Mp, w.Cp, w.block};
@@ -88,6 +98,9 @@ bool meta_fits_key(CacheEntry entry, const std::vector<int64_t>& fields, const s
     }
     case CacheEntry::kWinogradWeights:  // fields {C, M, tile, stride}, meta {C, M, tile, stride, ...}
       return fields.size() == 4 && meta.size() >= 4 && std::equal(fields.begin(), fields.end(), meta.begin());
+    case CacheEntry::kDnnlMatMulWeights:  // fields {..., bytes, layout hash}, meta {bytes}
+    case CacheEntry::kDnnlConvWeights:
+      return fields.size() >= 2 && meta.size() == 1 && meta[0] == fields[fields.size() - 2] && meta[0] >= 0;
     case CacheEntry::kPointwiseWeights:  // fields {M, C, block}, meta {M, C, Mp, Cp, block}
       return at(meta, 0) == at(fields, 0) && at(meta, 1) == at(fields, 1) && at(meta, 4) == at(fields, 2);
     default: return false;
@@ -142,6 +155,17 @@ StatusOr<std::shared_ptr<void>> import_prepared(CacheEntry entry, const std::vec
       }
       if (next != arrays.size()) return mismatch(entry, "more arrays than distinct positions");
       return keep(w.release());
+    }
+    case CacheEntry::kDnnlMatMulWeights:
+    case CacheEntry::kDnnlConvWeights: {
+      if (arrays.size() != 1 || arrays[0].count * static_cast<int64_t>(sizeof(float)) != meta[0]) {
+        return mismatch(entry, "oneDNN weights of " + std::to_string(meta[0]) + " bytes in an array of " +
+                                   std::to_string(arrays.size() == 1 ? arrays[0].count * 4 : -1) + " bytes");
+      }
+      auto w = std::make_unique<dnnl_kernels::PackedWeights>();
+      w->buffer = std::shared_ptr<void>(owner, const_cast<float*>(arrays[0].data));  // views owner's memory
+      w->bytes = static_cast<size_t>(meta[0]);
+      return std::shared_ptr<void>(w.release(), [](void* q) { delete static_cast<dnnl_kernels::PackedWeights*>(q); });
     }
     case CacheEntry::kPointwiseWeights: {
       if (meta.size() != 5 || arrays.size() != 1) return mismatch(entry, "expected 5 sizes and 1 array");
