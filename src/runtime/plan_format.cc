@@ -2,6 +2,7 @@
 #include "runtime/plan_format.h"
 
 #include <cstring>
+#include <map>
 
 #include "kiln/core/dtype.h"
 #include "plan_generated.h"
@@ -76,6 +77,7 @@ struct Writer {
   const std::vector<NodeKernels>* kernels = nullptr;
   size_t next_node = 0;
   int64_t tensors = 0;
+  std::map<std::pair<const void*, size_t>, uint64_t> written;  // tensor bytes already in `weights`: their offset
 
   Offset<String> str(const std::string& s) { return b.CreateString(s); }
   Offset<Vector<Offset<String>>> strs(const std::vector<std::string>& v) {
@@ -124,10 +126,16 @@ struct Writer {
       strings = bytes_list(t.strings());
     } else {
       nbytes = t.nbytes();
-      if (nbytes) weights.resize(align_up(weights.size(), kWeightAlign));  // an empty tensor takes no padding
-      offset = align_up(weights.size(), kWeightAlign);
-      if (nbytes) weights.append(static_cast<const char*>(t.raw_data()), nbytes);
       sum = checksum64(t.raw_data(), nbytes);
+      // Tensors that share their bytes (the optimizer's views of one initializer, a weight the layers of a model
+      // share) share them in the file too.
+      const auto [at, fresh] = written.try_emplace({t.raw_data(), nbytes}, 0);
+      if (fresh) {
+        if (nbytes) weights.resize(align_up(weights.size(), kWeightAlign));  // an empty tensor takes no padding
+        at->second = align_up(weights.size(), kWeightAlign);
+        if (nbytes) weights.append(static_cast<const char*>(t.raw_data()), nbytes);
+      }
+      offset = at->second;
       ++tensors;
     }
     const auto name = str(nt.name);
