@@ -260,8 +260,36 @@ Status Session::Impl::plan_graph(const ir::Graph& g, const std::string& scope,
     }
     plan.nodes.push_back(std::move(np));
   }
+  // Slots: the graph inputs, then every node output, in the order they are made.
+  auto slot_for = [&plan](const std::string& name) {
+    auto [it, fresh] = plan.slots.try_emplace(name, static_cast<int>(plan.slots.size()));
+    return it->second;
+  };
+  for (const auto& v : g.inputs) plan.input_slots.push_back(slot_for(v.name));
+  for (NodePlan& np : plan.nodes) {
+    for (const auto& o : np.node->outputs) np.outputs.push_back(o.empty() ? -1 : slot_for(o));
+  }
+  for (NodePlan& np : plan.nodes) {
+    for (const auto& i : np.node->inputs) {
+      ValueRef ref;
+      ref.name = &i;
+      if (i.empty()) {
+        ref.kind = ValueRef::Kind::kNone;
+      } else if (auto it = plan.slots.find(i); it != plan.slots.end()) {
+        ref.kind = ValueRef::Kind::kSlot;
+        ref.slot = it->second;
+      } else if (auto c = plan.initializers.find(i); c != plan.initializers.end()) {
+        ref.kind = ValueRef::Kind::kConstant;
+        ref.constant = &c->second;
+      } else {
+        ref.kind = ValueRef::Kind::kOuter;
+      }
+      np.inputs.push_back(ref);
+    }
+  }
   for (const auto& [name, k] : last_use) {
-    if (!keep.count(name) && !plan.initializers.count(name)) plan.nodes[k].release.push_back(name);
+    auto it = plan.slots.find(name);
+    if (!keep.count(name) && it != plan.slots.end()) plan.nodes[k].release.push_back(it->second);
   }
   plans[&g] = std::move(plan);
   return Status::ok();
@@ -273,9 +301,11 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
                                                       const RunControl* control) const {
   const GraphPlan& plan = plans.at(&g);
   Scope scope;
+  scope.plan = &plan;
   scope.parent = outer;
-  scope.constants = &plan.initializers;
-  for (size_t i = 0; i < inputs.size() && i < g.inputs.size(); ++i) scope.values[g.inputs[i].name] = inputs[i];
+  scope.values.resize(plan.slots.size());
+  scope.filled.assign(plan.slots.size(), 0);
+  for (size_t i = 0; i < inputs.size() && i < g.inputs.size(); ++i) scope.set(plan.input_slots[i], inputs[i]);
 
   cpu::SubgraphRunner runner = [this, &scope, control](const ir::Graph& sub, const std::vector<Value>& sub_inputs) {
     std::vector<std::string> names;
@@ -288,14 +318,16 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     if (control) KILN_RETURN_IF_ERROR(control->check(n));
     if (memory) memory->set_step(step);
     std::vector<const Value*> ins;
-    ins.reserve(n.inputs.size());
-    for (const auto& name : n.inputs) {
-      if (name.empty()) {
-        ins.push_back(nullptr);
-        continue;
+    ins.reserve(np.inputs.size());
+    for (const ValueRef& ref : np.inputs) {
+      const Value* t = nullptr;
+      switch (ref.kind) {
+        case ValueRef::Kind::kNone: ins.push_back(nullptr); continue;
+        case ValueRef::Kind::kSlot: t = scope.slot(ref.slot); break;
+        case ValueRef::Kind::kConstant: t = ref.constant; break;
+        case ValueRef::Kind::kOuter: t = outer ? outer->find(*ref.name) : nullptr; break;
       }
-      const Value* t = scope.find(name);
-      if (!t) return internal_error(n.describe(0) + ": value '" + name + "' is not available");
+      if (!t) return internal_error(n.describe(0) + ": value '" + *ref.name + "' is not available");
       ins.push_back(t);
     }
     cpu::KernelContext ctx(n, np.opset, std::move(ins), n.outputs.size(), &runner);
@@ -353,9 +385,9 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
       if (!v.defined()) {
         return ctx.error("produced no value for output " + std::to_string(i) + " '" + n.outputs[i] + "'");
       }
-      scope.values[n.outputs[i]] = std::move(v);
+      scope.set(np.outputs[i], std::move(v));
     }
-    for (const auto& name : np.release) scope.values.erase(name);
+    for (int slot : np.release) scope.release(slot);
   }
   std::vector<Value> out;
   out.reserve(wanted.size());

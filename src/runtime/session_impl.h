@@ -36,13 +36,26 @@ struct KernelSelection {
   std::vector<TacticTiming> last_timings;  // of the newest signature that was timed
 };
 
+// Where a node's input comes from, resolved when its graph is planned: a slot of the running graph (a graph input or a
+// node output), an initializer, a value of an enclosing graph (a subgraph's outer reference, looked up by name), or
+// nothing (an omitted optional input).
+struct ValueRef {
+  enum class Kind { kNone, kSlot, kConstant, kOuter };
+  Kind kind = Kind::kNone;
+  int slot = -1;
+  const Value* constant = nullptr;
+  const std::string* name = nullptr;  // the value's name (in the model's node)
+};
+
 struct NodePlan {
   const ir::Node* node = nullptr;
+  std::vector<ValueRef> inputs;
+  std::vector<int> outputs;  // each output's slot; -1 for an omitted one
   // The kernels that may run it: its fast kernels in order of preference, then its reference kernel.
   std::vector<const cpu::KernelDef*> candidates;
   int64_t opset = 0;
-  std::vector<std::string> release;  // values whose last reader is this node (freed after it runs)
-  uint64_t constant_inputs = 0;      // bit i: input i is an initializer no feed can replace
+  std::vector<int> release;      // slots whose last reader is this node (freed after it runs)
+  uint64_t constant_inputs = 0;  // bit i: input i is an initializer no feed can replace
   std::unique_ptr<cpu::KernelCache> cache = std::make_unique<cpu::KernelCache>();
   std::unique_ptr<KernelSelection> selection = std::make_unique<KernelSelection>();
   // A plan's kernel for this node per shape profile (null: none recorded; the session chooses as for ONNX).
@@ -50,26 +63,41 @@ struct NodePlan {
   std::vector<std::string> planned_details;  // the variant each reported at build time
 };
 
+// A graph's values are numbered when it is planned (docs/architecture.md: names are interned): each graph input and
+// node output has a slot, and a run keeps its values in an array of them instead of a map from names.
 struct GraphPlan {
   const ir::Graph* graph = nullptr;
   std::vector<NodePlan> nodes;
   std::unordered_map<std::string, Value> initializers;
+  std::unordered_map<std::string, int> slots;  // name -> slot
+  std::vector<int> input_slots;                // each graph input's slot
 };
 
-// Values visible to a running graph: its own, then its enclosing graphs', then the initializers.
+// The values of one run of a graph: its slots, then (by name) its initializers and its enclosing graphs' values.
 struct Scope {
-  std::unordered_map<std::string, Value> values;
+  const GraphPlan* plan = nullptr;
+  std::vector<Value> values;    // by slot
+  std::vector<uint8_t> filled;  // by slot: the value is set (a graph input may be an undefined Value)
   const Scope* parent = nullptr;
-  const std::unordered_map<std::string, Value>* constants = nullptr;
 
+  void set(int slot, Value v) {
+    values[static_cast<size_t>(slot)] = std::move(v);
+    filled[static_cast<size_t>(slot)] = 1;
+  }
+  void release(int slot) {
+    values[static_cast<size_t>(slot)] = Value();
+    filled[static_cast<size_t>(slot)] = 0;
+  }
+  const Value* slot(int i) const { return filled[static_cast<size_t>(i)] ? &values[static_cast<size_t>(i)] : nullptr; }
+  // By name, as an outer reference or a wanted output: this graph's value, initializer, then the enclosing graphs'.
   const Value* find(const std::string& name) const {
     for (const Scope* s = this; s; s = s->parent) {
-      auto it = s->values.find(name);
-      if (it != s->values.end()) return &it->second;
-      if (s->constants) {
-        auto c = s->constants->find(name);
-        if (c != s->constants->end()) return &c->second;
+      auto it = s->plan->slots.find(name);
+      if (it != s->plan->slots.end()) {
+        if (const Value* v = s->slot(it->second)) return v;
       }
+      auto c = s->plan->initializers.find(name);
+      if (c != s->plan->initializers.end()) return &c->second;
     }
     return nullptr;
   }
@@ -108,7 +136,7 @@ struct RunControl {
       if (b && !feeds.count(b) && seen.insert(b).second) bytes += b->size();
     };
     for (const Scope* s = &scope; s; s = s->parent) {
-      for (const auto& [name, v] : s->values) {
+      for (const Value& v : s->values) {
         if (v.is_tensor()) count(v.tensor());
         if (v.is_sequence()) {
           for (const Tensor& t : v.items()) count(t);
@@ -126,6 +154,7 @@ using detail::KernelSelection;
 using detail::NodePlan;
 using detail::RunControl;
 using detail::Scope;
+using detail::ValueRef;
 
 struct Session::Impl {
   ir::Model model;
