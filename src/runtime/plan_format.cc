@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <map>
+#include <utility>
 
 #include "kiln/core/dtype.h"
 #include "plan_generated.h"
@@ -57,17 +58,6 @@ template <typename T>
 void put(std::string& out, size_t at, T v) {
   std::memcpy(out.data() + at, &v, sizeof v);
 }
-template <typename T>
-T get(const uint8_t* p, size_t at) {
-  T v;
-  std::memcpy(&v, p + at, sizeof v);
-  return v;
-}
-
-// Header fields (little-endian): magic[8], u32 version, u32 header bytes, u64 graph offset, u64 graph bytes,
-// u64 weights offset, u64 weights bytes, u64 graph checksum, u64 header checksum (of bytes 0-55).
-constexpr size_t kVersionAt = 8, kHeaderSizeAt = 12, kGraphAt = 16, kGraphBytesAt = 24, kWeightsAt = 32,
-                 kWeightBytesAt = 40, kGraphSumAt = 48, kHeaderSumAt = 56;
 
 size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
@@ -79,20 +69,24 @@ struct Writer {
   int64_t tensors = 0;
   std::map<std::pair<const void*, size_t>, uint64_t> written;  // tensor bytes already in `weights`: their offset
 
+  // A vector of the tables (or strings) `make` writes for each element of `v`.
+  template <typename T, typename Make>
+  auto list(const std::vector<T>& v, Make make) {
+    std::vector<decltype(make(std::declval<const T&>()))> o;
+    o.reserve(v.size());
+    for (const auto& x : v) o.push_back(make(x));
+    return b.CreateVector(o);
+  }
+
   Offset<String> str(const std::string& s) { return b.CreateString(s); }
   Offset<Vector<Offset<String>>> strs(const std::vector<std::string>& v) {
-    std::vector<Offset<String>> o;
-    o.reserve(v.size());
-    for (const auto& s : v) o.push_back(str(s));
-    return b.CreateVector(o);
+    return list(v, [this](const std::string& x) { return str(x); });
   }
   Offset<fb::Bytes> bytes(const std::string& s) {
     return fb::CreateBytes(b, b.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
   }
   Offset<Vector<Offset<fb::Bytes>>> bytes_list(const std::vector<std::string>& v) {
-    std::vector<Offset<fb::Bytes>> o;
-    for (const auto& s : v) o.push_back(bytes(s));
-    return b.CreateVector(o);
+    return list(v, [this](const std::string& x) { return bytes(x); });
   }
 
   Offset<fb::Type> type(const ir::Type& t) {
@@ -113,9 +107,7 @@ struct Writer {
                           shape, denotations, static_cast<int32_t>(t.key_type), value, denotation);
   }
   Offset<Vector<Offset<fb::Type>>> types(const std::vector<ir::Type>& v) {
-    std::vector<Offset<fb::Type>> o;
-    for (const auto& t : v) o.push_back(type(t));
-    return b.CreateVector(o);
+    return list(v, [this](const ir::Type& t) { return type(t); });
   }
 
   Offset<fb::Tensor> tensor(const ir::NamedTensor& nt) {
@@ -145,9 +137,7 @@ struct Writer {
                             nt.stored_as_raw);
   }
   Offset<Vector<Offset<fb::Tensor>>> tensor_list(const std::vector<ir::NamedTensor>& v) {
-    std::vector<Offset<fb::Tensor>> o;
-    for (const auto& t : v) o.push_back(tensor(t));
-    return b.CreateVector(o);
+    return list(v, [this](const ir::NamedTensor& t) { return tensor(t); });
   }
   Offset<fb::SparseTensor> sparse(const ir::SparseTensor& s) {
     const auto values = tensor(s.values);
@@ -155,19 +145,15 @@ struct Writer {
     return fb::CreateSparseTensor(b, values, indices, b.CreateVector(s.dims));
   }
   Offset<Vector<Offset<fb::SparseTensor>>> sparse_list(const std::vector<ir::SparseTensor>& v) {
-    std::vector<Offset<fb::SparseTensor>> o;
-    for (const auto& s : v) o.push_back(sparse(s));
-    return b.CreateVector(o);
+    return list(v, [this](const ir::SparseTensor& x) { return sparse(x); });
   }
   Offset<Vector<Offset<fb::ValueInfo>>> value_infos(const std::vector<ir::ValueInfo>& v) {
-    std::vector<Offset<fb::ValueInfo>> o;
-    for (const auto& vi : v) {
+    return list(v, [this](const ir::ValueInfo& vi) {
       const auto name = str(vi.name);
       const auto t = type(vi.type);
       const auto doc = str(vi.doc_string);
-      o.push_back(fb::CreateValueInfo(b, name, t, doc));
-    }
-    return b.CreateVector(o);
+      return fb::CreateValueInfo(b, name, t, doc);
+    });
   }
 
   Offset<fb::Attribute> attribute(const ir::Attribute& a) {
@@ -205,16 +191,12 @@ struct Writer {
     const auto domain = str(n.domain);
     const auto inputs = strs(n.inputs);
     const auto outputs = strs(n.outputs);
-    std::vector<Offset<fb::Attribute>> attrs;
-    for (const auto& a : n.attributes) attrs.push_back(attribute(a));
-    const auto attributes = b.CreateVector(attrs);
+    const auto attributes = list(n.attributes, [this](const ir::Attribute& a) { return attribute(a); });
     const auto doc = str(n.doc_string);
     return fb::CreateNode(b, name, op, domain, inputs, outputs, attributes, doc, ks, ds);
   }
   Offset<Vector<Offset<fb::Node>>> nodes(const std::vector<ir::Node>& v) {
-    std::vector<Offset<fb::Node>> o;
-    for (const auto& n : v) o.push_back(node(n));
-    return b.CreateVector(o);
+    return list(v, [this](const ir::Node& n) { return node(n); });
   }
 
   Offset<fb::Graph> graph(const ir::Graph& g) {
@@ -230,12 +212,10 @@ struct Writer {
   }
 
   Offset<Vector<Offset<fb::OpsetImport>>> opsets(const std::vector<ir::OpsetImport>& v) {
-    std::vector<Offset<fb::OpsetImport>> o;
-    for (const auto& op : v) {
+    return list(v, [this](const ir::OpsetImport& op) {
       const auto d = str(op.domain);
-      o.push_back(fb::CreateOpsetImport(b, d, op.version));
-    }
-    return b.CreateVector(o);
+      return fb::CreateOpsetImport(b, d, op.version);
+    });
   }
 
   Offset<fb::Model> model(const ir::Model& m) {

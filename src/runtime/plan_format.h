@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -19,6 +20,18 @@ constexpr uint32_t kFormatVersion = 1;
 constexpr size_t kHeaderBytes = 64;
 constexpr size_t kWeightAlign = 64;  // every tensor's bytes start at a multiple of this in the file
 constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'P', 'L', 'A', 'N'};
+// Header fields (little-endian) after the magic: u32 version, u32 header bytes, u64 graph offset, u64 graph bytes,
+// u64 weights offset, u64 weights bytes, u64 graph checksum, u64 header checksum (of bytes 0-55).
+constexpr size_t kVersionAt = 8, kHeaderSizeAt = 12, kGraphAt = 16, kGraphBytesAt = 24, kWeightsAt = 32,
+                 kWeightBytesAt = 40, kGraphSumAt = 48, kHeaderSumAt = 56;
+
+// A header field, read byte-wise (the buffer need not be aligned).
+template <typename T>
+T header_field(const uint8_t* p, size_t at) {
+  T v;
+  std::memcpy(&v, p + at, sizeof v);
+  return v;
+}
 
 // The order in which a plan lists the kernels of a model's nodes: each graph's nodes in order, the subgraphs of a
 // node (its attributes' graphs, in order) right after it.

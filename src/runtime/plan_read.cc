@@ -11,16 +11,6 @@ namespace {
 
 namespace fb = kiln::plan_format;
 
-template <typename T>
-T get(const uint8_t* p, size_t at) {
-  T v;
-  std::memcpy(&v, p + at, sizeof v);
-  return v;
-}
-
-constexpr size_t kVersionAt = 8, kGraphAt = 16, kGraphBytesAt = 24, kWeightsAt = 32, kWeightBytesAt = 40,
-                 kGraphSumAt = 48, kHeaderSumAt = 56;
-
 std::string s(const flatbuffers::String* v) { return v ? v->str() : std::string(); }
 std::string s(const flatbuffers::Vector<uint8_t>* v) {
   return v ? std::string(reinterpret_cast<const char*>(v->data()), v->size()) : std::string();
@@ -139,14 +129,20 @@ struct Reader {
     return out;
   }
 
-  StatusOr<std::vector<ir::NamedTensor>> tensor_list(const flatbuffers::Vector<flatbuffers::Offset<fb::Tensor>>* v) {
-    std::vector<ir::NamedTensor> out;
+  // What `read` makes of each table of `v` (null: none), in order; the first error stops it.
+  template <typename Out, typename In, typename Read>
+  StatusOr<std::vector<Out>> list(const flatbuffers::Vector<flatbuffers::Offset<In>>* v, Read read) {
+    std::vector<Out> out;
     if (!v) return out;
-    for (const auto* t : *v) {
-      KILN_ASSIGN_OR_RETURN(auto x, tensor(t));
-      out.push_back(std::move(x));
+    for (const In* x : *v) {
+      KILN_ASSIGN_OR_RETURN(Out item, read(x));
+      out.push_back(std::move(item));
     }
     return out;
+  }
+
+  StatusOr<std::vector<ir::NamedTensor>> tensor_list(const flatbuffers::Vector<flatbuffers::Offset<fb::Tensor>>* v) {
+    return list<ir::NamedTensor>(v, [this](const fb::Tensor* t) { return tensor(t); });
   }
 
   StatusOr<ir::SparseTensor> sparse(const fb::SparseTensor* st) {
@@ -160,13 +156,7 @@ struct Reader {
 
   StatusOr<std::vector<ir::SparseTensor>> sparse_list(
       const flatbuffers::Vector<flatbuffers::Offset<fb::SparseTensor>>* v) {
-    std::vector<ir::SparseTensor> out;
-    if (!v) return out;
-    for (const auto* x : *v) {
-      KILN_ASSIGN_OR_RETURN(auto st, sparse(x));
-      out.push_back(std::move(st));
-    }
-    return out;
+    return list<ir::SparseTensor>(v, [this](const fb::SparseTensor* x) { return sparse(x); });
   }
 
   StatusOr<std::vector<ir::ValueInfo>> value_infos(const flatbuffers::Vector<flatbuffers::Offset<fb::ValueInfo>>* v) {
@@ -332,19 +322,19 @@ StatusOr<Sections> open_sections(const std::shared_ptr<Buffer>& file, const std:
     return fail("truncated: " + std::to_string(size) + " bytes, shorter than the " + std::to_string(kHeaderBytes) +
                 "-byte header");
   }
-  const auto version = get<uint32_t>(p, kVersionAt);
+  const auto version = header_field<uint32_t>(p, kVersionAt);
   if (version != kFormatVersion) {
     return invalid_model(what + ": plan format version " + std::to_string(version) + "; this kiln reads version " +
                          std::to_string(kFormatVersion) + " (rebuild the plan with this kiln's kiln build)");
   }
-  if (checksum64(p, kHeaderSumAt) != get<uint64_t>(p, kHeaderSumAt)) {
+  if (checksum64(p, kHeaderSumAt) != header_field<uint64_t>(p, kHeaderSumAt)) {
     return fail("the header is corrupt (its checksum does not match)");
   }
   Sections out;
-  const auto graph_at = get<uint64_t>(p, kGraphAt);
-  out.graph_bytes = get<uint64_t>(p, kGraphBytesAt);
-  const auto weights_at = get<uint64_t>(p, kWeightsAt);
-  out.weight_bytes = get<uint64_t>(p, kWeightBytesAt);
+  const auto graph_at = header_field<uint64_t>(p, kGraphAt);
+  out.graph_bytes = header_field<uint64_t>(p, kGraphBytesAt);
+  const auto weights_at = header_field<uint64_t>(p, kWeightsAt);
+  out.weight_bytes = header_field<uint64_t>(p, kWeightBytesAt);
   if (graph_at != kHeaderBytes || out.graph_bytes > size - graph_at || weights_at < graph_at + out.graph_bytes ||
       weights_at % kWeightAlign != 0) {
     return fail("the header's sections do not fit its " + std::to_string(size) + " bytes");
@@ -354,7 +344,7 @@ StatusOr<Sections> open_sections(const std::shared_ptr<Buffer>& file, const std:
                 " bytes, the file has " + std::to_string(size));
   }
   const uint8_t* graph = p + graph_at;
-  if (checksum64(graph, out.graph_bytes) != get<uint64_t>(p, kGraphSumAt)) {
+  if (checksum64(graph, out.graph_bytes) != header_field<uint64_t>(p, kGraphSumAt)) {
     return fail("the graph section is corrupt (its checksum does not match)");
   }
   if (out.graph_bytes < 8 || !fb::PlanBufferHasIdentifier(graph)) {

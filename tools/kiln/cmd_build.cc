@@ -15,12 +15,6 @@
 namespace kiln::cli {
 namespace {
 
-std::string mib(int64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
-  return buf;
-}
-
 // A one-line progress bar on stderr, redrawn in place when stderr is a terminal; otherwise one line per stage.
 class ProgressBar {
  public:
@@ -107,8 +101,8 @@ void add_build(CLI::App& root, std::function<int()>& run) {
       std::cout << "\n";
       std::cout << "  isa         " << info->isa << (info->portable ? " (portable)" : "") << ", threads "
                 << (info->threads ? std::to_string(info->threads) : std::string("one per physical core")) << "\n";
-      std::cout << "  plan size   " << mib(report->plan_bytes) << " (weights " << mib(report->weight_bytes)
-                << ", of which prepared for the kernels " << mib(report->prepared_bytes) << ")\n";
+      std::cout << "  plan size   " << mib_text(report->plan_bytes) << " (weights " << mib_text(report->weight_bytes)
+                << ", of which prepared for the kernels " << mib_text(report->prepared_bytes) << ")\n";
       char line[128];
       std::snprintf(line, sizeof line,
                     "  build time  %.1f ms (tuning %.1f ms, %lld configurations timed, %lld from the timing cache)\n",

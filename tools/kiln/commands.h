@@ -56,6 +56,8 @@ void add_opt_level_option(CLI::App* cmd, std::string& level);
 // shape. Returns kExitOk, or prints what is wrong (a malformed spec, an unknown input, an input whose dims are
 // not all known, naming it) and returns kExitUsage.
 int input_dims(const Session& s, const std::vector<std::string>& specs, std::vector<std::vector<int64_t>>& dims);
+// "12.3 MiB".
+std::string mib_text(double bytes);
 // "a,b,c" -> {"a","b","c"} (empty items dropped).
 std::vector<std::string> split_list(const std::vector<std::string>& items);
 

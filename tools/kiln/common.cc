@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -135,6 +136,12 @@ int input_dims(const Session& s, const std::vector<std::string>& specs, std::vec
     }
   }
   return kExitOk;
+}
+
+std::string mib_text(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1024.0 * 1024.0));
+  return buf;
 }
 
 std::vector<std::string> split_list(const std::vector<std::string>& items) {

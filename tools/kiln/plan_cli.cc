@@ -10,12 +10,6 @@
 namespace kiln::cli {
 namespace {
 
-std::string mib(uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
-  return buf;
-}
-
 std::string join(const std::vector<std::string>& items, const char* sep = " ") {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : sep) + s;
@@ -93,8 +87,8 @@ int show_plan(const std::string& path, const std::string& format) {
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
-  std::cout << "Plan        " << path << " (format " << info.format_version << ", " << mib(info.file_bytes)
-            << ": weights " << mib(info.weight_bytes) << " in " << info.weight_tensors << " tensors)\n";
+  std::cout << "Plan        " << path << " (format " << info.format_version << ", " << mib_text(info.file_bytes)
+            << ": weights " << mib_text(info.weight_bytes) << " in " << info.weight_tensors << " tensors)\n";
   char built[256];
   std::snprintf(built, sizeof built, "%.1f ms (tuning %.1f ms)", info.build_ms, info.tune_ms);
   std::cout << "Built       " << info.created << " by kiln " << info.kiln_version << " from " << info.source_name
@@ -137,7 +131,7 @@ int check_plan(const std::string& path, bool quiet) {
     const PlanInfo& info = *(*session)->plan_info();
     std::cout << path << ": valid plan (format " << info.format_version << ", kiln " << info.kiln_version << ", "
               << (*session)->kernel_choices().size() << " nodes, " << info.weight_tensors << " weights of "
-              << mib(info.weight_bytes) << " verified, for " << info.isa << ")\n";
+              << mib_text(info.weight_bytes) << " verified, for " << info.isa << ")\n";
   }
   return kExitOk;
 }
