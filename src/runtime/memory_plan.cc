@@ -46,6 +46,11 @@ void MemoryPlanner::store(const Signature& sig, std::shared_ptr<const MemoryPatt
   patterns_[sig] = std::move(pattern);
 }
 
+std::vector<std::pair<MemoryPlanner::Signature, std::shared_ptr<const MemoryPattern>>> MemoryPlanner::patterns() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {patterns_.begin(), patterns_.end()};
+}
+
 uint8_t* MemoryPlanner::acquire(size_t bytes, size_t& size) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -60,10 +65,10 @@ uint8_t* MemoryPlanner::acquire(size_t bytes, size_t& size) {
       return p;
     }
   }
+  // On transparent huge pages when large (allocate_streamed): a run streams through its arena, and 4 KiB pages cost a
+  // TLB miss every 4 KiB and, on its first run, a page fault each.
   size = round_up(std::max<size_t>(bytes, 1));
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kTensorAlignment, size));
-  if (p) count_tensor_allocation(size);
-  return p;
+  return static_cast<uint8_t*>(allocate_streamed(size));
 }
 
 void MemoryPlanner::release(uint8_t* arena, size_t size) {

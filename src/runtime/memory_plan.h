@@ -44,6 +44,8 @@ class MemoryPlanner {
 
   std::shared_ptr<const MemoryPattern> find(const Signature& sig);
   void store(const Signature& sig, std::shared_ptr<const MemoryPattern> pattern);
+  // Every pattern learned so far (engine plans carry them).
+  std::vector<std::pair<Signature, std::shared_ptr<const MemoryPattern>>> patterns();
   // An arena of at least `bytes` (nullptr when out of memory); give it back with release().
   uint8_t* acquire(size_t bytes, size_t& size);
   void release(uint8_t* arena, size_t size);

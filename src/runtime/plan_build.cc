@@ -239,7 +239,8 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
   for (const auto& p : prepared) {
     for (const auto& a : p.arrays) report.prepared_bytes += a.second * static_cast<int64_t>(sizeof(float));
   }
-  KILN_ASSIGN_OR_RETURN(std::string bytes, plan::write(session->model(), info, kernels, prepared));
+  const std::vector<plan::MemoryPlanEntry> memory = SessionInternals::impl(*session).export_memory();
+  KILN_ASSIGN_OR_RETURN(std::string bytes, plan::write(session->model(), info, kernels, prepared, memory));
   KILN_RETURN_IF_ERROR(write_file_atomic(plan_path, bytes, "plan"));
   progress("write", 1.0);
   report.plan_bytes = static_cast<int64_t>(info.file_bytes);

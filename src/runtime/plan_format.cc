@@ -287,7 +287,7 @@ void for_each_node(const ir::Graph& g, const std::function<void(const ir::Node&)
 }
 
 StatusOr<std::string> write(const ir::Model& model, PlanInfo& info, const std::vector<NodeKernels>& kernels,
-                            const std::vector<Prepared>& prepared) {
+                            const std::vector<Prepared>& prepared, const std::vector<MemoryPlanEntry>& memory) {
   Writer w;
   w.kernels = &kernels;
   const auto m = w.model(model);
@@ -310,6 +310,15 @@ StatusOr<std::string> write(const ir::Model& model, PlanInfo& info, const std::v
     prepared_list.push_back(fb::CreatePrepared(b, p.kind, weight, fields, meta, list));
   }
   const auto prepared_vec = b.CreateVector(prepared_list);
+  const auto memory_vec = w.list(memory, [&b](const MemoryPlanEntry& e) {
+    std::vector<Offset<fb::InputDims>> sig;
+    for (const auto& d : e.signature) sig.push_back(fb::CreateInputDims(b, b.CreateVector(d)));
+    const auto sig_vec = b.CreateVector(sig);
+    std::vector<fb::MemoryBlock> blocks;
+    for (const auto& k : e.blocks) blocks.emplace_back(k.key, k.size, k.offset, k.index);
+    const auto block_vec = b.CreateVectorOfStructs(blocks);
+    return fb::CreateMemoryPlan(b, sig_vec, e.total, block_vec);
+  });
   const auto kiln_version = w.str(info.kiln_version);
   const auto source = w.str(info.source_name);
   const auto isa = w.str(info.isa);
@@ -320,7 +329,7 @@ StatusOr<std::string> write(const ir::Model& model, PlanInfo& info, const std::v
   const auto build = fb::CreateBuildInfo(b, kiln_version, source, info.source_hash, isa, features, cpu, info.threads,
                                          precision, info.portable, info.optimization_level, info.tuned, info.build_ms,
                                          info.tune_ms, info.tuned_configs, created);
-  b.Finish(fb::CreatePlan(b, build, m, profiles, prepared_vec), fb::PlanIdentifier());
+  b.Finish(fb::CreatePlan(b, build, m, profiles, prepared_vec, memory_vec), fb::PlanIdentifier());
 
   const size_t graph_bytes = b.GetSize();
   const size_t weights_at = align_up(kHeaderBytes + graph_bytes, 4096);

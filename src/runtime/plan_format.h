@@ -52,16 +52,28 @@ struct Prepared {
   std::vector<std::pair<const float*, int64_t>> arrays;  // data, floats
 };
 
+// A memory plan (runtime/memory_plan.h) for one input-shape signature.
+struct MemoryPlanEntry {
+  std::vector<std::vector<int64_t>> signature;
+  size_t total = 0;
+  struct Block {
+    uint64_t key = 0, size = 0, offset = 0, index = 0;
+  };
+  std::vector<Block> blocks;
+};
+
 // The plan file's bytes for `model` (already optimized). `kernels` is in for_each_node order (may be empty: no
 // kernel recorded). `info`'s sizes are filled in.
 StatusOr<std::string> write(const ir::Model& model, PlanInfo& info, const std::vector<NodeKernels>& kernels,
-                            const std::vector<Prepared>& prepared = {});
+                            const std::vector<Prepared>& prepared = {},
+                            const std::vector<MemoryPlanEntry>& memory = {});
 
 struct Contents {
   ir::Model model;  // its tensors view `file` (zero copy)
   PlanInfo info;
-  std::vector<NodeKernels> kernels;  // for_each_node order, one entry per node
-  std::vector<Prepared> prepared;    // arrays view `file`
+  std::vector<NodeKernels> kernels;     // for_each_node order, one entry per node
+  std::vector<Prepared> prepared;       // arrays view `file`
+  std::vector<MemoryPlanEntry> memory;  // each block inside its arena (checked)
 };
 
 // Reads the plan in `file` (the whole file, 8-byte aligned at least: a mapping). `what` names it in errors ("plan

@@ -405,6 +405,29 @@ StatusOr<Contents> read(const std::shared_ptr<Buffer>& file, const std::string& 
   Reader r{file, sec.weights_at, sec.weight_bytes, what, &out.kernels, 0};
   KILN_ASSIGN_OR_RETURN(out.model, r.model(sec.plan->model()));
   info.weight_tensors = r.tensors;
+  if (sec.plan->memory()) {
+    for (const fb::MemoryPlan* m : *sec.plan->memory()) {
+      MemoryPlanEntry e;
+      if (m->signature()) {
+        for (const fb::InputDims* d : *m->signature()) e.signature.push_back(vec(d->dims()));
+      }
+      e.total = m->total();
+      const size_t n = m->blocks() ? m->blocks()->size() : 0;
+      std::vector<uint8_t> seen(n, 0);
+      for (size_t i = 0; i < n; ++i) {
+        fb::MemoryBlock blk;
+        std::memcpy(&blk, m->blocks()->Data() + i * sizeof(fb::MemoryBlock), sizeof blk);
+        // Every block inside the arena, the indices 0..n-1 once each: a wrong plan may waste the arena, never
+        // reach past it.
+        if (blk.size() == 0 || blk.offset() > m->total() || blk.size() > m->total() - blk.offset() ||
+            blk.index() >= n || seen[blk.index()]++) {
+          return invalid_model(what + ": a memory plan's block lies outside its arena");
+        }
+        e.blocks.push_back({blk.key(), blk.size(), blk.offset(), blk.index()});
+      }
+      out.memory.push_back(std::move(e));
+    }
+  }
   if (sec.plan->prepared()) {
     for (const fb::Prepared* p : *sec.plan->prepared()) {
       Prepared out_p;

@@ -186,6 +186,9 @@ struct Session::Impl {
   Status load_prepared(const std::vector<plan::Prepared>& prepared, const std::shared_ptr<void>& owner);
   // The weights the fast kernels prepared so far, in a plan's form (those kiln can export).
   std::vector<plan::Prepared> export_prepared() const;
+  // The memory plans learned so far, and a plan's put in place (the first run of their shapes then uses its arena).
+  std::vector<plan::MemoryPlanEntry> export_memory() const;
+  void load_memory(const std::vector<plan::MemoryPlanEntry>& plans) const;
   // The profile the inputs of a run fall in (-1 when the session has none); an error naming the input, dimension,
   // value and range when they fall in none.
   StatusOr<int> match_profile(const std::vector<Value>& inputs) const;

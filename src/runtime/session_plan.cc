@@ -81,6 +81,7 @@ StatusOr<std::unique_ptr<Session>> load(const std::shared_ptr<Buffer>& file, con
   KILN_RETURN_IF_ERROR(check_cpu(*impl->plan, impl->isa, what));
   KILN_RETURN_IF_ERROR(impl->pin_kernels(contents.kernels).with_context(what));
   KILN_RETURN_IF_ERROR(impl->load_prepared(contents.prepared, file).with_context(what));
+  impl->load_memory(contents.memory);
   return Session::from_impl(std::move(impl));
 }
 
@@ -182,6 +183,28 @@ Status Session::Impl::load_prepared(const std::vector<plan::Prepared>& prepared,
     shared_cache->put(std::move(key), std::move(value).value());
   }
   return Status::ok();
+}
+
+std::vector<plan::MemoryPlanEntry> Session::Impl::export_memory() const {
+  std::vector<plan::MemoryPlanEntry> out;
+  for (const auto& [signature, pattern] : memory.patterns()) {
+    plan::MemoryPlanEntry e;
+    e.signature = signature;
+    e.total = pattern->total;
+    for (const auto& [key, block] : pattern->blocks) e.blocks.push_back({key, block.size, block.offset, block.index});
+    std::sort(e.blocks.begin(), e.blocks.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+void Session::Impl::load_memory(const std::vector<plan::MemoryPlanEntry>& plans) const {
+  for (const auto& e : plans) {
+    auto pattern = std::make_shared<MemoryPattern>();
+    pattern->total = e.total;
+    for (const auto& b : e.blocks) pattern->blocks[b.key] = {b.size, b.offset, b.index};
+    memory.store(e.signature, std::move(pattern));
+  }
 }
 
 StatusOr<int> Session::Impl::match_profile(const std::vector<Value>& inputs) const {

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "kernels/isa.h"
+#include "kiln/core/allocator.h"
 #include "kiln/core/file.h"
 #include "kiln/onnx/model_io.h"
 #include "kiln/runtime/plan.h"
@@ -168,6 +169,30 @@ TEST(Plan, KernelsFindTheirPreparedWeightsInThePlan) {
   Status st = verify_plan_weights(plan);
   ASSERT_FALSE(st.is_ok());
   EXPECT_NE(st.message().find("weights prepared from '"), std::string::npos) << st.message();
+  std::remove(plan.c_str());
+}
+
+TEST(Plan, TheFirstRunAtTheOptShapesUsesThePlansMemoryPlan) {
+  // The memory plan learned at build time: the first run takes one arena, as a steady-state run does, instead of
+  // allocating every node output on the heap to learn it.
+  const std::string plan = tmp_path("mobilenet_memory.kplan");
+  ASSERT_TRUE(build_plan(model_path("mobilenet_v2.onnx"), plan, {}).is_ok());
+  auto s = Session::create_from_plan(plan);
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  EXPECT_FALSE(SessionInternals::impl(**s).export_memory().empty());
+  auto onnx_session = Session::create(model_path("mobilenet_v2.onnx"));
+  ASSERT_TRUE(onnx_session.is_ok());
+  const IoInfo& in = (*s)->inputs()[0];
+  const NamedTensors feeds = {{in.name, random_input(*in.type.shape->static_dims(), 6)}};
+  auto allocations_of_first_run = [&feeds](const Session& session) {
+    const uint64_t before = tensor_heap_stats().allocations;
+    EXPECT_TRUE(session.run(feeds).is_ok());
+    return tensor_heap_stats().allocations - before;
+  };
+  const uint64_t from_plan = allocations_of_first_run(**s);
+  const uint64_t from_onnx = allocations_of_first_run(**onnx_session);
+  EXPECT_LE(from_plan, 4u);  // the arena, the graph output, what the kernels prepare that a plan cannot carry
+  EXPECT_GT(from_onnx, from_plan + 10);
   std::remove(plan.c_str());
 }
 
