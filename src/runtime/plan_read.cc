@@ -419,8 +419,8 @@ StatusOr<Contents> read(const std::shared_ptr<Buffer>& file, const std::string& 
         std::memcpy(&blk, m->blocks()->Data() + i * sizeof(fb::MemoryBlock), sizeof blk);
         // Every block inside the arena, the indices 0..n-1 once each: a wrong plan may waste the arena, never
         // reach past it.
-        if (blk.offset() > m->total() || blk.size() > m->total() - blk.offset() ||
-            blk.index() >= n || seen[blk.index()]++) {
+        if (blk.offset() > m->total() || blk.size() > m->total() - blk.offset() || blk.index() >= n ||
+            seen[blk.index()]++) {
           return invalid_model(what + ": a memory plan's block lies outside its arena");
         }
         e.blocks.push_back({blk.key(), blk.size(), blk.offset(), blk.index()});

@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "kiln/optimizer/optimizer.h"
+#include "kiln/runtime/plan.h"
 #include "kiln/runtime/session.h"
 
 namespace kiln::cli {
@@ -170,7 +171,9 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
       for (double v : lat) mean += v;
       mean /= static_cast<double>(lat.size());
       const double rss = peak_rss_mb();
-      std::printf("  first run     %.3f ms (weights packed for the fast kernels, candidates timed)\n", first_run_ms);
+      std::printf("  first run     %.3f ms (%s)\n", first_run_ms,
+                  s.plan_info() ? "kernels, prepared weights and memory plan from the plan; oneDNN primitives made"
+                                : "weights packed for the fast kernels, candidates timed");
       std::printf("  tuning        %.1f ms (%lld configurations timed)\n", s.tune_ms(),
                   static_cast<long long>(s.tuned_configs()));
       std::printf("  latency (ms)  min %.3f  median %.3f  p90 %.3f  p99 %.3f  mean %.3f  (%d runs, %d warm-up)\n",
