@@ -1,5 +1,5 @@
 # `make install PREFIX=...`: the C API's header, its C++ wrapper, the custom-op ABI (custom_op.h), libkiln.so
-# (versioned SONAME), the kiln CLI, a CMake package (find_package(kiln) gives the target kiln::kiln) and a pkg-config
+# (versioned SONAME), libkiln_rt.so (the same C API for engine plans only, without protobuf or libonnx), the kiln CLI, a CMake package (find_package(kiln) gives the target kiln::kiln) and a pkg-config
 # file (pkg-config --cflags --libs kiln).
 include(CMakePackageConfigHelpers)
 
@@ -11,6 +11,8 @@ install(FILES ${PROJECT_SOURCE_DIR}/include/kiln/kiln_c.h ${PROJECT_SOURCE_DIR}/
               ${PROJECT_SOURCE_DIR}/include/kiln/custom_op.h
         DESTINATION include/kiln)
 install(TARGETS kiln RUNTIME DESTINATION bin)
+# libkiln_rt.so: the C API for applications that ship engine plans (no protobuf, no libonnx).
+install(TARGETS kiln_rt_shared LIBRARY DESTINATION lib)
 
 set(KILN_CMAKE_DIR lib/cmake/kiln)
 install(EXPORT kilnTargets NAMESPACE kiln:: FILE kilnTargets.cmake DESTINATION ${KILN_CMAKE_DIR})

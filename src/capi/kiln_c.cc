@@ -324,13 +324,24 @@ void kiln_tensor_release(kiln_tensor* tensor) { delete tensor; }
 
 // ---- Sessions ----
 
+// libkiln.so takes ONNX models and engine plans (.kplan); libkiln_rt.so, built from this file over kiln_engine with
+// KILN_PLANS_ONLY, takes plans only: it links no ONNX parser and no protobuf (what an application that ships plans
+// deploys).
+#ifdef KILN_PLANS_ONLY
+#define KILN_C_CREATE kiln::Session::create_from_plan
+#define KILN_C_CREATE_FROM_BYTES kiln::Session::create_from_plan_bytes
+#else
+#define KILN_C_CREATE kiln::Session::create
+#define KILN_C_CREATE_FROM_BYTES kiln::Session::create_from_bytes
+#endif
+
 kiln_status* kiln_session_create(const char* path, const kiln_session_options* options, kiln_session** out) {
   const char* fn = __func__;
   return guarded(fn, [&]() -> kiln_status* {
     KILN_C_REQUIRE(out, fn, "out");
     *out = nullptr;
     KILN_C_REQUIRE(path, fn, "path");
-    return finish_session(kiln::Session::create(std::string(path), options_of(options)), out);
+    return finish_session(KILN_C_CREATE(std::string(path), options_of(options)), out);
   });
 }
 
@@ -341,7 +352,7 @@ kiln_status* kiln_session_create_from_bytes(const void* data, size_t size, const
     KILN_C_REQUIRE(out, fn, "out");
     *out = nullptr;
     if (size > 0) KILN_C_REQUIRE(data, fn, "data");
-    return finish_session(kiln::Session::create_from_bytes(data, size, options_of(options)), out);
+    return finish_session(KILN_C_CREATE_FROM_BYTES(data, size, options_of(options)), out);
   });
 }
 
