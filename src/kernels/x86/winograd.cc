@@ -1,10 +1,15 @@
 #include "kernels/x86/winograd.h"
 
+#include "kiln/core/allocator.h"
+
 #include "kernels/x86/vec.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 
 namespace kiln::winograd {
 namespace {
@@ -70,9 +75,27 @@ Tile tile_at(int64_t t, int64_t tiles_h, int64_t tiles_w) {
   return {t / per_image, (t % per_image) / tiles_w * F::T, t % tiles_w * F::T};
 }
 
-// A thread's scratch for transformed inputs and products (a chunk's, or a run's), kept between calls.
-std::vector<float>& chunk_scratch() {
-  thread_local std::vector<float> s;
+// A thread's scratch for transformed inputs and products (a chunk's, or a run's), kept between calls. Every float a
+// call reads it has written first, so growing it copies and clears nothing; large ones are on huge pages
+// (allocate_streamed), so that a first run faults a few 2 MiB pages rather than a page every 4 KiB.
+class Scratch {
+ public:
+  float* reserve(size_t floats) {
+    if (floats > capacity_) {
+      data_.reset(static_cast<float*>(allocate_streamed(floats * sizeof(float))));
+      if (!data_) throw std::bad_alloc();
+      capacity_ = floats;
+    }
+    return data_.get();
+  }
+
+ private:
+  std::unique_ptr<float, void (*)(void*)> data_{nullptr, std::free};
+  size_t capacity_ = 0;
+};
+
+Scratch& chunk_scratch() {
+  thread_local Scratch s;
   return s;
 }
 
@@ -147,12 +170,10 @@ void conv3x3_t(cpu::Isa isa, const float* x, const Geometry& g, const Weights& w
     const int64_t per_task =
         std::max<int64_t>(kLocalMinTiles, kLocalFloats / (kPositions * (g.C + g.M)) / kLocalMultiple * kLocalMultiple);
     parallel_for((total + per_task - 1) / per_task, [&](int64_t k0, int64_t k1) {
-      std::vector<float>& scratch = chunk_scratch();
-      const size_t need = static_cast<size_t>(kPositions * per_task * (g.C + g.M));
-      if (scratch.size() < need) scratch.resize(need);
+      float* const scratch = chunk_scratch().reserve(static_cast<size_t>(kPositions * per_task * (g.C + g.M)));
       for (int64_t k = k0; k < k1; ++k) {
         const int64_t first = k * per_task, count = std::min(per_task, total - first);
-        float* v = scratch.data();
+        float* v = scratch;
         float* m = v + kPositions * count * g.C;
         Ops::template inputs<F>(x, g, tiles_h, tiles_w, first, count, 0, count, v);
         for (int64_t xi = 0; xi < kPositions; ++xi) {
@@ -167,10 +188,7 @@ void conv3x3_t(cpu::Isa isa, const float* x, const Geometry& g, const Weights& w
   // Chunks of tiles that both threads work on, step by step.
   const int64_t max_chunk = std::max<int64_t>(6, kChunkFloats / (kPositions * (g.C + g.M)));
   const int64_t chunks = (total + max_chunk - 1) / max_chunk, chunk = (total + chunks - 1) / chunks;
-  std::vector<float>& scratch = chunk_scratch();
-  const size_t need = static_cast<size_t>(kPositions * chunk * (g.C + g.M));
-  if (scratch.size() < need) scratch.resize(need);
-  float* v = scratch.data();
+  float* v = chunk_scratch().reserve(static_cast<size_t>(kPositions * chunk * (g.C + g.M)));
   float* m = v + kPositions * chunk * g.C;
   const int64_t col_tasks = (g.M + kColsPerTask - 1) / kColsPerTask;
   for (int64_t first = 0; first < total; first += chunk) {
