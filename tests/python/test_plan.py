@@ -77,6 +77,23 @@ class PlanTest(ku.KilnTestCase):
         self.assertTrue(kernels and all(k for k in kernels), kernels)
         self.assertTrue(any(k != "ref" for k in kernels), kernels)
 
+    def test_portable_plan_needs_avx2_only_and_runs_under_an_avx2_cap(self):
+        plan = self.out("portable.kplan")
+        self.build(self.model("resnet18.onnx"), plan, "--portable")
+        info = json.loads(self.kiln_ok("show", plan, "-f", "json").stdout)
+        self.assertTrue(info["plan"]["portable"])
+        self.assertIn(info["plan"]["isa"], ("avx2", "scalar"))  # scalar: a CPU without AVX2
+        self.assertTrue(set(info["plan"]["cpu_features"]) <= {"avx2", "fma"}, info["plan"]["cpu_features"])
+        os.environ["KILN_MAX_ISA"] = "avx2"
+        try:
+            self.kiln_ok("check", plan)
+            x = np.random.RandomState(4).rand(*info["profiles"][0]["inputs"][0]["opt"]).astype(np.float32)
+            path = self.out("x.npy")
+            np.save(path, x)
+            self.kiln_ok("run", plan, "--input", "%s=%s" % (info["inputs"][0]["name"], path))
+        finally:
+            del os.environ["KILN_MAX_ISA"]
+
     def test_build_refuses_a_dynamic_input_without_profile_and_bad_profiles(self):
         res = self.kiln("build", SRCNN_DYNAMIC, "-O", self.out("x.kplan"), expect=1)
         self.assertIn("input 'input' has the dynamic shape", res.stderr)
