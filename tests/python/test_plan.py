@@ -1,6 +1,6 @@
 """kiln build and engine plans (.kplan) through the CLI: profiles, equal results, and every kind of bad plan.
 
-Environment: KILN_BIN, KILN_MODELS, KILN_TMP; KILN_PYTHONPATH (the built module) for the Python session test."""
+Environment: KILN_BIN, KILN_MODELS, KILN_TMP. (The Python module on plans: test_plan_python.py.)"""
 import json
 import os
 import shutil
@@ -175,28 +175,6 @@ class PlanTest(ku.KilnTestCase):
         self.assertIn("is a kiln plan already", res.stderr)
         # The results of the good plan did not change.
         self.assertTrue(np.array_equal(self.run_model(plan, x, "good2"), good))
-
-    @unittest.skipUnless(os.environ.get("KILN_PYTHONPATH"), "the Python module is not built")
-    def test_python_inference_session_takes_a_plan(self):
-        sys.path.insert(0, os.environ["KILN_PYTHONPATH"])
-        import kiln
-        plan = self.out("srcnn.kplan")
-        self.build(self.model("srcnn.onnx"), plan, "--no-tune")
-        x = self.image(32, 32, seed=3)
-        opts = kiln.SessionOptions()
-        opts.intra_op_num_threads = 2
-        from_plan = kiln.InferenceSession(plan, opts)
-        self.assertEqual([i.name for i in from_plan.get_inputs()], ["input"])
-        (y_plan,) = from_plan.run(None, {"input": x})
-        with open(plan, "rb") as f:
-            (y_bytes,) = kiln.InferenceSession(f.read(), opts).run(None, {"input": x})
-        np.testing.assert_array_equal(y_plan, y_bytes)
-        (y_onnx,) = kiln.InferenceSession(self.model("srcnn.onnx"), opts).run(None, {"input": x})
-        np.testing.assert_allclose(y_plan, y_onnx, rtol=1e-4, atol=1e-3)
-        bad = kiln.SessionOptions()
-        bad.add_free_dimension_override_by_name("batch", 1)
-        with self.assertRaisesRegex(ValueError, "do not apply to a kiln plan"):
-            kiln.InferenceSession(plan, bad)
 
 
 if __name__ == "__main__":
