@@ -414,6 +414,7 @@ StatusOr<Contents> read(const std::shared_ptr<Buffer>& file, const std::string& 
       e.total = m->total();
       const size_t n = m->blocks() ? m->blocks()->size() : 0;
       std::vector<uint8_t> seen(n, 0);
+      uint64_t sizes = 0;
       for (size_t i = 0; i < n; ++i) {
         fb::MemoryBlock blk;
         std::memcpy(&blk, m->blocks()->Data() + i * sizeof(fb::MemoryBlock), sizeof blk);
@@ -424,6 +425,13 @@ StatusOr<Contents> read(const std::shared_ptr<Buffer>& file, const std::string& 
           return invalid_model(what + ": a memory plan's block lies outside its arena");
         }
         e.blocks.push_back({blk.key(), blk.size(), blk.offset(), blk.index()});
+        sizes = blk.size() > ~uint64_t{0} - sizes ? ~uint64_t{0} : sizes + blk.size();
+      }
+      // The planner packs blocks into at most the sum of their sizes (fuzzing: a 64 GiB arena for a few blocks
+      // would be allocated on the first run).
+      if (e.total > sizes) {
+        return invalid_model(what + ": a memory plan's arena of " + std::to_string(e.total) +
+                             " bytes is larger than its blocks together (" + std::to_string(sizes) + ")");
       }
       out.memory.push_back(std::move(e));
     }
