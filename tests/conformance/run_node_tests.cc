@@ -320,9 +320,11 @@ int main(int argc, char** argv) {
       g_opt_level = std::atoi(next().c_str());
     else if (a == "--reference")
       g_reference = true;
-    else if (a == "--plan")
+    else if (a == "--plan") {
       g_plan_dir = next();
-    else if (a == "--verbose")
+      std::error_code ec;
+      fs::create_directories(g_plan_dir, ec);  // the build folder's test_tmp may not exist yet
+    } else if (a == "--verbose")
       verbose = true;
     else {
       std::cerr << "kiln_conformance: unknown option " << a << "\n";
