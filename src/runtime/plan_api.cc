@@ -102,7 +102,7 @@ bool is_plan_file(const std::string& path) {
 
 StatusOr<PlanInfo> read_plan_info(const std::string& path) {
   KILN_ASSIGN_OR_RETURN(auto file, map_file(path, "plan"));
-  KILN_ASSIGN_OR_RETURN(auto contents, plan::read(file, "plan '" + path + "'"));
+  KILN_ASSIGN_OR_RETURN(auto contents, plan::read(file, "plan '" + path + "'", /*metadata_only=*/true));
   return std::move(contents.info);
 }
 

@@ -248,6 +248,7 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
   report.tune_ms = info.tune_ms;
   report.tuned_configs = info.tuned_configs;
   report.build_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  report.info = std::move(info);
   return report;
 }
 

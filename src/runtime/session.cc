@@ -103,11 +103,12 @@ const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::Kerne
   const cpu::KernelDef* pinned = profile >= 0 && static_cast<size_t>(profile) < np.planned.size()
                                      ? np.planned[static_cast<size_t>(profile)]
                                      : nullptr;
-  if (pinned && (pinned->backend != cpu::Backend::kFast || pinned->supports(ctx))) {
+  auto remember = [&sel, &key](const cpu::KernelDef* kernel) {
     if (sel.by_signature.size() >= kMaxSignatures) sel.by_signature.erase(sel.by_signature.begin());
-    sel.by_signature.emplace_back(std::move(key), pinned);
-    return pinned;
-  }
+    sel.by_signature.emplace_back(std::move(key), kernel);
+    return kernel;
+  };
+  if (pinned && (pinned->backend != cpu::Backend::kFast || pinned->supports(ctx))) return remember(pinned);
   const cpu::KernelDef* kernel = cpu::select_kernel(np.candidates, ctx, false);
   std::vector<const cpu::KernelDef*> applicable;
   if (options.tune) {
@@ -130,9 +131,7 @@ const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::Kerne
     kernel = tuner->choose(applicable, kernel, ctx, Tuner::config_key(*np.node, key, np.constant_inputs), scratch,
                            {np.cache.get(), shared_cache.get()}, sel.last_timings);
   }
-  if (sel.by_signature.size() >= kMaxSignatures) sel.by_signature.erase(sel.by_signature.begin());
-  sel.by_signature.emplace_back(std::move(key), kernel);
-  return kernel;
+  return remember(kernel);
 }
 
 void Session::Impl::collect_choices(const ir::Graph& g, std::vector<KernelChoice>& out) const {

@@ -11,27 +11,10 @@
 namespace kiln {
 namespace {
 
+// Whether `name` is one of the features CpuFeatures::flags() lists as present.
 bool has_feature(const cpu::CpuFeatures& f, const std::string& name) {
-  const std::pair<const char*, bool> known[] = {
-      {"avx2", f.avx2},
-      {"fma", f.fma},
-      {"f16c", f.f16c},
-      {"avx512f", f.avx512f},
-      {"avx512bw", f.avx512bw},
-      {"avx512dq", f.avx512dq},
-      {"avx512vl", f.avx512vl},
-      {"avx512_vnni", f.avx512_vnni},
-      {"avx512_bf16", f.avx512_bf16},
-      {"avx512_fp16", f.avx512_fp16},
-      {"avx_vnni", f.avx_vnni},
-      {"amx_tile", f.amx_tile},
-      {"amx_int8", f.amx_int8},
-      {"amx_bf16", f.amx_bf16},
-  };
-  for (const auto& [n, has] : known) {
-    if (name == n) return has;
-  }
-  return false;
+  const std::string flags = " " + f.flags() + " ";
+  return !name.empty() && flags.find(" " + name + " ") != std::string::npos;
 }
 
 // Every initializer of `g` and its subgraphs by the address of its data (first name wins).

@@ -1,6 +1,8 @@
 // The tuner's timing cache file through the FlatBuffers code flatc generates from schema/timing_cache.fbs.
+#include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <string_view>
 
 #include "kernels/isa.h"
 #include "kiln/core/file.h"
@@ -16,14 +18,18 @@ constexpr int kVersion = 1;
 }  // namespace
 
 Status Tuner::load_cache(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return Status::ok();  // no cache yet: the build times and then writes it
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string what = "timing cache '" + path + "'";
-  // FlatBuffers reads scalars in place: give it an 8-byte aligned copy.
-  std::vector<uint64_t> aligned((bytes.size() + 7) / 8);
-  if (!bytes.empty()) std::memcpy(aligned.data(), bytes.data(), bytes.size());
+  const auto size = static_cast<size_t>(std::max<std::streamoff>(in.tellg(), 0));
+  // Read straight into an 8-byte aligned buffer: FlatBuffers reads scalars in place.
+  std::vector<uint64_t> aligned((size + 7) / 8);
+  in.seekg(0);
+  if (size && !in.read(reinterpret_cast<char*>(aligned.data()), static_cast<std::streamsize>(size))) {
+    return io_error("cannot read " + what);
+  }
   const auto* data = reinterpret_cast<const uint8_t*>(aligned.data());
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   if (bytes.size() < 8 || !fb::TimingCacheBufferHasIdentifier(data)) {
     return invalid_argument(what + ": not a kiln timing cache (expected the file identifier \"KTCH\" at byte 4)");
   }

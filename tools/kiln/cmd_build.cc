@@ -89,8 +89,7 @@ void add_build(CLI::App& root, std::function<int()>& run) {
       bar.finish();
       if (!report.is_ok()) return report_error(report.status());
       for (const auto& w : report->warnings) std::cerr << "kiln: warning: " << w << "\n";
-      auto info = read_plan_info(a->out);
-      if (!info.is_ok()) return report_error(info.status());
+      const PlanInfo* info = &report->info;
       std::cout << "wrote " << a->out << "\n";
       std::cout << "  nodes       " << report->nodes << " (" << report->fast_kernels << " on fast kernels)\n";
       std::cout << "  kernels    ";

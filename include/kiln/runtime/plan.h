@@ -48,25 +48,6 @@ struct PlanBuildOptions {
   std::function<void(const std::string& stage, double fraction)> progress;
 };
 
-// What a build did (kiln build's summary).
-struct PlanBuildReport {
-  int64_t nodes = 0;         // nodes of the optimized graph, subgraphs included
-  int64_t fast_kernels = 0;  // nodes whose recorded kernel is a fast one (first profile)
-  std::vector<std::pair<std::string, int64_t>> kernel_counts;  // kernel name -> nodes (first profile)
-  int64_t plan_bytes = 0;
-  int64_t weight_bytes = 0;    // the weights section: the model's tensors and the kernels' prepared weights
-  int64_t prepared_bytes = 0;  // of which prepared (packed, transformed) for the chosen kernels
-  double build_ms = 0;
-  double tune_ms = 0;
-  int64_t tuned_configs = 0;
-  int64_t timing_cache_hits = 0;      // choices taken from the timing cache
-  std::vector<std::string> warnings;  // a profile whose timing run failed, and why
-};
-
-// Builds `onnx_path` into a plan written to `plan_path` (atomically: nothing is left on failure).
-StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::string& plan_path,
-                                     const PlanBuildOptions& options);
-
 // What a plan holds besides its graph: for `kiln show` and checks.
 struct PlanInfo {
   uint32_t format_version = 0;
@@ -90,14 +71,34 @@ struct PlanInfo {
   int64_t weight_tensors = 0;
 };
 
+// What a build did (kiln build's summary).
+struct PlanBuildReport {
+  int64_t nodes = 0;         // nodes of the optimized graph, subgraphs included
+  int64_t fast_kernels = 0;  // nodes whose recorded kernel is a fast one (first profile)
+  std::vector<std::pair<std::string, int64_t>> kernel_counts;  // kernel name -> nodes (first profile)
+  int64_t plan_bytes = 0;
+  int64_t weight_bytes = 0;    // the weights section: the model's tensors and the kernels' prepared weights
+  int64_t prepared_bytes = 0;  // of which prepared (packed, transformed) for the chosen kernels
+  double build_ms = 0;
+  double tune_ms = 0;
+  int64_t tuned_configs = 0;
+  int64_t timing_cache_hits = 0;      // choices taken from the timing cache
+  std::vector<std::string> warnings;  // a profile whose timing run failed, and why
+  PlanInfo info;                      // the record written into the plan
+};
+
+// Builds `onnx_path` into a plan written to `plan_path` (atomically: nothing is left on failure).
+StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::string& plan_path,
+                                     const PlanBuildOptions& options);
+
 // The format version this kiln reads and writes.
 uint32_t plan_format_version();
 
 // Whether the file starts with a plan's magic (cheap: reads 8 bytes). False for a missing file.
 bool is_plan_file(const std::string& path);
 
-// Reads a plan's header and metadata (not its weights). Errors: not a plan, another format version, a corrupt or
-// truncated file.
+// Reads a plan's header and build record, its profiles and sizes (not its graph or weights: weight_tensors stays 0).
+// Errors: not a plan, another format version, a corrupt or truncated file.
 StatusOr<PlanInfo> read_plan_info(const std::string& path);
 
 // Reads every weight and compares it with its checksum (`kiln check m.kplan`). The error names the first corrupt
