@@ -21,6 +21,9 @@ creating the session.
   thread count, a profile of the benchmark's shapes), then `--processes` `kiln bench --json` runs of the plan,
   alternating with the others: "plan load" (the plan to a ready session), "plan 1st" (its first run) and the
   plan's peak RSS (after the timed runs).
+With --precision bf16 it prints another table instead: on ResNet-50, MobileNetV2 and the BERT-like encoder, kiln
+at that precision, kiln fp32 and ORT fp32 take turns as above (three sides), with the ratios bf16/fp32 and
+bf16/ORT.
 """
 import argparse
 import json
@@ -71,6 +74,10 @@ def model_list(out):
     }
 
 
+# The models of the reduced-precision rows (--precision).
+PRECISION_MODELS = ("resnet50", "mobilenet_v2", "bert-base-like encoder (seq 128)")
+
+
 def run_json(cmd):
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
@@ -103,27 +110,59 @@ class Server:
         self.p.wait()
 
 
-def interleaved(kiln_cmd, ort_cmd, args):
-    """(kiln latencies, ORT latencies, per-round ratios) of the interleaved measurement."""
-    sides = [Server(kiln_cmd), Server(ort_cmd)]
+def interleaved_sides(cmds, args):
+    """Latencies per side and, per other side j >= 1, the per-round ratios side 0 / side j of the interleaved
+    measurement (the order of the turns rotates from round to round)."""
+    sides = [Server(cmd) for cmd in cmds]
     try:
         warm = [side.run(args.warmup) for side in sides]
         slowest = max(statistics.median(w) for w in warm)
-        block = max(1, round(args.block_ms / slowest))
-        lat = [[], []]
-        ratios = []
+        n = len(sides)
+        lat = [[] for _ in range(n)]
+        ratios = [[] for _ in range(n)]
         for r in range(args.rounds):
-            med = [0.0, 0.0]
-            for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+            med = [0.0] * n
+            for k in range(n):
+                i = (r + k) % n if n > 2 else (k if r % 2 == 0 else 1 - k)
                 time.sleep(0.02)  # let the other side's idle threads stop spinning
-                got = sides[i].run(block, args.block_warmup)
+                got = sides[i].run(max(1, round(args.block_ms / slowest)), args.block_warmup)
                 lat[i] += got
                 med[i] = statistics.median(got)
-            ratios.append(med[0] / med[1])
-        return lat[0], lat[1], ratios
+            for j in range(1, n):
+                ratios[j].append(med[0] / med[j])
+        return lat, ratios
     finally:
         for side in sides:
             side.close()
+
+
+def interleaved(kiln_cmd, ort_cmd, args):
+    """(kiln latencies, ORT latencies, per-round ratios) of the interleaved measurement."""
+    lat, ratios = interleaved_sides([kiln_cmd, ort_cmd], args)
+    return lat[0], lat[1], ratios[1]
+
+
+def precision_table(models, args):
+    """--precision bf16: kiln at that precision, kiln fp32 and ORT fp32 take turns on each model; the ratios are
+    reduced precision over kiln fp32 and over ORT."""
+    med = statistics.median
+    print("%-34s %10s %10s %10s %9s %11s %9s %11s" % (
+        "model", "kiln " + args.precision, "kiln fp32", "ORT fp32", args.precision + "/fp32", "middle half",
+        args.precision + "/ORT", "middle half"))
+    for name, (make, shapes) in models.items():
+        if name not in PRECISION_MODELS or (args.only and args.only not in name):
+            continue
+        path = make()
+        serve = [sys.executable, os.path.join(HERE, "kiln_serve.py"), path, str(args.threads)]
+        lat, ratios = interleaved_sides([serve + ["--precision=" + args.precision] + shapes, serve + shapes,
+                                         ["node", os.path.join(HERE, "ort_bench.js"), path, str(args.threads),
+                                          "serve", "0"] + shapes], args)
+        cols = []
+        for j in (1, 2):
+            q1, _, q3 = statistics.quantiles(ratios[j], n=4, method="inclusive")
+            cols += ["%9.2f" % med(ratios[j]), "%11s" % ("%.2f-%.2f" % (q1, q3))]
+        print("%-34s %10.2f %10.2f %10.2f %s" % (name, med(lat[0]), med(lat[1]), med(lat[2]), " ".join(cols)),
+              flush=True)
 
 
 # The instruction-set flags that decide which kernels kiln and ONNX Runtime run (kiln: KILN_MAX_ISA, docs).
@@ -163,6 +202,9 @@ def main():
                     help="untimed runs that start each turn (the other side's turn left the caches cold)")
     ap.add_argument("--only", default="")
     ap.add_argument("--no-plan", action="store_true", help="skip kiln build and the plan's columns")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: instead of the fp32 table, kiln bf16 against kiln fp32 and ORT fp32 on ResNet-50, "
+                         "MobileNetV2 and the BERT-like encoder")
     args = ap.parse_args()
     if args.rounds < 2:
         ap.error("--rounds must be at least 2 (the middle half needs two ratios)")
@@ -174,6 +216,8 @@ def main():
     print(cpu_description())
     if os.environ.get("KILN_MAX_ISA"):
         print("KILN_MAX_ISA=%s" % os.environ["KILN_MAX_ISA"])
+    if args.precision != "fp32":
+        return precision_table(models, args)
     print("%-34s %10s %10s %7s %11s %10s %10s %9s %9s %9s %9s %9s %9s %9s" % (
         "model", "kiln ms", "ORT ms", "ratio", "middle half", "kiln sess", "ORT sess", "kiln 1st", "ORT 1st",
         "kiln MiB", "ORT MiB", "plan load", "plan 1st", "plan MiB"))
@@ -188,7 +232,8 @@ def main():
         ort_js = os.path.join(HERE, "ort_bench.js")
         plan_cmd = None
         if not args.no_plan:
-            plan = os.path.splitext(path)[0] + ".kplan"
+            # Into BUILD/bench (the SRCNN model lives in the source tree).
+            plan = os.path.join(args.build, "bench", os.path.splitext(os.path.basename(path))[0] + ".kplan")
             build = [kiln, "build", path, "-O", plan, "--threads", str(args.threads)]
             for spec in shapes:  # NAME=1x128: a profile of exactly that shape
                 name_, dims = spec.split("=", 1)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """kiln's side of bench.py's interleaved latency measurement, through the Python module's InferenceSession.
 
-    /usr/bin/python3 bench/kiln_serve.py MODEL THREADS [NAME=1x3x224x224 ...]
+    /usr/bin/python3 bench/kiln_serve.py MODEL THREADS [--precision=fp32|bf16] [NAME=1x3x224x224 ...]
 
 Creates the session (graph optimization level all, THREADS intra-op threads) on random inputs drawn like
 `kiln bench`'s (uniform [0, 1) floats, small integers), prints {"session_ms": ...} as one JSON line, then
@@ -24,10 +24,15 @@ DTYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)
 
 def main():
     model, threads, specs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    precision = "fp32"
+    for s in [s for s in specs if s.startswith("--precision=")]:
+        precision = s.split("=", 1)[1]
+        specs.remove(s)
     shapes = {s.split("=")[0]: [int(d) for d in s.split("=")[1].split("x")] for s in specs}
     opts = kiln.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.graph_optimization_level = kiln.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.precision = precision
     t0 = time.perf_counter()
     sess = kiln.InferenceSession(model, opts)
     session_ms = (time.perf_counter() - t0) * 1e3

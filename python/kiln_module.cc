@@ -92,6 +92,7 @@ struct PySessionOptions {
   bool enable_profiling = false;
   std::string profile_file_prefix = "kiln_profile";
   int64_t memory_limit_mb = 0;
+  std::string precision = "fp32";                // kiln's: SessionOptions::precision
   std::vector<std::string> custom_op_libraries;  // register_custom_ops_library
   // onnxruntime's other members. Logging: kiln logs nothing, so these are kept and returned only.
   int log_severity_level = 2, log_verbosity_level = 0;
@@ -169,6 +170,7 @@ class InferenceSession {
     opts.enable_profiling = options_.enable_profiling;
     opts.profile_file_prefix = options_.profile_file_prefix;
     opts.memory_limit_mb = options_.memory_limit_mb;
+    opts.precision = options_.precision;
     opts.custom_op_libraries = options_.custom_op_libraries;
     // An engine plan (kiln build): its graph is optimized and its initializers fixed at build time.
     if (const std::optional<std::string> plan = plan_source(path_or_bytes)) {
@@ -593,6 +595,10 @@ PYBIND11_MODULE(_kiln, m) {
       .def_readwrite("memory_limit_mb", &PySessionOptions::memory_limit_mb,
                      "The most memory one run may hold, in MiB (0: no limit); going over it raises before the "
                      "allocation is made")
+      .def_readwrite("precision", &PySessionOptions::precision,
+                     "kiln's: 'fp32' (default) or 'bf16': convolutions and matrix products may multiply in bfloat16 "
+                     "with fp32 accumulation where the CPU has AVX512-BF16 or AMX (elsewhere fp32, said once on "
+                     "stderr); a plan (.kplan) runs at the precision it was built with")
       .def(
           "register_custom_ops_library",
           [](PySessionOptions& o, const std::string& path) {

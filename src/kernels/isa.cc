@@ -149,4 +149,19 @@ Isa default_isa() {
   return effective_isa(isa_cap_from_env(&error).value_or(Isa::kAvx512));
 }
 
+const char* precision_name(Precision p) { return p == Precision::kBf16 ? "bf16" : "fp32"; }
+
+std::optional<Precision> parse_precision(const std::string& name) {
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  if (lower == "fp32") return Precision::kFp32;
+  if (lower == "bf16") return Precision::kBf16;
+  return std::nullopt;
+}
+
+bool has_bf16() {
+  const CpuFeatures& f = cpu_features();
+  return f.best == Isa::kAvx512 && (f.avx512_bf16 || f.amx_bf16);
+}
+
 }  // namespace kiln::cpu

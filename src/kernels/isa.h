@@ -37,6 +37,20 @@ std::optional<Isa> isa_cap_from_env(std::string* error);
 // min(cpu_features().best, cap).
 Isa effective_isa(Isa cap);
 
+// The arithmetic a session lets its kernels use (SessionOptions::precision). kFp32: float32 throughout. kBf16:
+// convolutions and matrix products may multiply in bfloat16 with float32 accumulation (inputs, outputs and every
+// other operator stay float32), on the kernels that have such a form, where the CPU has bfloat16 instructions
+// (has_bf16()); the tuner still picks the fastest candidate, which may be a float32 kernel (TensorRT's precision
+// flags allow a precision, they do not force it).
+enum class Precision : int { kFp32 = 0, kBf16 = 1 };
+
+const char* precision_name(Precision p);  // "fp32", "bf16"
+// "fp32" or "bf16" (case-insensitive); nullopt for anything else.
+std::optional<Precision> parse_precision(const std::string& name);
+
+// Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX-BF16, with the OS's permission).
+bool has_bf16();
+
 // What a session with default options runs: the CPU's best, capped by KILN_MAX_ISA when it is set (an invalid
 // value caps nothing here; Session::create reports it).
 Isa default_isa();

@@ -198,6 +198,10 @@ class KernelContext {
   // SessionOptions::max_isa. Every SIMD path checks this, never the CPU directly.
   void set_isa(Isa isa) { isa_ = isa; }
   Isa isa() const { return isa_; }
+  // The arithmetic the session allows (SessionOptions::precision): kernels with a bfloat16 form support a node
+  // only when it is kBf16 (and the CPU has_bf16()).
+  void set_precision(Precision p) { precision_ = p; }
+  Precision precision() const { return precision_; }
   // A finer name for what the kernel ran, for display (`kiln optimize --print-kernels`, profiles):
   // "winograd_f4x4.avx2", oneDNN's implementation name. Empty unless the kernel sets it.
   void set_kernel_detail(std::string detail) { kernel_detail_ = std::move(detail); }
@@ -232,6 +236,7 @@ class KernelContext {
   const SubgraphRunner* subgraphs_;
   const ParallelRunner* pool_ = nullptr;
   Isa isa_ = cpu_features().best;
+  Precision precision_ = Precision::kFp32;
   KernelCache* cache_ = nullptr;
   KernelCache* shared_cache_ = nullptr;
   uint64_t constant_inputs_ = 0;
@@ -242,6 +247,12 @@ class KernelContext {
   size_t tensor_limit_ = 0;  // 0: the machine's physical memory
   std::string tensor_limit_what_;
 };
+
+// Whether a kernel with a bfloat16 form may use it on this node: the session allows bf16 (KernelContext::precision),
+// AVX-512 is allowed and the CPU multiplies bfloat16 in hardware.
+inline bool bf16_allowed(const KernelContext& ctx) {
+  return ctx.precision() == Precision::kBf16 && ctx.isa() == Isa::kAvx512 && has_bf16();
+}
 
 // The dtypes a kernel accepts for input 0, as bits (1 << DType); kAnyDType: checked only when it runs.
 using DTypeMask = uint32_t;

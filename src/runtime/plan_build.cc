@@ -145,10 +145,8 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
   auto progress = [&](const char* stage, double fraction) {
     if (options.progress) options.progress(stage, fraction);
   };
-  if (options.precision != "fp32") {
-    return unimplemented("--precision " + options.precision +
-                         ": this kiln builds fp32 plans only (reduced precision is not implemented yet)");
-  }
+  const std::optional<cpu::Precision> precision = cpu::parse_precision(options.precision);
+  if (!precision) return invalid_argument("--precision is '" + options.precision + "'; expected fp32 or bf16");
   if (is_plan_file(onnx_path)) {
     return invalid_argument("'" + onnx_path + "' is a kiln plan already; kiln build takes an ONNX model");
   }
@@ -160,6 +158,7 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
   so.optimization_level = options.optimization_level;
   so.tune = options.tune;
   so.timing_cache = options.timing_cache;
+  so.precision = cpu::precision_name(*precision);
   if (options.portable) so.max_isa = "avx2";
   auto created = Session::create(std::move(model), so);
   if (!created.is_ok()) return created.status().with_context(onnx_path);
@@ -224,7 +223,10 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
   info.cpu_features = isa_features(isa);
   info.cpu_name = cpu::cpu_features().model;
   info.threads = options.threads;
-  info.precision = options.precision;
+  // What the kernels were chosen under: bf16 only where the session could use it (kiln build said so otherwise).
+  info.precision = cpu::precision_name(
+      *precision == cpu::Precision::kBf16 && isa == cpu::Isa::kAvx512 && cpu::has_bf16() ? cpu::Precision::kBf16
+                                                                                         : cpu::Precision::kFp32);
   info.portable = options.portable;
   info.optimization_level = options.optimization_level;
   info.tuned = options.tune;

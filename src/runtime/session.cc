@@ -123,6 +123,7 @@ const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::Kerne
       auto c = std::make_unique<cpu::KernelContext>(*np.node, np.opset, inputs, ctx.num_outputs(), ctx.subgraphs());
       c->set_thread_pool(pool.get());
       c->set_isa(isa);
+      c->set_precision(precision);
       c->set_cache(np.cache.get());
       c->set_shared_cache(shared_cache.get());
       c->set_constant_inputs(np.constant_inputs);
@@ -332,6 +333,7 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
     cpu::KernelContext ctx(n, np.opset, std::move(ins), n.outputs.size(), &runner);
     ctx.set_thread_pool(pool.get());
     ctx.set_isa(isa);
+    ctx.set_precision(precision);
     ctx.set_cache(np.cache.get());
     ctx.set_shared_cache(shared_cache.get());
     ctx.set_constant_inputs(np.constant_inputs);
@@ -466,6 +468,19 @@ Status Session::Impl::init(bool optimize) {
   }
   isa = cpu::effective_isa(cap.value_or(cpu::Isa::kAvx512));  // cpu::default_isa() without max_isa
   cpu::cap_library_isa(isa);
+  if (!options.precision.empty()) {
+    const std::optional<cpu::Precision> p = cpu::parse_precision(options.precision);
+    if (!p) return invalid_argument("precision is '" + options.precision + "'; expected fp32 or bf16");
+    precision = *p;
+  }
+  if (precision == cpu::Precision::kBf16 && !(isa == cpu::Isa::kAvx512 && cpu::has_bf16())) {
+    static std::once_flag said;
+    std::call_once(said, [this] {
+      std::fprintf(stderr, "kiln: precision bf16 runs in fp32 here: %s\n",
+                   cpu::has_bf16() ? "the session may not use AVX-512 (KILN_MAX_ISA or max_isa)"
+                                   : "this CPU has no bfloat16 instructions (AVX512-BF16 or AMX-BF16)");
+    });
+  }
   if (!options.custom_op_libraries.empty()) {
     KILN_ASSIGN_OR_RETURN(custom_ops, CustomOps::load(options.custom_op_libraries));
   }
@@ -506,6 +521,11 @@ const ir::Model& Session::model() const { return impl_->model; }
 const PlanInfo* Session::plan_info() const { return impl_->plan.get(); }
 
 double Session::tune_ms() const { return impl_->tuner->spent_ms(); }
+
+std::string Session::precision() const {
+  const bool bf16 = impl_->precision == cpu::Precision::kBf16 && impl_->isa == cpu::Isa::kAvx512 && cpu::has_bf16();
+  return cpu::precision_name(bf16 ? cpu::Precision::kBf16 : cpu::Precision::kFp32);
+}
 int64_t Session::tuned_configs() const { return impl_->tuner->timed(); }
 int64_t Session::timing_cache_hits() const { return impl_->tuner->cache_hits(); }
 Status Session::save_timing_cache(const std::string& path) const { return impl_->tuner->save_cache(path); }

@@ -159,7 +159,8 @@ using detail::ValueRef;
 struct Session::Impl {
   ir::Model model;
   SessionOptions options;
-  cpu::Isa isa = cpu::Isa::kScalar;  // what the fast kernels may use (the CPU's best, capped)
+  cpu::Isa isa = cpu::Isa::kScalar;                  // what the fast kernels may use (the CPU's best, capped)
+  cpu::Precision precision = cpu::Precision::kFp32;  // SessionOptions::precision as asked
   std::vector<IoInfo> inputs;
   std::vector<IoInfo> outputs;
   std::map<const ir::Graph*, GraphPlan> plans;

@@ -59,6 +59,7 @@ StatusOr<std::unique_ptr<Session>> load(const std::shared_ptr<Buffer>& file, con
   auto impl = std::make_unique<Session::Impl>();
   impl->model = std::move(contents.model);
   impl->options = options;
+  impl->options.precision = contents.info.precision;  // the plan's kernels were chosen for it
   impl->plan = std::make_unique<PlanInfo>(std::move(contents.info));
   KILN_RETURN_IF_ERROR(impl->init(/*optimize=*/false).with_context(what));
   KILN_RETURN_IF_ERROR(check_cpu(*impl->plan, impl->isa, what));

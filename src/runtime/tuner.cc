@@ -51,7 +51,10 @@ const cpu::KernelDef* Tuner::choose(const std::vector<const cpu::KernelDef*>& ca
                                     const cpu::KernelDef* first_guess, const cpu::KernelContext& ctx,
                                     const std::string& config, const ScratchContext& scratch, Caches caches,
                                     std::vector<TacticTiming>& timings) {
-  const std::string key = config + "|" + cpu::isa_name(ctx.isa()) + "|" + std::to_string(ctx.num_threads());
+  // bf16 sessions have candidates fp32 sessions lack: their choices are keyed apart (fp32 keys as before, so
+  // existing timing caches stay valid).
+  const std::string key = config + "|" + cpu::isa_name(ctx.isa()) + "|" + std::to_string(ctx.num_threads()) +
+                          (bf16_allowed(ctx) ? "|bf16" : "");
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = results_.find(key);

@@ -89,7 +89,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
     std::string model, json, profile;
     std::vector<std::string> shapes;
     int iterations = 100, warmup = 10, threads = 0;
-    std::string opt_level = "all";
+    std::string opt_level = "all", precision = "fp32";
     bool reference = false, no_tune = false;
     int64_t memory_limit_mb = 0;
     double timeout_ms = 0;
@@ -103,6 +103,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
   cmd->add_option("--threads", a->threads, "Intra-op threads (0: one per physical core)")
       ->check(CLI::NonNegativeNumber);
   add_opt_level_option(cmd, a->opt_level);
+  add_precision_option(cmd, a->precision);
   cmd->add_option("--json", a->json, "Write the results as JSON to FILE");
   cmd->add_option("--profile", a->profile, "Write a Chrome trace (a span per node) of the timed runs to FILE");
   cmd->add_flag("--reference,--reference-kernels", a->reference,
@@ -125,6 +126,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
       options.enable_profiling = !a->profile.empty();
       options.reference_kernels = a->reference;
       options.tune = !a->no_tune;
+      options.precision = a->precision;
       const auto t0 = Clock::now();
       auto session = Session::create(a->model, options);
       const double session_ms = ms_since(t0);
@@ -193,6 +195,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
                             {"tune_ms", s.tune_ms()},
                             {"peak_rss_mb", rss},
                             {"threads", a->threads},
+                            {"precision", s.precision()},
                             {"opt_level", a->opt_level}};
         // Written beside the target and renamed into place: a failed write leaves nothing behind.
         const std::string tmp = a->json + ".tmp";

@@ -1,4 +1,5 @@
-// kiln build MODEL.onnx -O MODEL.kplan [--profile [PROFILE/]INPUT:min=SHAPE,opt=SHAPE,max=SHAPE]... [--precision fp32]
+// kiln build MODEL.onnx -O MODEL.kplan [--profile [PROFILE/]INPUT:min=SHAPE,opt=SHAPE,max=SHAPE]... [--precision
+// fp32|bf16]
 // [--threads N] [--portable] [--no-tune] [--opt-level L] [--verbose]: the seed's TensorRT engine build. Optimizes
 // the model for this CPU, times the candidate kernels of every node at each profile's opt shapes, and writes the
 // optimized graph, the chosen kernels, the profiles and the weights as one plan that sessions load without the ONNX
@@ -58,8 +59,7 @@ void add_build(CLI::App& root, std::function<int()>& run) {
                   "[PROFILE/]INPUT:min=1x3x64x64,opt=1x3x256x256,max=4x3x1024x1024: the shapes the plan accepts for "
                   "an input with dynamic dims (kernels are timed at opt); repeat for more inputs, or with another "
                   "PROFILE/ for more profiles");
-  cmd->add_option("--precision", a->precision, "fp32 (reduced precision is not implemented yet)")
-      ->check(CLI::IsMember({"fp32", "bf16", "int8", "best"}));
+  add_precision_option(cmd, a->precision);
   cmd->add_option("--threads", a->threads, "Intra-op threads the kernels are timed with (0: one per physical core)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--portable", a->portable,

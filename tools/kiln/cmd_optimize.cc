@@ -1,7 +1,8 @@
 // kiln optimize MODEL -O OUT [--opt-level L] [--pass NAME]... [--print-kernels [--shape NAME=1x3x224x224]...
-// [--reference] [--no-tune]]: writes the graph kiln runs, after the optimizer, so it can be inspected (kiln show,
-// Netron). Fused operators are in the ai.kiln domain. --print-kernels runs the written graph once on zero-filled inputs
-// and lists every node with the kernel that ran it (and, where candidates were timed, their times).
+// [--reference] [--no-tune] [--precision fp32|bf16]]: writes the graph kiln runs, after the optimizer, so it can be
+// inspected (kiln show, Netron). Fused operators are in the ai.kiln domain. --print-kernels runs the written graph once
+// on zero-filled inputs and lists every node with the kernel that ran it (and, where candidates were timed, their
+// times).
 #include <cstdio>
 #include <iostream>
 
@@ -14,8 +15,10 @@ namespace kiln::cli {
 namespace {
 
 // Runs the (already optimized) model once on zero-filled inputs and prints "NODE  OP  KERNEL[  DETAIL]" per node.
-int print_kernels(ir::Model model, const std::vector<std::string>& shapes, bool reference, bool tune) {
+int print_kernels(ir::Model model, const std::vector<std::string>& shapes, bool reference, bool tune,
+                  const std::string& precision) {
   SessionOptions options;
+  options.precision = precision;
   options.optimization_level = 0;  // the graph as written
   options.reference_kernels = reference;
   options.tune = tune;
@@ -66,6 +69,7 @@ void add_optimize(CLI::App& root, std::function<int()>& run) {
     std::string model, out, opt_level = "all";
     std::vector<std::string> passes, shapes;
     bool print_kernels = false, reference = false, no_tune = false;
+    std::string precision = "fp32";
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -80,6 +84,7 @@ void add_optimize(CLI::App& root, std::function<int()>& run) {
                 "With --print-kernels: choose the reference kernels (as kiln run --reference)");
   cmd->add_flag("--no-tune", a->no_tune,
                 "With --print-kernels: take each node's first-guess kernel instead of timing the candidates");
+  add_precision_option(cmd, a->precision);
   cmd->callback([&run, a] {
     run = [a] {
       ir::Model model;
@@ -102,7 +107,7 @@ void add_optimize(CLI::App& root, std::function<int()>& run) {
       Status st = onnx::save_model(model, a->out);
       if (!st.is_ok()) return report_error(st);
       std::cout << "nodes " << before << " -> " << model.graph.nodes.size() << "; wrote " << a->out << "\n";
-      if (a->print_kernels) return print_kernels(std::move(model), a->shapes, a->reference, !a->no_tune);
+      if (a->print_kernels) return print_kernels(std::move(model), a->shapes, a->reference, !a->no_tune, a->precision);
       return kExitOk;
     };
   });

@@ -50,6 +50,8 @@ void add_custom_ops_option(CLI::App* cmd, std::vector<std::string>& libraries);
 int load_custom_ops(const std::vector<std::string>& libraries, CustomOps& out);
 // Loads an ONNX model, printing the error on failure (for a plan: that this command takes ONNX models only).
 bool load_or_report(const std::string& path, ir::Model& model, int& exit_code);
+// Adds --precision fp32|bf16 (SessionOptions::precision) storing the text in `precision`.
+void add_precision_option(CLI::App* cmd, std::string& precision);
 // Adds --opt-level (disabled|basic|extended|all or 0|1|2|99; default all) storing the text in `level`.
 void add_opt_level_option(CLI::App* cmd, std::string& level);
 // The dims of every input of session `s`: from its --shape NAME=1x3x224x224 in `specs`, else its declared static

@@ -33,6 +33,13 @@ StatusOr<std::vector<int64_t>> parse_shape(const std::string& text) {
 
 }  // namespace
 
+void add_precision_option(CLI::App* cmd, std::string& precision) {
+  cmd->add_option("--precision", precision,
+                  "fp32 (default), or bf16: convolutions and matrix products may multiply in bfloat16 with fp32 "
+                  "accumulation where the CPU has AVX512-BF16 or AMX (elsewhere fp32, said once)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+}
+
 void add_opt_level_option(CLI::App* cmd, std::string& level) {
   cmd->add_option("--opt-level", level,
                   "Graph optimization level: disabled, basic, extended or all (0, 1, 2, 99; default all)")

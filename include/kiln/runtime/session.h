@@ -31,6 +31,12 @@ struct SessionOptions {
   // oneDNN's cap is process-wide: it follows KILN_MAX_ISA, or the first session's max_isa, and a session capped
   // at "scalar" uses no oneDNN kernel.
   std::string max_isa;
+  // The arithmetic the kernels may use: "fp32" (default, "" too) or "bf16": convolutions and matrix products may
+  // multiply in bfloat16 with float32 accumulation (AVX512-BF16 or AMX-BF16); inputs, outputs and every other
+  // operator stay float32, and the tuner still picks the fastest candidate, which may be a float32 kernel. On a
+  // CPU without bfloat16 instructions (or under max_isa avx2) a bf16 session runs in fp32 and says so once on
+  // stderr. A session from an engine plan takes the plan's precision.
+  std::string precision;
   // Where two or more fast kernels can run a node, time each on the node's real inputs the first time it meets
   // their shapes and keep the fastest (TensorRT's tactic selection); remembered per op, attributes, shapes, ISA
   // and thread count, so repeated layers are timed once. false: the first guess (thresholds measured on a few
@@ -166,6 +172,9 @@ class Session {
   // Time spent timing candidate kernels so far (SessionOptions::tune), in ms, and how many configurations
   // were timed.
   double tune_ms() const;
+  // The precision the kernels may use: "bf16" where SessionOptions::precision (or the plan) asks for it and the CPU
+  // and the ISA cap allow it, else "fp32".
+  std::string precision() const;
   int64_t tuned_configs() const;
   // Choices taken from SessionOptions::timing_cache instead of timing; and the cache written to `path` (every
   // choice read or made), atomically.

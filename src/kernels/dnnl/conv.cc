@@ -76,7 +76,8 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
   c->w_md = memory::desc(w_dims, f32, weights_tag(rank, grouped));
   c->dst_md = memory::desc(dst_dims, f32, layout_tag(rank, p.dst_block));
   c->b_md = memory::desc({p.out_dims[1]}, f32, tag::x);
-  memory::desc w_any(w_dims, f32, tag::any);
+  const auto compute = p.bf16 ? memory::data_type::bf16 : f32;  // of x and w inside the primitive
+  memory::desc w_any(w_dims, compute, tag::any);
   dnnl::post_ops ops;
   if (has_sum) ops.append_sum(1.0f);
   append_activation(ops, act);
@@ -92,11 +93,13 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
                                to_dims(p.strides), dil, to_dims(p.pad_begin), to_dims(p.pad_end));
     return dnnl::convolution_forward::primitive_desc(desc, attr, eng);
   };
-  const memory::desc src_any(src_dims, f32, tag::any), dst_any(dst_dims, f32, tag::any);
+  const memory::desc src_any(src_dims, compute, tag::any), dst_any(dst_dims, f32, tag::any);
   // Blocked tensors ask for their own layout; when oneDNN has only its slow reference implementation for that
-  // (a 9x9 first layer from plain NCHW, say), let it pick the layouts and reorder at the edges instead.
-  c->pd = p.dst_block ? make_pd(c->src_md, c->dst_md) : make_pd(src_any, dst_any);
-  if (p.dst_block && std::string(c->pd.impl_info_str()).rfind("ref", 0) == 0) c->pd = make_pd(src_any, dst_any);
+  // (a 9x9 first layer from plain NCHW, say), let it pick the layouts and reorder at the edges instead. A
+  // bfloat16 primitive always picks them (AMX's kernels take channels-last only).
+  const bool own_layouts = p.dst_block && !p.bf16;
+  c->pd = own_layouts ? make_pd(c->src_md, c->dst_md) : make_pd(src_any, dst_any);
+  if (own_layouts && std::string(c->pd.impl_info_str()).rfind("ref", 0) == 0) c->pd = make_pd(src_any, dst_any);
   c->prim = dnnl::convolution_forward(c->pd);
   const bool w_as_is = c->pd.weights_desc() == c->w_md;
   if (constant_weights && !w_as_is) {
@@ -166,6 +169,7 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
       std::vector<int64_t> key = p.src_dims.empty() ? x.dims() : p.src_dims;
       key.push_back(z ? 1 : 0);
       key.push_back(b ? 1 : 0);
+      key.push_back(p.bf16 ? 1 : 0);
       KILN_ASSIGN_OR_RETURN(c, cache->get<ConvPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlConv, key}, [&] {
         return make_conv(x, w, b != nullptr, z != nullptr, p, act, constant_weights, shared);
       }));
@@ -198,11 +202,12 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
     dnnl::stream strm(eng);
     memory src_user(c->src_md, eng, const_cast<void*>(x.raw_data()));
     memory dst_user(c->dst_md, eng, y.raw_data());
-    memory w_mem = c->packed_w
-                       ? c->packed_w
-                       : in_layout(memory(c->w_md, eng, const_cast<void*>(w.raw_data())), c->pd.weights_desc(), strm);
+    memory w_mem = c->packed_w ? c->packed_w
+                               : in_layout(memory(c->w_md, eng, const_cast<void*>(w.raw_data())), c->pd.weights_desc(),
+                                           strm, kWeightsSlot);
     memory src_mem = in_layout(src_user, c->pd.src_desc(), strm), dst_mem = dst_user;
-    if (c->pd.dst_desc() != c->dst_md) dst_mem = memory(c->pd.dst_desc(), eng);
+    if (c->pd.dst_desc() != c->dst_md)
+      dst_mem = memory(c->pd.dst_desc(), eng, thread_buffer(kDestinationSlot, c->pd.dst_desc().get_size()));
     if (z) {
       // The sum post-op accumulates into dst: start it from z.
       if (dst_mem == dst_user) {

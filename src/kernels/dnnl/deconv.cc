@@ -90,9 +90,9 @@ Status deconv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvP
     dnnl::stream strm(eng);
     memory src_user(d->src_md, eng, const_cast<void*>(x.raw_data()));
     memory dst_user(d->dst_md, eng, y.raw_data());
-    memory w_mem = d->packed_w
-                       ? d->packed_w
-                       : in_layout(memory(d->w_md, eng, const_cast<void*>(w.raw_data())), d->pd.weights_desc(), strm);
+    memory w_mem = d->packed_w ? d->packed_w
+                               : in_layout(memory(d->w_md, eng, const_cast<void*>(w.raw_data())), d->pd.weights_desc(),
+                                           strm, kWeightsSlot);
     memory src_mem = in_layout(src_user, d->pd.src_desc(), strm), dst_mem = dst_user;
     if (d->pd.dst_desc() != d->dst_md) dst_mem = memory(d->pd.dst_desc(), eng);
     execute_weighted(d->prim, d->pd.scratchpad_desc(), src_mem, w_mem, dst_mem, dst_user, d->b_md,

@@ -22,26 +22,33 @@ inline dnnl::engine& cpu_engine() {
   return engine;
 }
 
-// Primitives are made with a user scratchpad (library scratchpads are not safe when concurrent runs execute
-// the same cached primitive): each thread keeps one growing scratch buffer and lends it to the primitive it runs.
-inline void* scratch_buffer(size_t need) {
-  struct Scratch {
-    void* data = nullptr;
-    size_t size = 0;
-    ~Scratch() { std::free(data); }
+// Buffers a thread reuses from one call to the next, each growing to the largest size asked of it: slot 0 is the
+// scratchpad (primitives are made with a user scratchpad: library scratchpads are not safe when concurrent runs
+// execute the same cached primitive), slots 1 to 3 hold tensors reordered for a primitive (the source, say in
+// bfloat16; the destination in the primitive's layout; weights that are not constant).
+inline constexpr size_t kScratchSlot = 0, kSourceSlot = 1, kDestinationSlot = 2, kWeightsSlot = 3;
+inline void* thread_buffer(size_t slot, size_t need) {
+  struct Buffers {
+    void* data[4] = {};
+    size_t size[4] = {};
+    ~Buffers() {
+      for (void* d : data) std::free(d);
+    }
   };
-  thread_local Scratch scratch;
-  if (need > scratch.size) {
-    std::free(scratch.data);
-    scratch.size = (need + 4095) / 4096 * 4096;
-    scratch.data = std::aligned_alloc(64, scratch.size);
-    if (!scratch.data) {
-      scratch.size = 0;
-      throw dnnl::error(dnnl_out_of_memory, "cannot allocate the oneDNN scratchpad");
+  thread_local Buffers buffers;
+  if (need > buffers.size[slot]) {
+    std::free(buffers.data[slot]);
+    buffers.size[slot] = (need + 4095) / 4096 * 4096;
+    buffers.data[slot] = std::aligned_alloc(64, buffers.size[slot]);
+    if (!buffers.data[slot]) {
+      buffers.size[slot] = 0;
+      throw dnnl::error(dnnl_out_of_memory, "cannot allocate a oneDNN work buffer");
     }
   }
-  return need ? scratch.data : nullptr;
+  return need ? buffers.data[slot] : nullptr;
 }
+
+inline void* scratch_buffer(size_t need) { return thread_buffer(kScratchSlot, need); }
 
 inline dnnl::memory scratchpad_for(const dnnl::memory::desc& md) {
   return dnnl::memory(md, cpu_engine(), scratch_buffer(md.get_size()));
@@ -79,10 +86,12 @@ class ThreadArgs {
   std::vector<std::pair<std::thread::id, std::shared_ptr<Set>>> sets_;
 };
 
-// `user` in the layout `want`: itself when it already is, else a new memory filled by a reorder on `strm`.
-inline dnnl::memory in_layout(const dnnl::memory& user, const dnnl::memory::desc& want, dnnl::stream& strm) {
+// `user` in the layout (and data type) `want`: itself when it already is, else the thread's buffer `slot` filled by
+// a reorder on `strm`.
+inline dnnl::memory in_layout(const dnnl::memory& user, const dnnl::memory::desc& want, dnnl::stream& strm,
+                              size_t slot = kSourceSlot) {
   if (user.get_desc() == want) return user;
-  dnnl::memory out(want, cpu_engine());
+  dnnl::memory out(want, cpu_engine(), thread_buffer(slot, want.get_size()));
   dnnl::reorder(user, out).execute(strm, const_cast<dnnl::memory&>(user), out);
   return out;
 }

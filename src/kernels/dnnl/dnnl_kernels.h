@@ -26,6 +26,10 @@ struct ConvParams {
   // (0: plain NCHW). A blocked tensor is stored as [N, ceil(C / block), H, W, block], padding lanes zero.
   std::vector<int64_t> src_dims;  // empty: x.dims()
   int src_block = 0, dst_block = 0;
+  // Multiply in bfloat16 with float32 accumulation (Precision::kBf16): x is converted on each call, constant
+  // weights once; y, b and z stay float32, and the primitive picks its own layouts (AMX's are channels-last),
+  // with reorders at the edges.
+  bool bf16 = false;
 };
 
 // True when oneDNN has a direct (jit) kernel for this convolution in the layouts p asks for; false when it
@@ -62,6 +66,9 @@ struct MatMulParams {
   int64_t batch = 1, M = 0, N = 0, K = 0;
   bool trans_a = false, trans_b = false;
   float alpha = 1.0f;
+  // Multiply in bfloat16 with float32 accumulation: a (and a B that is not constant) converted on each call, a
+  // constant B once; bias and y stay float32.
+  bool bf16 = false;
 };
 // `impl` (optional) receives the implementation oneDNN chose, "dnnl_matmul(brg:avx512_core)". `shared` (optional):
 // the session's cache for what depends only on constants; a constant B reordered into the primitive's layout is

@@ -28,19 +28,26 @@ StatusOr<std::shared_ptr<MatMulPrimitive>> make_matmul(const float* b, bool has_
   dnnl::engine& eng = cpu_engine();
   auto m = std::make_shared<MatMulPrimitive>();
   const auto f32 = memory::data_type::f32;
-  memory::desc b_pd_md;
+  // What the primitive reads: the tensors as they are (float32), or bfloat16 copies of A (row-major) and B (in
+  // the layout oneDNN picks when constant) made by reorders.
+  const auto bf16 = memory::data_type::bf16;
+  memory::desc a_pd_md, b_pd_md;
   if (p.batch == 1) {
     m->a_md = memory::desc({p.M, p.K}, f32, p.trans_a ? memory::dims{1, p.M} : memory::dims{p.K, 1});
     m->b_md = memory::desc({p.K, p.N}, f32, p.trans_b ? memory::dims{1, p.K} : memory::dims{p.N, 1});
     m->y_md = memory::desc({p.M, p.N}, f32, memory::format_tag::ab);
     m->bias_md = memory::desc({1, p.N}, f32, memory::format_tag::ab);
-    b_pd_md = constant_b ? memory::desc({p.K, p.N}, f32, memory::format_tag::any) : m->b_md;
+    a_pd_md = p.bf16 ? memory::desc({p.M, p.K}, bf16, memory::format_tag::ab) : m->a_md;
+    b_pd_md = constant_b ? memory::desc({p.K, p.N}, p.bf16 ? bf16 : f32, memory::format_tag::any)
+              : p.bf16   ? memory::desc({p.K, p.N}, bf16, memory::format_tag::ab)
+                         : m->b_md;
   } else {
     m->a_md = memory::desc({p.batch, p.M, p.K}, f32, memory::format_tag::abc);
     m->b_md = memory::desc({p.batch, p.K, p.N}, f32, memory::format_tag::abc);
     m->y_md = memory::desc({p.batch, p.M, p.N}, f32, memory::format_tag::abc);
     m->bias_md = memory::desc({1, 1, p.N}, f32, memory::format_tag::abc);
-    b_pd_md = m->b_md;
+    a_pd_md = p.bf16 ? memory::desc({p.batch, p.M, p.K}, bf16, memory::format_tag::abc) : m->a_md;
+    b_pd_md = p.bf16 ? memory::desc({p.batch, p.K, p.N}, bf16, memory::format_tag::abc) : m->b_md;
   }
   dnnl::primitive_attr attr;
   if (p.alpha != 1.0f) attr.set_output_scales(0, {p.alpha});
@@ -48,8 +55,8 @@ StatusOr<std::shared_ptr<MatMulPrimitive>> make_matmul(const float* b, bool has_
   append_activation(ops, act);
   attr.set_post_ops(ops);
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  auto desc = has_bias ? dnnl::matmul::desc(m->a_md, b_pd_md, m->bias_md, m->y_md)
-                       : dnnl::matmul::desc(m->a_md, b_pd_md, m->y_md);
+  auto desc = has_bias ? dnnl::matmul::desc(a_pd_md, b_pd_md, m->bias_md, m->y_md)
+                       : dnnl::matmul::desc(a_pd_md, b_pd_md, m->y_md);
   m->pd = dnnl::matmul::primitive_desc(desc, attr, eng);
   m->prim = dnnl::matmul(m->pd);
   if (constant_b && m->pd.weights_desc() != m->b_md) {
@@ -79,17 +86,19 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
     std::shared_ptr<MatMulPrimitive> m;
     auto make = [&] { return make_matmul(b, bias != nullptr, p, act, constant_b && cache, shared); };
     if (cache) {
-      std::vector<int64_t> key{p.batch, p.M, p.N, p.K, p.trans_a, p.trans_b, bias != nullptr};
+      std::vector<int64_t> key{p.batch, p.M, p.N, p.K, p.trans_a, p.trans_b, bias != nullptr, p.bf16};
       KILN_ASSIGN_OR_RETURN(m, cache->get<MatMulPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlMatMul, key}, make));
     } else {
       KILN_ASSIGN_OR_RETURN(m, make());
     }
     dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
-    memory b_mem = m->packed_b ? m->packed_b_mem : memory(m->b_md, eng, const_cast<float*>(b));
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(m->a_md, eng, const_cast<float*>(a))},
-                                         {DNNL_ARG_WEIGHTS, b_mem},
-                                         {DNNL_ARG_DST, memory(m->y_md, eng, y)}};
+    memory b_mem =
+        m->packed_b ? m->packed_b_mem
+                    : in_layout(memory(m->b_md, eng, const_cast<float*>(b)), m->pd.weights_desc(), strm, kWeightsSlot);
+    memory a_mem = in_layout(memory(m->a_md, eng, const_cast<float*>(a)), m->pd.src_desc(), strm);
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, memory(m->y_md, eng, y)}};
     if (bias) args.emplace(DNNL_ARG_BIAS, memory(m->bias_md, eng, const_cast<float*>(bias)));
     args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad_for(m->pd.scratchpad_desc()));
     m->prim.execute(strm, args);

@@ -28,14 +28,14 @@ bool conv_fits(const KernelContext& ctx) {
 }
 
 // y = act(Conv(X, W) + B + Z) on oneDNN (conv_fits holds).
-Status conv_dnnl(KernelContext& ctx, const Activation& act, const Tensor* z) {
+Status conv_dnnl(KernelContext& ctx, const Activation& act, const Tensor* z, bool bf16 = false) {
   const Tensor& x = *ctx.input(0);
   const Tensor& w = *ctx.input(1);
   const Tensor* b = ctx.input(2);
   ConvGeom g;
   KILN_RETURN_IF_ERROR(conv_setup(ctx, x.dims(), w, g));
   const Dims od = out_dims(g, g.M);
-  dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, g.pad_end, od, {}, 0, 0};
+  dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, g.pad_end, od, {}, 0, 0, bf16};
   // Z of the output's shape rides on oneDNN's sum post-op; a broadcast Z is added afterwards.
   const bool z_inline = z && z->dtype() == DType::kFloat32 && z->dims() == od;
   const Activation inline_act = z && !z_inline ? Activation{} : act;
@@ -75,6 +75,20 @@ bool fusedconv_dnnl_supports(const KernelContext& ctx) { return conv_fits(ctx) &
 Status fusedconv_dnnl_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(Activation act, fused_activation(ctx));
   return conv_dnnl(ctx, act, ctx.input(3));
+}
+
+// The bfloat16 forms (Precision::kBf16).
+bool conv_dnnl_bf16_supports(const KernelContext& ctx) { return conv_fits(ctx) && bf16_allowed(ctx); }
+
+Status conv_dnnl_bf16_kernel(KernelContext& ctx) { return conv_dnnl(ctx, Activation{}, nullptr, true); }
+
+bool fusedconv_dnnl_bf16_supports(const KernelContext& ctx) {
+  return fusedconv_dnnl_supports(ctx) && bf16_allowed(ctx);
+}
+
+Status fusedconv_dnnl_bf16_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(Activation act, fused_activation(ctx));
+  return conv_dnnl(ctx, act, ctx.input(3), true);
 }
 
 bool convtranspose_dnnl_supports(const KernelContext& ctx) {

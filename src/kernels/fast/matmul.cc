@@ -170,10 +170,11 @@ Status matmul_sgemm_kernel(KernelContext& ctx) {
 
 bool matmul_dnnl_supports(const KernelContext& ctx) { return matmul_fits(ctx) && ctx.isa() >= Isa::kAvx2; }
 
-Status matmul_dnnl_kernel(KernelContext& ctx) {
+static Status matmul_dnnl(KernelContext& ctx, bool bf16) {
   const Tensor& a = *ctx.input(0);
   const Tensor& b = *ctx.input(1);
   dnnl_kernels::MatMulParams p;
+  p.bf16 = bf16;
   KILN_ASSIGN_OR_RETURN(Tensor * out, matmul_output(ctx, p.batch, p.M));
   p.K = a.dims().back();
   p.N = b.dims().back();
@@ -199,11 +200,12 @@ Status gemm_sgemm_kernel(KernelContext& ctx) {
 
 bool gemm_dnnl_supports(const KernelContext& ctx) { return gemm_fits(ctx) && ctx.isa() >= Isa::kAvx2; }
 
-Status gemm_dnnl_kernel(KernelContext& ctx) {
+static Status gemm_dnnl(KernelContext& ctx, bool bf16) {
   const Tensor& a = *ctx.input(0);
   const Tensor& b = *ctx.input(1);
   const Tensor* c = ctx.input(2);
   dnnl_kernels::MatMulParams p;
+  p.bf16 = bf16;
   p.trans_a = ctx.attr_int("transA", 0) != 0;
   p.trans_b = ctx.attr_int("transB", 0) != 0;
   p.M = p.trans_a ? a.dims()[1] : a.dims()[0];
@@ -224,13 +226,27 @@ Status fusedmatmul_sgemm_kernel(KernelContext& ctx) {
 
 bool fusedmatmul_dnnl_supports(const KernelContext& ctx) { return fusedmatmul_fits(ctx) && ctx.isa() >= Isa::kAvx2; }
 
-Status fusedmatmul_dnnl_kernel(KernelContext& ctx) {
+static Status fusedmatmul_dnnl(KernelContext& ctx, bool bf16) {
   KILN_ASSIGN_OR_RETURN(FusedMatMulArgs r, fusedmatmul_args(ctx));
   dnnl_kernels::MatMulParams p;
   p.M = r.M;
   p.N = r.N;
   p.K = r.K;
+  p.bf16 = bf16;
   return dnnl_matmul(ctx, r.a, r.b->data<float>(), r.bias, r.y, p, r.act, ctx.input_is_constant(1));
 }
+
+Status matmul_dnnl_kernel(KernelContext& ctx) { return matmul_dnnl(ctx, false); }
+Status gemm_dnnl_kernel(KernelContext& ctx) { return gemm_dnnl(ctx, false); }
+Status fusedmatmul_dnnl_kernel(KernelContext& ctx) { return fusedmatmul_dnnl(ctx, false); }
+
+// ---- The bfloat16 forms (Precision::kBf16): the same cases on oneDNN's bfloat16 matmul.
+
+bool matmul_dnnl_bf16_supports(const KernelContext& ctx) { return matmul_fits(ctx) && bf16_allowed(ctx); }
+Status matmul_dnnl_bf16_kernel(KernelContext& ctx) { return matmul_dnnl(ctx, true); }
+bool gemm_dnnl_bf16_supports(const KernelContext& ctx) { return gemm_fits(ctx) && bf16_allowed(ctx); }
+Status gemm_dnnl_bf16_kernel(KernelContext& ctx) { return gemm_dnnl(ctx, true); }
+bool fusedmatmul_dnnl_bf16_supports(const KernelContext& ctx) { return fusedmatmul_fits(ctx) && bf16_allowed(ctx); }
+Status fusedmatmul_dnnl_bf16_kernel(KernelContext& ctx) { return fusedmatmul_dnnl(ctx, true); }
 
 }  // namespace kiln::cpu
