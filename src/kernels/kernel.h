@@ -45,6 +45,9 @@ enum class CacheEntry : int64_t {
   kPointwiseWeights,   // pointwise::pack_weights of a 1x1 convolution's W: {M, C, block}
   kDnnlMatMulWeights,  // a constant B reordered for a oneDNN matmul: {K, N, trans_b, bytes, layout hash}
   kDnnlConvWeights,    // a constant W reordered for a oneDNN convolution: {W's oneDNN dims..., bytes, layout hash}
+  // Added later (plans store these numbers: new entries go last). A node's cache:
+  kDnnlQConv,    // dnnl_kernels::qconv_int8's primitive
+  kDnnlQMatMul,  // dnnl_kernels::qmatmul_int8's primitive
 };
 
 struct CacheKey {

@@ -54,6 +54,33 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
                 const cpu::Activation& act, cpu::KernelCache* cache, bool constant_weights, Tensor& y, int threads,
                 std::string* impl = nullptr, cpu::KernelCache* shared = nullptr);
 
+// ONNX QLinearConv on oneDNN's int8 convolution: x uint8 or int8 (plain layout) with a zero point, w int8 with
+// zero points 0, bias int32 [M] (optional), y uint8 or int8:
+// y = saturate(round_half_even((sum (x - x_zero_point) * w + bias) * scales[m]) + y_zero_point),
+// scales[m] = x_scale * w_scale[m] / y_scale (one value: per tensor). p.conv gives the geometry (plain layouts).
+struct QConvParams {
+  ConvParams conv;
+  int32_t x_zero_point = 0, y_zero_point = 0;
+  std::vector<float> scales;
+  bool x_signed = false, y_signed = false;
+};
+Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QConvParams& p, cpu::KernelCache* cache,
+                  bool constant_weights, Tensor& y, int threads, std::string* impl = nullptr,
+                  cpu::KernelCache* shared = nullptr);
+
+// A quantized 2-D product y[M, N] = a[M, K] @ b[K, N], row-major, on oneDNN's int8 matmul. QLinearMatMul: a
+// uint8/int8 with a zero point, b int8 with zero points 0, y uint8/int8, scales[n] = a_scale * b_scale[n] / y_scale
+// (one value: per tensor); y = saturate(round_half_even(acc * scales[n]) + y_zero_point). MatMulInteger: y int32
+// (y_type kInt32), no scales, acc itself.
+struct QMatMulParams {
+  int64_t M = 0, N = 0, K = 0;
+  DType a_type = DType::kUInt8, b_type = DType::kInt8, y_type = DType::kUInt8;
+  int32_t a_zero_point = 0, y_zero_point = 0;
+  std::vector<float> scales;
+};
+Status qmatmul_int8(const void* a, const void* b, void* y, const QMatMulParams& p, cpu::KernelCache* cache,
+                    bool constant_b, int threads, std::string* impl = nullptr, cpu::KernelCache* shared = nullptr);
+
 // y = ConvTranspose(x, w) + b into `y` (allocated with p.out_dims), plain layouts; p.pad_end is oneDNN's
 // right padding ((in - 1) * stride + effective kernel - pad_begin - out; >= 0).
 Status deconv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvParams& p, cpu::KernelCache* cache,

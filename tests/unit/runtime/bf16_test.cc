@@ -137,8 +137,9 @@ TEST(Bf16, MatrixProductsMatchReference) {
   std::mt19937 rng(7);
   auto r = [&](std::vector<int64_t> d) { return random_tensor(std::move(d), rng); };
   // A constant B (packed to bfloat16 once) and a fed one (converted on each call); batched products.
-  expect_bf16_matches_reference(one_node("MatMul", {"a", "b"}, {}, {make_tensor("b", r({96, 40}))}, {{"a", {3, 7, 96}}}),
-                                {{"a", r({3, 7, 96})}}, "matmul.dnnl_bf16");
+  expect_bf16_matches_reference(
+      one_node("MatMul", {"a", "b"}, {}, {make_tensor("b", r({96, 40}))}, {{"a", {3, 7, 96}}}), {{"a", r({3, 7, 96})}},
+      "matmul.dnnl_bf16");
   expect_bf16_matches_reference(one_node("MatMul", {"a", "b"}, {}, {}, {{"a", {9, 33}}, {"b", {33, 20}}}),
                                 {{"a", r({9, 33})}, {"b", r({33, 20})}}, "matmul.dnnl_bf16");
   expect_bf16_matches_reference(one_node("MatMul", {"a", "b"}, {}, {}, {{"a", {2, 3, 5, 16}}, {"b", {2, 3, 16, 4}}}),
@@ -151,9 +152,10 @@ TEST(Bf16, MatrixProductsMatchReference) {
       auto gemm = one_node("Gemm", {"a", "b", "c"}, {make_attribute("transA", ta), make_attribute("transB", tb)},
                            {make_tensor("b", r(bd)), make_tensor("c", r({9}))}, {{"a", ad}});
       expect_bf16_matches_reference(gemm, {{"a", r(ad)}}, "gemm.dnnl_bf16");
-      auto scaled = one_node("Gemm", {"a", "b"},
-                             {make_attribute("transA", ta), make_attribute("transB", tb), make_attribute("alpha", 0.5f)},
-                             {}, {{"a", ad}, {"b", bd}});
+      auto scaled =
+          one_node("Gemm", {"a", "b"},
+                   {make_attribute("transA", ta), make_attribute("transB", tb), make_attribute("alpha", 0.5f)}, {},
+                   {{"a", ad}, {"b", bd}});
       expect_bf16_matches_reference(scaled, {{"a", r(ad)}, {"b", r(bd)}}, "gemm.dnnl_bf16");
     }
   }
@@ -180,7 +182,8 @@ TEST(Bf16, SessionSaysWhatItRuns) {
   auto capped = std::move(Session::create(model, opts)).value();
   EXPECT_EQ(capped->precision(), "fp32");
   ASSERT_TRUE(capped->run({{"a", random_tensor({4, 16}, rng)}}).is_ok());
-  for (const KernelChoice& c : capped->kernel_choices()) EXPECT_EQ(c.kernel.find("bf16"), std::string::npos) << c.kernel;
+  for (const KernelChoice& c : capped->kernel_choices())
+    EXPECT_EQ(c.kernel.find("bf16"), std::string::npos) << c.kernel;
 }
 
 TEST(Bf16, PlansCarryThePrecisionAndTheBf16Weights) {

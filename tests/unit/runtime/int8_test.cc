@@ -1,0 +1,220 @@
+// The int8 fast kernels (qlinearconv.dnnl, qlinearmatmul.dnnl, matmulinteger.dnnl) against the reference kernels.
+// Integer results (MatMulInteger) must be equal; requantized ones (QLinearConv, QLinearMatMul) within one
+// quantization step, which a few elements may differ by: oneDNN multiplies the int32 sum by the scale in float32,
+// the reference in double, and a product that lands within float32's rounding of a .5 boundary rounds the other way.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/isa.h"
+#include "kiln/ir/builder.h"
+#include "kiln/runtime/session.h"
+
+namespace kiln {
+namespace {
+
+using namespace ir::helper;
+
+bool fast_here() { return cpu::default_isa() >= cpu::Isa::kAvx2; }
+
+// A tensor of `dtype` with values drawn uniformly from [lo, hi].
+Tensor random_ints(DType dtype, std::vector<int64_t> dims, std::mt19937& rng, int lo, int hi) {
+  Tensor t = Tensor::allocate(dtype, std::move(dims)).value();
+  std::uniform_int_distribution<int> u(lo, hi);
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    const int v = u(rng);
+    switch (dtype) {
+      case DType::kUInt8: t.data<uint8_t>()[i] = static_cast<uint8_t>(v); break;
+      case DType::kInt8: t.data<int8_t>()[i] = static_cast<int8_t>(v); break;
+      default: t.data<int32_t>()[i] = v; break;
+    }
+  }
+  return t;
+}
+
+Tensor scalar_f32(float v) {
+  Tensor t = Tensor::allocate(DType::kFloat32, {}).value();
+  t.data<float>()[0] = v;
+  return t;
+}
+
+Tensor floats(std::vector<float> v) {
+  Tensor t = Tensor::allocate(DType::kFloat32, {static_cast<int64_t>(v.size())}).value();
+  for (size_t i = 0; i < v.size(); ++i) t.data<float>()[i] = v[i];
+  return t;
+}
+
+Tensor zero_point(DType dtype, int v) {
+  Tensor t = Tensor::allocate(dtype, {}).value();
+  if (dtype == DType::kUInt8) {
+    t.data<uint8_t>()[0] = static_cast<uint8_t>(v);
+  } else {
+    t.data<int8_t>()[0] = static_cast<int8_t>(v);
+  }
+  return t;
+}
+
+int64_t element(const Tensor& t, int64_t i) {
+  switch (t.dtype()) {
+    case DType::kUInt8: return t.data<uint8_t>()[i];
+    case DType::kInt8: return t.data<int8_t>()[i];
+    default: return t.data<int32_t>()[i];
+  }
+}
+
+// Runs a one-node model (feeds "x"/"a"; every other input an initializer) on the reference and the fast kernels;
+// the fast session must run `kernel`, and its output must equal the reference's or (`step` 1) differ by at most one
+// in at most 1% of the elements.
+void expect_int8_matches_reference(const std::string& op, const std::vector<std::string>& inputs,
+                                   const std::vector<ir::Attribute>& attrs, std::vector<ir::NamedTensor> inits,
+                                   const std::string& feed_name, const Tensor& feed, const std::string& kernel,
+                                   int step) {
+  ir::Model model =
+      make_model(make_graph({make_node(op, inputs, {"y"}, "node", attrs)}, "g",
+                            {make_tensor_value_info(feed_name, feed.dtype(),
+                                                    std::vector<DimArg>(feed.dims().begin(), feed.dims().end()))},
+                            {make_tensor_value_info("y", DType::kUndefined, std::nullopt)}, std::move(inits)));
+  SessionOptions ref_opts;
+  ref_opts.reference_kernels = true;
+  auto ref = std::move(Session::create(model, ref_opts)).value()->run({{feed_name, feed}});
+  ASSERT_TRUE(ref.is_ok()) << ref.status().message();
+  SessionOptions opts;
+  opts.tune = false;
+  auto session = std::move(Session::create(model, opts)).value();
+  auto got = session->run({{feed_name, feed}});
+  ASSERT_TRUE(got.is_ok()) << got.status().message();
+  const Tensor& r = (*ref)[0];
+  const Tensor& f = (*got)[0];
+  ASSERT_EQ(f.dtype(), r.dtype());
+  ASSERT_EQ(f.dims(), r.dims());
+  int64_t off_by_one = 0;
+  for (int64_t i = 0; i < r.num_elements(); ++i) {
+    const int64_t d = std::abs(element(f, i) - element(r, i));
+    ASSERT_LE(d, step) << "element " << i << ": " << element(f, i) << " against " << element(r, i);
+    off_by_one += d;
+  }
+  EXPECT_LE(off_by_one * 100, r.num_elements()) << off_by_one << " of " << r.num_elements() << " elements differ";
+  bool ran = false;
+  std::string all;
+  for (const KernelChoice& c : session->kernel_choices()) {
+    ran = ran || c.kernel == kernel;
+    all += " " + c.kernel + "(" + c.detail + ")";
+  }
+  EXPECT_EQ(ran, fast_here()) << "ran" << all;
+}
+
+TEST(Int8, QLinearConvMatchesReference) {
+  std::mt19937 rng(17);
+  struct Case {
+    std::string name;
+    DType x_type, y_type;
+    std::vector<int64_t> x, w;
+    int64_t group;
+    std::vector<int64_t> strides, pads;
+    bool per_channel, bias;
+  };
+  const std::vector<Case> cases = {
+      {"u8 3x3, per-channel, bias", DType::kUInt8, DType::kUInt8, {1, 16, 12, 12}, {32, 16, 3, 3}, 1, {1, 1},
+       {1, 1, 1, 1}, true, true},
+      {"u8 1x1 stride 2, per-tensor", DType::kUInt8, DType::kUInt8, {2, 24, 9, 9}, {8, 24, 1, 1}, 1, {2, 2},
+       {0, 0, 0, 0}, false, false},
+      {"s8 in, s8 out", DType::kInt8, DType::kInt8, {1, 8, 10, 7}, {12, 8, 3, 3}, 1, {1, 1}, {1, 0, 1, 0}, true,
+       true},
+      {"first layer, 3 channels", DType::kUInt8, DType::kUInt8, {1, 3, 20, 20}, {16, 3, 5, 5}, 1, {2, 2},
+       {2, 2, 2, 2}, true, true},
+      {"depthwise", DType::kUInt8, DType::kUInt8, {1, 32, 8, 8}, {32, 1, 3, 3}, 32, {1, 1}, {1, 1, 1, 1}, true, true},
+      {"1-D", DType::kUInt8, DType::kInt8, {2, 6, 15}, {10, 6, 3}, 1, {1}, {1, 1}, true, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const int64_t M = c.w[0];
+    const bool x_signed = c.x_type == DType::kInt8;
+    std::vector<float> ws;
+    for (int64_t m = 0; m < (c.per_channel ? M : 1); ++m) ws.push_back(0.002f + 0.0005f * static_cast<float>(m % 7));
+    std::vector<ir::NamedTensor> inits{
+        make_tensor("xs", scalar_f32(0.02f)),
+        make_tensor("xz", zero_point(c.x_type, x_signed ? -3 : 121)),
+        make_tensor("w", random_ints(DType::kInt8, c.w, rng, -127, 127)),
+        make_tensor("ws", floats(ws)),
+        make_tensor("wz", zero_point(DType::kInt8, 0)),
+        make_tensor("ys", scalar_f32(0.05f)),
+        make_tensor("yz", zero_point(c.y_type, c.y_type == DType::kInt8 ? 5 : 100)),
+    };
+    std::vector<std::string> inputs{"x", "xs", "xz", "w", "ws", "wz", "ys", "yz"};
+    if (c.bias) {
+      inits.push_back(make_tensor("b", random_ints(DType::kInt32, {M}, rng, -2000, 2000)));
+      inputs.push_back("b");
+    }
+    std::vector<int64_t> pads = c.pads;
+    std::vector<ir::Attribute> attrs{make_attribute("group", c.group), make_attribute("strides", c.strides),
+                                     make_attribute("pads", pads)};
+    expect_int8_matches_reference("QLinearConv", inputs, attrs, std::move(inits), "x",
+                                  random_ints(c.x_type, c.x, rng, x_signed ? -128 : 0, x_signed ? 127 : 255),
+                                  "qlinearconv.dnnl", 1);
+  }
+}
+
+TEST(Int8, QLinearMatMulMatchesReference) {
+  std::mt19937 rng(19);
+  for (DType a_type : {DType::kUInt8, DType::kInt8}) {
+    for (bool per_column : {false, true}) {
+      SCOPED_TRACE(std::string(a_type == DType::kUInt8 ? "u8" : "s8") + (per_column ? " per column" : ""));
+      const int64_t K = 48, N = 20;
+      std::vector<float> bs;
+      for (int64_t n = 0; n < (per_column ? N : 1); ++n) bs.push_back(0.003f + 0.0002f * static_cast<float>(n));
+      const bool s = a_type == DType::kInt8;
+      std::vector<ir::NamedTensor> inits{
+          make_tensor("as", scalar_f32(0.03f)),
+          make_tensor("az", zero_point(a_type, s ? 2 : 128)),
+          make_tensor("b", random_ints(DType::kInt8, {K, N}, rng, -127, 127)),
+          make_tensor("bs", floats(bs)),
+          make_tensor("bz", zero_point(DType::kInt8, 0)),
+          make_tensor("ys", scalar_f32(0.04f)),
+          make_tensor("yz", zero_point(a_type, s ? -4 : 90)),
+      };
+      expect_int8_matches_reference("QLinearMatMul", {"a", "as", "az", "b", "bs", "bz", "ys", "yz"}, {},
+                                    std::move(inits), "a", random_ints(a_type, {3, 7, K}, rng, s ? -128 : 0, s ? 127 : 255),
+                                    "qlinearmatmul.dnnl", 1);
+    }
+  }
+}
+
+TEST(Int8, MatMulIntegerIsExact) {
+  std::mt19937 rng(23);
+  for (DType a_type : {DType::kUInt8, DType::kInt8}) {
+    SCOPED_TRACE(a_type == DType::kUInt8 ? "u8" : "s8");
+    const bool s = a_type == DType::kInt8;
+    std::vector<ir::NamedTensor> inits{make_tensor("b", random_ints(DType::kInt8, {64, 24}, rng, -127, 127)),
+                                       make_tensor("az", zero_point(a_type, s ? -7 : 133))};
+    expect_int8_matches_reference("MatMulInteger", {"a", "b", "az"}, {}, std::move(inits), "a",
+                                  random_ints(a_type, {2, 5, 64}, rng, s ? -128 : 0, s ? 127 : 255),
+                                  "matmulinteger.dnnl", 0);
+  }
+}
+
+TEST(Int8, CasesTheFastKernelsDoNotTakeRunTheReference) {
+  // Weights with a non-zero zero point (oneDNN has none for weights): the reference kernel, the same result.
+  std::mt19937 rng(29);
+  Tensor wz = Tensor::allocate(DType::kUInt8, {}).value();
+  wz.data<uint8_t>()[0] = 128;
+  std::vector<ir::NamedTensor> inits{make_tensor("xs", scalar_f32(0.02f)),
+                                     make_tensor("xz", zero_point(DType::kUInt8, 10)),
+                                     make_tensor("w", random_ints(DType::kUInt8, {4, 3, 3, 3}, rng, 0, 255)),
+                                     make_tensor("ws", scalar_f32(0.01f)),
+                                     make_tensor("wz", std::move(wz)),
+                                     make_tensor("ys", scalar_f32(0.1f)),
+                                     make_tensor("yz", zero_point(DType::kUInt8, 7))};
+  ir::Model model = make_model(
+      make_graph({make_node("QLinearConv", {"x", "xs", "xz", "w", "ws", "wz", "ys", "yz"}, {"y"}, "node")}, "g",
+                 {make_tensor_value_info("x", DType::kUInt8, std::vector<DimArg>{1, 3, 6, 6})},
+                 {make_tensor_value_info("y", DType::kUInt8, std::nullopt)}, std::move(inits)));
+  auto session = std::move(Session::create(model)).value();
+  ASSERT_TRUE(session->run({{"x", random_ints(DType::kUInt8, {1, 3, 6, 6}, rng, 0, 255)}}).is_ok());
+  for (const KernelChoice& c : session->kernel_choices()) EXPECT_EQ(c.kernel, "ref");
+}
+
+}  // namespace
+}  // namespace kiln
