@@ -1,7 +1,9 @@
 // Constant folding. Constant nodes become initializers; a node whose inputs are all constants runs once, here,
 // on the reference kernels, and its outputs become initializers; Shape and Size of a value whose shape is
 // fully known (graph inputs, value_info) become constants too, which folds the shape subgraphs exporters write.
-// Random ops are never folded, and neither is an output over 16M elements (it would bloat the model).
+// Random ops are never folded, and neither is an output over 16M elements (it would bloat the model). Dequantize
+// nodes are folded by a second pass (fold_quantized_constants), after fuse_qdq has taken the int8 weights
+// of the quantized convolutions and products.
 #include <unordered_set>
 
 #include "kernels/kernel.h"
@@ -108,7 +110,12 @@ std::optional<std::vector<Tensor>> evaluate(const ir::Model& m, const ir::Node& 
 
 }  // namespace
 
-int fold_constants(ir::Model& m) {
+namespace {
+
+// `quantize_ops`: fold DequantizeLinear too. The first folding leaves it (a QuantizeLinear of constant weights
+// becomes their int8 initializer), so that fuse_qdq sees a convolution's int8 weights; fold_quantized_constants,
+// after it, folds what it left.
+int fold(ir::Model& m, bool quantize_ops) {
   ir::Graph& g = m.graph;
   int rewrites = 0;
   std::unordered_set<std::string> inputs;
@@ -116,6 +123,7 @@ int fold_constants(ir::Model& m) {
   // Nodes are in topological order after import, so one sweep folds whole chains.
   for (auto& n : g.nodes) {
     if (n.outputs.empty()) continue;
+    if (!quantize_ops && is_onnx(n, "DequantizeLinear")) continue;
     bool clash = false;
     for (const auto& o : n.outputs) clash = clash || inputs.count(o);
     if (clash) continue;
@@ -138,5 +146,11 @@ int fold_constants(ir::Model& m) {
   sweep_removed(g);
   return rewrites;
 }
+
+}  // namespace
+
+int fold_constants(ir::Model& m) { return fold(m, false); }
+
+int fold_quantized_constants(ir::Model& m) { return fold(m, true); }
 
 }  // namespace kiln::opt

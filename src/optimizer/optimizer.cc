@@ -12,17 +12,26 @@ struct PassDef {
   int (*run)(ir::Model&);
 };
 
-// Order matters: folding first (it exposes constants to the fusions), Conv+Add before the activation fusion
+// Order matters: folding first (it exposes constants to the fusions; quantize/dequantize nodes are folded after
+// fuse_qdq has taken the int8 weights it fuses), Conv+Add before the activation fusion
 // (Relu(Conv + Z) is one FusedConv), GELU before the activation fusion (MatMul + bias + GELU is one
 // FusedMatMul), dead nodes last.
 const std::vector<PassDef>& passes() {
   static const std::vector<PassDef> kPasses = {
-      {"fold_constants", kBasic, fold_constants},    {"eliminate_identity", kBasic, eliminate_identity},
-      {"fold_conv_bn", kBasic, fold_conv_bn},        {"fold_transpose_reshape", kBasic, fold_transpose_reshape},
-      {"fuse_matmul_add", kBasic, fuse_matmul_add},  {"fuse_gelu", kExtended, fuse_gelu},
-      {"fuse_layernorm", kExtended, fuse_layernorm}, {"fuse_attention", kExtended, fuse_attention},
-      {"fuse_conv_add", kExtended, fuse_conv_add},   {"fuse_activation", kExtended, fuse_activation},
-      {"layout_nchwc", kAll, layout_nchwc},          {"eliminate_dead_nodes", kBasic, eliminate_dead_nodes},
+      {"fold_constants", kBasic, fold_constants},
+      {"eliminate_identity", kBasic, eliminate_identity},
+      {"fuse_qdq", kBasic, fuse_qdq},
+      {"fold_quantized_constants", kBasic, fold_quantized_constants},
+      {"fold_conv_bn", kBasic, fold_conv_bn},
+      {"fold_transpose_reshape", kBasic, fold_transpose_reshape},
+      {"fuse_matmul_add", kBasic, fuse_matmul_add},
+      {"fuse_gelu", kExtended, fuse_gelu},
+      {"fuse_layernorm", kExtended, fuse_layernorm},
+      {"fuse_attention", kExtended, fuse_attention},
+      {"fuse_conv_add", kExtended, fuse_conv_add},
+      {"fuse_activation", kExtended, fuse_activation},
+      {"layout_nchwc", kAll, layout_nchwc},
+      {"eliminate_dead_nodes", kBasic, eliminate_dead_nodes},
   };
   return kPasses;
 }

@@ -1,7 +1,7 @@
-// Quantized convolution and matrix product on oneDNN's int8 primitives (VNNI or AMX where the CPU has them): ONNX QLinearConv's
-// arithmetic, y = saturate(round((acc + bias) * scale[m]) + y_zero_point) with acc the int32 sum of
-// (x - x_zero_point) * w, which is exactly what oneDNN computes with a source zero point, a bias added before the
-// output scales and a destination zero point.
+// Quantized convolution and matrix product on oneDNN's int8 primitives (VNNI or AMX where the CPU has them): ONNX
+// QLinearConv's arithmetic, y = saturate(round((acc + bias) * scale[m]) + y_zero_point) with acc the int32 sum of (x -
+// x_zero_point) * w, which is exactly what oneDNN computes with a source zero point, a bias added before the output
+// scales and a destination zero point.
 #include <omp.h>
 
 #include <cstring>
@@ -65,10 +65,9 @@ StatusOr<std::shared_ptr<QConvPrimitive>> make_qconv(const Tensor& x, const Tens
   auto desc = has_bias ? dnnl::convolution_forward::desc(
                              dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_any, w_any,
                              q->b_md, dst_any, to_dims(cp.strides), dil, to_dims(cp.pad_begin), to_dims(cp.pad_end))
-                       : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                         dnnl::algorithm::convolution_direct, src_any, w_any, dst_any,
-                                                         to_dims(cp.strides), dil, to_dims(cp.pad_begin),
-                                                         to_dims(cp.pad_end));
+                       : dnnl::convolution_forward::desc(
+                             dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_any, w_any,
+                             dst_any, to_dims(cp.strides), dil, to_dims(cp.pad_begin), to_dims(cp.pad_end));
   q->pd = dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
   q->prim = dnnl::convolution_forward(q->pd);
   if (constant_weights) {
@@ -108,8 +107,8 @@ Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QC
     memory src_user(q->src_md, eng, const_cast<void*>(x.raw_data()));
     memory dst_user(q->dst_md, eng, y.raw_data());
     memory w_mem = q->packed_w ? q->packed_w
-                               : in_layout(memory(q->w_md, eng, const_cast<void*>(w.raw_data())),
-                                           q->pd.weights_desc(), strm, kWeightsSlot);
+                               : in_layout(memory(q->w_md, eng, const_cast<void*>(w.raw_data())), q->pd.weights_desc(),
+                                           strm, kWeightsSlot);
     memory src_mem = in_layout(src_user, q->pd.src_desc(), strm), dst_mem = dst_user;
     if (q->pd.dst_desc() != q->dst_md) {
       dst_mem = memory(q->pd.dst_desc(), eng, thread_buffer(kDestinationSlot, q->pd.dst_desc().get_size()));
@@ -155,9 +154,9 @@ StatusOr<std::shared_ptr<QMatMulPrimitive>> make_qmatmul(const void* b, const QM
   q->pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(q->a_md, b_any, q->y_md), attr, cpu_engine());
   q->prim = dnnl::matmul(q->pd);
   if (constant_b && q->pd.weights_desc() != q->b_md) {
-    KILN_ASSIGN_OR_RETURN(q->packed_b, packed_weights(shared, cpu::CacheEntry::kDnnlMatMulWeights, b,
-                                                      {p.K, p.N, 2, p.a_type == DType::kInt8}, q->b_md,
-                                                      q->pd.weights_desc()));
+    KILN_ASSIGN_OR_RETURN(q->packed_b,
+                          packed_weights(shared, cpu::CacheEntry::kDnnlMatMulWeights, b,
+                                         {p.K, p.N, 2, p.a_type == DType::kInt8}, q->b_md, q->pd.weights_desc()));
     q->packed_b_mem = memory(q->pd.weights_desc(), cpu_engine(), q->packed_b->buffer.get());
   }
   return q;
@@ -173,8 +172,14 @@ Status qmatmul_int8(const void* a, const void* b, void* y, const QMatMulParams& 
     std::shared_ptr<QMatMulPrimitive> q;
     auto make = [&] { return make_qmatmul(b, p, constant_b && cache, shared); };
     if (cache) {
-      std::vector<int64_t> key{p.M, p.N, p.K, static_cast<int64_t>(p.a_type), static_cast<int64_t>(p.b_type),
-                               static_cast<int64_t>(p.y_type), p.a_zero_point, p.y_zero_point};
+      std::vector<int64_t> key{p.M,
+                               p.N,
+                               p.K,
+                               static_cast<int64_t>(p.a_type),
+                               static_cast<int64_t>(p.b_type),
+                               static_cast<int64_t>(p.y_type),
+                               p.a_zero_point,
+                               p.y_zero_point};
       for (float s : p.scales) {
         int32_t bits;
         std::memcpy(&bits, &s, sizeof bits);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/isa.h"
 #include "kernels/kernel.h"
 #include "kernels/ref/conv_geometry.h"
 
@@ -38,6 +39,22 @@ bool symmetric_weights(const Tensor* w, const Tensor* w_scale, const Tensor* w_z
   return true;
 }
 
+// Whether oneDNN's int8 product is exact for this source type and these weights: with VNNI (or AMX) it sums
+// u8/s8 x s8 products in int32; without (AVX2, AVX-512 before Cascade Lake) vpmaddubsw adds pairs of u8 x s8
+// products in saturating int16, exact only while |w| <= 64 (the "reduce_range" 7-bit weights ONNX Runtime
+// quantizes for such CPUs: 2 * 255 * 64 < 32768), and an int8 source is handled by halving the weights (measured:
+// 17% of the outputs one step off), so only uint8 sources qualify.
+bool int8_exact(const KernelContext& ctx, DType source, const Tensor& w) {
+  const CpuFeatures& f = cpu_features();
+  if (ctx.isa() == Isa::kAvx512 && (f.avx512_vnni || f.amx_int8)) return true;
+  if (source != DType::kUInt8) return false;
+  const int8_t* p = w.data<int8_t>();
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    if (p[i] < -64 || p[i] > 64) return false;
+  }
+  return true;
+}
+
 // x_scale * w_scale[m] / y_scale, in double as the reference kernel computes it, rounded once to float.
 std::vector<float> output_scales(const Tensor& x_scale, const Tensor& w_scale, const Tensor& y_scale) {
   const double xs = x_scale.data<float>()[0], ys = y_scale.data<float>()[0];
@@ -65,6 +82,7 @@ bool qlinearconv_dnnl_supports(const KernelContext& ctx) {
     return false;
   }
   if (b && (b->dtype() != DType::kInt32 || b->num_elements() != M)) return false;
+  if (!int8_exact(ctx, x->dtype(), *w)) return false;
   ConvGeom g;
   return conv_setup(ctx, x->dims(), *w, g).is_ok();
 }
@@ -76,8 +94,8 @@ Status qlinearconv_dnnl_kernel(KernelContext& ctx) {
   ConvGeom g;
   KILN_RETURN_IF_ERROR(conv_setup(ctx, x.dims(), w, g));
   dnnl_kernels::QConvParams p;
-  p.conv = dnnl_kernels::ConvParams{g.group, g.strides, g.dilations, g.pad_begin, g.pad_end, out_dims(g, g.M),
-                                    {},      0,         0,           false};
+  p.conv = dnnl_kernels::ConvParams{g.group,          g.strides, g.dilations, g.pad_begin, g.pad_end,
+                                    out_dims(g, g.M), {},        0,           0,           false};
   p.x_zero_point = zero_point_of(*ctx.input(2));
   p.y_zero_point = zero_point_of(y_zp);
   p.x_signed = x.dtype() == DType::kInt8;
@@ -118,7 +136,8 @@ bool qlinearmatmul_dnnl_supports(const KernelContext& ctx) {
   std::vector<int64_t> od;
   if (ctx.isa() < Isa::kAvx2 || !is_8bit(a) || !is_8bit(y_zp) || !product_dims(a, b, rows, K, N, od)) return false;
   return is_scalar_f32(ctx.input(1)) && is_scalar_f32(ctx.input(6)) && scalar_zero_point(ctx.input(2), a->dtype()) &&
-         scalar_zero_point(y_zp, y_zp->dtype()) && symmetric_weights(b, ctx.input(4), ctx.input(5), N);
+         scalar_zero_point(y_zp, y_zp->dtype()) && symmetric_weights(b, ctx.input(4), ctx.input(5), N) &&
+         int8_exact(ctx, a->dtype(), *b);
 }
 
 Status qlinearmatmul_dnnl_kernel(KernelContext& ctx) {
@@ -155,7 +174,7 @@ bool matmulinteger_dnnl_supports(const KernelContext& ctx) {
       !product_dims(a, b, rows, K, N, od)) {
     return false;
   }
-  if (a_zp && !scalar_zero_point(a_zp, a->dtype())) return false;
+  if ((a_zp && !scalar_zero_point(a_zp, a->dtype())) || !int8_exact(ctx, a->dtype(), *b)) return false;
   const Tensor* b_zp = ctx.input(3);
   if (b_zp) {
     if (b_zp->dtype() != DType::kInt8) return false;

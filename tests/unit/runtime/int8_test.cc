@@ -4,6 +4,7 @@
 // the reference in double, and a product that lands within float32's rounding of a .5 boundary rounds the other way.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "kernels/isa.h"
 #include "kiln/ir/builder.h"
+#include "kiln/optimizer/optimizer.h"
 #include "kiln/runtime/session.h"
 
 namespace kiln {
@@ -19,6 +21,13 @@ namespace {
 using namespace ir::helper;
 
 bool fast_here() { return cpu::default_isa() >= cpu::Isa::kAvx2; }
+
+// Whether the int8 kernels take weights of the full int8 range and int8 sources here (VNNI or AMX); without, 7-bit
+// weights and uint8 sources only.
+bool vnni_here() {
+  const cpu::CpuFeatures& f = cpu::cpu_features();
+  return cpu::default_isa() == cpu::Isa::kAvx512 && (f.avx512_vnni || f.amx_int8);
+}
 
 // A tensor of `dtype` with values drawn uniformly from [lo, hi].
 Tensor random_ints(DType dtype, std::vector<int64_t> dims, std::mt19937& rng, int lo, int hi) {
@@ -66,17 +75,17 @@ int64_t element(const Tensor& t, int64_t i) {
 }
 
 // Runs a one-node model (feeds "x"/"a"; every other input an initializer) on the reference and the fast kernels;
-// the fast session must run `kernel`, and its output must equal the reference's or (`step` 1) differ by at most one
-// in at most 1% of the elements.
+// the fast session must run `kernel` where the CPU has VNNI or AMX (`seven_bit`: the weights are 7-bit and the
+// source uint8, which it takes on any AVX2 CPU), and its output must equal the reference's or (`step` 1) differ by at
+// most one in at most 1% of the elements.
 void expect_int8_matches_reference(const std::string& op, const std::vector<std::string>& inputs,
                                    const std::vector<ir::Attribute>& attrs, std::vector<ir::NamedTensor> inits,
                                    const std::string& feed_name, const Tensor& feed, const std::string& kernel,
-                                   int step) {
-  ir::Model model =
-      make_model(make_graph({make_node(op, inputs, {"y"}, "node", attrs)}, "g",
-                            {make_tensor_value_info(feed_name, feed.dtype(),
-                                                    std::vector<DimArg>(feed.dims().begin(), feed.dims().end()))},
-                            {make_tensor_value_info("y", DType::kUndefined, std::nullopt)}, std::move(inits)));
+                                   int step, bool seven_bit = false) {
+  ir::Model model = make_model(make_graph(
+      {make_node(op, inputs, {"y"}, "node", attrs)}, "g",
+      {make_tensor_value_info(feed_name, feed.dtype(), std::vector<DimArg>(feed.dims().begin(), feed.dims().end()))},
+      {make_tensor_value_info("y", DType::kUndefined, std::nullopt)}, std::move(inits)));
   SessionOptions ref_opts;
   ref_opts.reference_kernels = true;
   auto ref = std::move(Session::create(model, ref_opts)).value()->run({{feed_name, feed}});
@@ -103,7 +112,7 @@ void expect_int8_matches_reference(const std::string& op, const std::vector<std:
     ran = ran || c.kernel == kernel;
     all += " " + c.kernel + "(" + c.detail + ")";
   }
-  EXPECT_EQ(ran, fast_here()) << "ran" << all;
+  EXPECT_EQ(ran, seven_bit ? fast_here() : vnni_here()) << "ran" << all;
 }
 
 TEST(Int8, QLinearConvMatchesReference) {
@@ -115,18 +124,64 @@ TEST(Int8, QLinearConvMatchesReference) {
     int64_t group;
     std::vector<int64_t> strides, pads;
     bool per_channel, bias;
+    int w_max = 127;  // 64: 7-bit weights, which the kernel takes without VNNI too
   };
   const std::vector<Case> cases = {
-      {"u8 3x3, per-channel, bias", DType::kUInt8, DType::kUInt8, {1, 16, 12, 12}, {32, 16, 3, 3}, 1, {1, 1},
-       {1, 1, 1, 1}, true, true},
-      {"u8 1x1 stride 2, per-tensor", DType::kUInt8, DType::kUInt8, {2, 24, 9, 9}, {8, 24, 1, 1}, 1, {2, 2},
-       {0, 0, 0, 0}, false, false},
-      {"s8 in, s8 out", DType::kInt8, DType::kInt8, {1, 8, 10, 7}, {12, 8, 3, 3}, 1, {1, 1}, {1, 0, 1, 0}, true,
+      {"u8 3x3, per-channel, bias",
+       DType::kUInt8,
+       DType::kUInt8,
+       {1, 16, 12, 12},
+       {32, 16, 3, 3},
+       1,
+       {1, 1},
+       {1, 1, 1, 1},
+       true,
        true},
-      {"first layer, 3 channels", DType::kUInt8, DType::kUInt8, {1, 3, 20, 20}, {16, 3, 5, 5}, 1, {2, 2},
-       {2, 2, 2, 2}, true, true},
+      {"u8 1x1 stride 2, per-tensor",
+       DType::kUInt8,
+       DType::kUInt8,
+       {2, 24, 9, 9},
+       {8, 24, 1, 1},
+       1,
+       {2, 2},
+       {0, 0, 0, 0},
+       false,
+       false},
+      {"s8 in, s8 out", DType::kInt8, DType::kInt8, {1, 8, 10, 7}, {12, 8, 3, 3}, 1, {1, 1}, {1, 0, 1, 0}, true, true},
+      {"first layer, 3 channels",
+       DType::kUInt8,
+       DType::kUInt8,
+       {1, 3, 20, 20},
+       {16, 3, 5, 5},
+       1,
+       {2, 2},
+       {2, 2, 2, 2},
+       true,
+       true},
       {"depthwise", DType::kUInt8, DType::kUInt8, {1, 32, 8, 8}, {32, 1, 3, 3}, 32, {1, 1}, {1, 1, 1, 1}, true, true},
       {"1-D", DType::kUInt8, DType::kInt8, {2, 6, 15}, {10, 6, 3}, 1, {1}, {1, 1}, true, false},
+      {"7-bit weights",
+       DType::kUInt8,
+       DType::kUInt8,
+       {1, 32, 9, 9},
+       {16, 32, 3, 3},
+       1,
+       {1, 1},
+       {1, 1, 1, 1},
+       true,
+       true,
+       64},
+      {"7-bit weights, s8 in",
+       DType::kInt8,
+       DType::kUInt8,
+       {1, 32, 9, 9},
+       {16, 32, 1, 1},
+       1,
+       {1, 1},
+       {0, 0, 0, 0},
+       false,
+       true,
+       64},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -137,7 +192,7 @@ TEST(Int8, QLinearConvMatchesReference) {
     std::vector<ir::NamedTensor> inits{
         make_tensor("xs", scalar_f32(0.02f)),
         make_tensor("xz", zero_point(c.x_type, x_signed ? -3 : 121)),
-        make_tensor("w", random_ints(DType::kInt8, c.w, rng, -127, 127)),
+        make_tensor("w", random_ints(DType::kInt8, c.w, rng, -c.w_max, c.w_max)),
         make_tensor("ws", floats(ws)),
         make_tensor("wz", zero_point(DType::kInt8, 0)),
         make_tensor("ys", scalar_f32(0.05f)),
@@ -153,7 +208,7 @@ TEST(Int8, QLinearConvMatchesReference) {
                                      make_attribute("pads", pads)};
     expect_int8_matches_reference("QLinearConv", inputs, attrs, std::move(inits), "x",
                                   random_ints(c.x_type, c.x, rng, x_signed ? -128 : 0, x_signed ? 127 : 255),
-                                  "qlinearconv.dnnl", 1);
+                                  "qlinearconv.dnnl", 1, c.w_max <= 64 && !x_signed);
   }
 }
 
@@ -161,6 +216,7 @@ TEST(Int8, QLinearMatMulMatchesReference) {
   std::mt19937 rng(19);
   for (DType a_type : {DType::kUInt8, DType::kInt8}) {
     for (bool per_column : {false, true}) {
+      const bool seven_bit = per_column;  // one case of each
       SCOPED_TRACE(std::string(a_type == DType::kUInt8 ? "u8" : "s8") + (per_column ? " per column" : ""));
       const int64_t K = 48, N = 20;
       std::vector<float> bs;
@@ -169,15 +225,15 @@ TEST(Int8, QLinearMatMulMatchesReference) {
       std::vector<ir::NamedTensor> inits{
           make_tensor("as", scalar_f32(0.03f)),
           make_tensor("az", zero_point(a_type, s ? 2 : 128)),
-          make_tensor("b", random_ints(DType::kInt8, {K, N}, rng, -127, 127)),
+          make_tensor("b", random_ints(DType::kInt8, {K, N}, rng, seven_bit ? -64 : -127, seven_bit ? 64 : 127)),
           make_tensor("bs", floats(bs)),
           make_tensor("bz", zero_point(DType::kInt8, 0)),
           make_tensor("ys", scalar_f32(0.04f)),
           make_tensor("yz", zero_point(a_type, s ? -4 : 90)),
       };
-      expect_int8_matches_reference("QLinearMatMul", {"a", "as", "az", "b", "bs", "bz", "ys", "yz"}, {},
-                                    std::move(inits), "a", random_ints(a_type, {3, 7, K}, rng, s ? -128 : 0, s ? 127 : 255),
-                                    "qlinearmatmul.dnnl", 1);
+      expect_int8_matches_reference(
+          "QLinearMatMul", {"a", "as", "az", "b", "bs", "bz", "ys", "yz"}, {}, std::move(inits), "a",
+          random_ints(a_type, {3, 7, K}, rng, s ? -128 : 0, s ? 127 : 255), "qlinearmatmul.dnnl", 1, seven_bit && !s);
     }
   }
 }
@@ -187,11 +243,13 @@ TEST(Int8, MatMulIntegerIsExact) {
   for (DType a_type : {DType::kUInt8, DType::kInt8}) {
     SCOPED_TRACE(a_type == DType::kUInt8 ? "u8" : "s8");
     const bool s = a_type == DType::kInt8;
-    std::vector<ir::NamedTensor> inits{make_tensor("b", random_ints(DType::kInt8, {64, 24}, rng, -127, 127)),
-                                       make_tensor("az", zero_point(a_type, s ? -7 : 133))};
-    expect_int8_matches_reference("MatMulInteger", {"a", "b", "az"}, {}, std::move(inits), "a",
-                                  random_ints(a_type, {2, 5, 64}, rng, s ? -128 : 0, s ? 127 : 255),
-                                  "matmulinteger.dnnl", 0);
+    for (int w_max : {127, 64}) {
+      std::vector<ir::NamedTensor> inits{make_tensor("b", random_ints(DType::kInt8, {64, 24}, rng, -w_max, w_max)),
+                                         make_tensor("az", zero_point(a_type, s ? -7 : 133))};
+      expect_int8_matches_reference("MatMulInteger", {"a", "b", "az"}, {}, std::move(inits), "a",
+                                    random_ints(a_type, {2, 5, 64}, rng, s ? -128 : 0, s ? 127 : 255),
+                                    "matmulinteger.dnnl", 0, w_max <= 64 && !s);
+    }
   }
 }
 
@@ -207,13 +265,131 @@ TEST(Int8, CasesTheFastKernelsDoNotTakeRunTheReference) {
                                      make_tensor("wz", std::move(wz)),
                                      make_tensor("ys", scalar_f32(0.1f)),
                                      make_tensor("yz", zero_point(DType::kUInt8, 7))};
-  ir::Model model = make_model(
-      make_graph({make_node("QLinearConv", {"x", "xs", "xz", "w", "ws", "wz", "ys", "yz"}, {"y"}, "node")}, "g",
-                 {make_tensor_value_info("x", DType::kUInt8, std::vector<DimArg>{1, 3, 6, 6})},
-                 {make_tensor_value_info("y", DType::kUInt8, std::nullopt)}, std::move(inits)));
+  ir::Model model =
+      make_model(make_graph({make_node("QLinearConv", {"x", "xs", "xz", "w", "ws", "wz", "ys", "yz"}, {"y"}, "node")},
+                            "g", {make_tensor_value_info("x", DType::kUInt8, std::vector<DimArg>{1, 3, 6, 6})},
+                            {make_tensor_value_info("y", DType::kUInt8, std::nullopt)}, std::move(inits)));
   auto session = std::move(Session::create(model)).value();
   ASSERT_TRUE(session->run({{"x", random_ints(DType::kUInt8, {1, 3, 6, 6}, rng, 0, 255)}}).is_ok());
   for (const KernelChoice& c : session->kernel_choices()) EXPECT_EQ(c.kernel, "ref");
+}
+
+// A QDQ graph as torch's quantization-aware training export writes one: QuantizeLinear/DequantizeLinear around
+// every quantized layer, int8 weights behind DequantizeLinear (per output channel), float biases, Relu before the
+// output's QuantizeLinear.
+ir::Model qdq_model(std::mt19937& rng) {
+  std::vector<ir::Node> nodes;
+  std::vector<ir::NamedTensor> inits{
+      make_tensor("s_in", scalar_f32(0.02f)),  make_tensor("z_in", zero_point(DType::kUInt8, 128)),
+      make_tensor("s_mid", scalar_f32(0.03f)), make_tensor("z_mid", zero_point(DType::kUInt8, 0)),
+      make_tensor("s_out", scalar_f32(0.05f)), make_tensor("z_out", zero_point(DType::kInt8, 3))};
+  auto conv = [&](const std::string& name, const std::string& in, int64_t c, int64_t mch, const std::string& out) {
+    std::vector<float> ws;
+    std::vector<float> b;
+    std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+    for (int64_t m = 0; m < mch; ++m) {
+      ws.push_back(0.004f + 0.001f * static_cast<float>(m % 5));
+      b.push_back(u(rng));
+    }
+    inits.push_back(make_tensor(name + "_wq", random_ints(DType::kInt8, {mch, c, 3, 3}, rng, -127, 127)));
+    inits.push_back(make_tensor(name + "_ws", floats(ws)));
+    inits.push_back(make_tensor(name + "_b", floats(b)));
+    nodes.push_back(make_node("DequantizeLinear", {name + "_wq", name + "_ws"}, {name + "_w"}, name + "_dqw",
+                              {make_attribute("axis", int64_t{0})}));
+    nodes.push_back(make_node("Conv", {in, name + "_w", name + "_b"}, {out}, name,
+                              {make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1})}));
+  };
+  nodes.push_back(make_node("QuantizeLinear", {"x", "s_in", "z_in"}, {"xq"}, "q_in"));
+  nodes.push_back(make_node("DequantizeLinear", {"xq", "s_in", "z_in"}, {"xd"}, "dq_in"));
+  conv("conv1", "xd", 8, 16, "c1");
+  nodes.push_back(make_node("Relu", {"c1"}, {"r1"}, "relu1"));
+  nodes.push_back(make_node("QuantizeLinear", {"r1", "s_mid", "z_mid"}, {"r1q"}, "q_mid"));
+  nodes.push_back(make_node("DequantizeLinear", {"r1q", "s_mid", "z_mid"}, {"r1d"}, "dq_mid"));
+  conv("conv2", "r1d", 16, 12, "c2");
+  nodes.push_back(make_node("QuantizeLinear", {"c2", "s_out", "z_out"}, {"c2q"}, "q_out"));
+  nodes.push_back(make_node("DequantizeLinear", {"c2q", "s_out", "z_out"}, {"y"}, "dq_out"));
+  return make_model(
+      make_graph(nodes, "qdq", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{1, 8, 10, 10})},
+                 {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, std::move(inits)),
+      {{"", 13}});
+}
+
+std::vector<std::string> op_types(const ir::Model& m) {
+  std::vector<std::string> ops;
+  for (const auto& n : m.graph.nodes) ops.push_back(n.op_type);
+  return ops;
+}
+
+TEST(Int8, QdqConvolutionsBecomeQLinearConvAndMatchTheQdqGraph) {
+  std::mt19937 rng(31);
+  const ir::Model model = qdq_model(rng);
+  ir::Model optimized = model;
+  ASSERT_TRUE(opt::optimize(optimized, 99).is_ok());
+  EXPECT_EQ(op_types(optimized),
+            (std::vector<std::string>{"QuantizeLinear", "QLinearConv", "QLinearConv", "DequantizeLinear"}));
+  Tensor x = Tensor::allocate(DType::kFloat32, {1, 8, 10, 10}).value();
+  std::uniform_real_distribution<float> u(-2.5f, 2.5f);
+  for (int64_t i = 0; i < x.num_elements(); ++i) x.data<float>()[i] = u(rng);
+  SessionOptions ref_opts;
+  ref_opts.reference_kernels = true;
+  ref_opts.optimization_level = 0;
+  auto ref = std::move(Session::create(model, ref_opts)).value()->run({{"x", x}});
+  ASSERT_TRUE(ref.is_ok()) << ref.status().message();
+  auto session = std::move(Session::create(model)).value();
+  auto got = session->run({{"x", x}});
+  ASSERT_TRUE(got.is_ok()) << got.status().message();
+  // Within one step of the output's scale (the int32 bias and the float32 scale each may round the other way).
+  const Tensor& r = (*ref)[0];
+  const Tensor& f = (*got)[0];
+  ASSERT_EQ(f.dims(), r.dims());
+  int64_t differ = 0;
+  for (int64_t i = 0; i < r.num_elements(); ++i) {
+    const float d = std::abs(f.data<float>()[i] - r.data<float>()[i]);
+    ASSERT_LE(d, 0.05f * 1.001f) << "element " << i;
+    differ += d > 0;
+  }
+  EXPECT_LE(differ * 20, r.num_elements()) << differ << " of " << r.num_elements() << " elements differ";
+  int fast = 0;
+  for (const KernelChoice& c : session->kernel_choices()) fast += c.kernel == "qlinearconv.dnnl";
+  EXPECT_EQ(fast, vnni_here() ? 2 : 0);
+}
+
+TEST(Int8, QdqMatMulBecomesQLinearMatMul) {
+  std::mt19937 rng(37);
+  std::vector<float> bs;
+  for (int n = 0; n < 8; ++n) bs.push_back(0.01f + 0.001f * static_cast<float>(n));
+  std::vector<ir::NamedTensor> inits{make_tensor("s", scalar_f32(0.02f)),
+                                     make_tensor("z", zero_point(DType::kInt8, 0)),
+                                     make_tensor("bq", random_ints(DType::kInt8, {16, 8}, rng, -127, 127)),
+                                     make_tensor("bs", floats(bs)),
+                                     make_tensor("ys", scalar_f32(0.1f)),
+                                     make_tensor("yz", zero_point(DType::kUInt8, 0))};
+  std::vector<ir::Node> nodes{make_node("QuantizeLinear", {"a", "s", "z"}, {"aq"}, "qa"),
+                              make_node("DequantizeLinear", {"aq", "s", "z"}, {"ad"}, "dqa"),
+                              make_node("DequantizeLinear", {"bq", "bs"}, {"b"}, "dqb"),
+                              make_node("MatMul", {"ad", "b"}, {"p"}, "mm"),
+                              make_node("Relu", {"p"}, {"r"}, "relu"),
+                              make_node("QuantizeLinear", {"r", "ys", "yz"}, {"yq"}, "qy"),
+                              make_node("DequantizeLinear", {"yq", "ys", "yz"}, {"y"}, "dqy")};
+  const ir::Model model =
+      make_model(make_graph(nodes, "qdq", {make_tensor_value_info("a", DType::kFloat32, std::vector<DimArg>{2, 3, 16})},
+                            {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, std::move(inits)),
+                 {{"", 13}});
+  ir::Model optimized = model;
+  ASSERT_TRUE(opt::optimize(optimized, 99).is_ok());
+  EXPECT_EQ(op_types(optimized), (std::vector<std::string>{"QuantizeLinear", "QLinearMatMul", "DequantizeLinear"}));
+  Tensor a = Tensor::allocate(DType::kFloat32, {2, 3, 16}).value();
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  for (int64_t i = 0; i < a.num_elements(); ++i) a.data<float>()[i] = u(rng);
+  SessionOptions ref_opts;
+  ref_opts.reference_kernels = true;
+  ref_opts.optimization_level = 0;
+  auto ref = std::move(Session::create(model, ref_opts)).value()->run({{"a", a}});
+  auto got = std::move(Session::create(model)).value()->run({{"a", a}});
+  ASSERT_TRUE(ref.is_ok() && got.is_ok());
+  for (int64_t i = 0; i < (*ref)[0].num_elements(); ++i) {
+    ASSERT_LE(std::abs((*got)[0].data<float>()[i] - (*ref)[0].data<float>()[i]), 0.1f * 1.001f) << "element " << i;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,177 @@
+// QDQ models (torch's quantization-aware training export, kiln quantize, ONNX Runtime's quantize_static) write each
+// quantized layer as DequantizeLinear on its input and weights, the float operator, and QuantizeLinear on its output.
+// This pass turns
+//   DequantizeLinear(xq) -> Conv(., DequantizeLinear(wq), bias?) [-> Relu] -> QuantizeLinear   into QLinearConv,
+//   DequantizeLinear(aq) -> MatMul(., DequantizeLinear(bq))      [-> Relu] -> QuantizeLinear   into QLinearMatMul,
+// which the int8 kernels run (fast/quantized.cc), as ONNX Runtime's QDQ transformer does. Only the cases those
+// kernels take: activations with constant scalar scales and zero points, constant int8 weights with zero points 0
+// and per-tensor or per-output-channel scales. A float bias becomes int32 at scale x_scale * w_scale[m] (the
+// reference QDQ graph adds it in float before quantizing: the results agree within one quantization step). A Relu
+// between the operator and QuantizeLinear is dropped only where it changes nothing: when the output's zero point is
+// the lowest value of its type, quantizing clamps at zero already.
+#include <cmath>
+#include <limits>
+#include <optional>
+
+#include "optimizer/graph_util.h"
+#include "optimizer/passes.h"
+
+namespace kiln::opt {
+namespace {
+
+struct Dequantized {
+  std::string q, scale, zero_point;  // zero_point: "" when absent
+  int64_t axis = 1;
+};
+
+// The inputs of the DequantizeLinear producing `name`.
+std::optional<Dequantized> dequantized(const ir::Graph& g, const GraphView& view, const std::string& name) {
+  const int p = view.producer(name);
+  if (p < 0) return std::nullopt;
+  const ir::Node& n = g.nodes[static_cast<size_t>(p)];
+  if (!is_onnx(n, "DequantizeLinear") || n.inputs.size() < 2 || n.inputs[0].empty()) return std::nullopt;
+  return Dequantized{n.inputs[0], n.inputs[1], n.inputs.size() > 2 ? n.inputs[2] : "", attr_int(n, "axis", 1)};
+}
+
+bool scalar_f32(const ir::Graph& g, const std::string& name) {
+  const Tensor* t = constant_tensor(g, name);
+  return t && t->dtype() == DType::kFloat32 && t->num_elements() == 1;
+}
+
+// A constant scalar zero point of uint8 or int8 (or none: uint8 0).
+bool scalar_zero_point(const ir::Graph& g, const std::string& name) {
+  if (name.empty()) return true;
+  const Tensor* t = constant_tensor(g, name);
+  return t && t->num_elements() == 1 && (t->dtype() == DType::kUInt8 || t->dtype() == DType::kInt8);
+}
+
+// An activation's (scale, zero point) as QLinear* inputs: the zero point made explicit (uint8 0) when absent.
+std::string zero_point_input(ir::Graph& g, const std::string& name, const std::string& base) {
+  if (!name.empty()) return name;
+  return add_initializer(g, base + "_zero_point", Tensor::from_vector<uint8_t>({}, {0}));
+}
+
+// Weights `q` quantized to int8 with zero points 0 (absent, or all zero) and float32 scales, one or `channels`
+// (then along `axis`, which must be `want_axis`).
+bool symmetric_int8(const ir::Graph& g, const Dequantized& d, int64_t channels, int64_t want_axis) {
+  const Tensor* w = constant_tensor(g, d.q);
+  const Tensor* s = constant_tensor(g, d.scale);
+  if (!w || w->dtype() != DType::kInt8 || !s || s->dtype() != DType::kFloat32) return false;
+  if (s->num_elements() != 1 && (s->num_elements() != channels || (d.axis != want_axis && d.axis != want_axis - static_cast<int64_t>(w->rank())))) {
+    return false;
+  }
+  if (!d.zero_point.empty()) {
+    const Tensor* z = constant_tensor(g, d.zero_point);
+    if (!z || z->dtype() != DType::kInt8) return false;
+    for (int64_t i = 0; i < z->num_elements(); ++i) {
+      if (z->data<int8_t>()[i] != 0) return false;
+    }
+  }
+  return true;
+}
+
+// The int32 bias of a quantized convolution from its float bias `b` (a constant, or a DequantizeLinear of one):
+// round(b[m] / (x_scale * w_scale[m])), saturated. "" when it cannot be had.
+std::string int32_bias(ir::Graph& g, const GraphView& view, const std::string& b, double x_scale, const Tensor& w_scale,
+                       int64_t channels, const std::string& base) {
+  std::vector<double> values;
+  if (auto d = dequantized(g, view, b)) {
+    const Tensor* q = constant_tensor(g, d->q);
+    const Tensor* s = constant_tensor(g, d->scale);
+    if (!q || q->dtype() != DType::kInt32 || !s || s->dtype() != DType::kFloat32 || q->num_elements() != channels) {
+      return "";
+    }
+    for (int64_t m = 0; m < channels; ++m) {
+      values.push_back(static_cast<double>(q->data<int32_t>()[m]) * s->data<float>()[s->num_elements() == 1 ? 0 : m]);
+    }
+  } else {
+    const Tensor* t = constant_tensor(g, b);
+    if (!t || t->dtype() != DType::kFloat32 || t->num_elements() != channels) return "";
+    for (int64_t m = 0; m < channels; ++m) values.push_back(t->data<float>()[m]);
+  }
+  std::vector<int32_t> q(static_cast<size_t>(channels));
+  for (int64_t m = 0; m < channels; ++m) {
+    const double s = x_scale * w_scale.data<float>()[w_scale.num_elements() == 1 ? 0 : m];
+    if (!(s > 0)) return "";
+    const double v = std::nearbyint(values[static_cast<size_t>(m)] / s);
+    if (!(std::abs(v) < 2147483647.0)) return "";
+    q[static_cast<size_t>(m)] = static_cast<int32_t>(v);
+  }
+  return add_initializer(g, base + "_bias_int32", Tensor::from_vector<int32_t>({channels}, q));
+}
+
+// The QuantizeLinear that alone reads `y` (through a Relu that quantizing makes redundant): its node index, or -1.
+// `relu` receives the Relu's index (-1 when there is none).
+int quantize_of(const ir::Graph& g, const GraphView& view, const std::string& y, int& relu) {
+  relu = -1;
+  int r = view.single_reader(y);
+  if (r < 0) return -1;
+  const ir::Node* n = &g.nodes[static_cast<size_t>(r)];
+  if (is_onnx(*n, "Relu")) {
+    relu = r;
+    r = view.single_reader(n->outputs[0]);
+    if (r < 0) return -1;
+    n = &g.nodes[static_cast<size_t>(r)];
+  }
+  if (!is_onnx(*n, "QuantizeLinear") || n->inputs.size() < 2 || n->inputs[0] != (relu >= 0 ? g.nodes[static_cast<size_t>(relu)].outputs[0] : y)) {
+    return -1;
+  }
+  const std::string zp = n->inputs.size() > 2 ? n->inputs[2] : "";
+  if (!scalar_f32(g, n->inputs[1]) || !scalar_zero_point(g, zp)) return -1;
+  if (relu >= 0) {
+    // Quantizing clamps at the zero point's value of 0.0: Relu changes nothing when that is the type's lowest.
+    const Tensor* z = zp.empty() ? nullptr : constant_tensor(g, zp);
+    const bool lowest = !z || (z->dtype() == DType::kUInt8 ? z->data<uint8_t>()[0] == 0 : z->data<int8_t>()[0] == -128);
+    if (!lowest) return -1;
+  }
+  return r;
+}
+
+}  // namespace
+
+int fuse_qdq(ir::Model& m) {
+  ir::Graph& g = m.graph;
+  int rewrites = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const bool conv = is_onnx(g.nodes[i], "Conv");
+    if (!conv && !is_onnx(g.nodes[i], "MatMul")) continue;
+    GraphView view(g);
+    const ir::Node& op = g.nodes[i];
+    if (op.inputs.size() < 2 || op.outputs.empty()) continue;
+    auto x = dequantized(g, view, op.inputs[0]);
+    auto w = dequantized(g, view, op.inputs[1]);
+    if (!x || !w || !scalar_f32(g, x->scale) || !scalar_zero_point(g, x->zero_point)) continue;
+    const Tensor* wq = constant_tensor(g, w->q);
+    if (!wq || (conv ? wq->rank() < 3 : wq->rank() != 2)) continue;
+    const int64_t channels = conv ? wq->dims()[0] : wq->dims()[1];
+    if (!symmetric_int8(g, *w, channels, conv ? 0 : 1)) continue;
+    int relu = -1;
+    const int q = quantize_of(g, view, op.outputs[0], relu);
+    if (q < 0) continue;
+    const std::string bias = conv && op.inputs.size() > 2 ? op.inputs[2] : "";
+    std::string bias_q;
+    if (!bias.empty()) {
+      bias_q = int32_bias(g, view, bias, constant_tensor(g, x->scale)->data<float>()[0],
+                          *constant_tensor(g, w->scale), channels, op.name.empty() ? "qconv" : op.name);
+      if (bias_q.empty()) continue;
+    }
+    // Copies before add_initializer and the rewrite (references into g.nodes stay valid: no node is added).
+    ir::Node& quant = g.nodes[static_cast<size_t>(q)];
+    const std::string y_zp = zero_point_input(g, quant.inputs.size() > 2 ? quant.inputs[2] : "", quant.outputs[0]);
+    const std::string x_zp = zero_point_input(g, x->zero_point, op.inputs[0]);
+    const std::string w_zp = w->zero_point.empty() ? add_initializer(g, w->q + "_zero_point", Tensor::from_vector<int8_t>({}, {0})) : w->zero_point;
+    ir::Node& n = g.nodes[i];
+    n.op_type = conv ? "QLinearConv" : "QLinearMatMul";
+    n.domain.clear();
+    n.inputs = {x->q, x->scale, x_zp, w->q, w->scale, w_zp, quant.inputs[1], y_zp};
+    if (!bias_q.empty()) n.inputs.push_back(bias_q);
+    n.outputs = {quant.outputs[0]};
+    mark_removed(quant);
+    if (relu >= 0) mark_removed(g.nodes[static_cast<size_t>(relu)]);
+    ++rewrites;
+  }
+  sweep_removed(g);
+  return rewrites;
+}
+
+}  // namespace kiln::opt
