@@ -3,6 +3,7 @@
 // This pass turns
 //   DequantizeLinear(xq) -> Conv(., DequantizeLinear(wq), bias?) [-> Relu] -> QuantizeLinear   into QLinearConv,
 //   DequantizeLinear(aq) -> MatMul(., DequantizeLinear(bq))      [-> Relu] -> QuantizeLinear   into QLinearMatMul,
+//   DequantizeLinear(a) + DequantizeLinear(b) [-> Relu] -> QuantizeLinear                      into ai.kiln QLinearAdd,
 // which the int8 kernels run (fast/quantized.cc), as ONNX Runtime's QDQ transformer does. Only the cases those
 // kernels take: activations with constant scalar scales and zero points, constant int8 weights with zero points 0
 // and per-tensor or per-output-channel scales. A float bias becomes int32 at scale x_scale * w_scale[m] (the
@@ -13,6 +14,7 @@
 #include <limits>
 #include <optional>
 
+#include "kiln/ir/builder.h"
 #include "optimizer/graph_util.h"
 #include "optimizer/passes.h"
 
@@ -57,7 +59,8 @@ bool symmetric_int8(const ir::Graph& g, const Dequantized& d, int64_t channels, 
   const Tensor* w = constant_tensor(g, d.q);
   const Tensor* s = constant_tensor(g, d.scale);
   if (!w || w->dtype() != DType::kInt8 || !s || s->dtype() != DType::kFloat32) return false;
-  if (s->num_elements() != 1 && (s->num_elements() != channels || (d.axis != want_axis && d.axis != want_axis - static_cast<int64_t>(w->rank())))) {
+  if (s->num_elements() != 1 && (s->num_elements() != channels ||
+                                 (d.axis != want_axis && d.axis != want_axis - static_cast<int64_t>(w->rank())))) {
     return false;
   }
   if (!d.zero_point.empty()) {
@@ -113,7 +116,8 @@ int quantize_of(const ir::Graph& g, const GraphView& view, const std::string& y,
     if (r < 0) return -1;
     n = &g.nodes[static_cast<size_t>(r)];
   }
-  if (!is_onnx(*n, "QuantizeLinear") || n->inputs.size() < 2 || n->inputs[0] != (relu >= 0 ? g.nodes[static_cast<size_t>(relu)].outputs[0] : y)) {
+  if (!is_onnx(*n, "QuantizeLinear") || n->inputs.size() < 2 ||
+      n->inputs[0] != (relu >= 0 ? g.nodes[static_cast<size_t>(relu)].outputs[0] : y)) {
     return -1;
   }
   const std::string zp = n->inputs.size() > 2 ? n->inputs[2] : "";
@@ -124,6 +128,24 @@ int quantize_of(const ir::Graph& g, const GraphView& view, const std::string& y,
     const bool lowest = !z || (z->dtype() == DType::kUInt8 ? z->data<uint8_t>()[0] == 0 : z->data<int8_t>()[0] == -128);
     if (!lowest) return -1;
   }
+  return r;
+}
+
+// The QuantizeLinear (per tensor) that alone reads `y`, directly or through a Relu that alone reads y (any zero
+// point: the fused node applies the Relu itself); -1 when there is none.
+int quantize_of_any(const ir::Graph& g, const GraphView& view, const std::string& y, int& relu) {
+  relu = -1;
+  int r = view.single_reader(y);
+  if (r < 0) return -1;
+  if (is_onnx(g.nodes[static_cast<size_t>(r)], "Relu")) {
+    relu = r;
+    r = view.single_reader(g.nodes[static_cast<size_t>(r)].outputs[0]);
+    if (r < 0) return -1;
+  }
+  const ir::Node& n = g.nodes[static_cast<size_t>(r)];
+  const std::string& in = relu >= 0 ? g.nodes[static_cast<size_t>(relu)].outputs[0] : y;
+  if (!is_onnx(n, "QuantizeLinear") || n.inputs.size() < 2 || n.inputs[0] != in) return -1;
+  if (!scalar_f32(g, n.inputs[1]) || !scalar_zero_point(g, n.inputs.size() > 2 ? n.inputs[2] : "")) return -1;
   return r;
 }
 
@@ -151,15 +173,17 @@ int fuse_qdq(ir::Model& m) {
     const std::string bias = conv && op.inputs.size() > 2 ? op.inputs[2] : "";
     std::string bias_q;
     if (!bias.empty()) {
-      bias_q = int32_bias(g, view, bias, constant_tensor(g, x->scale)->data<float>()[0],
-                          *constant_tensor(g, w->scale), channels, op.name.empty() ? "qconv" : op.name);
+      bias_q = int32_bias(g, view, bias, constant_tensor(g, x->scale)->data<float>()[0], *constant_tensor(g, w->scale),
+                          channels, op.name.empty() ? "qconv" : op.name);
       if (bias_q.empty()) continue;
     }
     // Copies before add_initializer and the rewrite (references into g.nodes stay valid: no node is added).
     ir::Node& quant = g.nodes[static_cast<size_t>(q)];
     const std::string y_zp = zero_point_input(g, quant.inputs.size() > 2 ? quant.inputs[2] : "", quant.outputs[0]);
     const std::string x_zp = zero_point_input(g, x->zero_point, op.inputs[0]);
-    const std::string w_zp = w->zero_point.empty() ? add_initializer(g, w->q + "_zero_point", Tensor::from_vector<int8_t>({}, {0})) : w->zero_point;
+    const std::string w_zp = w->zero_point.empty()
+                                 ? add_initializer(g, w->q + "_zero_point", Tensor::from_vector<int8_t>({}, {0}))
+                                 : w->zero_point;
     ir::Node& n = g.nodes[i];
     n.op_type = conv ? "QLinearConv" : "QLinearMatMul";
     n.domain.clear();
@@ -170,8 +194,42 @@ int fuse_qdq(ir::Model& m) {
     if (relu >= 0) mark_removed(g.nodes[static_cast<size_t>(relu)]);
     ++rewrites;
   }
+  // DequantizeLinear(a) + DequantizeLinear(b) [-> Relu] -> QuantizeLinear: ai.kiln QLinearAdd (the residual sums
+  // between quantized convolutions), its arithmetic that of the QDQ graph.
+  int adds = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!is_onnx(g.nodes[i], "Add") || g.nodes[i].inputs.size() != 2 || g.nodes[i].outputs.empty()) continue;
+    GraphView view(g);
+    const ir::Node& add = g.nodes[i];
+    auto a = dequantized(g, view, add.inputs[0]);
+    auto b = dequantized(g, view, add.inputs[1]);
+    if (!a || !b || !scalar_f32(g, a->scale) || !scalar_f32(g, b->scale) || !scalar_zero_point(g, a->zero_point) ||
+        !scalar_zero_point(g, b->zero_point)) {
+      continue;
+    }
+    int relu = -1;
+    const int q = quantize_of_any(g, view, add.outputs[0], relu);
+    if (q < 0) continue;
+    ir::Node& quant = g.nodes[static_cast<size_t>(q)];
+    const std::string label = add.name.empty() ? add.outputs[0] : add.name;
+    const std::string a_zp = zero_point_input(g, a->zero_point, label + "_a");
+    const std::string b_zp = zero_point_input(g, b->zero_point, label + "_b");
+    const std::string c_zp = zero_point_input(g, quant.inputs.size() > 2 ? quant.inputs[2] : "", quant.outputs[0]);
+    ir::Node& n = g.nodes[i];
+    n.op_type = "QLinearAdd";
+    n.domain = kKilnDomain;
+    n.inputs = {a->q, a->scale, a_zp, b->q, b->scale, b_zp, quant.inputs[1], c_zp};
+    n.outputs = {quant.outputs[0]};
+    if (relu >= 0) {
+      set_attr(n, ir::helper::make_attribute("activation", std::string("Relu")));
+      mark_removed(g.nodes[static_cast<size_t>(relu)]);
+    }
+    mark_removed(quant);
+    ++adds;
+  }
   sweep_removed(g);
-  return rewrites;
+  if (adds) import_kiln_domain(m);
+  return rewrites + adds;
 }
 
 }  // namespace kiln::opt

@@ -14,35 +14,6 @@
 #include "kiln/runtime/plan.h"
 
 namespace kiln::cli {
-namespace {
-
-// A one-line progress bar on stderr, redrawn in place when stderr is a terminal; otherwise one line per stage.
-class ProgressBar {
- public:
-  ProgressBar() : tty_(isatty(STDERR_FILENO) != 0) {}
-  void update(const std::string& stage, double fraction) {
-    if (!tty_) {
-      if (stage != last_) std::fprintf(stderr, "  %s...\n", stage.c_str());
-      last_ = stage;
-      return;
-    }
-    constexpr int kWidth = 30;
-    const int filled = static_cast<int>(fraction * kWidth + 0.5);
-    std::fprintf(stderr, "\r  [%s%s] %3d%% %-10s", std::string(static_cast<size_t>(filled), '#').c_str(),
-                 std::string(static_cast<size_t>(kWidth - filled), ' ').c_str(), static_cast<int>(fraction * 100 + 0.5),
-                 stage.c_str());
-    std::fflush(stderr);
-  }
-  void finish() {
-    if (tty_) std::fprintf(stderr, "\n");
-  }
-
- private:
-  bool tty_;
-  std::string last_;
-};
-
-}  // namespace
 
 void add_build(CLI::App& root, std::function<int()>& run) {
   auto* cmd = root.add_subcommand("build", "Build an engine plan (.kplan): optimized graph, timed kernels, weights");

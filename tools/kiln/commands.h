@@ -31,6 +31,7 @@ void add_optimize(CLI::App& root, std::function<int()>& run);
 void add_pack(CLI::App& root, std::function<int()>& run);
 void add_task(CLI::App& root, std::function<int()>& run);
 void add_build(CLI::App& root, std::function<int()>& run);
+void add_quantize(CLI::App& root, std::function<int()>& run);
 
 // Engine plans (plan_cli.cc): kiln show and kiln check on a .kplan, and the per-node kernel list.
 int show_plan(const std::string& path, const std::string& format);
@@ -50,6 +51,18 @@ void add_custom_ops_option(CLI::App* cmd, std::vector<std::string>& libraries);
 int load_custom_ops(const std::vector<std::string>& libraries, CustomOps& out);
 // Loads an ONNX model, printing the error on failure (for a plan: that this command takes ONNX models only).
 bool load_or_report(const std::string& path, ir::Model& model, int& exit_code);
+// A one-line progress bar on stderr, redrawn in place when stderr is a terminal; otherwise one line per stage.
+class ProgressBar {
+ public:
+  ProgressBar();
+  void update(const std::string& stage, double fraction);
+  void finish();
+
+ private:
+  bool tty_;
+  std::string last_;
+};
+
 // Adds --precision fp32|bf16 (SessionOptions::precision) storing the text in `precision`.
 void add_precision_option(CLI::App* cmd, std::string& precision);
 // Adds --opt-level (disabled|basic|extended|all or 0|1|2|99; default all) storing the text in `level`.

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +34,26 @@ StatusOr<std::vector<int64_t>> parse_shape(const std::string& text) {
 }
 
 }  // namespace
+
+ProgressBar::ProgressBar() : tty_(isatty(STDERR_FILENO) != 0) {}
+
+void ProgressBar::update(const std::string& stage, double fraction) {
+  if (!tty_) {
+    if (stage != last_) std::fprintf(stderr, "  %s...\n", stage.c_str());
+    last_ = stage;
+    return;
+  }
+  constexpr int kWidth = 30;
+  const int filled = static_cast<int>(fraction * kWidth + 0.5);
+  std::fprintf(stderr, "\r  [%s%s] %3d%% %-12s", std::string(static_cast<size_t>(filled), '#').c_str(),
+               std::string(static_cast<size_t>(kWidth - filled), ' ').c_str(), static_cast<int>(fraction * 100 + 0.5),
+               stage.c_str());
+  std::fflush(stderr);
+}
+
+void ProgressBar::finish() {
+  if (tty_) std::fprintf(stderr, "\n");
+}
 
 void add_precision_option(CLI::App* cmd, std::string& precision) {
   cmd->add_option("--precision", precision,

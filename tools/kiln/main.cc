@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   kiln::cli::add_bench(app, run);
   kiln::cli::add_optimize(app, run);
   kiln::cli::add_build(app, run);
+  kiln::cli::add_quantize(app, run);
   kiln::cli::add_pack(app, run);
   kiln::cli::add_task(app, run);
   try {

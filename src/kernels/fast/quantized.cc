@@ -1,8 +1,14 @@
-// Fast quantized convolutions and matrix products on oneDNN's int8 primitives: QLinearConv (qlinearconv.dnnl) and
-// QLinearMatMul (qlinearmatmul.dnnl). They take the cases oneDNN computes exactly as ONNX does (int8 weights with
-// zero points 0, per-tensor or per-output-channel weight scales, scalar activation scales and zero points, an int32
-// bias); anything else runs the reference kernel. tests/unit/runtime/int8_test.cc checks them against it.
+// Fast quantized convolutions and matrix products on oneDNN's int8 primitives: QLinearConv (qlinearconv.dnnl),
+// QLinearMatMul (qlinearmatmul.dnnl) and MatMulInteger (matmulinteger.dnnl); and per-tensor QuantizeLinear and
+// DequantizeLinear (quantizelinear.sse2, dequantizelinear.sse2), bit-equal to the reference kernels. They take the
+// cases oneDNN computes exactly as ONNX does (int8 weights with zero points 0, per-tensor or per-output-channel weight
+// scales, scalar activation scales and zero points, an int32 bias); anything else runs the reference kernel.
+// tests/unit/runtime/int8_test.cc checks them against it.
+#include <emmintrin.h>
+
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -200,6 +206,200 @@ Status matmulinteger_dnnl_kernel(KernelContext& ctx) {
                                          ctx.input_is_constant(1), ctx.num_threads(), &impl, ctx.shared_cache());
   if (!st.is_ok()) return ctx.error(st.message());
   ctx.set_kernel_detail(impl);
+  return Status::ok();
+}
+
+// ---- QuantizeLinear / DequantizeLinear, per tensor: a float32 x (uint8/int8 for DequantizeLinear), a scalar
+// float32 scale and a scalar zero point (or none). SSE2 is enough (they are bound by memory); like every fast
+// kernel they stand aside under KILN_MAX_ISA=scalar.
+
+namespace {
+
+// A scalar scale and zero point of uint8/int8 (absent: uint8 0) for QuantizeLinear/DequantizeLinear, per tensor.
+bool per_tensor_params(const KernelContext& ctx, DType& q_type) {
+  const Tensor* s = ctx.input(1);
+  const Tensor* zp = ctx.input(2);
+  if (!s || s->dtype() != DType::kFloat32 || s->num_elements() != 1 || s->rank() > 1) return false;
+  if (ctx.attr_int("block_size", 0) > 0) return false;
+  q_type = zp ? zp->dtype() : DType::kUInt8;
+  if (zp && (zp->num_elements() != 1 || zp->rank() > 1)) return false;
+  return q_type == DType::kUInt8 || q_type == DType::kInt8;
+}
+
+// 16 bytes at p as 4 x 4 int32 lanes, sign- or zero-extended.
+inline void widen16(const uint8_t* p, bool is_signed, __m128i out[4]) {
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i sign8 = is_signed ? _mm_cmpgt_epi8(zero, v) : zero;
+  const __m128i lo16 = _mm_unpacklo_epi8(v, sign8), hi16 = _mm_unpackhi_epi8(v, sign8);
+  const __m128i s_lo = is_signed ? _mm_cmpgt_epi16(zero, lo16) : zero;
+  const __m128i s_hi = is_signed ? _mm_cmpgt_epi16(zero, hi16) : zero;
+  out[0] = _mm_unpacklo_epi16(lo16, s_lo);
+  out[1] = _mm_unpackhi_epi16(lo16, s_lo);
+  out[2] = _mm_unpacklo_epi16(hi16, s_hi);
+  out[3] = _mm_unpackhi_epi16(hi16, s_hi);
+}
+
+}  // namespace
+
+bool quantizelinear_sse2_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  DType q_type;
+  if (ctx.isa() < Isa::kAvx2 || !x || x->dtype() != DType::kFloat32 || !per_tensor_params(ctx, q_type)) return false;
+  const int64_t odt = ctx.attr_int("output_dtype", 0);
+  return odt == 0 || static_cast<DType>(odt) == q_type;
+}
+
+// y = saturate(round_half_even(x / scale) + zero_point), the division in float32 as the reference does it; NaN
+// gives the zero point.
+Status quantizelinear_sse2_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  DType q_type = DType::kUInt8;
+  per_tensor_params(ctx, q_type);
+  const float scale = ctx.input(1)->data<float>()[0];
+  const int32_t zp = ctx.input(2) ? zero_point_of(*ctx.input(2)) : 0;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, q_type, x.dims()));
+  const float* in = x.data<float>();
+  auto* out = static_cast<uint8_t*>(y->raw_data());
+  const bool is_signed = q_type == DType::kInt8;
+  const float lo = is_signed ? -128.0f : 0.0f, hi = is_signed ? 127.0f : 255.0f;
+  ctx.parallel_for((x.num_elements() + 15) / 16, 4096, [&](int64_t begin, int64_t end) {
+    const __m128 vs = _mm_set1_ps(scale), vlim = _mm_set1_ps(1073741824.0f), vnlim = _mm_set1_ps(-1073741824.0f);
+    const __m128i vzp = _mm_set1_epi32(zp);
+    const int64_t n = x.num_elements();
+    int64_t i = begin * 16;
+    const int64_t stop = std::min(end * 16, n);
+    auto one = [&](__m128 v) {
+      __m128 q = _mm_div_ps(v, vs);
+      q = _mm_and_ps(q, _mm_cmpord_ps(q, q));  // NaN -> 0
+      q = _mm_max_ps(_mm_min_ps(q, vlim), vnlim);
+      return _mm_add_epi32(_mm_cvtps_epi32(q), vzp);  // round half to even (the default rounding mode)
+    };
+    for (; i + 16 <= stop; i += 16) {
+      const __m128i a = one(_mm_loadu_ps(in + i)), b = one(_mm_loadu_ps(in + i + 4));
+      const __m128i c = one(_mm_loadu_ps(in + i + 8)), d = one(_mm_loadu_ps(in + i + 12));
+      const __m128i ab = _mm_packs_epi32(a, b), cd = _mm_packs_epi32(c, d);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                       is_signed ? _mm_packs_epi16(ab, cd) : _mm_packus_epi16(ab, cd));
+    }
+    for (; i < stop; ++i) {
+      float q = in[i] / scale;
+      if (std::isnan(q)) q = 0;
+      const float v = std::min(std::max(std::nearbyint(q) + static_cast<float>(zp), lo), hi);
+      if (is_signed) {
+        reinterpret_cast<int8_t*>(out)[i] = static_cast<int8_t>(v);
+      } else {
+        out[i] = static_cast<uint8_t>(v);
+      }
+    }
+  });
+  ctx.set_kernel_detail("per_tensor");
+  return Status::ok();
+}
+
+bool dequantizelinear_sse2_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  DType q_type;
+  return ctx.isa() >= Isa::kAvx2 && x && (x->dtype() == DType::kUInt8 || x->dtype() == DType::kInt8) &&
+         per_tensor_params(ctx, q_type) && q_type == x->dtype();
+}
+
+// y = (x - zero_point) * scale (exact in float32 for 8-bit x, as the reference's double rounded once).
+Status dequantizelinear_sse2_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const float scale = ctx.input(1)->data<float>()[0];
+  const int32_t zp = ctx.input(2) ? zero_point_of(*ctx.input(2)) : 0;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, x.dims()));
+  const auto* in = static_cast<const uint8_t*>(x.raw_data());
+  float* out = y->data<float>();
+  const bool is_signed = x.dtype() == DType::kInt8;
+  ctx.parallel_for((x.num_elements() + 15) / 16, 4096, [&](int64_t begin, int64_t end) {
+    const __m128 vs = _mm_set1_ps(scale);
+    const __m128i vzp = _mm_set1_epi32(zp);
+    const int64_t n = x.num_elements();
+    int64_t i = begin * 16;
+    const int64_t stop = std::min(end * 16, n);
+    for (; i + 16 <= stop; i += 16) {
+      __m128i w[4];
+      widen16(in + i, is_signed, w);
+      for (int k = 0; k < 4; ++k) {
+        _mm_storeu_ps(out + i + 4 * k, _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(w[k], vzp)), vs));
+      }
+    }
+    for (; i < stop; ++i) {
+      const int32_t v = is_signed ? static_cast<int8_t>(in[i]) : in[i];
+      out[i] = static_cast<float>(v - zp) * scale;
+    }
+  });
+  ctx.set_kernel_detail("per_tensor");
+  return Status::ok();
+}
+
+// ---- ai.kiln QLinearAdd: A and B of one shape, 8-bit, scalar scales and zero points; the reference kernel's
+// float32 arithmetic (dequantize each side, add, Relu, divide by C_scale, round half to even), 4 lanes at a time.
+
+bool qlinearadd_sse2_supports(const KernelContext& ctx) {
+  const Tensor* a = ctx.input(0);
+  const Tensor* b = ctx.input(3);
+  const Tensor* c_zp = ctx.input(7);
+  if (ctx.isa() < Isa::kAvx2 || !is_8bit(a) || !is_8bit(b) || !is_8bit(c_zp) || a->dims() != b->dims()) return false;
+  const std::string act = ctx.attr_string("activation", "");
+  return (act.empty() || act == "Relu") && is_scalar_f32(ctx.input(1)) && is_scalar_f32(ctx.input(4)) &&
+         is_scalar_f32(ctx.input(6)) && scalar_zero_point(ctx.input(2), a->dtype()) &&
+         scalar_zero_point(ctx.input(5), b->dtype()) && scalar_zero_point(c_zp, c_zp->dtype());
+}
+
+Status qlinearadd_sse2_kernel(KernelContext& ctx) {
+  const Tensor& a = *ctx.input(0);
+  const Tensor& b = *ctx.input(3);
+  const Tensor& c_zp = *ctx.input(7);
+  const float as = ctx.input(1)->data<float>()[0], bs = ctx.input(4)->data<float>()[0],
+              cs = ctx.input(6)->data<float>()[0];
+  const int32_t az = zero_point_of(*ctx.input(2)), bz = zero_point_of(*ctx.input(5)), cz = zero_point_of(c_zp);
+  const bool relu = !ctx.attr_string("activation", "").empty();
+  const bool a_signed = a.dtype() == DType::kInt8, b_signed = b.dtype() == DType::kInt8;
+  const bool c_signed = c_zp.dtype() == DType::kInt8;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, c_zp.dtype(), a.dims()));
+  const auto* pa = static_cast<const uint8_t*>(a.raw_data());
+  const auto* pb = static_cast<const uint8_t*>(b.raw_data());
+  auto* out = static_cast<uint8_t*>(y->raw_data());
+  const int64_t n = a.num_elements();
+  const float lo = c_signed ? -128.0f : 0.0f, hi = c_signed ? 127.0f : 255.0f;
+  ctx.parallel_for((n + 15) / 16, 2048, [&](int64_t begin, int64_t end) {
+    const __m128 vas = _mm_set1_ps(as), vbs = _mm_set1_ps(bs), vcs = _mm_set1_ps(cs), zero = _mm_setzero_ps();
+    const __m128i vaz = _mm_set1_epi32(az), vbz = _mm_set1_epi32(bz), vcz = _mm_set1_epi32(cz);
+    __m128i wa[4], wb[4];
+    int64_t i = begin * 16;
+    const int64_t stop = std::min(end * 16, n);
+    for (; i + 16 <= stop; i += 16) {
+      widen16(pa + i, a_signed, wa);
+      widen16(pb + i, b_signed, wb);
+      __m128i q[4];
+      for (int k = 0; k < 4; ++k) {
+        const __m128 fa = _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(wa[k], vaz)), vas);
+        const __m128 fb = _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(wb[k], vbz)), vbs);
+        __m128 sum = _mm_add_ps(fa, fb);
+        if (relu) sum = _mm_max_ps(sum, zero);
+        q[k] = _mm_add_epi32(_mm_cvtps_epi32(_mm_div_ps(sum, vcs)), vcz);
+      }
+      const __m128i lo16 = _mm_packs_epi32(q[0], q[1]), hi16 = _mm_packs_epi32(q[2], q[3]);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                       c_signed ? _mm_packs_epi16(lo16, hi16) : _mm_packus_epi16(lo16, hi16));
+    }
+    for (; i < stop; ++i) {
+      const float fa = static_cast<float>((a_signed ? static_cast<int8_t>(pa[i]) : pa[i]) - az) * as;
+      const float fb = static_cast<float>((b_signed ? static_cast<int8_t>(pb[i]) : pb[i]) - bz) * bs;
+      float sum = fa + fb;
+      if (relu) sum = std::max(sum, 0.0f);
+      const float v = std::min(std::max(std::nearbyint(sum / cs) + static_cast<float>(cz), lo), hi);
+      if (c_signed) {
+        reinterpret_cast<int8_t*>(out)[i] = static_cast<int8_t>(v);
+      } else {
+        out[i] = static_cast<uint8_t>(v);
+      }
+    }
+  });
+  ctx.set_kernel_detail(relu ? "add_relu" : "add");
   return Status::ok();
 }
 

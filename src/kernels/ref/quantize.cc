@@ -161,4 +161,54 @@ Status dynamicquantizelinear_kernel(KernelContext& ctx) {
   return write_output(ctx, 2, DType::kUInt8, {}, {zp});
 }
 
+// ai.kiln QLinearAdd(A, A_scale, A_zero_point, B, B_scale, B_zero_point, C_scale, C_zero_point), attribute
+// `activation` ("" or "Relu"): the QDQ graph DequantizeLinear(A) + DequantizeLinear(B) [-> Relu] -> QuantizeLinear
+// in one node (fuse_qdq), with its arithmetic: each side dequantized in float32, the float32 sum, then
+// saturate(round_half_even(sum / C_scale) + C_zero_point). Scalar scales and zero points; A and B broadcast.
+Status qlinearadd_kernel(KernelContext& ctx) {
+  for (size_t i = 0; i < 8; ++i) KILN_RETURN_IF_ERROR(ctx.required_input(i).status());
+  const Tensor& a = *ctx.input(0);
+  const Tensor& b = *ctx.input(3);
+  const Tensor& czp = *ctx.input(7);
+  double lo, hi;
+  if (!quant_range(a.dtype(), lo, hi)) return ctx.unsupported_dtype(a.dtype(), "input 0 (A)");
+  if (!quant_range(b.dtype(), lo, hi)) return ctx.unsupported_dtype(b.dtype(), "input 3 (B)");
+  if (!quant_range(czp.dtype(), lo, hi) || czp.dtype() == DType::kInt32) {
+    return ctx.unsupported_dtype(czp.dtype(), "input 7 (C_zero_point)");
+  }
+  const std::string act = ctx.attr_string("activation", "");
+  if (!act.empty() && act != "Relu")
+    return ctx.error("activation '" + act + "' is not supported (expected Relu or none)");
+  auto scalar_of = [&ctx](const Tensor* t, double, double& out, const std::string& which) -> Status {
+    if (t->num_elements() != 1) return ctx.error(which + " must be a scalar, got shape " + dstr(t->dims()));
+    out = to_doubles(*t)[0];
+    return Status::ok();
+  };
+  double as, az, bs, bz, cs, cz;
+  KILN_RETURN_IF_ERROR(scalar_of(ctx.input(1), 1, as, "A_scale"));
+  KILN_RETURN_IF_ERROR(scalar_of(ctx.input(2), 0, az, "A_zero_point"));
+  KILN_RETURN_IF_ERROR(scalar_of(ctx.input(4), 1, bs, "B_scale"));
+  KILN_RETURN_IF_ERROR(scalar_of(ctx.input(5), 0, bz, "B_zero_point"));
+  KILN_RETURN_IF_ERROR(scalar_of(ctx.input(6), 1, cs, "C_scale"));
+  KILN_RETURN_IF_ERROR(scalar_of(&czp, 0, cz, "C_zero_point"));
+  KILN_ASSIGN_OR_RETURN(Dims od, broadcast_shapes(a.dims(), b.dims()));
+  const Dims sa = broadcast_strides(a.dims(), od), sb = broadcast_strides(b.dims(), od);
+  const Vec av = quant_values(a), bv = quant_values(b);
+  Vec y(static_cast<size_t>(product(od)));
+  Dims idx(od.size(), 0);
+  for (size_t i = 0; i < y.size(); ++i, next_index(idx, od)) {
+    int64_t ia = 0, ib = 0;
+    for (size_t d = 0; d < od.size(); ++d) {
+      ia += idx[d] * sa[d];
+      ib += idx[d] * sb[d];
+    }
+    const float fa = static_cast<float>((av[static_cast<size_t>(ia)] - az) * as);
+    const float fb = static_cast<float>((bv[static_cast<size_t>(ib)] - bz) * bs);
+    float sum = fa + fb;
+    if (!act.empty()) sum = std::max(sum, 0.0f);
+    y[i] = saturate(round_half_even(static_cast<double>(sum / static_cast<float>(cs))) + cz, lo, hi);
+  }
+  return write_quantized(ctx, 0, czp.dtype(), od, y);
+}
+
 }  // namespace kiln::cpu
