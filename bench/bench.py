@@ -21,9 +21,11 @@ creating the session.
   thread count, a profile of the benchmark's shapes), then `--processes` `kiln bench --json` runs of the plan,
   alternating with the others: "plan load" (the plan to a ready session), "plan 1st" (its first run) and the
   plan's peak RSS (after the timed runs).
-With --precision bf16 it prints another table instead: on ResNet-50, MobileNetV2 and the BERT-like encoder, kiln
-at that precision, kiln fp32 and ORT fp32 take turns as above (three sides), with the ratios bf16/fp32 and
-bf16/ORT.
+With --precision bf16 or int8 it prints another table instead: on ResNet-50, MobileNetV2 and the BERT-like encoder,
+kiln at that precision, kiln fp32 and ORT fp32 take turns as above, with the ratios of the first over each other.
+For int8 the model is BUILD/bench/NAME.int8.onnx, made by `kiln quantize --per-channel` calibrated on random
+batches (accuracy is not measured here: tests/python/test_quantize.py does that on a trained model), and ONNX
+Runtime running that same QDQ model is a fourth side.
 """
 import argparse
 import json
@@ -142,27 +144,58 @@ def interleaved(kiln_cmd, ort_cmd, args):
     return lat[0], lat[1], ratios[1]
 
 
-def precision_table(models, args):
-    """--precision bf16: kiln at that precision, kiln fp32 and ORT fp32 take turns on each model; the ratios are
-    reduced precision over kiln fp32 and over ORT."""
+def quantized_model(kiln, path, shapes, out_dir):
+    """BUILD/bench/NAME.int8.onnx: `kiln quantize --per-channel` calibrated on 8 batches drawn like the benchmark's
+    inputs (uniform [0, 1)), made once."""
+    import numpy as np
+    import onnx
+    stem = os.path.splitext(os.path.basename(path))[0]
+    q = os.path.join(out_dir, stem + ".int8.onnx")
+    if os.path.exists(q):
+        return q
+    calib = os.path.join(out_dir, "calib_" + stem)
+    os.makedirs(calib, exist_ok=True)
+    given = {s.split("=")[0]: [int(d) for d in s.split("=")[1].split("x")] for s in shapes}
+    inp = onnx.load(path, load_external_data=False).graph.input[0]
+    dims = given.get(inp.name) or [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    rng = np.random.default_rng(1)
+    for b in range(8):
+        np.save(os.path.join(calib, "b%d.npy" % b), rng.random(dims, dtype=np.float32))
+    subprocess.run([kiln, "quantize", path, "-O", q, "--calib", calib, "--per-channel"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return q
+
+
+def precision_table(models, args, kiln):
+    """--precision bf16|int8: the reduced-precision side, kiln fp32 and ORT fp32 (and, for int8, ORT on the same
+    QDQ model) take turns on each model; the ratios are the reduced-precision side over each other side."""
     med = statistics.median
-    print("%-34s %10s %10s %10s %9s %11s %9s %11s" % (
-        "model", "kiln " + args.precision, "kiln fp32", "ORT fp32", args.precision + "/fp32", "middle half",
-        args.precision + "/ORT", "middle half"))
+    int8 = args.precision == "int8"
+    names = ["kiln " + args.precision, "kiln fp32"] + (["ORT int8"] if int8 else []) + ["ORT fp32"]
+    ratio_names = ["/kiln fp32"] + (["/ORT int8"] if int8 else []) + ["/ORT fp32"]
+    print("%-34s " % "model" + " ".join("%10s" % n for n in names) + " " +
+          " ".join("%14s %11s" % (args.precision + r, "middle half") for r in ratio_names))
+    ort_js = os.path.join(HERE, "ort_bench.js")
     for name, (make, shapes) in models.items():
         if name not in PRECISION_MODELS or (args.only and args.only not in name):
             continue
         path = make()
-        serve = [sys.executable, os.path.join(HERE, "kiln_serve.py"), path, str(args.threads)]
-        lat, ratios = interleaved_sides([serve + ["--precision=" + args.precision] + shapes, serve + shapes,
-                                         ["node", os.path.join(HERE, "ort_bench.js"), path, str(args.threads),
-                                          "serve", "0"] + shapes], args)
+        serve = [sys.executable, os.path.join(HERE, "kiln_serve.py")]
+        ort = ["node", ort_js]
+        tail = [str(args.threads)]
+        if int8:
+            q = quantized_model(kiln, path, shapes, os.path.dirname(path))
+            cmds = [serve + [q] + tail + shapes, serve + [path] + tail + shapes,
+                    ort + [q] + tail + ["serve", "0"] + shapes, ort + [path] + tail + ["serve", "0"] + shapes]
+        else:
+            cmds = [serve + [path] + tail + ["--precision=" + args.precision] + shapes, serve + [path] + tail + shapes,
+                    ort + [path] + tail + ["serve", "0"] + shapes]
+        lat, ratios = interleaved_sides(cmds, args)
         cols = []
-        for j in (1, 2):
+        for j in range(1, len(cmds)):
             q1, _, q3 = statistics.quantiles(ratios[j], n=4, method="inclusive")
-            cols += ["%9.2f" % med(ratios[j]), "%11s" % ("%.2f-%.2f" % (q1, q3))]
-        print("%-34s %10.2f %10.2f %10.2f %s" % (name, med(lat[0]), med(lat[1]), med(lat[2]), " ".join(cols)),
-              flush=True)
+            cols.append("%14.2f %11s" % (med(ratios[j]), "%.2f-%.2f" % (q1, q3)))
+        print("%-34s " % name + " ".join("%10.2f" % med(l) for l in lat) + " " + " ".join(cols), flush=True)
 
 
 # The instruction-set flags that decide which kernels kiln and ONNX Runtime run (kiln: KILN_MAX_ISA, docs).
@@ -202,8 +235,9 @@ def main():
                     help="untimed runs that start each turn (the other side's turn left the caches cold)")
     ap.add_argument("--only", default="")
     ap.add_argument("--no-plan", action="store_true", help="skip kiln build and the plan's columns")
-    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                    help="bf16: instead of the fp32 table, kiln bf16 against kiln fp32 and ORT fp32 on ResNet-50, "
+    ap.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                    help="bf16 or int8: instead of the fp32 table, kiln at that precision against kiln fp32 and ORT "
+                         "fp32 (int8: and ORT on the same QDQ model, made by kiln quantize) on ResNet-50, "
                          "MobileNetV2 and the BERT-like encoder")
     args = ap.parse_args()
     if args.rounds < 2:
@@ -217,7 +251,7 @@ def main():
     if os.environ.get("KILN_MAX_ISA"):
         print("KILN_MAX_ISA=%s" % os.environ["KILN_MAX_ISA"])
     if args.precision != "fp32":
-        return precision_table(models, args)
+        return precision_table(models, args, kiln)
     print("%-34s %10s %10s %7s %11s %10s %10s %9s %9s %9s %9s %9s %9s %9s" % (
         "model", "kiln ms", "ORT ms", "ratio", "middle half", "kiln sess", "ORT sess", "kiln 1st", "ORT 1st",
         "kiln MiB", "ORT MiB", "plan load", "plan 1st", "plan MiB"))

@@ -2,6 +2,7 @@
 // quantized layer as DequantizeLinear on its input and weights, the float operator, and QuantizeLinear on its output.
 // This pass turns
 //   DequantizeLinear(xq) -> Conv(., DequantizeLinear(wq), bias?) [-> Relu] -> QuantizeLinear   into QLinearConv,
+//   (a Clip(0, max) in place of the Relu where max is at least the largest value the output represents),
 //   DequantizeLinear(aq) -> MatMul(., DequantizeLinear(bq))      [-> Relu] -> QuantizeLinear   into QLinearMatMul,
 //   DequantizeLinear(a) + DequantizeLinear(b) [-> Relu] -> QuantizeLinear                      into ai.kiln QLinearAdd,
 // which the int8 kernels run (fast/quantized.cc), as ONNX Runtime's QDQ transformer does. Only the cases those
@@ -103,14 +104,29 @@ std::string int32_bias(ir::Graph& g, const GraphView& view, const std::string& b
   return add_initializer(g, base + "_bias_int32", Tensor::from_vector<int32_t>({channels}, q));
 }
 
-// The QuantizeLinear that alone reads `y` (through a Relu that quantizing makes redundant): its node index, or -1.
-// `relu` receives the Relu's index (-1 when there is none).
+// A Clip's bounds (constant inputs from opset 11, attributes before); false when they are not constants.
+bool clip_bounds(const ir::Graph& g, const ir::Node& n, double& lo, double& hi) {
+  lo = -std::numeric_limits<double>::infinity();
+  hi = std::numeric_limits<double>::infinity();
+  if (const ir::Attribute* a = n.attr("min")) lo = a->f;
+  if (const ir::Attribute* a = n.attr("max")) hi = a->f;
+  for (size_t i = 1; i < n.inputs.size() && i < 3; ++i) {
+    if (n.inputs[i].empty()) continue;
+    const Tensor* t = constant_tensor(g, n.inputs[i]);
+    if (!t || t->dtype() != DType::kFloat32 || t->num_elements() != 1) return false;
+    (i == 1 ? lo : hi) = t->data<float>()[0];
+  }
+  return true;
+}
+
+// The QuantizeLinear that alone reads `y` (through a Relu, or a Clip from 0, that quantizing makes redundant): its
+// node index, or -1. `relu` receives the Relu's or Clip's index (-1 when there is none).
 int quantize_of(const ir::Graph& g, const GraphView& view, const std::string& y, int& relu) {
   relu = -1;
   int r = view.single_reader(y);
   if (r < 0) return -1;
   const ir::Node* n = &g.nodes[static_cast<size_t>(r)];
-  if (is_onnx(*n, "Relu")) {
+  if (is_onnx(*n, "Relu") || is_onnx(*n, "Clip")) {
     relu = r;
     r = view.single_reader(n->outputs[0]);
     if (r < 0) return -1;
@@ -123,10 +139,20 @@ int quantize_of(const ir::Graph& g, const GraphView& view, const std::string& y,
   const std::string zp = n->inputs.size() > 2 ? n->inputs[2] : "";
   if (!scalar_f32(g, n->inputs[1]) || !scalar_zero_point(g, zp)) return -1;
   if (relu >= 0) {
-    // Quantizing clamps at the zero point's value of 0.0: Relu changes nothing when that is the type's lowest.
+    // Quantizing clamps at the zero point's value of 0.0: Relu changes nothing when that is the type's lowest. A
+    // Clip from 0 neither, when its upper bound is at or above the largest value the output can represent.
     const Tensor* z = zp.empty() ? nullptr : constant_tensor(g, zp);
-    const bool lowest = !z || (z->dtype() == DType::kUInt8 ? z->data<uint8_t>()[0] == 0 : z->data<int8_t>()[0] == -128);
-    if (!lowest) return -1;
+    const bool u8 = !z || z->dtype() == DType::kUInt8;
+    const int32_t zero = !z ? 0 : u8 ? z->data<uint8_t>()[0] : z->data<int8_t>()[0];
+    if (zero != (u8 ? 0 : -128)) return -1;
+    const ir::Node& act = g.nodes[static_cast<size_t>(relu)];
+    if (is_onnx(act, "Clip")) {
+      double lo, hi;
+      const double top = (u8 ? 255.0 : 127.0) - zero;
+      if (!clip_bounds(g, act, lo, hi) || lo != 0.0 || hi < top * constant_tensor(g, n->inputs[1])->data<float>()[0]) {
+        return -1;
+      }
+    }
   }
   return r;
 }

@@ -56,9 +56,10 @@ void drop_unread_initializers(ir::Graph& g) {
   for (const auto& o : g.outputs) read.insert(o.name);
   std::set<std::string> inputs;
   for (const auto& i : g.inputs) inputs.insert(i.name);
-  g.initializers.erase(std::remove_if(g.initializers.begin(), g.initializers.end(),
-                                      [&](const ir::NamedTensor& i) { return !read.count(i.name) && !inputs.count(i.name); }),
-                       g.initializers.end());
+  g.initializers.erase(
+      std::remove_if(g.initializers.begin(), g.initializers.end(),
+                     [&](const ir::NamedTensor& i) { return !read.count(i.name) && !inputs.count(i.name); }),
+      g.initializers.end());
 }
 
 constexpr int kBins = 2048;
@@ -100,6 +101,15 @@ bool quantizable(const ir::Graph& g, const ir::Node& n, std::string& why) {
     }
   }
   return true;
+}
+
+// A Clip whose lower bound is 0 (ReLU6): quantized after it, like a Relu.
+bool clip_from_zero(const ir::Graph& g, const ir::Node& n) {
+  if (!is_onnx(n, "Clip")) return false;
+  if (const ir::Attribute* a = n.attr("min")) return a->f == 0.0f;
+  if (n.inputs.size() < 2 || n.inputs[1].empty()) return false;
+  const Tensor* t = constant_tensor(g, n.inputs[1]);
+  return t && t->dtype() == DType::kFloat32 && t->num_elements() == 1 && t->data<float>()[0] == 0.0f;
 }
 
 // What calibration collects for one tensor.
@@ -206,7 +216,8 @@ ir::Model with_outputs(const ir::Model& model, const std::vector<std::string>& n
   std::set<std::string> present;
   for (const auto& o : m.graph.outputs) present.insert(o.name);
   for (const auto& n : names) {
-    if (!present.count(n)) m.graph.outputs.push_back(ir::helper::make_tensor_value_info(n, DType::kFloat32, std::nullopt));
+    if (!present.count(n))
+      m.graph.outputs.push_back(ir::helper::make_tensor_value_info(n, DType::kFloat32, std::nullopt));
   }
   return m;
 }
@@ -225,7 +236,8 @@ Status run_batches(const ir::Model& model, const std::vector<std::string>& names
     for (size_t i = 0; i < names.size(); ++i) {
       const Tensor& t = (*out)[i];
       if (t.dtype() != DType::kFloat32) {
-        return invalid_argument("tensor '" + names[i] + "' is " + dtype_name(t.dtype()) + "; only float32 tensors are quantized");
+        return invalid_argument("tensor '" + names[i] + "' is " + dtype_name(t.dtype()) +
+                                "; only float32 tensors are quantized");
       }
       values[names[i]] = &t;
     }
@@ -263,7 +275,8 @@ double entropy_threshold(const std::vector<double>& bins, double max_abs, int le
     q.assign(static_cast<size_t>(i), 0.0);
     const double per = static_cast<double>(i) / levels;
     for (int l = 0; l < levels; ++l) {
-      const int a = static_cast<int>(std::floor(l * per)), e = l == levels - 1 ? i : static_cast<int>(std::floor((l + 1) * per));
+      const int a = static_cast<int>(std::floor(l * per)),
+                e = l == levels - 1 ? i : static_cast<int>(std::floor((l + 1) * per));
       double mass = 0;
       int nonzero = 0;
       for (int k = a; k < e; ++k) {
@@ -309,7 +322,7 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
   opt::GraphView view(g);
   Report report;
   // The quantized nodes, and per node the tensors whose ranges it needs: its input, and its output (through a
-  // Relu that alone reads it: the Relu's output, so that fuse_qdq finds Conv -> Relu -> QuantizeLinear).
+  // Relu or Clip from 0 that alone reads it: its output, so that fuse_qdq finds Conv -> Relu -> QuantizeLinear).
   std::vector<size_t> nodes;
   std::vector<std::string> tensors;
   std::map<size_t, std::string> out_tensor;
@@ -332,11 +345,15 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
     want(n.inputs[0]);
     std::string y = n.outputs[0];
     const int r = view.single_reader(y);
-    if (r >= 0 && is_onnx(g.nodes[static_cast<size_t>(r)], "Relu")) y = g.nodes[static_cast<size_t>(r)].outputs[0];
+    if (r >= 0 &&
+        (is_onnx(g.nodes[static_cast<size_t>(r)], "Relu") || clip_from_zero(g, g.nodes[static_cast<size_t>(r)]))) {
+      y = g.nodes[static_cast<size_t>(r)].outputs[0];
+    }
     out_tensor[i] = y;
     want(y);
   }
-  if (nodes.empty()) return invalid_argument("the model has no Conv or MatMul with constant float32 weights to quantize");
+  if (nodes.empty())
+    return invalid_argument("the model has no Conv or MatMul with constant float32 weights to quantize");
 
   // Calibration: min/max, then (entropy, percentile) a histogram over that range.
   std::map<std::string, Stats> stats;
@@ -389,7 +406,7 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
   // reading the dequantized value; int8 weights and int32 biases behind DequantizeLinear.
   out = model;
   ir::Graph& og = out.graph;
-  std::map<std::string, std::string> dequantized;  // tensor -> its DequantizeLinear output
+  std::map<std::string, std::string> dequantized;      // tensor -> its DequantizeLinear output
   std::map<std::string, std::vector<ir::Node>> after;  // producer output (or "" for graph inputs) -> nodes
   Names names(og);
   for (const std::string& t : tensors) {
@@ -444,7 +461,8 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
       const std::string b_base = model.graph.nodes[i].inputs[2];
       const std::string bq_name = names.initializer(
           og, b_base + "_quantized", Tensor::from_vector<int32_t>({static_cast<int64_t>(bq.size())}, bq));
-      const std::string bs_name = names.initializer(og, b_base + "_scale", ws.size() == 1 ? scalar(bs[0]) : float_vector(bs));
+      const std::string bs_name =
+          names.initializer(og, b_base + "_scale", ws.size() == 1 ? scalar(bs[0]) : float_vector(bs));
       const std::string bd = names.fresh(b_base + "_dequantized");
       std::vector<ir::Attribute> b_axis;
       if (options.per_channel) b_axis.push_back(ir::helper::make_attribute("axis", int64_t{0}));
@@ -522,7 +540,8 @@ StatusOr<Report> quantize_dynamic(const ir::Model& source, const Options& option
     const auto& [aq, as, az] = qa->second;
     const std::string prod = names.fresh(label + "_int32"), prod_f = names.fresh(label + "_float"),
                       scale = names.fresh(label + "_output_scale");
-    nodes.push_back(ir::helper::make_node("MatMulInteger", {aq, bq_name, az}, {prod}, names.fresh(label + "_matmul_integer")));
+    nodes.push_back(
+        ir::helper::make_node("MatMulInteger", {aq, bq_name, az}, {prod}, names.fresh(label + "_matmul_integer")));
     nodes.push_back(ir::helper::make_node("Cast", {prod}, {prod_f}, names.fresh(label + "_cast"),
                                           {ir::helper::make_attribute("to", static_cast<int64_t>(DType::kFloat32))}));
     nodes.push_back(ir::helper::make_node("Mul", {as, bs_name}, {scale}, names.fresh(label + "_scale_mul")));
@@ -567,7 +586,8 @@ Status report_errors(const ir::Model& model, const ir::Model& quantized, const s
     }
   }));
   for (auto& r : report.ranges) {
-    if (norm.count(r.name)) r.error = norm[r.name] > 0 ? std::sqrt(diff[r.name] / norm[r.name]) : std::sqrt(diff[r.name]);
+    if (norm.count(r.name))
+      r.error = norm[r.name] > 0 ? std::sqrt(diff[r.name] / norm[r.name]) : std::sqrt(diff[r.name]);
   }
   return Status::ok();
 }

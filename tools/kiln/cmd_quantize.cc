@@ -42,7 +42,7 @@ bool is_image(const fs::path& p) {
 StatusOr<std::vector<fs::path>> data_files(const fs::path& data) {
   std::error_code ec;
   if (fs::is_regular_file(data, ec)) return std::vector<fs::path>{data};
-  if (!fs::is_directory(data, ec)) return not_found("calibration data '" + data.string() + "' does not exist");
+  if (!fs::is_directory(data, ec)) return io_error("calibration data '" + data.string() + "' does not exist");
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(data, ec)) {
     if (e.is_regular_file() && (e.path().extension() == ".npy" || is_image(e.path()))) files.push_back(e.path());
@@ -246,7 +246,9 @@ void add_quantize(CLI::App& root, std::function<int()>& run) {
         ProgressBar bar;
         const int passes = options.method == quant::Method::kMinMax ? 1 : 2;
         options.progress = [&bar, passes](int pass, size_t done, size_t total) {
-          bar.update(passes == 1 ? "calibration" : pass == 1 ? "ranges" : "histograms",
+          bar.update(passes == 1 ? "calibration"
+                     : pass == 1 ? "ranges"
+                                 : "histograms",
                      (static_cast<double>(pass - 1) + static_cast<double>(done) / static_cast<double>(total)) / passes);
         };
         report = quant::quantize_static(model, batches, options, out);

@@ -13,6 +13,7 @@
 #include "kernels/isa.h"
 #include "kiln/ir/builder.h"
 #include "kiln/optimizer/optimizer.h"
+#include "kiln/quantize/quantize.h"
 #include "kiln/runtime/session.h"
 
 namespace kiln {
@@ -390,6 +391,83 @@ TEST(Int8, QdqMatMulBecomesQLinearMatMul) {
   for (int64_t i = 0; i < (*ref)[0].num_elements(); ++i) {
     ASSERT_LE(std::abs((*got)[0].data<float>()[i] - (*ref)[0].data<float>()[i]), 0.1f * 1.001f) << "element " << i;
   }
+}
+
+TEST(Int8, QuantizeDequantizeAndQLinearAddEqualTheReference) {
+  std::mt19937 rng(41);
+  const std::vector<int64_t> dims{2, 5, 7, 9};  // 630 elements: SIMD blocks and a tail
+  Tensor x = Tensor::allocate(DType::kFloat32, dims).value();
+  std::uniform_real_distribution<float> u(-4.f, 4.f);
+  for (int64_t i = 0; i < x.num_elements(); ++i) x.data<float>()[i] = u(rng);
+  x.data<float>()[3] = 1e9f;   // saturates high
+  x.data<float>()[4] = -1e9f;  // and low
+  x.data<float>()[5] = 0.25f;  // ties: 0.25 / 0.5 = 0.5 rounds to 0, 0.75 / 0.5 = 1.5 to 2
+  x.data<float>()[6] = 0.75f;
+  for (DType q : {DType::kUInt8, DType::kInt8}) {
+    SCOPED_TRACE(q == DType::kUInt8 ? "uint8" : "int8");
+    const int zp = q == DType::kUInt8 ? 131 : -5;
+    expect_int8_matches_reference("QuantizeLinear", {"x", "s", "z"}, {},
+                                  {make_tensor("s", scalar_f32(0.5f)), make_tensor("z", zero_point(q, zp))}, "x", x,
+                                  "quantizelinear.sse2", 0, true);
+    const Tensor xq = random_ints(q, dims, rng, q == DType::kUInt8 ? 0 : -128, q == DType::kUInt8 ? 255 : 127);
+    // DequantizeLinear: float outputs, equal.
+    ir::Model dq =
+        make_model(make_graph({make_node("DequantizeLinear", {"x", "s", "z"}, {"y"}, "node")}, "g",
+                              {make_tensor_value_info("x", q, std::vector<DimArg>(dims.begin(), dims.end()))},
+                              {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+                              {make_tensor("s", scalar_f32(0.037f)), make_tensor("z", zero_point(q, zp))}));
+    SessionOptions ref_opts;
+    ref_opts.reference_kernels = true;
+    auto r = std::move(Session::create(dq, ref_opts)).value()->run({{"x", xq}});
+    auto fast_session = std::move(Session::create(dq)).value();
+    auto f = fast_session->run({{"x", xq}});
+    ASSERT_TRUE(r.is_ok() && f.is_ok());
+    for (int64_t i = 0; i < xq.num_elements(); ++i) ASSERT_EQ((*f)[0].data<float>()[i], (*r)[0].data<float>()[i]) << i;
+    EXPECT_EQ(fast_session->kernel_choices()[0].kernel, fast_here() ? "dequantizelinear.sse2" : "ref");
+    for (const std::string act : {"", "Relu"}) {
+      SCOPED_TRACE("QLinearAdd " + act);
+      std::vector<ir::Attribute> attrs;
+      if (!act.empty()) attrs.push_back(make_attribute("activation", act));
+      ir::Model add = make_model(
+          make_graph({make_node("QLinearAdd", {"a", "as", "az", "b", "bs", "bz", "cs", "cz"}, {"y"}, "node", attrs,
+                                "ai.kiln")},
+                     "g", {make_tensor_value_info("a", q, std::vector<DimArg>(dims.begin(), dims.end()))},
+                     {make_tensor_value_info("y", DType::kUndefined, std::nullopt)},
+                     {make_tensor("as", scalar_f32(0.05f)), make_tensor("az", zero_point(q, zp)),
+                      make_tensor("b", random_ints(q, dims, rng, q == DType::kUInt8 ? 0 : -128, 127)),
+                      make_tensor("bs", scalar_f32(0.03f)), make_tensor("bz", zero_point(q, zp / 2)),
+                      make_tensor("cs", scalar_f32(0.07f)), make_tensor("cz", zero_point(DType::kUInt8, 10))}),
+          {{"", 17}, {"ai.kiln", 1}});
+      auto ra = std::move(Session::create(add, ref_opts)).value()->run({{"a", xq}});
+      auto fs = std::move(Session::create(add)).value();
+      auto fa = fs->run({{"a", xq}});
+      ASSERT_TRUE(ra.is_ok() && fa.is_ok()) << ra.status().message();
+      ASSERT_EQ((*fa)[0].dtype(), DType::kUInt8);
+      for (int64_t i = 0; i < xq.num_elements(); ++i) {
+        ASSERT_EQ((*fa)[0].data<uint8_t>()[i], (*ra)[0].data<uint8_t>()[i]) << "element " << i;
+      }
+      EXPECT_EQ(fs->kernel_choices()[0].kernel, fast_here() ? "qlinearadd.sse2" : "ref");
+    }
+  }
+}
+
+TEST(Int8, EntropyCalibrationClipsLongTails) {
+  // A histogram of |x| for a Gaussian with a few far outliers: TensorRT's KL threshold lands well inside the largest
+  // value (min/max would keep the outliers and waste most levels) but beyond the bulk of the distribution.
+  const int bins = 2048;
+  const double max_abs = 40.0, width = max_abs / bins;
+  std::vector<double> hist(bins, 0.0);
+  for (int i = 0; i < bins; ++i) {
+    const double v = (i + 0.5) * width;
+    hist[static_cast<size_t>(i)] = 1e6 * std::exp(-v * v / 2);
+  }
+  hist[bins - 1] += 3;
+  const double t = quant::entropy_threshold(hist, max_abs);
+  EXPECT_GT(t, 2.5);
+  EXPECT_LT(t, 10.0);
+  // No tail: the threshold keeps (nearly) everything.
+  std::vector<double> flat(bins, 1.0);
+  EXPECT_GT(quant::entropy_threshold(flat, max_abs), 0.9 * max_abs);
 }
 
 }  // namespace
