@@ -14,21 +14,6 @@ namespace {
 using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 
-tag plain_tag(size_t rank) {
-  switch (rank) {
-    case 3: return tag::ncw;
-    case 4: return tag::nchw;
-    default: return tag::ncdhw;
-  }
-}
-
-tag weights_tag(size_t rank, bool grouped) {
-  if (grouped) return rank == 3 ? tag::goiw : rank == 4 ? tag::goihw : tag::goidhw;
-  return rank == 3 ? tag::oiw : rank == 4 ? tag::oihw : tag::oidhw;
-}
-
-memory::dims to_dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
-
 tag layout_tag(size_t rank, int block) {
   if (block == 8) return tag::nChw8c;
   if (block == 16) return tag::nChw16c;
@@ -73,7 +58,7 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
   for (size_t i = 0; i < dil.size(); ++i) dil[i] = p.dilations[i] - 1;  // oneDNN counts the gaps
   const auto f32 = memory::data_type::f32;
   c->src_md = memory::desc(src_dims, f32, layout_tag(rank, p.src_block));
-  c->w_md = memory::desc(w_dims, f32, weights_tag(rank, grouped));
+  c->w_md = memory::desc(w_dims, f32, conv_weights_tag(rank, grouped));
   c->dst_md = memory::desc(dst_dims, f32, layout_tag(rank, p.dst_block));
   c->b_md = memory::desc({p.out_dims[1]}, f32, tag::x);
   const auto compute = p.bf16 ? memory::data_type::bf16 : f32;  // of x and w inside the primitive

@@ -13,10 +13,6 @@ namespace {
 using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 
-memory::dims to_dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
-
-tag plain_tag(size_t rank) { return rank == 3 ? tag::abc : rank == 4 ? tag::abcd : tag::abcde; }
-
 // ONNX keeps ConvTranspose weights as [C_in, C_out / group, k...]; oneDNN's logical order is (g,) out, in, k.
 tag deconv_weights_tag(size_t rank, bool grouped) {
   if (grouped) return rank == 3 ? tag::acbd : rank == 4 ? tag::acbde : tag::acbdef;

@@ -17,6 +17,20 @@
 
 namespace kiln::dnnl_kernels {
 
+inline dnnl::memory::dims to_dims(const std::vector<int64_t>& v) { return dnnl::memory::dims(v.begin(), v.end()); }
+
+// The plain (NCW, NCHW, NCDHW) layout of a tensor of `rank`, and ONNX's convolution weights' (OIW.., grouped:
+// GOIW..).
+inline dnnl::memory::format_tag plain_tag(size_t rank) {
+  using tag = dnnl::memory::format_tag;
+  return rank == 3 ? tag::ncw : rank == 4 ? tag::nchw : tag::ncdhw;
+}
+inline dnnl::memory::format_tag conv_weights_tag(size_t rank, bool grouped) {
+  using tag = dnnl::memory::format_tag;
+  if (grouped) return rank == 3 ? tag::goiw : rank == 4 ? tag::goihw : tag::goidhw;
+  return rank == 3 ? tag::oiw : rank == 4 ? tag::oihw : tag::oidhw;
+}
+
 inline dnnl::engine& cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;

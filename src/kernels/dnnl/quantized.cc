@@ -18,15 +18,6 @@ namespace {
 using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 
-memory::dims to_dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
-
-tag plain_tag(size_t rank) { return rank == 3 ? tag::ncw : rank == 4 ? tag::nchw : tag::ncdhw; }
-
-tag weights_tag(size_t rank, bool grouped) {
-  if (grouped) return rank == 3 ? tag::goiw : rank == 4 ? tag::goihw : tag::goidhw;
-  return rank == 3 ? tag::oiw : rank == 4 ? tag::oihw : tag::oidhw;
-}
-
 struct QConvPrimitive {
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward prim;
@@ -52,7 +43,7 @@ StatusOr<std::shared_ptr<QConvPrimitive>> make_qconv(const Tensor& x, const Tens
   const auto u8 = memory::data_type::u8, s8 = memory::data_type::s8;
   const auto x_dt = p.x_signed ? s8 : u8, y_dt = p.y_signed ? s8 : u8;
   q->src_md = memory::desc(to_dims(x.dims()), x_dt, plain_tag(rank));
-  q->w_md = memory::desc(w_dims, s8, weights_tag(rank, grouped));
+  q->w_md = memory::desc(w_dims, s8, conv_weights_tag(rank, grouped));
   q->dst_md = memory::desc(to_dims(cp.out_dims), y_dt, plain_tag(rank));
   q->b_md = memory::desc({cp.out_dims[1]}, memory::data_type::s32, tag::x);
   dnnl::primitive_attr attr;
