@@ -4,6 +4,8 @@
   point of fp32 with each calibration method, the QDQ model passes python-onnx's checker and ONNX Runtime 1.30 gets
   the same top-1 from it; BF16 logits within 1e-2 of fp32 (relative to the largest);
 - a BERT-like encoder quantized dynamically: output cosine similarity to fp32 at least 0.99;
+- a torch 1.13 quantization-aware-training export (FakeQuantize, opset 13): on kiln's int8 kernels, within one
+  quantization step of ONNX Runtime;
 - the CLI's errors.
 """
 import os
@@ -13,6 +15,7 @@ import unittest
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -165,6 +168,64 @@ class QuantizeTest(ku.KilnTestCase):
         cos = float(np.dot(outs[0], outs[1]) / (np.linalg.norm(outs[0]) * np.linalg.norm(outs[1])))
         print("encoder dynamic int8: cosine similarity to fp32 %.5f" % cos, file=sys.stderr)
         self.assertGreaterEqual(cos, 0.99)
+
+    def test_torch_qat_export_runs_on_int8_kernels_and_matches_ort(self):
+        # torch 1.13 quantization-aware training (FakeQuantize modules, per-channel symmetric weights), exported at
+        # opset 13 as QuantizeLinear/DequantizeLinear pairs: kiln fuses them into QLinearConv and matches ORT 1.30
+        # within one step of the output's scale.
+        import torch.ao.quantization as tq
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+                self.c1 = torch.nn.Conv2d(3, 16, 3, padding=1)
+                self.r1 = torch.nn.ReLU()
+                self.c2 = torch.nn.Conv2d(16, 8, 3, padding=1)
+
+            def forward(self, x):
+                return self.dequant(self.c2(self.r1(self.c1(self.quant(x)))))
+
+        torch.manual_seed(0)
+        net = Net().train()
+        net.qconfig = tq.QConfig(
+            activation=tq.FakeQuantize.with_args(observer=tq.MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
+                                                 dtype=torch.quint8),
+            weight=tq.FakeQuantize.with_args(observer=tq.MovingAveragePerChannelMinMaxObserver, quant_min=-128,
+                                             quant_max=127, dtype=torch.qint8, qscheme=torch.per_channel_symmetric))
+        tq.fuse_modules_qat(net, [["c1", "r1"]], inplace=True)
+        tq.prepare_qat(net, inplace=True)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01)
+        for _ in range(20):
+            x = torch.rand(4, 3, 16, 16)
+            loss = (net(x) - x.mean()).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        net.apply(tq.disable_observer)
+        path = self.out("qat.onnx")
+        x = torch.rand(2, 3, 16, 16)
+        torch.onnx.export(net, x, path, opset_version=13, input_names=["input"], output_names=["output"])
+        model = onnx.load(path)
+        self.assertIn("QuantizeLinear", [n.op_type for n in model.graph.node])
+        res = self.kiln_ok("optimize", path, "-O", self.out("qat.opt.onnx"), "--print-kernels")
+        self.assertEqual(res.stdout.count("QLinearConv"), 2, res.stdout)
+        npy = self.out("x.npy")
+        np.save(npy, x.numpy())
+        kout, oout = self.out("kiln"), self.out("ort")
+        self.kiln_ok("run", path, "--input", "input=" + npy, "-d", kout)
+        subprocess.run(["node", ORT_RUN, path, oout, "input=" + npy], env=ku.ort_env(), check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+        k = np.load(os.path.join(kout, "output.npy"))
+        o = np.load(os.path.join(oout, "output.npy"))
+        inits = {i.name: i for i in model.graph.initializer}
+        last = [n for n in model.graph.node if n.op_type == "DequantizeLinear"][-1]
+        step = float(onnx.numpy_helper.to_array(inits[last.input[1]]).ravel()[0]) if last.input[1] in inits else None
+        self.assertIsNotNone(step, "the output's scale is not an initializer")
+        diff = float(np.abs(k - o).max())
+        print("torch QAT export: largest difference to ORT %.3g (output step %.3g)" % (diff, step), file=sys.stderr)
+        self.assertLessEqual(diff, step * 1.001)
 
     def test_errors_name_what_is_wrong(self):
         res = self.kiln("quantize", self.onnx_path, "-O", self.out("x.onnx"), expect=2)
