@@ -164,4 +164,8 @@ bool has_bf16() {
   return f.best == Isa::kAvx512 && (f.avx512_bf16 || f.amx_bf16);
 }
 
+Precision effective_precision(Precision asked, Isa isa) {
+  return asked == Precision::kBf16 && isa == Isa::kAvx512 && has_bf16() ? Precision::kBf16 : Precision::kFp32;
+}
+
 }  // namespace kiln::cpu

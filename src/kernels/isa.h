@@ -51,6 +51,10 @@ std::optional<Precision> parse_precision(const std::string& name);
 // Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX-BF16, with the OS's permission).
 bool has_bf16();
 
+// The precision a session asking for `asked` runs at under instruction set `isa`: kBf16 only where AVX-512 is allowed
+// and the CPU has_bf16(), else kFp32.
+Precision effective_precision(Precision asked, Isa isa);
+
 // What a session with default options runs: the CPU's best, capped by KILN_MAX_ISA when it is set (an invalid
 // value caps nothing here; Session::create reports it).
 Isa default_isa();

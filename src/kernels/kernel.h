@@ -254,7 +254,7 @@ class KernelContext {
 // Whether a kernel with a bfloat16 form may use it on this node: the session allows bf16 (KernelContext::precision),
 // AVX-512 is allowed and the CPU multiplies bfloat16 in hardware.
 inline bool bf16_allowed(const KernelContext& ctx) {
-  return ctx.precision() == Precision::kBf16 && ctx.isa() == Isa::kAvx512 && has_bf16();
+  return effective_precision(ctx.precision(), ctx.isa()) == Precision::kBf16;
 }
 
 // The dtypes a kernel accepts for input 0, as bits (1 << DType); kAnyDType: checked only when it runs.

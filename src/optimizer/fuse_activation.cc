@@ -17,7 +17,6 @@ struct Act {
 
 // The activation node `n` applies to `x`, if it is one we fuse.
 std::optional<Act> activation_of(const ir::Model& m, const ir::Node& n) {
-  const ir::Graph& g = m.graph;
   if (n.inputs.empty() || n.outputs.size() != 1) return std::nullopt;
   if (is_onnx(n, "Relu") || is_onnx(n, "Sigmoid") || is_onnx(n, "HardSwish") || is_onnx(n, "Tanh")) {
     return Act{n.op_type, {}};
@@ -30,19 +29,9 @@ std::optional<Act> activation_of(const ir::Model& m, const ir::Node& n) {
     return Act{"Gelu", {}};
   }
   if (is_onnx(n, "Clip")) {
-    float lo = std::numeric_limits<float>::lowest(), hi = std::numeric_limits<float>::max();
-    if (m.opset("").value_or(0) < 11) {
-      lo = attr_float(n, "min", lo);
-      hi = attr_float(n, "max", hi);
-    } else {
-      for (size_t k = 1; k < n.inputs.size() && k < 3; ++k) {
-        if (n.inputs[k].empty()) continue;
-        auto v = constant_values(g, n.inputs[k]);
-        if (!v || v->size() != 1) return std::nullopt;
-        (k == 1 ? lo : hi) = static_cast<float>((*v)[0]);
-      }
-    }
-    return Act{"Clip", {lo, hi}};
+    const auto bounds = clip_bounds(m, n);
+    if (!bounds) return std::nullopt;
+    return Act{"Clip", {bounds->first, bounds->second}};
   }
   return std::nullopt;
 }

@@ -104,75 +104,38 @@ std::string int32_bias(ir::Graph& g, const GraphView& view, const std::string& b
   return add_initializer(g, base + "_bias_int32", Tensor::from_vector<int32_t>({channels}, q));
 }
 
-// A Clip's bounds (constant inputs from opset 11, attributes before); false when they are not constants.
-bool clip_bounds(const ir::Graph& g, const ir::Node& n, double& lo, double& hi) {
-  lo = -std::numeric_limits<double>::infinity();
-  hi = std::numeric_limits<double>::infinity();
-  if (const ir::Attribute* a = n.attr("min")) lo = a->f;
-  if (const ir::Attribute* a = n.attr("max")) hi = a->f;
-  for (size_t i = 1; i < n.inputs.size() && i < 3; ++i) {
-    if (n.inputs[i].empty()) continue;
-    const Tensor* t = constant_tensor(g, n.inputs[i]);
-    if (!t || t->dtype() != DType::kFloat32 || t->num_elements() != 1) return false;
-    (i == 1 ? lo : hi) = t->data<float>()[0];
-  }
-  return true;
-}
-
-// The QuantizeLinear that alone reads `y` (through a Relu, or a Clip from 0, that quantizing makes redundant): its
-// node index, or -1. `relu` receives the Relu's or Clip's index (-1 when there is none).
-int quantize_of(const ir::Graph& g, const GraphView& view, const std::string& y, int& relu) {
-  relu = -1;
+// The per-tensor QuantizeLinear that alone reads `y`, directly or through an activation (a Relu or a Clip) that alone
+// reads y: its node index, or -1. `act` receives the activation's index (-1 when there is none).
+int quantize_after(const ir::Graph& g, const GraphView& view, const std::string& y, int& act) {
+  act = -1;
   int r = view.single_reader(y);
   if (r < 0) return -1;
-  const ir::Node* n = &g.nodes[static_cast<size_t>(r)];
-  if (is_onnx(*n, "Relu") || is_onnx(*n, "Clip")) {
-    relu = r;
-    r = view.single_reader(n->outputs[0]);
-    if (r < 0) return -1;
-    n = &g.nodes[static_cast<size_t>(r)];
-  }
-  if (!is_onnx(*n, "QuantizeLinear") || n->inputs.size() < 2 ||
-      n->inputs[0] != (relu >= 0 ? g.nodes[static_cast<size_t>(relu)].outputs[0] : y)) {
-    return -1;
-  }
-  const std::string zp = n->inputs.size() > 2 ? n->inputs[2] : "";
-  if (!scalar_f32(g, n->inputs[1]) || !scalar_zero_point(g, zp)) return -1;
-  if (relu >= 0) {
-    // Quantizing clamps at the zero point's value of 0.0: Relu changes nothing when that is the type's lowest. A
-    // Clip from 0 neither, when its upper bound is at or above the largest value the output can represent.
-    const Tensor* z = zp.empty() ? nullptr : constant_tensor(g, zp);
-    const bool u8 = !z || z->dtype() == DType::kUInt8;
-    const int32_t zero = !z ? 0 : u8 ? z->data<uint8_t>()[0] : z->data<int8_t>()[0];
-    if (zero != (u8 ? 0 : -128)) return -1;
-    const ir::Node& act = g.nodes[static_cast<size_t>(relu)];
-    if (is_onnx(act, "Clip")) {
-      double lo, hi;
-      const double top = (u8 ? 255.0 : 127.0) - zero;
-      if (!clip_bounds(g, act, lo, hi) || lo != 0.0 || hi < top * constant_tensor(g, n->inputs[1])->data<float>()[0]) {
-        return -1;
-      }
-    }
-  }
-  return r;
-}
-
-// The QuantizeLinear (per tensor) that alone reads `y`, directly or through a Relu that alone reads y (any zero
-// point: the fused node applies the Relu itself); -1 when there is none.
-int quantize_of_any(const ir::Graph& g, const GraphView& view, const std::string& y, int& relu) {
-  relu = -1;
-  int r = view.single_reader(y);
-  if (r < 0) return -1;
-  if (is_onnx(g.nodes[static_cast<size_t>(r)], "Relu")) {
-    relu = r;
-    r = view.single_reader(g.nodes[static_cast<size_t>(r)].outputs[0]);
+  std::string in = y;
+  if (is_onnx(g.nodes[static_cast<size_t>(r)], "Relu") || is_onnx(g.nodes[static_cast<size_t>(r)], "Clip")) {
+    act = r;
+    in = g.nodes[static_cast<size_t>(r)].outputs[0];
+    r = view.single_reader(in);
     if (r < 0) return -1;
   }
   const ir::Node& n = g.nodes[static_cast<size_t>(r)];
-  const std::string& in = relu >= 0 ? g.nodes[static_cast<size_t>(relu)].outputs[0] : y;
   if (!is_onnx(n, "QuantizeLinear") || n.inputs.size() < 2 || n.inputs[0] != in) return -1;
   if (!scalar_f32(g, n.inputs[1]) || !scalar_zero_point(g, n.inputs.size() > 2 ? n.inputs[2] : "")) return -1;
   return r;
+}
+
+// Whether activation `act` before QuantizeLinear `quant` changes nothing: quantizing clamps at the zero point's value
+// of 0.0, so a Relu is redundant when that is the type's lowest; a Clip from 0 too, when its upper bound is at or
+// above the largest value the output can represent.
+bool redundant_before(const ir::Model& m, const ir::Node& act, const ir::Node& quant) {
+  const ir::Graph& g = m.graph;
+  const Tensor* z = quant.inputs.size() > 2 && !quant.inputs[2].empty() ? constant_tensor(g, quant.inputs[2]) : nullptr;
+  const bool u8 = !z || z->dtype() == DType::kUInt8;
+  const int32_t zero = !z ? 0 : u8 ? z->data<uint8_t>()[0] : z->data<int8_t>()[0];
+  if (zero != (u8 ? 0 : -128)) return false;
+  if (is_onnx(act, "Relu")) return true;
+  const auto bounds = clip_bounds(m, act);
+  const double top = ((u8 ? 255.0 : 127.0) - zero) * constant_tensor(g, quant.inputs[1])->data<float>()[0];
+  return bounds && bounds->first == 0.0f && bounds->second >= top;
 }
 
 }  // namespace
@@ -180,10 +143,12 @@ int quantize_of_any(const ir::Graph& g, const GraphView& view, const std::string
 int fuse_qdq(ir::Model& m) {
   ir::Graph& g = m.graph;
   int rewrites = 0;
+  // One view for the whole sweep: a rewrite changes only its own nodes (the operator, the activation and the
+  // QuantizeLinear it absorbs), which no later match reads through the view.
+  GraphView view(g);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const bool conv = is_onnx(g.nodes[i], "Conv");
     if (!conv && !is_onnx(g.nodes[i], "MatMul")) continue;
-    GraphView view(g);
     const ir::Node& op = g.nodes[i];
     if (op.inputs.size() < 2 || op.outputs.empty()) continue;
     auto x = dequantized(g, view, op.inputs[0]);
@@ -194,8 +159,11 @@ int fuse_qdq(ir::Model& m) {
     const int64_t channels = conv ? wq->dims()[0] : wq->dims()[1];
     if (!symmetric_int8(g, *w, channels, conv ? 0 : 1)) continue;
     int relu = -1;
-    const int q = quantize_of(g, view, op.outputs[0], relu);
-    if (q < 0) continue;
+    const int q = quantize_after(g, view, op.outputs[0], relu);
+    if (q < 0 ||
+        (relu >= 0 && !redundant_before(m, g.nodes[static_cast<size_t>(relu)], g.nodes[static_cast<size_t>(q)]))) {
+      continue;
+    }
     const std::string bias = conv && op.inputs.size() > 2 ? op.inputs[2] : "";
     std::string bias_q;
     if (!bias.empty()) {
@@ -223,9 +191,10 @@ int fuse_qdq(ir::Model& m) {
   // DequantizeLinear(a) + DequantizeLinear(b) [-> Relu] -> QuantizeLinear: ai.kiln QLinearAdd (the residual sums
   // between quantized convolutions), its arithmetic that of the QDQ graph.
   int adds = 0;
+  sweep_removed(g);
+  view = GraphView(g);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (!is_onnx(g.nodes[i], "Add") || g.nodes[i].inputs.size() != 2 || g.nodes[i].outputs.empty()) continue;
-    GraphView view(g);
     const ir::Node& add = g.nodes[i];
     auto a = dequantized(g, view, add.inputs[0]);
     auto b = dequantized(g, view, add.inputs[1]);
@@ -234,8 +203,8 @@ int fuse_qdq(ir::Model& m) {
       continue;
     }
     int relu = -1;
-    const int q = quantize_of_any(g, view, add.outputs[0], relu);
-    if (q < 0) continue;
+    const int q = quantize_after(g, view, add.outputs[0], relu);
+    if (q < 0 || (relu >= 0 && !is_onnx(g.nodes[static_cast<size_t>(relu)], "Relu"))) continue;  // QLinearAdd's Relu
     ir::Node& quant = g.nodes[static_cast<size_t>(q)];
     const std::string label = add.name.empty() ? add.outputs[0] : add.name;
     const std::string a_zp = zero_point_input(g, a->zero_point, label + "_a");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "kernels/kernel.h"
 
@@ -94,6 +95,20 @@ void rename_reads(ir::Graph& g, const std::string& from, const std::string& to) 
 void sweep_removed(ir::Graph& g) {
   g.nodes.erase(std::remove_if(g.nodes.begin(), g.nodes.end(), [](const ir::Node& n) { return n.op_type.empty(); }),
                 g.nodes.end());
+}
+
+std::optional<std::pair<float, float>> clip_bounds(const ir::Model& m, const ir::Node& n) {
+  float lo = std::numeric_limits<float>::lowest(), hi = std::numeric_limits<float>::max();
+  if (m.opset("").value_or(0) < 11) {
+    return std::make_pair(attr_float(n, "min", lo), attr_float(n, "max", hi));
+  }
+  for (size_t k = 1; k < n.inputs.size() && k < 3; ++k) {
+    if (n.inputs[k].empty()) continue;
+    auto v = constant_values(m.graph, n.inputs[k]);
+    if (!v || v->size() != 1) return std::nullopt;
+    (k == 1 ? lo : hi) = static_cast<float>((*v)[0]);
+  }
+  return std::make_pair(lo, hi);
 }
 
 std::string fresh_name(const ir::Graph& g, const std::string& base) {

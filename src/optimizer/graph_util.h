@@ -50,6 +50,9 @@ std::optional<std::vector<double>> constant_values(const ir::Graph& g, const std
 // A constant scalar (any numeric dtype, one element) near `value`.
 bool is_constant_scalar(const ir::Graph& g, const std::string& name, double value, double tol = 1e-6);
 
+// A Clip's bounds when they are constants (attributes before opset 11, inputs from it; an absent one: the float
+// range's end); nullopt when one is not a constant scalar.
+std::optional<std::pair<float, float>> clip_bounds(const ir::Model& m, const ir::Node& n);
 // Every name read by the graph's nodes, nested subgraphs included.
 void collect_reads(const ir::Graph& g, std::unordered_set<std::string>& reads);
 // The other input of a two-input node, given one of them; "" when `known` is not an input.

@@ -49,27 +49,7 @@ class Names {
   std::set<std::string> used_;
 };
 
-// Drops the initializers no node reads (the float weights that were quantized).
-void drop_unread_initializers(ir::Graph& g) {
-  std::set<std::string> read;
-  for (const auto& n : g.nodes) read.insert(n.inputs.begin(), n.inputs.end());
-  for (const auto& o : g.outputs) read.insert(o.name);
-  std::set<std::string> inputs;
-  for (const auto& i : g.inputs) inputs.insert(i.name);
-  g.initializers.erase(
-      std::remove_if(g.initializers.begin(), g.initializers.end(),
-                     [&](const ir::NamedTensor& i) { return !read.count(i.name) && !inputs.count(i.name); }),
-      g.initializers.end());
-}
-
 constexpr int kBins = 2048;
-
-int64_t onnx_opset(const ir::Model& m) {
-  for (const auto& o : m.opset_import) {
-    if (o.domain.empty() || o.domain == "ai.onnx") return o.version;
-  }
-  return 0;
-}
 
 std::string node_label(const ir::Node& n, size_t i) { return n.name.empty() ? "#" + std::to_string(i) : n.name; }
 
@@ -104,12 +84,10 @@ bool quantizable(const ir::Graph& g, const ir::Node& n, std::string& why) {
 }
 
 // A Clip whose lower bound is 0 (ReLU6): quantized after it, like a Relu.
-bool clip_from_zero(const ir::Graph& g, const ir::Node& n) {
+bool clip_from_zero(const ir::Model& m, const ir::Node& n) {
   if (!is_onnx(n, "Clip")) return false;
-  if (const ir::Attribute* a = n.attr("min")) return a->f == 0.0f;
-  if (n.inputs.size() < 2 || n.inputs[1].empty()) return false;
-  const Tensor* t = constant_tensor(g, n.inputs[1]);
-  return t && t->dtype() == DType::kFloat32 && t->num_elements() == 1 && t->data<float>()[0] == 0.0f;
+  const auto bounds = opt::clip_bounds(m, n);
+  return bounds && bounds->first == 0.0f;
 }
 
 // What calibration collects for one tensor.
@@ -210,40 +188,34 @@ Tensor float_vector(const std::vector<float>& v) {
   return v.size() == 1 ? scalar(v[0]) : Tensor::from_vector<float>({static_cast<int64_t>(v.size())}, v);
 }
 
-// Adds the model's values `names` as extra graph outputs (float32, shape unknown) of a copy of `model`.
-ir::Model with_outputs(const ir::Model& model, const std::vector<std::string>& names) {
+// A session of `model` with its values `names` added as graph outputs (float32, shape unknown).
+StatusOr<std::unique_ptr<Session>> session_with_outputs(const ir::Model& model, const std::vector<std::string>& names,
+                                                        int optimization_level) {
   ir::Model m = model;
   std::set<std::string> present;
   for (const auto& o : m.graph.outputs) present.insert(o.name);
   for (const auto& n : names) {
-    if (!present.count(n))
+    if (!present.count(n)) {
       m.graph.outputs.push_back(ir::helper::make_tensor_value_info(n, DType::kFloat32, std::nullopt));
+    }
   }
-  return m;
-}
-
-// Runs `model` with `names` as outputs on every batch; calls use(batch, values by name).
-template <typename Use>
-Status run_batches(const ir::Model& model, const std::vector<std::string>& names, const std::vector<Feeds>& batches,
-                   int optimization_level, Use&& use) {
   SessionOptions so;
   so.optimization_level = optimization_level;
-  KILN_ASSIGN_OR_RETURN(auto session, Session::create(with_outputs(model, names), so));
-  for (size_t b = 0; b < batches.size(); ++b) {
-    auto out = session->run(batches[b], names);
-    if (!out.is_ok()) return out.status().with_context("calibration batch " + std::to_string(b + 1));
-    std::map<std::string, const Tensor*> values;
-    for (size_t i = 0; i < names.size(); ++i) {
-      const Tensor& t = (*out)[i];
-      if (t.dtype() != DType::kFloat32) {
-        return invalid_argument("tensor '" + names[i] + "' is " + dtype_name(t.dtype()) +
-                                "; only float32 tensors are quantized");
-      }
-      values[names[i]] = &t;
+  return Session::create(std::move(m), so);
+}
+
+// The values `names` of batch `b` (float32 each; an error names the tensor that is not).
+StatusOr<std::vector<Tensor>> run_batch(Session& session, const std::vector<std::string>& names,
+                                        const std::vector<Feeds>& batches, size_t b) {
+  auto out = session.run(batches[b], names);
+  if (!out.is_ok()) return out.status().with_context("calibration batch " + std::to_string(b + 1));
+  for (size_t i = 0; i < names.size(); ++i) {
+    if ((*out)[i].dtype() != DType::kFloat32) {
+      return invalid_argument("tensor '" + names[i] + "' is " + dtype_name((*out)[i].dtype()) +
+                              "; only float32 tensors are quantized");
     }
-    use(b, values);
   }
-  return Status::ok();
+  return out;
 }
 
 // The model as the quantizer reads it: constants folded (exporters write Constant nodes and share weights through
@@ -312,7 +284,7 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
                                  ir::Model& out) {
   if (batches.empty()) return invalid_argument("no calibration data: at least one batch is needed");
   KILN_ASSIGN_OR_RETURN(const ir::Model model, prepared(source));
-  const int64_t opset = onnx_opset(model);
+  const int64_t opset = model.opset("").value_or(0);
   if (opset < 10) return invalid_argument("the model is opset " + std::to_string(opset) + "; QuantizeLinear needs 10");
   if (options.per_channel && opset < 13) {
     return invalid_argument("per-channel weights need opset 13 (DequantizeLinear's axis); the model is opset " +
@@ -325,7 +297,6 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
   // Relu or Clip from 0 that alone reads it: its output, so that fuse_qdq finds Conv -> Relu -> QuantizeLinear).
   std::vector<size_t> nodes;
   std::vector<std::string> tensors;
-  std::map<size_t, std::string> out_tensor;
   auto want = [&](const std::string& t) {
     if (std::find(tensors.begin(), tensors.end(), t) == tensors.end()) tensors.push_back(t);
   };
@@ -346,10 +317,9 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
     std::string y = n.outputs[0];
     const int r = view.single_reader(y);
     if (r >= 0 &&
-        (is_onnx(g.nodes[static_cast<size_t>(r)], "Relu") || clip_from_zero(g, g.nodes[static_cast<size_t>(r)]))) {
+        (is_onnx(g.nodes[static_cast<size_t>(r)], "Relu") || clip_from_zero(model, g.nodes[static_cast<size_t>(r)]))) {
       y = g.nodes[static_cast<size_t>(r)].outputs[0];
     }
-    out_tensor[i] = y;
     want(y);
   }
   if (nodes.empty())
@@ -358,18 +328,19 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
   // Calibration: min/max, then (entropy, percentile) a histogram over that range.
   std::map<std::string, Stats> stats;
   const bool histograms = options.method != Method::kMinMax;
-  KILN_RETURN_IF_ERROR(run_batches(model, tensors, batches, 99, [&](size_t b, const auto& values) {
-    for (const auto& [name, t] : values) add_minmax(stats[name], *t);
+  KILN_ASSIGN_OR_RETURN(auto session, session_with_outputs(model, tensors, 99));
+  for (size_t b = 0; b < batches.size(); ++b) {
+    KILN_ASSIGN_OR_RETURN(const std::vector<Tensor> values, run_batch(*session, tensors, batches, b));
+    for (size_t k = 0; k < tensors.size(); ++k) add_minmax(stats[tensors[k]], values[k]);
     if (options.progress) options.progress(1, b + 1, batches.size());
-  }));
-  const bool abs_hist = options.method == Method::kEntropy || options.symmetric_activations;
-  if (histograms) {
-    KILN_RETURN_IF_ERROR(run_batches(model, tensors, batches, 99, [&](size_t b, const auto& values) {
-      for (const auto& [name, t] : values) add_histogram(stats[name], *t, abs_hist);
-      if (options.progress) options.progress(2, b + 1, batches.size());
-    }));
   }
-  std::map<std::string, QParams> params;
+  const bool abs_hist = options.method == Method::kEntropy || options.symmetric_activations;
+  for (size_t b = 0; histograms && b < batches.size(); ++b) {
+    KILN_ASSIGN_OR_RETURN(const std::vector<Tensor> values, run_batch(*session, tensors, batches, b));
+    for (size_t k = 0; k < tensors.size(); ++k) add_histogram(stats[tensors[k]], values[k], abs_hist);
+    if (options.progress) options.progress(2, b + 1, batches.size());
+  }
+  // report.ranges[k] is tensors[k]'s.
   for (const std::string& name : tensors) {
     const Stats& s = stats[name];
     TensorRange r;
@@ -398,7 +369,6 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
     const QParams q = activation_params(r.lo, r.hi, options.symmetric_activations);
     r.scale = q.scale;
     r.zero_point = q.zero_point;
-    params[name] = q;
     report.ranges.push_back(r);
   }
 
@@ -409,16 +379,16 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
   std::map<std::string, std::string> dequantized;      // tensor -> its DequantizeLinear output
   std::map<std::string, std::vector<ir::Node>> after;  // producer output (or "" for graph inputs) -> nodes
   Names names(og);
-  for (const std::string& t : tensors) {
-    const QParams& q = params[t];
-    const std::string s = names.initializer(og, t + "_scale", scalar(q.scale));
+  std::map<std::string, float> scale_of;
+  for (TensorRange& r : report.ranges) {
+    const std::string& t = r.name;
+    scale_of[t] = r.scale;
+    const std::string s = names.initializer(og, t + "_scale", scalar(r.scale));
     const std::string z =
-        names.initializer(og, t + "_zero_point", zero_point_tensor(q.zero_point, options.symmetric_activations));
+        names.initializer(og, t + "_zero_point", zero_point_tensor(r.zero_point, options.symmetric_activations));
     const std::string tq = names.fresh(t + "_quantized"), td = names.fresh(t + "_dequantized");
     dequantized[t] = td;
-    for (auto& r : report.ranges) {
-      if (r.name == t) r.dequantized = td;
-    }
+    r.dequantized = td;
     const std::string key = view.producer(t) >= 0 ? t : "";
     after[key].push_back(ir::helper::make_node("QuantizeLinear", {t, s, z}, {tq}, tq));
     after[key].push_back(ir::helper::make_node("DequantizeLinear", {tq, s, z}, {td}, td));
@@ -450,7 +420,7 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
     n.inputs[1] = wd;
     if (conv && n.inputs.size() > 2 && !n.inputs[2].empty()) {
       const Tensor& b = *constant_tensor(og, model.graph.nodes[i].inputs[2]);
-      const float xs = params[model.graph.nodes[i].inputs[0]].scale;
+      const float xs = scale_of.at(model.graph.nodes[i].inputs[0]);
       std::vector<int32_t> bq(static_cast<size_t>(b.num_elements()));
       std::vector<float> bs(bq.size());
       for (size_t m = 0; m < bq.size(); ++m) {
@@ -484,13 +454,13 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
     }
   }
   og.nodes = std::move(ordered);
-  drop_unread_initializers(og);
+  KILN_RETURN_IF_ERROR(opt::run_pass(out, "eliminate_dead_nodes").status());  // the float weights now unread
   return report;
 }
 
 StatusOr<Report> quantize_dynamic(const ir::Model& source, const Options& options, ir::Model& out) {
   KILN_ASSIGN_OR_RETURN(const ir::Model model, prepared(source));
-  const int64_t opset = onnx_opset(model);
+  const int64_t opset = model.opset("").value_or(0);
   if (opset < 11) {
     return invalid_argument("the model is opset " + std::to_string(opset) + "; DynamicQuantizeLinear needs 11");
   }
@@ -555,7 +525,7 @@ StatusOr<Report> quantize_dynamic(const ir::Model& source, const Options& option
     return invalid_argument("the model has no MatMul or Gemm with a constant 2-D float32 B to quantize");
   }
   g.nodes = std::move(nodes);
-  drop_unread_initializers(g);
+  KILN_RETURN_IF_ERROR(opt::run_pass(out, "eliminate_dead_nodes").status());  // the float weights now unread
   return report;
 }
 
@@ -567,27 +537,27 @@ Status report_errors(const ir::Model& model, const ir::Model& quantized, const s
     fp32_names.push_back(r.name);
     q_names.push_back(r.dequantized);
   }
-  std::map<std::string, double> diff, norm;
-  std::vector<std::map<std::string, Tensor>> fp32(batches.size());
-  KILN_RETURN_IF_ERROR(run_batches(model, fp32_names, batches, 99, [&](size_t b, const auto& values) {
-    for (const auto& [name, t] : values) fp32[b][name] = *t;
-  }));
-  // The QDQ graph as written (level 0): the fusions would remove the dequantized values compared here.
-  KILN_RETURN_IF_ERROR(run_batches(quantized, q_names, batches, 0, [&](size_t b, const auto& values) {
-    for (size_t k = 0; k < q_names.size(); ++k) {
-      const Tensor& q = *values.at(q_names[k]);
-      const Tensor& f = fp32[b][fp32_names[k]];
-      if (q.num_elements() != f.num_elements()) continue;
-      for (int64_t i = 0; i < q.num_elements(); ++i) {
-        const double d = static_cast<double>(q.data<float>()[i]) - f.data<float>()[i];
-        diff[fp32_names[k]] += d * d;
-        norm[fp32_names[k]] += static_cast<double>(f.data<float>()[i]) * f.data<float>()[i];
+  // Batch by batch, side by side. The QDQ graph runs as written (level 0): the fusions would remove the dequantized
+  // values compared here.
+  KILN_ASSIGN_OR_RETURN(auto fp32_session, session_with_outputs(model, fp32_names, 99));
+  KILN_ASSIGN_OR_RETURN(auto q_session, session_with_outputs(quantized, q_names, 0));
+  std::vector<double> diff(fp32_names.size(), 0.0), norm(fp32_names.size(), 0.0);
+  for (size_t b = 0; b < batches.size(); ++b) {
+    KILN_ASSIGN_OR_RETURN(const std::vector<Tensor> f, run_batch(*fp32_session, fp32_names, batches, b));
+    KILN_ASSIGN_OR_RETURN(const std::vector<Tensor> q, run_batch(*q_session, q_names, batches, b));
+    for (size_t k = 0; k < f.size(); ++k) {
+      if (q[k].num_elements() != f[k].num_elements()) continue;
+      for (int64_t i = 0; i < q[k].num_elements(); ++i) {
+        const double fv = f[k].data<float>()[i], d = q[k].data<float>()[i] - fv;
+        diff[k] += d * d;
+        norm[k] += fv * fv;
       }
     }
-  }));
-  for (auto& r : report.ranges) {
-    if (norm.count(r.name))
-      r.error = norm[r.name] > 0 ? std::sqrt(diff[r.name] / norm[r.name]) : std::sqrt(diff[r.name]);
+  }
+  for (size_t k = 0, r = 0; r < report.ranges.size(); ++r) {
+    if (report.ranges[r].dequantized.empty()) continue;
+    report.ranges[r].error = norm[k] > 0 ? std::sqrt(diff[k] / norm[k]) : std::sqrt(diff[k]);
+    ++k;
   }
   return Status::ok();
 }

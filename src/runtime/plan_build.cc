@@ -224,9 +224,7 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
   info.cpu_name = cpu::cpu_features().model;
   info.threads = options.threads;
   // What the kernels were chosen under: bf16 only where the session could use it (kiln build said so otherwise).
-  info.precision = cpu::precision_name(
-      *precision == cpu::Precision::kBf16 && isa == cpu::Isa::kAvx512 && cpu::has_bf16() ? cpu::Precision::kBf16
-                                                                                         : cpu::Precision::kFp32);
+  info.precision = cpu::precision_name(cpu::effective_precision(*precision, isa));
   info.portable = options.portable;
   info.optimization_level = options.optimization_level;
   info.tuned = options.tune;

@@ -473,7 +473,7 @@ Status Session::Impl::init(bool optimize) {
     if (!p) return invalid_argument("precision is '" + options.precision + "'; expected fp32 or bf16");
     precision = *p;
   }
-  if (precision == cpu::Precision::kBf16 && !(isa == cpu::Isa::kAvx512 && cpu::has_bf16())) {
+  if (precision != cpu::effective_precision(precision, isa)) {
     static std::once_flag said;
     std::call_once(said, [this] {
       std::fprintf(stderr, "kiln: precision bf16 runs in fp32 here: %s\n",
@@ -523,8 +523,7 @@ const PlanInfo* Session::plan_info() const { return impl_->plan.get(); }
 double Session::tune_ms() const { return impl_->tuner->spent_ms(); }
 
 std::string Session::precision() const {
-  const bool bf16 = impl_->precision == cpu::Precision::kBf16 && impl_->isa == cpu::Isa::kAvx512 && cpu::has_bf16();
-  return cpu::precision_name(bf16 ? cpu::Precision::kBf16 : cpu::Precision::kFp32);
+  return cpu::precision_name(cpu::effective_precision(impl_->precision, impl_->isa));
 }
 int64_t Session::tuned_configs() const { return impl_->tuner->timed(); }
 int64_t Session::timing_cache_hits() const { return impl_->tuner->cache_hits(); }

@@ -4,7 +4,6 @@
 // the model for this CPU, times the candidate kernels of every node at each profile's opt shapes, and writes the
 // optimized graph, the chosen kernels, the profiles and the weights as one plan that sessions load without the ONNX
 // parser (kiln run|bench|show|check take it).
-#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>

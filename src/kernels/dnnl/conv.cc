@@ -185,25 +185,9 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
       return Status::ok();
     }
     dnnl::stream strm(eng);
-    memory src_user(c->src_md, eng, const_cast<void*>(x.raw_data()));
-    memory dst_user(c->dst_md, eng, y.raw_data());
-    memory w_mem = c->packed_w ? c->packed_w
-                               : in_layout(memory(c->w_md, eng, const_cast<void*>(w.raw_data())), c->pd.weights_desc(),
-                                           strm, kWeightsSlot);
-    memory src_mem = in_layout(src_user, c->pd.src_desc(), strm), dst_mem = dst_user;
-    if (c->pd.dst_desc() != c->dst_md)
-      dst_mem = memory(c->pd.dst_desc(), eng, thread_buffer(kDestinationSlot, c->pd.dst_desc().get_size()));
-    if (z) {
-      // The sum post-op accumulates into dst: start it from z.
-      if (dst_mem == dst_user) {
-        if (z->raw_data() != y.raw_data()) std::memcpy(y.raw_data(), z->raw_data(), y.nbytes());
-      } else {
-        memory z_user(c->dst_md, eng, const_cast<void*>(z->raw_data()));
-        dnnl::reorder(z_user, dst_mem).execute(strm, z_user, dst_mem);
-      }
-    }
-    execute_weighted(c->prim, c->pd.scratchpad_desc(), src_mem, w_mem, dst_mem, dst_user, c->b_md,
-                     b ? b->raw_data() : nullptr, strm);
+    execute_in_user_layouts(c->prim, c->pd, memory(c->src_md, eng, const_cast<void*>(x.raw_data())), c->packed_w,
+                            memory(c->w_md, eng, const_cast<void*>(w.raw_data())), memory(c->dst_md, eng, y.raw_data()),
+                            c->b_md, b ? b->raw_data() : nullptr, strm, z ? z->raw_data() : nullptr);
   } catch (const dnnl::error& e) {
     return internal_error(std::string("oneDNN convolution failed: ") + e.what());
   }

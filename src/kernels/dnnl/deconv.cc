@@ -84,15 +84,9 @@ Status deconv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const ConvP
     if (impl) *impl = std::string("dnnl_deconv(") + d->pd.impl_info_str() + ")";
     dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
-    memory src_user(d->src_md, eng, const_cast<void*>(x.raw_data()));
-    memory dst_user(d->dst_md, eng, y.raw_data());
-    memory w_mem = d->packed_w ? d->packed_w
-                               : in_layout(memory(d->w_md, eng, const_cast<void*>(w.raw_data())), d->pd.weights_desc(),
-                                           strm, kWeightsSlot);
-    memory src_mem = in_layout(src_user, d->pd.src_desc(), strm), dst_mem = dst_user;
-    if (d->pd.dst_desc() != d->dst_md) dst_mem = memory(d->pd.dst_desc(), eng);
-    execute_weighted(d->prim, d->pd.scratchpad_desc(), src_mem, w_mem, dst_mem, dst_user, d->b_md,
-                     b ? b->raw_data() : nullptr, strm);
+    execute_in_user_layouts(d->prim, d->pd, memory(d->src_md, eng, const_cast<void*>(x.raw_data())), d->packed_w,
+                            memory(d->w_md, eng, const_cast<void*>(w.raw_data())), memory(d->dst_md, eng, y.raw_data()),
+                            d->b_md, b ? b->raw_data() : nullptr, strm);
   } catch (const dnnl::error& e) {
     return internal_error(std::string("oneDNN deconvolution failed: ") + e.what());
   }

@@ -175,6 +175,30 @@ inline void execute_weighted(const dnnl::primitive& prim, const dnnl::memory::de
   strm.wait();
 }
 
+// Runs a convolution-like primitive on tensors in their own (user) layouts: the source reordered into the primitive's
+// layout (a thread buffer), the weights `packed` when given, else `w_user` reordered likewise, the destination
+// computed in the primitive's layout (a thread buffer, unless dst_user is in it already) and reordered into dst_user.
+// `z` (optional, dst_user's layout and size): the sum post-op's addend, where the destination starts. Waits.
+template <typename PrimitiveDesc>
+void execute_in_user_layouts(const dnnl::primitive& prim, const PrimitiveDesc& pd, const dnnl::memory& src_user,
+                             const dnnl::memory& packed, const dnnl::memory& w_user, const dnnl::memory& dst_user,
+                             const dnnl::memory::desc& b_md, const void* bias, dnnl::stream& strm,
+                             const void* z = nullptr) {
+  const dnnl::memory w = packed ? packed : in_layout(w_user, pd.weights_desc(), strm, kWeightsSlot);
+  const dnnl::memory src = in_layout(src_user, pd.src_desc(), strm);
+  dnnl::memory dst = dst_user;
+  if (pd.dst_desc() != dst_user.get_desc()) {
+    dst = dnnl::memory(pd.dst_desc(), cpu_engine(), thread_buffer(kDestinationSlot, pd.dst_desc().get_size()));
+  }
+  if (z && dst == dst_user) {
+    if (z != dst_user.get_data_handle()) std::memcpy(dst_user.get_data_handle(), z, dst_user.get_desc().get_size());
+  } else if (z) {
+    dnnl::memory z_user(dst_user.get_desc(), cpu_engine(), const_cast<void*>(z));
+    dnnl::reorder(z_user, dst).execute(strm, z_user, dst);
+  }
+  execute_weighted(prim, pd.scratchpad_desc(), src, w, dst, dst_user, b_md, bias, strm);
+}
+
 // Appends `act` as eltwise post-ops (HardSigmoid takes two: linear, then clip to [0, 1]).
 inline void append_activation(dnnl::post_ops& ops, const cpu::Activation& act) {
   using K = cpu::Activation::Kind;

@@ -18,6 +18,15 @@ namespace {
 using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 
+// The scales' bits, to key the primitive made with them.
+void append_bits(std::vector<int64_t>& key, const std::vector<float>& scales) {
+  for (float s : scales) {
+    int32_t bits;
+    std::memcpy(&bits, &s, sizeof bits);
+    key.push_back(bits);
+  }
+}
+
 struct QConvPrimitive {
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward prim;
@@ -83,11 +92,7 @@ Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QC
     if (cache) {
       std::vector<int64_t> key = x.dims();
       key.insert(key.end(), {bias != nullptr, p.x_signed, p.y_signed, p.x_zero_point, p.y_zero_point});
-      for (float s : p.scales) {
-        int32_t bits;
-        std::memcpy(&bits, &s, sizeof bits);
-        key.push_back(bits);
-      }
+      append_bits(key, p.scales);
       KILN_ASSIGN_OR_RETURN(q, cache->get<QConvPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlQConv, key}, make));
     } else {
       KILN_ASSIGN_OR_RETURN(q, make());
@@ -95,17 +100,9 @@ Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QC
     if (impl) *impl = std::string("dnnl_qconv(") + q->pd.impl_info_str() + ")";
     dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
-    memory src_user(q->src_md, eng, const_cast<void*>(x.raw_data()));
-    memory dst_user(q->dst_md, eng, y.raw_data());
-    memory w_mem = q->packed_w ? q->packed_w
-                               : in_layout(memory(q->w_md, eng, const_cast<void*>(w.raw_data())), q->pd.weights_desc(),
-                                           strm, kWeightsSlot);
-    memory src_mem = in_layout(src_user, q->pd.src_desc(), strm), dst_mem = dst_user;
-    if (q->pd.dst_desc() != q->dst_md) {
-      dst_mem = memory(q->pd.dst_desc(), eng, thread_buffer(kDestinationSlot, q->pd.dst_desc().get_size()));
-    }
-    execute_weighted(q->prim, q->pd.scratchpad_desc(), src_mem, w_mem, dst_mem, dst_user, q->b_md,
-                     bias ? bias->raw_data() : nullptr, strm);
+    execute_in_user_layouts(q->prim, q->pd, memory(q->src_md, eng, const_cast<void*>(x.raw_data())), q->packed_w,
+                            memory(q->w_md, eng, const_cast<void*>(w.raw_data())), memory(q->dst_md, eng, y.raw_data()),
+                            q->b_md, bias ? bias->raw_data() : nullptr, strm);
   } catch (const dnnl::error& e) {
     return internal_error(std::string("oneDNN quantized convolution failed: ") + e.what());
   }
@@ -171,11 +168,7 @@ Status qmatmul_int8(const void* a, const void* b, void* y, const QMatMulParams& 
                                static_cast<int64_t>(p.y_type),
                                p.a_zero_point,
                                p.y_zero_point};
-      for (float s : p.scales) {
-        int32_t bits;
-        std::memcpy(&bits, &s, sizeof bits);
-        key.push_back(bits);
-      }
+      append_bits(key, p.scales);
       KILN_ASSIGN_OR_RETURN(q, cache->get<QMatMulPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlQMatMul, key}, make));
     } else {
       KILN_ASSIGN_OR_RETURN(q, make());

@@ -32,17 +32,21 @@ int32_t zero_point_of(const Tensor& t) {
                                     : static_cast<int32_t>(t.data<int8_t>()[0]);
 }
 
+// Int8 zero points of weights that are all 0 (or none), one or `channels` of them.
+bool zero_weight_zero_points(const Tensor* w_zp, int64_t channels) {
+  if (!w_zp) return true;
+  if (w_zp->dtype() != DType::kInt8 || (w_zp->num_elements() != 1 && w_zp->num_elements() != channels)) return false;
+  for (int64_t i = 0; i < w_zp->num_elements(); ++i) {
+    if (w_zp->data<int8_t>()[i] != 0) return false;
+  }
+  return true;
+}
+
 // The weights' zero points are all 0 and their scales are float32, one per tensor or one per output channel.
 bool symmetric_weights(const Tensor* w, const Tensor* w_scale, const Tensor* w_zp, int64_t channels) {
   if (!w || w->dtype() != DType::kInt8 || !w_scale || w_scale->dtype() != DType::kFloat32) return false;
   if (w_scale->num_elements() != 1 && w_scale->num_elements() != channels) return false;
-  if (w_zp) {
-    if (w_zp->dtype() != DType::kInt8 || (w_zp->num_elements() != 1 && w_zp->num_elements() != channels)) return false;
-    for (int64_t i = 0; i < w_zp->num_elements(); ++i) {
-      if (w_zp->data<int8_t>()[i] != 0) return false;
-    }
-  }
-  return true;
+  return zero_weight_zero_points(w_zp, channels);
 }
 
 // Whether oneDNN's int8 product is exact for this source type and these weights: with VNNI (or AMX) it sums
@@ -181,14 +185,7 @@ bool matmulinteger_dnnl_supports(const KernelContext& ctx) {
     return false;
   }
   if ((a_zp && !scalar_zero_point(a_zp, a->dtype())) || !int8_exact(ctx, a->dtype(), *b)) return false;
-  const Tensor* b_zp = ctx.input(3);
-  if (b_zp) {
-    if (b_zp->dtype() != DType::kInt8) return false;
-    for (int64_t i = 0; i < b_zp->num_elements(); ++i) {
-      if (b_zp->data<int8_t>()[i] != 0) return false;
-    }
-  }
-  return true;
+  return zero_weight_zero_points(ctx.input(3), N);
 }
 
 Status matmulinteger_dnnl_kernel(KernelContext& ctx) {
@@ -240,6 +237,37 @@ inline void widen16(const uint8_t* p, bool is_signed, __m128i out[4]) {
   out[3] = _mm_unpackhi_epi16(hi16, s_hi);
 }
 
+// round_half_even(v / scale) + zero_point for 4 lanes, as int32: a NaN quotient gives the zero point, and the quotient
+// is clamped to +-2^30 first, so that out-of-range values saturate when packed (store16) instead of wrapping.
+inline __m128i quantize4(__m128 v, __m128 scale, __m128i zero_point) {
+  __m128 q = _mm_div_ps(v, scale);
+  q = _mm_and_ps(q, _mm_cmpord_ps(q, q));  // NaN -> 0
+  q = _mm_max_ps(_mm_min_ps(q, _mm_set1_ps(1073741824.0f)), _mm_set1_ps(-1073741824.0f));
+  return _mm_add_epi32(_mm_cvtps_epi32(q), zero_point);  // round half to even (the default rounding mode)
+}
+
+// 4 x 4 int32 lanes saturated to 16 uint8/int8 values at `out`.
+inline void store16(uint8_t* out, const __m128i q[4], bool is_signed) {
+  const __m128i lo16 = _mm_packs_epi32(q[0], q[1]), hi16 = _mm_packs_epi32(q[2], q[3]);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                   is_signed ? _mm_packs_epi16(lo16, hi16) : _mm_packus_epi16(lo16, hi16));
+}
+
+// The scalar form of quantize4 + store16, for the tails.
+inline void quantize1(float v, float scale, int32_t zero_point, bool is_signed, uint8_t* out) {
+  float q = v / scale;
+  if (std::isnan(q)) q = 0;
+  const float lo = is_signed ? -128.0f : 0.0f, hi = is_signed ? 127.0f : 255.0f;
+  const float r = std::min(std::max(std::nearbyint(q) + static_cast<float>(zero_point), lo), hi);
+  if (is_signed) {
+    *reinterpret_cast<int8_t*>(out) = static_cast<int8_t>(r);
+  } else {
+    *out = static_cast<uint8_t>(r);
+  }
+}
+
+inline int32_t load1(const uint8_t* p, bool is_signed) { return is_signed ? static_cast<int8_t>(*p) : *p; }
+
 }  // namespace
 
 bool quantizelinear_sse2_supports(const KernelContext& ctx) {
@@ -262,36 +290,17 @@ Status quantizelinear_sse2_kernel(KernelContext& ctx) {
   const float* in = x.data<float>();
   auto* out = static_cast<uint8_t*>(y->raw_data());
   const bool is_signed = q_type == DType::kInt8;
-  const float lo = is_signed ? -128.0f : 0.0f, hi = is_signed ? 127.0f : 255.0f;
   ctx.parallel_for((x.num_elements() + 15) / 16, 4096, [&](int64_t begin, int64_t end) {
-    const __m128 vs = _mm_set1_ps(scale), vlim = _mm_set1_ps(1073741824.0f), vnlim = _mm_set1_ps(-1073741824.0f);
+    const __m128 vs = _mm_set1_ps(scale);
     const __m128i vzp = _mm_set1_epi32(zp);
-    const int64_t n = x.num_elements();
     int64_t i = begin * 16;
-    const int64_t stop = std::min(end * 16, n);
-    auto one = [&](__m128 v) {
-      __m128 q = _mm_div_ps(v, vs);
-      q = _mm_and_ps(q, _mm_cmpord_ps(q, q));  // NaN -> 0
-      q = _mm_max_ps(_mm_min_ps(q, vlim), vnlim);
-      return _mm_add_epi32(_mm_cvtps_epi32(q), vzp);  // round half to even (the default rounding mode)
-    };
+    const int64_t stop = std::min(end * 16, x.num_elements());
     for (; i + 16 <= stop; i += 16) {
-      const __m128i a = one(_mm_loadu_ps(in + i)), b = one(_mm_loadu_ps(in + i + 4));
-      const __m128i c = one(_mm_loadu_ps(in + i + 8)), d = one(_mm_loadu_ps(in + i + 12));
-      const __m128i ab = _mm_packs_epi32(a, b), cd = _mm_packs_epi32(c, d);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
-                       is_signed ? _mm_packs_epi16(ab, cd) : _mm_packus_epi16(ab, cd));
+      __m128i q[4];
+      for (int k = 0; k < 4; ++k) q[k] = quantize4(_mm_loadu_ps(in + i + 4 * k), vs, vzp);
+      store16(out + i, q, is_signed);
     }
-    for (; i < stop; ++i) {
-      float q = in[i] / scale;
-      if (std::isnan(q)) q = 0;
-      const float v = std::min(std::max(std::nearbyint(q) + static_cast<float>(zp), lo), hi);
-      if (is_signed) {
-        reinterpret_cast<int8_t*>(out)[i] = static_cast<int8_t>(v);
-      } else {
-        out[i] = static_cast<uint8_t>(v);
-      }
-    }
+    for (; i < stop; ++i) quantize1(in[i], scale, zp, is_signed, out + i);
   });
   ctx.set_kernel_detail("per_tensor");
   return Status::ok();
@@ -326,10 +335,7 @@ Status dequantizelinear_sse2_kernel(KernelContext& ctx) {
         _mm_storeu_ps(out + i + 4 * k, _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(w[k], vzp)), vs));
       }
     }
-    for (; i < stop; ++i) {
-      const int32_t v = is_signed ? static_cast<int8_t>(in[i]) : in[i];
-      out[i] = static_cast<float>(v - zp) * scale;
-    }
+    for (; i < stop; ++i) out[i] = static_cast<float>(load1(in + i, is_signed) - zp) * scale;
   });
   ctx.set_kernel_detail("per_tensor");
   return Status::ok();
@@ -364,7 +370,6 @@ Status qlinearadd_sse2_kernel(KernelContext& ctx) {
   const auto* pb = static_cast<const uint8_t*>(b.raw_data());
   auto* out = static_cast<uint8_t*>(y->raw_data());
   const int64_t n = a.num_elements();
-  const float lo = c_signed ? -128.0f : 0.0f, hi = c_signed ? 127.0f : 255.0f;
   ctx.parallel_for((n + 15) / 16, 2048, [&](int64_t begin, int64_t end) {
     const __m128 vas = _mm_set1_ps(as), vbs = _mm_set1_ps(bs), vcs = _mm_set1_ps(cs), zero = _mm_setzero_ps();
     const __m128i vaz = _mm_set1_epi32(az), vbz = _mm_set1_epi32(bz), vcz = _mm_set1_epi32(cz);
@@ -380,23 +385,14 @@ Status qlinearadd_sse2_kernel(KernelContext& ctx) {
         const __m128 fb = _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(wb[k], vbz)), vbs);
         __m128 sum = _mm_add_ps(fa, fb);
         if (relu) sum = _mm_max_ps(sum, zero);
-        q[k] = _mm_add_epi32(_mm_cvtps_epi32(_mm_div_ps(sum, vcs)), vcz);
+        q[k] = quantize4(sum, vcs, vcz);
       }
-      const __m128i lo16 = _mm_packs_epi32(q[0], q[1]), hi16 = _mm_packs_epi32(q[2], q[3]);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
-                       c_signed ? _mm_packs_epi16(lo16, hi16) : _mm_packus_epi16(lo16, hi16));
+      store16(out + i, q, c_signed);
     }
     for (; i < stop; ++i) {
-      const float fa = static_cast<float>((a_signed ? static_cast<int8_t>(pa[i]) : pa[i]) - az) * as;
-      const float fb = static_cast<float>((b_signed ? static_cast<int8_t>(pb[i]) : pb[i]) - bz) * bs;
-      float sum = fa + fb;
-      if (relu) sum = std::max(sum, 0.0f);
-      const float v = std::min(std::max(std::nearbyint(sum / cs) + static_cast<float>(cz), lo), hi);
-      if (c_signed) {
-        reinterpret_cast<int8_t*>(out)[i] = static_cast<int8_t>(v);
-      } else {
-        out[i] = static_cast<uint8_t>(v);
-      }
+      const float fa = static_cast<float>(load1(pa + i, a_signed) - az) * as;
+      const float fb = static_cast<float>(load1(pb + i, b_signed) - bz) * bs;
+      quantize1(relu ? std::max(fa + fb, 0.0f) : fa + fb, cs, cz, c_signed, out + i);
     }
   });
   ctx.set_kernel_detail(relu ? "add_relu" : "add");

@@ -161,14 +161,6 @@ Status per_channel(const KernelContext& ctx, const Tensor* t, int64_t M, double 
   return Status::ok();
 }
 
-Status scalar_of(const KernelContext& ctx, const Tensor* t, double def, double& out, const std::string& which) {
-  out = def;
-  if (!t) return Status::ok();
-  if (t->num_elements() != 1) return ctx.error(which + " must be a scalar, got shape " + dstr(t->dims()));
-  out = to_doubles(*t)[0];
-  return Status::ok();
-}
-
 // Conv on quantized inputs: returns the int accumulators.
 Status int_conv(KernelContext& ctx, const Tensor& x, const Tensor* xzp, const Tensor& w, const Tensor* wzp, ConvGeom& g,
                 Vec& y, const Vec* bias) {

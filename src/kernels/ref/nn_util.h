@@ -93,6 +93,16 @@ inline bool quant_range(DType t, double& lo, double& hi) {
   }
 }
 
+// The one value of a scalar input (a quantization scale or zero point), or `def` when the input is omitted; an error
+// naming `which` when it has more than one element.
+inline Status scalar_of(const KernelContext& ctx, const Tensor* t, double def, double& out, const std::string& which) {
+  out = def;
+  if (!t) return Status::ok();
+  if (t->num_elements() != 1) return ctx.error(which + " must be a scalar, got shape " + dstr(t->dims()));
+  out = to_doubles(*t)[0];
+  return Status::ok();
+}
+
 inline double saturate(double v, double lo, double hi) { return std::min(hi, std::max(lo, v)); }
 
 // Calls f(indices of one group) for each combination of the non-reduced axes.

@@ -179,18 +179,13 @@ Status qlinearadd_kernel(KernelContext& ctx) {
   const std::string act = ctx.attr_string("activation", "");
   if (!act.empty() && act != "Relu")
     return ctx.error("activation '" + act + "' is not supported (expected Relu or none)");
-  auto scalar_of = [&ctx](const Tensor* t, double, double& out, const std::string& which) -> Status {
-    if (t->num_elements() != 1) return ctx.error(which + " must be a scalar, got shape " + dstr(t->dims()));
-    out = to_doubles(*t)[0];
-    return Status::ok();
-  };
   double as, az, bs, bz, cs, cz;
-  KILN_RETURN_IF_ERROR(scalar_of(ctx.input(1), 1, as, "A_scale"));
-  KILN_RETURN_IF_ERROR(scalar_of(ctx.input(2), 0, az, "A_zero_point"));
-  KILN_RETURN_IF_ERROR(scalar_of(ctx.input(4), 1, bs, "B_scale"));
-  KILN_RETURN_IF_ERROR(scalar_of(ctx.input(5), 0, bz, "B_zero_point"));
-  KILN_RETURN_IF_ERROR(scalar_of(ctx.input(6), 1, cs, "C_scale"));
-  KILN_RETURN_IF_ERROR(scalar_of(&czp, 0, cz, "C_zero_point"));
+  KILN_RETURN_IF_ERROR(scalar_of(ctx, ctx.input(1), 1, as, "A_scale"));
+  KILN_RETURN_IF_ERROR(scalar_of(ctx, ctx.input(2), 0, az, "A_zero_point"));
+  KILN_RETURN_IF_ERROR(scalar_of(ctx, ctx.input(4), 1, bs, "B_scale"));
+  KILN_RETURN_IF_ERROR(scalar_of(ctx, ctx.input(5), 0, bz, "B_zero_point"));
+  KILN_RETURN_IF_ERROR(scalar_of(ctx, ctx.input(6), 1, cs, "C_scale"));
+  KILN_RETURN_IF_ERROR(scalar_of(ctx, &czp, 0, cz, "C_zero_point"));
   KILN_ASSIGN_OR_RETURN(Dims od, broadcast_shapes(a.dims(), b.dims()));
   const Dims sa = broadcast_strides(a.dims(), od), sb = broadcast_strides(b.dims(), od);
   const Vec av = quant_values(a), bv = quant_values(b);
