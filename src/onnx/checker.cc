@@ -126,8 +126,10 @@ void check_known_ops(const ir::Model& model, const ir::Graph& g, const std::stri
 }
 
 // What ONNX 1.12's shape inference assumes without checking, and crashes on when it does not hold (found by fuzzing):
-// a convolution's X with spatial dims (rank >= 3) and its W of X's rank. Checked from the declared ranks (graph
-// inputs, initializers, value_info) before libonnx sees the model, for the graph and every subgraph.
+// a convolution's X with spatial dims (rank >= 3) and its W of X's rank; STFT's signal of rank 3 (it reads dims 0 and
+// 1 of any rank); LayerNormalization's axis within X's rank (it writes dim `axis` of Mean's shape). Checked from the
+// declared ranks (graph inputs, initializers, value_info) before libonnx sees the model, for the graph and every
+// subgraph.
 void check_libonnx_preconditions(const ir::Graph& g, const std::string& where, std::map<std::string, size_t> ranks,
                                  ir::Report& report) {
   auto note = [&ranks](const ir::ValueInfo& v) {
@@ -158,6 +160,24 @@ void check_libonnx_preconditions(const ir::Graph& g, const std::string& where, s
         report.add(
             Sev::kError, label,
             "weight W has rank " + std::to_string(*w) + " but X has rank " + std::to_string(*x) + "; they must match");
+      }
+    }
+    if (n.domain.empty() && n.op_type == "STFT") {
+      const auto signal = rank_of(n, 0);
+      if (signal && *signal != 3) {
+        report.add(Sev::kError, label,
+                   "input 0 (signal) has rank " + std::to_string(*signal) +
+                       "; STFT needs [batch_size, signal_length, 1 or 2]: rank 3");
+      }
+    }
+    if (n.domain.empty() && n.op_type == "LayerNormalization") {
+      const auto x = rank_of(n, 0);
+      const ir::Attribute* axis = n.attr("axis");
+      const int64_t a = axis && axis->type == ir::AttrType::kInt ? axis->i : -1;
+      if (x && (a < -static_cast<int64_t>(*x) || a >= static_cast<int64_t>(*x))) {
+        report.add(Sev::kError, label,
+                   "attribute 'axis' is " + std::to_string(a) + " but input 0 (X) has rank " + std::to_string(*x) +
+                       ": expected an axis in [-" + std::to_string(*x) + ", " + std::to_string(*x) + ")");
       }
     }
     // libonnx's convolution and pooling inference divides by every stride (fuzzing: strides [2, 0] was an FPE).

@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "kernels/kernel.h"
+#include "kernels/ref/numeric.h"
 
 namespace kiln::cpu {
 namespace {
@@ -120,23 +121,23 @@ Status reduce_typed(const Tensor& x, const std::vector<bool>& mask, ReduceOp op,
     switch (op) {
       case ReduceOp::kSum:
       case ReduceOp::kMean:
-      case ReduceOp::kLogSum: a = static_cast<A>(a + v); break;
+      case ReduceOp::kLogSum: a = wrapping_add(a, v); break;
       case ReduceOp::kMax:
         if (v > a || v != v) a = v;
         break;
       case ReduceOp::kMin:
         if (v < a || v != v) a = v;
         break;
-      case ReduceOp::kProd: a = static_cast<A>(a * v); break;
+      case ReduceOp::kProd: a = wrapping_mul(a, v); break;
       case ReduceOp::kL1:
         if constexpr (std::is_signed_v<A>) {
-          a = static_cast<A>(a + (v < 0 ? -v : v));
+          a = wrapping_add(a, v < 0 ? wrapping_sub(A{0}, v) : v);
         } else {
-          a = static_cast<A>(a + v);
+          a = wrapping_add(a, v);
         }
         break;
       case ReduceOp::kL2:
-      case ReduceOp::kSumSquare: a = static_cast<A>(a + v * v); break;
+      case ReduceOp::kSumSquare: a = wrapping_add(a, wrapping_mul(v, v)); break;
       case ReduceOp::kLogSumExp:
         a = static_cast<A>(static_cast<double>(a) +
                            std::exp(static_cast<double>(src[i]) - shift[static_cast<size_t>(o)]));
@@ -312,9 +313,9 @@ Status cumsum_kernel(KernelContext& ctx) {
           const int64_t at = (o * len + k) * inner + i;
           if (exclusive) {
             dst[at] = static_cast<T>(acc);
-            acc = static_cast<A>(acc + static_cast<A>(src[at]));
+            acc = wrapping_add(acc, static_cast<A>(src[at]));
           } else {
-            acc = static_cast<A>(acc + static_cast<A>(src[at]));
+            acc = wrapping_add(acc, static_cast<A>(src[at]));
             dst[at] = static_cast<T>(acc);
           }
         }

@@ -74,6 +74,59 @@ TEST(Check, NewerOpsetsAreCheckedStructurallyWithANote) {
   EXPECT_TRUE(check_model(m).valid()) << text(check_model(m));
 }
 
+// Found by fuzzing: ONNX 1.12's STFT shape inference reads dims 0 and 1 of the signal at any rank. kiln rejects the
+// model with the node, input and rank named before libonnx sees it; a rank-3 signal is still inferred.
+TEST(Check, StftSignalOfWrongRankIsAnErrorNotACrash) {
+  using namespace ir::helper;
+  auto step = make_tensor<int64_t>("step", {}, {8});
+  auto len = make_tensor<int64_t>("len", {}, {16});
+  auto out = make_tensor_value_info("y", DType::kFloat32, std::vector<DimArg>{1, 15, 9, 2});
+  for (int64_t rank : {1, 2, 3}) {
+    std::vector<DimArg> dims;
+    for (int64_t d : {int64_t{1}, int64_t{128}, int64_t{1}}) {
+      if (static_cast<int64_t>(dims.size()) < rank) dims.emplace_back(d);
+    }
+    auto sig = make_tensor_value_info("signal", DType::kFloat32, dims);
+    auto m = make_model(
+        make_graph({make_node("STFT", {"signal", "step", "", "len"}, {"y"}, "spec", {make_attribute("onesided", 1)})},
+                   "g", {sig}, {out}, {step, len}),
+        {{"", 17}});
+    auto r = check_model(m);
+    if (rank == 3) {
+      EXPECT_TRUE(r.valid()) << text(r);
+      EXPECT_TRUE(infer_shapes(m).is_ok());
+    } else {
+      EXPECT_FALSE(r.valid());
+      EXPECT_NE(text(r).find("node 'spec' (STFT): input 0 (signal) has rank " + std::to_string(rank)),
+                std::string::npos)
+          << text(r);
+      EXPECT_FALSE(infer_shapes(m).is_ok());
+    }
+  }
+}
+
+// Found by fuzzing: ONNX 1.12's LayerNormalization inference writes dim `axis` of Mean's shape unchecked.
+TEST(Check, LayerNormalizationAxisOutsideTheRankIsAnErrorNotACrash) {
+  using namespace ir::helper;
+  auto x = make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{3, 4});
+  auto scale = make_tensor<float>("scale", {4}, {1, 1, 1, 1});
+  auto y = make_tensor_value_info("y", DType::kFloat32, std::vector<DimArg>{3, 4});
+  auto mean = make_tensor_value_info("mean", DType::kFloat32, std::vector<DimArg>{3, 1});
+  for (int64_t axis : {-3, -1, 1, 2}) {
+    auto node = make_node("LayerNormalization", {"x", "scale"}, {"y", "mean"}, "ln", {make_attribute("axis", axis)});
+    auto m = make_model(make_graph({node}, "g", {x}, {y, mean}, {scale}), {{"", 17}});
+    auto r = check_model(m);
+    if (axis == -1 || axis == 1) {
+      EXPECT_TRUE(r.valid()) << text(r);
+    } else {
+      EXPECT_NE(text(r).find("node 'ln' (LayerNormalization): attribute 'axis' is " + std::to_string(axis) +
+                             " but input 0 (X) has rank 2: expected an axis in [-2, 2)"),
+                std::string::npos)
+          << text(r);
+    }
+  }
+}
+
 // Every model the fixture generates that is meant to be valid passes; the broken ones fail as expected.
 TEST(Check, FixtureModels) {
   const std::string dir = KILN_TEST_MODELS;

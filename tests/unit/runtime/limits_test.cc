@@ -113,6 +113,36 @@ TEST(Limits, HugeOutputsAreRefusedWhenFolded) {
   }
 }
 
+// Integer reductions that overflow wrap around as two's complement arithmetic does (ONNX Runtime's results), where
+// C++'s signed overflow would be undefined (found by fuzzing ReduceProd under UBSan).
+TEST(Limits, IntegerReductionsWrapOnOverflow) {
+  const int64_t big = int64_t{1} << 40;
+  const auto wrap = [](uint64_t v) { return static_cast<int64_t>(v); };
+  const auto u = [](int64_t v) { return static_cast<uint64_t>(v); };
+  struct Case {
+    const char* op;
+    int64_t a, b, want;
+  };
+  const Case cases[] = {
+      {"ReduceProd", big, big + 3, wrap(u(big) * u(big + 3))},
+      {"ReduceSum", INT64_MAX, big, wrap(u(INT64_MAX) + u(big))},
+      {"ReduceSumSquare", big, big + 3, wrap(u(big) * u(big) + u(big + 3) * u(big + 3))},
+      {"ReduceL1", INT64_MIN, -1, wrap((0 - u(INT64_MIN)) + 1)},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.op);
+    auto model = one_node(make_node(c.op, {"x"}, {"y"}, "r", {make_attribute("keepdims", 0)}),
+                          {make_tensor<int64_t>("x", {2}, {c.a, c.b})});
+    SessionOptions opts;
+    opts.optimization_level = 0;
+    auto s = Session::create(model, opts);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    auto out = (*s)->run({});
+    ASSERT_TRUE(out.is_ok()) << out.status().message();
+    EXPECT_EQ(out->at(0).data<int64_t>()[0], c.want);
+  }
+}
+
 // x [1M floats] -> Relu -> Sigmoid -> Add(relu, sigmoid): at the Add, three 4 MiB tensors are alive.
 ir::Model chain() {
   return make_model(make_graph({make_node("Relu", {"x"}, {"a"}, "relu"), make_node("Sigmoid", {"a"}, {"b"}, "sigmoid"),
