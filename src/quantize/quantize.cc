@@ -230,9 +230,11 @@ StatusOr<ir::Model> prepared(const ir::Model& model) {
 
 }  // namespace
 
-double entropy_threshold(const std::vector<double>& bins, double max_abs, int levels) {
-  const int n = static_cast<int>(bins.size());
+double entropy_threshold(const std::vector<double>& histogram, double max_abs, int levels) {
+  const int n = static_cast<int>(histogram.size());
   if (n <= levels || max_abs <= 0) return max_abs;
+  std::vector<double> bins = histogram;
+  bins[0] = bins[1];
   const double width = max_abs / n;
   double best_kl = std::numeric_limits<double>::infinity();
   int best = n;
@@ -320,7 +322,8 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
         (is_onnx(g.nodes[static_cast<size_t>(r)], "Relu") || clip_from_zero(model, g.nodes[static_cast<size_t>(r)]))) {
       y = g.nodes[static_cast<size_t>(r)].outputs[0];
     }
-    want(y);
+    // A graph output that no node reads stays float: its QuantizeLinear/DequantizeLinear pair would only add error.
+    if (!view.is_graph_output(y) || !view.readers(y).empty()) want(y);
   }
   if (nodes.empty())
     return invalid_argument("the model has no Conv or MatMul with constant float32 weights to quantize");
@@ -351,7 +354,7 @@ StatusOr<Report> quantize_static(const ir::Model& source, const std::vector<Feed
     r.hi = r.max;
     const double max_abs = std::max(std::abs(r.min), std::abs(r.max));
     if (options.method == Method::kEntropy && !s.hist.empty()) {
-      const double t = entropy_threshold(s.hist, max_abs);
+      const double t = entropy_threshold(s.hist, max_abs, r.min >= 0 ? 256 : 128);
       r.lo = std::max(r.min, static_cast<float>(-t));
       r.hi = std::min(r.max, static_cast<float>(t));
     } else if (options.method == Method::kPercentile && !s.hist.empty()) {

@@ -4,7 +4,9 @@
 # Corpora live in BUILD/corpus/<target> and grow from run to run; the first run seeds them from the ONNX node suite
 # (generated with python3-onnx), the test models, .npy files and the demo's images. Each target's executions are
 # added to BUILD/fuzz-stats.txt. A crash stops the script: libFuzzer's input is in BUILD/artifacts/<target>/; once
-# fixed, copy it into tests/fuzz/regressions/<target>/, which `make test` replays.
+# fixed, copy it into tests/fuzz/regressions/<target>/, which `make test` replays. FUZZ_SEED=N fixes libFuzzer's
+# seed (CI does, so that its short pass explores the same mutations from one run to the next and a failure there
+# reproduces); unset, each run explores new ones.
 set -euo pipefail
 build=$1 seconds=$2
 shift 2
@@ -77,7 +79,8 @@ for t in "${targets[@]}"; do
   # header may declare an image as large as the machine's memory, whose untouched pages cost no RSS when the data then
   # turns out corrupt.
   if ! "$build/tests/fuzz/fuzz_$t" "$build/corpus/$t" -max_total_time="$seconds" -rss_limit_mb=4096 \
-      -malloc_limit_mb=32768 -timeout=25 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" >"$log" 2>&1; then
+      -malloc_limit_mb=32768 -timeout=25 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" \
+      ${FUZZ_SEED:+-seed="$FUZZ_SEED"} >"$log" 2>&1; then
     tail -40 "$log"
     echo "fuzz: $t found a failure: $(ls -t "$build/artifacts/$t" | head -1) in $build/artifacts/$t/" >&2
     exit 1

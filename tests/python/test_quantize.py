@@ -3,6 +3,8 @@
 - a small CNN trained with torch on scikit-learn's bundled digits (8x8, 20% held out): INT8 static top-1 within one
   point of fp32 with each calibration method, the QDQ model passes python-onnx's checker and ONNX Runtime 1.30 gets
   the same top-1 from it; BF16 logits within 1e-2 of fp32 (relative to the largest);
+- the trained SRCNN (examples/srcnn, x3), calibrated on low-resolution crops of its training images: INT8 PSNR on
+  the held-out images (python3-skimage's astronaut and chelsea, whole) within 0.3 dB of fp32 with each method;
 - a BERT-like encoder quantized dynamically: output cosine similarity to fp32 at least 0.99;
 - a torch 1.13 quantization-aware-training export (FakeQuantize, opset 13): on kiln's int8 kernels, within one
   quantization step of ONNX Runtime;
@@ -22,6 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kiln_test_util as ku  # noqa: E402
 
 ORT_RUN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "peer", "ort_run.js")
+SRCNN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples",
+                         "srcnn")
 
 
 class Digits(torch.nn.Module):
@@ -144,6 +148,43 @@ class QuantizeTest(ku.KilnTestCase):
             err = float(line.split()[-1])
             self.assertGreaterEqual(err, 0.0)
             self.assertLess(err, 0.2, line)
+
+    def test_srcnn_int8_psnr_within_03_db_of_fp32(self):
+        sys.path.insert(0, SRCNN_DIR)
+        import train_srcnn as sr  # the training script's data: its image lists, the 3x shrink, PSNR
+        model = os.path.join(SRCNN_DIR, "srcnn_dynamic.onnx")
+        calib = self.out("srcnn_calib")
+        os.makedirs(calib)
+        for name in sr.TRAIN[:8]:  # 96x96 low-resolution crops (288x288 pixels before the shrink), one per image
+            lr = sr.shrink(sr.crop_to_scale(sr.load_bgr(name)))[:96, :96]
+            np.save(os.path.join(calib, name + ".npy"), lr.transpose(2, 0, 1)[None].astype(np.float32))
+        held_out = []
+        for name in sr.HELD_OUT:
+            hr = sr.crop_to_scale(sr.load_bgr(name))
+            npy = self.out(name + ".npy")
+            np.save(npy, sr.shrink(hr).transpose(2, 0, 1)[None].astype(np.float32))
+            held_out.append((name, hr, npy))
+
+        def psnrs(m):
+            out = []
+            for name, hr, npy in held_out:
+                d = self.out("%s_%s" % (os.path.basename(m), name))
+                self.kiln_ok("run", m, "--input", "input=" + npy, "-d", d, timeout=600)
+                y = np.load(os.path.join(d, "output.npy"))[0].transpose(1, 2, 0)
+                out.append(sr.psnr(np.clip(y, 0, 255).round().astype(np.uint8), hr))
+            return out
+
+        fp32 = psnrs(model)
+        for method in ("minmax", "entropy", "percentile"):
+            with self.subTest(method=method):
+                q = self.out("srcnn_%s.onnx" % method)
+                res = self.kiln_ok("quantize", model, "-O", q, "--calib", calib, "--method", method)
+                self.assertIn("3 nodes quantized", res.stdout)
+                for (name, _, _), f, i in zip(held_out, fp32, psnrs(q)):
+                    print("SRCNN %s: fp32 %.3f dB, int8 %s %.3f dB (%+.3f)" % (name, f, method, i, i - f),
+                          file=sys.stderr)
+                    self.assertGreaterEqual(i - f, -0.3, "%s, %s: int8 %.3f dB against fp32 %.3f dB" % (
+                        method, name, i, f))
 
     def test_dynamic_quantization_of_an_encoder(self):
         torch.manual_seed(0)

@@ -73,7 +73,10 @@ Status report_errors(const ir::Model& model, const ir::Model& quantized, const s
                      Report& report);
 
 // TensorRT's entropy calibration: the threshold T over a histogram of |x| (`bins` equal bins over [0, max_abs])
-// that minimizes the KL divergence between the clipped distribution and its quantization to `levels` levels.
+// that minimizes the KL divergence between the clipped distribution and its quantization to `levels` levels (128
+// for a signed tensor, 256 for one that is never negative, as uint8 holds it). As TensorRT's reference calibrator
+// does, the first bin counts as much as the second: the exact zeros a ReLU writes would otherwise outweigh the
+// rest of the distribution and pull the threshold down to where every large activation is clipped.
 double entropy_threshold(const std::vector<double>& bins, double max_abs, int levels = 128);
 
 }  // namespace kiln::quant

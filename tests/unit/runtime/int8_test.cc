@@ -468,6 +468,13 @@ TEST(Int8, EntropyCalibrationClipsLongTails) {
   // No tail: the threshold keeps (nearly) everything.
   std::vector<double> flat(bins, 1.0);
   EXPECT_GT(quant::entropy_threshold(flat, max_abs), 0.9 * max_abs);
+  // A ReLU's output: however many exact zeros fill the first bin, the threshold is that of the rest (TensorRT's
+  // calibrator counts the first bin as the second), at 256 levels for a tensor that is never negative.
+  std::vector<double> relu = hist;
+  const double t256 = quant::entropy_threshold(relu, max_abs, 256);
+  relu[0] = 1e12;
+  EXPECT_EQ(quant::entropy_threshold(relu, max_abs, 256), t256);
+  EXPECT_GE(t256, t);
 }
 
 }  // namespace
