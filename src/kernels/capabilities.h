@@ -13,4 +13,8 @@ void cap_library_isa(Isa isa);
 // The channel block the blocked (NCHWc) convolution kernels prefer on this CPU: 16 with AVX-512, else 8.
 int preferred_nchwc_block();
 
+// Whether the int8 convolution kernels compute exact products for any int8 weights here (AVX512-VNNI or AMX, within
+// KILN_MAX_ISA): the optimizer's channels-last int8 layout (layout_nhwc_int8) pays only where they run.
+bool has_exact_int8_products();
+
 }  // namespace kiln::cpu

@@ -102,6 +102,53 @@ StatusOr<const Tensor*> KernelContext::required_input(size_t i) const {
   return &v->tensor();
 }
 
+namespace {
+
+// Elements of ES bytes, copied with fixed-size memcpy (one move each).
+template <int64_t ES>
+void transpose_tile(const uint8_t* from, uint8_t* to, int64_t i0, int64_t i1, int64_t J, int64_t rstride) {
+  constexpr int64_t kTile = 32;
+  for (int64_t j0 = 0; j0 < J; j0 += kTile) {
+    const int64_t j1 = std::min(J, j0 + kTile);
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = j0; j < j1; ++j) std::memcpy(to + (i * J + j) * ES, from + (i + j * rstride) * ES, ES);
+  }
+}
+
+// out[outer..., i, j] = src[outer offset + i + j * rstride] for merged dims d (the last two I and J, I contiguous in
+// the source), elements of es bytes; false (nothing done) for an element size without a copy type.
+bool transpose_tiles(const KernelContext& ctx, const uint8_t* base, uint8_t* dst, size_t es,
+                     const std::vector<int64_t>& d, const std::vector<int64_t>& st) {
+  if (es != 1 && es != 2 && es != 4 && es != 8) return false;
+  const size_t n = d.size();
+  const int64_t I = d[n - 2], J = d[n - 1], rstride = st[n - 1];
+  int64_t outer = 1;
+  for (size_t k = 0; k + 2 < n; ++k) outer *= d[k];
+  constexpr int64_t kTile = 32;
+  const int64_t tiles = (I + kTile - 1) / kTile;
+  ctx.parallel_for(outer * tiles, std::max<int64_t>(1, 8192 / (kTile * J)), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      int64_t o = t / tiles, off = 0;
+      for (size_t k = n - 2; k-- > 0;) {
+        off += (o % d[k]) * st[k];
+        o /= d[k];
+      }
+      const int64_t i0 = (t % tiles) * kTile, i1 = std::min(I, i0 + kTile);
+      const uint8_t* from = base + off * static_cast<int64_t>(es);
+      uint8_t* to = dst + (t / tiles) * I * J * static_cast<int64_t>(es);
+      switch (es) {
+        case 1: transpose_tile<1>(from, to, i0, i1, J, rstride); break;
+        case 2: transpose_tile<2>(from, to, i0, i1, J, rstride); break;
+        case 4: transpose_tile<4>(from, to, i0, i1, J, rstride); break;
+        default: transpose_tile<8>(from, to, i0, i1, J, rstride); break;
+      }
+    }
+  });
+  return true;
+}
+
+}  // namespace
+
 void strided_copy(const KernelContext& ctx, const Tensor& src, int64_t offset, std::vector<int64_t> dims,
                   std::vector<int64_t> strides, Tensor& out) {
   const size_t es = static_cast<size_t>(dtype_bits(src.dtype()) / 8);
@@ -126,6 +173,12 @@ void strided_copy(const KernelContext& ctx, const Tensor& src, int64_t offset, s
   const int64_t rows = out.num_elements() / row;
   const auto* base = static_cast<const uint8_t*>(src.raw_data()) + offset * static_cast<int64_t>(es);
   auto* dst = static_cast<uint8_t*>(out.raw_data());
+  if (d.size() >= 2 && st[d.size() - 2] == 1 && rstride != 1) {
+    // The innermost two dims swap (NCHW <-> NHWC, a matrix transpose): in tiles, which read and write whole cache
+    // lines, where row by row each element would come from a different line.
+    const bool done = transpose_tiles(ctx, base, dst, es, d, st);
+    if (done) return;
+  }
   const size_t outer_rank = d.size() - 1;
   ctx.parallel_for(rows, std::max<int64_t>(1, 16384 / row), [&](int64_t r0, int64_t r1) {
     std::vector<int64_t> idx(outer_rank, 0);

@@ -31,6 +31,7 @@ const std::vector<PassDef>& passes() {
       {"fuse_conv_add", kExtended, fuse_conv_add},
       {"fuse_activation", kExtended, fuse_activation},
       {"layout_nchwc", kAll, layout_nchwc},
+      {"layout_nhwc_int8", kAll, layout_nhwc_int8},
       {"eliminate_dead_nodes", kBasic, eliminate_dead_nodes},
   };
   return kPasses;

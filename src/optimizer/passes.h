@@ -20,5 +20,6 @@ int fuse_attention(ir::Model& m);            // Transposes/MatMul/scale/Softmax/
 int fuse_conv_add(ir::Model& m);             // Conv + Add -> ai.kiln FusedConv with a residual input
 int fuse_activation(ir::Model& m);           // Conv/FusedConv/FusedMatMul + activation -> fused activation
 int layout_nchwc(ir::Model& m);              // convolutions and pooling on channel-blocked tensors
+int layout_nhwc_int8(ir::Model& m);          // int8 convolutions and residual sums on channels-last tensors
 
 }  // namespace kiln::opt

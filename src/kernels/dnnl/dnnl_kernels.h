@@ -63,6 +63,8 @@ struct QConvParams {
   int32_t x_zero_point = 0, y_zero_point = 0;
   std::vector<float> scales;
   bool x_signed = false, y_signed = false;
+  // x and y channels-last ([N, H, W, C], ai.kiln NhwcQLinearConv); conv.out_dims stay the logical [N, M, OH, OW].
+  bool channels_last = false;
 };
 Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QConvParams& p, cpu::KernelCache* cache,
                   bool constant_weights, Tensor& y, int threads, std::string* impl = nullptr,

@@ -51,9 +51,12 @@ StatusOr<std::shared_ptr<QConvPrimitive>> make_qconv(const Tensor& x, const Tens
   for (size_t i = 0; i < dil.size(); ++i) dil[i] = cp.dilations[i] - 1;
   const auto u8 = memory::data_type::u8, s8 = memory::data_type::s8;
   const auto x_dt = p.x_signed ? s8 : u8, y_dt = p.y_signed ? s8 : u8;
-  q->src_md = memory::desc(to_dims(x.dims()), x_dt, plain_tag(rank));
+  memory::dims x_dims = to_dims(x.dims());
+  if (p.channels_last) x_dims = {x_dims[0], x_dims[3], x_dims[1], x_dims[2]};
+  const tag act_tag = p.channels_last ? tag::nhwc : plain_tag(rank);
+  q->src_md = memory::desc(x_dims, x_dt, act_tag);
   q->w_md = memory::desc(w_dims, s8, conv_weights_tag(rank, grouped));
-  q->dst_md = memory::desc(to_dims(cp.out_dims), y_dt, plain_tag(rank));
+  q->dst_md = memory::desc(to_dims(cp.out_dims), y_dt, act_tag);
   q->b_md = memory::desc({cp.out_dims[1]}, memory::data_type::s32, tag::x);
   dnnl::primitive_attr attr;
   attr.set_output_scales(p.scales.size() > 1 ? 1 << 1 : 0, p.scales);
@@ -91,7 +94,7 @@ Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QC
     auto make = [&] { return make_qconv(x, w, bias != nullptr, p, constant_weights && cache, shared); };
     if (cache) {
       std::vector<int64_t> key = x.dims();
-      key.insert(key.end(), {bias != nullptr, p.x_signed, p.y_signed, p.x_zero_point, p.y_zero_point});
+      key.insert(key.end(), {bias != nullptr, p.x_signed, p.y_signed, p.x_zero_point, p.y_zero_point, p.channels_last});
       append_bits(key, p.scales);
       KILN_ASSIGN_OR_RETURN(q, cache->get<QConvPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlQConv, key}, make));
     } else {

@@ -11,6 +11,11 @@ int preferred_nchwc_block() {
   return dnnl_kernels::preferred_channel_block();
 }
 
+bool has_exact_int8_products() {
+  const CpuFeatures& f = cpu_features();
+  return default_isa() == Isa::kAvx512 && (f.avx512_vnni || f.amx_int8);
+}
+
 void cap_library_isa(Isa isa) { dnnl_kernels::cap_isa(isa); }
 
 }  // namespace kiln::cpu

@@ -1,4 +1,5 @@
-// Fast quantized convolutions and matrix products on oneDNN's int8 primitives: QLinearConv (qlinearconv.dnnl),
+// Fast quantized convolutions and matrix products on oneDNN's int8 primitives: QLinearConv (qlinearconv.dnnl) and its
+// channels-last ai.kiln NhwcQLinearConv (nhwcqlinearconv.dnnl),
 // QLinearMatMul (qlinearmatmul.dnnl) and MatMulInteger (matmulinteger.dnnl); and per-tensor QuantizeLinear and
 // DequantizeLinear (quantizelinear.sse2, dequantizelinear.sse2), bit-equal to the reference kernels. They take the
 // cases oneDNN computes exactly as ONNX does (int8 weights with zero points 0, per-tensor or per-output-channel weight
@@ -77,13 +78,21 @@ std::vector<float> output_scales(const Tensor& x_scale, const Tensor& w_scale, c
 
 // ---- QLinearConv: x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, B?
 
-bool qlinearconv_dnnl_supports(const KernelContext& ctx) {
+namespace {
+
+// The logical [N, C, H, W...] dims of X: as stored, or from [N, H, W, C] when channels-last.
+std::vector<int64_t> logical_dims(const Tensor& x, bool channels_last) {
+  const auto& d = x.dims();
+  return channels_last ? std::vector<int64_t>{d[0], d[3], d[1], d[2]} : d;
+}
+
+bool qconv_supports(const KernelContext& ctx, bool channels_last) {
   const Tensor* x = ctx.input(0);
   const Tensor* w = ctx.input(3);
   const Tensor* y_zp = ctx.input(7);
   const Tensor* b = ctx.input(8);
   if (ctx.isa() < Isa::kAvx2 || !is_8bit(x) || !is_8bit(y_zp) || !w || x->rank() < 3 || x->rank() > 5 ||
-      w->rank() != x->rank() || x->num_elements() == 0 || w->num_elements() == 0) {
+      w->rank() != x->rank() || x->num_elements() == 0 || w->num_elements() == 0 || (channels_last && x->rank() != 4)) {
     return false;
   }
   const int64_t M = w->dims()[0];
@@ -94,15 +103,15 @@ bool qlinearconv_dnnl_supports(const KernelContext& ctx) {
   if (b && (b->dtype() != DType::kInt32 || b->num_elements() != M)) return false;
   if (!int8_exact(ctx, x->dtype(), *w)) return false;
   ConvGeom g;
-  return conv_setup(ctx, x->dims(), *w, g).is_ok();
+  return conv_setup(ctx, logical_dims(*x, channels_last), *w, g).is_ok();
 }
 
-Status qlinearconv_dnnl_kernel(KernelContext& ctx) {
+Status qconv_kernel(KernelContext& ctx, bool channels_last) {
   const Tensor& x = *ctx.input(0);
   const Tensor& w = *ctx.input(3);
   const Tensor& y_zp = *ctx.input(7);
   ConvGeom g;
-  KILN_RETURN_IF_ERROR(conv_setup(ctx, x.dims(), w, g));
+  KILN_RETURN_IF_ERROR(conv_setup(ctx, logical_dims(x, channels_last), w, g));
   dnnl_kernels::QConvParams p;
   p.conv = dnnl_kernels::ConvParams{g.group,          g.strides, g.dilations, g.pad_begin, g.pad_end,
                                     out_dims(g, g.M), {},        0,           0,           false};
@@ -110,8 +119,11 @@ Status qlinearconv_dnnl_kernel(KernelContext& ctx) {
   p.y_zero_point = zero_point_of(y_zp);
   p.x_signed = x.dtype() == DType::kInt8;
   p.y_signed = y_zp.dtype() == DType::kInt8;
+  p.channels_last = channels_last;
   p.scales = output_scales(*ctx.input(1), *ctx.input(4), *ctx.input(6));
-  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, y_zp.dtype(), p.conv.out_dims));
+  const std::vector<int64_t>& od = p.conv.out_dims;
+  const std::vector<int64_t> y_dims = channels_last ? std::vector<int64_t>{od[0], od[2], od[3], od[1]} : od;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, y_zp.dtype(), y_dims));
   std::string impl;
   Status st = dnnl_kernels::qconv_int8(x, w, ctx.input(8), p, ctx.cache(), ctx.input_is_constant(3), *y,
                                        ctx.num_threads(), &impl, ctx.shared_cache());
@@ -119,6 +131,16 @@ Status qlinearconv_dnnl_kernel(KernelContext& ctx) {
   ctx.set_kernel_detail(impl);
   return Status::ok();
 }
+
+}  // namespace
+
+bool qlinearconv_dnnl_supports(const KernelContext& ctx) { return qconv_supports(ctx, false); }
+Status qlinearconv_dnnl_kernel(KernelContext& ctx) { return qconv_kernel(ctx, false); }
+
+// ---- ai.kiln NhwcQLinearConv: QLinearConv's inputs, X and Y channels-last (layout_nhwc_int8).
+
+bool nhwcqlinearconv_dnnl_supports(const KernelContext& ctx) { return qconv_supports(ctx, true); }
+Status nhwcqlinearconv_dnnl_kernel(KernelContext& ctx) { return qconv_kernel(ctx, true); }
 
 // ---- QLinearMatMul: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point. A of rank >= 2
 // (its leading dims fold into the rows), B 2-D.

@@ -1,4 +1,5 @@
-// Convolutions: Conv, ai.kiln FusedConv and NchwcConv, ConvInteger, QLinearConv, ConvTranspose.
+// Convolutions: Conv, ai.kiln FusedConv and NchwcConv, ConvInteger, QLinearConv (and ai.kiln NhwcQLinearConv),
+// ConvTranspose.
 // Reference kernels: every input is read as double, computed with plain loops and written back in the output
 // dtype (float16/bfloat16 round through float32).
 #include <algorithm>
@@ -190,9 +191,10 @@ Status convinteger_kernel(KernelContext& ctx) {
   return write_output(ctx, 0, DType::kInt32, out_dims(g, g.M), y);
 }
 
-Status qlinearconv_kernel(KernelContext& ctx) {
-  for (size_t i = 0; i < 8; ++i) KILN_RETURN_IF_ERROR(ctx.required_input(i).status());
-  const Tensor& x = *ctx.input(0);
+namespace {
+
+// QLinearConv's arithmetic on x (NCHW...): y's values, dims and dtype.
+Status qlinearconv_core(KernelContext& ctx, const Tensor& x, Vec& y, Dims& y_dims, DType& y_dtype) {
   const Tensor& w = *ctx.input(3);
   const Tensor& yzp = *ctx.input(7);
   double lo, hi;
@@ -201,7 +203,6 @@ Status qlinearconv_kernel(KernelContext& ctx) {
   const Tensor* b = ctx.input(8);
   if (b) bias = to_doubles(*b);
   ConvGeom g;
-  Vec y;
   if (b && static_cast<int64_t>(bias.size()) != (w.rank() > 0 ? w.dims()[0] : 0)) {
     return ctx.error("bias B has " + std::to_string(bias.size()) + " elements; expected one per output channel");
   }
@@ -218,7 +219,57 @@ Status qlinearconv_kernel(KernelContext& ctx) {
     const double s = xs * ws[m] / ys;
     y[i] = saturate(round_half_even(y[i] * s) + yz, lo, hi);
   }
-  return write_output(ctx, 0, yzp.dtype(), out_dims(g, g.M), y);
+  y_dims = out_dims(g, g.M);
+  y_dtype = yzp.dtype();
+  return Status::ok();
+}
+
+// out[n, c, h, w] = in[n, h, w, c] (to_channels_first, dims [N, H, W, C] given) or out[n, h, w, c] = in[n, c, h, w]
+// (dims [N, C, H, W] given).
+template <typename T>
+void permute_channels(const T* in, T* out, const Dims& d, bool to_channels_first) {
+  const int64_t N = d[0], C = to_channels_first ? d[3] : d[1], H = to_channels_first ? d[1] : d[2],
+                W = to_channels_first ? d[2] : d[3];
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t w = 0; w < W; ++w) {
+          const int64_t first = ((n * C + c) * H + h) * W + w, last = ((n * H + h) * W + w) * C + c;
+          if (to_channels_first) {
+            out[first] = in[last];
+          } else {
+            out[last] = in[first];
+          }
+        }
+}
+
+}  // namespace
+
+Status qlinearconv_kernel(KernelContext& ctx) {
+  for (size_t i = 0; i < 8; ++i) KILN_RETURN_IF_ERROR(ctx.required_input(i).status());
+  Vec y;
+  Dims dims;
+  DType dt;
+  KILN_RETURN_IF_ERROR(qlinearconv_core(ctx, *ctx.input(0), y, dims, dt));
+  return write_output(ctx, 0, dt, dims, y);
+}
+
+// ai.kiln NhwcQLinearConv: QLinearConv with X [N, H, W, C] and Y [N, OH, OW, M] (channels-last; layout_nhwc_int8).
+Status nhwcqlinearconv_kernel(KernelContext& ctx) {
+  for (size_t i = 0; i < 8; ++i) KILN_RETURN_IF_ERROR(ctx.required_input(i).status());
+  const Tensor& x = *ctx.input(0);
+  if (x.rank() != 4) return ctx.error("input 0 (X) has shape " + dstr(x.dims()) + "; expected [N, H, W, C]");
+  if (!is_8bit(x.dtype())) return ctx.unsupported_dtype(x.dtype(), "input x");
+  const Dims& d = x.dims();
+  KILN_ASSIGN_OR_RETURN(Tensor xc, Tensor::allocate(x.dtype(), {d[0], d[3], d[1], d[2]}));
+  permute_channels(static_cast<const uint8_t*>(x.raw_data()), static_cast<uint8_t*>(xc.raw_data()), d, true);
+  Vec y;
+  Dims yd;
+  DType dt;
+  KILN_RETURN_IF_ERROR(qlinearconv_core(ctx, xc, y, yd, dt));
+  Vec yl(y.size());
+  permute_channels(y.data(), yl.data(), yd, false);
+  return write_output(ctx, 0, dt, {yd[0], yd[2], yd[3], yd[1]}, yl);
 }
 
 Status convtranspose_kernel(KernelContext& ctx) {

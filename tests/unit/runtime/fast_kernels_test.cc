@@ -549,6 +549,26 @@ TEST(FastKernels, TransposeAndSliceMatchReference) {
     auto model = one_node("Transpose", {"x"}, {make_attribute("perm", perm)}, {}, dims);
     expect_fast_matches_reference(model, {{"x", random_tensor(dims, rng)}}, 0.0f, false, "transpose.strided");
   }
+  // NCHW <-> NHWC (the int8 layout's boundaries): the innermost two merged dims swap, copied in 32x32 tiles; sizes
+  // that are not multiples of the tile, for 1-, 2- (float16), 4- and 8-byte elements.
+  const std::vector<int64_t> image{2, 37, 5, 9};
+  for (DType dt : {DType::kUInt8, DType::kFloat16, DType::kFloat32, DType::kInt64}) {
+    for (std::vector<int64_t> perm : {std::vector<int64_t>{0, 2, 3, 1}, {0, 3, 1, 2}}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " perm " + dims_to_string(perm));
+      auto model = make_model(
+          make_graph(
+              {make_node("Mul", {"x", "k"}, {"m"}),
+               make_node("Cast", {"m"}, {"c"}, "", {make_attribute("to", static_cast<int64_t>(dt))}),
+               make_node("Transpose", {"c"}, {"t"}, "n", {make_attribute("perm", perm)}),
+               make_node("Cast", {"t"}, {"y"}, "", {make_attribute("to", static_cast<int64_t>(DType::kFloat32))})},
+              "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 37, 5, 9})},
+              {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+              {make_tensor<float>("k", {}, {dt == DType::kUInt8 ? 120.0f : 1000.0f})}),
+          {{"", 17}});
+      const Tensor x = random_tensor(image, rng);
+      expect_fast_matches_reference(model, {{"x", x}}, 0.0f, false, "transpose.strided");
+    }
+  }
   // Moving only axes of size 1 gives a view of the input (the first two); the last one moves data.
   const std::vector<int64_t> ones{1, 3, 1, 5};
   for (std::vector<int64_t> perm : {std::vector<int64_t>{1, 0, 2, 3}, {2, 1, 3, 0}, {3, 1, 0, 2}}) {

@@ -67,6 +67,20 @@ Tensor zero_point(DType dtype, int v) {
   return t;
 }
 
+// An 8-bit [N, C, H, W] tensor as [N, H, W, C].
+Tensor to_nhwc(const Tensor& x) {
+  const auto& d = x.dims();
+  Tensor t = Tensor::allocate(x.dtype(), {d[0], d[2], d[3], d[1]}).value();
+  const auto* in = static_cast<const uint8_t*>(x.raw_data());
+  auto* out = static_cast<uint8_t*>(t.raw_data());
+  for (int64_t n = 0; n < d[0]; ++n)
+    for (int64_t c = 0; c < d[1]; ++c)
+      for (int64_t h = 0; h < d[2]; ++h)
+        for (int64_t w = 0; w < d[3]; ++w)
+          out[((n * d[2] + h) * d[3] + w) * d[1] + c] = in[((n * d[1] + c) * d[2] + h) * d[3] + w];
+  return t;
+}
+
 int64_t element(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
     case DType::kUInt8: return t.data<uint8_t>()[i];
@@ -82,17 +96,21 @@ int64_t element(const Tensor& t, int64_t i) {
 void expect_int8_matches_reference(const std::string& op, const std::vector<std::string>& inputs,
                                    const std::vector<ir::Attribute>& attrs, std::vector<ir::NamedTensor> inits,
                                    const std::string& feed_name, const Tensor& feed, const std::string& kernel,
-                                   int step, bool seven_bit = false) {
-  ir::Model model = make_model(make_graph(
-      {make_node(op, inputs, {"y"}, "node", attrs)}, "g",
-      {make_tensor_value_info(feed_name, feed.dtype(), std::vector<DimArg>(feed.dims().begin(), feed.dims().end()))},
-      {make_tensor_value_info("y", DType::kUndefined, std::nullopt)}, std::move(inits)));
+                                   int step, bool seven_bit = false, const std::string& domain = "") {
+  ir::Model model =
+      make_model(make_graph({make_node(op, inputs, {"y"}, "node", attrs, domain)}, "g",
+                            {make_tensor_value_info(feed_name, feed.dtype(),
+                                                    std::vector<DimArg>(feed.dims().begin(), feed.dims().end()))},
+                            {make_tensor_value_info("y", DType::kUndefined, std::nullopt)}, std::move(inits)),
+                 domain.empty() ? std::vector<ir::OpsetImport>{{"", kDefaultOpset}}
+                                : std::vector<ir::OpsetImport>{{"", kDefaultOpset}, {domain, 1}});
   SessionOptions ref_opts;
   ref_opts.reference_kernels = true;
   auto ref = std::move(Session::create(model, ref_opts)).value()->run({{feed_name, feed}});
   ASSERT_TRUE(ref.is_ok()) << ref.status().message();
   SessionOptions opts;
   opts.tune = false;
+  opts.optimization_level = 2;  // below layout_nhwc_int8's level: the node runs as written
   auto session = std::move(Session::create(model, opts)).value();
   auto got = session->run({{feed_name, feed}});
   ASSERT_TRUE(got.is_ok()) << got.status().message();
@@ -207,9 +225,14 @@ TEST(Int8, QLinearConvMatchesReference) {
     std::vector<int64_t> pads = c.pads;
     std::vector<ir::Attribute> attrs{make_attribute("group", c.group), make_attribute("strides", c.strides),
                                      make_attribute("pads", pads)};
-    expect_int8_matches_reference("QLinearConv", inputs, attrs, std::move(inits), "x",
-                                  random_ints(c.x_type, c.x, rng, x_signed ? -128 : 0, x_signed ? 127 : 255),
-                                  "qlinearconv.dnnl", 1, c.w_max <= 64 && !x_signed);
+    const Tensor x = random_ints(c.x_type, c.x, rng, x_signed ? -128 : 0, x_signed ? 127 : 255);
+    expect_int8_matches_reference("QLinearConv", inputs, attrs, inits, "x", x, "qlinearconv.dnnl", 1,
+                                  c.w_max <= 64 && !x_signed);
+    if (c.x.size() == 4) {  // the channels-last form (layout_nhwc_int8) of the same convolution
+      SCOPED_TRACE("NhwcQLinearConv");
+      expect_int8_matches_reference("NhwcQLinearConv", inputs, attrs, std::move(inits), "x", to_nhwc(x),
+                                    "nhwcqlinearconv.dnnl", 1, c.w_max <= 64 && !x_signed, "ai.kiln");
+    }
   }
 }
 
@@ -326,8 +349,12 @@ TEST(Int8, QdqConvolutionsBecomeQLinearConvAndMatchTheQdqGraph) {
   const ir::Model model = qdq_model(rng);
   ir::Model optimized = model;
   ASSERT_TRUE(opt::optimize(optimized, 99).is_ok());
-  EXPECT_EQ(op_types(optimized),
-            (std::vector<std::string>{"QuantizeLinear", "QLinearConv", "QLinearConv", "DequantizeLinear"}));
+  // Where the int8 kernels compute exact products, layout_nhwc_int8 keeps the activations channels-last between the
+  // two convolutions: one Transpose in, one out.
+  const std::vector<std::string> nhwc{"QuantizeLinear",  "Transpose", "NhwcQLinearConv",
+                                      "NhwcQLinearConv", "Transpose", "DequantizeLinear"};
+  const std::vector<std::string> plain{"QuantizeLinear", "QLinearConv", "QLinearConv", "DequantizeLinear"};
+  EXPECT_EQ(op_types(optimized), vnni_here() ? nhwc : plain);
   Tensor x = Tensor::allocate(DType::kFloat32, {1, 8, 10, 10}).value();
   std::uniform_real_distribution<float> u(-2.5f, 2.5f);
   for (int64_t i = 0; i < x.num_elements(); ++i) x.data<float>()[i] = u(rng);
@@ -351,7 +378,7 @@ TEST(Int8, QdqConvolutionsBecomeQLinearConvAndMatchTheQdqGraph) {
   }
   EXPECT_LE(differ * 20, r.num_elements()) << differ << " of " << r.num_elements() << " elements differ";
   int fast = 0;
-  for (const KernelChoice& c : session->kernel_choices()) fast += c.kernel == "qlinearconv.dnnl";
+  for (const KernelChoice& c : session->kernel_choices()) fast += c.kernel == "nhwcqlinearconv.dnnl";
   EXPECT_EQ(fast, vnni_here() ? 2 : 0);
 }
 
