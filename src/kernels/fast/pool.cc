@@ -15,51 +15,6 @@
 namespace kiln::cpu {
 namespace {
 
-enum class PoolKind { kMax, kAvg };
-
-// Float32 2-D max/average pooling over N*C planes in parallel: the same windows as the reference kernel (the
-// divisor counts the positions inside the input, or inside input + pads with count_include_pad).
-void pool2d_f32(const KernelContext& ctx, const ConvGeom& g, PoolKind kind, bool include_pad, const float* x,
-                float* y) {
-  const int64_t H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
-  const int64_t KH = g.kernel[0], KW = g.kernel[1], SH = g.strides[0], SW = g.strides[1];
-  const int64_t DH = g.dilations[0], DW = g.dilations[1], PT = g.pad_begin[0], PL = g.pad_begin[1];
-  ctx.parallel_for(g.N * g.C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, OH * OW * KH * KW)),
-                   [&](int64_t p0, int64_t p1) {
-                     for (int64_t plane = p0; plane < p1; ++plane) {
-                       const float* px = x + plane * H * W;
-                       float* py = y + plane * OH * OW;
-                       for (int64_t oh = 0; oh < OH; ++oh) {
-                         for (int64_t ow = 0; ow < OW; ++ow) {
-                           const int64_t h0 = oh * SH - PT, w0 = ow * SW - PL;
-                           float acc = kind == PoolKind::kMax ? -std::numeric_limits<float>::infinity() : 0.0f;
-                           int64_t count = 0, padded = 0;
-                           for (int64_t kh = 0; kh < KH; ++kh) {
-                             const int64_t h = h0 + kh * DH;
-                             const bool h_in = h >= 0 && h < H;
-                             const bool h_pad = h >= -PT && h < H + g.pad_end[0];
-                             for (int64_t kw = 0; kw < KW; ++kw) {
-                               const int64_t w = w0 + kw * DW;
-                               if (h_in && w >= 0 && w < W) {
-                                 const float v = px[h * W + w];
-                                 acc = kind == PoolKind::kMax ? (v > acc ? v : acc) : acc + v;
-                                 ++count;
-                               } else if (h_pad && w >= -PL && w < W + g.pad_end[1]) {
-                                 ++padded;
-                               }
-                             }
-                           }
-                           if (kind == PoolKind::kAvg) {
-                             const int64_t div = include_pad ? count + padded : count;
-                             acc = div > 0 ? acc / static_cast<float>(div) : 0.0f;
-                           }
-                           py[oh * OW + ow] = acc;
-                         }
-                       }
-                     }
-                   });
-}
-
 struct PoolGeometry {
   int64_t H, W, OH, OW, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW;
   // From window_taps(): per output row oh, the window taps inside the input [kh0, kh1) and inside the padded
@@ -196,7 +151,35 @@ Status pool_f32_kernel(KernelContext& ctx) {
   KILN_RETURN_IF_ERROR(pool_setup(ctx, x.dims(), g));
   const bool include_pad = ctx.attr_int("count_include_pad", 0) != 0;
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, out_dims(g, g.C)));
-  pool2d_f32(ctx, g, max_pool(ctx) ? PoolKind::kMax : PoolKind::kAvg, include_pad, x.data<float>(), y->data<float>());
+  // Each plane as a channel block of one lane: the windows' taps inside the input are worked out once per call
+  // (window_taps), so the loops have no bounds checks (the same windows and divisors as the reference kernel).
+  const int64_t H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
+  PoolGeometry pg{H,
+                  W,
+                  OH,
+                  OW,
+                  g.kernel[0],
+                  g.kernel[1],
+                  g.strides[0],
+                  g.strides[1],
+                  g.pad_begin[0],
+                  g.pad_begin[1],
+                  g.pad_end[0],
+                  g.pad_end[1],
+                  g.dilations[0],
+                  g.dilations[1],
+                  {},
+                  {}};
+  window_taps(pg);
+  const bool max = max_pool(ctx);
+  const float* px = x.data<float>();
+  float* py = y->data<float>();
+  ctx.parallel_for(g.N * g.C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, OH * OW * g.kernel[0] * g.kernel[1])),
+                   [&](int64_t p0, int64_t p1) {
+                     for (int64_t plane = p0; plane < p1; ++plane) {
+                       pool_plane<1>(px + plane * H * W, py + plane * OH * OW, pg, 1, max, include_pad);
+                     }
+                   });
   return Status::ok();
 }
 
