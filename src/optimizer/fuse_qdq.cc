@@ -5,6 +5,7 @@
 //   (a Clip(0, max) in place of the Relu where max is at least the largest value the output represents),
 //   DequantizeLinear(aq) -> MatMul(., DequantizeLinear(bq))      [-> Relu] -> QuantizeLinear   into QLinearMatMul,
 //   DequantizeLinear(a) + DequantizeLinear(b) [-> Relu] -> QuantizeLinear                      into ai.kiln QLinearAdd,
+//   DequantizeLinear(x) -> MaxPool -> QuantizeLinear (the same scale and zero point)            into MaxPool(x),
 // which the int8 kernels run (fast/quantized.cc), as ONNX Runtime's QDQ transformer does. Only the cases those
 // kernels take: activations with constant scalar scales and zero points, constant int8 weights with zero points 0
 // and per-tensor or per-output-channel scales. A float bias becomes int32 at scale x_scale * w_scale[m] (the
@@ -46,6 +47,17 @@ bool scalar_zero_point(const ir::Graph& g, const std::string& name) {
   if (name.empty()) return true;
   const Tensor* t = constant_tensor(g, name);
   return t && t->num_elements() == 1 && (t->dtype() == DType::kUInt8 || t->dtype() == DType::kInt8);
+}
+
+// A constant float32 scalar's value (scalar_f32 checked).
+float scalar_value(const ir::Graph& g, const std::string& name) { return constant_tensor(g, name)->data<float>()[0]; }
+
+// A zero point (scalar_zero_point checked) as (is int8, value): none is uint8 0.
+std::pair<bool, int32_t> zero_point_value(const ir::Graph& g, const std::string& name) {
+  const Tensor* t = name.empty() ? nullptr : constant_tensor(g, name);
+  if (!t) return {false, 0};
+  return t->dtype() == DType::kInt8 ? std::pair<bool, int32_t>{true, t->data<int8_t>()[0]}
+                                    : std::pair<bool, int32_t>{false, t->data<uint8_t>()[0]};
 }
 
 // An activation's (scale, zero point) as QLinear* inputs: the zero point made explicit (uint8 0) when absent.
@@ -224,7 +236,37 @@ int fuse_qdq(ir::Model& m) {
   }
   sweep_removed(g);
   if (adds) import_kiln_domain(m);
-  return rewrites + adds;
+  // DequantizeLinear(x) -> MaxPool -> QuantizeLinear with the same scale and zero point: MaxPool on x itself (opset
+  // 12 pools 8-bit tensors). The maximum commutes with dequantizing (an increasing map), and quantizing a dequantized
+  // value with its own parameters gives it back, so the result is the QDQ graph's exactly.
+  int pools = 0;
+  if (m.opset("").value_or(0) >= 12) {
+    view = GraphView(g);
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      const ir::Node& pool = g.nodes[i];
+      if (!is_onnx(pool, "MaxPool") || pool.inputs.size() != 1 || pool.outputs.empty() ||
+          (pool.outputs.size() > 1 && !pool.outputs[1].empty())) {
+        continue;
+      }
+      auto x = dequantized(g, view, pool.inputs[0]);
+      int act = -1;
+      const int q = quantize_after(g, view, pool.outputs[0], act);
+      if (!x || q < 0 || act >= 0 || !scalar_f32(g, x->scale) || !scalar_zero_point(g, x->zero_point)) continue;
+      ir::Node& quant = g.nodes[static_cast<size_t>(q)];
+      const std::string q_zp = quant.inputs.size() > 2 ? quant.inputs[2] : "";
+      if (scalar_value(g, x->scale) != scalar_value(g, quant.inputs[1]) ||
+          zero_point_value(g, x->zero_point) != zero_point_value(g, q_zp)) {
+        continue;
+      }
+      ir::Node& n = g.nodes[i];
+      n.inputs[0] = x->q;
+      n.outputs = {quant.outputs[0]};
+      mark_removed(quant);
+      ++pools;
+    }
+    sweep_removed(g);
+  }
+  return rewrites + adds + pools;
 }
 
 }  // namespace kiln::opt

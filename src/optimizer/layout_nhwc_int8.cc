@@ -3,7 +3,8 @@
 // convolutions themselves on ResNet-50. This pass turns each 2-D QLinearConv into ai.kiln NhwcQLinearConv (X and Y
 // channels-last, W unchanged) and each ai.kiln QLinearAdd whose two inputs are channels-last into one on the
 // channels-last tensors (an elementwise sum does not care, broadcasting included, when both operands are permuted
-// alike), so that a chain of them passes NHWC tensors along. A Transpose converts at the boundaries, once per
+// alike), and a 2-D MaxPool of a channels-last (8-bit) tensor into ai.kiln NhwcMaxPool, so that a chain of them
+// passes NHWC tensors along. A Transpose converts at the boundaries, once per
 // value: perm [0, 2, 3, 1] into a convolution from a plain producer, [0, 3, 1, 2] where a plain consumer, a
 // subgraph or a graph output needs the plain tensor. It runs only where the int8 kernels compute exact products
 // for any weights (cpu::has_exact_int8_products): elsewhere they run the reference kernels, which gain nothing.
@@ -30,6 +31,11 @@ bool nhwc_conv(const ir::Graph& g, const ir::Node& n) {
   if (!is_onnx(n, "QLinearConv") || n.inputs.size() < 8 || n.outputs.size() != 1) return false;
   const Tensor* w = constant_tensor(g, n.inputs[3]);
   return w && w->rank() == 4 && w->dtype() == DType::kInt8;
+}
+
+bool no_auto_pad(const ir::Node& n) {
+  const ir::Attribute* pad = n.attr("auto_pad");
+  return !pad || pad->s.empty() || pad->s == "NOTSET";
 }
 
 }  // namespace
@@ -87,6 +93,15 @@ int layout_nhwc_int8(ir::Model& m) {
       ir::Node c = n;
       c.inputs[0] = need_nhwc(n.inputs[0]);
       rewritten(std::move(c), "NhwcQLinearConv");
+      continue;
+    }
+    // A 2-D MaxPool of a channels-last value (an 8-bit one: fuse_qdq made it; only 8-bit values get that form).
+    if (is_onnx(n, "MaxPool") && n.inputs.size() == 1 && nhwc.count(n.inputs[0]) &&
+        attr_ints(n, "kernel_shape").size() == 2 && (n.outputs.size() == 1 || n.outputs[1].empty()) && no_auto_pad(n)) {
+      ir::Node p = n;
+      p.inputs[0] = nhwc.at(n.inputs[0]);
+      p.outputs.resize(1);
+      rewritten(std::move(p), "NhwcMaxPool");
       continue;
     }
     if (is_kiln(n, "QLinearAdd") && n.inputs.size() >= 8 && n.outputs.size() == 1 && nhwc.count(n.inputs[0]) &&

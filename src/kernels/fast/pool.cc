@@ -2,6 +2,8 @@
 // reference kernel computes in double). NCHWc: nchwc_pool.blocked pools channel-blocked tensors in place (blocks
 // of 8 in AVX2 registers, of 16 in AVX-512 ones, where the ISA allows; the reference kernel unblocks, pools and
 // blocks again), and nchwc_global_avgpool.simd sums them in the same registers (pool_simd.inc, once for both).
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -180,6 +182,81 @@ Status pool_f32_kernel(KernelContext& ctx) {
                        pool_plane<1>(px + plane * H * W, py + plane * OH * OW, pg, 1, max, include_pad);
                      }
                    });
+  return Status::ok();
+}
+
+// ai.kiln NhwcMaxPool on 8-bit tensors: each output pixel's C channels are contiguous, so its window's taps are
+// 16-byte maxima (an int8 tensor biased by 0x80 to compare unsigned).
+bool nhwc_maxpool_sse2_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  if (ctx.isa() < Isa::kAvx2 || !x || x->rank() != 4 || (x->dtype() != DType::kUInt8 && x->dtype() != DType::kInt8)) {
+    return false;
+  }
+  const auto& d = x->dims();
+  ConvGeom g;
+  return pool_setup(ctx, {d[0], d[3], d[1], d[2]}, g).is_ok() && g.in.size() == 2;
+}
+
+Status nhwc_maxpool_sse2_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const auto& d = x.dims();
+  ConvGeom g;
+  KILN_RETURN_IF_ERROR(pool_setup(ctx, {d[0], d[3], d[1], d[2]}, g));
+  const int64_t C = g.C, H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, x.dtype(), {g.N, OH, OW, C}));
+  PoolGeometry pg{H,
+                  W,
+                  OH,
+                  OW,
+                  g.kernel[0],
+                  g.kernel[1],
+                  g.strides[0],
+                  g.strides[1],
+                  g.pad_begin[0],
+                  g.pad_begin[1],
+                  g.pad_end[0],
+                  g.pad_end[1],
+                  g.dilations[0],
+                  g.dilations[1],
+                  {},
+                  {}};
+  window_taps(pg);
+  const auto* px = static_cast<const uint8_t*>(x.raw_data());
+  auto* py = static_cast<uint8_t*>(y->raw_data());
+  const uint8_t bias = x.dtype() == DType::kInt8 ? 0x80 : 0;
+  ctx.parallel_for(g.N * OH, 1, [&](int64_t r0, int64_t r1) {
+    const __m128i vbias = _mm_set1_epi8(static_cast<char>(bias));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / OH, oh = r % OH;
+      const uint8_t* image = px + n * H * W * C;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const Window w = window_at(pg, oh, ow, C, false);
+        uint8_t* out = py + ((n * OH + oh) * OW + ow) * C;
+        int64_t c = 0;
+        for (; c + 16 <= C; c += 16) {
+          __m128i acc = _mm_setzero_si128();  // the lowest (biased) value: the empty window's saturated -inf
+          for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
+            const int64_t row = w.origin + kh * pg.DH * W * C;
+            for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
+              const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(image + (row + kw * pg.DW * C + c)));
+              acc = _mm_max_epu8(acc, _mm_xor_si128(v, vbias));
+            }
+          }
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), _mm_xor_si128(acc, vbias));
+        }
+        for (; c < C; ++c) {
+          uint8_t acc = 0;
+          for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
+            const int64_t row = w.origin + kh * pg.DH * W * C;
+            for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
+              acc = std::max<uint8_t>(acc, static_cast<uint8_t>(image[row + kw * pg.DW * C + c] ^ bias));
+            }
+          }
+          out[c] = static_cast<uint8_t>(acc ^ bias);
+        }
+      }
+    }
+  });
   return Status::ok();
 }
 

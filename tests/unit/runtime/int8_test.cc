@@ -236,6 +236,31 @@ TEST(Int8, QLinearConvMatchesReference) {
   }
 }
 
+// ai.kiln NhwcMaxPool (layout_nhwc_int8) on 8-bit channels-last tensors: equal to the reference, with padding,
+// strides, dilation, ceil mode and a channel count that is not a multiple of 16.
+TEST(Int8, NhwcMaxPoolEqualsTheReference) {
+  std::mt19937 rng(23);
+  struct Case {
+    std::vector<int64_t> x, kernel, strides, pads, dilations;
+    int64_t ceil;
+  };
+  const std::vector<Case> cases = {{{1, 12, 12, 64}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0},
+                                   {{2, 9, 7, 21}, {2, 3}, {1, 2}, {0, 1, 1, 0}, {1, 1}, 1},
+                                   {{1, 8, 8, 35}, {3, 3}, {1, 1}, {2, 2, 2, 2}, {2, 2}, 0}};
+  for (DType dt : {DType::kUInt8, DType::kInt8}) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " " + dims_to_string(c.x));
+      std::vector<ir::Attribute> attrs{make_attribute("kernel_shape", c.kernel), make_attribute("strides", c.strides),
+                                       make_attribute("pads", c.pads), make_attribute("dilations", c.dilations),
+                                       make_attribute("ceil_mode", c.ceil)};
+      const bool s = dt == DType::kInt8;
+      expect_int8_matches_reference("NhwcMaxPool", {"x"}, attrs, {}, "x",
+                                    random_ints(dt, c.x, rng, s ? -128 : 0, s ? 127 : 255), "nhwc_maxpool.sse2", 0,
+                                    true, "ai.kiln");
+    }
+  }
+}
+
 TEST(Int8, QLinearMatMulMatchesReference) {
   std::mt19937 rng(19);
   for (DType a_type : {DType::kUInt8, DType::kInt8}) {
@@ -380,6 +405,41 @@ TEST(Int8, QdqConvolutionsBecomeQLinearConvAndMatchTheQdqGraph) {
   int fast = 0;
   for (const KernelChoice& c : session->kernel_choices()) fast += c.kernel == "nhwcqlinearconv.dnnl";
   EXPECT_EQ(fast, vnni_here() ? 2 : 0);
+}
+
+// DequantizeLinear -> MaxPool -> QuantizeLinear with the same parameters is MaxPool on the 8-bit tensor (fuse_qdq),
+// exactly; with other parameters on the QuantizeLinear it stays as written.
+TEST(Int8, QdqMaxPoolPoolsTheQuantizedTensor) {
+  std::mt19937 rng(29);
+  for (float out_scale : {0.1f, 0.2f}) {
+    SCOPED_TRACE("output scale " + std::to_string(out_scale));
+    ir::Model model =
+        make_model(make_graph({make_node("DequantizeLinear", {"x", "s", "z"}, {"d"}),
+                               make_node("MaxPool", {"d"}, {"p"}, "pool",
+                                         {make_attribute("kernel_shape", std::vector<int64_t>{3, 3}),
+                                          make_attribute("strides", std::vector<int64_t>{2, 2}),
+                                          make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1})}),
+                               make_node("QuantizeLinear", {"p", "os", "z"}, {"y"})},
+                              "g", {make_tensor_value_info("x", DType::kUInt8, std::vector<DimArg>{1, 5, 9, 9})},
+                              {make_tensor_value_info("y", DType::kUInt8, std::nullopt)},
+                              {make_tensor("s", scalar_f32(0.1f)), make_tensor("os", scalar_f32(out_scale)),
+                               make_tensor("z", zero_point(DType::kUInt8, 7))}),
+                   {{"", 13}});
+    ir::Model optimized = model;
+    ASSERT_TRUE(opt::optimize(optimized, 1).is_ok());
+    const std::vector<std::string> fused{"MaxPool"}, kept{"DequantizeLinear", "MaxPool", "QuantizeLinear"};
+    EXPECT_EQ(op_types(optimized), out_scale == 0.1f ? fused : kept);
+    const Tensor x = random_ints(DType::kUInt8, {1, 5, 9, 9}, rng, 0, 255);
+    SessionOptions ref_opts;
+    ref_opts.reference_kernels = true;
+    ref_opts.optimization_level = 0;
+    auto r = std::move(Session::create(model, ref_opts)).value()->run({{"x", x}});
+    auto f = std::move(Session::create(model)).value()->run({{"x", x}});
+    ASSERT_TRUE(r.is_ok() && f.is_ok());
+    for (int64_t i = 0; i < (*r)[0].num_elements(); ++i) {
+      ASSERT_EQ((*f)[0].data<uint8_t>()[i], (*r)[0].data<uint8_t>()[i]) << "element " << i;
+    }
+  }
 }
 
 TEST(Int8, QdqMatMulBecomesQLinearMatMul) {
