@@ -111,6 +111,16 @@ std::optional<std::pair<float, float>> clip_bounds(const ir::Model& m, const ir:
   return std::make_pair(lo, hi);
 }
 
+void for_each_read(const ir::Node& n, const std::function<void(const std::string&)>& need) {
+  for (const auto& i : n.inputs) need(i);
+  std::vector<const ir::Graph*> subs;
+  ir::Graph::collect_subgraphs(n, subs);
+  if (subs.empty()) return;
+  std::unordered_set<std::string> reads;
+  for (const auto* s : subs) collect_reads(*s, reads);
+  for (const auto& r : reads) need(r);
+}
+
 std::string fresh_name(const ir::Graph& g, const std::string& base) {
   std::unordered_set<std::string> used;
   for (const auto& n : g.nodes) {

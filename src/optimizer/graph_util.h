@@ -1,6 +1,8 @@
 // What the optimizer passes share: who produces and who reads each value, constants, and node removal.
 #pragma once
 
+#include <functional>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -55,6 +57,9 @@ bool is_constant_scalar(const ir::Graph& g, const std::string& name, double valu
 std::optional<std::pair<float, float>> clip_bounds(const ir::Model& m, const ir::Node& n);
 // Every name read by the graph's nodes, nested subgraphs included.
 void collect_reads(const ir::Graph& g, std::unordered_set<std::string>& reads);
+// Every value node n reads: its inputs and what its subgraphs read from outside them (the layout passes call
+// `need` on each, to convert what a plain consumer needs).
+void for_each_read(const ir::Node& n, const std::function<void(const std::string&)>& need);
 // The other input of a two-input node, given one of them; "" when `known` is not an input.
 std::string other_input(const ir::Node& n, const std::string& known);
 

@@ -150,14 +150,7 @@ int layout_nchwc(ir::Model& m) {
       ++rewrites;
       continue;
     }
-    for (const auto& i : n.inputs) need_plain(i);
-    std::vector<const ir::Graph*> subs;
-    ir::Graph::collect_subgraphs(n, subs);
-    if (!subs.empty()) {
-      std::unordered_set<std::string> reads;
-      for (const auto* s : subs) collect_reads(*s, reads);
-      for (const auto& r : reads) need_plain(r);
-    }
+    for_each_read(n, need_plain);
     out.push_back(n);
   }
   for (const auto& o : g.outputs) need_plain(o.name);

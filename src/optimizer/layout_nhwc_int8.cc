@@ -112,14 +112,7 @@ int layout_nhwc_int8(ir::Model& m) {
       rewritten(std::move(a), "QLinearAdd");
       continue;
     }
-    for (const auto& i : n.inputs) need_plain(i);
-    std::vector<const ir::Graph*> subs;
-    ir::Graph::collect_subgraphs(n, subs);
-    if (!subs.empty()) {
-      std::unordered_set<std::string> reads;
-      for (const auto* s : subs) collect_reads(*s, reads);
-      for (const auto& r : reads) need_plain(r);
-    }
+    for_each_read(n, need_plain);
     out.push_back(n);
   }
   for (const auto& o : g.outputs) need_plain(o.name);

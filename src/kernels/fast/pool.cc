@@ -49,6 +49,16 @@ void window_taps(PoolGeometry& g) {
   axis_taps(g.OW, g.SW, g.PL, g.PR, g.W, g.DW, g.KW, g.cols);
 }
 
+// A 2-D pooling's geometry with its window taps worked out.
+PoolGeometry pool_geometry(const ConvGeom& g) {
+  PoolGeometry pg{g.in[0],        g.in[1],        g.out[0],     g.out[1],
+                  g.kernel[0],    g.kernel[1],    g.strides[0], g.strides[1],
+                  g.pad_begin[0], g.pad_begin[1], g.pad_end[0], g.pad_end[1],
+                  g.dilations[0], g.dilations[1], {},           {}};
+  window_taps(pg);
+  return pg;
+}
+
 // The window of output (oh, ow): the offset of its tap (0, 0) in a plane of `lanes`-wide pixels (before the
 // first tap inside the input), its taps inside the input, how many, and the divisor of an average.
 struct Window {
@@ -156,23 +166,7 @@ Status pool_f32_kernel(KernelContext& ctx) {
   // Each plane as a channel block of one lane: the windows' taps inside the input are worked out once per call
   // (window_taps), so the loops have no bounds checks (the same windows and divisors as the reference kernel).
   const int64_t H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
-  PoolGeometry pg{H,
-                  W,
-                  OH,
-                  OW,
-                  g.kernel[0],
-                  g.kernel[1],
-                  g.strides[0],
-                  g.strides[1],
-                  g.pad_begin[0],
-                  g.pad_begin[1],
-                  g.pad_end[0],
-                  g.pad_end[1],
-                  g.dilations[0],
-                  g.dilations[1],
-                  {},
-                  {}};
-  window_taps(pg);
+  const PoolGeometry pg = pool_geometry(g);
   const bool max = max_pool(ctx);
   const float* px = x.data<float>();
   float* py = y->data<float>();
@@ -204,23 +198,7 @@ Status nhwc_maxpool_sse2_kernel(KernelContext& ctx) {
   KILN_RETURN_IF_ERROR(pool_setup(ctx, {d[0], d[3], d[1], d[2]}, g));
   const int64_t C = g.C, H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, x.dtype(), {g.N, OH, OW, C}));
-  PoolGeometry pg{H,
-                  W,
-                  OH,
-                  OW,
-                  g.kernel[0],
-                  g.kernel[1],
-                  g.strides[0],
-                  g.strides[1],
-                  g.pad_begin[0],
-                  g.pad_begin[1],
-                  g.pad_end[0],
-                  g.pad_end[1],
-                  g.dilations[0],
-                  g.dilations[1],
-                  {},
-                  {}};
-  window_taps(pg);
+  const PoolGeometry pg = pool_geometry(g);
   const auto* px = static_cast<const uint8_t*>(x.raw_data());
   auto* py = static_cast<uint8_t*>(y->raw_data());
   const uint8_t bias = x.dtype() == DType::kInt8 ? 0x80 : 0;
