@@ -197,13 +197,14 @@ Status concat_from_sequence_kernel(KernelContext& ctx) {
   // With new_axis each tensor is read as having a 1 inserted at `axis`.
   std::vector<std::vector<int64_t>> shapes;
   for (size_t i = 0; i < items.size(); ++i) {
-    std::vector<int64_t> d = items[i].dims();
-    if (new_axis) d.insert(d.begin() + axis, 1);
     if (items[i].dtype() != first.dtype()) return ctx.error("the sequence's tensors have different dtypes");
-    if (!shapes.empty() && d.size() != shapes[0].size()) {
+    // Ranks first: the axis was checked against tensor 0's.
+    if (static_cast<int64_t>(items[i].rank()) != rank) {
       return ctx.error("tensor " + std::to_string(i) + " has rank " + std::to_string(items[i].rank()) +
                        " but tensor 0 has rank " + std::to_string(rank));
     }
+    std::vector<int64_t> d = items[i].dims();
+    if (new_axis) d.insert(d.begin() + axis, 1);
     if (!shapes.empty()) {
       for (size_t k = 0; k < d.size(); ++k) {
         if (k != ax && d[k] != shapes[0][k]) {

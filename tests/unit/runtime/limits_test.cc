@@ -143,6 +143,28 @@ TEST(Limits, IntegerReductionsWrapOnOverflow) {
   }
 }
 
+// Found by fuzzing: ConcatFromSequence with new_axis checked the axis against tensor 0's rank only, and inserted the
+// new axis into a shorter tensor's dims out of bounds. A rank mismatch is an error naming both ranks.
+TEST(Limits, ConcatFromSequenceOfMixedRanksIsAnError) {
+  auto model = make_model(
+      make_graph({make_node("SequenceConstruct", {"x", "z"}, {"s"}),
+                  make_node("ConcatFromSequence", {"s"}, {"y"}, "cat",
+                            {make_attribute("axis", int64_t{-1}), make_attribute("new_axis", int64_t{1})})},
+                 "g", {}, {make_tensor_value_info("y", DType::kUndefined, std::nullopt)},
+                 {make_tensor<float>("x", {2, 3}, {1, 2, 3, 4, 5, 6}), make_tensor<float>("z", {2}, {7, 8})}),
+      {{"", 13}});
+  SessionOptions opts;
+  opts.optimization_level = 0;
+  auto s = Session::create(model, opts);
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  auto out = (*s)->run({});
+  ASSERT_FALSE(out.is_ok());
+  EXPECT_NE(out.status().message().find("node 'cat' (ConcatFromSequence"), std::string::npos)
+      << out.status().message();
+  EXPECT_NE(out.status().message().find("tensor 1 has rank 1 but tensor 0 has rank 2"), std::string::npos)
+      << out.status().message();
+}
+
 // x [1M floats] -> Relu -> Sigmoid -> Add(relu, sigmoid): at the Add, three 4 MiB tensors are alive.
 ir::Model chain() {
   return make_model(make_graph({make_node("Relu", {"x"}, {"a"}, "relu"), make_node("Sigmoid", {"a"}, {"b"}, "sigmoid"),
