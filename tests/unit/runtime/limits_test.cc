@@ -159,8 +159,7 @@ TEST(Limits, ConcatFromSequenceOfMixedRanksIsAnError) {
   ASSERT_TRUE(s.is_ok()) << s.status().message();
   auto out = (*s)->run({});
   ASSERT_FALSE(out.is_ok());
-  EXPECT_NE(out.status().message().find("node 'cat' (ConcatFromSequence"), std::string::npos)
-      << out.status().message();
+  EXPECT_NE(out.status().message().find("node 'cat' (ConcatFromSequence"), std::string::npos) << out.status().message();
   EXPECT_NE(out.status().message().find("tensor 1 has rank 1 but tensor 0 has rank 2"), std::string::npos)
       << out.status().message();
 }
