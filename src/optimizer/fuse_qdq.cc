@@ -28,13 +28,19 @@ struct Dequantized {
   int64_t axis = 1;
 };
 
+// A QuantizeLinear/DequantizeLinear node's zero point input ("" when absent).
+const std::string& zero_point_name(const ir::Node& n) {
+  static const std::string kNone;
+  return n.inputs.size() > 2 ? n.inputs[2] : kNone;
+}
+
 // The inputs of the DequantizeLinear producing `name`.
 std::optional<Dequantized> dequantized(const ir::Graph& g, const GraphView& view, const std::string& name) {
   const int p = view.producer(name);
   if (p < 0) return std::nullopt;
   const ir::Node& n = g.nodes[static_cast<size_t>(p)];
   if (!is_onnx(n, "DequantizeLinear") || n.inputs.size() < 2 || n.inputs[0].empty()) return std::nullopt;
-  return Dequantized{n.inputs[0], n.inputs[1], n.inputs.size() > 2 ? n.inputs[2] : "", attr_int(n, "axis", 1)};
+  return Dequantized{n.inputs[0], n.inputs[1], zero_point_name(n), attr_int(n, "axis", 1)};
 }
 
 bool scalar_f32(const ir::Graph& g, const std::string& name) {
@@ -131,7 +137,7 @@ int quantize_after(const ir::Graph& g, const GraphView& view, const std::string&
   }
   const ir::Node& n = g.nodes[static_cast<size_t>(r)];
   if (!is_onnx(n, "QuantizeLinear") || n.inputs.size() < 2 || n.inputs[0] != in) return -1;
-  if (!scalar_f32(g, n.inputs[1]) || !scalar_zero_point(g, n.inputs.size() > 2 ? n.inputs[2] : "")) return -1;
+  if (!scalar_f32(g, n.inputs[1]) || !scalar_zero_point(g, zero_point_name(n))) return -1;
   return r;
 }
 
@@ -140,13 +146,11 @@ int quantize_after(const ir::Graph& g, const GraphView& view, const std::string&
 // above the largest value the output can represent.
 bool redundant_before(const ir::Model& m, const ir::Node& act, const ir::Node& quant) {
   const ir::Graph& g = m.graph;
-  const Tensor* z = quant.inputs.size() > 2 && !quant.inputs[2].empty() ? constant_tensor(g, quant.inputs[2]) : nullptr;
-  const bool u8 = !z || z->dtype() == DType::kUInt8;
-  const int32_t zero = !z ? 0 : u8 ? z->data<uint8_t>()[0] : z->data<int8_t>()[0];
-  if (zero != (u8 ? 0 : -128)) return false;
+  const auto [is_int8, zero] = zero_point_value(g, zero_point_name(quant));
+  if (zero != (is_int8 ? -128 : 0)) return false;
   if (is_onnx(act, "Relu")) return true;
   const auto bounds = clip_bounds(m, act);
-  const double top = ((u8 ? 255.0 : 127.0) - zero) * constant_tensor(g, quant.inputs[1])->data<float>()[0];
+  const double top = ((is_int8 ? 127.0 : 255.0) - zero) * scalar_value(g, quant.inputs[1]);
   return bounds && bounds->first == 0.0f && bounds->second >= top;
 }
 
@@ -185,7 +189,7 @@ int fuse_qdq(ir::Model& m) {
     }
     // Copies before add_initializer and the rewrite (references into g.nodes stay valid: no node is added).
     ir::Node& quant = g.nodes[static_cast<size_t>(q)];
-    const std::string y_zp = zero_point_input(g, quant.inputs.size() > 2 ? quant.inputs[2] : "", quant.outputs[0]);
+    const std::string y_zp = zero_point_input(g, zero_point_name(quant), quant.outputs[0]);
     const std::string x_zp = zero_point_input(g, x->zero_point, op.inputs[0]);
     const std::string w_zp = w->zero_point.empty()
                                  ? add_initializer(g, w->q + "_zero_point", Tensor::from_vector<int8_t>({}, {0}))
@@ -221,7 +225,7 @@ int fuse_qdq(ir::Model& m) {
     const std::string label = add.name.empty() ? add.outputs[0] : add.name;
     const std::string a_zp = zero_point_input(g, a->zero_point, label + "_a");
     const std::string b_zp = zero_point_input(g, b->zero_point, label + "_b");
-    const std::string c_zp = zero_point_input(g, quant.inputs.size() > 2 ? quant.inputs[2] : "", quant.outputs[0]);
+    const std::string c_zp = zero_point_input(g, zero_point_name(quant), quant.outputs[0]);
     ir::Node& n = g.nodes[i];
     n.op_type = "QLinearAdd";
     n.domain = kKilnDomain;
@@ -253,9 +257,8 @@ int fuse_qdq(ir::Model& m) {
       const int q = quantize_after(g, view, pool.outputs[0], act);
       if (!x || q < 0 || act >= 0 || !scalar_f32(g, x->scale) || !scalar_zero_point(g, x->zero_point)) continue;
       ir::Node& quant = g.nodes[static_cast<size_t>(q)];
-      const std::string q_zp = quant.inputs.size() > 2 ? quant.inputs[2] : "";
       if (scalar_value(g, x->scale) != scalar_value(g, quant.inputs[1]) ||
-          zero_point_value(g, x->zero_point) != zero_point_value(g, q_zp)) {
+          zero_point_value(g, x->zero_point) != zero_point_value(g, zero_point_name(quant))) {
         continue;
       }
       ir::Node& n = g.nodes[i];
