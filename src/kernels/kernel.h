@@ -48,6 +48,7 @@ enum class CacheEntry : int64_t {
   // Added later (plans store these numbers: new entries go last). A node's cache:
   kDnnlQConv,    // dnnl_kernels::qconv_int8's primitive
   kDnnlQMatMul,  // dnnl_kernels::qmatmul_int8's primitive
+  kDnnlReorder,  // dnnl_kernels::reorder_channels's primitive
 };
 
 struct CacheKey {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "kiln/ir/graph.h"
+#include "kiln/optimizer/optimizer.h"
 
 namespace kiln::opt {
 
@@ -19,7 +20,8 @@ int fuse_layernorm(ir::Model& m);            // ReduceMean/Sub/Pow/.../Add -> ai
 int fuse_attention(ir::Model& m);            // Transposes/MatMul/scale/Softmax/MatMul -> ai.kiln Attention
 int fuse_conv_add(ir::Model& m);             // Conv + Add -> ai.kiln FusedConv with a residual input
 int fuse_activation(ir::Model& m);           // Conv/FusedConv/FusedMatMul + activation -> fused activation
-int layout_nchwc(ir::Model& m);              // convolutions and pooling on channel-blocked tensors
-int layout_nhwc_int8(ir::Model& m);          // int8 convolutions and residual sums on channels-last tensors
+int layout_nhwc_bf16(ir::Model& m, const Options& o);  // bf16: convolutions on bfloat16 channels-last tensors
+int layout_nchwc(ir::Model& m);                        // convolutions and pooling on channel-blocked tensors
+int layout_nhwc_int8(ir::Model& m);                    // int8 convolutions and residual sums on channels-last tensors
 
 }  // namespace kiln::opt

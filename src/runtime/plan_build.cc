@@ -157,6 +157,7 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
   so.intra_op_threads = options.threads;
   so.optimization_level = options.optimization_level;
   so.tune = options.tune;
+  so.disabled_kernels = options.disabled_kernels;
   so.timing_cache = options.timing_cache;
   so.precision = cpu::precision_name(*precision);
   if (options.portable) so.max_isa = "avx2";

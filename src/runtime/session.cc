@@ -485,7 +485,9 @@ Status Session::Impl::init(bool optimize) {
     KILN_ASSIGN_OR_RETURN(custom_ops, CustomOps::load(options.custom_op_libraries));
   }
   if (optimize) {
-    auto report = opt::optimize(model, options.optimization_level);
+    opt::Options passes;
+    passes.bf16 = cpu::effective_precision(precision, isa) == cpu::Precision::kBf16;
+    auto report = opt::optimize(model, options.optimization_level, passes);
     if (!report.is_ok()) return report.status();
   }
   const ir::Graph& g = model.graph;

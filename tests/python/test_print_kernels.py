@@ -1,6 +1,7 @@
 """kiln optimize --print-kernels: every node of the written graph with the kernel that ran it (and the candidates'
 times where they were timed; --no-tune times none); --reference chooses the reference kernels; dynamic dims come from --shape, and an unknown one is a usage error naming the
 input."""
+import json
 import os
 import sys
 import unittest
@@ -44,6 +45,40 @@ class PrintKernelsTest(ku.KilnTestCase):
                            "--print-kernels", "--no-tune")
         self.assertFalse([r for r in kernel_lines(res.stdout) if len(r) == 5], res.stdout)
         self.assertNotIn("tuning: ", res.stdout)
+
+    def test_disabled_kernels_are_never_chosen(self):
+        # The first guess for the transformer's MatMuls by constant weights; disabled, the next candidate runs.
+        args = ("optimize", self.model("transformer.onnx"), "-O", self.out("first.onnx"), "--print-kernels",
+                "--no-tune")
+        products = ("MatMul", "ai.kiln::FusedMatMul")
+        first = {r[2] for r in kernel_lines(self.kiln_ok(*args).stdout) if r[1] in products}
+        self.assertEqual(len(first), 1, first)
+        kernel = first.pop()
+        self.assertNotEqual(kernel, "ref")
+        rows = kernel_lines(self.kiln_ok(*args, "--disable-kernel", kernel).stdout)
+        chosen = {r[2] for r in rows if r[1] in products}
+        self.assertTrue(chosen, rows)
+        self.assertNotIn(kernel, chosen)
+
+    def test_bf16_writes_the_channels_last_bfloat16_graph(self):
+        # Where the CPU has bfloat16 instructions, a bf16 session's graph: convolutions on bfloat16 NHWC tensors.
+        self.kiln_ok("bench", self.model("resnet18.onnx"), "--precision", "bf16", "--iterations", "1", "--warmup", "0",
+                     "--json", self.out("bf16.json"))
+        with open(self.out("bf16.json")) as f:
+            bf16 = json.load(f)["precision"] == "bf16"
+        target = self.out("bf16.onnx")
+        res = self.kiln_ok("optimize", self.model("resnet18.onnx"), "-O", target, "--precision", "bf16",
+                           "--print-kernels", "--no-tune")
+        ops = [n.op_type for n in onnx.load(target).graph.node]
+        rows = kernel_lines(res.stdout)
+        if bf16:
+            self.assertIn("NhwcConv", ops)
+            self.assertNotIn("NchwcConv", ops)
+            self.assertEqual(ops[0], "ToNhwc")
+            self.assertEqual({r[2] for r in rows if r[1] == "ai.kiln::NhwcConv"}, {"nhwc_conv.dnnl"})
+        else:
+            self.assertNotIn("NhwcConv", ops)
+            self.assertIn("NchwcConv", ops)
 
     def test_reference_lists_only_reference_kernels(self):
         res = self.kiln_ok("optimize", self.model("resnet18.onnx"), "-O", self.out("ref.onnx"), "--print-kernels",

@@ -91,6 +91,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
     int iterations = 100, warmup = 10, threads = 0;
     std::string opt_level = "all", precision = "fp32";
     bool reference = false, no_tune = false;
+    std::vector<std::string> disabled_kernels;
     int64_t memory_limit_mb = 0;
     double timeout_ms = 0;
     std::vector<std::string> custom_ops;
@@ -104,6 +105,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
       ->check(CLI::NonNegativeNumber);
   add_opt_level_option(cmd, a->opt_level);
   add_precision_option(cmd, a->precision);
+  add_disable_kernel_option(cmd, a->disabled_kernels);
   cmd->add_option("--json", a->json, "Write the results as JSON to FILE");
   cmd->add_option("--profile", a->profile, "Write a Chrome trace (a span per node) of the timed runs to FILE");
   cmd->add_flag("--reference,--reference-kernels", a->reference,
@@ -126,6 +128,7 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
       options.enable_profiling = !a->profile.empty();
       options.reference_kernels = a->reference;
       options.tune = !a->no_tune;
+      options.disabled_kernels = a->disabled_kernels;
       options.precision = a->precision;
       const auto t0 = Clock::now();
       auto session = Session::create(a->model, options);

@@ -21,6 +21,7 @@ void add_build(CLI::App& root, std::function<int()>& run) {
     std::vector<std::string> profiles;
     int threads = 0;
     bool portable = false, no_tune = false, verbose = false;
+    std::vector<std::string> disabled_kernels;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "The .onnx file")->required();
@@ -30,6 +31,7 @@ void add_build(CLI::App& root, std::function<int()>& run) {
                   "an input with dynamic dims (kernels are timed at opt); repeat for more inputs, or with another "
                   "PROFILE/ for more profiles");
   add_precision_option(cmd, a->precision);
+  add_disable_kernel_option(cmd, a->disabled_kernels);
   cmd->add_option("--threads", a->threads, "Intra-op threads the kernels are timed with (0: one per physical core)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--portable", a->portable,
@@ -51,6 +53,7 @@ void add_build(CLI::App& root, std::function<int()>& run) {
       options.threads = a->threads;
       options.portable = a->portable;
       options.tune = !a->no_tune;
+      options.disabled_kernels = a->disabled_kernels;
       options.timing_cache = a->timing_cache;
       options.optimization_level = *opt::parse_level(a->opt_level);
       ProgressBar bar;

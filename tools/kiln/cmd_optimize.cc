@@ -1,8 +1,8 @@
-// kiln optimize MODEL -O OUT [--opt-level L] [--pass NAME]... [--print-kernels [--shape NAME=1x3x224x224]...
-// [--reference] [--no-tune] [--precision fp32|bf16]]: writes the graph kiln runs, after the optimizer, so it can be
-// inspected (kiln show, Netron). Fused operators are in the ai.kiln domain. --print-kernels runs the written graph once
-// on zero-filled inputs and lists every node with the kernel that ran it (and, where candidates were timed, their
-// times).
+// kiln optimize MODEL -O OUT [--opt-level L] [--pass NAME]... [--precision fp32|bf16] [--print-kernels
+// [--shape NAME=1x3x224x224]... [--reference] [--no-tune] [--disable-kernel NAME]...]: writes the graph kiln runs,
+// after the optimizer, so it can be inspected (kiln show, Netron). Fused operators are in the ai.kiln domain.
+// --print-kernels runs the written graph once on zero-filled inputs and lists every node with the kernel that ran it
+// (and, where candidates were timed, their times).
 #include <cstdio>
 #include <iostream>
 
@@ -16,9 +16,10 @@ namespace {
 
 // Runs the (already optimized) model once on zero-filled inputs and prints "NODE  OP  KERNEL[  DETAIL]" per node.
 int print_kernels(ir::Model model, const std::vector<std::string>& shapes, bool reference, bool tune,
-                  const std::string& precision) {
+                  const std::string& precision, const std::vector<std::string>& disabled) {
   SessionOptions options;
   options.precision = precision;
+  options.disabled_kernels = disabled;
   options.optimization_level = 0;  // the graph as written
   options.reference_kernels = reference;
   options.tune = tune;
@@ -69,6 +70,7 @@ void add_optimize(CLI::App& root, std::function<int()>& run) {
     std::string model, out, opt_level = "all";
     std::vector<std::string> passes, shapes;
     bool print_kernels = false, reference = false, no_tune = false;
+    std::vector<std::string> disabled_kernels;
     std::string precision = "fp32";
   };
   auto a = std::make_shared<Args>();
@@ -85,6 +87,7 @@ void add_optimize(CLI::App& root, std::function<int()>& run) {
   cmd->add_flag("--no-tune", a->no_tune,
                 "With --print-kernels: take each node's first-guess kernel instead of timing the candidates");
   add_precision_option(cmd, a->precision);
+  add_disable_kernel_option(cmd, a->disabled_kernels);
   cmd->callback([&run, a] {
     run = [a] {
       ir::Model model;
@@ -92,13 +95,14 @@ void add_optimize(CLI::App& root, std::function<int()>& run) {
       if (!load_or_report(a->model, model, code)) return code;
       const size_t before = model.graph.nodes.size();
       std::vector<opt::PassStat> stats;
+      const opt::Options options = opt::options_for_precision(a->precision);
       if (a->passes.empty()) {
-        auto report = opt::optimize(model, *opt::parse_level(a->opt_level));
+        auto report = opt::optimize(model, *opt::parse_level(a->opt_level), options);
         if (!report.is_ok()) return report_error(report.status());
         stats = report->passes;
       } else {
         for (const auto& name : split_list(a->passes)) {
-          auto n = opt::run_pass(model, name);
+          auto n = opt::run_pass(model, name, options);
           if (!n.is_ok()) return report_error(n.status());
           stats.push_back({name, *n});
         }
@@ -107,7 +111,8 @@ void add_optimize(CLI::App& root, std::function<int()>& run) {
       Status st = onnx::save_model(model, a->out);
       if (!st.is_ok()) return report_error(st);
       std::cout << "nodes " << before << " -> " << model.graph.nodes.size() << "; wrote " << a->out << "\n";
-      if (a->print_kernels) return print_kernels(std::move(model), a->shapes, a->reference, !a->no_tune, a->precision);
+      if (a->print_kernels)
+        return print_kernels(std::move(model), a->shapes, a->reference, !a->no_tune, a->precision, a->disabled_kernels);
       return kExitOk;
     };
   });

@@ -168,6 +168,7 @@ void add_run(CLI::App& root, std::function<int()>& run) {
     int threads = 0;
     std::string opt_level = "all", precision = "fp32";
     bool reference = false, no_tune = false;
+    std::vector<std::string> disabled_kernels;
     int64_t memory_limit_mb = 0;
     double timeout_ms = 0;
     std::string output_format = "npy";
@@ -186,6 +187,7 @@ void add_run(CLI::App& root, std::function<int()>& run) {
   cmd->add_option("--threads", a->threads, "Intra-op threads (0: one per core)");
   add_opt_level_option(cmd, a->opt_level);
   add_precision_option(cmd, a->precision);
+  add_disable_kernel_option(cmd, a->disabled_kernels);
   cmd->add_flag("--reference,--reference-kernels", a->reference,
                 "Run every operator's plain reference kernel (slow; for checking the fast kernels)");
   cmd->add_flag("--no-tune", a->no_tune,
@@ -202,6 +204,7 @@ void add_run(CLI::App& root, std::function<int()>& run) {
       options.optimization_level = *opt::parse_level(a->opt_level);
       options.reference_kernels = a->reference;
       options.tune = !a->no_tune;
+      options.disabled_kernels = a->disabled_kernels;
       options.precision = a->precision;
       options.memory_limit_mb = a->memory_limit_mb;
       auto session = Session::create(a->model, options);

@@ -65,6 +65,8 @@ class ProgressBar {
 
 // Adds --precision fp32|bf16 (SessionOptions::precision) storing the text in `precision`.
 void add_precision_option(CLI::App* cmd, std::string& precision);
+// --disable-kernel NAME (repeatable): SessionOptions::disabled_kernels.
+void add_disable_kernel_option(CLI::App* cmd, std::vector<std::string>& kernels);
 // Adds --opt-level (disabled|basic|extended|all or 0|1|2|99; default all) storing the text in `level`.
 void add_opt_level_option(CLI::App* cmd, std::string& level);
 // The dims of every input of session `s`: from its --shape NAME=1x3x224x224 in `specs`, else its declared static

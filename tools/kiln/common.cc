@@ -62,6 +62,12 @@ void add_precision_option(CLI::App* cmd, std::string& precision) {
       ->check(CLI::IsMember({"fp32", "bf16"}));
 }
 
+void add_disable_kernel_option(CLI::App* cmd, std::vector<std::string>& kernels) {
+  cmd->add_option("--disable-kernel", kernels,
+                  "NAME: never select this fast kernel (nchwc_conv.dnnl, matmul.sgemm, ...: kiln optimize "
+                  "--print-kernels lists them), to work around one or to measure another; repeat");
+}
+
 void add_opt_level_option(CLI::App* cmd, std::string& level) {
   cmd->add_option("--opt-level", level,
                   "Graph optimization level: disabled, basic, extended or all (0, 1, 2, 99; default all)")

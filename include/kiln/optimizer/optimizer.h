@@ -31,11 +31,22 @@ struct Report {
 StatusOr<int> parse_level(const std::string& text);
 const char* level_name(int level);
 
+// What the session asks of the passes beyond the level.
+struct Options {
+  // Convolutions may keep their activations in bfloat16 (a bf16 session on a CPU with bfloat16 instructions):
+  // layout_nhwc_bf16 runs.
+  bool bf16 = false;
+};
+
+// The options a session of `precision` ("fp32", "bf16"; anything else: fp32) gives the optimizer on this CPU: bf16
+// only where the CPU has bfloat16 instructions and KILN_MAX_ISA allows AVX-512 (`kiln optimize --precision`).
+Options options_for_precision(const std::string& precision);
+
 // Rewrites the model's main graph in place with every pass of `level` and below.
-StatusOr<Report> optimize(ir::Model& model, int level);
+StatusOr<Report> optimize(ir::Model& model, int level, const Options& options = {});
 
 // One pass by name (for tests and `kiln optimize --pass`); the error lists the pass names.
-StatusOr<int> run_pass(ir::Model& model, const std::string& name);
+StatusOr<int> run_pass(ir::Model& model, const std::string& name, const Options& options = {});
 std::vector<std::string> pass_names();
 
 }  // namespace kiln::opt

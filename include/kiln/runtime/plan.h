@@ -34,12 +34,13 @@ struct ShapeProfile {
 Status parse_profile_option(const std::string& text, std::vector<ShapeProfile>& profiles);
 
 struct PlanBuildOptions {
-  std::vector<ShapeProfile> profiles;  // empty: one profile of the model's static input shapes (an error if any
-                                       // input has a dynamic dim)
-  std::string precision = "fp32";      // fp32 only until reduced precision lands
-  int threads = 0;                     // intra-op threads the tactics are timed with (0: one per physical core)
-  bool portable = false;               // choose kernels for AVX2 (runs on any x86-64 with AVX2 and FMA)
-  bool tune = true;                    // time the candidate kernels (false: the first guesses, as --no-tune)
+  std::vector<ShapeProfile> profiles;         // empty: one profile of the model's static input shapes (an error if any
+                                              // input has a dynamic dim)
+  std::string precision = "fp32";             // fp32 or bf16 (SessionOptions::precision)
+  int threads = 0;                            // intra-op threads the tactics are timed with (0: one per physical core)
+  bool portable = false;                      // choose kernels for AVX2 (runs on any x86-64 with AVX2 and FMA)
+  bool tune = true;                           // time the candidate kernels (false: the first guesses, as --no-tune)
+  std::vector<std::string> disabled_kernels;  // fast kernels never to choose (SessionOptions::disabled_kernels)
   // --timing-cache FILE: choices already in it are taken without timing; the file is then written back with the
   // build's choices added (created when missing).
   std::string timing_cache;

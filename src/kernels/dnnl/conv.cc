@@ -14,7 +14,8 @@ namespace {
 using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 
-tag layout_tag(size_t rank, int block) {
+tag layout_tag(size_t rank, int block, bool channels_last = false) {
+  if (channels_last) return tag::nhwc;
   if (block == 8) return tag::nChw8c;
   if (block == 16) return tag::nChw16c;
   return plain_tag(rank);
@@ -36,7 +37,7 @@ struct ConvPrimitive {
 };
 
 bool unpadded(const memory::desc& md) {
-  size_t n = sizeof(float);
+  size_t n = md.data_type() == memory::data_type::bf16 ? 2 : sizeof(float);
   for (auto d : md.dims()) n *= static_cast<size_t>(d);
   return n == md.get_size();
 }
@@ -56,10 +57,10 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
   }
   memory::dims dil(p.dilations.size());
   for (size_t i = 0; i < dil.size(); ++i) dil[i] = p.dilations[i] - 1;  // oneDNN counts the gaps
-  const auto f32 = memory::data_type::f32;
-  c->src_md = memory::desc(src_dims, f32, layout_tag(rank, p.src_block));
+  const auto f32 = memory::data_type::f32, io = p.io_bf16 ? memory::data_type::bf16 : f32;
+  c->src_md = memory::desc(src_dims, io, layout_tag(rank, p.src_block, p.channels_last));
   c->w_md = memory::desc(w_dims, f32, conv_weights_tag(rank, grouped));
-  c->dst_md = memory::desc(dst_dims, f32, layout_tag(rank, p.dst_block));
+  c->dst_md = memory::desc(dst_dims, io, layout_tag(rank, p.dst_block, p.channels_last));
   c->b_md = memory::desc({p.out_dims[1]}, f32, tag::x);
   const auto compute = p.bf16 ? memory::data_type::bf16 : f32;  // of x and w inside the primitive
   memory::desc w_any(w_dims, compute, tag::any);
@@ -78,11 +79,11 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
                                to_dims(p.strides), dil, to_dims(p.pad_begin), to_dims(p.pad_end));
     return dnnl::convolution_forward::primitive_desc(desc, attr, eng);
   };
-  const memory::desc src_any(src_dims, compute, tag::any), dst_any(dst_dims, f32, tag::any);
+  const memory::desc src_any(src_dims, compute, tag::any), dst_any(dst_dims, io, tag::any);
   // Blocked tensors ask for their own layout; when oneDNN has only its slow reference implementation for that
   // (a 9x9 first layer from plain NCHW, say), let it pick the layouts and reorder at the edges instead. A
   // bfloat16 primitive always picks them (AMX's kernels take channels-last only).
-  const bool own_layouts = p.dst_block && !p.bf16;
+  const bool own_layouts = (p.dst_block && !p.bf16) || p.channels_last;
   c->pd = own_layouts ? make_pd(c->src_md, c->dst_md) : make_pd(src_any, dst_any);
   if (own_layouts && std::string(c->pd.impl_info_str()).rfind("ref", 0) == 0) c->pd = make_pd(src_any, dst_any);
   c->prim = dnnl::convolution_forward(c->pd);
@@ -154,7 +155,7 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
       std::vector<int64_t> key = p.src_dims.empty() ? x.dims() : p.src_dims;
       key.push_back(z ? 1 : 0);
       key.push_back(b ? 1 : 0);
-      key.push_back(p.bf16 ? 1 : 0);
+      key.push_back((p.bf16 ? 1 : 0) | (p.channels_last ? 2 : 0) | (p.io_bf16 ? 4 : 0));
       KILN_ASSIGN_OR_RETURN(c, cache->get<ConvPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlConv, key}, [&] {
         return make_conv(x, w, b != nullptr, z != nullptr, p, act, constant_weights, shared);
       }));
@@ -190,6 +191,50 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
                             c->b_md, b ? b->raw_data() : nullptr, strm, z ? z->raw_data() : nullptr);
   } catch (const dnnl::error& e) {
     return internal_error(std::string("oneDNN convolution failed: ") + e.what());
+  }
+  return Status::ok();
+}
+
+namespace {
+
+struct ReorderPrimitive {
+  dnnl::reorder prim;
+  memory::desc src_md, dst_md;
+};
+
+memory::data_type io_type(DType t) { return t == DType::kBFloat16 ? memory::data_type::bf16 : memory::data_type::f32; }
+
+}  // namespace
+
+Status reorder_channels(const Tensor& x, bool to_nhwc, Tensor& y, cpu::KernelCache* cache, int threads) {
+  if (x.num_elements() == 0) return Status::ok();
+  try {
+    if (threads > 0) omp_set_num_threads(threads);
+    const auto& d = x.dims();
+    // The logical [N, C, H, W] of both.
+    const memory::dims nchw = to_nhwc ? memory::dims{d[0], d[1], d[2], d[3]} : memory::dims{d[0], d[3], d[1], d[2]};
+    auto make = [&]() -> StatusOr<std::shared_ptr<ReorderPrimitive>> {
+      auto r = std::make_shared<ReorderPrimitive>();
+      r->src_md = memory::desc(nchw, io_type(x.dtype()), to_nhwc ? tag::nchw : tag::nhwc);
+      r->dst_md = memory::desc(nchw, io_type(y.dtype()), to_nhwc ? tag::nhwc : tag::nchw);
+      r->prim = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), r->src_md, cpu_engine(), r->dst_md));
+      return r;
+    };
+    std::shared_ptr<ReorderPrimitive> r;
+    if (cache) {
+      std::vector<int64_t> key(nchw.begin(), nchw.end());
+      key.push_back(static_cast<int64_t>(x.dtype()) * 64 + static_cast<int64_t>(y.dtype()));
+      key.push_back(to_nhwc ? 1 : 0);
+      KILN_ASSIGN_OR_RETURN(r, cache->get<ReorderPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlReorder, key}, make));
+    } else {
+      KILN_ASSIGN_OR_RETURN(r, make());
+    }
+    dnnl::stream strm(cpu_engine());
+    memory src(r->src_md, cpu_engine(), const_cast<void*>(x.raw_data())), dst(r->dst_md, cpu_engine(), y.raw_data());
+    r->prim.execute(strm, src, dst);
+    strm.wait();
+  } catch (const dnnl::error& e) {
+    return internal_error(std::string("oneDNN reorder failed: ") + e.what());
   }
   return Status::ok();
 }

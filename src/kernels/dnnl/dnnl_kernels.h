@@ -30,6 +30,9 @@ struct ConvParams {
   // weights once; y, b and z stay float32, and the primitive picks its own layouts (AMX's are channels-last),
   // with reorders at the edges.
   bool bf16 = false;
+  // x, z and y channels-last ([N, H, W, C], 2-D only) in bfloat16 or float32 (io_bf16), the layout oneDNN's AMX
+  // kernels take (ai.kiln NhwcConv); p.bf16 must hold with io_bf16. out_dims stay the logical [N, M, OH, OW].
+  bool channels_last = false, io_bf16 = false;
 };
 
 // True when oneDNN has a direct (jit) kernel for this convolution in the layouts p asks for; false when it
@@ -45,6 +48,11 @@ int preferred_channel_block();
 
 // True when conv_f32 takes this case: float32 X/W/B, 1 to 3 spatial dims.
 bool conv_supported(const Tensor& x, const Tensor& w, const Tensor* b);
+
+// y = x permuted [N, C, H, W] -> [N, H, W, C] (to_nhwc) or back, converted from x's dtype to y's (float32 or
+// bfloat16; to bfloat16 rounds to nearest even), on oneDNN's reorder. `cache`: the node's cache (nullptr: nothing
+// kept).
+Status reorder_channels(const Tensor& x, bool to_nhwc, Tensor& y, cpu::KernelCache* cache, int threads);
 
 // y = act(Conv(x, w) + b + z), into `y` (allocated by the caller with p.out_dims). `z` (optional) has
 // y's shape. `cache`: the node's cache (nullptr: nothing kept); `constant_weights`: w never changes, so its

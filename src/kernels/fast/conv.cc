@@ -1,6 +1,7 @@
 // Fast convolutions on oneDNN for float32 plain-layout tensors: Conv, ai.kiln FusedConv (activation and residual
-// Z as post-ops) and ConvTranspose. Primitives (and weights reordered for them, when constant) live in the node's
-// cache.
+// Z as post-ops) and ConvTranspose; ai.kiln NhwcConv on channels-last bfloat16 (or float32) tensors and the
+// conversions at its boundaries, ToNhwc and FromNhwc (layout_nhwc_bf16). Primitives (and weights reordered for
+// them, when constant) live in the node's cache.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -90,6 +91,88 @@ Status fusedconv_dnnl_bf16_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(Activation act, fused_activation(ctx));
   return conv_dnnl(ctx, act, ctx.input(3), true);
 }
+
+// ---- ai.kiln NhwcConv: X, Z and Y [N, H, W, C], bfloat16 (AVX512-BF16 or AMX) or float32.
+
+namespace {
+
+// The CPU computes in bfloat16 (whatever precision the session asked for: a graph with bfloat16 tensors has them).
+bool bf16_cpu(const KernelContext& ctx) { return effective_precision(Precision::kBf16, ctx.isa()) == Precision::kBf16; }
+
+bool nhwc_io(const KernelContext& ctx, const Tensor& t) {
+  return t.rank() == 4 && (t.dtype() == DType::kFloat32 || (t.dtype() == DType::kBFloat16 && bf16_cpu(ctx)));
+}
+
+}  // namespace
+
+bool nhwc_conv_dnnl_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  const Tensor* w = ctx.input(1);
+  const Tensor* b = ctx.input(2);
+  const Tensor* z = ctx.input(3);
+  if (!x || !w || ctx.isa() < Isa::kAvx2 || !nhwc_io(ctx, *x) || !fused_activation(ctx).is_ok()) return false;
+  if (w->dtype() != DType::kFloat32 || w->rank() != 4 || (b && b->dtype() != DType::kFloat32)) return false;
+  const auto& d = x->dims();
+  ConvGeom g;
+  if (!conv_setup(ctx, {d[0], d[3], d[1], d[2]}, *w, g).is_ok() || (b && b->num_elements() != g.M)) return false;
+  // Z rides on the sum post-op: it must have Y's shape and dtype.
+  return !z || (z->dtype() == x->dtype() && z->dims() == Dims{g.N, g.out[0], g.out[1], g.M});
+}
+
+Status nhwc_conv_dnnl_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const Tensor& w = *ctx.input(1);
+  const Tensor* b = ctx.input(2);
+  const Tensor* z = ctx.input(3);
+  KILN_ASSIGN_OR_RETURN(Activation act, fused_activation(ctx));
+  const auto& d = x.dims();
+  const Dims nchw{d[0], d[3], d[1], d[2]};
+  ConvGeom g;
+  KILN_RETURN_IF_ERROR(conv_setup(ctx, nchw, w, g));
+  const Dims od = out_dims(g, g.M), yd{od[0], od[2], od[3], od[1]};
+  const bool bf16 = x.dtype() == DType::kBFloat16;
+  dnnl_kernels::ConvParams p{g.group, g.strides, g.dilations, g.pad_begin, g.pad_end, od, nchw, 0, 0, bf16};
+  p.channels_last = true;
+  p.io_bf16 = bf16;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, z ? ctx.allocate_output_reusing(0, 3, x.dtype(), yd)
+                                      : ctx.allocate_output_uninitialized(0, x.dtype(), yd));
+  std::string impl;
+  Status st = dnnl_kernels::conv_f32(x, w, b, z, p, act, ctx.cache(), ctx.input_is_constant(1), *y, ctx.num_threads(),
+                                     &impl, ctx.shared_cache());
+  if (!st.is_ok()) return ctx.error(st.message());
+  ctx.set_kernel_detail(impl);
+  return Status::ok();
+}
+
+// ---- ai.kiln ToNhwc and FromNhwc: float32 <-> bfloat16 with the permutation, one oneDNN reorder.
+
+namespace {
+
+bool convert_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  const auto to = static_cast<DType>(ctx.attr_int("to", 0));
+  return x && ctx.isa() >= Isa::kAvx2 && ctx.attr("to") && nhwc_io(ctx, *x) &&
+         (to == DType::kFloat32 || (to == DType::kBFloat16 && bf16_cpu(ctx)));
+}
+
+Status convert_kernel(KernelContext& ctx, bool to_nhwc) {
+  const Tensor& x = *ctx.input(0);
+  const auto& d = x.dims();
+  const Dims yd = to_nhwc ? Dims{d[0], d[2], d[3], d[1]} : Dims{d[0], d[3], d[1], d[2]};
+  KILN_ASSIGN_OR_RETURN(Tensor * y,
+                        ctx.allocate_output_uninitialized(0, static_cast<DType>(ctx.attr_int("to", 0)), yd));
+  Status st = dnnl_kernels::reorder_channels(x, to_nhwc, *y, ctx.cache(), ctx.num_threads());
+  if (!st.is_ok()) return ctx.error(st.message());
+  ctx.set_kernel_detail("dnnl_reorder");
+  return Status::ok();
+}
+
+}  // namespace
+
+bool to_nhwc_dnnl_supports(const KernelContext& ctx) { return convert_supports(ctx); }
+Status to_nhwc_dnnl_kernel(KernelContext& ctx) { return convert_kernel(ctx, true); }
+bool from_nhwc_dnnl_supports(const KernelContext& ctx) { return convert_supports(ctx); }
+Status from_nhwc_dnnl_kernel(KernelContext& ctx) { return convert_kernel(ctx, false); }
 
 bool convtranspose_dnnl_supports(const KernelContext& ctx) {
   const Tensor* x = ctx.input(0);

@@ -379,7 +379,7 @@ bool nchwc_conv_dnnl_supports(const KernelContext& ctx) {
   return ctx.isa() >= Isa::kAvx2 && setup(ctx, n);
 }
 
-static Status nchwc_conv_dnnl_run(KernelContext& ctx, bool bf16) {
+Status nchwc_conv_dnnl_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(auto plan, get_plan(ctx, CacheEntry::kNchwcDnnlPlan, [](Plan&) { return Status::ok(); }));
   const NchwcGeom& n = plan->n;
   const Tensor* z = ctx.input(3);
@@ -387,8 +387,7 @@ static Status nchwc_conv_dnnl_run(KernelContext& ctx, bool bf16) {
   KILN_ASSIGN_OR_RETURN(Tensor * y, allocate_y(ctx, n));
   // A broadcast Z (blocked, so lanes line up) is added after.
   std::string impl;
-  dnnl_kernels::ConvParams params = nchwc_dnnl_params(n);
-  params.bf16 = bf16;
+  const dnnl_kernels::ConvParams params = nchwc_dnnl_params(n);
   Status st = dnnl_kernels::conv_f32(*ctx.input(0), *ctx.input(1), ctx.input(2), inline_z ? z : nullptr, params,
                                      z && !inline_z ? Activation{} : n.act, ctx.cache(), ctx.input_is_constant(1), *y,
                                      ctx.num_threads(), &impl, ctx.shared_cache());
@@ -401,15 +400,5 @@ static Status nchwc_conv_dnnl_run(KernelContext& ctx, bool bf16) {
   }
   return Status::ok();
 }
-
-Status nchwc_conv_dnnl_kernel(KernelContext& ctx) { return nchwc_conv_dnnl_run(ctx, false); }
-
-// ---- nchwc_conv.dnnl_bf16: oneDNN's bfloat16 convolution (Precision::kBf16), x converted on each call.
-
-bool nchwc_conv_dnnl_bf16_supports(const KernelContext& ctx) {
-  return nchwc_conv_dnnl_supports(ctx) && bf16_allowed(ctx);
-}
-
-Status nchwc_conv_dnnl_bf16_kernel(KernelContext& ctx) { return nchwc_conv_dnnl_run(ctx, true); }
 
 }  // namespace kiln::cpu

@@ -179,13 +179,86 @@ Status pool_f32_kernel(KernelContext& ctx) {
   return Status::ok();
 }
 
-// ai.kiln NhwcMaxPool on 8-bit tensors: each output pixel's C channels are contiguous, so its window's taps are
-// 16-byte maxima (an int8 tensor biased by 0x80 to compare unsigned).
+// ai.kiln NhwcMaxPool on 8-bit and bfloat16 tensors: each output pixel's C channels are contiguous, so its window's
+// taps are 16-byte maxima of integer keys that order as the values do.
+namespace {
+
+// uint8 compared unsigned; int8 biased by 0x80 to compare unsigned. The lowest key is the empty window's saturated
+// -inf.
+struct Max8 {
+  using T = uint8_t;
+  static constexpr int64_t kLanes = 16;
+  uint8_t bias;
+  __m128i key(__m128i v) const { return _mm_xor_si128(v, _mm_set1_epi8(static_cast<char>(bias))); }
+  static __m128i max(__m128i a, __m128i b) { return _mm_max_epu8(a, b); }
+  T key(T v) const { return static_cast<T>(v ^ bias); }
+  static T max(T a, T b) { return std::max(a, b); }
+  T lowest() const { return 0; }
+  static __m128i lowest_keys() { return _mm_setzero_si128(); }
+};
+
+// bfloat16 as signed 16-bit integers with the magnitude bits of negative values flipped (sign and magnitude to
+// two's complement order; the map is its own inverse). The lowest key is -inf's.
+struct MaxBf16 {
+  using T = uint16_t;
+  static constexpr int64_t kLanes = 8;
+  static __m128i key(__m128i v) {
+    return _mm_xor_si128(v, _mm_and_si128(_mm_srai_epi16(v, 15), _mm_set1_epi16(0x7fff)));
+  }
+  static __m128i max(__m128i a, __m128i b) { return _mm_max_epi16(a, b); }
+  static T key(T v) { return static_cast<T>(v ^ ((v & 0x8000u) ? 0x7fffu : 0u)); }
+  static T max(T a, T b) { return static_cast<int16_t>(a) < static_cast<int16_t>(b) ? b : a; }
+  static T lowest() { return key(0xff80); }
+  static __m128i lowest_keys() { return _mm_set1_epi16(static_cast<int16_t>(lowest())); }
+};
+
+template <class K>
+void nhwc_maxpool(const KernelContext& ctx, const K& k, const ConvGeom& g, const void* x, void* y) {
+  using T = typename K::T;
+  const int64_t C = g.C, H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
+  const PoolGeometry pg = pool_geometry(g);
+  const T* px = static_cast<const T*>(x);
+  T* py = static_cast<T*>(y);
+  ctx.parallel_for(g.N * OH, 1, [&](int64_t r0, int64_t r1) {
+    const __m128i lowest = K::lowest_keys();
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / OH, oh = r % OH;
+      const T* image = px + n * H * W * C;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const Window w = window_at(pg, oh, ow, C, false);
+        T* out = py + ((n * OH + oh) * OW + ow) * C;
+        int64_t c = 0;
+        for (; c + K::kLanes <= C; c += K::kLanes) {
+          __m128i acc = lowest;
+          for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
+            const int64_t row = w.origin + kh * pg.DH * W * C;
+            for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
+              const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(image + (row + kw * pg.DW * C + c)));
+              acc = K::max(acc, k.key(v));
+            }
+          }
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), k.key(acc));
+        }
+        for (; c < C; ++c) {
+          T acc = k.lowest();
+          for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
+            const int64_t row = w.origin + kh * pg.DH * W * C;
+            for (int64_t kw = w.kw0; kw < w.kw1; ++kw) acc = K::max(acc, k.key(image[row + kw * pg.DW * C + c]));
+          }
+          out[c] = k.key(acc);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
 bool nhwc_maxpool_sse2_supports(const KernelContext& ctx) {
   const Tensor* x = ctx.input(0);
-  if (ctx.isa() < Isa::kAvx2 || !x || x->rank() != 4 || (x->dtype() != DType::kUInt8 && x->dtype() != DType::kInt8)) {
-    return false;
-  }
+  if (ctx.isa() < Isa::kAvx2 || !x || x->rank() != 4) return false;
+  const DType t = x->dtype();
+  if (t != DType::kUInt8 && t != DType::kInt8 && t != DType::kBFloat16) return false;
   const auto& d = x->dims();
   ConvGeom g;
   return pool_setup(ctx, {d[0], d[3], d[1], d[2]}, g).is_ok() && g.in.size() == 2;
@@ -196,45 +269,12 @@ Status nhwc_maxpool_sse2_kernel(KernelContext& ctx) {
   const auto& d = x.dims();
   ConvGeom g;
   KILN_RETURN_IF_ERROR(pool_setup(ctx, {d[0], d[3], d[1], d[2]}, g));
-  const int64_t C = g.C, H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
-  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, x.dtype(), {g.N, OH, OW, C}));
-  const PoolGeometry pg = pool_geometry(g);
-  const auto* px = static_cast<const uint8_t*>(x.raw_data());
-  auto* py = static_cast<uint8_t*>(y->raw_data());
-  const uint8_t bias = x.dtype() == DType::kInt8 ? 0x80 : 0;
-  ctx.parallel_for(g.N * OH, 1, [&](int64_t r0, int64_t r1) {
-    const __m128i vbias = _mm_set1_epi8(static_cast<char>(bias));
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / OH, oh = r % OH;
-      const uint8_t* image = px + n * H * W * C;
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        const Window w = window_at(pg, oh, ow, C, false);
-        uint8_t* out = py + ((n * OH + oh) * OW + ow) * C;
-        int64_t c = 0;
-        for (; c + 16 <= C; c += 16) {
-          __m128i acc = _mm_setzero_si128();  // the lowest (biased) value: the empty window's saturated -inf
-          for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
-            const int64_t row = w.origin + kh * pg.DH * W * C;
-            for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
-              const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(image + (row + kw * pg.DW * C + c)));
-              acc = _mm_max_epu8(acc, _mm_xor_si128(v, vbias));
-            }
-          }
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), _mm_xor_si128(acc, vbias));
-        }
-        for (; c < C; ++c) {
-          uint8_t acc = 0;
-          for (int64_t kh = w.kh0; kh < w.kh1; ++kh) {
-            const int64_t row = w.origin + kh * pg.DH * W * C;
-            for (int64_t kw = w.kw0; kw < w.kw1; ++kw) {
-              acc = std::max<uint8_t>(acc, static_cast<uint8_t>(image[row + kw * pg.DW * C + c] ^ bias));
-            }
-          }
-          out[c] = static_cast<uint8_t>(acc ^ bias);
-        }
-      }
-    }
-  });
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, x.dtype(), {g.N, g.out[0], g.out[1], g.C}));
+  if (x.dtype() == DType::kBFloat16) {
+    nhwc_maxpool(ctx, MaxBf16{}, g, x.raw_data(), y->raw_data());
+  } else {
+    nhwc_maxpool(ctx, Max8{static_cast<uint8_t>(x.dtype() == DType::kInt8 ? 0x80 : 0)}, g, x.raw_data(), y->raw_data());
+  }
   return Status::ok();
 }
 
@@ -318,6 +358,56 @@ Status nchwc_global_avgpool_simd_kernel(KernelContext& ctx) {
     }
   });
   ctx.set_kernel_detail(B == 8 ? "sum_plane8.avx2" : "sum_plane16.avx512");
+  return Status::ok();
+}
+
+// ai.kiln NhwcGlobalAveragePool of a bfloat16 tensor (there are such tensors only where the CPU has AVX-512 and
+// bfloat16 instructions): per image, the sums of its pixels' channel vectors, 16 channels to a register, in float.
+KILN_BEGIN_AVX512
+namespace avx512 {
+namespace {
+
+void sum_pixels_bf16(const uint16_t* x, int64_t HW, int64_t C, int64_t c0, int64_t c1, float* y) {
+  const float inv = HW > 0 ? 1.0f / static_cast<float>(HW) : 0.0f;
+  int64_t c = c0;
+  for (; c + 16 <= c1; c += 16) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t p = 0; p < HW; ++p) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + p * C + c));
+      acc = _mm512_add_ps(
+          acc, _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, v), 16)));
+    }
+    _mm512_storeu_ps(y + c, _mm512_mul_ps(acc, _mm512_set1_ps(inv)));
+  }
+  for (; c < c1; ++c) {
+    float acc = 0.0f;
+    for (int64_t p = 0; p < HW; ++p) acc += bfloat16_to_float(x[p * C + c]);
+    y[c] = acc * inv;
+  }
+}
+
+}  // namespace
+}  // namespace avx512
+KILN_END_TARGET
+
+bool nhwc_global_avgpool_simd_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  return x && x->dtype() == DType::kBFloat16 && x->rank() == 4 && ctx.isa() >= Isa::kAvx512;
+}
+
+Status nhwc_global_avgpool_simd_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const int64_t N = x.dims()[0], HW = x.dims()[1] * x.dims()[2], C = x.dims()[3];
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, {N, C, 1, 1}));
+  const int64_t chunks = (C + 63) / 64;  // 64 channels to a task
+  ctx.parallel_for(N * chunks, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / chunks, c0 = t % chunks * 64;
+      avx512::sum_pixels_bf16(x.data<uint16_t>() + n * HW * C, HW, C, c0, std::min(C, c0 + 64),
+                              y->data<float>() + n * C);
+    }
+  });
+  ctx.set_kernel_detail("sum_pixels_bf16.avx512");
   return Status::ok();
 }
 

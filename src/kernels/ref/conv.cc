@@ -1,5 +1,5 @@
-// Convolutions: Conv, ai.kiln FusedConv and NchwcConv, ConvInteger, QLinearConv (and ai.kiln NhwcQLinearConv),
-// ConvTranspose.
+// Convolutions: Conv, ai.kiln FusedConv, NchwcConv and NhwcConv, ConvInteger, QLinearConv (and ai.kiln
+// NhwcQLinearConv), ConvTranspose.
 // Reference kernels: every input is read as double, computed with plain loops and written back in the output
 // dtype (float16/bfloat16 round through float32).
 #include <algorithm>
@@ -270,6 +270,34 @@ Status nhwcqlinearconv_kernel(KernelContext& ctx) {
   Vec yl(y.size());
   permute_channels(y.data(), yl.data(), yd, false);
   return write_output(ctx, 0, dt, {yd[0], yd[2], yd[3], yd[1]}, yl);
+}
+
+// ai.kiln NhwcConv(X, W, B?, Z?): FusedConv with X, Z and Y channels-last ([N, H, W, C]) in X's dtype, float32 or
+// bfloat16 (layout_nhwc_bf16), W and B float32. The reference path converts X and Z to float32 NCHW, runs the
+// FusedConv reference kernel and converts its result (to bfloat16: rounding to nearest even).
+Status nhwcconv_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  KILN_RETURN_IF_ERROR(ctx.required_input(1).status());
+  const Tensor* z = ctx.input(3);
+  if (z && z->dtype() != x->dtype()) {
+    return ctx.error("input 3 (Z) is " + std::string(dtype_name(z->dtype())) + "; expected X's dtype, " +
+                     dtype_name(x->dtype()));
+  }
+  KILN_ASSIGN_OR_RETURN(Tensor xc, convert_channels(ctx, *x, false, DType::kFloat32, "input 0 (X)"));
+  Value xv(std::move(xc)), zv;
+  if (z) {
+    KILN_ASSIGN_OR_RETURN(Tensor zc, convert_channels(ctx, *z, false, DType::kFloat32, "input 3 (Z)"));
+    zv = Value(std::move(zc));
+  }
+  std::vector<const Value*> inputs{&xv};
+  for (size_t i = 1; i < 3; ++i) inputs.push_back(ctx.value(i));
+  if (z) inputs.push_back(&zv);
+  KernelContext sub(ctx.node(), 1, std::move(inputs), 1);
+  KILN_RETURN_IF_ERROR(fusedconv_kernel(sub));
+  const Tensor y = sub.take_output(0).tensor();
+  KILN_ASSIGN_OR_RETURN(Tensor out, convert_channels(ctx, y, true, x->dtype(), "the result"));
+  ctx.set_output(0, std::move(out));
+  return Status::ok();
 }
 
 Status convtranspose_kernel(KernelContext& ctx) {

@@ -45,6 +45,12 @@ Status nchwc_conv_setup(const KernelContext& ctx, const Tensor& x, const Tensor&
 // [N, channels, out...].
 std::vector<int64_t> out_dims(const ConvGeom& g, int64_t channels);
 
+// The channels-last tensors of ai.kiln ToNhwc, FromNhwc and NhwcConv (layout_nhwc_bf16): x [N, C, H, W] as
+// [N, H, W, C] (to_nhwc) or x [N, H, W, C] as [N, C, H, W], converted to `to`. x and `to` are float32 or bfloat16
+// (float32 to bfloat16 rounds to nearest even); errors name `which` input.
+StatusOr<Tensor> convert_channels(const KernelContext& ctx, const Tensor& x, bool to_nhwc, DType to,
+                                  const std::string& which);
+
 // Adds z (broadcast to y's shape) to float32 y in place; the error names input 3 (Z) and its shape.
 Status add_broadcast_f32(const KernelContext& ctx, Tensor& y, const Tensor& z);
 // Sets the padding lanes (channels >= M) of a blocked [N, CB, H, W, B] tensor back to zero.

@@ -39,6 +39,54 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
 
 }  // namespace
 
+StatusOr<Tensor> convert_channels(const KernelContext& ctx, const Tensor& x, bool to_nhwc, DType to,
+                                  const std::string& which) {
+  auto half_or_float = [](DType t) { return t == DType::kFloat32 || t == DType::kBFloat16; };
+  if (!half_or_float(x.dtype())) return ctx.unsupported_dtype(x.dtype(), which);
+  if (!half_or_float(to)) {
+    return ctx.error("converts to " + std::string(dtype_name(to)) + "; expected float or bfloat16");
+  }
+  if (x.rank() != 4) {
+    return ctx.error(which + " has shape " + dims_to_string(x.dims()) + "; expected " +
+                     (to_nhwc ? "[N, C, H, W]" : "[N, H, W, C]"));
+  }
+  const auto& d = x.dims();
+  const int64_t N = d[0], C = to_nhwc ? d[1] : d[3], H = to_nhwc ? d[2] : d[1], W = to_nhwc ? d[3] : d[2];
+  const std::vector<int64_t> yd = to_nhwc ? std::vector<int64_t>{N, H, W, C} : std::vector<int64_t>{N, C, H, W};
+  KILN_ASSIGN_OR_RETURN(Tensor y, Tensor::allocate(to, yd, Allocator::cpu_uninitialized()));
+  const bool from_bf16 = x.dtype() == DType::kBFloat16, to_bf16 = to == DType::kBFloat16;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t hw = 0; hw < H * W; ++hw) {
+        const int64_t first = (n * C + c) * H * W + hw, last = (n * H * W + hw) * C + c;
+        const int64_t from = to_nhwc ? first : last, into = to_nhwc ? last : first;
+        const float v = from_bf16 ? bfloat16_to_float(x.data<uint16_t>()[from]) : x.data<float>()[from];
+        if (to_bf16) {
+          y.data<uint16_t>()[into] = float_to_bfloat16(v);
+        } else {
+          y.data<float>()[into] = v;
+        }
+      }
+  return y;
+}
+
+namespace {
+
+Status convert_kernel(KernelContext& ctx, bool to_nhwc) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  if (!ctx.attr("to")) return ctx.error("attribute 'to' is missing");
+  KILN_ASSIGN_OR_RETURN(Tensor y,
+                        convert_channels(ctx, *x, to_nhwc, static_cast<DType>(ctx.attr_int("to", 0)), "input 0 (X)"));
+  ctx.set_output(0, std::move(y));
+  return Status::ok();
+}
+
+}  // namespace
+
+// ToNhwc(X [N, C, H, W]) -> [N, H, W, C] in dtype `to`; FromNhwc the reverse.
+Status tonhwc_kernel(KernelContext& ctx) { return convert_kernel(ctx, true); }
+Status fromnhwc_kernel(KernelContext& ctx) { return convert_kernel(ctx, false); }
+
 // ReorderInput(X [N, C, H, W]) -> [N, ceil(C / block), H, W, block]
 Status reorderinput_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));

@@ -159,6 +159,27 @@ Status nhwcmaxpool_kernel(KernelContext& ctx) {
         }
   return write_output(ctx, 0, x->dtype(), {N, OH, OW, C}, y);
 }
+// ai.kiln NhwcGlobalAveragePool: GlobalAveragePool of a channels-last X [N, H, W, C] (float32 or bfloat16;
+// layout_nhwc_bf16); Y is plain float32 [N, C, 1, 1].
+Status nhwcglobalaveragepool_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  if (x->dtype() != DType::kFloat32 && x->dtype() != DType::kBFloat16) {
+    return ctx.unsupported_dtype(x->dtype(), "input 0 (X)");
+  }
+  if (x->rank() != 4) return ctx.error("input 0 (X) has shape " + dstr(x->dims()) + "; expected [N, H, W, C]");
+  const int64_t N = x->dims()[0], HW = x->dims()[1] * x->dims()[2], C = x->dims()[3];
+  const Vec xv = to_doubles(*x);
+  Vec y(static_cast<size_t>(N * C), 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t hw = 0; hw < HW; ++hw)
+      for (int64_t c = 0; c < C; ++c)
+        y[static_cast<size_t>(n * C + c)] += xv[static_cast<size_t>((n * HW + hw) * C + c)];
+  if (HW > 0) {
+    for (double& v : y) v /= static_cast<double>(HW);
+  }
+  return write_output(ctx, 0, DType::kFloat32, {N, C, 1, 1}, y);
+}
+
 Status averagepool_kernel(KernelContext& ctx) { return pool_kernel(ctx, PoolKind::kAvg); }
 Status lppool_kernel(KernelContext& ctx) { return pool_kernel(ctx, PoolKind::kLp); }
 Status globalaveragepool_kernel(KernelContext& ctx) { return global_pool(ctx, PoolKind::kAvg); }

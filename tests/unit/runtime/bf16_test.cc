@@ -1,5 +1,5 @@
-// SessionOptions::precision = "bf16": the bfloat16 kernels (conv.dnnl_bf16, fusedconv.dnnl_bf16,
-// nchwc_conv.dnnl_bf16, matmul/gemm/fusedmatmul.dnnl_bf16) against the reference kernels, and what a session says
+// SessionOptions::precision = "bf16": the bfloat16 kernels (conv.dnnl_bf16, fusedconv.dnnl_bf16, nhwc_conv.dnnl
+// after layout_nhwc_bf16, matmul/gemm/fusedmatmul.dnnl_bf16) against the reference kernels, and what a session says
 // about its precision. On a CPU without bfloat16 instructions the same sessions must run the float32 kernels.
 #include <gtest/gtest.h>
 
@@ -109,9 +109,8 @@ TEST(Bf16, ConvolutionsMatchReference) {
     auto model = one_node("Conv", {"x", "w", "b"}, attrs,
                           {make_tensor("w", random_tensor(c.w, rng)), make_tensor("b", random_tensor({c.w[0]}, rng))},
                           {{"x", c.x}});
-    // Optimized, a Conv becomes a blocked NchwcConv (not a grouped one).
-    expect_bf16_matches_reference(model, {{"x", random_tensor(c.x, rng)}},
-                                  c.group == 1 ? "nchwc_conv.dnnl_bf16" : "conv.dnnl_bf16");
+    // Optimized, a 2-D Conv becomes a channels-last bfloat16 NhwcConv (layout_nhwc_bf16).
+    expect_bf16_matches_reference(model, {{"x", random_tensor(c.x, rng)}}, "nhwc_conv.dnnl");
   }
 }
 

@@ -1,0 +1,252 @@
+// layout_nhwc_bf16 and the ops it writes: ai.kiln NhwcConv, ToNhwc, FromNhwc, NhwcGlobalAveragePool and NhwcMaxPool
+// on bfloat16. The pass (no bfloat16 hardware needed), the reference kernels against their plain forms, and the
+// fast kernels against the reference on each ISA the CPU has, each test asserting the kernel that ran.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../test_util.h"
+#include "kernels/isa.h"
+#include "kiln/ir/builder.h"
+#include "kiln/optimizer/optimizer.h"
+#include "kiln/runtime/session.h"
+
+namespace kiln {
+namespace {
+
+using namespace ir::helper;
+
+using testing::random_tensor;
+
+bool bf16_here() { return cpu::default_isa() == cpu::Isa::kAvx512 && cpu::has_bf16(); }
+bool avx2_here() { return cpu::default_isa() >= cpu::Isa::kAvx2; }
+
+constexpr int64_t kFloat = static_cast<int64_t>(DType::kFloat32);
+constexpr int64_t kBf16 = static_cast<int64_t>(DType::kBFloat16);
+
+ir::Model model_of(std::vector<ir::Node> nodes, const std::vector<int64_t>& x, std::vector<ir::NamedTensor> inits) {
+  return make_model(
+      make_graph(std::move(nodes), "g",
+                 {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>(x.begin(), x.end()))},
+                 {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, std::move(inits)),
+      {{"", 17}, {"ai.kiln", 1}});
+}
+
+std::vector<std::string> op_types(const ir::Model& m) {
+  std::vector<std::string> out;
+  for (const auto& n : m.graph.nodes) out.push_back(n.op_type);
+  return out;
+}
+
+Tensor run(const ir::Model& m, const NamedTensors& feeds, bool reference, std::vector<KernelChoice>* ran = nullptr) {
+  SessionOptions o;
+  o.reference_kernels = reference;
+  o.optimization_level = 0;  // the nodes as written
+  o.tune = false;
+  auto s = std::move(Session::create(m, o)).value();
+  auto out = s->run(feeds);
+  EXPECT_TRUE(out.is_ok()) << out.status().message();
+  if (ran) *ran = s->kernel_choices();
+  return out.is_ok() ? std::move((*out)[0]) : Tensor();
+}
+
+// |got - want| <= tol * the largest |want|, element by element.
+void expect_close(const Tensor& got, const Tensor& want, float tol) {
+  ASSERT_EQ(got.dims(), want.dims());
+  float largest = 0.0f;
+  for (int64_t i = 0; i < want.num_elements(); ++i) largest = std::max(largest, std::abs(want.data<float>()[i]));
+  for (int64_t i = 0; i < want.num_elements(); ++i) {
+    ASSERT_LE(std::abs(got.data<float>()[i] - want.data<float>()[i]), tol * largest) << "element " << i;
+  }
+}
+
+void expect_ran(const std::vector<KernelChoice>& ran, const std::string& kernel, bool expected) {
+  bool found = false;
+  std::string all;
+  for (const KernelChoice& c : ran) {
+    found = found || c.kernel == kernel;
+    all += " " + c.kernel;
+  }
+  EXPECT_EQ(found, expected) << kernel << "; ran" << all;
+}
+
+ir::Attribute ints(const std::string& name, std::vector<int64_t> v) { return make_attribute(name, std::move(v)); }
+
+// Conv + Relu, MaxPool, a 1x1 Conv whose result is added to the pooled value, GlobalAveragePool.
+ir::Model small_cnn(std::mt19937& rng) {
+  return model_of({make_node("Conv", {"x", "w1", "b1"}, {"c1"}, "conv1", {ints("pads", {1, 1, 1, 1})}),
+                   make_node("Relu", {"c1"}, {"r1"}),
+                   make_node("MaxPool", {"r1"}, {"p1"}, "pool", {ints("kernel_shape", {2, 2}), ints("strides", {2, 2})}),
+                   make_node("Conv", {"p1", "w2"}, {"c2"}, "conv2"), make_node("Add", {"c2", "p1"}, {"s"}),
+                   make_node("GlobalAveragePool", {"s"}, {"y"})},
+                  {1, 8, 12, 12},
+                  {make_tensor("w1", random_tensor({16, 8, 3, 3}, rng)), make_tensor("b1", random_tensor({16}, rng)),
+                   make_tensor("w2", random_tensor({16, 16, 1, 1}, rng))});
+}
+
+TEST(NhwcBf16, PassKeepsConvolutionsAndPoolingInBfloat16ChannelsLast) {
+  std::mt19937 rng(1);
+  const ir::Model model = small_cnn(rng);
+  ir::Model plain = model;
+  ASSERT_EQ(*opt::run_pass(plain, "layout_nhwc_bf16"), 0);  // not a bf16 session: nothing to do
+  ir::Model after = model;
+  opt::Options bf16;
+  bf16.bf16 = true;
+  ASSERT_TRUE(opt::optimize(after, opt::kAll, bf16).is_ok());
+  EXPECT_EQ(op_types(after), (std::vector<std::string>{"ToNhwc", "NhwcConv", "NhwcMaxPool", "NhwcConv",
+                                                       "NhwcGlobalAveragePool"}));
+  EXPECT_EQ(after.graph.nodes[0].attr("to")->i, kBf16);
+  // On the reference kernels too, the rewritten graph computes what the model does, within bfloat16's rounding.
+  const NamedTensors feeds{{"x", random_tensor({1, 8, 12, 12}, rng)}};
+  expect_close(run(after, feeds, true), run(model, feeds, true), 2e-2f);
+  // A value a plain consumer reads goes back to float32 NCHW once (FromNhwc), wherever it is read.
+  ir::Model two = model_of({make_node("Conv", {"x", "w"}, {"c"}, "conv"), make_node("Sigmoid", {"c"}, {"a"}),
+                            make_node("Add", {"a", "c"}, {"y"})},
+                           {1, 4, 5, 5}, {make_tensor("w", random_tensor({4, 4, 3, 3}, rng))});
+  ASSERT_EQ(*opt::run_pass(two, "layout_nhwc_bf16", bf16), 1);
+  EXPECT_EQ(op_types(two), (std::vector<std::string>{"ToNhwc", "NhwcConv", "FromNhwc", "Sigmoid", "Add"}));
+  EXPECT_EQ(two.graph.nodes[2].attr("to")->i, kFloat);
+}
+
+// The float32 forms: ToNhwc and FromNhwc to float32 are permutations, and NhwcConv, NhwcMaxPool and
+// NhwcGlobalAveragePool compute exactly what Conv (FusedConv), MaxPool and GlobalAveragePool compute.
+TEST(NhwcBf16, ReferenceKernelsEqualTheirPlainForms) {
+  std::mt19937 rng(2);
+  const std::vector<ir::NamedTensor> inits{make_tensor("w", random_tensor({6, 3, 3, 3}, rng)),
+                                           make_tensor("b", random_tensor({6}, rng))};
+  const std::vector<ir::Attribute> conv_attrs{ints("pads", {1, 0, 1, 2}), ints("strides", {2, 1}),
+                                              make_attribute("group", int64_t{2})};
+  const NamedTensors feeds{{"x", random_tensor({2, 6, 9, 8}, rng)}};
+  auto to_float = [](const std::string& from, const std::string& to, const std::string& op) {
+    return make_node(op, {from}, {to}, "", {make_attribute("to", kFloat)}, "ai.kiln");
+  };
+  std::vector<ir::Attribute> fused = conv_attrs;
+  fused.push_back(make_attribute("activation", "Clip"));
+  fused.push_back(make_attribute("activation_params", std::vector<float>{-0.5f, 0.5f}));
+  const ir::Model plain =
+      model_of({make_node("Conv", {"x", "w", "b"}, {"c"}, "conv", conv_attrs), make_node("Add", {"c", "c"}, {"z"}),
+                make_node("FusedConv", {"x", "w", "b", "z"}, {"f"}, "fused", fused, "ai.kiln"),
+                make_node("MaxPool", {"f"}, {"p"}, "pool", {ints("kernel_shape", {3, 2}), ints("pads", {1, 1, 1, 0})}),
+                make_node("GlobalAveragePool", {"p"}, {"y"})},
+               {2, 6, 9, 8}, inits);
+  const ir::Model nhwc = model_of(
+      {to_float("x", "xl", "ToNhwc"), make_node("NhwcConv", {"xl", "w", "b"}, {"cl"}, "conv", conv_attrs, "ai.kiln"),
+       make_node("Add", {"cl", "cl"}, {"zl"}), make_node("NhwcConv", {"xl", "w", "b", "zl"}, {"fl"}, "fused", fused, "ai.kiln"),
+       make_node("NhwcMaxPool", {"fl"}, {"pl"}, "pool", {ints("kernel_shape", {3, 2}), ints("pads", {1, 1, 1, 0})},
+                 "ai.kiln"),
+       make_node("NhwcGlobalAveragePool", {"pl"}, {"y"}, "gap", {}, "ai.kiln")},
+      {2, 6, 9, 8}, inits);
+  const Tensor want = run(plain, feeds, true), got = run(nhwc, feeds, true);
+  ASSERT_EQ(got.dims(), want.dims());
+  EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0);
+  // FromNhwc undoes ToNhwc.
+  const ir::Model round_trip = model_of({to_float("x", "xl", "ToNhwc"), to_float("xl", "y", "FromNhwc")}, {2, 6, 9, 8}, {});
+  const Tensor back = run(round_trip, feeds, true);
+  EXPECT_EQ(std::memcmp(back.raw_data(), feeds[0].second.raw_data(), back.nbytes()), 0);
+}
+
+struct ConvCase {
+  std::string name;
+  std::vector<int64_t> x, w;
+  int64_t group;
+  std::vector<int64_t> strides, pads;
+  std::string activation;
+  bool residual;
+};
+
+// x (float32 NCHW) -> ToNhwc(dt) -> NhwcConv (-> + a residual) -> FromNhwc(float32) -> y.
+ir::Model nhwc_conv_model(const ConvCase& c, int64_t dt, std::mt19937& rng) {
+  std::vector<ir::Attribute> attrs{make_attribute("group", c.group), ints("strides", c.strides), ints("pads", c.pads)};
+  if (!c.activation.empty()) attrs.push_back(make_attribute("activation", c.activation));
+  if (c.activation == "Clip") attrs.push_back(make_attribute("activation_params", std::vector<float>{0.0f, 1.5f}));
+  std::vector<ir::Node> nodes{make_node("ToNhwc", {"x"}, {"xl"}, "to", {make_attribute("to", dt)}, "ai.kiln")};
+  std::vector<std::string> inputs{"xl", "w", "b"};
+  if (c.residual) {
+    // A residual of the output's shape: the same convolution without activation, then its own.
+    std::vector<ir::Attribute> plain(attrs.begin(), attrs.begin() + 3);
+    nodes.push_back(make_node("NhwcConv", {"xl", "w", "b"}, {"zl"}, "z", plain, "ai.kiln"));
+    inputs.push_back("zl");
+  }
+  nodes.push_back(make_node("NhwcConv", inputs, {"yl"}, "conv", attrs, "ai.kiln"));
+  nodes.push_back(make_node("FromNhwc", {"yl"}, {"y"}, "from", {make_attribute("to", kFloat)}, "ai.kiln"));
+  return model_of(std::move(nodes), c.x,
+                  {make_tensor("w", random_tensor(c.w, rng)), make_tensor("b", random_tensor({c.w[0]}, rng))});
+}
+
+TEST(NhwcBf16, FastKernelsMatchReference) {
+  std::mt19937 rng(3);
+  const std::vector<ConvCase> cases = {
+      {"3x3", {1, 32, 14, 14}, {48, 32, 3, 3}, 1, {1, 1}, {1, 1, 1, 1}, "Relu", false},
+      {"1x1 with a residual", {2, 64, 7, 9}, {64, 64, 1, 1}, 1, {1, 1}, {0, 0, 0, 0}, "Relu", true},
+      {"first layer 7x7 stride 2", {1, 3, 33, 35}, {16, 3, 7, 7}, 1, {2, 2}, {3, 3, 3, 3}, "", false},
+      {"odd channels", {1, 5, 9, 9}, {7, 5, 3, 3}, 1, {1, 1}, {1, 0, 1, 0}, "Clip", false},
+      {"grouped", {1, 16, 10, 10}, {16, 4, 3, 3}, 4, {1, 1}, {1, 1, 1, 1}, "", true},
+      {"depthwise stride 2", {1, 40, 15, 15}, {40, 1, 3, 3}, 40, {2, 2}, {1, 1, 1, 1}, "Clip", false},
+  };
+  for (const ConvCase& c : cases) {
+    for (const int64_t dt : {kFloat, kBf16}) {
+      SCOPED_TRACE(c.name + (dt == kBf16 ? " bfloat16" : " float32"));
+      const ir::Model model = nhwc_conv_model(c, dt, rng);
+      const NamedTensors feeds{{"x", random_tensor(c.x, rng)}};
+      std::vector<KernelChoice> ran;
+      const Tensor got = run(model, feeds, false, &ran), want = run(model, feeds, true);
+      // Both sides read the same bfloat16 inputs; the fast side sums in float32 and rounds its output once.
+      expect_close(got, want, dt == kBf16 ? 1e-2f : 1e-5f);
+      const bool fast = dt == kBf16 ? bf16_here() : avx2_here();
+      expect_ran(ran, "nhwc_conv.dnnl", fast);
+      expect_ran(ran, "to_nhwc.dnnl", fast);
+      expect_ran(ran, "from_nhwc.dnnl", fast);
+    }
+  }
+  // The conversions alone: bit for bit the reference's (rounding to nearest even, both ways).
+  for (const int64_t dt : {kFloat, kBf16}) {
+    const ir::Model round_trip =
+        model_of({make_node("ToNhwc", {"x"}, {"xl"}, "to", {make_attribute("to", dt)}, "ai.kiln"),
+                  make_node("FromNhwc", {"xl"}, {"y"}, "from", {make_attribute("to", kFloat)}, "ai.kiln")},
+                 {2, 19, 5, 7}, {});
+    const NamedTensors feeds{{"x", random_tensor({2, 19, 5, 7}, rng, -1e3f, 1e3f)}};
+    const Tensor got = run(round_trip, feeds, false), want = run(round_trip, feeds, true);
+    EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0);
+  }
+}
+
+// NhwcMaxPool (exact: the maximum of bfloat16 values is one of them) and NhwcGlobalAveragePool on bfloat16.
+TEST(NhwcBf16, PoolingOnBfloat16MatchesReference) {
+  std::mt19937 rng(4);
+  struct Case {
+    std::vector<int64_t> x, kernel, strides, pads;
+  };
+  const std::vector<Case> cases = {{{1, 64, 12, 12}, {3, 3}, {2, 2}, {1, 1, 1, 1}},
+                                   {{2, 21, 7, 9}, {2, 3}, {1, 2}, {0, 1, 1, 0}},
+                                   {{1, 8, 5, 5}, {2, 2}, {2, 2}, {0, 0, 0, 0}}};
+  auto to_bf16 = make_node("ToNhwc", {"x"}, {"xl"}, "to", {make_attribute("to", kBf16)}, "ai.kiln");
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::PrintToString(c.x));
+    const NamedTensors feeds{{"x", random_tensor(c.x, rng)}};
+    const ir::Model pool = model_of(
+        {to_bf16,
+         make_node("NhwcMaxPool", {"xl"}, {"pl"}, "pool",
+                   {ints("kernel_shape", c.kernel), ints("strides", c.strides), ints("pads", c.pads)}, "ai.kiln"),
+         make_node("FromNhwc", {"pl"}, {"y"}, "from", {make_attribute("to", kFloat)}, "ai.kiln")},
+        c.x, {});
+    std::vector<KernelChoice> ran;
+    Tensor got = run(pool, feeds, false, &ran), want = run(pool, feeds, true);
+    ASSERT_EQ(got.dims(), want.dims());
+    EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0);
+    expect_ran(ran, "nhwc_maxpool.sse2", avx2_here());  // SSE2 integer maxima: any bfloat16 tensor
+    const ir::Model gap =
+        model_of({to_bf16, make_node("NhwcGlobalAveragePool", {"xl"}, {"y"}, "gap", {}, "ai.kiln")}, c.x, {});
+    got = run(gap, feeds, false, &ran);
+    want = run(gap, feeds, true);
+    expect_close(got, want, 1e-6f);
+    expect_ran(ran, "nhwc_global_avgpool.simd", bf16_here());
+  }
+}
+
+}  // namespace
+}  // namespace kiln
