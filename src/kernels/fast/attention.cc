@@ -1,6 +1,7 @@
-// ai.kiln Attention's fast kernel (attention.sgemm): one batch index (an attention head) per task on kiln's AVX2
-// SGEMM and vectorized softmax rows. The reference kernel is attention.cc.
+// ai.kiln Attention's fast kernel (attention.sgemm): one batch index (an attention head) per task on kiln's SGEMM
+// and vectorized softmax rows (AVX2 or AVX-512, as the session's ISA allows). The reference kernel is attention.cc.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/kernel.h"
@@ -65,7 +66,7 @@ Status attention_sgemm_kernel(KernelContext& ctx) {
       }
     }
   });
-  ctx.set_kernel_detail("sgemm_softmax.avx2");
+  ctx.set_kernel_detail(std::string("sgemm_softmax.") + isa_name(ctx.isa()));
   return Status::ok();
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/kernel.h"
@@ -140,7 +141,7 @@ Status layernorm_rows_kernel(KernelContext& ctx) {
       for (int64_t j = 0; j < inner; ++j) yr[j] = (xr[j] - m) * inv * ps[j] + (pb ? pb[j] : 0.0f);
     }
   });
-  ctx.set_kernel_detail(avx2 ? "layernorm_row.avx2" : "layernorm_row.scalar");
+  ctx.set_kernel_detail(std::string("layernorm_row.") + isa_name(avx2 ? ctx.isa() : Isa::kScalar));
   return Status::ok();
 }
 
