@@ -30,11 +30,10 @@ constexpr int64_t kFloat = static_cast<int64_t>(DType::kFloat32);
 constexpr int64_t kBf16 = static_cast<int64_t>(DType::kBFloat16);
 
 ir::Model model_of(std::vector<ir::Node> nodes, const std::vector<int64_t>& x, std::vector<ir::NamedTensor> inits) {
-  return make_model(
-      make_graph(std::move(nodes), "g",
-                 {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>(x.begin(), x.end()))},
-                 {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, std::move(inits)),
-      {{"", 17}, {"ai.kiln", 1}});
+  return make_model(make_graph(std::move(nodes), "g",
+                               {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>(x.begin(), x.end()))},
+                               {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, std::move(inits)),
+                    {{"", 17}, {"ai.kiln", 1}});
 }
 
 std::vector<std::string> op_types(const ir::Model& m) {
@@ -79,14 +78,15 @@ ir::Attribute ints(const std::string& name, std::vector<int64_t> v) { return mak
 
 // Conv + Relu, MaxPool, a 1x1 Conv whose result is added to the pooled value, GlobalAveragePool.
 ir::Model small_cnn(std::mt19937& rng) {
-  return model_of({make_node("Conv", {"x", "w1", "b1"}, {"c1"}, "conv1", {ints("pads", {1, 1, 1, 1})}),
-                   make_node("Relu", {"c1"}, {"r1"}),
-                   make_node("MaxPool", {"r1"}, {"p1"}, "pool", {ints("kernel_shape", {2, 2}), ints("strides", {2, 2})}),
-                   make_node("Conv", {"p1", "w2"}, {"c2"}, "conv2"), make_node("Add", {"c2", "p1"}, {"s"}),
-                   make_node("GlobalAveragePool", {"s"}, {"y"})},
-                  {1, 8, 12, 12},
-                  {make_tensor("w1", random_tensor({16, 8, 3, 3}, rng)), make_tensor("b1", random_tensor({16}, rng)),
-                   make_tensor("w2", random_tensor({16, 16, 1, 1}, rng))});
+  return model_of(
+      {make_node("Conv", {"x", "w1", "b1"}, {"c1"}, "conv1", {ints("pads", {1, 1, 1, 1})}),
+       make_node("Relu", {"c1"}, {"r1"}),
+       make_node("MaxPool", {"r1"}, {"p1"}, "pool", {ints("kernel_shape", {2, 2}), ints("strides", {2, 2})}),
+       make_node("Conv", {"p1", "w2"}, {"c2"}, "conv2"), make_node("Add", {"c2", "p1"}, {"s"}),
+       make_node("GlobalAveragePool", {"s"}, {"y"})},
+      {1, 8, 12, 12},
+      {make_tensor("w1", random_tensor({16, 8, 3, 3}, rng)), make_tensor("b1", random_tensor({16}, rng)),
+       make_tensor("w2", random_tensor({16, 16, 1, 1}, rng))});
 }
 
 TEST(NhwcBf16, PassKeepsConvolutionsAndPoolingInBfloat16ChannelsLast) {
@@ -98,8 +98,8 @@ TEST(NhwcBf16, PassKeepsConvolutionsAndPoolingInBfloat16ChannelsLast) {
   opt::Options bf16;
   bf16.bf16 = true;
   ASSERT_TRUE(opt::optimize(after, opt::kAll, bf16).is_ok());
-  EXPECT_EQ(op_types(after), (std::vector<std::string>{"ToNhwc", "NhwcConv", "NhwcMaxPool", "NhwcConv",
-                                                       "NhwcGlobalAveragePool"}));
+  EXPECT_EQ(op_types(after),
+            (std::vector<std::string>{"ToNhwc", "NhwcConv", "NhwcMaxPool", "NhwcConv", "NhwcGlobalAveragePool"}));
   EXPECT_EQ(after.graph.nodes[0].attr("to")->i, kBf16);
   // On the reference kernels too, the rewritten graph computes what the model does, within bfloat16's rounding.
   const NamedTensors feeds{{"x", random_tensor({1, 8, 12, 12}, rng)}};
@@ -136,7 +136,8 @@ TEST(NhwcBf16, ReferenceKernelsEqualTheirPlainForms) {
                {2, 6, 9, 8}, inits);
   const ir::Model nhwc = model_of(
       {to_float("x", "xl", "ToNhwc"), make_node("NhwcConv", {"xl", "w", "b"}, {"cl"}, "conv", conv_attrs, "ai.kiln"),
-       make_node("Add", {"cl", "cl"}, {"zl"}), make_node("NhwcConv", {"xl", "w", "b", "zl"}, {"fl"}, "fused", fused, "ai.kiln"),
+       make_node("Add", {"cl", "cl"}, {"zl"}),
+       make_node("NhwcConv", {"xl", "w", "b", "zl"}, {"fl"}, "fused", fused, "ai.kiln"),
        make_node("NhwcMaxPool", {"fl"}, {"pl"}, "pool", {ints("kernel_shape", {3, 2}), ints("pads", {1, 1, 1, 0})},
                  "ai.kiln"),
        make_node("NhwcGlobalAveragePool", {"pl"}, {"y"}, "gap", {}, "ai.kiln")},
@@ -145,7 +146,8 @@ TEST(NhwcBf16, ReferenceKernelsEqualTheirPlainForms) {
   ASSERT_EQ(got.dims(), want.dims());
   EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0);
   // FromNhwc undoes ToNhwc.
-  const ir::Model round_trip = model_of({to_float("x", "xl", "ToNhwc"), to_float("xl", "y", "FromNhwc")}, {2, 6, 9, 8}, {});
+  const ir::Model round_trip =
+      model_of({to_float("x", "xl", "ToNhwc"), to_float("xl", "y", "FromNhwc")}, {2, 6, 9, 8}, {});
   const Tensor back = run(round_trip, feeds, true);
   EXPECT_EQ(std::memcmp(back.raw_data(), feeds[0].second.raw_data(), back.nbytes()), 0);
 }
