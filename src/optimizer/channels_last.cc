@@ -40,6 +40,15 @@ void ChannelsLast::rewritten(ir::Node c, const std::string& op) {
   if (view_.is_graph_output(y) || view_.read_by_subgraph(y)) need_plain(y);
 }
 
+bool ChannelsLast::maxpool(const ir::Node& n) {
+  if (!nhwc_maxpool(n) || !has(n.inputs[0])) return false;
+  ir::Node p = n;
+  p.inputs[0] = nhwc(n.inputs[0]);
+  p.outputs.resize(1);
+  rewritten(std::move(p), "NhwcMaxPool");
+  return true;
+}
+
 void ChannelsLast::emit(ir::Node c) {
   out_.push_back(std::move(c));
   ++rewrites_;

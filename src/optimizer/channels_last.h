@@ -34,6 +34,9 @@ class ChannelsLast {
   // Emits `c` as op `op` of the kiln domain, its output 0 the channels-last form of the original output (converted
   // back at once where a graph output or a subgraph reads it).
   void rewritten(ir::Node c, const std::string& op);
+  // A MaxPool that nhwc_maxpool() takes, of a value with a channels-last form: emits it as ai.kiln NhwcMaxPool of
+  // that form and returns true; else false (nothing emitted).
+  bool maxpool(const ir::Node& n);
   // Emits `c`, a node that reads channels-last values and writes plain ones (counted as a rewrite).
   void emit(ir::Node c);
   // Emits a node unchanged, after the conversions back of the values it reads.

@@ -8,19 +8,14 @@
 #include <unordered_set>
 
 #include "kernels/capabilities.h"
+#include "kiln/ir/builder.h"
 #include "optimizer/graph_util.h"
 #include "optimizer/passes.h"
 
 namespace kiln::opt {
 namespace {
 
-ir::Attribute int_attr(const std::string& name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInt;
-  a.i = v;
-  return a;
-}
+using ir::helper::make_attribute;
 
 // Channels C and M of a convolution that can run blocked, or {0, 0}.
 std::pair<int64_t, int64_t> blockable_conv(const ir::Graph& g, const ir::Node& n) {
@@ -67,7 +62,7 @@ int layout_nchwc(ir::Model& m) {
     r.domain = kKilnDomain;
     r.inputs = {b.name};
     r.outputs = {name};
-    r.attributes = {int_attr("channels", b.channels), int_attr("block", B)};
+    r.attributes = {make_attribute("channels", b.channels), make_attribute("block", B)};
     out.push_back(std::move(r));
     plain_missing.erase(name);
   };
@@ -79,7 +74,7 @@ int layout_nchwc(ir::Model& m) {
     r.domain = kKilnDomain;
     r.inputs = {name};
     r.outputs = {fresh_name(g, name + "_nchwc")};
-    r.attributes = {int_attr("block", B)};
+    r.attributes = {make_attribute("block", B)};
     blocked[name] = {r.outputs[0], channels};
     out.push_back(std::move(r));
     return blocked[name].name;
@@ -116,7 +111,7 @@ int layout_nchwc(ir::Model& m) {
         c.inputs[0] = x;
         if (!z.empty()) c.inputs[3] = z;
         c.outputs = {produce_blocked(n.outputs[0], M)};
-        set_attr(c, int_attr("block", B));
+        set_attr(c, make_attribute("block", B));
         out.push_back(std::move(c));
         ++rewrites;
         const std::string& y = n.outputs[0];
@@ -132,8 +127,8 @@ int layout_nchwc(ir::Model& m) {
       p.domain = kKilnDomain;
       p.inputs = {b.name};
       p.outputs = {produce_blocked(n.outputs[0], b.channels)};
-      set_attr(p, int_attr("channels", b.channels));
-      set_attr(p, int_attr("block", B));
+      set_attr(p, make_attribute("channels", b.channels));
+      set_attr(p, make_attribute("block", B));
       out.push_back(std::move(p));
       ++rewrites;
       if (view.is_graph_output(n.outputs[0]) || view.read_by_subgraph(n.outputs[0])) need_plain(n.outputs[0]);
@@ -145,7 +140,7 @@ int layout_nchwc(ir::Model& m) {
       p.op_type = "NchwcGlobalAveragePool";
       p.domain = kKilnDomain;
       p.inputs = {b.name};
-      p.attributes = {int_attr("channels", b.channels), int_attr("block", B)};
+      p.attributes = {make_attribute("channels", b.channels), make_attribute("block", B)};
       out.push_back(std::move(p));
       ++rewrites;
       continue;

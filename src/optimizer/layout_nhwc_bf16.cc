@@ -8,6 +8,7 @@
 // GlobalAveragePool of one into ai.kiln NhwcGlobalAveragePool (float32 [N, C, 1, 1] out). ai.kiln ToNhwc
 // (to bfloat16, rounding to nearest even) converts at the boundaries once per value, FromNhwc (to float32) where a
 // plain consumer, a subgraph or a graph output needs the value. Everything else stays float32.
+#include "kiln/ir/builder.h"
 #include "optimizer/channels_last.h"
 #include "optimizer/graph_util.h"
 #include "optimizer/passes.h"
@@ -15,13 +16,7 @@
 namespace kiln::opt {
 namespace {
 
-ir::Attribute int_attr(const std::string& name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInt;
-  a.i = v;
-  return a;
-}
+using ir::helper::make_attribute;
 
 // A 2-D Conv or FusedConv with constant float32 weights (and bias).
 bool bf16_conv(const ir::Graph& g, const ir::Node& n) {
@@ -48,7 +43,7 @@ int layout_nhwc_bf16(ir::Model& m, const Options& o) {
       c.name = fresh_name(g, out + "_" + op);
       c.inputs = {from};
       c.outputs = {out};
-      c.attributes = {int_attr("to", static_cast<int64_t>(to))};
+      c.attributes = {make_attribute("to", static_cast<int64_t>(to))};
       return c;
     };
   };
@@ -61,13 +56,7 @@ int layout_nhwc_bf16(ir::Model& m, const Options& o) {
       cl.rewritten(std::move(c), "NhwcConv");
       continue;
     }
-    if (nhwc_maxpool(n) && cl.has(n.inputs[0])) {
-      ir::Node p = n;
-      p.inputs[0] = cl.nhwc(n.inputs[0]);
-      p.outputs.resize(1);
-      cl.rewritten(std::move(p), "NhwcMaxPool");
-      continue;
-    }
+    if (cl.maxpool(n)) continue;
     if (is_onnx(n, "GlobalAveragePool") && n.inputs.size() == 1 && cl.has(n.inputs[0])) {
       ir::Node p = n;
       p.op_type = "NhwcGlobalAveragePool";

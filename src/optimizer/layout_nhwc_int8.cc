@@ -9,6 +9,7 @@
 // subgraph or a graph output needs the plain tensor. It runs only where the int8 kernels compute exact products
 // for any weights (cpu::has_exact_int8_products): elsewhere they run the reference kernels, which gain nothing.
 #include "kernels/capabilities.h"
+#include "kiln/ir/builder.h"
 #include "optimizer/channels_last.h"
 #include "optimizer/graph_util.h"
 #include "optimizer/passes.h"
@@ -16,13 +17,7 @@
 namespace kiln::opt {
 namespace {
 
-ir::Attribute ints_attr(const std::string& name, std::vector<int64_t> v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInts;
-  a.ints = std::move(v);
-  return a;
-}
+using ir::helper::make_attribute;
 
 // A QLinearConv of rank-4 tensors with constant int8 weights (the ones the int8 kernels take).
 bool nhwc_conv(const ir::Graph& g, const ir::Node& n) {
@@ -43,7 +38,7 @@ int layout_nhwc_int8(ir::Model& m) {
       t.name = fresh_name(g, to + "_transpose");
       t.inputs = {from};
       t.outputs = {to};
-      t.attributes = {ints_attr("perm", perm)};
+      t.attributes = {make_attribute("perm", perm)};
       return t;
     };
   };
@@ -56,13 +51,7 @@ int layout_nhwc_int8(ir::Model& m) {
       continue;
     }
     // A 2-D MaxPool of a channels-last value (an 8-bit one: fuse_qdq made it; only 8-bit values get that form).
-    if (nhwc_maxpool(n) && cl.has(n.inputs[0])) {
-      ir::Node p = n;
-      p.inputs[0] = cl.nhwc(n.inputs[0]);
-      p.outputs.resize(1);
-      cl.rewritten(std::move(p), "NhwcMaxPool");
-      continue;
-    }
+    if (cl.maxpool(n)) continue;
     if (is_kiln(n, "QLinearAdd") && n.inputs.size() >= 8 && n.outputs.size() == 1 && cl.has(n.inputs[0]) &&
         cl.has(n.inputs[3])) {
       ir::Node a = n;
