@@ -224,25 +224,6 @@ Status qlinearconv_core(KernelContext& ctx, const Tensor& x, Vec& y, Dims& y_dim
   return Status::ok();
 }
 
-// out[n, c, h, w] = in[n, h, w, c] (to_channels_first, dims [N, H, W, C] given) or out[n, h, w, c] = in[n, c, h, w]
-// (dims [N, C, H, W] given).
-template <typename T>
-void permute_channels(const T* in, T* out, const Dims& d, bool to_channels_first) {
-  const int64_t N = d[0], C = to_channels_first ? d[3] : d[1], H = to_channels_first ? d[1] : d[2],
-                W = to_channels_first ? d[2] : d[3];
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t w = 0; w < W; ++w) {
-          const int64_t first = ((n * C + c) * H + h) * W + w, last = ((n * H + h) * W + w) * C + c;
-          if (to_channels_first) {
-            out[first] = in[last];
-          } else {
-            out[last] = in[first];
-          }
-        }
-}
-
 }  // namespace
 
 Status qlinearconv_kernel(KernelContext& ctx) {
@@ -258,18 +239,16 @@ Status qlinearconv_kernel(KernelContext& ctx) {
 Status nhwcqlinearconv_kernel(KernelContext& ctx) {
   for (size_t i = 0; i < 8; ++i) KILN_RETURN_IF_ERROR(ctx.required_input(i).status());
   const Tensor& x = *ctx.input(0);
-  if (x.rank() != 4) return ctx.error("input 0 (X) has shape " + dstr(x.dims()) + "; expected [N, H, W, C]");
   if (!is_8bit(x.dtype())) return ctx.unsupported_dtype(x.dtype(), "input x");
-  const Dims& d = x.dims();
-  KILN_ASSIGN_OR_RETURN(Tensor xc, Tensor::allocate(x.dtype(), {d[0], d[3], d[1], d[2]}));
-  permute_channels(static_cast<const uint8_t*>(x.raw_data()), static_cast<uint8_t*>(xc.raw_data()), d, true);
+  KILN_ASSIGN_OR_RETURN(Tensor xc, permute_channels(ctx, x, false, "input 0 (X)"));
   Vec y;
   Dims yd;
   DType dt;
   KILN_RETURN_IF_ERROR(qlinearconv_core(ctx, xc, y, yd, dt));
-  Vec yl(y.size());
-  permute_channels(y.data(), yl.data(), yd, false);
-  return write_output(ctx, 0, dt, {yd[0], yd[2], yd[3], yd[1]}, yl);
+  KILN_RETURN_IF_ERROR(write_output(ctx, 0, dt, yd, y));
+  KILN_ASSIGN_OR_RETURN(Tensor out, permute_channels(ctx, ctx.outputs()[0], true, "the result"));
+  ctx.set_output(0, std::move(out));
+  return Status::ok();
 }
 
 // ai.kiln NhwcConv(X, W, B?, Z?): FusedConv with X, Z and Y channels-last ([N, H, W, C]) in X's dtype, float32 or

@@ -45,9 +45,11 @@ Status nchwc_conv_setup(const KernelContext& ctx, const Tensor& x, const Tensor&
 // [N, channels, out...].
 std::vector<int64_t> out_dims(const ConvGeom& g, int64_t channels);
 
-// The channels-last tensors of ai.kiln ToNhwc, FromNhwc and NhwcConv (layout_nhwc_bf16): x [N, C, H, W] as
-// [N, H, W, C] (to_nhwc) or x [N, H, W, C] as [N, C, H, W], converted to `to`. x and `to` are float32 or bfloat16
-// (float32 to bfloat16 rounds to nearest even); errors name `which` input.
+// The channels-last tensors of ai.kiln ToNhwc, FromNhwc, NhwcConv, NhwcQLinearConv, NhwcMaxPool and
+// NhwcGlobalAveragePool (layout_nhwc_int8, layout_nhwc_bf16): x [N, C, H, W] as [N, H, W, C] (to_nhwc) or x
+// [N, H, W, C] as [N, C, H, W], in x's dtype (any fixed-size one); errors name `which` input.
+StatusOr<Tensor> permute_channels(const KernelContext& ctx, const Tensor& x, bool to_nhwc, const std::string& which);
+// The same converted to `to`: x and `to` are float32 or bfloat16 (float32 to bfloat16 rounds to nearest even).
 StatusOr<Tensor> convert_channels(const KernelContext& ctx, const Tensor& x, bool to_nhwc, DType to,
                                   const std::string& which);
 

@@ -1,7 +1,8 @@
-// ai.kiln's NCHWc operators, which the optimizer's layout pass (level all) puts between convolutions so that
-// activations stay in the channel-blocked layout oneDNN computes in: reorders at the boundaries, pooling on
-// blocked tensors. NchwcConv is in conv.cc with the other convolutions. These are the reference kernels (pooling:
-// unblock, run the plain reference kernel, block again); fast/nchwc_pool.cc pools in the blocked layout.
+// ai.kiln's layout operators, which the optimizer's layout passes (level all) put between convolutions so that
+// activations stay in the layout the convolutions compute in: NCHWc reorders and pooling on blocked tensors, the
+// channels-last conversions (ToNhwc, FromNhwc) and pooling on channels-last tensors. NchwcConv and the Nhwc
+// convolutions are in conv.cc. These are the reference kernels: pooling converts to the plain layout, runs the plain
+// reference kernel and converts back; fast/pool.cc pools in place.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -14,6 +15,7 @@ namespace kiln::cpu {
 
 Status maxpool_kernel(KernelContext& ctx);
 Status averagepool_kernel(KernelContext& ctx);
+Status globalaveragepool_kernel(KernelContext& ctx);
 
 namespace {
 
@@ -39,6 +41,45 @@ Status nchwc_pool(KernelContext& ctx, bool max) {
 
 }  // namespace
 
+namespace {
+
+template <typename T>
+void permute(const T* in, T* out, int64_t N, int64_t C, int64_t HW, bool to_nhwc) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t hw = 0; hw < HW; ++hw) {
+        const int64_t first = (n * C + c) * HW + hw, last = (n * HW + hw) * C + c;
+        if (to_nhwc) {
+          out[last] = in[first];
+        } else {
+          out[first] = in[last];
+        }
+      }
+}
+
+}  // namespace
+
+StatusOr<Tensor> permute_channels(const KernelContext& ctx, const Tensor& x, bool to_nhwc, const std::string& which) {
+  if (x.rank() != 4) {
+    return ctx.error(which + " has shape " + dims_to_string(x.dims()) + "; expected " +
+                     (to_nhwc ? "[N, C, H, W]" : "[N, H, W, C]"));
+  }
+  const auto& d = x.dims();
+  const int64_t N = d[0], C = to_nhwc ? d[1] : d[3], HW = to_nhwc ? d[2] * d[3] : d[1] * d[2];
+  const std::vector<int64_t> yd =
+      to_nhwc ? std::vector<int64_t>{N, d[2], d[3], C} : std::vector<int64_t>{N, C, d[1], d[2]};
+  KILN_ASSIGN_OR_RETURN(Tensor y, Tensor::allocate(x.dtype(), yd, Allocator::cpu_uninitialized()));
+  if (C == 0 || x.num_elements() == 0) return y;
+  switch (dtype_bits(x.dtype())) {
+    case 8: permute(x.data<uint8_t>(), y.data<uint8_t>(), N, C, HW, to_nhwc); break;
+    case 16: permute(x.data<uint16_t>(), y.data<uint16_t>(), N, C, HW, to_nhwc); break;
+    case 32: permute(x.data<uint32_t>(), y.data<uint32_t>(), N, C, HW, to_nhwc); break;
+    case 64: permute(x.data<uint64_t>(), y.data<uint64_t>(), N, C, HW, to_nhwc); break;
+    default: return ctx.unsupported_dtype(x.dtype(), which);
+  }
+  return y;
+}
+
 StatusOr<Tensor> convert_channels(const KernelContext& ctx, const Tensor& x, bool to_nhwc, DType to,
                                   const std::string& which) {
   auto half_or_float = [](DType t) { return t == DType::kFloat32 || t == DType::kBFloat16; };
@@ -46,28 +87,9 @@ StatusOr<Tensor> convert_channels(const KernelContext& ctx, const Tensor& x, boo
   if (!half_or_float(to)) {
     return ctx.error("converts to " + std::string(dtype_name(to)) + "; expected float or bfloat16");
   }
-  if (x.rank() != 4) {
-    return ctx.error(which + " has shape " + dims_to_string(x.dims()) + "; expected " +
-                     (to_nhwc ? "[N, C, H, W]" : "[N, H, W, C]"));
-  }
-  const auto& d = x.dims();
-  const int64_t N = d[0], C = to_nhwc ? d[1] : d[3], H = to_nhwc ? d[2] : d[1], W = to_nhwc ? d[3] : d[2];
-  const std::vector<int64_t> yd = to_nhwc ? std::vector<int64_t>{N, H, W, C} : std::vector<int64_t>{N, C, H, W};
-  KILN_ASSIGN_OR_RETURN(Tensor y, Tensor::allocate(to, yd, Allocator::cpu_uninitialized()));
-  const bool from_bf16 = x.dtype() == DType::kBFloat16, to_bf16 = to == DType::kBFloat16;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t hw = 0; hw < H * W; ++hw) {
-        const int64_t first = (n * C + c) * H * W + hw, last = (n * H * W + hw) * C + c;
-        const int64_t from = to_nhwc ? first : last, into = to_nhwc ? last : first;
-        const float v = from_bf16 ? bfloat16_to_float(x.data<uint16_t>()[from]) : x.data<float>()[from];
-        if (to_bf16) {
-          y.data<uint16_t>()[into] = float_to_bfloat16(v);
-        } else {
-          y.data<float>()[into] = v;
-        }
-      }
-  return y;
+  KILN_ASSIGN_OR_RETURN(Tensor y, permute_channels(ctx, x, to_nhwc, which));
+  if (y.dtype() == to) return y;
+  return to == DType::kFloat32 ? as_float(y) : from_float(y, to);
 }
 
 namespace {
@@ -132,6 +154,32 @@ Status nchwcglobalaveragepool_kernel(KernelContext& ctx) {
       }
     }
   });
+  return Status::ok();
+}
+
+// NhwcMaxPool: 2-D MaxPool with X [N, H, W, C] and Y [N, OH, OW, C] (layout_nhwc_int8 and layout_nhwc_bf16), as the
+// MaxPool reference kernel computes it on the permuted tensor.
+Status nhwcmaxpool_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  KILN_ASSIGN_OR_RETURN(Tensor xc, permute_channels(ctx, *x, false, "input 0 (X)"));
+  Value plain(std::move(xc));
+  KernelContext sub(ctx.node(), 12, {&plain}, 1);
+  KILN_RETURN_IF_ERROR(maxpool_kernel(sub));
+  const Tensor y = sub.take_output(0).tensor();
+  KILN_ASSIGN_OR_RETURN(Tensor out, permute_channels(ctx, y, true, "the result"));
+  ctx.set_output(0, std::move(out));
+  return Status::ok();
+}
+
+// NhwcGlobalAveragePool: GlobalAveragePool of a channels-last X [N, H, W, C] (float32 or bfloat16;
+// layout_nhwc_bf16); Y is plain float32 [N, C, 1, 1], as the GlobalAveragePool reference kernel computes it.
+Status nhwcglobalaveragepool_kernel(KernelContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
+  KILN_ASSIGN_OR_RETURN(Tensor xc, convert_channels(ctx, *x, false, DType::kFloat32, "input 0 (X)"));
+  Value plain(std::move(xc));
+  KernelContext sub(ctx.node(), 1, {&plain}, 1);
+  KILN_RETURN_IF_ERROR(globalaveragepool_kernel(sub));
+  ctx.set_output(0, sub.take_output(0).tensor());
   return Status::ok();
 }
 

@@ -131,55 +131,6 @@ Status global_pool(KernelContext& ctx, PoolKind kind) {
 
 Status maxpool_kernel(KernelContext& ctx) { return pool_kernel(ctx, PoolKind::kMax); }
 
-// ai.kiln NhwcMaxPool: 2-D MaxPool with X [N, H, W, C] and Y [N, OH, OW, C] (channels-last; layout_nhwc_int8), the
-// windows and the empty window's value (-inf, saturated to the type) as MaxPool's.
-Status nhwcmaxpool_kernel(KernelContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
-  KILN_RETURN_IF_ERROR(require_numeric(ctx, *x, "input 0 (X)"));
-  if (x->rank() != 4) return ctx.error("input 0 (X) has shape " + dstr(x->dims()) + "; expected [N, H, W, C]");
-  const Dims& d = x->dims();
-  ConvGeom g;
-  KILN_RETURN_IF_ERROR(pool_setup(ctx, {d[0], d[3], d[1], d[2]}, g));
-  const int64_t N = g.N, C = g.C, H = g.in[0], W = g.in[1], OH = g.out[0], OW = g.out[1];
-  const Vec xv = to_doubles(*x);
-  Vec y(static_cast<size_t>(N * OH * OW * C));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t oh = 0; oh < OH; ++oh)
-      for (int64_t ow = 0; ow < OW; ++ow)
-        for (int64_t c = 0; c < C; ++c) {
-          double acc = -std::numeric_limits<double>::infinity();
-          for (int64_t kh = 0; kh < g.kernel[0]; ++kh)
-            for (int64_t kw = 0; kw < g.kernel[1]; ++kw) {
-              const int64_t h = oh * g.strides[0] - g.pad_begin[0] + kh * g.dilations[0];
-              const int64_t w = ow * g.strides[1] - g.pad_begin[1] + kw * g.dilations[1];
-              if (h >= 0 && h < H && w >= 0 && w < W)
-                acc = std::max(acc, xv[static_cast<size_t>(((n * H + h) * W + w) * C + c)]);
-            }
-          y[static_cast<size_t>(((n * OH + oh) * OW + ow) * C + c)] = acc;
-        }
-  return write_output(ctx, 0, x->dtype(), {N, OH, OW, C}, y);
-}
-// ai.kiln NhwcGlobalAveragePool: GlobalAveragePool of a channels-last X [N, H, W, C] (float32 or bfloat16;
-// layout_nhwc_bf16); Y is plain float32 [N, C, 1, 1].
-Status nhwcglobalaveragepool_kernel(KernelContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(0));
-  if (x->dtype() != DType::kFloat32 && x->dtype() != DType::kBFloat16) {
-    return ctx.unsupported_dtype(x->dtype(), "input 0 (X)");
-  }
-  if (x->rank() != 4) return ctx.error("input 0 (X) has shape " + dstr(x->dims()) + "; expected [N, H, W, C]");
-  const int64_t N = x->dims()[0], HW = x->dims()[1] * x->dims()[2], C = x->dims()[3];
-  const Vec xv = to_doubles(*x);
-  Vec y(static_cast<size_t>(N * C), 0.0);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t hw = 0; hw < HW; ++hw)
-      for (int64_t c = 0; c < C; ++c)
-        y[static_cast<size_t>(n * C + c)] += xv[static_cast<size_t>((n * HW + hw) * C + c)];
-  if (HW > 0) {
-    for (double& v : y) v /= static_cast<double>(HW);
-  }
-  return write_output(ctx, 0, DType::kFloat32, {N, C, 1, 1}, y);
-}
-
 Status averagepool_kernel(KernelContext& ctx) { return pool_kernel(ctx, PoolKind::kAvg); }
 Status lppool_kernel(KernelContext& ctx) { return pool_kernel(ctx, PoolKind::kLp); }
 Status globalaveragepool_kernel(KernelContext& ctx) { return global_pool(ctx, PoolKind::kAvg); }
