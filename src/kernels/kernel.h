@@ -49,6 +49,8 @@ enum class CacheEntry : int64_t {
   kDnnlQConv,    // dnnl_kernels::qconv_int8's primitive
   kDnnlQMatMul,  // dnnl_kernels::qmatmul_int8's primitive
   kDnnlReorder,  // dnnl_kernels::reorder_channels's primitive
+  // The shared cache:
+  kGemvBf16Weights,  // gemv_bf16::pack of a MatMul/Gemm/FusedMatMul B: {K, N, trans_b}
 };
 
 struct CacheKey {

@@ -3,6 +3,7 @@
 // conversions at its boundaries, ToNhwc and FromNhwc (layout_nhwc_bf16). Primitives (and weights reordered for
 // them, when constant) live in the node's cache.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "kernels/dnnl/dnnl_kernels.h"
 #include "kernels/kernel.h"
 #include "kernels/ref/conv_geometry.h"
+#include "kernels/x86/to_nhwc_bf16.h"
 
 namespace kiln::cpu {
 namespace {
@@ -168,6 +170,24 @@ Status convert_kernel(KernelContext& ctx, bool to_nhwc) {
 }
 
 }  // namespace
+
+bool to_nhwc_simd_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  return convert_supports(ctx) && x->dtype() == DType::kFloat32 &&
+         static_cast<DType>(ctx.attr_int("to", 0)) == DType::kBFloat16 &&
+         to_nhwc_bf16::supports(ctx.isa(), x->dims()[1]);
+}
+
+Status to_nhwc_simd_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const auto& d = x.dims();
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kBFloat16, {d[0], d[2], d[3], d[1]}));
+  to_nhwc_bf16::convert(
+      x.data<float>(), d[0], d[1], d[2] * d[3], y->data<uint16_t>(),
+      [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 1, fn); });
+  ctx.set_kernel_detail("to_nhwc_bf16.avx512");
+  return Status::ok();
+}
 
 bool to_nhwc_dnnl_supports(const KernelContext& ctx) { return convert_supports(ctx); }
 Status to_nhwc_dnnl_kernel(KernelContext& ctx) { return convert_kernel(ctx, true); }

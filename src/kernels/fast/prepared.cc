@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kernels/dnnl/dnnl_common.h"
+#include "kernels/x86/gemv_bf16.h"
 #include "kernels/x86/pointwise.h"
 #include "kernels/x86/sgemm.h"
 #include "kernels/x86/winograd.h"
@@ -22,7 +23,7 @@ Status mismatch(CacheEntry entry, const std::string& what) {
 }
 
 StatusOr<std::shared_ptr<sgemm::PackedB>> packed_b(CacheEntry entry, int64_t K, int64_t N, const PreparedArray& a) {
-  if (K < 0 || N < 0 || K > (int64_t{1} << 40) || N > (int64_t{1} << 40) || a.count != sgemm::packed_b_floats(K, N)) {
+  if (K < 0 || N < 0 || K > (int64_t{1} << 31) || N > (int64_t{1} << 31) || a.count != sgemm::packed_b_floats(K, N)) {
     return mismatch(entry, "a packed [" + std::to_string(K) + ", " + std::to_string(N) + "] matrix of " +
                                std::to_string(a.count) + " floats");
   }
@@ -78,6 +79,13 @@ std::optional<ExportedWeights> export_prepared(const CacheKey& key, const std::s
       out.arrays = {{w.data.get(), w.Mp * w.Cp}};
       return out;
     }
+    case CacheEntry::kGemvBf16Weights: {
+      // 32-bit words (bfloat16 pairs) carried as a float array: bytes, not values.
+      const auto& p = *static_cast<const gemv_bf16::Packed*>(value.get());
+      out.meta = {p.K, p.N};
+      out.arrays = {{reinterpret_cast<const float*>(p.data.get()), gemv_bf16::packed_words(p.K, p.N)}};
+      return out;
+    }
     default: return std::nullopt;
   }
 }
@@ -89,6 +97,7 @@ bool meta_fits_key(CacheEntry entry, const std::vector<int64_t>& fields, const s
   auto at = [](const std::vector<int64_t>& v, size_t i) { return i < v.size() ? v[i] : -1; };
   switch (entry) {
     case CacheEntry::kSgemmB:             // fields {K, N, trans_b}, meta {K, N}
+    case CacheEntry::kGemvBf16Weights:    // fields {K, N, trans_b}, meta {K, N}
     case CacheEntry::kConvIm2colWeights:  // fields {K, M}, meta {K, M}
       return at(meta, 0) == at(fields, 0) && at(meta, 1) == at(fields, 1);
     case CacheEntry::kConvGemmWeights: {  // fields {C, M, KH, KW, block}, meta {K, M}
@@ -185,6 +194,20 @@ StatusOr<std::shared_ptr<void>> import_prepared(CacheEntry entry, const std::vec
       w->block = block;
       w->data = view(arrays[0]);
       return keep(w.release());
+    }
+    case CacheEntry::kGemvBf16Weights: {
+      if (meta.size() != 2 || arrays.size() != 1) return mismatch(entry, "expected 2 sizes and 1 array");
+      const int64_t K = meta[0], N = meta[1];
+      if (K < 0 || N < 0 || K > (int64_t{1} << 31) || N > (int64_t{1} << 31) ||
+          arrays[0].count != gemv_bf16::packed_words(K, N)) {
+        return mismatch(entry, "bfloat16 pairs of a [" + std::to_string(K) + ", " + std::to_string(N) + "] matrix in " +
+                                   std::to_string(arrays[0].count) + " words");
+      }
+      auto p = std::make_unique<gemv_bf16::Packed>();
+      p->K = K;
+      p->N = N;
+      p->data = {reinterpret_cast<uint32_t*>(const_cast<float*>(arrays[0].data)), no_free};
+      return keep(p.release());
     }
     default: return mismatch(entry, "not a kind kiln can load");
   }

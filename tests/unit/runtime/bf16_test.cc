@@ -1,6 +1,7 @@
 // SessionOptions::precision = "bf16": the bfloat16 kernels (conv.dnnl_bf16, fusedconv.dnnl_bf16, nhwc_conv.dnnl
-// after layout_nhwc_bf16, matmul/gemm/fusedmatmul.dnnl_bf16) against the reference kernels, and what a session says
-// about its precision. On a CPU without bfloat16 instructions the same sessions must run the float32 kernels.
+// after layout_nhwc_bf16, matmul/gemm/fusedmatmul.dnnl_bf16 and .gemv_bf16) against the reference kernels, and what
+// a session says about its precision. On a CPU without bfloat16 instructions the same sessions must run the float32
+// kernels.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -15,6 +16,7 @@
 
 #include "../test_util.h"
 #include "kernels/isa.h"
+#include "kiln/core/dtype.h"
 #include "kiln/ir/builder.h"
 #include "kiln/runtime/plan.h"
 #include "kiln/runtime/session.h"
@@ -50,8 +52,8 @@ ir::Model one_node(const std::string& op, const std::vector<std::string>& inputs
 
 // Runs `model` on the reference kernels and in a bf16 session (first guess, then the planned run); output 0 must
 // be within kBf16Tol of the reference's largest magnitude, and the bf16 session must have run `kernel` with a
-// oneDNN bfloat16 implementation (one of several, separated by '|'; on a CPU without bfloat16: none of them, the
-// float32 kernels instead).
+// bfloat16 implementation (one of several, separated by '|'; on a CPU without bfloat16: none of them, the float32
+// kernels instead).
 void expect_bf16_matches_reference(const ir::Model& model, const NamedTensors& feeds, const std::string& kernel) {
   SessionOptions ref_opts;
   ref_opts.reference_kernels = true;
@@ -84,7 +86,7 @@ void expect_bf16_matches_reference(const ir::Model& model, const NamedTensors& f
     const bool named = ("|" + kernel + "|").find("|" + c.kernel + "|") != std::string::npos;
     found = found || (named && c.detail.find("bf16") != std::string::npos);
   }
-  EXPECT_EQ(found, bf16_here()) << "expected " << kernel << " on oneDNN's bf16 kernels; ran" << ran;
+  EXPECT_EQ(found, bf16_here()) << "expected " << kernel << " on bf16 kernels; ran" << ran;
 }
 
 TEST(Bf16, ConvolutionsMatchReference) {
@@ -161,6 +163,62 @@ TEST(Bf16, MatrixProductsMatchReference) {
   auto fused = one_node("FusedMatMul", {"a", "b", "bias"}, {make_attribute("activation", "Gelu")},
                         {make_tensor("b", r({64, 24})), make_tensor("bias", r({24}))}, {{"a", {4, 10, 64}}}, "ai.kiln");
   expect_bf16_matches_reference(fused, {{"a", r({4, 10, 64})}}, "fusedmatmul.dnnl_bf16");
+}
+
+// Products of at most four rows by a constant B (a classifier's Gemm at batch 1): kiln's AVX512-BF16 kernel, first
+// guess before oneDNN. Within kBf16Tol of the reference, and within float32 rounding of the same sums computed in
+// double from A and B rounded to bfloat16 (which the pairing of k, the rounding of A and the bias must get right).
+TEST(Bf16, FewRowProductsRunTheBf16Gemv) {
+  std::mt19937 rng(11);
+  auto r = [&](std::vector<int64_t> d) { return random_tensor(std::move(d), rng); };
+  auto bf16 = [](float v) { return static_cast<double>(bfloat16_to_float(float_to_bfloat16(v))); };
+  struct Case {
+    int64_t M, K, N, trans_b;
+    bool bias;
+  };
+  for (const Case& c : {Case{1, 1280, 1000, 1, true}, Case{1, 37, 17, 0, false}, Case{3, 1, 33, 1, true},
+                        Case{4, 130, 48, 0, true}, Case{2, 255, 16, 1, false}}) {
+    SCOPED_TRACE("Gemm M " + std::to_string(c.M) + " K " + std::to_string(c.K) + " N " + std::to_string(c.N));
+    const std::vector<int64_t> bd = c.trans_b ? std::vector<int64_t>{c.N, c.K} : std::vector<int64_t>{c.K, c.N};
+    const Tensor b = r(bd), bias = r({c.N}), a = r({c.M, c.K});
+    std::vector<ir::NamedTensor> inits{make_tensor("b", b)};
+    std::vector<std::string> inputs{"a", "b"};
+    if (c.bias) {
+      inits.push_back(make_tensor("c", bias));
+      inputs.push_back("c");
+    }
+    auto gemm = one_node("Gemm", inputs, {make_attribute("transB", c.trans_b)}, inits, {{"a", {c.M, c.K}}});
+    expect_bf16_matches_reference(gemm, {{"a", a}}, "gemm.gemv_bf16");
+    if (!bf16_here()) continue;
+    SessionOptions opts;
+    opts.tune = false;
+    opts.precision = "bf16";
+    auto session = std::move(Session::create(gemm, opts)).value();
+    auto got = session->run({{"a", a}});
+    ASSERT_TRUE(got.is_ok()) << got.status().message();
+    for (int64_t m = 0; m < c.M; ++m) {
+      for (int64_t n = 0; n < c.N; ++n) {
+        double want = c.bias ? bias.data<float>()[n] : 0.0, magnitude = std::abs(want);
+        for (int64_t k = 0; k < c.K; ++k) {
+          const float bv = c.trans_b ? b.data<float>()[n * c.K + k] : b.data<float>()[k * c.N + n];
+          const double t = bf16(a.data<float>()[m * c.K + k]) * bf16(bv);
+          want += t;
+          magnitude += std::abs(t);
+        }
+        ASSERT_NEAR((*got)[0].data<float>()[m * c.N + n], want, 1e-5 * magnitude + 1e-30) << m << ", " << n;
+      }
+    }
+  }
+  // MatMul (A's leading dimensions fold into two rows) and FusedMatMul with its bias and activation.
+  expect_bf16_matches_reference(
+      one_node("MatMul", {"a", "b"}, {}, {make_tensor("b", r({96, 40}))}, {{"a", {2, 1, 96}}}), {{"a", r({2, 1, 96})}},
+      "matmul.gemv_bf16");
+  auto fused = one_node("FusedMatMul", {"a", "b", "bias"}, {make_attribute("activation", "Relu")},
+                        {make_tensor("b", r({64, 24})), make_tensor("bias", r({24}))}, {{"a", {1, 64}}}, "ai.kiln");
+  expect_bf16_matches_reference(fused, {{"a", r({1, 64})}}, "fusedmatmul.gemv_bf16");
+  // Five rows are oneDNN's.
+  expect_bf16_matches_reference(one_node("Gemm", {"a", "b"}, {}, {make_tensor("b", r({40, 9}))}, {{"a", {5, 40}}}),
+                                {{"a", r({5, 40})}}, "gemm.dnnl_bf16");
 }
 
 TEST(Bf16, SessionSaysWhatItRuns) {
