@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -153,7 +155,8 @@ TEST(Session, ProfilingWritesAChromeTraceWithASpanPerNode) {
   SessionOptions opts;
   opts.enable_profiling = true;
   opts.optimization_level = 0;  // keep Relu a node of its own
-  opts.profile_file_prefix = ::testing::TempDir() + "kiln_session_test";
+  // The process id in the prefix: ctest runs this binary under several KILN_MAX_ISA caps at once.
+  opts.profile_file_prefix = ::testing::TempDir() + "kiln_session_test_" + std::to_string(::getpid());
   auto s = std::move(Session::create(conv_relu(), opts)).value();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->run({{"x", filled({1, 8, 12, 12}, 0, 0.01f)}}).is_ok());
   auto path = s->end_profiling();
