@@ -42,9 +42,12 @@ bool unpadded(const memory::desc& md) {
   return n == md.get_size();
 }
 
+// `with_primitive` false: the primitive descriptor only (which implementation oneDNN would run), without the JIT
+// compilation of the primitive itself.
 StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor& w, bool has_bias, bool has_sum,
                                                    const ConvParams& p, const cpu::Activation& act,
-                                                   bool constant_weights, cpu::KernelCache* shared = nullptr) {
+                                                   bool constant_weights, cpu::KernelCache* shared = nullptr,
+                                                   bool with_primitive = true) {
   const size_t rank = w.rank();
   const bool grouped = p.group > 1;
   dnnl::engine& eng = cpu_engine();
@@ -86,6 +89,7 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
   const bool own_layouts = (p.dst_block && !p.bf16) || p.channels_last;
   c->pd = own_layouts ? make_pd(c->src_md, c->dst_md) : make_pd(src_any, dst_any);
   if (own_layouts && std::string(c->pd.impl_info_str()).rfind("ref", 0) == 0) c->pd = make_pd(src_any, dst_any);
+  if (!with_primitive) return c;
   c->prim = dnnl::convolution_forward(c->pd);
   const bool w_as_is = c->pd.weights_desc() == c->w_md;
   if (constant_weights && !w_as_is) {
@@ -129,7 +133,7 @@ int preferred_channel_block() {
 
 bool conv_has_direct_kernel(const Tensor& x, const Tensor& w, bool has_bias, const ConvParams& p) {
   try {
-    auto c = make_conv(x, w, has_bias, false, p, cpu::Activation{}, false);
+    auto c = make_conv(x, w, has_bias, false, p, cpu::Activation{}, false, nullptr, false);
     if (!c.is_ok()) return false;
     const std::string impl = (*c)->pd.impl_info_str();
     return impl.rfind("ref", 0) != 0 && impl.find("gemm") == std::string::npos;
