@@ -157,17 +157,72 @@ StatusOr<FusedMatMulArgs> fusedmatmul_args(KernelContext& ctx) {
   return r;
 }
 
+// kiln's bfloat16 product's conditions on B: those of the SGEMM's, in a bf16 session on a CPU with AVX512-BF16.
+bool gemv_takes_b(const KernelContext& ctx) {
+  const Tensor* b = ctx.input(1);
+  return bf16_allowed(ctx) && gemv_bf16::supported() && ctx.input_is_constant(1) && ctx.shared_cache() && is_f32(b) &&
+         b->rank() == 2;
+}
+
+// y[M, N] = act(a[M, K] @ B + bias) in bfloat16 with float32 sums, B input 1 ([K, N], or [N, K] when trans_b).
+Status packed_gemv(KernelContext& ctx, const float* a, int64_t M, int64_t K, const Tensor& b, bool trans_b,
+                   const float* bias, float* y, const Activation& act) {
+  const int64_t N = trans_b ? b.dims()[0] : b.dims()[1];
+  KILN_ASSIGN_OR_RETURN(auto packed, shared_weights<gemv_bf16::Packed>(
+                                         ctx, CacheEntry::kGemvBf16Weights, b, {K, N, trans_b}, "packing weight B",
+                                         [&] { return gemv_bf16::pack(b.data<float>(), K, N, trans_b); }));
+  gemv_bf16::multiply(a, M, K, *packed, bias, y, [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+    ctx.parallel_for(n, 1, fn);
+  });
+  for (int64_t i = 0; i < M; ++i) apply_activation(act, y + i * N, N);
+  ctx.set_kernel_detail("gemv_bf16.avx512");
+  return Status::ok();
+}
+
+// The packed products by a constant B (input 1): packed_gemm (float32 SGEMM) and packed_gemv (bfloat16, few rows).
+using PackedProduct = Status (*)(KernelContext&, const float* a, int64_t M, int64_t K, const Tensor& b, bool trans_b,
+                                 const float* bias, float* y, const Activation& act);
+
+// MatMul with a 2-D B: A's leading dimensions fold into the rows.
+Status matmul_by(KernelContext& ctx, PackedProduct product) {
+  int64_t batch = 0, rows = 0;
+  KILN_ASSIGN_OR_RETURN(Tensor * out, matmul_output(ctx, batch, rows));
+  const Tensor& b = *ctx.input(1);
+  return product(ctx, ctx.input(0)->data<float>(), rows, b.dims()[0], b, false, nullptr, out->data<float>(),
+                 Activation{});
+}
+
+// Gemm with transA = 0 and alpha = 1 (gemm_plain_a), C a row or absent.
+bool gemm_plain_a(const KernelContext& ctx) {
+  return gemm_fits(ctx) && ctx.attr_int("transA", 0) == 0 && ctx.attr_float("alpha", 1.0f) == 1.0f;
+}
+
+Status gemm_by(KernelContext& ctx, PackedProduct product) {
+  const Tensor& a = *ctx.input(0);
+  const Tensor& b = *ctx.input(1);
+  const Tensor* c = ctx.input(2);
+  const bool tb = ctx.attr_int("transB", 0) != 0;
+  const int64_t M = a.dims()[0], K = a.dims()[1], N = tb ? b.dims()[0] : b.dims()[1];
+  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {M, N}));
+  return product(ctx, a.data<float>(), M, K, b, tb, c ? c->data<float>() : nullptr, out->data<float>(), Activation{});
+}
+
+Status fusedmatmul_by(KernelContext& ctx, PackedProduct product) {
+  KILN_ASSIGN_OR_RETURN(FusedMatMulArgs r, fusedmatmul_args(ctx));
+  return product(ctx, r.a, r.M, r.K, *r.b, false, r.bias, r.y, r.act);
+}
+
+// The rows of A a MatMul or FusedMatMul multiplies (its leading dimensions folded).
+int64_t rows_of_a(const KernelContext& ctx) {
+  const Dims& ad = ctx.input(0)->dims();
+  return product(ad, 0, ad.size() - 1);
+}
+
 }  // namespace
 
 bool matmul_sgemm_supports(const KernelContext& ctx) { return matmul_fits(ctx) && sgemm_takes_b(ctx); }
 
-Status matmul_sgemm_kernel(KernelContext& ctx) {
-  int64_t batch = 0, rows = 0;
-  KILN_ASSIGN_OR_RETURN(Tensor * out, matmul_output(ctx, batch, rows));
-  const Tensor& b = *ctx.input(1);
-  return packed_gemm(ctx, ctx.input(0)->data<float>(), rows, b.dims()[0], b, false, nullptr, out->data<float>(),
-                     Activation{});
-}
+Status matmul_sgemm_kernel(KernelContext& ctx) { return matmul_by(ctx, packed_gemm); }
 
 bool matmul_dnnl_supports(const KernelContext& ctx) { return matmul_fits(ctx) && ctx.isa() >= Isa::kAvx2; }
 
@@ -183,21 +238,9 @@ static Status matmul_dnnl(KernelContext& ctx, bool bf16) {
                      ctx.input_is_constant(1) && b.rank() == 2);
 }
 
-bool gemm_sgemm_supports(const KernelContext& ctx) {
-  return gemm_fits(ctx) && ctx.attr_int("transA", 0) == 0 && ctx.attr_float("alpha", 1.0f) == 1.0f &&
-         sgemm_takes_b(ctx);
-}
+bool gemm_sgemm_supports(const KernelContext& ctx) { return gemm_plain_a(ctx) && sgemm_takes_b(ctx); }
 
-Status gemm_sgemm_kernel(KernelContext& ctx) {
-  const Tensor& a = *ctx.input(0);
-  const Tensor& b = *ctx.input(1);
-  const Tensor* c = ctx.input(2);
-  const bool tb = ctx.attr_int("transB", 0) != 0;
-  const int64_t M = a.dims()[0], K = a.dims()[1], N = tb ? b.dims()[0] : b.dims()[1];
-  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {M, N}));
-  return packed_gemm(ctx, a.data<float>(), M, K, b, tb, c ? c->data<float>() : nullptr, out->data<float>(),
-                     Activation{});
-}
+Status gemm_sgemm_kernel(KernelContext& ctx) { return gemm_by(ctx, packed_gemm); }
 
 bool gemm_dnnl_supports(const KernelContext& ctx) { return gemm_fits(ctx) && ctx.isa() >= Isa::kAvx2; }
 
@@ -220,10 +263,7 @@ static Status gemm_dnnl(KernelContext& ctx, bool bf16) {
 
 bool fusedmatmul_sgemm_supports(const KernelContext& ctx) { return fusedmatmul_fits(ctx) && sgemm_takes_b(ctx); }
 
-Status fusedmatmul_sgemm_kernel(KernelContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(FusedMatMulArgs r, fusedmatmul_args(ctx));
-  return packed_gemm(ctx, r.a, r.M, r.K, *r.b, false, r.bias, r.y, r.act);
-}
+Status fusedmatmul_sgemm_kernel(KernelContext& ctx) { return fusedmatmul_by(ctx, packed_gemm); }
 
 bool fusedmatmul_dnnl_supports(const KernelContext& ctx) { return fusedmatmul_fits(ctx) && ctx.isa() >= Isa::kAvx2; }
 
@@ -244,71 +284,18 @@ Status fusedmatmul_dnnl_kernel(KernelContext& ctx) { return fusedmatmul_dnnl(ctx
 // ---- The bfloat16 forms (Precision::kBf16): the same cases on oneDNN's bfloat16 matmul, and products of at
 // most gemv_bf16::kMaxRows rows by a constant B on kiln's AVX512-BF16 kernel (B packed once into the shared cache).
 
-namespace {
-
-bool gemv_takes_b(const KernelContext& ctx) {
-  const Tensor* b = ctx.input(1);
-  return bf16_allowed(ctx) && gemv_bf16::supported() && ctx.input_is_constant(1) && ctx.shared_cache() && is_f32(b) &&
-         b->rank() == 2;
-}
-
-// y[M, N] = act(a[M, K] @ B + bias) in bfloat16 with float32 sums, B input 1 ([K, N], or [N, K] when trans_b).
-Status packed_gemv(KernelContext& ctx, const float* a, int64_t M, int64_t K, const Tensor& b, bool trans_b,
-                   const float* bias, float* y, const Activation& act) {
-  const int64_t N = trans_b ? b.dims()[0] : b.dims()[1];
-  KILN_ASSIGN_OR_RETURN(auto packed, shared_weights<gemv_bf16::Packed>(
-                                         ctx, CacheEntry::kGemvBf16Weights, b, {K, N, trans_b}, "packing weight B",
-                                         [&] { return gemv_bf16::pack(b.data<float>(), K, N, trans_b); }));
-  gemv_bf16::multiply(a, M, K, *packed, bias, y, [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-    ctx.parallel_for(n, 1, fn);
-  });
-  for (int64_t i = 0; i < M; ++i) apply_activation(act, y + i * N, N);
-  ctx.set_kernel_detail("gemv_bf16.avx512");
-  return Status::ok();
-}
-
-}  // namespace
-
 bool matmul_gemv_bf16_supports(const KernelContext& ctx) {
-  if (!matmul_fits(ctx) || !gemv_takes_b(ctx)) return false;
-  const Dims& ad = ctx.input(0)->dims();
-  return product(ad, 0, ad.size() - 1) <= gemv_bf16::kMaxRows;
+  return matmul_fits(ctx) && gemv_takes_b(ctx) && rows_of_a(ctx) <= gemv_bf16::kMaxRows;
 }
-
-Status matmul_gemv_bf16_kernel(KernelContext& ctx) {
-  int64_t batch = 0, rows = 0;
-  KILN_ASSIGN_OR_RETURN(Tensor * out, matmul_output(ctx, batch, rows));
-  const Tensor& b = *ctx.input(1);
-  return packed_gemv(ctx, ctx.input(0)->data<float>(), rows, b.dims()[0], b, false, nullptr, out->data<float>(),
-                     Activation{});
-}
-
+Status matmul_gemv_bf16_kernel(KernelContext& ctx) { return matmul_by(ctx, packed_gemv); }
 bool gemm_gemv_bf16_supports(const KernelContext& ctx) {
-  return gemm_fits(ctx) && ctx.attr_int("transA", 0) == 0 && ctx.attr_float("alpha", 1.0f) == 1.0f &&
-         gemv_takes_b(ctx) && ctx.input(0)->dims()[0] <= gemv_bf16::kMaxRows;
+  return gemm_plain_a(ctx) && gemv_takes_b(ctx) && ctx.input(0)->dims()[0] <= gemv_bf16::kMaxRows;
 }
-
-Status gemm_gemv_bf16_kernel(KernelContext& ctx) {
-  const Tensor& a = *ctx.input(0);
-  const Tensor& b = *ctx.input(1);
-  const Tensor* c = ctx.input(2);
-  const bool tb = ctx.attr_int("transB", 0) != 0;
-  const int64_t M = a.dims()[0], K = a.dims()[1], N = tb ? b.dims()[0] : b.dims()[1];
-  KILN_ASSIGN_OR_RETURN(Tensor * out, ctx.allocate_output_uninitialized(0, DType::kFloat32, {M, N}));
-  return packed_gemv(ctx, a.data<float>(), M, K, b, tb, c ? c->data<float>() : nullptr, out->data<float>(),
-                     Activation{});
-}
-
+Status gemm_gemv_bf16_kernel(KernelContext& ctx) { return gemm_by(ctx, packed_gemv); }
 bool fusedmatmul_gemv_bf16_supports(const KernelContext& ctx) {
-  if (!fusedmatmul_fits(ctx) || !gemv_takes_b(ctx)) return false;
-  const Dims& ad = ctx.input(0)->dims();
-  return product(ad, 0, ad.size() - 1) <= gemv_bf16::kMaxRows;
+  return fusedmatmul_fits(ctx) && gemv_takes_b(ctx) && rows_of_a(ctx) <= gemv_bf16::kMaxRows;
 }
-
-Status fusedmatmul_gemv_bf16_kernel(KernelContext& ctx) {
-  KILN_ASSIGN_OR_RETURN(FusedMatMulArgs r, fusedmatmul_args(ctx));
-  return packed_gemv(ctx, r.a, r.M, r.K, *r.b, false, r.bias, r.y, r.act);
-}
+Status fusedmatmul_gemv_bf16_kernel(KernelContext& ctx) { return fusedmatmul_by(ctx, packed_gemv); }
 
 bool matmul_dnnl_bf16_supports(const KernelContext& ctx) { return matmul_fits(ctx) && bf16_allowed(ctx); }
 Status matmul_dnnl_bf16_kernel(KernelContext& ctx) { return matmul_dnnl(ctx, true); }
