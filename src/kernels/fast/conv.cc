@@ -3,12 +3,12 @@
 // conversions at its boundaries, ToNhwc and FromNhwc (layout_nhwc_bf16). Primitives (and weights reordered for
 // them, when constant) live in the node's cache.
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "kernels/activation.h"
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/fast/parallel.h"
 #include "kernels/kernel.h"
 #include "kernels/ref/conv_geometry.h"
 #include "kernels/x86/to_nhwc_bf16.h"
@@ -182,9 +182,7 @@ Status to_nhwc_simd_kernel(KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
   const auto& d = x.dims();
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kBFloat16, {d[0], d[2], d[3], d[1]}));
-  to_nhwc_bf16::convert(
-      x.data<float>(), d[0], d[1], d[2] * d[3], y->data<uint16_t>(),
-      [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 1, fn); });
+  to_nhwc_bf16::convert(x.data<float>(), d[0], d[1], d[2] * d[3], y->data<uint16_t>(), pool_of(ctx));
   ctx.set_kernel_detail("to_nhwc_bf16.avx512");
   return Status::ok();
 }

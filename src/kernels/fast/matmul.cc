@@ -3,12 +3,12 @@
 // `.dnnl`, oneDNN's matmul (B packed into the node's cache when constant). Each supports() accepts exactly the
 // cases the kernel computes like the reference kernel; anything else runs the reference kernel.
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "kernels/activation.h"
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/fast/parallel.h"
 #include "kernels/fast/weights.h"
 #include "kernels/kernel.h"
 #include "kernels/x86/gemv_bf16.h"
@@ -48,10 +48,7 @@ Status packed_gemm(KernelContext& ctx, const float* a, int64_t M, int64_t K, con
       }
     }
   };
-  sgemm::gemm(
-      ctx.isa(), a, M, K, *packed, bias, y,
-      [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(n, 1, fn); },
-      in_tasks ? &epilogue : nullptr);
+  sgemm::gemm(ctx.isa(), a, M, K, *packed, bias, y, pool_of(ctx), in_tasks ? &epilogue : nullptr);
   if (!in_tasks) {
     Status st = dnnl_kernels::eltwise_f32(y, M * N, act, ctx.num_threads());
     if (!st.is_ok()) return ctx.error(st.message());
@@ -171,9 +168,7 @@ Status packed_gemv(KernelContext& ctx, const float* a, int64_t M, int64_t K, con
   KILN_ASSIGN_OR_RETURN(auto packed, shared_weights<gemv_bf16::Packed>(
                                          ctx, CacheEntry::kGemvBf16Weights, b, {K, N, trans_b}, "packing weight B",
                                          [&] { return gemv_bf16::pack(b.data<float>(), K, N, trans_b); }));
-  gemv_bf16::multiply(a, M, K, *packed, bias, y, [&ctx](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-    ctx.parallel_for(n, 1, fn);
-  });
+  gemv_bf16::multiply(a, M, K, *packed, bias, y, pool_of(ctx));
   for (int64_t i = 0; i < M; ++i) apply_activation(act, y + i * N, N);
   ctx.set_kernel_detail("gemv_bf16.avx512");
   return Status::ok();

@@ -20,6 +20,7 @@
 
 #include "kernels/activation.h"
 #include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/fast/parallel.h"
 #include "kernels/fast/weights.h"
 #include "kernels/kernel.h"
 #include "kernels/ref/conv_geometry.h"
@@ -156,10 +157,6 @@ StatusOr<Tensor*> allocate_y(KernelContext& ctx, const NchwcGeom& n) {
                           : ctx.allocate_output_uninitialized(0, DType::kFloat32, n.bod);
 }
 
-sgemm::ParallelFor pool_of(const KernelContext& ctx) {
-  return [&ctx](int64_t count, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(count, 1, fn); };
-}
-
 }  // namespace
 
 // ---- nchwc_conv.im2col
@@ -197,10 +194,9 @@ Status nchwc_conv_im2col_kernel(KernelContext& ctx) {
   const std::function<void(float*, int64_t)> epilogue = [&act](float* tile, int64_t count) {
     apply_activation(act, tile, count);
   };
-  sgemm::conv2d_nchw_to_blocked(
-      ctx.input(0)->data<float>(), sgemm_geometry(n), *plan->packed, b ? b->data<float>() : nullptr, n.B,
-      y->data<float>(), relu, act.none() || relu ? nullptr : &epilogue,
-      [&ctx](int64_t count, const std::function<void(int64_t, int64_t)>& fn) { ctx.parallel_for(count, 64, fn); });
+  sgemm::conv2d_nchw_to_blocked(ctx.input(0)->data<float>(), sgemm_geometry(n), *plan->packed,
+                                b ? b->data<float>() : nullptr, n.B, y->data<float>(), relu,
+                                act.none() || relu ? nullptr : &epilogue, pool_of(ctx, 64));
   ctx.set_kernel_detail("im2col_sgemm.avx2");
   return Status::ok();
 }
@@ -225,14 +221,13 @@ Status winograd_kernel(KernelContext& ctx) {
                           p.tile = kTile;
                           const ConvGeom& g = p.n.g;
                           KILN_ASSIGN_OR_RETURN(
-                              p.wino,
-                              shared_weights<winograd::Weights>(
-                                  ctx, CacheEntry::kWinogradWeights, w, {p.n.C, p.n.M, p.tile, g.strides[0]},
-                                  "transforming weight W", [&] {
-                                    return winograd::transform_weights(
-                                        w.data<float>(), p.n.M, p.n.C, p.tile, static_cast<int>(g.strides[0]),
-                                        [&ctx](int64_t count, const auto& fn) { ctx.parallel_for(count, 1, fn); });
-                                  }));
+                              p.wino, shared_weights<winograd::Weights>(
+                                          ctx, CacheEntry::kWinogradWeights, w, {p.n.C, p.n.M, p.tile, g.strides[0]},
+                                          "transforming weight W", [&] {
+                                            return winograd::transform_weights(w.data<float>(), p.n.M, p.n.C, p.tile,
+                                                                               static_cast<int>(g.strides[0]),
+                                                                               pool_of(ctx));
+                                          }));
                           return Status::ok();
                         }));
   const NchwcGeom& n = plan->n;
