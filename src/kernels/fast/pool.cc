@@ -1,7 +1,8 @@
 // Fast pooling for float32. pool.f32: 2-D MaxPool/AveragePool over N*C planes in parallel, in float (the
 // reference kernel computes in double). NCHWc: nchwc_pool.blocked pools channel-blocked tensors in place (blocks
 // of 8 in AVX2 registers, of 16 in AVX-512 ones, where the ISA allows; the reference kernel unblocks, pools and
-// blocks again), and nchwc_global_avgpool.simd sums them in the same registers (pool_simd.inc, once for both).
+// blocks again), and nchwc_global_avgpool.simd sums them in the same registers (pool_simd.inc, once for both), as
+// global_avgpool.simd sums plain planes.
 #include <emmintrin.h>
 
 #include <algorithm>
@@ -358,6 +359,36 @@ Status nchwc_global_avgpool_simd_kernel(KernelContext& ctx) {
     }
   });
   ctx.set_kernel_detail(B == 8 ? "sum_plane8.avx2" : "sum_plane16.avx512");
+  return Status::ok();
+}
+
+// GlobalAveragePool of a plain float32 X [N, C, spatial...] (where no layout pass made it channel-blocked: the float
+// tail of an int8 network): each plane summed in double, as the reference kernel does, planes in parallel.
+bool global_avgpool_simd_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  return x && x->dtype() == DType::kFloat32 && x->rank() >= 3 && ctx.isa() >= Isa::kAvx2;
+}
+
+Status global_avgpool_simd_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const int64_t planes = x.dims()[0] * x.dims()[1];
+  int64_t sp = 1;
+  for (size_t d = 2; d < x.dims().size(); ++d) sp *= x.dims()[d];
+  std::vector<int64_t> od = x.dims();
+  for (size_t d = 2; d < od.size(); ++d) od[d] = 1;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kFloat32, od));
+  const bool avx512 = ctx.isa() >= Isa::kAvx512;
+  const float* in = x.data<float>();
+  float* out = y->data<float>();
+  // Tasks of about 16K values.
+  ctx.parallel_for(planes, std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(sp, 1)),
+                   [&](int64_t p0, int64_t p1) {
+                     for (int64_t p = p0; p < p1; ++p) {
+                       const double s = avx512 ? avx512::sum_row(in + p * sp, sp) : avx2::sum_row(in + p * sp, sp);
+                       out[p] = sp > 0 ? static_cast<float>(s / static_cast<double>(sp)) : 0.0f;
+                     }
+                   });
+  ctx.set_kernel_detail(avx512 ? "sum_row.avx512" : "sum_row.avx2");
   return Status::ok();
 }
 

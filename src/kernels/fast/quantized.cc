@@ -17,6 +17,7 @@
 #include "kernels/isa.h"
 #include "kernels/kernel.h"
 #include "kernels/ref/conv_geometry.h"
+#include "kernels/x86/qlinear_add.h"
 
 namespace kiln::cpu {
 namespace {
@@ -364,60 +365,48 @@ Status dequantizelinear_sse2_kernel(KernelContext& ctx) {
 }
 
 // ---- ai.kiln QLinearAdd: A and B of one shape, 8-bit, scalar scales and zero points; the reference kernel's
-// float32 arithmetic (dequantize each side, add, Relu, divide by C_scale, round half to even), 4 lanes at a time.
+// float32 arithmetic (dequantize each side, add, Relu, divide by C_scale, round half to even), 8 or 16 lanes at a time
+// (kernels/x86/qlinear_add.h).
 
-bool qlinearadd_sse2_supports(const KernelContext& ctx) {
+bool qlinearadd_simd_supports(const KernelContext& ctx) {
   const Tensor* a = ctx.input(0);
   const Tensor* b = ctx.input(3);
   const Tensor* c_zp = ctx.input(7);
-  if (ctx.isa() < Isa::kAvx2 || !is_8bit(a) || !is_8bit(b) || !is_8bit(c_zp) || a->dims() != b->dims()) return false;
+  if (!qlinear_add::supports(ctx.isa()) || !is_8bit(a) || !is_8bit(b) || !is_8bit(c_zp) || a->dims() != b->dims()) {
+    return false;
+  }
   const std::string act = ctx.attr_string("activation", "");
   return (act.empty() || act == "Relu") && is_scalar_f32(ctx.input(1)) && is_scalar_f32(ctx.input(4)) &&
          is_scalar_f32(ctx.input(6)) && scalar_zero_point(ctx.input(2), a->dtype()) &&
          scalar_zero_point(ctx.input(5), b->dtype()) && scalar_zero_point(c_zp, c_zp->dtype());
 }
 
-Status qlinearadd_sse2_kernel(KernelContext& ctx) {
+Status qlinearadd_simd_kernel(KernelContext& ctx) {
   const Tensor& a = *ctx.input(0);
   const Tensor& b = *ctx.input(3);
   const Tensor& c_zp = *ctx.input(7);
-  const float as = ctx.input(1)->data<float>()[0], bs = ctx.input(4)->data<float>()[0],
-              cs = ctx.input(6)->data<float>()[0];
-  const int32_t az = zero_point_of(*ctx.input(2)), bz = zero_point_of(*ctx.input(5)), cz = zero_point_of(c_zp);
-  const bool relu = !ctx.attr_string("activation", "").empty();
-  const bool a_signed = a.dtype() == DType::kInt8, b_signed = b.dtype() == DType::kInt8;
-  const bool c_signed = c_zp.dtype() == DType::kInt8;
+  qlinear_add::Params p;
+  p.a_scale = ctx.input(1)->data<float>()[0];
+  p.b_scale = ctx.input(4)->data<float>()[0];
+  p.c_scale = ctx.input(6)->data<float>()[0];
+  p.a_zero_point = zero_point_of(*ctx.input(2));
+  p.b_zero_point = zero_point_of(*ctx.input(5));
+  p.c_zero_point = zero_point_of(c_zp);
+  p.relu = !ctx.attr_string("activation", "").empty();
+  p.a_signed = a.dtype() == DType::kInt8;
+  p.b_signed = b.dtype() == DType::kInt8;
+  p.c_signed = c_zp.dtype() == DType::kInt8;
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, c_zp.dtype(), a.dims()));
   const auto* pa = static_cast<const uint8_t*>(a.raw_data());
   const auto* pb = static_cast<const uint8_t*>(b.raw_data());
   auto* out = static_cast<uint8_t*>(y->raw_data());
   const int64_t n = a.num_elements();
-  ctx.parallel_for((n + 15) / 16, 2048, [&](int64_t begin, int64_t end) {
-    const __m128 vas = _mm_set1_ps(as), vbs = _mm_set1_ps(bs), vcs = _mm_set1_ps(cs), zero = _mm_setzero_ps();
-    const __m128i vaz = _mm_set1_epi32(az), vbz = _mm_set1_epi32(bz), vcz = _mm_set1_epi32(cz);
-    __m128i wa[4], wb[4];
-    int64_t i = begin * 16;
-    const int64_t stop = std::min(end * 16, n);
-    for (; i + 16 <= stop; i += 16) {
-      widen16(pa + i, a_signed, wa);
-      widen16(pb + i, b_signed, wb);
-      __m128i q[4];
-      for (int k = 0; k < 4; ++k) {
-        const __m128 fa = _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(wa[k], vaz)), vas);
-        const __m128 fb = _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(wb[k], vbz)), vbs);
-        __m128 sum = _mm_add_ps(fa, fb);
-        if (relu) sum = _mm_max_ps(sum, zero);
-        q[k] = quantize4(sum, vcs, vcz);
-      }
-      store16(out + i, q, c_signed);
-    }
-    for (; i < stop; ++i) {
-      const float fa = static_cast<float>(load1(pa + i, a_signed) - az) * as;
-      const float fb = static_cast<float>(load1(pb + i, b_signed) - bz) * bs;
-      quantize1(relu ? std::max(fa + fb, 0.0f) : fa + fb, cs, cz, c_signed, out + i);
-    }
+  const cpu::Isa isa = ctx.isa();
+  // Tasks of 64 elements or more (whole vectors but for the last).
+  ctx.parallel_for((n + 63) / 64, 256, [&](int64_t begin, int64_t end) {
+    qlinear_add::add(isa, p, pa, pb, out, begin * 64, std::min(end * 64, n));
   });
-  ctx.set_kernel_detail(relu ? "add_relu" : "add");
+  ctx.set_kernel_detail(std::string(p.relu ? "add_relu." : "add.") + cpu::isa_name(isa));
   return Status::ok();
 }
 

@@ -541,6 +541,19 @@ TEST(FastKernels, BlockedGlobalAveragePoolMatchesReference) {
                                 simd ? "nchwc_global_avgpool.simd" : with_avx2("nchwc_conv.dnnl"));
 }
 
+// Global average pooling of a plain tensor (no convolution before it, so no blocked layout: the float tail of an
+// int8 network) sums each plane in vector registers, with tails of every length short of a vector, at rank 3 and 4.
+TEST(FastKernels, PlainGlobalAveragePoolMatchesReference) {
+  std::mt19937 rng(23);
+  const std::vector<std::vector<int64_t>> shapes = {{1, 2048, 7, 7}, {2, 5, 3, 5}, {3, 4, 37}, {1, 3, 1, 1}};
+  const std::string variant = std::string("global_avgpool.simd sum_row.") + cpu::isa_name(cpu::default_isa());
+  for (const auto& dims : shapes) {
+    SCOPED_TRACE(dims.size() == 3 ? "rank 3" : "rank 4, " + std::to_string(dims[1]) + " channels");
+    auto model = one_node("GlobalAveragePool", {"x"}, {}, {}, dims);
+    expect_fast_matches_reference(model, {{"x", random_tensor(dims, rng)}}, 1e-6f, false, with_avx2(variant));
+  }
+}
+
 TEST(FastKernels, TransposeAndSliceMatchReference) {
   std::mt19937 rng(16);
   const std::vector<int64_t> dims{2, 3, 4, 5};

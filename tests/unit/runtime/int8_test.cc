@@ -533,7 +533,11 @@ TEST(Int8, QuantizeDequantizeAndQLinearAddEqualTheReference) {
       for (int64_t i = 0; i < xq.num_elements(); ++i) {
         ASSERT_EQ((*fa)[0].data<uint8_t>()[i], (*ra)[0].data<uint8_t>()[i]) << "element " << i;
       }
-      EXPECT_EQ(fs->kernel_choices()[0].kernel, fast_here() ? "qlinearadd.sse2" : "ref");
+      EXPECT_EQ(fs->kernel_choices()[0].kernel, fast_here() ? "qlinearadd.simd" : "ref");
+      if (fast_here()) {
+        EXPECT_EQ(fs->kernel_choices()[0].detail,
+                  std::string(act.empty() ? "add." : "add_relu.") + cpu::isa_name(cpu::default_isa()));
+      }
     }
   }
   // Sums whose quotient by C's scale lies within an ulp or two of a half, where the product by the reciprocal
