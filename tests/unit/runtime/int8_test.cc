@@ -564,6 +564,55 @@ TEST(Int8, QuantizeDequantizeAndQLinearAddEqualTheReference) {
   }
 }
 
+// Every pair of uint8 values (a 256 x 256 grid: A's value is the row, B's the column) under several sets of scales and
+// zero points, with and without Relu: the fast kernel gives the reference's bytes everywhere, the sums whose quotient
+// lies near a half-integer included.
+TEST(Int8, QLinearAddEqualsTheReferenceOnEveryPairOfValues) {
+  const std::vector<int64_t> dims{1, 256, 256};
+  Tensor a = Tensor::allocate(DType::kUInt8, dims).value(), b = Tensor::allocate(DType::kUInt8, dims).value();
+  for (int64_t i = 0; i < 256; ++i) {
+    for (int64_t j = 0; j < 256; ++j) {
+      a.data<uint8_t>()[i * 256 + j] = static_cast<uint8_t>(i);
+      b.data<uint8_t>()[i * 256 + j] = static_cast<uint8_t>(j);
+    }
+  }
+  struct Scales {
+    float as, bs, cs;
+    int az, bz, cz;
+  };
+  const std::vector<Scales> cases = {{0.15f, 0.15f, 0.3f, 0, 0, 0},          {0.05f, 0.03f, 0.07f, 131, 65, 10},
+                                     {0.0213f, 0.0371f, 0.0419f, 128, 3, 7}, {1.0f, 1.0f, 2.0f, 0, 0, 0},
+                                     {0.1f, 0.2f, 0.3f, 17, 200, 255},       {3e-3f, 7e-3f, 1.1e-2f, 0, 0, 128}};
+  for (const Scales& c : cases) {
+    for (const std::string act : {"", "Relu"}) {
+      SCOPED_TRACE("scales " + std::to_string(c.as) + " " + std::to_string(c.bs) + " " + std::to_string(c.cs) + " " +
+                   act);
+      std::vector<ir::Attribute> attrs;
+      if (!act.empty()) attrs.push_back(make_attribute("activation", act));
+      ir::Model add = make_model(
+          make_graph({make_node("QLinearAdd", {"a", "as", "az", "b", "bs", "bz", "cs", "cz"}, {"y"}, "node", attrs,
+                                "ai.kiln")},
+                     "g", {make_tensor_value_info("a", DType::kUInt8, std::vector<DimArg>(dims.begin(), dims.end()))},
+                     {make_tensor_value_info("y", DType::kUndefined, std::nullopt)},
+                     {make_tensor("as", scalar_f32(c.as)), make_tensor("az", zero_point(DType::kUInt8, c.az)),
+                      make_tensor("b", b), make_tensor("bs", scalar_f32(c.bs)),
+                      make_tensor("bz", zero_point(DType::kUInt8, c.bz)), make_tensor("cs", scalar_f32(c.cs)),
+                      make_tensor("cz", zero_point(DType::kUInt8, c.cz))}),
+          {{"", 17}, {"ai.kiln", 1}});
+      SessionOptions ref_opts;
+      ref_opts.reference_kernels = true;
+      auto r = std::move(Session::create(add, ref_opts)).value()->run({{"a", a}});
+      auto fs = std::move(Session::create(add)).value();
+      auto f = fs->run({{"a", a}});
+      ASSERT_TRUE(r.is_ok() && f.is_ok());
+      for (int64_t i = 0; i < a.num_elements(); ++i) {
+        ASSERT_EQ((*f)[0].data<uint8_t>()[i], (*r)[0].data<uint8_t>()[i]) << "a " << i / 256 << ", b " << i % 256;
+      }
+      EXPECT_EQ(fs->kernel_choices()[0].kernel, fast_here() ? "qlinearadd.simd" : "ref");
+    }
+  }
+}
+
 TEST(Int8, EntropyCalibrationClipsLongTails) {
   // A histogram of |x| for a Gaussian with a few far outliers: TensorRT's KL threshold lands well inside the largest
   // value (min/max would keep the outliers and waste most levels) but beyond the bulk of the distribution.
