@@ -11,11 +11,15 @@ using Clock = std::chrono::steady_clock;
 
 // Timed rounds after the untimed one (which prepares weights and primitives): each round runs every candidate
 // once, in turn, so that a machine whose speed drifts affects them alike; each candidate keeps its best time.
-// Rounds stop once a node's timing has taken kNodeMs (at least one timed round); where even the quickest
-// candidate's untimed run took longer, the candidates are long enough that their preparation is a small part of
-// their time, and the untimed round decides (SRCNN's 90-170 ms convolutions: 2.3 s of timing at three rounds).
+// Rounds stop once a node's timing has taken kNodeMs, after at least one timed round: the untimed run's time is
+// mostly preparation wherever weights are large (BERT's 768 x 3072 products on a 2-vCPU Ice Lake Xeon: 32 ms for
+// the own SGEMM's packing and run, 60 ms for oneDNN's reorder, JIT and run, which then runs them in 3 ms against the
+// SGEMM's 4). Only where even the quickest candidate's untimed run took kLongMs are the candidates long enough that
+// their preparation is a small part of their time, and the untimed round decides (SRCNN's 90-290 ms convolutions:
+// seconds of timing otherwise).
 constexpr int kRounds = 3;
 constexpr double kNodeMs = 25;
+constexpr double kLongMs = 100;
 
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
@@ -96,7 +100,7 @@ const cpu::KernelDef* Tuner::choose(const std::vector<const cpu::KernelDef*>& ca
   for (size_t i = 0; i < n; ++i) {
     if (!failed[i]) quickest = std::min(quickest, best[i]);
   }
-  const bool untimed_decides = quickest > kNodeMs;
+  const bool untimed_decides = quickest > kLongMs;
   for (int round = 0; round < kRounds && !untimed_decides; ++round) {
     if (round > 0 && ms_since(start) > kNodeMs) break;
     for (size_t i = 0; i < n; ++i) {
