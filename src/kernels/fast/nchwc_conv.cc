@@ -194,10 +194,10 @@ Status nchwc_conv_im2col_kernel(KernelContext& ctx) {
   const std::function<void(float*, int64_t)> epilogue = [&act](float* tile, int64_t count) {
     apply_activation(act, tile, count);
   };
-  sgemm::conv2d_nchw_to_blocked(ctx.input(0)->data<float>(), sgemm_geometry(n), *plan->packed,
+  sgemm::conv2d_nchw_to_blocked(ctx.isa(), ctx.input(0)->data<float>(), sgemm_geometry(n), *plan->packed,
                                 b ? b->data<float>() : nullptr, n.B, y->data<float>(), relu,
                                 act.none() || relu ? nullptr : &epilogue, pool_of(ctx, 64));
-  ctx.set_kernel_detail("im2col_sgemm.avx2");
+  ctx.set_kernel_detail(n.B == 16 && ctx.isa() >= Isa::kAvx512 ? "im2col_sgemm16.avx512" : "im2col_sgemm.avx2");
   return Status::ok();
 }
 

@@ -241,6 +241,51 @@ __attribute__((target("avx2,fma"))) void kernel_conv_6x16(const float* corner, i
   finish_tile(acc, bias16, relu, tile);
 }
 
+// kernel_conv_6x16 on AVX-512: six pixels by two weight panels (32 output channels; bp1 null: one panel, 16), 12
+// accumulators, the tile [6][32] finished with the bias (32 floats, zero past M) and ReLU.
+template <bool kTwo>
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void kernel_conv_6x32_avx512(
+    const float* corner, int64_t rs, const int64_t* taps, const float* bp0, const float* bp1, int64_t K,
+    const float* bias32, bool relu, float* tile) {
+  __m512 acc[kMR][2];
+#pragma GCC unroll 6
+  for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < K; ++k) {
+    const float* a = corner + taps[k];
+    const __m512 b0 = _mm512_loadu_ps(bp0 + k * kNR);
+    const __m512 b1 = kTwo ? _mm512_loadu_ps(bp1 + k * kNR) : b0;
+#pragma GCC unroll 6
+    for (int r = 0; r < kMR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * rs]);
+      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+      if (kTwo) acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) {
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; ++j) {
+      __m512 v = _mm512_add_ps(acc[r][kTwo ? j : 0], _mm512_loadu_ps(bias32 + j * kNR));
+      if (relu) v = _mm512_maskz_max_ps(0xffff, v, zero);
+      _mm512_storeu_ps(tile + r * 2 * kNR + j * kNR, v);
+    }
+  }
+}
+
+// A [6][32] tile the packed AVX-512 micro-kernel stored, finished as above.
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void add_bias_6x32_avx512(float* tile,
+                                                                                            const float* bias32,
+                                                                                            bool relu) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (int r = 0; r < 2 * kMR; ++r) {
+    __m512 v = _mm512_add_ps(_mm512_loadu_ps(tile + r * kNR), _mm512_loadu_ps(bias32 + (r % 2) * kNR));
+    if (relu) v = _mm512_maskz_max_ps(0xffff, v, zero);
+    _mm512_storeu_ps(tile + r * kNR, v);
+  }
+}
+
 // finish_tile on a tile the packed micro-kernel stored, read back with loads as wide as its stores (narrower
 // ones would wait for the stores to retire).
 __attribute__((target("avx2"))) void add_bias_6x16(float* tile, const float* bias16, bool relu) {
@@ -531,8 +576,9 @@ void gemm(cpu::Isa isa, const float* a, int64_t M, int64_t lda, const PackedB& b
              });
 }
 
-void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias, int64_t block,
-                            float* y, bool relu, const std::function<void(float* tile, int64_t n)>* epilogue,
+void conv2d_nchw_to_blocked(cpu::Isa isa, const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias,
+                            int64_t block, float* y, bool relu,
+                            const std::function<void(float* tile, int64_t n)>* epilogue,
                             const ParallelFor& parallel_for) {
   const int64_t K = g.C * g.KH * g.KW, P = g.OH * g.OW, CB = (g.M + block - 1) / block;
   const int64_t tiles = (P + kMR - 1) / kMR, panels = (g.M + kNR - 1) / kNR;
@@ -542,14 +588,17 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
     for (int64_t i = 0; i < g.KH; ++i)
       for (int64_t j = 0; j < g.KW; ++j)
         taps[static_cast<size_t>((c * g.KH + i) * g.KW + j)] = c * g.H * g.W + i * g.dil_h * g.W + j * g.dil_w;
-  std::vector<float> padded_bias(static_cast<size_t>(panels * kNR), 0.0f);
+  // AVX-512 with blocks of 16: tiles of 6 pixels by two panels (32 channels), else by one (16).
+  const bool wide = isa >= cpu::Isa::kAvx512 && block == 16;
+  const int64_t width = wide ? 2 * kNR : kNR;  // a tile row's floats
+  std::vector<float> padded_bias(static_cast<size_t>((panels + 1) * kNR), 0.0f);
   if (bias) std::copy(bias, bias + g.M, padded_bias.begin());
   // Tiles go in groups, so that one weight panel (K x 16) is loaded into L1 once per group, not once per tile.
   constexpr int64_t kGroup = 8;
   parallel_for(g.N * tiles, [&](int64_t t0, int64_t t1) {
     const PackedA ap(static_cast<size_t>(kGroup * K * kMR));
     const float* corner[kGroup];  // an interior tile's first window corner; nullptr: its im2col is in ap
-    alignas(32) float tile[kMR * kNR];
+    alignas(64) float tile[kMR * 2 * kNR] = {};
     for (int64_t tg = t0; tg < t1; tg += kGroup) {
       const int64_t count = std::min(kGroup, t1 - tg);
       for (int64_t q = 0; q < count; ++q) {
@@ -586,32 +635,44 @@ void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const Packe
           }
         }
       }
-      for (int64_t pn = 0; pn < panels; ++pn) {
+      for (int64_t pn = 0; pn < panels; pn += wide ? 2 : 1) {
         const int64_t m0 = pn * kNR;
         const float* bp = w.data.get() + pn * K * kNR;
+        const bool two = wide && pn + 1 < panels;
+        const int64_t cols = two ? 2 * kNR : kNR;  // the tile's columns that hold channels
         for (int64_t q = 0; q < count; ++q) {
           const int64_t t = tg + q;
           const int64_t n = t / tiles, p0 = (t % tiles) * kMR, rows = std::min(kMR, P - p0);
           const float* b16 = padded_bias.data() + m0;
-          if (corner[q]) {
+          if (wide && corner[q]) {
+            if (two) {
+              kernel_conv_6x32_avx512<true>(corner[q], g.stride_w, taps.data(), bp, bp + K * kNR, K, b16, relu, tile);
+            } else {
+              kernel_conv_6x32_avx512<false>(corner[q], g.stride_w, taps.data(), bp, nullptr, K, b16, relu, tile);
+            }
+          } else if (wide) {
+            kernel_6x32_avx512<true>(ap.data() + q * K * kMR, 0, bp, two ? bp + K * kNR : nullptr, K, tile, width, kMR,
+                                     cols, false);
+            add_bias_6x32_avx512(tile, b16, relu);
+          } else if (corner[q]) {
             kernel_conv_6x16(corner[q], g.stride_w, taps.data(), bp, K, b16, relu, tile);
           } else {
             kernel_6x16<true>(ap.data() + q * K * kMR, 0, bp, K, tile, kNR, kMR, kNR, false);
             add_bias_6x16(tile, b16, relu);
           }
-          if (epilogue) (*epilogue)(tile, rows * kNR);
-          if (block == 8 && rows == kMR && m0 + kNR <= g.M) {
+          if (epilogue) (*epilogue)(tile, rows * width);
+          if (!wide && block == 8 && rows == kMR && m0 + kNR <= g.M) {
             store_tile_blocked8(tile, y + ((n * CB + m0 / 8) * P + p0) * 8, P * 8);
             continue;
           }
           // Scatter in runs of lanes that are contiguous in y (8 or 16 channels), padding lanes zero.
           const int64_t run = std::min(block, kNR);
-          for (int64_t jj = 0; jj < kNR && m0 + jj < CB * block; jj += run) {
+          for (int64_t jj = 0; jj < cols && m0 + jj < CB * block; jj += run) {
             const int64_t m = m0 + jj;
             float* dst = y + ((n * CB + m / block) * P + p0) * block + m % block;
             const int64_t valid = std::max<int64_t>(0, std::min(run, g.M - m));
             for (int64_t r = 0; r < rows; ++r) {
-              const float* src = tile + r * kNR + jj;
+              const float* src = tile + r * width + jj;
               float* d = dst + r * block;
               std::memcpy(d, src, static_cast<size_t>(valid) * sizeof(float));
               for (int64_t l = valid; l < run; ++l) d[l] = 0.0f;

@@ -54,14 +54,15 @@ void gemm(cpu::Isa isa, const float* a, int64_t M, int64_t lda, const PackedB& b
 // the channel-blocked layout: six output pixels at a time are multiplied by the packed weights W [M, C*KH*KW]
 // (pack_b(w, C*KH*KW, M, true)), reading the input in place where the six windows lie inside it and through
 // an im2col of the tile (zero padding included) at the borders; then bias, the activation (`relu`, or
-// `epilogue` when not null, applied to the 6 x 16 tile) and the scatter into y [N, ceil(M/block), OH, OW,
-// block] (padding lanes zero).
+// `epilogue` when not null, applied to the 6 x 16 tile, 6 x 32 with AVX-512 and blocks of 16) and the scatter into y
+// [N, ceil(M/block), OH, OW, block] (padding lanes zero).
 struct Conv2dGeometry {
   int64_t N, C, H, W, M, KH, KW, OH, OW;
   int64_t stride_h, stride_w, pad_t, pad_l, dil_h, dil_w;
 };
-void conv2d_nchw_to_blocked(const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias, int64_t block,
-                            float* y, bool relu, const std::function<void(float* tile, int64_t n)>* epilogue,
+void conv2d_nchw_to_blocked(cpu::Isa isa, const float* x, const Conv2dGeometry& g, const PackedB& w, const float* bias,
+                            int64_t block, float* y, bool relu,
+                            const std::function<void(float* tile, int64_t n)>* epilogue,
                             const ParallelFor& parallel_for);
 
 // A convolution of a channel-blocked input as one GEMM (for few output pixels, where a direct kernel has too
