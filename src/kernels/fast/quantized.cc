@@ -260,12 +260,14 @@ inline void widen16(const uint8_t* p, bool is_signed, __m128i out[4]) {
   out[3] = _mm_unpackhi_epi16(hi16, s_hi);
 }
 
-// round_half_even(v / scale) + zero_point for 4 lanes, as int32: a NaN quotient gives the zero point, and the quotient
-// is clamped to +-2^30 first, so that out-of-range values saturate when packed (store16) instead of wrapping.
+// round_half_even(v / scale) + zero_point for 4 lanes, as int32: the quotient is clamped to +-2^30 first, so that
+// out-of-range values saturate when packed (store16) instead of wrapping, and a NaN quotient saturates low (the
+// reference kernel's saturate(NaN)).
 inline __m128i quantize4(__m128 v, __m128 scale, __m128i zero_point) {
   __m128 q = _mm_div_ps(v, scale);
-  q = _mm_and_ps(q, _mm_cmpord_ps(q, q));  // NaN -> 0
-  q = _mm_max_ps(_mm_min_ps(q, _mm_set1_ps(1073741824.0f)), _mm_set1_ps(-1073741824.0f));
+  const __m128 ordered = _mm_cmpord_ps(q, q), low = _mm_set1_ps(-1073741824.0f);
+  q = _mm_or_ps(_mm_and_ps(ordered, q), _mm_andnot_ps(ordered, low));
+  q = _mm_max_ps(_mm_min_ps(q, _mm_set1_ps(1073741824.0f)), low);
   return _mm_add_epi32(_mm_cvtps_epi32(q), zero_point);  // round half to even (the default rounding mode)
 }
 
@@ -278,10 +280,9 @@ inline void store16(uint8_t* out, const __m128i q[4], bool is_signed) {
 
 // The scalar form of quantize4 + store16, for the tails.
 inline void quantize1(float v, float scale, int32_t zero_point, bool is_signed, uint8_t* out) {
-  float q = v / scale;
-  if (std::isnan(q)) q = 0;
+  const float q = v / scale;
   const float lo = is_signed ? -128.0f : 0.0f, hi = is_signed ? 127.0f : 255.0f;
-  const float r = std::min(std::max(std::nearbyint(q) + static_cast<float>(zero_point), lo), hi);
+  const float r = std::isnan(q) ? lo : std::min(std::max(std::nearbyint(q) + static_cast<float>(zero_point), lo), hi);
   if (is_signed) {
     *reinterpret_cast<int8_t*>(out) = static_cast<int8_t>(r);
   } else {
@@ -302,7 +303,7 @@ bool quantizelinear_sse2_supports(const KernelContext& ctx) {
 }
 
 // y = saturate(round_half_even(x / scale) + zero_point), the division in float32 as the reference does it; NaN
-// gives the zero point.
+// saturates low, as there.
 Status quantizelinear_sse2_kernel(KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
   DType q_type = DType::kUInt8;

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -490,6 +491,8 @@ TEST(Int8, QuantizeDequantizeAndQLinearAddEqualTheReference) {
   x.data<float>()[4] = -1e9f;  // and low
   x.data<float>()[5] = 0.25f;  // ties: 0.25 / 0.5 = 0.5 rounds to 0, 0.75 / 0.5 = 1.5 to 2
   x.data<float>()[6] = 0.75f;
+  x.data<float>()[7] = std::numeric_limits<float>::quiet_NaN();    // saturates low, as the reference's saturate does
+  x.data<float>()[627] = std::numeric_limits<float>::quiet_NaN();  // in the tail
   for (DType q : {DType::kUInt8, DType::kInt8}) {
     SCOPED_TRACE(q == DType::kUInt8 ? "uint8" : "int8");
     const int zp = q == DType::kUInt8 ? 131 : -5;
@@ -580,9 +583,17 @@ TEST(Int8, QLinearAddEqualsTheReferenceOnEveryPairOfValues) {
     float as, bs, cs;
     int az, bz, cz;
   };
-  const std::vector<Scales> cases = {{0.15f, 0.15f, 0.3f, 0, 0, 0},          {0.05f, 0.03f, 0.07f, 131, 65, 10},
-                                     {0.0213f, 0.0371f, 0.0419f, 128, 3, 7}, {1.0f, 1.0f, 2.0f, 0, 0, 0},
-                                     {0.1f, 0.2f, 0.3f, 17, 200, 255},       {3e-3f, 7e-3f, 1.1e-2f, 0, 0, 128}};
+  const std::vector<Scales> cases = {{0.15f, 0.15f, 0.3f, 0, 0, 0},
+                                     {0.05f, 0.03f, 0.07f, 131, 65, 10},
+                                     {0.0213f, 0.0371f, 0.0419f, 128, 3, 7},
+                                     {1.0f, 1.0f, 2.0f, 0, 0, 0},
+                                     {0.1f, 0.2f, 0.3f, 17, 200, 255},
+                                     {3e-3f, 7e-3f, 1.1e-2f, 0, 0, 128},
+                                     // Quotients beyond the clamp, infinite, and NaN (A at its zero point times an
+                                     // infinite scale): the kernel's unbounded form.
+                                     {1.0f, 1.0f, 1e-9f, 0, 0, 3},
+                                     {3e38f, 3e38f, 1e-3f, 100, 0, 0},
+                                     {INFINITY, 0.1f, 0.2f, 7, 0, 9}};
   for (const Scales& c : cases) {
     for (const std::string act : {"", "Relu"}) {
       SCOPED_TRACE("scales " + std::to_string(c.as) + " " + std::to_string(c.bs) + " " + std::to_string(c.cs) + " " +
