@@ -7,7 +7,10 @@
 // passes NHWC tensors along. A Transpose converts at the boundaries, once per
 // value: perm [0, 2, 3, 1] into a convolution from a plain producer, [0, 3, 1, 2] where a plain consumer, a
 // subgraph or a graph output needs the plain tensor. It runs only where the int8 kernels compute exact products
-// for any weights (cpu::has_exact_int8_products): elsewhere they run the reference kernels, which gain nothing.
+// for any weights (cpu::has_exact_int8_products): elsewhere they run the reference kernels, which gain nothing. Then
+// it fuses the residual sums into the convolutions (fuse_residual_sums).
+#include <cstring>
+
 #include "kernels/capabilities.h"
 #include "kiln/ir/builder.h"
 #include "optimizer/channels_last.h"
@@ -24,6 +27,67 @@ bool nhwc_conv(const ir::Graph& g, const ir::Node& n) {
   if (!is_onnx(n, "QLinearConv") || n.inputs.size() < 8 || n.outputs.size() != 1) return false;
   const Tensor* w = constant_tensor(g, n.inputs[3]);
   return w && w->rank() == 4 && w->dtype() == DType::kInt8;
+}
+
+// The largest y_scale / C_scale of a fused residual sum (fused_sum_supported in kernels/fast/quantized.cc).
+constexpr float kMaxScaleRatio = 1.9f;
+
+// Whether scalar constants a and b hold the same value (their bits; zero points of the same dtype).
+bool same_constant(const ir::Graph& g, const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  const Tensor* ta = constant_tensor(g, a);
+  const Tensor* tb = constant_tensor(g, b);
+  return ta && tb && ta->dtype() == tb->dtype() && ta->num_elements() == 1 && tb->num_elements() == 1 &&
+         std::memcmp(ta->raw_data(), tb->raw_data(), ta->nbytes()) == 0;
+}
+
+float scalar_f32(const ir::Graph& g, const std::string& name) {
+  const Tensor* t = constant_tensor(g, name);
+  return t && t->dtype() == DType::kFloat32 && t->num_elements() == 1 ? t->data<float>()[0] : 0.0f;
+}
+
+// The residual sums: a channels-last QLinearAdd whose operand is the only use of a NhwcQLinearConv's result (with
+// that result's scale and zero point) becomes that convolution's inputs 9-13 (the other operand Z, its scale and
+// zero point, the sum's scale and zero point) and attribute `activation`: oneDNN adds Z in the convolution's output
+// buffer (its sum post-op) instead of a pass over three tensors. Only where the convolution's own scale is under 1.9
+// times the sum's, so that rounding once instead of twice moves a result by at most one step
+// (kernels/fast/quantized.cc); Z must come from a node before the convolution. Returns how many it fused.
+int fuse_residual_sums(ir::Graph& g) {
+  int fused = 0;
+  GraphView view(g);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    ir::Node& add = g.nodes[i];
+    if (!is_kiln(add, "QLinearAdd") || add.inputs.size() < 8 || add.outputs.size() != 1) continue;
+    for (size_t side : {size_t{0}, size_t{3}}) {
+      const std::string& r = add.inputs[side];
+      const int c = view.producer(r);
+      if (c < 0 || view.single_reader(r) != static_cast<int>(i)) continue;
+      ir::Node& conv = g.nodes[static_cast<size_t>(c)];
+      if (!is_kiln(conv, "NhwcQLinearConv") || conv.inputs.size() < 8 || conv.inputs.size() > 9) continue;
+      const size_t other = side == 0 ? 3 : 0;
+      const std::string& z = add.inputs[other];
+      const int zp = view.producer(z);
+      if (zp >= c || z == r) continue;  // Z must be ready when the convolution runs
+      if (!same_constant(g, conv.inputs[6], add.inputs[side + 1]) ||
+          !same_constant(g, conv.inputs[7], add.inputs[side + 2])) {
+        continue;
+      }
+      const float ys = scalar_f32(g, conv.inputs[6]), cs = scalar_f32(g, add.inputs[6]);
+      if (!(ys > 0 && ys <= kMaxScaleRatio * cs)) continue;
+      conv.inputs.resize(9);  // B, or "" where there is none
+      conv.inputs.insert(conv.inputs.end(),
+                         {z, add.inputs[other + 1], add.inputs[other + 2], add.inputs[6], add.inputs[7]});
+      conv.outputs = add.outputs;
+      const ir::Attribute* act = add.attr("activation");
+      if (act) conv.attributes.push_back(*act);
+      mark_removed(add);
+      ++fused;
+      break;
+    }
+    if (add.op_type.empty()) view = GraphView(g);
+  }
+  sweep_removed(g);
+  return fused;
 }
 
 }  // namespace
@@ -62,7 +126,10 @@ int layout_nhwc_int8(ir::Model& m) {
     }
     cl.keep(n);
   }
-  return cl.finish(m);
+  const int changed = cl.finish(m);
+  if (changed == 0) return 0;
+  eliminate_dead_nodes(m);  // the QDQ nodes fuse_qdq left unread still read the convolutions' results
+  return changed + fuse_residual_sums(g);
 }
 
 }  // namespace kiln::opt

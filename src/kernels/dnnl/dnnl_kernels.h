@@ -73,10 +73,16 @@ struct QConvParams {
   bool x_signed = false, y_signed = false;
   // x and y channels-last ([N, H, W, C], ai.kiln NhwcQLinearConv); conv.out_dims stay the logical [N, M, OH, OW].
   bool channels_last = false;
+  // A residual sum (NhwcQLinearConv with Z, a QLinearAdd fused): the scaled value is clipped to [clip_lo, clip_hi],
+  // then sum_scale * (z - sum_zero_point) is added (oneDNN's sum post-op, z copied into y first unless y holds it)
+  // and, with relu, max(., 0), before y's zero point and the rounding.
+  bool sum = false, relu = false;
+  float clip_lo = 0, clip_hi = 0, sum_scale = 1;
+  int32_t sum_zero_point = 0;
 };
 Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QConvParams& p, cpu::KernelCache* cache,
                   bool constant_weights, Tensor& y, int threads, std::string* impl = nullptr,
-                  cpu::KernelCache* shared = nullptr);
+                  cpu::KernelCache* shared = nullptr, const void* z = nullptr);
 
 // A quantized 2-D product y[M, N] = a[M, K] @ b[K, N], row-major, on oneDNN's int8 matmul. QLinearMatMul: a
 // uint8/int8 with a zero point, b int8 with zero points 0, y uint8/int8, scales[n] = a_scale * b_scale[n] / y_scale

@@ -62,6 +62,13 @@ StatusOr<std::shared_ptr<QConvPrimitive>> make_qconv(const Tensor& x, const Tens
   attr.set_output_scales(p.scales.size() > 1 ? 1 << 1 : 0, p.scales);
   if (p.x_zero_point != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {p.x_zero_point});
   if (p.y_zero_point != 0) attr.set_zero_points(DNNL_ARG_DST, 0, {p.y_zero_point});
+  if (p.sum) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, p.clip_lo, p.clip_hi);
+    ops.append_sum(p.sum_scale, p.sum_zero_point);
+    if (p.relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(ops);
+  }
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const memory::desc src_any(q->src_md.dims(), x_dt, tag::any), dst_any(q->dst_md.dims(), y_dt, tag::any),
       w_any(w_dims, s8, tag::any);
@@ -86,7 +93,8 @@ StatusOr<std::shared_ptr<QConvPrimitive>> make_qconv(const Tensor& x, const Tens
 }  // namespace
 
 Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QConvParams& p, cpu::KernelCache* cache,
-                  bool constant_weights, Tensor& y, int threads, std::string* impl, cpu::KernelCache* shared) {
+                  bool constant_weights, Tensor& y, int threads, std::string* impl, cpu::KernelCache* shared,
+                  const void* z) {
   if (y.num_elements() == 0) return Status::ok();
   try {
     if (threads > 0) omp_set_num_threads(threads);
@@ -96,6 +104,10 @@ Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QC
       std::vector<int64_t> key = x.dims();
       key.insert(key.end(), {bias != nullptr, p.x_signed, p.y_signed, p.x_zero_point, p.y_zero_point, p.channels_last});
       append_bits(key, p.scales);
+      if (p.sum) {
+        key.insert(key.end(), {p.relu, p.sum_zero_point});
+        append_bits(key, {p.clip_lo, p.clip_hi, p.sum_scale});
+      }
       KILN_ASSIGN_OR_RETURN(q, cache->get<QConvPrimitive>(cpu::CacheKey{cpu::CacheEntry::kDnnlQConv, key}, make));
     } else {
       KILN_ASSIGN_OR_RETURN(q, make());
@@ -105,7 +117,7 @@ Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QC
     dnnl::stream strm(eng);
     execute_in_user_layouts(q->prim, q->pd, memory(q->src_md, eng, const_cast<void*>(x.raw_data())), q->packed_w,
                             memory(q->w_md, eng, const_cast<void*>(w.raw_data())), memory(q->dst_md, eng, y.raw_data()),
-                            q->b_md, bias ? bias->raw_data() : nullptr, strm);
+                            q->b_md, bias ? bias->raw_data() : nullptr, strm, p.sum ? z : nullptr);
   } catch (const dnnl::error& e) {
     return internal_error(std::string("oneDNN quantized convolution failed: ") + e.what());
   }

@@ -87,6 +87,30 @@ std::vector<int64_t> logical_dims(const Tensor& x, bool channels_last) {
   return channels_last ? std::vector<int64_t>{d[0], d[3], d[1], d[2]} : d;
 }
 
+// NhwcQLinearConv with Z (inputs 9-13: Z, Z_scale, Z_zero_point, C_scale, C_zero_point; attribute activation, ""
+// or "Relu"): the QLinearAdd of its result and Z, fused by layout_nhwc_int8. oneDNN computes it with one rounding:
+// the convolution's value in C's units, clipped to the range its own 8-bit output (y_scale, y_zero_point) can hold,
+// plus Z's, Relu, rounded. The reference rounds the convolution's output to y_scale's grid first, which moves the
+// value before the final rounding by at most y_scale / 2 / C_scale steps of C, under 0.95 where y_scale < 1.9 C_scale
+// (required here; float arithmetic adds about 1e-4): two values less than one step apart round to integers at most
+// one apart, so the results differ by at most one step (tests/unit/runtime/int8_test.cc). Z of Y's shape and C's
+// dtype (oneDNN adds it in the output buffer).
+bool fused_sum_supported(const KernelContext& ctx, const ConvGeom& g) {
+  const Tensor* z = ctx.input(9);
+  const Tensor* c_zp = ctx.input(13);
+  if (!is_8bit(z) || !is_8bit(c_zp) || z->dtype() != c_zp->dtype() || !is_scalar_f32(ctx.input(10)) ||
+      !is_scalar_f32(ctx.input(12)) || !scalar_zero_point(ctx.input(11), z->dtype()) ||
+      !scalar_zero_point(c_zp, c_zp->dtype())) {
+    return false;
+  }
+  const std::vector<int64_t> od = out_dims(g, g.M);
+  if (z->dims() != std::vector<int64_t>{od[0], od[2], od[3], od[1]}) return false;
+  const std::string act = ctx.attr_string("activation", "");
+  const float ys = ctx.input(6)->data<float>()[0], cs = ctx.input(12)->data<float>()[0];
+  return (act.empty() || act == "Relu") && std::isfinite(ys) && ys > 0 && std::isfinite(cs) && ys <= 1.9f * cs &&
+         std::isfinite(ctx.input(10)->data<float>()[0]);
+}
+
 bool qconv_supports(const KernelContext& ctx, bool channels_last) {
   const Tensor* x = ctx.input(0);
   const Tensor* w = ctx.input(3);
@@ -104,7 +128,8 @@ bool qconv_supports(const KernelContext& ctx, bool channels_last) {
   if (b && (b->dtype() != DType::kInt32 || b->num_elements() != M)) return false;
   if (!int8_exact(ctx, x->dtype(), *w)) return false;
   ConvGeom g;
-  return conv_setup(ctx, logical_dims(*x, channels_last), *w, g).is_ok();
+  if (!conv_setup(ctx, logical_dims(*x, channels_last), *w, g).is_ok()) return false;
+  return !channels_last || !ctx.input(9) || fused_sum_supported(ctx, g);
 }
 
 Status qconv_kernel(KernelContext& ctx, bool channels_last) {
@@ -124,10 +149,29 @@ Status qconv_kernel(KernelContext& ctx, bool channels_last) {
   p.scales = output_scales(*ctx.input(1), *ctx.input(4), *ctx.input(6));
   const std::vector<int64_t>& od = p.conv.out_dims;
   const std::vector<int64_t> y_dims = channels_last ? std::vector<int64_t>{od[0], od[2], od[3], od[1]} : od;
-  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, y_zp.dtype(), y_dims));
+  const Tensor* z = channels_last ? ctx.input(9) : nullptr;
+  DType y_type = y_zp.dtype();
+  if (z) {
+    // The fused QLinearAdd (fused_sum_supported): scales and zero point of C, the clip to Y's own range in C's units.
+    const Tensor& c_zp = *ctx.input(13);
+    const double ys = ctx.input(6)->data<float>()[0], cs = ctx.input(12)->data<float>()[0];
+    const double y_lo = p.y_signed ? -128 : 0, y_hi = p.y_signed ? 127 : 255;
+    p.scales = output_scales(*ctx.input(1), *ctx.input(4), *ctx.input(12));
+    p.sum = true;
+    p.relu = !ctx.attr_string("activation", "").empty();
+    p.clip_lo = static_cast<float>((y_lo - p.y_zero_point) * ys / cs);
+    p.clip_hi = static_cast<float>((y_hi - p.y_zero_point) * ys / cs);
+    p.sum_scale = static_cast<float>(static_cast<double>(ctx.input(10)->data<float>()[0]) / cs);
+    p.sum_zero_point = zero_point_of(*ctx.input(11));
+    p.y_zero_point = zero_point_of(c_zp);
+    p.y_signed = c_zp.dtype() == DType::kInt8;
+    y_type = c_zp.dtype();
+  }
+  KILN_ASSIGN_OR_RETURN(Tensor * y, z ? ctx.allocate_output_reusing(0, 9, y_type, y_dims)
+                                      : ctx.allocate_output_uninitialized(0, y_type, y_dims));
   std::string impl;
   Status st = dnnl_kernels::qconv_int8(x, w, ctx.input(8), p, ctx.cache(), ctx.input_is_constant(3), *y,
-                                       ctx.num_threads(), &impl, ctx.shared_cache());
+                                       ctx.num_threads(), &impl, ctx.shared_cache(), z ? z->raw_data() : nullptr);
   if (!st.is_ok()) return ctx.error(st.message());
   ctx.set_kernel_detail(impl);
   return Status::ok();

@@ -235,7 +235,12 @@ Status qlinearconv_kernel(KernelContext& ctx) {
   return write_output(ctx, 0, dt, dims, y);
 }
 
+Status qlinearadd_kernel(KernelContext& ctx);  // ref/quantize.cc
+
 // ai.kiln NhwcQLinearConv: QLinearConv with X [N, H, W, C] and Y [N, OH, OW, M] (channels-last; layout_nhwc_int8).
+// With inputs 9-13 (Z, Z_scale, Z_zero_point, C_scale, C_zero_point) and attribute `activation` ("" or "Relu"), the
+// ai.kiln QLinearAdd of that result (y_scale, y_zero_point) and Z follows, as the unfused nodes compute it: the
+// result is C (layout_nhwc_int8 fuses a residual sum so; the fast kernel rounds once, kernels/fast/quantized.cc).
 Status nhwcqlinearconv_kernel(KernelContext& ctx) {
   for (size_t i = 0; i < 8; ++i) KILN_RETURN_IF_ERROR(ctx.required_input(i).status());
   const Tensor& x = *ctx.input(0);
@@ -247,7 +252,17 @@ Status nhwcqlinearconv_kernel(KernelContext& ctx) {
   KILN_RETURN_IF_ERROR(qlinearconv_core(ctx, xc, y, yd, dt));
   KILN_RETURN_IF_ERROR(write_output(ctx, 0, dt, yd, y));
   KILN_ASSIGN_OR_RETURN(Tensor out, permute_channels(ctx, ctx.outputs()[0], true, "the result"));
-  ctx.set_output(0, std::move(out));
+  if (ctx.num_inputs() <= 9 || !ctx.input(9)) {
+    ctx.set_output(0, std::move(out));
+    return Status::ok();
+  }
+  for (size_t i = 9; i < 14; ++i) KILN_RETURN_IF_ERROR(ctx.required_input(i).status());
+  const Value conv(std::move(out));
+  KernelContext add(
+      ctx.node(), 1,
+      {&conv, ctx.value(6), ctx.value(7), ctx.value(9), ctx.value(10), ctx.value(11), ctx.value(12), ctx.value(13)}, 1);
+  KILN_RETURN_IF_ERROR(qlinearadd_kernel(add));
+  ctx.set_output(0, add.take_output(0).tensor());
   return Status::ok();
 }
 

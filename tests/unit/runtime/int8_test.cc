@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -406,6 +407,105 @@ TEST(Int8, QdqConvolutionsBecomeQLinearConvAndMatchTheQdqGraph) {
   int fast = 0;
   for (const KernelChoice& c : session->kernel_choices()) fast += c.kernel == "nhwcqlinearconv.dnnl";
   EXPECT_EQ(fast, vnni_here() ? 2 : 0);
+}
+
+// A residual block in QDQ form: x quantized, a 3x3 convolution quantized with scale s_y, its sum with the block's
+// input [-> Relu], quantized with scale s_c. Where the int8 kernels compute exact products, layout_nhwc_int8 fuses
+// the sum into the convolution (inputs 9-13) when s_y < 1.9 s_c; the fused node's reference kernel computes what
+// the two nodes did, exactly, and the fast kernel (one rounding) is within one step of s_c.
+ir::Model residual_model(std::mt19937& rng, float s_y, float s_c, bool relu) {
+  std::vector<float> ws, b;
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  for (int64_t m = 0; m < 16; ++m) {
+    ws.push_back(0.004f + 0.001f * static_cast<float>(m % 5));
+    b.push_back(u(rng));
+  }
+  std::vector<ir::NamedTensor> inits{make_tensor("s_in", scalar_f32(0.02f)),
+                                     make_tensor("z_in", zero_point(DType::kUInt8, 128)),
+                                     make_tensor("s_y", scalar_f32(s_y)),
+                                     make_tensor("z_y", zero_point(DType::kUInt8, 120)),
+                                     make_tensor("s_c", scalar_f32(s_c)),
+                                     make_tensor("z_c", zero_point(DType::kUInt8, relu ? 0 : 128)),
+                                     make_tensor("wq", random_ints(DType::kInt8, {16, 16, 3, 3}, rng, -127, 127)),
+                                     make_tensor("ws", floats(ws)),
+                                     make_tensor("b", floats(b))};
+  std::vector<ir::Node> nodes{
+      make_node("QuantizeLinear", {"x", "s_in", "z_in"}, {"xq"}, "q_in"),
+      make_node("DequantizeLinear", {"xq", "s_in", "z_in"}, {"xd"}, "dq_in"),
+      make_node("DequantizeLinear", {"wq", "ws"}, {"w"}, "dq_w", {make_attribute("axis", int64_t{0})}),
+      make_node("Conv", {"xd", "w", "b"}, {"c"}, "conv", {make_attribute("pads", std::vector<int64_t>{1, 1, 1, 1})}),
+      make_node("QuantizeLinear", {"c", "s_y", "z_y"}, {"cq"}, "q_y"),
+      make_node("DequantizeLinear", {"cq", "s_y", "z_y"}, {"cd"}, "dq_y"),
+      make_node("Add", {"cd", "xd"}, {"sum"}, "add")};
+  std::string last = "sum";
+  if (relu) {
+    nodes.push_back(make_node("Relu", {"sum"}, {"r"}, "relu"));
+    last = "r";
+  }
+  nodes.push_back(make_node("QuantizeLinear", {last, "s_c", "z_c"}, {"yq"}, "q_c"));
+  nodes.push_back(make_node("DequantizeLinear", {"yq", "s_c", "z_c"}, {"y"}, "dq_c"));
+  return make_model(
+      make_graph(nodes, "residual", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 16, 9, 11})},
+                 {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}, std::move(inits)),
+      {{"", 13}});
+}
+
+TEST(Int8, ResidualSumsFuseIntoTheConvolutionWithinOneStep) {
+  struct Case {
+    float s_y, s_c;
+    bool relu, fused;
+  };
+  for (const Case& c :
+       {Case{0.05f, 0.03f, true, true}, Case{0.03f, 0.04f, false, true}, Case{0.09f, 0.03f, true, false}}) {
+    SCOPED_TRACE("s_y " + std::to_string(c.s_y) + ", s_c " + std::to_string(c.s_c) + (c.relu ? ", Relu" : ""));
+    std::mt19937 rng(43);
+    const ir::Model model = residual_model(rng, c.s_y, c.s_c, c.relu);
+    ir::Model optimized = model;
+    ASSERT_TRUE(opt::optimize(optimized, 99).is_ok());
+    int adds = 0, fused = 0;
+    for (const auto& n : optimized.graph.nodes) {
+      adds += n.op_type == "QLinearAdd";
+      fused += n.op_type == "NhwcQLinearConv" && n.inputs.size() == 14;
+    }
+    const bool expect_fused = c.fused && vnni_here();
+    EXPECT_EQ(fused, expect_fused ? 1 : 0);
+    EXPECT_EQ(adds, expect_fused ? 0 : 1);
+    Tensor x = Tensor::allocate(DType::kFloat32, {2, 16, 9, 11}).value();
+    std::uniform_real_distribution<float> u(-2.5f, 2.5f);
+    for (int64_t i = 0; i < x.num_elements(); ++i) x.data<float>()[i] = u(rng);
+    // The graph with the QDQ pairs fused (QLinearConv, QLinearAdd) but not yet channels-last, on the reference
+    // kernels: what the unfused nodes compute. (The QDQ graph itself differs from it by the int32 bias's rounding.)
+    ir::Model qlinear = model;
+    ASSERT_TRUE(opt::optimize(qlinear, 2).is_ok());
+    SessionOptions ref_opts;
+    ref_opts.reference_kernels = true;
+    ref_opts.optimization_level = 0;
+    auto ref = std::move(Session::create(qlinear, ref_opts)).value()->run({{"x", x}});
+    ASSERT_TRUE(ref.is_ok()) << ref.status().message();
+    // The fully optimized graph on the reference kernels: the fused node computes exactly what the nodes it
+    // replaced did.
+    auto ref_fused = std::move(Session::create(optimized, ref_opts)).value()->run({{"x", x}});
+    ASSERT_TRUE(ref_fused.is_ok()) << ref_fused.status().message();
+    const Tensor& r = (*ref)[0];
+    ASSERT_EQ((*ref_fused)[0].dims(), r.dims());
+    EXPECT_EQ(std::memcmp((*ref_fused)[0].raw_data(), r.raw_data(), r.nbytes()), 0);
+    // The fast kernels: within one step of s_c where the sum is fused (one rounding instead of two), else equal.
+    auto session = std::move(Session::create(model)).value();
+    auto got = session->run({{"x", x}});
+    ASSERT_TRUE(got.is_ok()) << got.status().message();
+    const Tensor& f = (*got)[0];
+    ASSERT_EQ(f.dims(), r.dims());
+    int64_t differ = 0;
+    for (int64_t i = 0; i < r.num_elements(); ++i) {
+      const float d = std::abs(f.data<float>()[i] - r.data<float>()[i]);
+      ASSERT_LE(d, expect_fused ? c.s_c * 1.001f : 0.0f) << "element " << i;
+      differ += d > 0;
+    }
+    EXPECT_LE(differ * 4, r.num_elements()) << differ << " of " << r.num_elements() << " elements differ";
+    int fast = 0;
+    for (const KernelChoice& k : session->kernel_choices()) fast += k.kernel == "nhwcqlinearconv.dnnl";
+    EXPECT_EQ(fast, vnni_here() ? 1 : 0);
+  }
 }
 
 // DequantizeLinear -> MaxPool -> QuantizeLinear with the same parameters is MaxPool on the 8-bit tensor (fuse_qdq),
