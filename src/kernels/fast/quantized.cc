@@ -1,10 +1,11 @@
 // Fast quantized convolutions and matrix products on oneDNN's int8 primitives: QLinearConv (qlinearconv.dnnl) and its
-// channels-last ai.kiln NhwcQLinearConv (nhwcqlinearconv.dnnl),
-// QLinearMatMul (qlinearmatmul.dnnl) and MatMulInteger (matmulinteger.dnnl); and per-tensor QuantizeLinear and
-// DequantizeLinear (quantizelinear.sse2, dequantizelinear.sse2), bit-equal to the reference kernels. They take the
-// cases oneDNN computes exactly as ONNX does (int8 weights with zero points 0, per-tensor or per-output-channel weight
-// scales, scalar activation scales and zero points, an int32 bias); anything else runs the reference kernel.
-// tests/unit/runtime/int8_test.cc checks them against it.
+// channels-last ai.kiln NhwcQLinearConv (nhwcqlinearconv.dnnl, with or without a fused residual sum),
+// QLinearMatMul (qlinearmatmul.dnnl) and MatMulInteger (matmulinteger.dnnl); per-tensor QuantizeLinear and
+// DequantizeLinear (quantizelinear.sse2, dequantizelinear.sse2) and ai.kiln QLinearAdd (qlinearadd.simd), bit-equal
+// to the reference kernels. They take the cases oneDNN computes exactly as ONNX does (int8 weights with zero points
+// 0, per-tensor or per-output-channel weight scales, scalar activation scales and zero points, an int32 bias);
+// anything else runs the reference kernel. The fused residual sum rounds once where the reference rounds twice: within
+// one step (fused_sum_supported). tests/unit/runtime/int8_test.cc checks them against it.
 #include <emmintrin.h>
 
 #include <cmath>
