@@ -17,4 +17,9 @@ int preferred_nchwc_block();
 // KILN_MAX_ISA): the optimizer's channels-last int8 layout (layout_nhwc_int8) pays only where they run.
 bool has_exact_int8_products();
 
+// Whether a residual sum fused into an int8 convolution (NhwcQLinearConv with Z: one rounding where the unfused nodes
+// round twice) stays within one step of the sum's scale: the convolution's own y_scale finite, positive and under 1.9
+// times C_scale (kernels/fast/quantized.cc derives the bound). layout_nhwc_int8 fuses, and the kernel runs, only then.
+bool fused_residual_sum_fits(float y_scale, float c_scale);
+
 }  // namespace kiln::cpu

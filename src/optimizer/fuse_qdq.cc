@@ -43,29 +43,6 @@ std::optional<Dequantized> dequantized(const ir::Graph& g, const GraphView& view
   return Dequantized{n.inputs[0], n.inputs[1], zero_point_name(n), attr_int(n, "axis", 1)};
 }
 
-bool scalar_f32(const ir::Graph& g, const std::string& name) {
-  const Tensor* t = constant_tensor(g, name);
-  return t && t->dtype() == DType::kFloat32 && t->num_elements() == 1;
-}
-
-// A constant scalar zero point of uint8 or int8 (or none: uint8 0).
-bool scalar_zero_point(const ir::Graph& g, const std::string& name) {
-  if (name.empty()) return true;
-  const Tensor* t = constant_tensor(g, name);
-  return t && t->num_elements() == 1 && (t->dtype() == DType::kUInt8 || t->dtype() == DType::kInt8);
-}
-
-// A constant float32 scalar's value (scalar_f32 checked).
-float scalar_value(const ir::Graph& g, const std::string& name) { return constant_tensor(g, name)->data<float>()[0]; }
-
-// A zero point (scalar_zero_point checked) as (is int8, value): none is uint8 0.
-std::pair<bool, int32_t> zero_point_value(const ir::Graph& g, const std::string& name) {
-  const Tensor* t = name.empty() ? nullptr : constant_tensor(g, name);
-  if (!t) return {false, 0};
-  return t->dtype() == DType::kInt8 ? std::pair<bool, int32_t>{true, t->data<int8_t>()[0]}
-                                    : std::pair<bool, int32_t>{false, t->data<uint8_t>()[0]};
-}
-
 // An activation's (scale, zero point) as QLinear* inputs: the zero point made explicit (uint8 0) when absent.
 std::string zero_point_input(ir::Graph& g, const std::string& name, const std::string& base) {
   if (!name.empty()) return name;

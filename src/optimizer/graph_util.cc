@@ -84,6 +84,26 @@ bool is_constant_scalar(const ir::Graph& g, const std::string& name, double valu
   return std::fabs(cpu::to_doubles(*t)[0] - value) <= tol * std::max(1.0, std::fabs(value));
 }
 
+bool scalar_f32(const ir::Graph& g, const std::string& name) {
+  const Tensor* t = constant_tensor(g, name);
+  return t && t->dtype() == DType::kFloat32 && t->num_elements() == 1;
+}
+
+float scalar_value(const ir::Graph& g, const std::string& name) { return constant_tensor(g, name)->data<float>()[0]; }
+
+bool scalar_zero_point(const ir::Graph& g, const std::string& name) {
+  if (name.empty()) return true;
+  const Tensor* t = constant_tensor(g, name);
+  return t && t->num_elements() == 1 && (t->dtype() == DType::kUInt8 || t->dtype() == DType::kInt8);
+}
+
+std::pair<bool, int32_t> zero_point_value(const ir::Graph& g, const std::string& name) {
+  const Tensor* t = name.empty() ? nullptr : constant_tensor(g, name);
+  if (!t) return {false, 0};
+  return t->dtype() == DType::kInt8 ? std::pair<bool, int32_t>{true, t->data<int8_t>()[0]}
+                                    : std::pair<bool, int32_t>{false, t->data<uint8_t>()[0]};
+}
+
 void rename_reads(ir::Graph& g, const std::string& from, const std::string& to) {
   for (auto& n : g.nodes) {
     for (auto& i : n.inputs) {

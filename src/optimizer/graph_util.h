@@ -8,6 +8,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "kiln/ir/graph.h"
@@ -51,6 +52,15 @@ const Tensor* constant_tensor(const ir::Graph& g, const std::string& name);
 std::optional<std::vector<double>> constant_values(const ir::Graph& g, const std::string& name);
 // A constant scalar (any numeric dtype, one element) near `value`.
 bool is_constant_scalar(const ir::Graph& g, const std::string& name, double value, double tol = 1e-6);
+
+// Quantization parameters (QuantizeLinear/DequantizeLinear, QLinear* inputs). A constant float32 scalar:
+bool scalar_f32(const ir::Graph& g, const std::string& name);
+// its value (scalar_f32 checked).
+float scalar_value(const ir::Graph& g, const std::string& name);
+// A constant scalar zero point of uint8 or int8 (or none, "": uint8 0).
+bool scalar_zero_point(const ir::Graph& g, const std::string& name);
+// A zero point (scalar_zero_point checked) as (is int8, value): none is uint8 0.
+std::pair<bool, int32_t> zero_point_value(const ir::Graph& g, const std::string& name);
 
 // A Clip's bounds when they are constants (attributes before opset 11, inputs from it; an absent one: the float
 // range's end); nullopt when one is not a constant scalar.

@@ -9,8 +9,6 @@
 // subgraph or a graph output needs the plain tensor. It runs only where the int8 kernels compute exact products
 // for any weights (cpu::has_exact_int8_products): elsewhere they run the reference kernels, which gain nothing. Then
 // it fuses the residual sums into the convolutions (fuse_residual_sums).
-#include <cstring>
-
 #include "kernels/capabilities.h"
 #include "kiln/ir/builder.h"
 #include "optimizer/channels_last.h"
@@ -29,29 +27,22 @@ bool nhwc_conv(const ir::Graph& g, const ir::Node& n) {
   return w && w->rank() == 4 && w->dtype() == DType::kInt8;
 }
 
-// The largest y_scale / C_scale of a fused residual sum (fused_sum_supported in kernels/fast/quantized.cc).
-constexpr float kMaxScaleRatio = 1.9f;
-
-// Whether scalar constants a and b hold the same value (their bits; zero points of the same dtype).
-bool same_constant(const ir::Graph& g, const std::string& a, const std::string& b) {
-  if (a == b) return true;
-  const Tensor* ta = constant_tensor(g, a);
-  const Tensor* tb = constant_tensor(g, b);
-  return ta && tb && ta->dtype() == tb->dtype() && ta->num_elements() == 1 && tb->num_elements() == 1 &&
-         std::memcmp(ta->raw_data(), tb->raw_data(), ta->nbytes()) == 0;
+// Whether two quantization parameters (a scale, or a zero point) hold the same constant value.
+bool same_scale(const ir::Graph& g, const std::string& a, const std::string& b) {
+  return a == b || (scalar_f32(g, a) && scalar_f32(g, b) && scalar_value(g, a) == scalar_value(g, b));
 }
 
-float scalar_f32(const ir::Graph& g, const std::string& name) {
-  const Tensor* t = constant_tensor(g, name);
-  return t && t->dtype() == DType::kFloat32 && t->num_elements() == 1 ? t->data<float>()[0] : 0.0f;
+bool same_zero_point(const ir::Graph& g, const std::string& a, const std::string& b) {
+  return a == b ||
+         (scalar_zero_point(g, a) && scalar_zero_point(g, b) && zero_point_value(g, a) == zero_point_value(g, b));
 }
 
 // The residual sums: a channels-last QLinearAdd whose operand is the only use of a NhwcQLinearConv's result (with
 // that result's scale and zero point) becomes that convolution's inputs 9-13 (the other operand Z, its scale and
 // zero point, the sum's scale and zero point) and attribute `activation`: oneDNN adds Z in the convolution's output
-// buffer (its sum post-op) instead of a pass over three tensors. Only where the convolution's own scale is under 1.9
-// times the sum's, so that rounding once instead of twice moves a result by at most one step
-// (kernels/fast/quantized.cc); Z must come from a node before the convolution. Returns how many it fused.
+// buffer (its sum post-op) instead of a pass over three tensors. Only where rounding once instead of twice moves a
+// result by at most one step (cpu::fused_residual_sum_fits); Z must come from a node before the convolution. Returns
+// how many it fused.
 int fuse_residual_sums(ir::Graph& g) {
   int fused = 0;
   GraphView view(g);
@@ -68,12 +59,12 @@ int fuse_residual_sums(ir::Graph& g) {
       const std::string& z = add.inputs[other];
       const int zp = view.producer(z);
       if (zp >= c || z == r) continue;  // Z must be ready when the convolution runs
-      if (!same_constant(g, conv.inputs[6], add.inputs[side + 1]) ||
-          !same_constant(g, conv.inputs[7], add.inputs[side + 2])) {
+      if (!same_scale(g, conv.inputs[6], add.inputs[side + 1]) ||
+          !same_zero_point(g, conv.inputs[7], add.inputs[side + 2]) || !scalar_f32(g, conv.inputs[6]) ||
+          !scalar_f32(g, add.inputs[6]) ||
+          !cpu::fused_residual_sum_fits(scalar_value(g, conv.inputs[6]), scalar_value(g, add.inputs[6]))) {
         continue;
       }
-      const float ys = scalar_f32(g, conv.inputs[6]), cs = scalar_f32(g, add.inputs[6]);
-      if (!(ys > 0 && ys <= kMaxScaleRatio * cs)) continue;
       conv.inputs.resize(9);  // B, or "" where there is none
       conv.inputs.insert(conv.inputs.end(),
                          {z, add.inputs[other + 1], add.inputs[other + 2], add.inputs[6], add.inputs[7]});

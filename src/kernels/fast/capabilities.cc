@@ -1,5 +1,7 @@
 #include "kernels/capabilities.h"
 
+#include <cmath>
+
 #include "kernels/dnnl/dnnl_kernels.h"
 
 namespace kiln::cpu {
@@ -14,6 +16,10 @@ int preferred_nchwc_block() {
 bool has_exact_int8_products() {
   const CpuFeatures& f = cpu_features();
   return default_isa() == Isa::kAvx512 && (f.avx512_vnni || f.amx_int8);
+}
+
+bool fused_residual_sum_fits(float y_scale, float c_scale) {
+  return std::isfinite(y_scale) && y_scale > 0 && std::isfinite(c_scale) && y_scale <= 1.9f * c_scale;
 }
 
 void cap_library_isa(Isa isa) { dnnl_kernels::cap_isa(isa); }

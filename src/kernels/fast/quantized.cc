@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/capabilities.h"
 #include "kernels/dnnl/dnnl_kernels.h"
 #include "kernels/isa.h"
 #include "kernels/kernel.h"
@@ -93,8 +94,8 @@ std::vector<int64_t> logical_dims(const Tensor& x, bool channels_last) {
 // the convolution's value in C's units, clipped to the range its own 8-bit output (y_scale, y_zero_point) can hold,
 // plus Z's, Relu, rounded. The reference rounds the convolution's output to y_scale's grid first, which moves the
 // value before the final rounding by at most y_scale / 2 / C_scale steps of C, under 0.95 where y_scale < 1.9 C_scale
-// (required here; float arithmetic adds about 1e-4): two values less than one step apart round to integers at most
-// one apart, so the results differ by at most one step (tests/unit/runtime/int8_test.cc). Z of Y's shape and C's
+// (fused_residual_sum_fits; float arithmetic adds about 1e-4): two values less than one step apart round to integers at
+// most one apart, so the results differ by at most one step (tests/unit/runtime/int8_test.cc). Z of Y's shape and C's
 // dtype (oneDNN adds it in the output buffer).
 bool fused_sum_supported(const KernelContext& ctx, const ConvGeom& g) {
   const Tensor* z = ctx.input(9);
@@ -108,7 +109,7 @@ bool fused_sum_supported(const KernelContext& ctx, const ConvGeom& g) {
   if (z->dims() != std::vector<int64_t>{od[0], od[2], od[3], od[1]}) return false;
   const std::string act = ctx.attr_string("activation", "");
   const float ys = ctx.input(6)->data<float>()[0], cs = ctx.input(12)->data<float>()[0];
-  return (act.empty() || act == "Relu") && std::isfinite(ys) && ys > 0 && std::isfinite(cs) && ys <= 1.9f * cs &&
+  return (act.empty() || act == "Relu") && fused_residual_sum_fits(ys, cs) &&
          std::isfinite(ctx.input(10)->data<float>()[0]);
 }
 

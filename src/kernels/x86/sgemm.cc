@@ -241,8 +241,23 @@ __attribute__((target("avx2,fma"))) void kernel_conv_6x16(const float* corner, i
   finish_tile(acc, bias16, relu, tile);
 }
 
+// finish_tile on AVX-512: tile[6][32] = acc + bias32 (32 floats, zero past M), ReLU'd when relu.
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"), always_inline)) inline void finish_tile_avx512(
+    const __m512 (&acc)[kMR][2], const float* bias32, bool relu, float* tile) {
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) {
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; ++j) {
+      __m512 v = _mm512_add_ps(acc[r][j], _mm512_loadu_ps(bias32 + j * kNR));
+      if (relu) v = _mm512_maskz_max_ps(0xffff, v, zero);
+      _mm512_storeu_ps(tile + r * 2 * kNR + j * kNR, v);
+    }
+  }
+}
+
 // kernel_conv_6x16 on AVX-512: six pixels by two weight panels (32 output channels; bp1 null: one panel, 16), 12
-// accumulators, the tile [6][32] finished with the bias (32 floats, zero past M) and ReLU.
+// accumulators, the tile [6][32] finished by finish_tile_avx512.
 template <bool kTwo>
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void kernel_conv_6x32_avx512(
     const float* corner, int64_t rs, const int64_t* taps, const float* bp0, const float* bp1, int64_t K,
@@ -262,28 +277,20 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void kernel_co
       if (kTwo) acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
     }
   }
-  const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 6
-  for (int r = 0; r < kMR; ++r) {
-#pragma GCC unroll 2
-    for (int j = 0; j < 2; ++j) {
-      __m512 v = _mm512_add_ps(acc[r][kTwo ? j : 0], _mm512_loadu_ps(bias32 + j * kNR));
-      if (relu) v = _mm512_maskz_max_ps(0xffff, v, zero);
-      _mm512_storeu_ps(tile + r * 2 * kNR + j * kNR, v);
-    }
-  }
+  finish_tile_avx512(acc, bias32, relu, tile);
 }
 
 // A [6][32] tile the packed AVX-512 micro-kernel stored, finished as above.
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void add_bias_6x32_avx512(float* tile,
                                                                                             const float* bias32,
                                                                                             bool relu) {
-  const __m512 zero = _mm512_setzero_ps();
-  for (int r = 0; r < 2 * kMR; ++r) {
-    __m512 v = _mm512_add_ps(_mm512_loadu_ps(tile + r * kNR), _mm512_loadu_ps(bias32 + (r % 2) * kNR));
-    if (relu) v = _mm512_maskz_max_ps(0xffff, v, zero);
-    _mm512_storeu_ps(tile + r * kNR, v);
+  __m512 acc[kMR][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) {
+    acc[r][0] = _mm512_loadu_ps(tile + r * 2 * kNR);
+    acc[r][1] = _mm512_loadu_ps(tile + r * 2 * kNR + kNR);
   }
+  finish_tile_avx512(acc, bias32, relu, tile);
 }
 
 // finish_tile on a tile the packed micro-kernel stored, read back with loads as wide as its stores (narrower
