@@ -79,6 +79,10 @@ struct QConvParams {
   bool sum = false, relu = false;
   float clip_lo = 0, clip_hi = 0, sum_scale = 1;
   int32_t sum_zero_point = 0;
+  // Which of oneDNN's implementations runs it (a tactic the tuner times): oneDNN's first choice, or its direct JIT
+  // convolution ("jit_int8:...") or its 1x1 one ("jit_int8_1x1:...") where oneDNN has them for these shapes (else
+  // its first choice). With AVX512-VNNI and no AMX, oneDNN ranks brgconv first, which some shapes run slower.
+  enum class Impl { kFirst, kJit, kJit1x1 } impl = Impl::kFirst;
 };
 Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QConvParams& p, cpu::KernelCache* cache,
                   bool constant_weights, Tensor& y, int threads, std::string* impl = nullptr,

@@ -84,6 +84,17 @@ StatusOr<std::shared_ptr<QConvPrimitive>> make_qconv(const Tensor& x, const Tens
                              dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_any, w_any,
                              dst_any, to_dims(cp.strides), dil, to_dims(cp.pad_begin), to_dims(cp.pad_end));
   q->pd = dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
+  if (p.impl != QConvParams::Impl::kFirst) {
+    // oneDNN's implementations in its order of preference; "jit_int8:" is not a prefix of "jit_int8_1x1:".
+    const std::string want = p.impl == QConvParams::Impl::kJit ? "jit_int8:" : "jit_int8_1x1:";
+    dnnl::convolution_forward::primitive_desc it = q->pd;
+    do {
+      if (std::string(it.impl_info_str()).rfind(want, 0) == 0) {
+        q->pd = it;
+        break;
+      }
+    } while (it.next_impl());
+  }
   q->prim = dnnl::convolution_forward(q->pd);
   if (constant_weights) {
     std::vector<int64_t> fields(w_dims.begin(), w_dims.end());
@@ -110,7 +121,8 @@ Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QC
     auto make = [&] { return make_qconv(x, w, bias != nullptr, p, constant_weights && cache, shared); };
     if (cache) {
       std::vector<int64_t> key = x.dims();
-      key.insert(key.end(), {bias != nullptr, p.x_signed, p.y_signed, p.x_zero_point, p.y_zero_point, p.channels_last});
+      key.insert(key.end(), {bias != nullptr, p.x_signed, p.y_signed, p.x_zero_point, p.y_zero_point, p.channels_last,
+                             static_cast<int64_t>(p.impl)});
       append_bits(key, p.scales);
       if (p.sum) {
         key.insert(key.end(), {p.relu, p.sum_zero_point});

@@ -134,7 +134,8 @@ bool qconv_supports(const KernelContext& ctx, bool channels_last) {
   return !channels_last || !ctx.input(9) || fused_sum_supported(ctx, g);
 }
 
-Status qconv_kernel(KernelContext& ctx, bool channels_last) {
+Status qconv_kernel(KernelContext& ctx, bool channels_last,
+                    dnnl_kernels::QConvParams::Impl impl_choice = dnnl_kernels::QConvParams::Impl::kFirst) {
   const Tensor& x = *ctx.input(0);
   const Tensor& w = *ctx.input(3);
   const Tensor& y_zp = *ctx.input(7);
@@ -148,6 +149,7 @@ Status qconv_kernel(KernelContext& ctx, bool channels_last) {
   p.x_signed = x.dtype() == DType::kInt8;
   p.y_signed = y_zp.dtype() == DType::kInt8;
   p.channels_last = channels_last;
+  p.impl = impl_choice;
   p.scales = output_scales(*ctx.input(1), *ctx.input(4), *ctx.input(6));
   const std::vector<int64_t>& od = p.conv.out_dims;
   const std::vector<int64_t> y_dims = channels_last ? std::vector<int64_t>{od[0], od[2], od[3], od[1]} : od;
@@ -188,6 +190,22 @@ Status qlinearconv_dnnl_kernel(KernelContext& ctx) { return qconv_kernel(ctx, fa
 
 bool nhwcqlinearconv_dnnl_supports(const KernelContext& ctx) { return qconv_supports(ctx, true); }
 Status nhwcqlinearconv_dnnl_kernel(KernelContext& ctx) { return qconv_kernel(ctx, true); }
+
+// The same on oneDNN's direct JIT int8 convolution, or its 1x1 one for a 1x1 kernel: tactics beside oneDNN's first
+// choice, which the tuner times (AVX-512 CPUs: those implementations need it).
+bool nhwcqlinearconv_dnnl_jit_supports(const KernelContext& ctx) {
+  return ctx.isa() >= Isa::kAvx512 && qconv_supports(ctx, true);
+}
+Status nhwcqlinearconv_dnnl_jit_kernel(KernelContext& ctx) {
+  return qconv_kernel(ctx, true, dnnl_kernels::QConvParams::Impl::kJit);
+}
+bool nhwcqlinearconv_dnnl_jit1x1_supports(const KernelContext& ctx) {
+  const Tensor* w = ctx.input(3);
+  return nhwcqlinearconv_dnnl_jit_supports(ctx) && w->dims()[2] == 1 && w->dims()[3] == 1;
+}
+Status nhwcqlinearconv_dnnl_jit1x1_kernel(KernelContext& ctx) {
+  return qconv_kernel(ctx, true, dnnl_kernels::QConvParams::Impl::kJit1x1);
+}
 
 // ---- QLinearMatMul: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point. A of rank >= 2
 // (its leading dims fold into the rows), B 2-D.

@@ -92,13 +92,15 @@ int64_t element(const Tensor& t, int64_t i) {
 }
 
 // Runs a one-node model (feeds "x"/"a"; every other input an initializer) on the reference and the fast kernels;
-// the fast session must run `kernel` where the CPU has VNNI or AMX (`seven_bit`: the weights are 7-bit and the
-// source uint8, which it takes on any AVX2 CPU), and its output must equal the reference's or (`step` 1) differ by at
-// most one in at most 1% of the elements.
+// the fast session (with the `disabled` kernels set aside) must run `kernel` (reporting a detail that starts with
+// `detail`, where given, on a CPU with VNNI and no AMX) where the CPU has VNNI or AMX (`seven_bit`: the weights are
+// 7-bit and the source uint8, which it takes on any AVX2 CPU), and its output must equal the reference's or (`step` 1)
+// differ by at most one in at most 1% of the elements.
 void expect_int8_matches_reference(const std::string& op, const std::vector<std::string>& inputs,
                                    const std::vector<ir::Attribute>& attrs, std::vector<ir::NamedTensor> inits,
                                    const std::string& feed_name, const Tensor& feed, const std::string& kernel,
-                                   int step, bool seven_bit = false, const std::string& domain = "") {
+                                   int step, bool seven_bit = false, const std::string& domain = "",
+                                   const std::vector<std::string>& disabled = {}, const std::string& detail = "") {
   ir::Model model =
       make_model(make_graph({make_node(op, inputs, {"y"}, "node", attrs, domain)}, "g",
                             {make_tensor_value_info(feed_name, feed.dtype(),
@@ -113,6 +115,7 @@ void expect_int8_matches_reference(const std::string& op, const std::vector<std:
   SessionOptions opts;
   opts.tune = false;
   opts.optimization_level = 2;  // below layout_nhwc_int8's level: the node runs as written
+  opts.disabled_kernels = disabled;
   auto session = std::move(Session::create(model, opts)).value();
   auto got = session->run({{feed_name, feed}});
   ASSERT_TRUE(got.is_ok()) << got.status().message();
@@ -134,6 +137,9 @@ void expect_int8_matches_reference(const std::string& op, const std::vector<std:
     all += " " + c.kernel + "(" + c.detail + ")";
   }
   EXPECT_EQ(ran, seven_bit ? fast_here() : vnni_here()) << "ran" << all;
+  if (!detail.empty() && ran && vnni_here() && !cpu::cpu_features().amx_int8) {
+    EXPECT_NE(all.find(kernel + "(" + detail), std::string::npos) << "ran" << all;
+  }
 }
 
 TEST(Int8, QLinearConvMatchesReference) {
@@ -232,8 +238,23 @@ TEST(Int8, QLinearConvMatchesReference) {
                                   c.w_max <= 64 && !x_signed);
     if (c.x.size() == 4) {  // the channels-last form (layout_nhwc_int8) of the same convolution
       SCOPED_TRACE("NhwcQLinearConv");
-      expect_int8_matches_reference("NhwcQLinearConv", inputs, attrs, std::move(inits), "x", to_nhwc(x),
-                                    "nhwcqlinearconv.dnnl", 1, c.w_max <= 64 && !x_signed, "ai.kiln");
+      expect_int8_matches_reference("NhwcQLinearConv", inputs, attrs, inits, "x", to_nhwc(x), "nhwcqlinearconv.dnnl", 1,
+                                    c.w_max <= 64 && !x_signed, "ai.kiln");
+      // oneDNN's other implementations, the tactics the tuner times beside its first choice (AVX-512 CPUs).
+      if (cpu::default_isa() == cpu::Isa::kAvx512) {
+        SCOPED_TRACE("nhwcqlinearconv.dnnl_jit");
+        expect_int8_matches_reference("NhwcQLinearConv", inputs, attrs, inits, "x", to_nhwc(x),
+                                      "nhwcqlinearconv.dnnl_jit", 1, c.w_max <= 64 && !x_signed, "ai.kiln",
+                                      {"nhwcqlinearconv.dnnl"}, "dnnl_qconv(jit_int8:");
+        if (c.w[2] == 1 && c.w[3] == 1) {
+          SCOPED_TRACE("nhwcqlinearconv.dnnl_jit1x1");
+          expect_int8_matches_reference("NhwcQLinearConv", inputs, attrs, inits, "x", to_nhwc(x),
+                                        "nhwcqlinearconv.dnnl_jit1x1", 1, c.w_max <= 64 && !x_signed, "ai.kiln",
+                                        {"nhwcqlinearconv.dnnl", "nhwcqlinearconv.dnnl_jit"},
+                                        // oneDNN's 1x1 JIT kernel takes stride 1 only (else its first choice runs)
+                                        c.strides[0] == 1 ? "dnnl_qconv(jit_int8_1x1:" : "");
+        }
+      }
     }
   }
 }
@@ -405,7 +426,7 @@ TEST(Int8, QdqConvolutionsBecomeQLinearConvAndMatchTheQdqGraph) {
   }
   EXPECT_LE(differ * 20, r.num_elements()) << differ << " of " << r.num_elements() << " elements differ";
   int fast = 0;
-  for (const KernelChoice& c : session->kernel_choices()) fast += c.kernel == "nhwcqlinearconv.dnnl";
+  for (const KernelChoice& c : session->kernel_choices()) fast += c.kernel.rfind("nhwcqlinearconv.dnnl", 0) == 0;
   EXPECT_EQ(fast, vnni_here() ? 2 : 0);
 }
 
@@ -489,22 +510,38 @@ TEST(Int8, ResidualSumsFuseIntoTheConvolutionWithinOneStep) {
     const Tensor& r = (*ref)[0];
     ASSERT_EQ((*ref_fused)[0].dims(), r.dims());
     EXPECT_EQ(std::memcmp((*ref_fused)[0].raw_data(), r.raw_data(), r.nbytes()), 0);
-    // The fast kernels: within one step of s_c where the sum is fused (one rounding instead of two), else equal.
-    auto session = std::move(Session::create(model)).value();
-    auto got = session->run({{"x", x}});
-    ASSERT_TRUE(got.is_ok()) << got.status().message();
-    const Tensor& f = (*got)[0];
-    ASSERT_EQ(f.dims(), r.dims());
-    int64_t differ = 0;
-    for (int64_t i = 0; i < r.num_elements(); ++i) {
-      const float d = std::abs(f.data<float>()[i] - r.data<float>()[i]);
-      ASSERT_LE(d, expect_fused ? c.s_c * 1.001f : 0.0f) << "element " << i;
-      differ += d > 0;
+    // The fast kernels: within one step of s_c where the sum is fused (one rounding instead of two), else equal;
+    // the tuner's choice, then each of oneDNN's implementations (the others set aside, the first guess taken).
+    const std::vector<std::string> variants = {"", "nhwcqlinearconv.dnnl", "nhwcqlinearconv.dnnl_jit"};
+    for (size_t v = 0; v < variants.size(); ++v) {
+      SCOPED_TRACE(v == 0 ? "tuned" : variants[v]);
+      SessionOptions opts;
+      opts.tune = v == 0;
+      for (size_t u = 1; u < variants.size(); ++u) {
+        if (v > 0 && u != v) opts.disabled_kernels.push_back(variants[u]);
+      }
+      auto session = std::move(Session::create(model, opts)).value();
+      auto got = session->run({{"x", x}});
+      ASSERT_TRUE(got.is_ok()) << got.status().message();
+      const Tensor& f = (*got)[0];
+      ASSERT_EQ(f.dims(), r.dims());
+      int64_t differ = 0;
+      for (int64_t i = 0; i < r.num_elements(); ++i) {
+        const float d = std::abs(f.data<float>()[i] - r.data<float>()[i]);
+        ASSERT_LE(d, expect_fused ? c.s_c * 1.001f : 0.0f) << "element " << i;
+        differ += d > 0;
+      }
+      EXPECT_LE(differ * 4, r.num_elements()) << differ << " of " << r.num_elements() << " elements differ";
+      int fast = 0;
+      for (const KernelChoice& k : session->kernel_choices()) {
+        fast += v == 0 ? k.kernel.rfind("nhwcqlinearconv.dnnl", 0) == 0 : k.kernel == variants[v];
+        // With VNNI and no AMX oneDNN has its direct JIT int8 convolution for this one (the variant took it).
+        if (k.kernel == "nhwcqlinearconv.dnnl_jit" && !cpu::cpu_features().amx_int8) {
+          EXPECT_EQ(k.detail.rfind("dnnl_qconv(jit_int8:", 0), 0u) << k.detail;
+        }
+      }
+      EXPECT_EQ(fast, vnni_here() ? 1 : 0);
     }
-    EXPECT_LE(differ * 4, r.num_elements()) << differ << " of " << r.num_elements() << " elements differ";
-    int fast = 0;
-    for (const KernelChoice& k : session->kernel_choices()) fast += k.kernel == "nhwcqlinearconv.dnnl";
-    EXPECT_EQ(fast, vnni_here() ? 1 : 0);
   }
 }
 
