@@ -11,12 +11,13 @@ using Clock = std::chrono::steady_clock;
 
 // Timed rounds after the untimed one (which prepares weights and primitives): each round runs every candidate
 // once, in turn, so that a machine whose speed drifts affects them alike; each candidate keeps its best time.
-// Rounds stop once a node's timing has taken kNodeMs, after at least one timed round: the untimed run's time is
-// mostly preparation wherever weights are large (BERT's 768 x 3072 products on a 2-vCPU Ice Lake Xeon: 32 ms for
-// the own SGEMM's packing and run, 60 ms for oneDNN's reorder, JIT and run, which then runs them in 3 ms against the
-// SGEMM's 4). Only where even the quickest candidate's untimed run took kLongMs are the candidates long enough that
-// their preparation is a small part of their time, and the untimed round decides (SRCNN's 90-290 ms convolutions:
-// seconds of timing otherwise).
+// Rounds stop once a node's timed rounds have taken kNodeMs, after at least one. The untimed round does not count:
+// its time is mostly preparation wherever weights are large (BERT's 768 x 3072 products on a 2-vCPU Ice Lake Xeon:
+// 32 ms for the own SGEMM's packing and run, 60 ms for oneDNN's reorder, JIT and run, which then runs them in 3 ms
+// against the SGEMM's 4), and when it counted, such nodes got one timed round: on a VM whose speed jumps for a few
+// ms, one sample left ResNet-50's 1.8 ms layer4 convolution timed at 6 ms on one candidate. Only where even the
+// quickest candidate's untimed run took kLongMs are the candidates long enough that their preparation is a small part
+// of their time, and the untimed round decides (SRCNN's 90-290 ms convolutions: seconds of timing otherwise).
 constexpr int kRounds = 3;
 constexpr double kNodeMs = 25;
 constexpr double kLongMs = 100;
@@ -101,8 +102,9 @@ const cpu::KernelDef* Tuner::choose(const std::vector<const cpu::KernelDef*>& ca
     if (!failed[i]) quickest = std::min(quickest, best[i]);
   }
   const bool untimed_decides = quickest > kLongMs;
+  const auto timed_start = Clock::now();
   for (int round = 0; round < kRounds && !untimed_decides; ++round) {
-    if (round > 0 && ms_since(start) > kNodeMs) break;
+    if (round > 0 && ms_since(timed_start) > kNodeMs) break;
     for (size_t i = 0; i < n; ++i) {
       if (failed[i]) continue;
       auto c = scratch();
