@@ -1,5 +1,7 @@
 #include "kernels/kernel.h"
 
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -112,6 +114,58 @@ void transpose_tile(const uint8_t* from, uint8_t* to, int64_t i0, int64_t i1, in
     const int64_t j1 = std::min(J, j0 + kTile);
     for (int64_t i = i0; i < i1; ++i)
       for (int64_t j = j0; j < j1; ++j) std::memcpy(to + (i * J + j) * ES, from + (i + j * rstride) * ES, ES);
+  }
+}
+
+// to[i * J + j] = from[i + j * rstride] for a 16 x 16 block of bytes at (i0, j0): 16 loads of 16 bytes, four rounds
+// of SSE2 interleaves (bytes, then pairs, quads and octets of the 16 source rows), 16 stores.
+void transpose_block16(const uint8_t* from, uint8_t* to, int64_t i0, int64_t j0, int64_t J, int64_t rstride) {
+  __m128i lo8[8], hi8[8], q[4][4], e[2][8];
+  for (int k = 0; k < 8; ++k) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + i0 + (j0 + 2 * k) * rstride));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + i0 + (j0 + 2 * k + 1) * rstride));
+    lo8[k] = _mm_unpacklo_epi8(a, b);  // rows 2k, 2k+1 of columns 0..7
+    hi8[k] = _mm_unpackhi_epi8(a, b);  // of columns 8..15
+  }
+  for (int m = 0; m < 4; ++m) {  // rows 4m .. 4m+3, columns 4g .. 4g+3 in q[m][g]
+    q[m][0] = _mm_unpacklo_epi16(lo8[2 * m], lo8[2 * m + 1]);
+    q[m][1] = _mm_unpackhi_epi16(lo8[2 * m], lo8[2 * m + 1]);
+    q[m][2] = _mm_unpacklo_epi16(hi8[2 * m], hi8[2 * m + 1]);
+    q[m][3] = _mm_unpackhi_epi16(hi8[2 * m], hi8[2 * m + 1]);
+  }
+  for (int o = 0; o < 2; ++o) {  // rows 8o .. 8o+7, columns 2h, 2h+1 in e[o][h]
+    for (int g = 0; g < 4; ++g) {
+      e[o][2 * g] = _mm_unpacklo_epi32(q[2 * o][g], q[2 * o + 1][g]);
+      e[o][2 * g + 1] = _mm_unpackhi_epi32(q[2 * o][g], q[2 * o + 1][g]);
+    }
+  }
+  for (int h = 0; h < 8; ++h) {  // all 16 rows of columns 2h and 2h+1: the output's rows i0 + 2h, i0 + 2h + 1
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(to + (i0 + 2 * h) * J + j0), _mm_unpacklo_epi64(e[0][h], e[1][h]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(to + (i0 + 2 * h + 1) * J + j0), _mm_unpackhi_epi64(e[0][h], e[1][h]));
+  }
+}
+
+// A few source rows (an image's 3 channels to channels-last): each output row's J bytes gathered in turn.
+template <int64_t kJ>
+void transpose_narrow(const uint8_t* from, uint8_t* to, int64_t i0, int64_t i1, int64_t rstride) {
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t j = 0; j < kJ; ++j) to[i * kJ + j] = from[i + j * rstride];
+}
+
+// Bytes: 16 x 16 blocks in SSE2 registers where both extents allow, the edges element by element.
+template <>
+void transpose_tile<1>(const uint8_t* from, uint8_t* to, int64_t i0, int64_t i1, int64_t J, int64_t rstride) {
+  switch (J) {
+    case 2: return transpose_narrow<2>(from, to, i0, i1, rstride);
+    case 3: return transpose_narrow<3>(from, to, i0, i1, rstride);
+    case 4: return transpose_narrow<4>(from, to, i0, i1, rstride);
+    default: break;
+  }
+  const int64_t i16 = i0 + (i1 - i0) / 16 * 16, j16 = J / 16 * 16;
+  for (int64_t i = i0; i < i16; i += 16)
+    for (int64_t j = 0; j < j16; j += 16) transpose_block16(from, to, i, j, J, rstride);
+  for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t j = i < i16 ? j16 : 0; j < J; ++j) to[i * J + j] = from[i + j * rstride];
   }
 }
 

@@ -627,18 +627,31 @@ TEST(FastKernels, TransposeAndSliceMatchReference) {
     expect_fast_matches_reference(model, {{"x", random_tensor(dims, rng)}}, 0.0f, false, "transpose.strided");
   }
   // NCHW <-> NHWC (the int8 layout's boundaries): the innermost two merged dims swap, copied in 32x32 tiles; sizes
-  // that are not multiples of the tile, for 1-, 2- (float16), 4- and 8-byte elements.
-  const std::vector<int64_t> image{2, 37, 5, 9};
-  for (DType dt : {DType::kUInt8, DType::kFloat16, DType::kFloat32, DType::kInt64}) {
+  // that are not multiples of the tile, for 1-, 2- (float16), 4- and 8-byte elements. Bytes go in 16x16 SSE2 blocks
+  // (37 channels by 45 pixels: two blocks and an edge each way; 40 by 49: the last layers' shape), and a few rows
+  // (an image's 3 channels) one output row at a time.
+  struct Image {
+    DType dt;
+    std::vector<int64_t> dims;
+  };
+  std::vector<Image> images;
+  for (DType dt : {DType::kUInt8, DType::kFloat16, DType::kFloat32, DType::kInt64})
+    images.push_back({dt, {2, 37, 5, 9}});
+  images.push_back({DType::kUInt8, {1, 40, 7, 7}});
+  images.push_back({DType::kUInt8, {2, 3, 17, 19}});
+  images.push_back({DType::kUInt8, {1, 2, 5, 7}});
+  for (const Image& im : images) {
+    const DType dt = im.dt;
+    const std::vector<int64_t>& image = im.dims;
     for (std::vector<int64_t> perm : {std::vector<int64_t>{0, 2, 3, 1}, {0, 3, 1, 2}}) {
-      SCOPED_TRACE(std::string(dtype_name(dt)) + " perm " + dims_to_string(perm));
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " " + dims_to_string(image) + " perm " + dims_to_string(perm));
       auto model = make_model(
           make_graph(
               {make_node("Mul", {"x", "k"}, {"m"}),
                make_node("Cast", {"m"}, {"c"}, "", {make_attribute("to", static_cast<int64_t>(dt))}),
                make_node("Transpose", {"c"}, {"t"}, "n", {make_attribute("perm", perm)}),
                make_node("Cast", {"t"}, {"y"}, "", {make_attribute("to", static_cast<int64_t>(DType::kFloat32))})},
-              "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{2, 37, 5, 9})},
+              "g", {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>(image.begin(), image.end()))},
               {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
               {make_tensor<float>("k", {}, {dt == DType::kUInt8 ? 120.0f : 1000.0f})}),
           {{"", 17}});
