@@ -1,17 +1,22 @@
-// Fast float32 element-wise arithmetic and Relu, for the nodes no pass fused into a producer: the float tail of an
-// int8 network (DequantizeLinear -> Add -> Relu -> GlobalAveragePool), residual sums and activations of models
-// kiln does not lay out. Operands are contiguous and of one shape, or one of them is a single element: a plain loop
-// over the elements, in chunks across the pool, writing over a dying input where the run's memory plan allows.
+// Fast float32 element-wise arithmetic, Relu and Gelu, for the nodes no pass fused into a producer: the float tail of
+// an int8 network (DequantizeLinear -> Add -> Relu -> GlobalAveragePool), the bias sums and GELUs between an int8
+// transformer's products, residual sums and activations of models kiln does not lay out. Operands are contiguous and
+// of one shape, or one of them is a single element or a row repeated over the other's leading dims (a bias: [3072]
+// against [1, 128, 3072]): a plain loop over the elements, in chunks across the pool, writing over a dying input
+// where the run's memory plan allows.
 // The loops are SSE2 (every x86-64 CPU): these kernels move bytes, they do not wait on arithmetic. The reference
 // kernels walk every element through broadcast index arithmetic, and their compiled Relu branches on each sign.
 // Each element is one IEEE operation as in the reference kernel (maxps(x, 0) is act::relu: 0 for NaN and -0):
-// results are equal, bit for bit.
+// results are equal, bit for bit. gelu.simd is vmath::gelu (AVX2 / AVX-512; erf to about 2e-7).
 #include <emmintrin.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "kernels/kernel.h"
+#include "kernels/x86/vmath.h"
 
 namespace kiln::cpu {
 namespace {
@@ -61,30 +66,61 @@ void binary_range(const float* a, const float* b, float* y, int64_t i0, int64_t 
   }
 }
 
+// The operands over [i0, i1) of y's n elements; a row operand (a_row or b_row elements, repeated) is read from the
+// row's start, in pieces that do not cross a row's end.
 template <BinaryOp kOp>
-void binary_loop(KernelContext& ctx, const float* a, bool a_full, const float* b, bool b_full, float* y, int64_t n) {
-  ctx.parallel_for(n, kChunk, [&](int64_t i0, int64_t i1) {
-    if (a_full && b_full) {
-      binary_range<kOp, 1, 1>(a, b, y, i0, i1);
-    } else if (a_full) {
-      binary_range<kOp, 1, 0>(a, b, y, i0, i1);
-    } else if (b_full) {
-      binary_range<kOp, 0, 1>(a, b, y, i0, i1);
+void binary_span(const float* a, int64_t a_row, const float* b, int64_t b_row, float* y, int64_t i0, int64_t i1) {
+  if (a_row == 0 && b_row == 0) return binary_range<kOp, 1, 1>(a, b, y, i0, i1);
+  if (a_row == 1) return binary_range<kOp, 0, 1>(a, b, y, i0, i1);
+  if (b_row == 1) return binary_range<kOp, 1, 0>(a, b, y, i0, i1);
+  const int64_t row = a_row ? a_row : b_row;
+  for (int64_t i = i0; i < i1;) {
+    const int64_t at = i % row, end = std::min(i1, i + row - at);
+    if (a_row) {
+      binary_range<kOp, 1, 1>(a + at, b + i, y + i, 0, end - i);
     } else {
-      binary_range<kOp, 0, 0>(a, b, y, i0, i1);
+      binary_range<kOp, 1, 1>(a + i, b + at, y + i, 0, end - i);
     }
-  });
+    i = end;
+  }
+}
+
+template <BinaryOp kOp>
+void binary_loop(KernelContext& ctx, const float* a, int64_t a_row, const float* b, int64_t b_row, float* y,
+                 int64_t n) {
+  ctx.parallel_for(n, kChunk, [&](int64_t i0, int64_t i1) { binary_span<kOp>(a, a_row, b, b_row, y, i0, i1); });
+}
+
+// 0 when `t` has y's elements; else the length of the row that repeats to make them: t's dims without its leading
+// 1s are the trailing dims of the output (1 for a single element); -1 for any other broadcast.
+int64_t row_length(const Tensor& t, const std::vector<int64_t>& out) {
+  const int64_t n = t.num_elements();
+  int64_t total = 1;
+  for (int64_t d : out) total *= d;
+  if (n == total) return 0;
+  if (n == 1) return 1;
+  size_t lead = 0;
+  while (lead < t.dims().size() && t.dims()[lead] == 1) ++lead;
+  const size_t rank = t.dims().size() - lead;
+  if (rank > out.size()) return -1;
+  for (size_t k = 0; k < rank; ++k) {
+    if (t.dims()[lead + k] != out[out.size() - rank + k]) return -1;
+  }
+  return n;
 }
 
 }  // namespace
 
 // Add, Sub, Mul, Div (opset 7 on: numpy broadcasting) of two float32 tensors of the same shape, or where one is a
-// single element.
+// single element or a row the other repeats (row_length).
 bool binary_sse2_supports(const KernelContext& ctx) {
   const Tensor* a = ctx.input(0);
   const Tensor* b = ctx.input(1);
   if (ctx.isa() < Isa::kAvx2 || !is_f32(a) || !is_f32(b) || ctx.num_inputs() != 2) return false;
-  return a->dims() == b->dims() || a->num_elements() == 1 || b->num_elements() == 1;
+  auto dims = broadcast_shapes(a->dims(), b->dims());
+  if (!dims.is_ok()) return false;
+  const int64_t ar = row_length(*a, *dims), br = row_length(*b, *dims);
+  return ar >= 0 && br >= 0 && (ar == 0 || br == 0 || (ar == 1 && br == 1));
 }
 
 Status binary_sse2_kernel(KernelContext& ctx) {
@@ -92,20 +128,20 @@ Status binary_sse2_kernel(KernelContext& ctx) {
   const Tensor& b = *ctx.input(1);
   auto dims = broadcast_shapes(a.dims(), b.dims());
   if (!dims.is_ok()) return ctx.error(dims.status().message());
-  // The output may take the bytes of an operand that has its shape and dies here (a residual sum's).
-  const size_t reuse = a.dims() == *dims ? 0 : 1;
-  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_reusing(0, reuse, DType::kFloat32, *dims));
+  int64_t ar = row_length(a, *dims), br = row_length(b, *dims);
+  // The output may take the bytes of an operand that has all its elements and dies here (a residual sum's).
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_reusing(0, ar == 0 ? 0 : 1, DType::kFloat32, *dims));
   const int64_t n = y->num_elements();
   if (n == 0) return Status::ok();
-  const bool a_full = a.num_elements() == n, b_full = b.num_elements() == n;
+  if (ar == 1 && br == 1) ar = br = 0;  // two single elements: one of each
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   float* py = y->data<float>();
   switch (binary_op(ctx.node().op_type)) {
-    case BinaryOp::kAdd: binary_loop<BinaryOp::kAdd>(ctx, pa, a_full, pb, b_full, py, n); break;
-    case BinaryOp::kSub: binary_loop<BinaryOp::kSub>(ctx, pa, a_full, pb, b_full, py, n); break;
-    case BinaryOp::kMul: binary_loop<BinaryOp::kMul>(ctx, pa, a_full, pb, b_full, py, n); break;
-    case BinaryOp::kDiv: binary_loop<BinaryOp::kDiv>(ctx, pa, a_full, pb, b_full, py, n); break;
+    case BinaryOp::kAdd: binary_loop<BinaryOp::kAdd>(ctx, pa, ar, pb, br, py, n); break;
+    case BinaryOp::kSub: binary_loop<BinaryOp::kSub>(ctx, pa, ar, pb, br, py, n); break;
+    case BinaryOp::kMul: binary_loop<BinaryOp::kMul>(ctx, pa, ar, pb, br, py, n); break;
+    case BinaryOp::kDiv: binary_loop<BinaryOp::kDiv>(ctx, pa, ar, pb, br, py, n); break;
   }
   return Status::ok();
 }
@@ -127,6 +163,25 @@ Status relu_sse2_kernel(KernelContext& ctx) {
     }
     for (; i < i1; ++i) _mm_store_ss(py + i, _mm_max_ss(_mm_set_ss(px[i]), zero));
   });
+  return Status::ok();
+}
+
+// Gelu (ONNX opset 20, ai.kiln's) of float32 with the exact form (approximate "none"): vmath::gelu in place over
+// each chunk, copied first where the output does not take the input's bytes.
+bool gelu_simd_supports(const KernelContext& ctx) {
+  return ctx.isa() >= Isa::kAvx2 && is_f32(ctx.input(0)) && ctx.attr_string("approximate", "none") == "none";
+}
+
+Status gelu_simd_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_reusing(0, 0, DType::kFloat32, x.dims()));
+  const float* px = x.data<float>();
+  float* py = y->data<float>();
+  ctx.parallel_for(x.num_elements(), kChunk / 4, [&](int64_t i0, int64_t i1) {
+    if (py != px) std::memcpy(py + i0, px + i0, static_cast<size_t>(i1 - i0) * sizeof(float));
+    vmath::gelu(ctx.isa(), py + i0, i1 - i0);
+  });
+  ctx.set_kernel_detail(std::string("gelu.") + isa_name(ctx.isa()));
   return Status::ok();
 }
 

@@ -565,8 +565,9 @@ TEST(FastKernels, PlainGlobalAveragePoolMatchesReference) {
 
 // Float32 Add, Sub, Mul, Div and Relu outside any fusion run binary.sse2 and relu.sse2: equal to the reference bit
 // for bit, NaN, infinities, signed zeros and subnormals included, for same-shape operands (tails of every length
-// short of a vector, and tensors split across threads) and single-element ones, on both the recording run and
-// the planned run, where the Relu writes over the dying sum.
+// short of a vector, and tensors split across threads), single-element ones and rows repeated over the leading dims
+// (biases, on either side, rows split across chunks), on both the recording run and the planned run, where the Relu
+// writes over the dying sum.
 TEST(FastKernels, ElementwiseArithmeticAndReluEqualReferenceBitForBit) {
   std::mt19937 rng(29);
   auto with_specials = [&rng](const std::vector<int64_t>& dims) {
@@ -583,7 +584,11 @@ TEST(FastKernels, ElementwiseArithmeticAndReluEqualReferenceBitForBit) {
                                       {{}, {5, 7}},
                                       {{3, 1, 11}, {1}},
                                       {{1, 1, 1}, {13}},
-                                      {{7}, {7}}};
+                                      {{7}, {7}},
+                                      {{1, 128, 300}, {300}},
+                                      {{1, 1, 37}, {5, 1, 37}},
+                                      {{2, 3, 1, 7}, {1, 7}},
+                                      {{4, 1, 2304}, {2304}}};
   for (const char* op : {"Add", "Sub", "Mul", "Div"}) {
     for (const Shapes& s : shapes) {
       SCOPED_TRACE(std::string(op) + " of " + dims_to_string(s.a) + " and " + dims_to_string(s.b));
@@ -616,6 +621,33 @@ TEST(FastKernels, ElementwiseArithmeticAndReluEqualReferenceBitForBit) {
       }
     }
   }
+}
+
+// Gelu (ONNX opset 20 and ai.kiln's, the exact form) runs gelu.simd: vmath::gelu, within 1e-6 (absolute and
+// relative) of the reference's double erf, over values to +-12 and sizes with tails; the tanh form stays on the
+// reference kernel.
+TEST(FastKernels, GeluMatchesReference) {
+  std::mt19937 rng(31);
+  for (const auto& [domain, opset] : {std::pair<std::string, int64_t>{"", 20}, {"ai.kiln", 1}}) {
+    for (const std::vector<int64_t>& dims : {std::vector<int64_t>{1, 128, 3072}, {3, 37}}) {
+      SCOPED_TRACE((domain.empty() ? "onnx" : domain) + " " + dims_to_string(dims));
+      ir::Model model = make_model(
+          make_graph({make_node("Gelu", {"x"}, {"y"}, "gelu", {}, domain)}, "g",
+                     {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>(dims.begin(), dims.end()))},
+                     {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}),
+          domain.empty() ? std::vector<ir::OpsetImport>{{"", opset}}
+                         : std::vector<ir::OpsetImport>{{"", 17}, {domain, opset}});
+      Tensor x = random_tensor(dims, rng);
+      for (int64_t i = 0; i < x.num_elements(); ++i) x.data<float>()[i] *= 12.0f;
+      expect_fast_matches_reference(model, {{"x", x}}, 1e-6f, false, with_avx2("gelu.simd"));
+    }
+  }
+  ir::Model tanh_form =
+      make_model(make_graph({make_node("Gelu", {"x"}, {"y"}, "gelu", {make_attribute("approximate", "tanh")})}, "g",
+                            {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>{4, 9})},
+                            {make_tensor_value_info("y", DType::kFloat32, std::nullopt)}),
+                 {{"", 20}});
+  expect_fast_matches_reference(tanh_form, {{"x", random_tensor({4, 9}, rng)}}, 0.0f, false, "ref");
 }
 
 TEST(FastKernels, TransposeAndSliceMatchReference) {
