@@ -32,7 +32,6 @@ struct ConvPrimitive {
   // The primitive takes the tensors as they are (their layouts, weights packed or already in its layout, no
   // padding lanes for set_data_handle to zero): calls then re-point the thread's memory objects in `bound`.
   bool direct = false;
-  size_t scratch_bytes = 0;
   ThreadArgs bound;
 };
 
@@ -100,7 +99,6 @@ StatusOr<std::shared_ptr<ConvPrimitive>> make_conv(const Tensor& x, const Tensor
   }
   c->direct = (c->packed_w || w_as_is) && c->pd.src_desc() == c->src_md && c->pd.dst_desc() == c->dst_md &&
               unpadded(c->src_md) && unpadded(c->dst_md);
-  c->scratch_bytes = c->pd.scratchpad_desc().get_size();
   return c;
 }
 
@@ -169,24 +167,11 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
     if (impl) *impl = std::string("dnnl_conv(") + c->pd.impl_info_str() + ")";
     dnnl::engine& eng = cpu_engine();
     if (c->direct) {
-      const std::shared_ptr<ThreadArgs::Set> set = c->bound.get([&](std::unordered_map<int, memory>& args) {
-        args = {{DNNL_ARG_SRC, memory(c->src_md, eng, nullptr)},
-                {DNNL_ARG_WEIGHTS, memory(c->pd.weights_desc(), eng, nullptr)},
-                {DNNL_ARG_DST, memory(c->dst_md, eng, nullptr)},
-                {DNNL_ARG_SCRATCHPAD, memory(c->pd.scratchpad_desc(), eng, nullptr)}};
-        if (b) args.emplace(DNNL_ARG_BIAS, memory(c->b_md, eng, nullptr));
-      });
       // The sum post-op accumulates into y: start it from z.
       if (z && z->raw_data() != y.raw_data()) std::memcpy(y.raw_data(), z->raw_data(), y.nbytes());
-      auto& args = set->args;
-      args.at(DNNL_ARG_SRC).set_data_handle(const_cast<void*>(x.raw_data()));
-      args.at(DNNL_ARG_WEIGHTS)
-          .set_data_handle(c->packed_w ? c->packed_w.get_data_handle() : const_cast<void*>(w.raw_data()));
-      args.at(DNNL_ARG_DST).set_data_handle(y.raw_data());
-      args.at(DNNL_ARG_SCRATCHPAD).set_data_handle(scratch_buffer(c->scratch_bytes));
-      if (b) args.at(DNNL_ARG_BIAS).set_data_handle(const_cast<void*>(b->raw_data()));
-      c->prim.execute(set->strm, args);
-      set->strm.wait();
+      execute_direct(c->prim, c->bound, c->src_md, c->pd.weights_desc(), c->dst_md, c->pd.scratchpad_desc(), c->b_md,
+                     x.raw_data(), c->packed_w ? c->packed_w.get_data_handle() : w.raw_data(), y.raw_data(),
+                     b ? b->raw_data() : nullptr);
       return Status::ok();
     }
     dnnl::stream strm(eng);

@@ -100,6 +100,31 @@ class ThreadArgs {
   std::vector<std::pair<std::thread::id, std::shared_ptr<Set>>> sets_;
 };
 
+// A weighted primitive (convolution) on the tensors as they are: its layouts are theirs, its weights packed or
+// already in its layout. The calling thread's memory objects in `bound` are made once and re-pointed at x, w, y,
+// the bias (when not null; b_md its layout) and the thread's scratchpad. Waits.
+inline void execute_direct(const dnnl::primitive& prim, ThreadArgs& bound, const dnnl::memory::desc& src_md,
+                           const dnnl::memory::desc& w_md, const dnnl::memory::desc& dst_md,
+                           const dnnl::memory::desc& scratchpad_md, const dnnl::memory::desc& b_md, const void* x,
+                           const void* w, void* y, const void* bias) {
+  dnnl::engine& eng = cpu_engine();
+  const std::shared_ptr<ThreadArgs::Set> set = bound.get([&](std::unordered_map<int, dnnl::memory>& args) {
+    args = {{DNNL_ARG_SRC, dnnl::memory(src_md, eng, nullptr)},
+            {DNNL_ARG_WEIGHTS, dnnl::memory(w_md, eng, nullptr)},
+            {DNNL_ARG_DST, dnnl::memory(dst_md, eng, nullptr)},
+            {DNNL_ARG_SCRATCHPAD, dnnl::memory(scratchpad_md, eng, nullptr)}};
+    if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(b_md, eng, nullptr));
+  });
+  auto& args = set->args;
+  args.at(DNNL_ARG_SRC).set_data_handle(const_cast<void*>(x));
+  args.at(DNNL_ARG_WEIGHTS).set_data_handle(const_cast<void*>(w));
+  args.at(DNNL_ARG_DST).set_data_handle(y);
+  args.at(DNNL_ARG_SCRATCHPAD).set_data_handle(scratch_buffer(scratchpad_md.get_size()));
+  if (bias) args.at(DNNL_ARG_BIAS).set_data_handle(const_cast<void*>(bias));
+  prim.execute(set->strm, args);
+  set->strm.wait();
+}
+
 // `user` in the layout (and data type) `want`: itself when it already is, else the thread's buffer `slot` filled by
 // a reorder on `strm`.
 inline dnnl::memory in_layout(const dnnl::memory& user, const dnnl::memory::desc& want, dnnl::stream& strm,

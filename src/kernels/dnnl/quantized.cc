@@ -36,7 +36,6 @@ struct QConvPrimitive {
   // The primitive takes the tensors as they are (channels-last, weights packed or already in its layout): calls
   // re-point the thread's memory objects in `bound` instead of making new ones and a stream each time.
   bool direct = false;
-  size_t scratch_bytes = 0;
   ThreadArgs bound;
 };
 
@@ -105,7 +104,6 @@ StatusOr<std::shared_ptr<QConvPrimitive>> make_qconv(const Tensor& x, const Tens
   }
   q->direct = (q->packed_w || q->pd.weights_desc() == q->w_md) && q->pd.src_desc() == q->src_md &&
               q->pd.dst_desc() == q->dst_md;
-  q->scratch_bytes = q->pd.scratchpad_desc().get_size();
   return q;
 }
 
@@ -135,24 +133,11 @@ Status qconv_int8(const Tensor& x, const Tensor& w, const Tensor* bias, const QC
     if (impl) *impl = std::string("dnnl_qconv(") + q->pd.impl_info_str() + ")";
     dnnl::engine& eng = cpu_engine();
     if (q->direct) {
-      const std::shared_ptr<ThreadArgs::Set> set = q->bound.get([&](std::unordered_map<int, memory>& args) {
-        args = {{DNNL_ARG_SRC, memory(q->src_md, eng, nullptr)},
-                {DNNL_ARG_WEIGHTS, memory(q->pd.weights_desc(), eng, nullptr)},
-                {DNNL_ARG_DST, memory(q->dst_md, eng, nullptr)},
-                {DNNL_ARG_SCRATCHPAD, memory(q->pd.scratchpad_desc(), eng, nullptr)}};
-        if (bias) args.emplace(DNNL_ARG_BIAS, memory(q->b_md, eng, nullptr));
-      });
       // The sum post-op accumulates into y: start it from z.
       if (p.sum && z && z != y.raw_data()) std::memcpy(y.raw_data(), z, y.nbytes());
-      auto& args = set->args;
-      args.at(DNNL_ARG_SRC).set_data_handle(const_cast<void*>(x.raw_data()));
-      args.at(DNNL_ARG_WEIGHTS)
-          .set_data_handle(q->packed_w ? q->packed_w.get_data_handle() : const_cast<void*>(w.raw_data()));
-      args.at(DNNL_ARG_DST).set_data_handle(y.raw_data());
-      args.at(DNNL_ARG_SCRATCHPAD).set_data_handle(scratch_buffer(q->scratch_bytes));
-      if (bias) args.at(DNNL_ARG_BIAS).set_data_handle(const_cast<void*>(bias->raw_data()));
-      q->prim.execute(set->strm, args);
-      set->strm.wait();
+      execute_direct(q->prim, q->bound, q->src_md, q->pd.weights_desc(), q->dst_md, q->pd.scratchpad_desc(), q->b_md,
+                     x.raw_data(), q->packed_w ? q->packed_w.get_data_handle() : w.raw_data(), y.raw_data(),
+                     bias ? bias->raw_data() : nullptr);
       return Status::ok();
     }
     dnnl::stream strm(eng);
