@@ -269,7 +269,9 @@ TEST(Int8, NhwcMaxPoolEqualsTheReference) {
   };
   const std::vector<Case> cases = {{{1, 12, 12, 64}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0},
                                    {{2, 9, 7, 21}, {2, 3}, {1, 2}, {0, 1, 1, 0}, {1, 1}, 1},
-                                   {{1, 8, 8, 35}, {3, 3}, {1, 1}, {2, 2, 2, 2}, {2, 2}, 0}};
+                                   {{1, 8, 8, 35}, {3, 3}, {1, 1}, {2, 2, 2, 2}, {2, 2}, 0},
+                                   // windows inside the input: 4 vectors of channels, then 1, then single ones
+                                   {{1, 10, 11, 88}, {3, 3}, {1, 1}, {1, 1, 1, 1}, {2, 2}, 0}};
   for (DType dt : {DType::kUInt8, DType::kInt8}) {
     for (const Case& c : cases) {
       SCOPED_TRACE(std::string(dtype_name(dt)) + " " + dims_to_string(c.x));

@@ -230,7 +230,8 @@ TEST(NhwcBf16, PoolingOnBfloat16MatchesReference) {
   };
   const std::vector<Case> cases = {{{1, 64, 12, 12}, {3, 3}, {2, 2}, {1, 1, 1, 1}},
                                    {{2, 21, 7, 9}, {2, 3}, {1, 2}, {0, 1, 1, 0}},
-                                   {{1, 8, 5, 5}, {2, 2}, {2, 2}, {0, 0, 0, 0}}};
+                                   {{1, 8, 5, 5}, {2, 2}, {2, 2}, {0, 0, 0, 0}},
+                                   {{1, 44, 9, 10}, {3, 3}, {1, 1}, {1, 1, 1, 1}}};
   auto to_bf16 = make_node("ToNhwc", {"x"}, {"xl"}, "to", {make_attribute("to", kBf16)}, "ai.kiln");
   for (const Case& c : cases) {
     SCOPED_TRACE(::testing::PrintToString(c.x));
