@@ -234,8 +234,7 @@ int fuse_qdq(ir::Model& m) {
       const int q = quantize_after(g, view, pool.outputs[0], act);
       if (!x || q < 0 || act >= 0 || !scalar_f32(g, x->scale) || !scalar_zero_point(g, x->zero_point)) continue;
       ir::Node& quant = g.nodes[static_cast<size_t>(q)];
-      if (scalar_value(g, x->scale) != scalar_value(g, quant.inputs[1]) ||
-          zero_point_value(g, x->zero_point) != zero_point_value(g, zero_point_name(quant))) {
+      if (!same_scale(g, x->scale, quant.inputs[1]) || !same_zero_point(g, x->zero_point, zero_point_name(quant))) {
         continue;
       }
       ir::Node& n = g.nodes[i];

@@ -104,6 +104,15 @@ std::pair<bool, int32_t> zero_point_value(const ir::Graph& g, const std::string&
                                     : std::pair<bool, int32_t>{false, t->data<uint8_t>()[0]};
 }
 
+bool same_scale(const ir::Graph& g, const std::string& a, const std::string& b) {
+  return a == b || (scalar_f32(g, a) && scalar_f32(g, b) && scalar_value(g, a) == scalar_value(g, b));
+}
+
+bool same_zero_point(const ir::Graph& g, const std::string& a, const std::string& b) {
+  return a == b ||
+         (scalar_zero_point(g, a) && scalar_zero_point(g, b) && zero_point_value(g, a) == zero_point_value(g, b));
+}
+
 void rename_reads(ir::Graph& g, const std::string& from, const std::string& to) {
   for (auto& n : g.nodes) {
     for (auto& i : n.inputs) {

@@ -61,6 +61,9 @@ float scalar_value(const ir::Graph& g, const std::string& name);
 bool scalar_zero_point(const ir::Graph& g, const std::string& name);
 // A zero point (scalar_zero_point checked) as (is int8, value): none is uint8 0.
 std::pair<bool, int32_t> zero_point_value(const ir::Graph& g, const std::string& name);
+// Whether two scales (float32 scalars) or two zero points are the same value, or the same name.
+bool same_scale(const ir::Graph& g, const std::string& a, const std::string& b);
+bool same_zero_point(const ir::Graph& g, const std::string& a, const std::string& b);
 
 // A Clip's bounds when they are constants (attributes before opset 11, inputs from it; an absent one: the float
 // range's end); nullopt when one is not a constant scalar.

@@ -27,16 +27,6 @@ bool nhwc_conv(const ir::Graph& g, const ir::Node& n) {
   return w && w->rank() == 4 && w->dtype() == DType::kInt8;
 }
 
-// Whether two quantization parameters (a scale, or a zero point) hold the same constant value.
-bool same_scale(const ir::Graph& g, const std::string& a, const std::string& b) {
-  return a == b || (scalar_f32(g, a) && scalar_f32(g, b) && scalar_value(g, a) == scalar_value(g, b));
-}
-
-bool same_zero_point(const ir::Graph& g, const std::string& a, const std::string& b) {
-  return a == b ||
-         (scalar_zero_point(g, a) && scalar_zero_point(g, b) && zero_point_value(g, a) == zero_point_value(g, b));
-}
-
 // The residual sums: a channels-last QLinearAdd whose operand is the only use of a NhwcQLinearConv's result (with
 // that result's scale and zero point) becomes that convolution's inputs 9-13 (the other operand Z, its scale and
 // zero point, the sum's scale and zero point) and attribute `activation`: oneDNN adds Z in the convolution's output

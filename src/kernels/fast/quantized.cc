@@ -150,17 +150,17 @@ Status qconv_kernel(KernelContext& ctx, bool channels_last,
   p.y_signed = y_zp.dtype() == DType::kInt8;
   p.channels_last = channels_last;
   p.impl = impl_choice;
-  p.scales = output_scales(*ctx.input(1), *ctx.input(4), *ctx.input(6));
   const std::vector<int64_t>& od = p.conv.out_dims;
   const std::vector<int64_t> y_dims = channels_last ? std::vector<int64_t>{od[0], od[2], od[3], od[1]} : od;
   const Tensor* z = channels_last ? ctx.input(9) : nullptr;
+  // The output's scale: y_scale, or with a fused sum C_scale.
+  p.scales = output_scales(*ctx.input(1), *ctx.input(4), *ctx.input(z ? 12 : 6));
   DType y_type = y_zp.dtype();
   if (z) {
-    // The fused QLinearAdd (fused_sum_supported): scales and zero point of C, the clip to Y's own range in C's units.
+    // The fused QLinearAdd (fused_sum_supported): zero point of C, the clip to Y's own range in C's units.
     const Tensor& c_zp = *ctx.input(13);
     const double ys = ctx.input(6)->data<float>()[0], cs = ctx.input(12)->data<float>()[0];
     const double y_lo = p.y_signed ? -128 : 0, y_hi = p.y_signed ? 127 : 255;
-    p.scales = output_scales(*ctx.input(1), *ctx.input(4), *ctx.input(12));
     p.sum = true;
     p.relu = !ctx.attr_string("activation", "").empty();
     p.clip_lo = static_cast<float>((y_lo - p.y_zero_point) * ys / cs);
