@@ -51,6 +51,10 @@ enum class CacheEntry : int64_t {
   kDnnlReorder,  // dnnl_kernels::reorder_channels's primitive
   // The shared cache:
   kGemvBf16Weights,  // gemv_bf16::pack of a MatMul/Gemm/FusedMatMul B: {K, N, trans_b}
+  // A node's cache:
+  kNchwcDirectPlan,  // fast/nchwc_conv.cc's direct convolution plan
+  // The shared cache:
+  kDirectConvWeights,  // direct_conv::pack_weights of a KxK convolution's W: {M, K, block, blocked input}
 };
 
 struct CacheKey {

@@ -7,6 +7,8 @@
 //   nchwc_conv.gemm      few output pixels and many weights: one GEMM over the packed im2col;
 //   nchwc_conv.pointwise 1x1 convolutions at stride 1 straight on the blocked layout (x86/pointwise.h): the first
 //                        guess with a residual Z, else chosen by timing;
+//   nchwc_conv.direct    any 2-D convolution without dilation straight on the blocked layout, from a blocked or a
+//                        plain input (x86/direct_conv.h): chosen by timing (strided 3x3 layers, first layers);
 //   nchwc_conv.dnnl      oneDNN's blocked convolution.
 // supports() says whether a kernel computes the case; prefer() holds the thresholds measured for today's choice.
 // Each kernel keeps its plan (geometry, prepared weights) in the node's cache per input shape.
@@ -24,6 +26,7 @@
 #include "kernels/fast/weights.h"
 #include "kernels/kernel.h"
 #include "kernels/ref/conv_geometry.h"
+#include "kernels/x86/direct_conv.h"
 #include "kernels/x86/pointwise.h"
 #include "kernels/x86/sgemm.h"
 #include "kernels/x86/winograd.h"
@@ -364,6 +367,76 @@ Status nchwc_conv_pointwise_kernel(KernelContext& ctx) {
                              b ? b->data<float>() : nullptr, z ? z->data<float>() : nullptr, lo, hi, y->data<float>(),
                              ctx.num_threads(), pool_of(ctx));
   ctx.set_kernel_detail("pointwise" + std::to_string(n.B) + "." + isa_name(ctx.isa()));
+  return Status::ok();
+}
+
+// ---- nchwc_conv.direct
+
+namespace {
+
+direct_conv::Geometry direct_geometry(const NchwcGeom& n) {
+  const ConvGeom& g = n.g;
+  direct_conv::Geometry d;
+  d.N = n.xd[0];
+  d.C = n.C;
+  d.H = n.xd[2];
+  d.W = n.xd[3];
+  d.M = n.M;
+  d.KH = g.kernel[0];
+  d.KW = g.kernel[1];
+  d.OH = g.out[0];
+  d.OW = g.out[1];
+  d.SH = g.strides[0];
+  d.SW = g.strides[1];
+  d.PH = g.pad_begin[0];
+  d.PW = g.pad_begin[1];
+  d.blocked_in = n.blocked_in;
+  return d;
+}
+
+}  // namespace
+
+bool nchwc_conv_direct_supports(const KernelContext& ctx) {
+  NchwcGeom n;
+  if (!setup(ctx, n) || !direct_conv::supports(ctx.isa(), n.B) || n.g.group != 1 || n.xd.size() != 4) return false;
+  if (n.g.dilations != Dims{1, 1} || !(n.act.none() || n.act.kind == K::kRelu || n.act.kind == K::kClip)) return false;
+  // 1x1 convolutions at stride 1 are nchwc_conv.pointwise's: the same tiles over whole planes instead of rows.
+  const bool zero_pads = std::all_of(n.g.pad_begin.begin(), n.g.pad_begin.end(), [](int64_t p) { return p == 0; }) &&
+                         std::all_of(n.g.pad_end.begin(), n.g.pad_end.end(), [](int64_t p) { return p == 0; });
+  if (n.blocked_in && n.g.kernel == Dims{1, 1} && n.g.strides == Dims{1, 1} && zero_pads) return false;
+  const Tensor* z = ctx.input(3);
+  if ((z && !z_inline(ctx, n)) || !avx2_weights(ctx)) return false;
+  // Output padding lanes come out as clamp(0): zero unless the clamp excludes it.
+  float lo, hi;
+  clamp_of(n.act, lo, hi);
+  return n.M % n.B == 0 || (lo <= 0.0f && hi >= 0.0f);
+}
+
+// Timing decides.
+bool nchwc_conv_direct_prefer(const KernelContext&) { return false; }
+
+Status nchwc_conv_direct_kernel(KernelContext& ctx) {
+  const Tensor& w = *ctx.input(1);
+  KILN_ASSIGN_OR_RETURN(
+      auto plan, get_plan(ctx, CacheEntry::kNchwcDirectPlan, [&](Plan& p) -> Status {
+        const direct_conv::Geometry d = direct_geometry(p.n);
+        KILN_ASSIGN_OR_RETURN(
+            p.pw, shared_weights<pointwise::Weights>(
+                      ctx, CacheEntry::kDirectConvWeights, w,
+                      {p.n.M, direct_conv::packed_k(d, p.n.B), p.n.B, p.n.blocked_in ? 1 : 0}, "packing weight W",
+                      [&] { return direct_conv::pack_weights(w.data<float>(), d, p.n.B); }));
+        return Status::ok();
+      }));
+  const NchwcGeom& n = plan->n;
+  const Tensor* b = ctx.input(2);
+  const Tensor* z = ctx.input(3);
+  KILN_ASSIGN_OR_RETURN(Tensor * y, allocate_y(ctx, n));
+  float lo, hi;
+  clamp_of(n.act, lo, hi);
+  direct_conv::conv_blocked(ctx.isa(), ctx.input(0)->data<float>(), direct_geometry(n), *plan->pw,
+                            b ? b->data<float>() : nullptr, z ? z->data<float>() : nullptr, lo, hi, y->data<float>(),
+                            ctx.num_threads(), pool_of(ctx));
+  ctx.set_kernel_detail("direct" + std::to_string(n.B) + "." + isa_name(ctx.isa()));
   return Status::ok();
 }
 

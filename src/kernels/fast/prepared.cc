@@ -73,7 +73,8 @@ std::optional<ExportedWeights> export_prepared(const CacheKey& key, const std::s
       out.arrays = {{static_cast<const float*>(w.buffer.get()), static_cast<int64_t>(w.bytes / sizeof(float))}};
       return out;
     }
-    case CacheEntry::kPointwiseWeights: {
+    case CacheEntry::kPointwiseWeights:
+    case CacheEntry::kDirectConvWeights: {
       const auto& w = *static_cast<const pointwise::Weights*>(value.get());
       out.meta = {w.M, w.C, w.Mp, w.Cp, w.block};
       out.arrays = {{w.data.get(), w.Mp * w.Cp}};
@@ -110,7 +111,8 @@ bool meta_fits_key(CacheEntry entry, const std::vector<int64_t>& fields, const s
     case CacheEntry::kDnnlMatMulWeights:  // fields {..., bytes, layout hash}, meta {bytes}
     case CacheEntry::kDnnlConvWeights:
       return fields.size() >= 2 && meta.size() == 1 && meta[0] == fields[fields.size() - 2] && meta[0] >= 0;
-    case CacheEntry::kPointwiseWeights:  // fields {M, C, block}, meta {M, C, Mp, Cp, block}
+    case CacheEntry::kPointwiseWeights:   // fields {M, C, block}, meta {M, C, Mp, Cp, block}
+    case CacheEntry::kDirectConvWeights:  // fields {M, K, block, blocked input}, meta {M, K, Mp, Kp, block}
       return at(meta, 0) == at(fields, 0) && at(meta, 1) == at(fields, 1) && at(meta, 4) == at(fields, 2);
     default: return false;
   }
@@ -176,15 +178,17 @@ StatusOr<std::shared_ptr<void>> import_prepared(CacheEntry entry, const std::vec
       w->bytes = static_cast<size_t>(meta[0]);
       return std::shared_ptr<void>(w.release(), [](void* q) { delete static_cast<dnnl_kernels::PackedWeights*>(q); });
     }
-    case CacheEntry::kPointwiseWeights: {
+    case CacheEntry::kPointwiseWeights:
+    case CacheEntry::kDirectConvWeights: {
       if (meta.size() != 5 || arrays.size() != 1) return mismatch(entry, "expected 5 sizes and 1 array");
       const int64_t M = meta[0], C = meta[1], Mp = meta[2], Cp = meta[3], block = meta[4];
       if ((block != 8 && block != 16) || M < 0 || C < 0 || Mp != (M + block - 1) / block * block ||
           Cp != (C + block - 1) / block * block || Mp > (int64_t{1} << 30) || Cp > (int64_t{1} << 30) ||
           arrays[0].count != Mp * Cp) {
-        return mismatch(entry, "blocked 1x1 weights of " + std::to_string(arrays[0].count) + " floats for [" +
-                                   std::to_string(M) + ", " + std::to_string(C) + "] in blocks of " +
-                                   std::to_string(block));
+        return mismatch(
+            entry, std::string(entry == CacheEntry::kPointwiseWeights ? "blocked 1x1" : "direct convolution") +
+                       " weights of " + std::to_string(arrays[0].count) + " floats for [" + std::to_string(M) + ", " +
+                       std::to_string(C) + "] in blocks of " + std::to_string(block));
       }
       auto w = std::make_unique<pointwise::Weights>();
       w->M = M;

@@ -35,7 +35,7 @@ std::string blocked(const std::string& avx2_kernel) {
 // the CPU.
 const std::string kAnyConv =
     "conv.dnnl|nchwc_conv.im2col|nchwc_conv.winograd_f4|nchwc_conv.winograd_f2|nchwc_conv.gemm|nchwc_conv.pointwise|"
-    "nchwc_conv.dnnl|"
+    "nchwc_conv.direct|nchwc_conv.dnnl|"
     "fusedconv.dnnl";
 
 // Asserts that some node ran `kernel` (a fast kernel's name, or its name, a space and the detail it reported; or
@@ -941,7 +941,8 @@ TEST(FastKernels, BlockedKernelsOfEachBlockRunAndMatchReference) {
       {"oneDNN (5x5)", "nchwc_conv.dnnl", "", 16, 16, 9, 5, false},
   };
   const std::vector<std::string> all = {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2",
-                                        "nchwc_conv.gemm",   "nchwc_conv.pointwise",   "nchwc_conv.dnnl"};
+                                        "nchwc_conv.gemm",   "nchwc_conv.pointwise",   "nchwc_conv.direct",
+                                        "nchwc_conv.dnnl"};
   const cpu::Isa isa = cpu::default_isa();
   for (int64_t block : {8, 16}) {
     if (block == 16 && isa < cpu::Isa::kAvx512) continue;  // blocks of 16 have vector kernels with AVX-512 only
@@ -998,7 +999,7 @@ TEST(FastKernels, PointwiseConvolutionsMatchReference) {
       {"one pixel, seven blocks", 1, 48, 112, 1, 1, true, "", false},
   };
   const std::vector<std::string> others = {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2",
-                                           "nchwc_conv.gemm", "nchwc_conv.dnnl"};
+                                           "nchwc_conv.gemm",   "nchwc_conv.direct",      "nchwc_conv.dnnl"};
   const cpu::Isa isa = cpu::default_isa();
   for (int64_t block : {8, 16}) {
     if (block == 16 && isa < cpu::Isa::kAvx512) continue;
@@ -1032,6 +1033,80 @@ TEST(FastKernels, PointwiseConvolutionsMatchReference) {
                make_tensor("wz", random_tensor({c.m, c.c, 1, 1}, rng)), make_tensor("b", random_tensor({c.m}, rng))}),
           {{"", 17}, {"ai.kiln", 1}});
       const std::string expected = "nchwc_conv.pointwise pointwise" + std::to_string(block) + "." + cpu::isa_name(isa);
+      expect_fast_matches_reference(model, {{"x", random_tensor(x_dims, rng)}}, 1e-4f, false, with_avx2(expected),
+                                    others);
+    }
+  }
+}
+
+// Direct convolutions on the blocked layout (nchwc_conv.direct, never the first guess: the others disabled), with
+// blocks of 8 (AVX2 variant) and, where the CPU has AVX-512, of 16: 3x3 at strides 1 and 2, a first layer's 7x7 at
+// stride 2 from a plain 3-channel input, tiles of up to 12 pixels (one or two output blocks), a strided 1x1, an
+// asymmetric 5x3 kernel with unequal strides and pads,
+// padding wider than the input (outputs with no tap inside it), channels off the block, output blocks that split
+// into groups, more than one pass over the input channels, two images, bias or none, ReLU, Clip or nothing, and a
+// residual Z that dies at the convolution.
+TEST(FastKernels, DirectConvolutionsMatchReference) {
+  std::mt19937 rng(28);
+  struct Case {
+    std::string name;
+    int64_t n, c, m, h, w;
+    std::vector<int64_t> kernel, strides, pads;
+    bool plain, bias;
+    std::string act;  // "", "Relu" or "Clip"
+    bool residual;
+  };
+  const std::vector<Case> cases = {
+      {"3x3, channels off the block, ReLU", 1, 20, 24, 9, 11, {3, 3}, {1, 1}, {1, 1, 1, 1}, false, true, "Relu", false},
+      {"3x3 stride 2, residual", 1, 64, 96, 15, 14, {3, 3}, {2, 2}, {1, 1, 1, 1}, false, true, "", true},
+      {"first layer 7x7 stride 2", 1, 3, 64, 23, 20, {7, 7}, {2, 2}, {3, 3, 3, 3}, true, true, "Relu", false},
+      {"first layer 3x3, tiles of 12", 1, 3, 32, 31, 29, {3, 3}, {2, 2}, {1, 1, 1, 1}, true, true, "Clip", false},
+      {"one output block, tiles of 12", 1, 24, 8, 5, 30, {3, 3}, {1, 1}, {1, 1, 1, 1}, false, true, "", false},
+      {"1x1 stride 2, two images, Clip", 2, 48, 40, 14, 13, {1, 1}, {2, 2}, {0, 0, 0, 0}, false, false, "Clip", false},
+      {"5x3, strides 2 and 1, uneven pads", 1, 16, 48, 10, 9, {5, 3}, {2, 1}, {2, 0, 1, 2}, false, true, "", false},
+      {"pads wider than the input", 1, 8, 16, 2, 3, {3, 3}, {1, 1}, {3, 2, 3, 2}, false, true, "Relu", false},
+      {"many input channels", 1, 320, 64, 7, 7, {3, 3}, {1, 1}, {1, 1, 1, 1}, false, true, "Relu", false},
+  };
+  const std::vector<std::string> others = {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2",
+                                           "nchwc_conv.gemm",   "nchwc_conv.pointwise",   "nchwc_conv.dnnl"};
+  const cpu::Isa isa = cpu::default_isa();
+  for (int64_t block : {8, 16}) {
+    if (block == 16 && isa < cpu::Isa::kAvx512) continue;
+    for (const Case& c : cases) {
+      SCOPED_TRACE(c.name + ", blocks of " + std::to_string(block));
+      std::vector<ir::Attribute> attrs{make_attribute("block", block), make_attribute("kernel_shape", c.kernel),
+                                       make_attribute("strides", c.strides), make_attribute("pads", c.pads)};
+      if (c.act == "Relu") attrs.push_back(make_attribute("activation", std::string("Relu")));
+      if (c.act == "Clip") {
+        attrs.push_back(make_attribute("activation", std::string("Clip")));
+        attrs.push_back(make_attribute("activation_params", std::vector<float>{-0.5f, 0.5f}));
+      }
+      const std::string in = c.plain ? "x" : "xb";
+      std::vector<std::string> conv_inputs{in, "w", c.bias ? "b" : ""};
+      std::vector<ir::Node> nodes;
+      if (!c.plain) {
+        nodes.push_back(
+            make_node("ReorderInput", {"x"}, {"xb"}, "reorder_in", {make_attribute("block", block)}, "ai.kiln"));
+      }
+      if (c.residual) {
+        nodes.push_back(make_node("NchwcConv", {in, "wz"}, {"zb"}, "conv_z",
+                                  {make_attribute("block", block), make_attribute("strides", c.strides)}, "ai.kiln"));
+        conv_inputs.push_back("zb");
+      }
+      while (conv_inputs.back().empty()) conv_inputs.pop_back();
+      nodes.push_back(make_node("NchwcConv", conv_inputs, {"yb"}, "conv", attrs, "ai.kiln"));
+      nodes.push_back(make_node("ReorderOutput", {"yb"}, {"y"}, "reorder_out",
+                                {make_attribute("block", block), make_attribute("channels", c.m)}, "ai.kiln"));
+      const std::vector<int64_t> x_dims{c.n, c.c, c.h, c.w};
+      auto model = make_model(
+          make_graph(
+              nodes, "g",
+              {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>(x_dims.begin(), x_dims.end()))},
+              {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+              {make_tensor("w", random_tensor({c.m, c.c, c.kernel[0], c.kernel[1]}, rng)),
+               make_tensor("wz", random_tensor({c.m, c.c, 1, 1}, rng)), make_tensor("b", random_tensor({c.m}, rng))}),
+          {{"", 17}, {"ai.kiln", 1}});
+      const std::string expected = "nchwc_conv.direct direct" + std::to_string(block) + "." + cpu::isa_name(isa);
       expect_fast_matches_reference(model, {{"x", random_tensor(x_dims, rng)}}, 1e-4f, false, with_avx2(expected),
                                     others);
     }
