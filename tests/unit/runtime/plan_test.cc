@@ -74,18 +74,21 @@ TEST(PlanFormat, ChecksumSeesEveryByte) {
   }
 }
 
-TEST(Plan, OutputsEqualTheOnnxSessionThatChoseTheSameKernels) {
-  // First guesses on both sides (no timing): the same kernel for every node, so the same bits.
+// First guesses on both sides (no timing): the same kernel for every node, so the same bits. `disabled`: kernels
+// neither side may choose (to steer nodes to a kernel that is never a first guess).
+void expect_plan_equals_onnx_session(const std::vector<std::string>& disabled, const std::string& must_run = "") {
   const std::string plan = tmp_path("resnet18.kplan");
   PlanBuildOptions build;
   build.threads = 2;
   build.tune = false;
+  build.disabled_kernels = disabled;
   auto report = build_plan(model_path("resnet18.onnx"), plan, build);
   ASSERT_TRUE(report.is_ok()) << report.status().message();
   EXPECT_GT(report->fast_kernels, 0);
   SessionOptions options;
   options.intra_op_threads = 2;
   options.tune = false;
+  options.disabled_kernels = disabled;
   auto from_plan = Session::create(plan, options);  // Session::create tells a plan from ONNX
   ASSERT_TRUE(from_plan.is_ok()) << from_plan.status().message();
   ASSERT_NE((*from_plan)->plan_info(), nullptr);
@@ -102,12 +105,26 @@ TEST(Plan, OutputsEqualTheOnnxSessionThatChoseTheSameKernels) {
   const auto ca = (*from_plan)->kernel_choices();
   const auto cb = (*from_onnx)->kernel_choices();
   ASSERT_EQ(ca.size(), cb.size());
+  bool ran = must_run.empty();
   for (size_t i = 0; i < ca.size(); ++i) {
     EXPECT_EQ(ca[i].kernel, cb[i].kernel) << ca[i].node;
     ASSERT_EQ(ca[i].planned.size(), 1u);
     EXPECT_EQ(ca[i].planned[0], ca[i].kernel) << ca[i].node;  // the plan's kernel is the one that ran
+    ran = ran || ca[i].kernel == must_run;
   }
+  EXPECT_TRUE(ran) << must_run << " ran on no node";
   std::remove(plan.c_str());
+}
+
+TEST(Plan, OutputsEqualTheOnnxSessionThatChoseTheSameKernels) { expect_plan_equals_onnx_session({}); }
+
+// The direct convolution's packed weights (never a first guess: the kernels before it and oneDNN disabled, so that
+// it takes every convolution but the 1x1 ones at stride 1) travel in the plan and give the same bits.
+TEST(Plan, DirectConvolutionWeightsFromThePlanGiveTheSameBits) {
+  if (cpu::default_isa() < cpu::Isa::kAvx2) GTEST_SKIP() << "the direct convolution needs AVX2";
+  expect_plan_equals_onnx_session(
+      {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2", "nchwc_conv.gemm", "nchwc_conv.dnnl"},
+      "nchwc_conv.direct");
 }
 
 TEST(Plan, TimedKernelsArePinnedAndNotTimedAgain) {
