@@ -1042,7 +1042,7 @@ TEST(FastKernels, PointwiseConvolutionsMatchReference) {
 // Direct convolutions on the blocked layout (nchwc_conv.direct, never the first guess: the others disabled), with
 // blocks of 8 (AVX2 variant) and, where the CPU has AVX-512, of 16: 3x3 at strides 1 and 2, a first layer's 7x7 at
 // stride 2 from a plain 3-channel input, tiles of up to 12 pixels (one or two output blocks), a strided 1x1, an
-// asymmetric 5x3 kernel with unequal strides and pads,
+// asymmetric 5x3 kernel with unequal strides and pads, 11x11 at stride 4, 1x7,
 // padding wider than the input (outputs with no tap inside it), channels off the block, output blocks that split
 // into groups, more than one pass over the input channels, two images, bias or none, ReLU, Clip or nothing, and a
 // residual Z that dies at the convolution.
@@ -1066,6 +1066,20 @@ TEST(FastKernels, DirectConvolutionsMatchReference) {
       {"5x3, strides 2 and 1, uneven pads", 1, 16, 48, 10, 9, {5, 3}, {2, 1}, {2, 0, 1, 2}, false, true, "", false},
       {"pads wider than the input", 1, 8, 16, 2, 3, {3, 3}, {1, 1}, {3, 2, 3, 2}, false, true, "Relu", false},
       {"many input channels", 1, 320, 64, 7, 7, {3, 3}, {1, 1}, {1, 1, 1, 1}, false, true, "Relu", false},
+      {"11x11 stride 4 from a plain input",
+       1,
+       3,
+       48,
+       35,
+       37,
+       {11, 11},
+       {4, 4},
+       {2, 2, 2, 2},
+       true,
+       true,
+       "Relu",
+       false},
+      {"1x7, no padding rows", 1, 40, 32, 6, 17, {1, 7}, {1, 1}, {0, 3, 0, 3}, false, false, "", false},
   };
   const std::vector<std::string> others = {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2",
                                            "nchwc_conv.gemm",   "nchwc_conv.pointwise",   "nchwc_conv.dnnl"};
