@@ -104,6 +104,24 @@ void clamp_of(const Activation& act, float& lo, float& hi) {
   hi = clip ? act.beta : INFINITY;
 }
 
+// A 1x1 convolution at stride 1 without padding.
+bool pointwise_1x1(const ConvGeom& g) {
+  auto zero = [](const Dims& d) { return std::all_of(d.begin(), d.end(), [](int64_t p) { return p == 0; }); };
+  return g.kernel == Dims{1, 1} && g.strides == Dims{1, 1} && zero(g.pad_begin) && zero(g.pad_end);
+}
+
+// The own register-tiled kernels' (pointwise, direct) conditions: bias, Z of the output's shape and a ReLU, Clip or no
+// activation applied in registers, constant weights prepared once; the output's padding lanes come out as clamp(0),
+// zero unless the clamp excludes it.
+bool register_epilogue(const KernelContext& ctx, const NchwcGeom& n) {
+  if (!(n.act.none() || n.act.kind == K::kRelu || n.act.kind == K::kClip)) return false;
+  const Tensor* z = ctx.input(3);
+  if ((z && !z_inline(ctx, n)) || !avx2_weights(ctx)) return false;
+  float lo, hi;
+  clamp_of(n.act, lo, hi);
+  return n.M % n.B == 0 || (lo <= 0.0f && hi >= 0.0f);
+}
+
 dnnl_kernels::ConvParams nchwc_dnnl_params(const NchwcGeom& n) {
   const ConvGeom& g = n.g;
   return dnnl_kernels::ConvParams{g.group,
@@ -158,6 +176,27 @@ StatusOr<std::shared_ptr<Plan>> get_plan(KernelContext& ctx, CacheEntry entry, M
 StatusOr<Tensor*> allocate_y(KernelContext& ctx, const NchwcGeom& n) {
   return z_inline(ctx, n) ? ctx.allocate_output_reusing(0, 3, DType::kFloat32, n.bod)
                           : ctx.allocate_output_uninitialized(0, DType::kFloat32, n.bod);
+}
+
+// What the kernels that finish in registers (Winograd, GEMM, pointwise, direct) take besides X and the weights: the
+// output (allocate_y), the bias and Z (nullptr when absent) and the activation as a clamp.
+struct Epilogue {
+  float* y = nullptr;
+  const float* bias = nullptr;
+  const float* z = nullptr;
+  float lo = 0, hi = 0;
+};
+
+StatusOr<Epilogue> epilogue_of(KernelContext& ctx, const NchwcGeom& n) {
+  Epilogue e;
+  KILN_ASSIGN_OR_RETURN(Tensor * y, allocate_y(ctx, n));
+  e.y = y->data<float>();
+  const Tensor* b = ctx.input(2);
+  const Tensor* z = ctx.input(3);
+  e.bias = b ? b->data<float>() : nullptr;
+  e.z = z ? z->data<float>() : nullptr;
+  clamp_of(n.act, e.lo, e.hi);
+  return e;
 }
 
 }  // namespace
@@ -235,14 +274,10 @@ Status winograd_kernel(KernelContext& ctx) {
                         }));
   const NchwcGeom& n = plan->n;
   const ConvGeom& g = n.g;
-  const Tensor* b = ctx.input(2);
-  const Tensor* z = ctx.input(3);
-  KILN_ASSIGN_OR_RETURN(Tensor * y, allocate_y(ctx, n));
-  float lo, hi;
-  clamp_of(n.act, lo, hi);
+  KILN_ASSIGN_OR_RETURN(const Epilogue e, epilogue_of(ctx, n));
   const winograd::Geometry geo{n.xd[0], n.C, n.xd[2], n.xd[3], n.M, g.out[0], g.out[1], g.pad_begin[0], g.pad_begin[1]};
-  winograd::conv3x3_blocked(ctx.isa(), n.B, x.data<float>(), geo, *plan->wino, b ? b->data<float>() : nullptr,
-                            z ? z->data<float>() : nullptr, lo, hi, y->data<float>(), pool_of(ctx));
+  winograd::conv3x3_blocked(ctx.isa(), n.B, x.data<float>(), geo, *plan->wino, e.bias, e.z, e.lo, e.hi, e.y,
+                            pool_of(ctx));
   ctx.set_kernel_detail(std::string(g.strides[0] == 2 ? "winograd_f2x2_s2."
                                     : kTile == 4      ? "winograd_f4x4."
                                                       : "winograd_f2x2.") +
@@ -311,14 +346,9 @@ Status nchwc_conv_gemm_kernel(KernelContext& ctx) {
                           return Status::ok();
                         }));
   const NchwcGeom& n = plan->n;
-  const Tensor* b = ctx.input(2);
-  const Tensor* z = ctx.input(3);
-  KILN_ASSIGN_OR_RETURN(Tensor * y, allocate_y(ctx, n));
-  float lo, hi;
-  clamp_of(n.act, lo, hi);
-  sgemm::conv2d_blocked(ctx.isa(), n.B, ctx.input(0)->data<float>(), sgemm_geometry(n), *plan->packed,
-                        b ? b->data<float>() : nullptr, z ? z->data<float>() : nullptr, lo, hi, y->data<float>(),
-                        pool_of(ctx));
+  KILN_ASSIGN_OR_RETURN(const Epilogue e, epilogue_of(ctx, n));
+  sgemm::conv2d_blocked(ctx.isa(), n.B, ctx.input(0)->data<float>(), sgemm_geometry(n), *plan->packed, e.bias, e.z,
+                        e.lo, e.hi, e.y, pool_of(ctx));
   ctx.set_kernel_detail("conv_gemm_blocked" + std::to_string(n.B) + "." + isa_name(ctx.isa()));
   return Status::ok();
 }
@@ -328,17 +358,7 @@ Status nchwc_conv_gemm_kernel(KernelContext& ctx) {
 bool nchwc_conv_pointwise_supports(const KernelContext& ctx) {
   NchwcGeom n;
   if (!setup(ctx, n) || !n.blocked_in || !pointwise::supports(ctx.isa(), n.B) || n.g.group != 1) return false;
-  const ConvGeom& g = n.g;
-  const bool zero_pads = std::all_of(g.pad_begin.begin(), g.pad_begin.end(), [](int64_t p) { return p == 0; }) &&
-                         std::all_of(g.pad_end.begin(), g.pad_end.end(), [](int64_t p) { return p == 0; });
-  if (g.kernel != Dims{1, 1} || g.strides != Dims{1, 1} || !zero_pads) return false;
-  if (!(n.act.none() || n.act.kind == K::kRelu || n.act.kind == K::kClip)) return false;
-  const Tensor* z = ctx.input(3);
-  if ((z && !z_inline(ctx, n)) || !avx2_weights(ctx)) return false;
-  // Output padding lanes come out as clamp(0): zero unless the clamp excludes it.
-  float lo, hi;
-  clamp_of(n.act, lo, hi);
-  return n.M % n.B == 0 || (lo <= 0.0f && hi >= 0.0f);
+  return pointwise_1x1(n.g) && register_epilogue(ctx, n);
 }
 
 // With a residual Z (the end of a bottleneck block), where adding Z in registers beats oneDNN's sum post-op: measured
@@ -358,14 +378,9 @@ Status nchwc_conv_pointwise_kernel(KernelContext& ctx) {
                           return Status::ok();
                         }));
   const NchwcGeom& n = plan->n;
-  const Tensor* b = ctx.input(2);
-  const Tensor* z = ctx.input(3);
-  KILN_ASSIGN_OR_RETURN(Tensor * y, allocate_y(ctx, n));
-  float lo, hi;
-  clamp_of(n.act, lo, hi);
-  pointwise::conv1x1_blocked(ctx.isa(), ctx.input(0)->data<float>(), n.xd[0], n.xd[2] * n.xd[3], *plan->pw,
-                             b ? b->data<float>() : nullptr, z ? z->data<float>() : nullptr, lo, hi, y->data<float>(),
-                             ctx.num_threads(), pool_of(ctx));
+  KILN_ASSIGN_OR_RETURN(const Epilogue e, epilogue_of(ctx, n));
+  pointwise::conv1x1_blocked(ctx.isa(), ctx.input(0)->data<float>(), n.xd[0], n.xd[2] * n.xd[3], *plan->pw, e.bias, e.z,
+                             e.lo, e.hi, e.y, ctx.num_threads(), pool_of(ctx));
   ctx.set_kernel_detail("pointwise" + std::to_string(n.B) + "." + isa_name(ctx.isa()));
   return Status::ok();
 }
@@ -399,17 +414,9 @@ direct_conv::Geometry direct_geometry(const NchwcGeom& n) {
 bool nchwc_conv_direct_supports(const KernelContext& ctx) {
   NchwcGeom n;
   if (!setup(ctx, n) || !direct_conv::supports(ctx.isa(), n.B) || n.g.group != 1 || n.xd.size() != 4) return false;
-  if (n.g.dilations != Dims{1, 1} || !(n.act.none() || n.act.kind == K::kRelu || n.act.kind == K::kClip)) return false;
   // 1x1 convolutions at stride 1 are nchwc_conv.pointwise's: the same tiles over whole planes instead of rows.
-  const bool zero_pads = std::all_of(n.g.pad_begin.begin(), n.g.pad_begin.end(), [](int64_t p) { return p == 0; }) &&
-                         std::all_of(n.g.pad_end.begin(), n.g.pad_end.end(), [](int64_t p) { return p == 0; });
-  if (n.blocked_in && n.g.kernel == Dims{1, 1} && n.g.strides == Dims{1, 1} && zero_pads) return false;
-  const Tensor* z = ctx.input(3);
-  if ((z && !z_inline(ctx, n)) || !avx2_weights(ctx)) return false;
-  // Output padding lanes come out as clamp(0): zero unless the clamp excludes it.
-  float lo, hi;
-  clamp_of(n.act, lo, hi);
-  return n.M % n.B == 0 || (lo <= 0.0f && hi >= 0.0f);
+  if (n.g.dilations != Dims{1, 1} || (n.blocked_in && pointwise_1x1(n.g))) return false;
+  return register_epilogue(ctx, n);
 }
 
 // Timing decides.
@@ -428,14 +435,9 @@ Status nchwc_conv_direct_kernel(KernelContext& ctx) {
         return Status::ok();
       }));
   const NchwcGeom& n = plan->n;
-  const Tensor* b = ctx.input(2);
-  const Tensor* z = ctx.input(3);
-  KILN_ASSIGN_OR_RETURN(Tensor * y, allocate_y(ctx, n));
-  float lo, hi;
-  clamp_of(n.act, lo, hi);
-  direct_conv::conv_blocked(ctx.isa(), ctx.input(0)->data<float>(), direct_geometry(n), *plan->pw,
-                            b ? b->data<float>() : nullptr, z ? z->data<float>() : nullptr, lo, hi, y->data<float>(),
-                            ctx.num_threads(), pool_of(ctx));
+  KILN_ASSIGN_OR_RETURN(const Epilogue e, epilogue_of(ctx, n));
+  direct_conv::conv_blocked(ctx.isa(), ctx.input(0)->data<float>(), direct_geometry(n), *plan->pw, e.bias, e.z, e.lo,
+                            e.hi, e.y, ctx.num_threads(), pool_of(ctx));
   ctx.set_kernel_detail("direct" + std::to_string(n.B) + "." + isa_name(ctx.isa()));
   return Status::ok();
 }

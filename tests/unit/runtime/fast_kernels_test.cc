@@ -976,6 +976,45 @@ TEST(FastKernels, BlockedKernelsOfEachBlockRunAndMatchReference) {
   }
 }
 
+// One NchwcConv with blocks of `block` between ReorderInput and ReorderOutput (or on the plain input x when `plain`):
+// W of `w_dims`, a bias when `bias`, `act` ("", "Relu" or "Clip" to [-0.5, 0.5]) and `attrs` besides, and when
+// `residual` a Z from a 1x1 NchwcConv of the same input at `z_strides` (Z dies at the convolution, which may then take
+// its bytes).
+ir::Model blocked_conv_model(int64_t block, const std::vector<int64_t>& x_dims, const std::vector<int64_t>& w_dims,
+                             std::vector<ir::Attribute> attrs, bool plain, bool bias, const std::string& act,
+                             bool residual, const std::vector<int64_t>& z_strides, std::mt19937& rng) {
+  attrs.push_back(make_attribute("block", block));
+  if (act == "Relu") attrs.push_back(make_attribute("activation", std::string("Relu")));
+  if (act == "Clip") {
+    attrs.push_back(make_attribute("activation", std::string("Clip")));
+    attrs.push_back(make_attribute("activation_params", std::vector<float>{-0.5f, 0.5f}));
+  }
+  const std::string in = plain ? "x" : "xb";
+  std::vector<std::string> conv_inputs{in, "w", bias ? "b" : ""};
+  std::vector<ir::Node> nodes;
+  if (!plain) {
+    nodes.push_back(
+        make_node("ReorderInput", {"x"}, {"xb"}, "reorder_in", {make_attribute("block", block)}, "ai.kiln"));
+  }
+  if (residual) {
+    nodes.push_back(make_node("NchwcConv", {in, "wz"}, {"zb"}, "conv_z",
+                              {make_attribute("block", block), make_attribute("strides", z_strides)}, "ai.kiln"));
+    conv_inputs.push_back("zb");
+  }
+  while (conv_inputs.back().empty()) conv_inputs.pop_back();
+  const int64_t m = w_dims[0], c = w_dims[1];
+  nodes.push_back(make_node("NchwcConv", conv_inputs, {"yb"}, "conv", attrs, "ai.kiln"));
+  nodes.push_back(make_node("ReorderOutput", {"yb"}, {"y"}, "reorder_out",
+                            {make_attribute("block", block), make_attribute("channels", m)}, "ai.kiln"));
+  return make_model(
+      make_graph(nodes, "g",
+                 {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>(x_dims.begin(), x_dims.end()))},
+                 {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
+                 {make_tensor("w", random_tensor(w_dims, rng)), make_tensor("wz", random_tensor({m, c, 1, 1}, rng)),
+                  make_tensor("b", random_tensor({m}, rng))}),
+      {{"", 17}, {"ai.kiln", 1}});
+}
+
 // 1x1 stride-1 convolutions straight on the blocked layout (nchwc_conv.pointwise, never the first guess: the
 // others disabled), with blocks of 8 (AVX2 variant) and, where the CPU has AVX-512, of 16: channels off the block
 // (padding lanes in the input and the output), output blocks that split into groups of 4, 3, 2 and a remainder,
@@ -1005,33 +1044,9 @@ TEST(FastKernels, PointwiseConvolutionsMatchReference) {
     if (block == 16 && isa < cpu::Isa::kAvx512) continue;
     for (const Case& c : cases) {
       SCOPED_TRACE(c.name + ", blocks of " + std::to_string(block));
-      std::vector<ir::Attribute> attrs{make_attribute("block", block)};
-      if (c.act == "Relu") attrs.push_back(make_attribute("activation", std::string("Relu")));
-      if (c.act == "Clip") {
-        attrs.push_back(make_attribute("activation", std::string("Clip")));
-        attrs.push_back(make_attribute("activation_params", std::vector<float>{-0.5f, 0.5f}));
-      }
-      std::vector<std::string> conv_inputs{"xb", "w", c.bias ? "b" : ""};
-      std::vector<ir::Node> nodes{
-          make_node("ReorderInput", {"x"}, {"xb"}, "reorder_in", {make_attribute("block", block)}, "ai.kiln")};
-      if (c.residual) {
-        nodes.push_back(
-            make_node("NchwcConv", {"xb", "wz"}, {"zb"}, "conv_z", {make_attribute("block", block)}, "ai.kiln"));
-        conv_inputs.push_back("zb");
-      }
-      while (conv_inputs.back().empty()) conv_inputs.pop_back();
-      nodes.push_back(make_node("NchwcConv", conv_inputs, {"yb"}, "conv", attrs, "ai.kiln"));
-      nodes.push_back(make_node("ReorderOutput", {"yb"}, {"y"}, "reorder_out",
-                                {make_attribute("block", block), make_attribute("channels", c.m)}, "ai.kiln"));
       const std::vector<int64_t> x_dims{c.n, c.c, c.h, c.w};
-      auto model = make_model(
-          make_graph(
-              nodes, "g",
-              {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>(x_dims.begin(), x_dims.end()))},
-              {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
-              {make_tensor("w", random_tensor({c.m, c.c, 1, 1}, rng)),
-               make_tensor("wz", random_tensor({c.m, c.c, 1, 1}, rng)), make_tensor("b", random_tensor({c.m}, rng))}),
-          {{"", 17}, {"ai.kiln", 1}});
+      auto model =
+          blocked_conv_model(block, x_dims, {c.m, c.c, 1, 1}, {}, false, c.bias, c.act, c.residual, {1, 1}, rng);
       const std::string expected = "nchwc_conv.pointwise pointwise" + std::to_string(block) + "." + cpu::isa_name(isa);
       expect_fast_matches_reference(model, {{"x", random_tensor(x_dims, rng)}}, 1e-4f, false, with_avx2(expected),
                                     others);
@@ -1088,38 +1103,11 @@ TEST(FastKernels, DirectConvolutionsMatchReference) {
     if (block == 16 && isa < cpu::Isa::kAvx512) continue;
     for (const Case& c : cases) {
       SCOPED_TRACE(c.name + ", blocks of " + std::to_string(block));
-      std::vector<ir::Attribute> attrs{make_attribute("block", block), make_attribute("kernel_shape", c.kernel),
-                                       make_attribute("strides", c.strides), make_attribute("pads", c.pads)};
-      if (c.act == "Relu") attrs.push_back(make_attribute("activation", std::string("Relu")));
-      if (c.act == "Clip") {
-        attrs.push_back(make_attribute("activation", std::string("Clip")));
-        attrs.push_back(make_attribute("activation_params", std::vector<float>{-0.5f, 0.5f}));
-      }
-      const std::string in = c.plain ? "x" : "xb";
-      std::vector<std::string> conv_inputs{in, "w", c.bias ? "b" : ""};
-      std::vector<ir::Node> nodes;
-      if (!c.plain) {
-        nodes.push_back(
-            make_node("ReorderInput", {"x"}, {"xb"}, "reorder_in", {make_attribute("block", block)}, "ai.kiln"));
-      }
-      if (c.residual) {
-        nodes.push_back(make_node("NchwcConv", {in, "wz"}, {"zb"}, "conv_z",
-                                  {make_attribute("block", block), make_attribute("strides", c.strides)}, "ai.kiln"));
-        conv_inputs.push_back("zb");
-      }
-      while (conv_inputs.back().empty()) conv_inputs.pop_back();
-      nodes.push_back(make_node("NchwcConv", conv_inputs, {"yb"}, "conv", attrs, "ai.kiln"));
-      nodes.push_back(make_node("ReorderOutput", {"yb"}, {"y"}, "reorder_out",
-                                {make_attribute("block", block), make_attribute("channels", c.m)}, "ai.kiln"));
       const std::vector<int64_t> x_dims{c.n, c.c, c.h, c.w};
-      auto model = make_model(
-          make_graph(
-              nodes, "g",
-              {make_tensor_value_info("x", DType::kFloat32, std::vector<DimArg>(x_dims.begin(), x_dims.end()))},
-              {make_tensor_value_info("y", DType::kFloat32, std::nullopt)},
-              {make_tensor("w", random_tensor({c.m, c.c, c.kernel[0], c.kernel[1]}, rng)),
-               make_tensor("wz", random_tensor({c.m, c.c, 1, 1}, rng)), make_tensor("b", random_tensor({c.m}, rng))}),
-          {{"", 17}, {"ai.kiln", 1}});
+      auto model = blocked_conv_model(block, x_dims, {c.m, c.c, c.kernel[0], c.kernel[1]},
+                                      {make_attribute("kernel_shape", c.kernel), make_attribute("strides", c.strides),
+                                       make_attribute("pads", c.pads)},
+                                      c.plain, c.bias, c.act, c.residual, c.strides, rng);
       const std::string expected = "nchwc_conv.direct direct" + std::to_string(block) + "." + cpu::isa_name(isa);
       expect_fast_matches_reference(model, {{"x", random_tensor(x_dims, rng)}}, 1e-4f, false, with_avx2(expected),
                                     others);
