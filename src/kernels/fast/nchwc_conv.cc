@@ -149,7 +149,8 @@ struct Plan {
   int tile = 0;                             // Winograd
   std::shared_ptr<sgemm::PackedB> packed;   // im2col and GEMM
   std::shared_ptr<winograd::Weights> wino;  // Winograd
-  std::shared_ptr<pointwise::Weights> pw;   // pointwise
+  std::shared_ptr<pointwise::Weights> pw;   // pointwise and direct
+  direct_conv::Tiling direct;               // direct
 };
 
 // The node's plan for `entry`, made by `make(plan)` the first time per shape signature of the inputs.
@@ -427,6 +428,7 @@ Status nchwc_conv_direct_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(
       auto plan, get_plan(ctx, CacheEntry::kNchwcDirectPlan, [&](Plan& p) -> Status {
         const direct_conv::Geometry d = direct_geometry(p.n);
+        p.direct = direct_conv::tiling(d, p.n.B);
         KILN_ASSIGN_OR_RETURN(
             p.pw, shared_weights<pointwise::Weights>(
                       ctx, CacheEntry::kDirectConvWeights, w,
@@ -436,8 +438,8 @@ Status nchwc_conv_direct_kernel(KernelContext& ctx) {
       }));
   const NchwcGeom& n = plan->n;
   KILN_ASSIGN_OR_RETURN(const Epilogue e, epilogue_of(ctx, n));
-  direct_conv::conv_blocked(ctx.isa(), ctx.input(0)->data<float>(), direct_geometry(n), *plan->pw, e.bias, e.z, e.lo,
-                            e.hi, e.y, ctx.num_threads(), pool_of(ctx));
+  direct_conv::conv_blocked(ctx.isa(), ctx.input(0)->data<float>(), plan->direct, *plan->pw, e.bias, e.z, e.lo, e.hi,
+                            e.y, ctx.num_threads(), pool_of(ctx));
   ctx.set_kernel_detail("direct" + std::to_string(n.B) + "." + isa_name(ctx.isa()));
   return Status::ok();
 }

@@ -113,23 +113,8 @@ __attribute__((always_inline)) inline void pool_plane(const float* xin, float* y
 }  // namespace
 
 // The vector kernels, once per block: 8 channels in AVX2 registers, 16 in AVX-512 ones.
-KILN_BEGIN_AVX2
-namespace avx2 {
-namespace {
-using V = simd::Vec8;
-#include "kernels/fast/pool_simd.inc"
-}  // namespace
-}  // namespace avx2
-KILN_END_TARGET
-
-KILN_BEGIN_AVX512
-namespace avx512 {
-namespace {
-using V = simd::Vec16;
-#include "kernels/fast/pool_simd.inc"
-}  // namespace
-}  // namespace avx512
-KILN_END_TARGET
+#define KILN_WIDTHS_SOURCE "kernels/fast/pool_simd.inc"
+#include "kernels/x86/both_widths.inc"
 
 namespace {
 

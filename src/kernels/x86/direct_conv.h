@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "kernels/x86/pointwise.h"
 #include "kernels/x86/sgemm.h"
@@ -36,10 +37,26 @@ int64_t packed_k(const Geometry& g, int64_t block);
 // Whether conv_blocked runs blocks of `block` with `isa`: 8 with AVX2, 16 with AVX-512.
 bool supports(cpu::Isa isa, int64_t block);
 
+// Neighbouring output pixels of one row that read the same taps: a tile of pixels whose windows lie inside the
+// input's columns, or a single pixel at a column edge with the taps inside.
+struct Span {
+  int64_t oh = 0, ow = 0, count = 0;           // the first pixel; 1 to 12 pixels
+  int64_t kh0 = 0, kh1 = 0, kw0 = 0, kw1 = 0;  // the taps that read the input (the others read padding)
+};
+
+// How a layer's work is cut, worked out once per shape: output blocks per work item (up to 4 of 16 or 2 of 8), and
+// one image's spans, row by row, whose tiles hold up to 6 pixels (12 where a group has at most half those blocks).
+struct Tiling {
+  Geometry g;
+  int64_t block = 0, group = 0;
+  std::vector<Span> spans;
+};
+Tiling tiling(const Geometry& g, int64_t block);
+
 // y [N, Mp/B, OH, OW, B] = conv(x, w) + bias[M] (nullptr: none) + z (nullptr: none; y's layout, may be y itself),
-// clamped to [lo, hi], for B = w.block. Where M is not a multiple of B, lo <= 0 <= hi (the padding lanes stay zero).
-// supports(isa, w.block) must hold. `threads`: how many threads parallel_for runs on.
-void conv_blocked(cpu::Isa isa, const float* x, const Geometry& g, const pointwise::Weights& w, const float* bias,
+// clamped to [lo, hi], for B = w.block = t.block. Where M is not a multiple of B, lo <= 0 <= hi (the padding lanes
+// stay zero). supports(isa, w.block) must hold. `threads`: how many threads parallel_for runs on.
+void conv_blocked(cpu::Isa isa, const float* x, const Tiling& t, const pointwise::Weights& w, const float* bias,
                   const float* z, float lo, float hi, float* y, int threads, const sgemm::ParallelFor& parallel_for);
 
 }  // namespace kiln::direct_conv

@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "kernels/x86/sgemm.h"
 
@@ -35,5 +37,18 @@ bool supports(cpu::Isa isa, int64_t block);
 // on (the work is cut into one or two equal parts for each).
 void conv1x1_blocked(cpu::Isa isa, const float* x, int64_t N, int64_t HW, const Weights& w, const float* bias,
                      const float* z, float lo, float hi, float* y, int threads, const sgemm::ParallelFor& parallel_for);
+
+// What this kernel and direct_conv.h share:
+// Output blocks per work item: `most` (4 blocks of 16 with AVX-512, 2 of 8 with AVX2), or fewer where that splits MB
+// into equal groups (6 blocks: two groups of 3 rather than 4 and 2).
+int64_t blocks_per_group(int64_t MB, int64_t most);
+// bias[M] with w's padding lanes (zero) in `storage` where w.M is not a multiple of the block; else bias itself.
+const float* padded_bias(const float* bias, const Weights& w, std::vector<float>& storage);
+// The work items (image, output group, tile), N x groups x tiles in that order, split into equal runs of items, one
+// or two per thread (a thread reads the weights of the groups it has: the 7x7 stages' as good as once from memory;
+// and no thread waits for one with a group more: five groups on two threads), each run handed to fn(n, group, i0, i1)
+// in pieces of consecutive tiles [i0, i1) of one image and group.
+void for_tile_runs(int64_t N, int64_t groups, int64_t tiles, int threads, const sgemm::ParallelFor& parallel_for,
+                   const std::function<void(int64_t, int64_t, int64_t, int64_t)>& fn);
 
 }  // namespace kiln::pointwise

@@ -214,23 +214,8 @@ void conv3x3_t(cpu::Isa isa, const float* x, const Geometry& g, const Weights& w
 }  // namespace
 
 // The vector code, once per channel block: 8 (AVX2) and 16 (AVX-512).
-KILN_BEGIN_AVX2
-namespace avx2 {
-namespace {
-using V = simd::Vec8;
-#include "kernels/x86/winograd_impl.inc"
-}  // namespace
-}  // namespace avx2
-KILN_END_TARGET
-
-KILN_BEGIN_AVX512
-namespace avx512 {
-namespace {
-using V = simd::Vec16;
-#include "kernels/x86/winograd_impl.inc"
-}  // namespace
-}  // namespace avx512
-KILN_END_TARGET
+#define KILN_WIDTHS_SOURCE "kernels/x86/winograd_impl.inc"
+#include "kernels/x86/both_widths.inc"
 
 int64_t tiles(int tile, int64_t n, int64_t oh, int64_t ow) {
   return n * ((oh + tile - 1) / tile) * ((ow + tile - 1) / tile);
