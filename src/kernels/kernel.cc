@@ -307,6 +307,14 @@ void KernelContext::parallel_for(int64_t n, int64_t grain, const std::function<v
   }
 }
 
+void KernelContext::parallel_for_static(int64_t n, const std::function<void(int64_t, int64_t)>& fn) const {
+  if (pool_) {
+    pool_->parallel_for_static(n, fn);
+  } else if (n > 0) {
+    fn(0, n);
+  }
+}
+
 Value KernelContext::take_output(size_t i) {
   if (i >= outputs_.size()) return Value();
   if (value_outputs_[i].defined()) return std::move(value_outputs_[i]);

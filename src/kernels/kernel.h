@@ -55,6 +55,8 @@ enum class CacheEntry : int64_t {
   kNchwcDirectPlan,  // fast/nchwc_conv.cc's direct convolution plan
   // The shared cache:
   kDirectConvWeights,  // direct_conv::pack_weights of a KxK convolution's W: {M, K, block, blocked input}
+  // A node's cache:
+  kDepthwiseBf16Weights,  // depthwise_bf16::pack of a depthwise NhwcConv's W and B: {C, KH, KW}
 };
 
 struct CacheKey {
@@ -232,6 +234,8 @@ class KernelContext {
   // Calls fn(begin, end) over disjoint ranges covering [0, n), in parallel on the session's pool, with at
   // least `grain` items per call.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const;
+  // The same split as oneDNN's: one contiguous range per thread, in thread order (ParallelRunner::parallel_for_static).
+  void parallel_for_static(int64_t n, const std::function<void(int64_t, int64_t)>& fn) const;
 
   // An error naming the node, op and opset: "node 'Conv_2' (Conv, opset 11): <msg>".
   Status error(const std::string& msg) const;

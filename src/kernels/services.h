@@ -31,6 +31,11 @@ class ParallelRunner {
   // Calls fn(begin, end) over disjoint ranges covering [0, n), at least `grain` items per call, and returns when
   // every call has returned.
   virtual void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const = 0;
+  // Calls fn(begin, end) once per thread t of min(n, num_threads()), with the t-th of that many contiguous ranges
+  // covering [0, n) (sizes differing by at most one, the larger first): oneDNN's static partition, for a kernel
+  // whose neighbours are oneDNN primitives, so that each core works on the part of a tensor they left in its
+  // caches. parallel_for's ranges go to threads as they come free instead.
+  virtual void parallel_for_static(int64_t n, const std::function<void(int64_t, int64_t)>& fn) const = 0;
 };
 
 }  // namespace kiln::cpu

@@ -34,6 +34,23 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   }
 }
 
+void ThreadPool::parallel_for_static(int64_t n, const std::function<void(int64_t, int64_t)>& fn) const {
+  if (n <= 0) return;
+  const int64_t team = std::min<int64_t>(threads_, n);
+  if (team <= 1 || omp_in_parallel()) {
+    fn(0, n);
+    return;
+  }
+  // balance211: the first n % team threads take one item more.
+  const int64_t base = n / team, extra = n % team;
+#pragma omp parallel num_threads(static_cast <int>(team))
+  {
+    const int64_t t = omp_get_thread_num();
+    const int64_t begin = t * base + std::min(t, extra);
+    fn(begin, begin + base + (t < extra ? 1 : 0));
+  }
+}
+
 int ThreadPool::physical_cores() {
   std::set<std::pair<std::string, std::string>> cores;
   const unsigned logical = std::max(1u, std::thread::hardware_concurrency());

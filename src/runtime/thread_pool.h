@@ -22,6 +22,7 @@ class ThreadPool : public cpu::ParallelRunner {
   // Calls fn(begin, end) over disjoint ranges covering [0, n), at least `grain` items per call, and returns
   // when every call has returned. The split depends only on n, grain and the thread count. fn must not throw.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const override;
+  void parallel_for_static(int64_t n, const std::function<void(int64_t, int64_t)>& fn) const override;
 
   // Physical cores of this machine (distinct core ids in sysfs; hardware_concurrency() when unknown).
   static int physical_cores();

@@ -2,7 +2,10 @@
 // Z as post-ops) and ConvTranspose; ai.kiln NhwcConv on channels-last bfloat16 (or float32) tensors and the
 // conversions at its boundaries, ToNhwc and FromNhwc (layout_nhwc_bf16). Primitives (and weights reordered for
 // them, when constant) live in the node's cache.
+#include <algorithm>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +14,7 @@
 #include "kernels/fast/parallel.h"
 #include "kernels/kernel.h"
 #include "kernels/ref/conv_geometry.h"
+#include "kernels/x86/depthwise_bf16.h"
 #include "kernels/x86/to_nhwc_bf16.h"
 
 namespace kiln::cpu {
@@ -146,6 +150,76 @@ Status nhwc_conv_dnnl_kernel(KernelContext& ctx) {
   return Status::ok();
 }
 
+// ---- NhwcConv, depthwise on bfloat16 (group = C = M, one input channel a filter): kiln's AVX512-BF16 kernel.
+
+namespace {
+
+// The fused activation as depthwise_bf16's clamp; false for one it does not take.
+bool clamp_of(const Activation& act, depthwise_bf16::Clamp& c) {
+  const float inf = std::numeric_limits<float>::infinity();
+  switch (act.kind) {
+    case Activation::Kind::kNone: c = {-inf, inf, false}; return true;
+    case Activation::Kind::kRelu: c = {0.0f, inf, true}; return true;
+    case Activation::Kind::kClip: c = {act.alpha, act.beta, false}; return true;
+    default: return false;
+  }
+}
+
+// The depthwise geometry of the node (its conditions checked by nhwc_conv_depthwise_bf16_supports).
+StatusOr<depthwise_bf16::Geometry> depthwise_geometry(const KernelContext& ctx, ConvGeom& g) {
+  const auto& d = ctx.input(0)->dims();
+  KILN_RETURN_IF_ERROR(conv_setup(ctx, {d[0], d[3], d[1], d[2]}, *ctx.input(1), g));
+  return depthwise_bf16::Geometry{g.N,          g.in[0],      g.in[1],        g.C,           g.out[0], g.out[1],
+                                  g.strides[0], g.strides[1], g.pad_begin[0], g.pad_begin[1]};
+}
+
+}  // namespace
+
+bool nhwc_conv_depthwise_bf16_supports(const KernelContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  const Tensor* w = ctx.input(1);
+  const Tensor* b = ctx.input(2);
+  if (!x || !w || ctx.input(3) || ctx.isa() < Isa::kAvx512 || !depthwise_bf16::supported() || !bf16_cpu(ctx)) {
+    return false;
+  }
+  if (x->dtype() != DType::kBFloat16 || x->rank() != 4 || w->dtype() != DType::kFloat32 || w->rank() != 4 ||
+      !ctx.input_is_constant(1) || (b && (b->dtype() != DType::kFloat32 || !ctx.input_is_constant(2)))) {
+    return false;
+  }
+  depthwise_bf16::Clamp clamp;
+  const StatusOr<Activation> act = fused_activation(ctx);
+  ConvGeom g;
+  if (!act.is_ok() || !clamp_of(*act, clamp) || !depthwise_geometry(ctx, g).is_ok()) return false;
+  const bool undilated = std::all_of(g.dilations.begin(), g.dilations.end(), [](int64_t v) { return v == 1; });
+  return g.in.size() == 2 && g.group == g.C && g.M == g.C && w->dims()[1] == 1 && undilated &&
+         depthwise_bf16::takes(g.kernel[0], g.kernel[1]) && (!b || b->num_elements() == g.M);
+}
+
+Status nhwc_conv_depthwise_bf16_kernel(KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const Tensor& w = *ctx.input(1);
+  const Tensor* b = ctx.input(2);
+  ConvGeom g;
+  KILN_ASSIGN_OR_RETURN(const depthwise_bf16::Geometry geo, depthwise_geometry(ctx, g));
+  KILN_ASSIGN_OR_RETURN(const Activation act, fused_activation(ctx));
+  depthwise_bf16::Clamp clamp;
+  if (!clamp_of(act, clamp)) return ctx.error("activation " + act.name() + " is not one the depthwise kernel takes");
+  const int64_t KH = g.kernel[0], KW = g.kernel[1];
+  auto pack = [&]() -> StatusOr<std::shared_ptr<depthwise_bf16::Weights>> {
+    auto packed = depthwise_bf16::pack(w.data<float>(), b ? b->data<float>() : nullptr, g.C, KH, KW);
+    if (!packed) return ctx.error("out of memory packing the depthwise weights");
+    return packed;
+  };
+  const CacheKey key{CacheEntry::kDepthwiseBf16Weights, {g.C, KH, KW}};
+  KILN_ASSIGN_OR_RETURN(auto weights, ctx.cache() ? ctx.cache()->get<depthwise_bf16::Weights>(key, pack) : pack());
+  KILN_ASSIGN_OR_RETURN(Tensor * y,
+                        ctx.allocate_output_uninitialized(0, DType::kBFloat16, {geo.N, geo.OH, geo.OW, geo.C}));
+  depthwise_bf16::convolve(geo, x.data<uint16_t>(), *weights, clamp, y->data<uint16_t>(), ctx.num_threads(),
+                           static_pool_of(ctx));
+  ctx.set_kernel_detail("depthwise_bf16.avx512");
+  return Status::ok();
+}
+
 // ---- ai.kiln ToNhwc and FromNhwc: float32 <-> bfloat16 with the permutation, one oneDNN reorder.
 
 namespace {
@@ -182,7 +256,7 @@ Status to_nhwc_simd_kernel(KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
   const auto& d = x.dims();
   KILN_ASSIGN_OR_RETURN(Tensor * y, ctx.allocate_output_uninitialized(0, DType::kBFloat16, {d[0], d[2], d[3], d[1]}));
-  to_nhwc_bf16::convert(x.data<float>(), d[0], d[1], d[2] * d[3], y->data<uint16_t>(), pool_of(ctx));
+  to_nhwc_bf16::convert(x.data<float>(), d[0], d[1], d[2] * d[3], y->data<uint16_t>(), static_pool_of(ctx));
   ctx.set_kernel_detail("to_nhwc_bf16.avx512");
   return Status::ok();
 }

@@ -1,5 +1,6 @@
 #include "kernels/x86/winograd.h"
 
+#include "kernels/x86/scratch.h"
 #include "kiln/core/allocator.h"
 
 #include "kernels/x86/vec.h"
@@ -75,29 +76,7 @@ Tile tile_at(int64_t t, int64_t tiles_h, int64_t tiles_w) {
   return {t / per_image, (t % per_image) / tiles_w * F::T, t % tiles_w * F::T};
 }
 
-// A thread's scratch for transformed inputs and products (a chunk's, or a run's), kept between calls. Every float a
-// call reads it has written first, so growing it copies and clears nothing; large ones are on huge pages
-// (allocate_streamed), so that a first run faults a few 2 MiB pages rather than a page every 4 KiB.
-class Scratch {
- public:
-  float* reserve(size_t floats) {
-    if (floats > capacity_) {
-      data_.reset(static_cast<float*>(allocate_streamed(floats * sizeof(float))));
-      if (!data_) throw std::bad_alloc();
-      capacity_ = floats;
-    }
-    return data_.get();
-  }
-
- private:
-  std::unique_ptr<float, void (*)(void*)> data_{nullptr, std::free};
-  size_t capacity_ = 0;
-};
-
-Scratch& chunk_scratch() {
-  thread_local Scratch s;
-  return s;
-}
+x86::Scratch& chunk_scratch() { return x86::thread_scratch<x86::ScratchUser::kWinograd>(); }
 
 template <class F>
 std::shared_ptr<Weights> transform_weights_t(const float* w, int64_t M, int64_t C,

@@ -44,9 +44,12 @@ std::vector<std::string> op_types(const ir::Model& m) {
   return out;
 }
 
-Tensor run(const ir::Model& m, const NamedTensors& feeds, bool reference, std::vector<KernelChoice>* ran = nullptr) {
+Tensor run(const ir::Model& m, const NamedTensors& feeds, bool reference, std::vector<KernelChoice>* ran = nullptr,
+           int threads = 0, std::vector<std::string> disabled = {}) {
   SessionOptions o;
   o.reference_kernels = reference;
+  o.intra_op_threads = threads;
+  o.disabled_kernels = std::move(disabled);
   o.optimization_level = 0;  // the nodes as written
   o.tune = false;
   auto s = std::move(Session::create(m, o)).value();
@@ -202,7 +205,10 @@ TEST(NhwcBf16, FastKernelsMatchReference) {
       // Both sides read the same bfloat16 inputs; the fast side sums in float32 and rounds its output once.
       expect_close(got, want, dt == kBf16 ? 1e-2f : 1e-5f);
       const bool fast = dt == kBf16 ? bf16_here() : avx2_here();
-      expect_ran(ran, "nhwc_conv.dnnl", fast);
+      // A depthwise convolution on bfloat16 runs on kiln's kernel (below); every other one on oneDNN's.
+      const bool depthwise = c.group == c.x[1] && c.w[0] == c.x[1] && dt == kBf16 && !c.residual;
+      expect_ran(ran, "nhwc_conv.dnnl", fast && !depthwise);
+      expect_ran(ran, "nhwc_conv.depthwise_bf16", fast && depthwise);
       // An image's three channels to bfloat16: kiln's permutes; the rest oneDNN's reorder.
       const bool image = dt == kBf16 && (c.x[1] == 1 || c.x[1] == 3);
       expect_ran(ran, "to_nhwc.simd", fast && image);
@@ -219,6 +225,67 @@ TEST(NhwcBf16, FastKernelsMatchReference) {
     const NamedTensors feeds{{"x", random_tensor({2, 19, 5, 7}, rng, -1e3f, 1e3f)}};
     const Tensor got = run(round_trip, feeds, false), want = run(round_trip, feeds, true);
     EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0);
+  }
+}
+
+// nhwc_conv.depthwise_bf16 (group = C = M on bfloat16, kernels/x86/depthwise_bf16.h) against the reference on random
+// shapes: chunk tails (C not a multiple of 32), kernels 1x1 to 7x7 and uneven ones, strides 1 and 2, uneven and wide
+// padding, several images, each activation it takes; on one, two and three threads (rows shared out, or on a small
+// map the chunks). Both sides read the same bfloat16 values; the kernel sums in float32 and rounds once, as the
+// reference does, so they differ by at most a rounding step. With the kernel disabled oneDNN's runs instead.
+TEST(NhwcBf16, DepthwiseKernelMatchesReference) {
+  std::mt19937 rng(7);
+  struct Case {
+    std::vector<int64_t> x, kernel, strides, pads;
+    std::string activation;
+  };
+  const std::vector<Case> cases = {
+      {{1, 32, 20, 20}, {3, 3}, {1, 1}, {1, 1, 1, 1}, "Clip"}, {{1, 144, 13, 11}, {3, 3}, {2, 2}, {1, 1, 1, 1}, "Relu"},
+      {{2, 40, 9, 16}, {3, 3}, {1, 1}, {0, 2, 1, 0}, ""},      {{1, 96, 7, 7}, {3, 3}, {1, 1}, {1, 1, 1, 1}, "Clip"},
+      {{1, 64, 4, 5}, {5, 5}, {2, 1}, {2, 2, 2, 2}, "Relu"},   {{3, 16, 6, 9}, {1, 1}, {1, 1}, {0, 0, 0, 0}, ""},
+      {{1, 33, 15, 12}, {3, 5}, {1, 2}, {1, 2, 1, 2}, "Clip"}, {{1, 8, 11, 10}, {7, 7}, {1, 1}, {3, 3, 3, 3}, "Relu"},
+      {{1, 200, 3, 3}, {3, 3}, {1, 1}, {4, 4, 4, 4}, ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::PrintToString(c.x) + " kernel " + ::testing::PrintToString(c.kernel) + " " + c.activation);
+    const int64_t C = c.x[1];
+    std::vector<ir::Attribute> attrs{make_attribute("group", C), ints("kernel_shape", c.kernel),
+                                     ints("strides", c.strides), ints("pads", c.pads)};
+    if (!c.activation.empty()) attrs.push_back(make_attribute("activation", c.activation));
+    if (c.activation == "Clip") attrs.push_back(make_attribute("activation_params", std::vector<float>{-0.25f, 0.5f}));
+    const ir::Model model =
+        model_of({make_node("ToNhwc", {"x"}, {"xl"}, "to", {make_attribute("to", kBf16)}, "ai.kiln"),
+                  make_node("NhwcConv", {"xl", "w", "b"}, {"yl"}, "dw", attrs, "ai.kiln"),
+                  make_node("FromNhwc", {"yl"}, {"y"}, "from", {make_attribute("to", kFloat)}, "ai.kiln")},
+                 c.x,
+                 {make_tensor("w", random_tensor({C, 1, c.kernel[0], c.kernel[1]}, rng)),
+                  make_tensor("b", random_tensor({C}, rng))});
+    Tensor x = random_tensor(c.x, rng);
+    x.data<float>()[5] = std::nanf("");  // a NaN sum: 0 after Relu, NaN otherwise, on both sides
+    const NamedTensors feeds{{"x", x}};
+    const Tensor want = run(model, feeds, true);
+    for (const int threads : {1, 2, 3}) {
+      SCOPED_TRACE(std::to_string(threads) + " threads");
+      std::vector<KernelChoice> ran;
+      const Tensor got = run(model, feeds, false, &ran, threads);
+      ASSERT_EQ(got.dims(), want.dims());
+      float largest = 0.0f;
+      for (int64_t i = 0; i < want.num_elements(); ++i) {
+        if (!std::isnan(want.data<float>()[i])) largest = std::max(largest, std::abs(want.data<float>()[i]));
+      }
+      for (int64_t i = 0; i < want.num_elements(); ++i) {
+        const float g = got.data<float>()[i], w = want.data<float>()[i];
+        ASSERT_EQ(std::isnan(g), std::isnan(w)) << "element " << i;
+        if (!std::isnan(w)) {
+          ASSERT_LE(std::abs(g - w), std::abs(w) / 64 + 1e-3f * largest) << "element " << i;
+        }
+      }
+      expect_ran(ran, "nhwc_conv.depthwise_bf16", bf16_here());
+    }
+    std::vector<KernelChoice> ran;
+    run(model, feeds, false, &ran, 2, {"nhwc_conv.depthwise_bf16"});
+    expect_ran(ran, "nhwc_conv.depthwise_bf16", false);
+    expect_ran(ran, "nhwc_conv.dnnl", bf16_here());
   }
 }
 
