@@ -55,7 +55,7 @@ struct Clamp {
 // into one contiguous range per thread (of `threads`) in thread order, the partition oneDNN's primitives use
 // (ParallelRunner::parallel_for_static): each core then reads the rows the convolution before wrote there and
 // writes those the one after reads there. (With ranges handed out as threads come free, MobileNetV2 in bfloat16
-// ran about 1.05 times as long on a 2-vCPU VM, though each convolution alone was as fast.)
+// ran about 1.1 times as long on a 2-vCPU VM, though each convolution alone was as fast.)
 void convolve(const Geometry& g, const uint16_t* x, const Weights& w, const Clamp& clamp, uint16_t* y, int threads,
               const sgemm::ParallelFor& parallel_for);
 
