@@ -8,6 +8,7 @@
 
 #include "kernels/isa.h"
 #include "kernels/x86/scratch.h"
+#include "kernels/x86/vec.h"
 
 namespace kiln::depthwise_bf16 {
 namespace {
@@ -56,12 +57,7 @@ std::shared_ptr<Weights> pack(const float* w, const float* bias, int64_t C, int6
   return out;
 }
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512bf16"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512bf16")
-#endif
+KILN_BEGIN_AVX512_BF16
 namespace {
 
 // The zero-masking forms with every lane on: GCC 12 warns of the unmasked forms' undefined pass-through operand
@@ -227,11 +223,7 @@ void convolve_rows(const Geometry& g, const uint16_t* x, const Weights& w, const
 }
 
 }  // namespace
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+KILN_END_TARGET
 
 void convolve(const Geometry& g, const uint16_t* x, const Weights& w, const Clamp& clamp, uint16_t* y, int threads,
               const sgemm::ParallelFor& parallel_for) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/x86/vec.h"
 #include "kiln/core/allocator.h"
 #include "kiln/core/dtype.h"
 
@@ -25,12 +26,7 @@ uint32_t pair(float x0, float x1) {
 
 }  // namespace
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512bf16"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512bf16")
-#endif
+KILN_BEGIN_AVX512_BF16
 namespace {
 
 // Panels [p0, p1) of y's R rows: acc[r][u] sums the pairs k2 = u, u + U, u + 2U, ... of row r (U chains hide
@@ -81,11 +77,7 @@ void panels_of(const uint32_t* a2, int64_t K2, const uint32_t* w, int64_t N, con
 }
 
 }  // namespace
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+KILN_END_TARGET
 
 int64_t packed_words(int64_t K, int64_t N) { return panels(N) * pairs(K) * kPanel; }
 

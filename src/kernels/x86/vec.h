@@ -17,12 +17,16 @@
 // clang-format off
 #define KILN_BEGIN_AVX2 _Pragma("clang attribute push(__attribute__((target(\"avx2,fma\"))), apply_to = function)")
 #define KILN_BEGIN_AVX512 _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512dq,avx512vl,avx2,fma\"))), apply_to = function)")
+#define KILN_BEGIN_AVX512_BF16 _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,avx512bf16\"))), apply_to = function)")
 // clang-format on
 #define KILN_END_TARGET _Pragma("clang attribute pop")
 #else
 #define KILN_BEGIN_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
 #define KILN_BEGIN_AVX512 \
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512dq,avx512vl,avx2,fma\")")
+// AVX-512 with the AVX512-BF16 instructions (vcvtne2ps2bf16, vdpbf16ps): code that runs only where has_bf16().
+#define KILN_BEGIN_AVX512_BF16 \
+  _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,avx512bf16\")")
 #define KILN_END_TARGET _Pragma("GCC pop_options")
 #endif
 
