@@ -57,6 +57,7 @@ enum class CacheEntry : int64_t {
   kDirectConvWeights,  // direct_conv::pack_weights of a KxK convolution's W: {M, K, block, blocked input}
   // A node's cache:
   kDepthwiseBf16Weights,  // depthwise_bf16::pack of a depthwise NhwcConv's W and B: {C, KH, KW}
+  kWidenedConstant,       // fast/half.cc: a float16 or bfloat16 constant input widened to float32: {input index}
 };
 
 struct CacheKey {
@@ -204,6 +205,7 @@ class KernelContext {
 
   // The session's intra-op pool (nullptr: run serially).
   void set_thread_pool(const ParallelRunner* pool) { pool_ = pool; }
+  const ParallelRunner* thread_pool() const { return pool_; }
   // Threads an operator may use (the pool's size; 1 without a pool).
   int num_threads() const;
   // The best instruction set the fast kernels may use: what the CPU has, capped by KILN_MAX_ISA or
@@ -230,6 +232,7 @@ class KernelContext {
   KernelCache* shared_cache() const { return shared_cache_; }
   // Input i is a constant of the model: an initializer no feed can replace (bit i of `mask`).
   void set_constant_inputs(uint64_t mask) { constant_inputs_ = mask; }
+  uint64_t constant_inputs() const { return constant_inputs_; }
   bool input_is_constant(size_t i) const { return i < 64 && (constant_inputs_ >> i) & 1u; }
   // Calls fn(begin, end) over disjoint ranges covering [0, n), in parallel on the session's pool, with at
   // least `grain` items per call.

@@ -5,7 +5,8 @@ const fs = require('fs');
 const path = require('path');
 const ort = require(process.env.KILN_ORT_MODULE || 'onnxruntime-node');
 
-const DTYPES = {'<f4': ['float32', Float32Array], '<f8': ['float64', Float64Array], '<i8': ['int64', BigInt64Array],
+const DTYPES = {'<f4': ['float32', Float32Array], '<f2': ['float16', Uint16Array], '<f8': ['float64', Float64Array],
+                '<i8': ['int64', BigInt64Array],
                 '<i4': ['int32', Int32Array], '|u1': ['uint8', Uint8Array], '|i1': ['int8', Int8Array],
                 '|b1': ['bool', Uint8Array]};
 

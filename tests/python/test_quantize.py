@@ -6,6 +6,7 @@
 - the trained SRCNN (examples/srcnn, x3), calibrated on low-resolution crops of its training images: INT8 PSNR on
   the held-out images (python3-skimage's astronaut and chelsea, whole) within 0.3 dB of fp32 with each method;
 - a BERT-like encoder (12 layers, d_model 64) quantized dynamically: output cosine similarity to fp32 at least 0.99;
+- the digits classifier stored in float16: on the fast kernels (*.half_as_float), ONNX Runtime's top-1 and logits;
 - a torch 1.13 quantization-aware-training export (FakeQuantize, opset 13): on kiln's int8 kernels, within one
   quantization step of ONNX Runtime;
 - the CLI's errors.
@@ -129,6 +130,43 @@ class QuantizeTest(ku.KilnTestCase):
         self.assertEqual(self.accuracy(ort), self.accuracy(kiln))
         # Within a few quantization steps of the last quantized tensor (the float Gemm after it spreads them).
         self.assertLess(float(np.abs(ort - kiln).max()), 0.05 * float(np.abs(ort).max()))
+
+    def test_float16_model_runs_on_fast_kernels_as_ort_does(self):
+        # The classifier stored in float16 (weights, inputs, outputs): kiln runs its convolutions, Relu, pooling and
+        # Gemm as float32 on the fast kernels (*.half_as_float) and gets ONNX Runtime's logits and top-1.
+        m = onnx.load(self.onnx_path)
+        for init in m.graph.initializer:
+            a = onnx.numpy_helper.to_array(init)
+            if a.dtype == np.float32:
+                init.CopyFrom(onnx.numpy_helper.from_array(a.astype(np.float16), init.name))
+        for v in list(m.graph.input) + list(m.graph.output) + list(m.graph.value_info):
+            if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+                v.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+        half = self.out("digits_fp16.onnx")
+        onnx.save(m, half)
+        self.onnx_check(half)
+        x16 = self.out("digits_test_fp16.npy")
+        np.save(x16, self.x_test.astype(np.float16))
+        kout, oout = self.out("fp16_kiln"), self.out("fp16_ort")
+        self.kiln_ok("run", half, "--input", "input=" + x16, "-d", kout, timeout=600)
+        subprocess.run(["node", ORT_RUN, half, oout, "input=" + x16], env=ku.ort_env(), check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+        k = np.load(os.path.join(kout, "logits.npy"))
+        o = np.load(os.path.join(oout, "logits.npy"))
+        self.assertEqual(k.dtype, np.float16)
+        diff = float(np.abs(k.astype(np.float32) - o.astype(np.float32)).max())
+        print("digits float16: top-1 kiln %.2f%%, ORT %.2f%%; largest logit difference %.4f (largest logit %.2f)" % (
+            self.accuracy(k), self.accuracy(o), diff, float(np.abs(o).max())), file=sys.stderr)
+        self.assertEqual(self.accuracy(k), self.accuracy(o))
+        self.assertLess(diff, 4e-3 * float(np.abs(o.astype(np.float32)).max()))
+        res = self.kiln_ok("optimize", half, "-O", self.out("digits_fp16_opt.onnx"), "--print-kernels", "--shape",
+                           "input=1x1x8x8")
+        kernels = {line.split()[2] for line in res.stdout.splitlines() if line.startswith("/")}
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split() for line in f if line.startswith("flags")), [])
+        if "avx2" in flags and "f16c" in flags and os.environ.get("KILN_MAX_ISA") != "scalar":
+            self.assertIn("conv.half_as_float", kernels)
+            self.assertIn("gemm.half_as_float", kernels)
 
     def test_bf16_logits_within_1e2_of_fp32(self):
         fp32 = self.logits(self.onnx_path)

@@ -34,7 +34,7 @@ class Scratch {
 };
 
 // The calling thread's scratch, one per user (kTag), so that two kernels' buffers are never the same.
-enum class ScratchUser { kWinograd, kDepthwiseBf16 };
+enum class ScratchUser { kWinograd, kDepthwiseBf16, kHalfInputs, kHalfOutput };
 
 template <ScratchUser kUser>
 Scratch& thread_scratch() {
