@@ -14,7 +14,6 @@
 #include "kernels/fast/parallel.h"
 #include "kernels/kernel.h"
 #include "kernels/x86/scratch.h"
-#include "kernels/x86/vec.h"
 
 namespace kiln::cpu {
 namespace {
@@ -22,15 +21,14 @@ namespace {
 // The 16-bit values of one type <-> float32, n of them. Float16 with F16C (round to nearest even, as float_to_half;
 // every AVX2 CPU has it), bfloat16 with the reference's functions (bfloat16 models are rare, and this keeps the
 // reference's NaN and rounding rules without a second copy of them).
-KILN_BEGIN_AVX2
-__attribute__((target("f16c"))) void half_to_float_f16c(const uint16_t* x, float* y, int64_t n) {
+__attribute__((target("avx2,f16c"))) void half_to_float_f16c(const uint16_t* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
   }
   for (; i < n; ++i) y[i] = half_to_float(x[i]);
 }
-__attribute__((target("f16c"))) void float_to_half_f16c(const float* x, uint16_t* y, int64_t n) {
+__attribute__((target("avx2,f16c"))) void float_to_half_f16c(const float* x, uint16_t* y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
@@ -38,7 +36,6 @@ __attribute__((target("f16c"))) void float_to_half_f16c(const float* x, uint16_t
   }
   for (; i < n; ++i) y[i] = float_to_half(x[i]);
 }
-KILN_END_TARGET
 
 void widen(const KernelContext& ctx, DType from, const uint16_t* x, float* y, int64_t n) {
   ctx.parallel_for(n, int64_t{1} << 15, [&](int64_t b, int64_t e) {
