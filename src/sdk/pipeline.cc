@@ -290,6 +290,7 @@ StatusOr<Pipeline> Pipeline::load(const std::string& path, const std::string& ta
   if (p.preprocess.back().kind != Transform::Kind::kImageToTensor) {
     return invalid_argument(path + ": preprocess must end with ImageToTensor (the model takes NCHW tensors)");
   }
+  if (task.empty()) return p;  // the preprocessing only (kiln quantize --preprocess): any postprocess is left unread
   if (!j.contains("postprocess")) return invalid_argument(path + ": 'postprocess' is required");
   KILN_ASSIGN_OR_RETURN(p.postprocess, parse_postprocess(j["postprocess"], path + ": postprocess", task));
   return p;

@@ -74,7 +74,8 @@ struct Pipeline {
   std::vector<Transform> preprocess;
   Postprocess postprocess;
 
-  // Reads pipeline.json; every error names the file, the transform (its index and type) and the field.
+  // Reads pipeline.json; every error names the file, the transform (its index and type) and the field. An empty
+  // task reads the preprocessing only (a postprocess, if any, is not read).
   static StatusOr<Pipeline> load(const std::string& path, const std::string& task);
   // The default pipeline of a task ("restorer": the tutorial's SRCNN, BGR pixels 0-255 in and out; "classifier":
   // ImageNet's resize to 256, center crop 224, mean/std on RGB, top-5 of softmax; "detector": YOLO's letterbox to

@@ -306,6 +306,46 @@ class QuantizeTest(ku.KilnTestCase):
         print("torch QAT export: largest difference to ORT %.3g (output step %.3g)" % (diff, step), file=sys.stderr)
         self.assertLessEqual(diff, step * 1.001)
 
+    def test_image_calibration_through_a_pipeline_json(self):
+        # Calibration images (the training digits as 8-bit grayscale PNGs) put through the preprocessing of a
+        # pipeline.json, the SDK's (LoadImage grayscale, Normalize to the 0-1 the model was trained on,
+        # ImageToTensor): the same top-1 bar as .npy calibration.
+        import cv2
+        images = self.out("digit_images")
+        os.makedirs(images)
+        for i in range(100):
+            cv2.imwrite(os.path.join(images, "%03d.png" % i), np.round(self.x_train[i, 0] * 255).astype(np.uint8))
+        pipeline = self.out("pipeline.json")
+        with open(pipeline, "w") as f:
+            f.write('{"preprocess": [{"type": "LoadImage", "color_type": "grayscale"}, '
+                    '{"type": "Normalize", "mean": [0], "std": [255]}, {"type": "ImageToTensor"}]}')
+        q = self.out("digits_images.onnx")
+        res = self.kiln_ok("quantize", self.onnx_path, "-O", q, "--calib", images, "--preprocess", pipeline,
+                           "--per-channel")
+        self.assertIn("100 calibration batches", res.stdout)
+        fp32, int8 = self.accuracy(self.logits(self.onnx_path)), self.accuracy(self.logits(q))
+        print("digits top-1 calibrated on PNGs through pipeline.json: fp32 %.2f%%, int8 %.2f%%" % (fp32, int8),
+              file=sys.stderr)
+        self.assertLessEqual(abs(int8 - fp32), 1.0)
+        # The whole preprocessing comes from the file: options beside it are refused, as are wrong fields.
+        res = self.kiln("quantize", self.onnx_path, "-O", self.out("x.onnx"), "--calib", images, "--preprocess",
+                        pipeline, "--resize", "8x8", expect=2)
+        self.assertIn("--preprocess gives the whole preprocessing", res.stderr)
+        bad = self.out("bad_pipeline.json")
+        with open(bad, "w") as f:
+            f.write('{"preprocess": [{"type": "Normalize", "mean": [0], "std": [0]}, {"type": "ImageToTensor"}]}')
+        res = self.kiln("quantize", self.onnx_path, "-O", self.out("x.onnx"), "--calib", images, "--preprocess", bad,
+                        expect=2)
+        self.assertIn("bad_pipeline.json: preprocess[0] (Normalize): 'std'", res.stderr)
+        res = self.kiln("quantize", self.onnx_path, "-O", self.out("x.onnx"), "--calib", images, "--preprocess",
+                        self.out("missing.json"), expect=2)
+        self.assertIn("missing.json: cannot open it", res.stderr)
+        # An NHWC layout for this NCHW model: the batches no longer fit its input, and the error says so.
+        res = self.kiln("quantize", self.onnx_path, "-O", self.out("x.onnx"), "--calib", images, "--preprocess",
+                        pipeline, "--layout", "nhwc", expect=1)
+        self.assertIn("input 'input' has shape [1,8,8,1]", res.stderr)
+        self.assertFalse(os.path.exists(self.out("x.onnx")))
+
     def test_errors_name_what_is_wrong(self):
         res = self.kiln("quantize", self.onnx_path, "-O", self.out("x.onnx"), expect=2)
         self.assertIn("--calib", res.stderr)

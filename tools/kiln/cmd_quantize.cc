@@ -1,17 +1,20 @@
 // kiln quantize MODEL.onnx -O MODEL.int8.onnx --calib DATA [--method minmax|entropy|percentile] [--percentile P]
 // [--per-channel] [--symmetric-activations] [--reduce-range] [--exclude NODE,...] [--samples N] [--report]
-// [--dynamic] [--resize HxW] [--scale S] [--mean A,B,C] [--std A,B,C] [--rgb]: post-training quantization to a QDQ
-// model (include/kiln/quantize/quantize.h) that kiln and ONNX Runtime both run.
+// [--dynamic] [--resize HxW] [--scale S] [--mean A,B,C] [--std A,B,C] [--rgb] [--preprocess pipeline.json]
+// [--layout nchw|nhwc]: post-training quantization to a QDQ model (include/kiln/quantize/quantize.h) that kiln and
+// ONNX Runtime both run.
 //
 // DATA is a folder (or one file) of .npy arrays, each a batch of the model's only input, or of PNG/JPEG images read
-// as `kiln run` reads them (float32 BGR 0-255, NCHW), then resized, scaled, normalized and swapped to RGB as the
-// options say; a model with several inputs takes a folder per input, named after it, matched file by file in
-// sorted order.
+// as `kiln run` reads them (float32 BGR 0-255), then resized, scaled, normalized and swapped to RGB as the options
+// say, or put through the preprocessing of a pipeline.json (the SDK's, docs/sdk.md: what the deployed task does to
+// its images), and laid out NCHW or NHWC; a model with several inputs takes a folder per input, named after it,
+// matched file by file in sorted order.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "commands.h"
 #include "kiln/core/npy.h"
@@ -30,6 +33,8 @@ struct Preprocess {
   float scale = 1;
   std::vector<float> mean, std;
   bool rgb = false;
+  std::optional<sdk::Pipeline> pipeline;  // --preprocess: its transforms instead of the options above
+  bool nhwc = false;                      // --layout nhwc: [1, H, W, C]
 };
 
 bool is_image(const fs::path& p) {
@@ -54,7 +59,17 @@ StatusOr<std::vector<fs::path>> data_files(const fs::path& data) {
   return files;
 }
 
-// One image as the model's input: [1, 3, H, W] float32 after the preprocessing options.
+// [1, C, H, W] as [1, H, W, C].
+Tensor to_nhwc(const Tensor& t) {
+  const int64_t C = t.dims()[1], H = t.dims()[2], W = t.dims()[3];
+  Tensor out = Tensor::allocate(DType::kFloat32, {1, H, W, C}).value();
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t i = 0; i < H * W; ++i) out.data<float>()[i * C + c] = t.data<float>()[c * H * W + i];
+  }
+  return out;
+}
+
+// One image as the model's input: [1, 3, H, W] (or [1, H, W, 3]) float32 after the preprocessing.
 StatusOr<Tensor> load_image(const fs::path& path, const Preprocess& pre) {
   KILN_ASSIGN_OR_RETURN(Tensor t, image::read_nchw(path.string()));
   const int h = static_cast<int>(t.dims()[2]), w = static_cast<int>(t.dims()[3]);
@@ -62,6 +77,11 @@ StatusOr<Tensor> load_image(const fs::path& path, const Preprocess& pre) {
   const float* p = t.data<float>();
   for (int c = 0; c < 3; ++c)
     for (int i = 0; i < h * w; ++i) img.data[static_cast<size_t>(i) * 3 + c] = p[static_cast<size_t>(c) * h * w + i];
+  if (pre.pipeline) {
+    StatusOr<sdk::Prepared> prepared = pre.pipeline->apply(img);
+    if (!prepared.is_ok()) return prepared.status().with_context(path.string());
+    return pre.nhwc ? to_nhwc(prepared->input) : std::move(prepared->input);
+  }
   if (pre.height > 0) img = sdk::resize(img, pre.height, pre.width, false);
   Tensor out = Tensor::allocate(DType::kFloat32, {1, 3, img.height, img.width}).value();
   const size_t hw = static_cast<size_t>(img.height) * img.width;
@@ -73,7 +93,7 @@ StatusOr<Tensor> load_image(const fs::path& path, const Preprocess& pre) {
       out.data<float>()[static_cast<size_t>(c) * hw + i] = (img.data[i * 3 + src] * pre.scale - mean) / sd;
     }
   }
-  return out;
+  return pre.nhwc ? to_nhwc(out) : out;
 }
 
 // Tensors along dim 0 into one batch.
@@ -174,7 +194,7 @@ bool parse_floats(const std::string& text, size_t count, std::vector<float>& out
 void add_quantize(CLI::App& root, std::function<int()>& run) {
   auto* cmd = root.add_subcommand("quantize", "Post-training quantization to a QDQ ONNX model (INT8)");
   struct Args {
-    std::string model, out, calib, method = "minmax", resize, mean, std;
+    std::string model, out, calib, method = "minmax", resize, mean, std, preprocess, layout = "nchw";
     double percentile = 99.999, scale = 1;
     bool per_channel = false, symmetric = false, reduce_range = false, report = false, dynamic = false, rgb = false;
     std::vector<std::string> exclude;
@@ -204,6 +224,10 @@ void add_quantize(CLI::App& root, std::function<int()>& run) {
   cmd->add_option("--mean", a->mean, "Images: subtract A,B,C per channel (after --scale)");
   cmd->add_option("--std", a->std, "Images: divide by A,B,C per channel");
   cmd->add_flag("--rgb", a->rgb, "Images: channels in RGB order (they are read as BGR, as cv2.imread does)");
+  cmd->add_option("--preprocess", a->preprocess,
+                  "Images: the preprocessing of this pipeline.json (docs/sdk.md) instead of --resize ... --rgb");
+  cmd->add_option("--layout", a->layout, "Images: the model input's layout, nchw (default) or nhwc")
+      ->check(CLI::IsMember({"nchw", "nhwc"}));
   cmd->callback([&run, a] {
     run = [a] {
       ir::Model model;
@@ -231,6 +255,20 @@ void add_quantize(CLI::App& root, std::function<int()>& run) {
         Preprocess pre;
         pre.scale = static_cast<float>(a->scale);
         pre.rgb = a->rgb;
+        pre.nhwc = a->layout == "nhwc";
+        if (!a->preprocess.empty()) {
+          if (!a->resize.empty() || a->scale != 1 || !a->mean.empty() || !a->std.empty() || a->rgb) {
+            std::cerr << "kiln: --preprocess gives the whole preprocessing: leave out --resize, --scale, --mean, "
+                         "--std and --rgb\n";
+            return kExitUsage;
+          }
+          auto pipeline = sdk::Pipeline::load(a->preprocess, "");
+          if (!pipeline.is_ok()) {  // the file given with the option: a usage error, as a wrong --resize is
+            std::cerr << "kiln: " << pipeline.status().message() << "\n";
+            return kExitUsage;
+          }
+          pre.pipeline = std::move(*pipeline);
+        }
         if (!a->resize.empty() && std::sscanf(a->resize.c_str(), "%dx%d", &pre.height, &pre.width) != 2) {
           std::cerr << "kiln: --resize '" << a->resize << "' must be HxW\n";
           return kExitUsage;
