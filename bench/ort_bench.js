@@ -27,6 +27,8 @@ async function main() {
     const type = meta.type || 'float32';
     let data;
     if (type === 'float32') data = Float32Array.from({length: n}, () => Math.random());
+    // float16: values in [0.5, 1) (bits 0x3800 to 0x3bff), random bits rather than rounded floats.
+    else if (type === 'float16') data = Uint16Array.from({length: n}, () => 0x3800 + Math.floor(Math.random() * 1024));
     else if (type === 'int64') data = BigInt64Array.from({length: n}, () => BigInt(Math.floor(Math.random() * 4)));
     else if (type === 'int32') data = Int32Array.from({length: n}, () => Math.floor(Math.random() * 4));
     else throw new Error(`input ${name}: no data for ${type}`);
