@@ -65,6 +65,14 @@ StatusOr<Activation> make_activation(const std::string& name, const std::vector<
                           "' (expected Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Silu, Gelu or Tanh)");
 }
 
+bool activation_clamp(const Activation& act, float& lo, float& hi) {
+  if (!is_clamp(act)) return false;
+  const bool clip = act.kind == Activation::Kind::kClip;
+  lo = act.none() ? -INFINITY : clip ? act.alpha : 0.0f;
+  hi = clip ? act.beta : INFINITY;
+  return true;
+}
+
 void apply_activation(const Activation& act, float* d, int64_t n) {
   using K = Activation::Kind;
   const float a = act.alpha, b = act.beta;

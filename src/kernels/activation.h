@@ -83,4 +83,11 @@ StatusOr<Activation> fused_activation(const KernelContext& ctx);
 // Applies the activation in place, elementwise, in float.
 void apply_activation(const Activation& act, float* data, int64_t n);
 
+// Whether the activation is a clamp min(max(x, lo), hi), which kernels apply in registers: none, Relu or Clip.
+inline bool is_clamp(const Activation& act) {
+  return act.none() || act.kind == Activation::Kind::kRelu || act.kind == Activation::Kind::kClip;
+}
+// Its bounds: none (-inf, inf), Relu (0, inf) or Clip's; false when it is not a clamp.
+bool activation_clamp(const Activation& act, float& lo, float& hi);
+
 }  // namespace kiln::cpu

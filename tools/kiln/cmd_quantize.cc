@@ -14,7 +14,6 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <optional>
 
 #include "commands.h"
 #include "kiln/core/npy.h"
@@ -28,14 +27,41 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// What calibration images go through: the SDK's transforms (--preprocess, or the options as transforms), then the
+// layout.
 struct Preprocess {
-  int height = 0, width = 0;
-  float scale = 1;
-  std::vector<float> mean, std;
-  bool rgb = false;
-  std::optional<sdk::Pipeline> pipeline;  // --preprocess: its transforms instead of the options above
-  bool nhwc = false;                      // --layout nhwc: [1, H, W, C]
+  sdk::Pipeline pipeline;
+  bool nhwc = false;  // --layout nhwc: [1, H, W, C]
 };
+
+// --resize, --scale, --mean, --std and --rgb as the SDK's transforms: LoadImage (color), Resize to HxW (when given),
+// then (x * scale - mean) / std per channel after the swap to RGB, which is Normalize with mean / scale and
+// std / scale.
+sdk::Pipeline options_pipeline(int height, int width, float scale, const std::vector<float>& mean,
+                               const std::vector<float>& std, bool rgb) {
+  using T = sdk::Transform;
+  sdk::Pipeline p;
+  p.preprocess.push_back(T{});  // LoadImage, color
+  if (height > 0) {
+    T resize;
+    resize.kind = T::Kind::kResize;
+    resize.height = height;
+    resize.width = width;
+    p.preprocess.push_back(resize);
+  }
+  T normalize;
+  normalize.kind = T::Kind::kNormalize;
+  normalize.to_rgb = rgb;
+  for (size_t c = 0; c < 3; ++c) {
+    normalize.mean.push_back((mean.empty() ? 0.0f : mean[c]) / scale);
+    normalize.std.push_back((std.empty() ? 1.0f : std[c]) / scale);
+  }
+  p.preprocess.push_back(normalize);
+  T to_tensor;
+  to_tensor.kind = T::Kind::kImageToTensor;
+  p.preprocess.push_back(to_tensor);
+  return p;
+}
 
 bool is_image(const fs::path& p) {
   std::string e = p.extension().string();
@@ -77,23 +103,9 @@ StatusOr<Tensor> load_image(const fs::path& path, const Preprocess& pre) {
   const float* p = t.data<float>();
   for (int c = 0; c < 3; ++c)
     for (int i = 0; i < h * w; ++i) img.data[static_cast<size_t>(i) * 3 + c] = p[static_cast<size_t>(c) * h * w + i];
-  if (pre.pipeline) {
-    StatusOr<sdk::Prepared> prepared = pre.pipeline->apply(img);
-    if (!prepared.is_ok()) return prepared.status().with_context(path.string());
-    return pre.nhwc ? to_nhwc(prepared->input) : std::move(prepared->input);
-  }
-  if (pre.height > 0) img = sdk::resize(img, pre.height, pre.width, false);
-  Tensor out = Tensor::allocate(DType::kFloat32, {1, 3, img.height, img.width}).value();
-  const size_t hw = static_cast<size_t>(img.height) * img.width;
-  for (int c = 0; c < 3; ++c) {
-    const int src = pre.rgb ? 2 - c : c;
-    const float mean = pre.mean.empty() ? 0.0f : pre.mean[static_cast<size_t>(c)];
-    const float sd = pre.std.empty() ? 1.0f : pre.std[static_cast<size_t>(c)];
-    for (size_t i = 0; i < hw; ++i) {
-      out.data<float>()[static_cast<size_t>(c) * hw + i] = (img.data[i * 3 + src] * pre.scale - mean) / sd;
-    }
-  }
-  return pre.nhwc ? to_nhwc(out) : out;
+  StatusOr<sdk::Prepared> prepared = pre.pipeline.apply(img);
+  if (!prepared.is_ok()) return prepared.status().with_context(path.string());
+  return pre.nhwc ? to_nhwc(prepared->input) : std::move(prepared->input);
 }
 
 // Tensors along dim 0 into one batch.
@@ -220,7 +232,8 @@ void add_quantize(CLI::App& root, std::function<int()>& run) {
   cmd->add_flag("--dynamic", a->dynamic,
                 "Dynamic quantization (no calibration): MatMul/Gemm weights int8, activations quantized per run");
   cmd->add_option("--resize", a->resize, "Images: resize to HxW (bilinear)");
-  cmd->add_option("--scale", a->scale, "Images: multiply the 0-255 pixels by S (1/255 = 0.0039215686)");
+  cmd->add_option("--scale", a->scale, "Images: multiply the 0-255 pixels by S (1/255 = 0.0039215686)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--mean", a->mean, "Images: subtract A,B,C per channel (after --scale)");
   cmd->add_option("--std", a->std, "Images: divide by A,B,C per channel");
   cmd->add_flag("--rgb", a->rgb, "Images: channels in RGB order (they are read as BGR, as cv2.imread does)");
@@ -253,8 +266,6 @@ void add_quantize(CLI::App& root, std::function<int()>& run) {
           return kExitUsage;
         }
         Preprocess pre;
-        pre.scale = static_cast<float>(a->scale);
-        pre.rgb = a->rgb;
         pre.nhwc = a->layout == "nhwc";
         if (!a->preprocess.empty()) {
           if (!a->resize.empty() || a->scale != 1 || !a->mean.empty() || !a->std.empty() || a->rgb) {
@@ -268,15 +279,19 @@ void add_quantize(CLI::App& root, std::function<int()>& run) {
             return kExitUsage;
           }
           pre.pipeline = std::move(*pipeline);
-        }
-        if (!a->resize.empty() && std::sscanf(a->resize.c_str(), "%dx%d", &pre.height, &pre.width) != 2) {
-          std::cerr << "kiln: --resize '" << a->resize << "' must be HxW\n";
-          return kExitUsage;
-        }
-        if ((!a->mean.empty() && !parse_floats(a->mean, 3, pre.mean)) ||
-            (!a->std.empty() && !parse_floats(a->std, 3, pre.std))) {
-          std::cerr << "kiln: --mean and --std take three numbers, A,B,C\n";
-          return kExitUsage;
+        } else {
+          int height = 0, width = 0;
+          std::vector<float> mean, std;
+          if (!a->resize.empty() && std::sscanf(a->resize.c_str(), "%dx%d", &height, &width) != 2) {
+            std::cerr << "kiln: --resize '" << a->resize << "' must be HxW\n";
+            return kExitUsage;
+          }
+          if ((!a->mean.empty() && !parse_floats(a->mean, 3, mean)) ||
+              (!a->std.empty() && !parse_floats(a->std, 3, std))) {
+            std::cerr << "kiln: --mean and --std take three numbers, A,B,C\n";
+            return kExitUsage;
+          }
+          pre.pipeline = options_pipeline(height, width, static_cast<float>(a->scale), mean, std, a->rgb);
         }
         auto loaded = load_batches(model, a->calib, pre, a->samples);
         if (!loaded.is_ok()) return report_error(loaded.status());

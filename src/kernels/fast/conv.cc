@@ -4,7 +4,6 @@
 // them, when constant) live in the node's cache.
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -154,15 +153,11 @@ Status nhwc_conv_dnnl_kernel(KernelContext& ctx) {
 
 namespace {
 
-// The fused activation as depthwise_bf16's clamp; false for one it does not take.
+// The fused activation as depthwise_bf16's clamp (a NaN sum gives 0 after Relu, as act::relu); false for one it
+// does not take.
 bool clamp_of(const Activation& act, depthwise_bf16::Clamp& c) {
-  const float inf = std::numeric_limits<float>::infinity();
-  switch (act.kind) {
-    case Activation::Kind::kNone: c = {-inf, inf, false}; return true;
-    case Activation::Kind::kRelu: c = {0.0f, inf, true}; return true;
-    case Activation::Kind::kClip: c = {act.alpha, act.beta, false}; return true;
-    default: return false;
-  }
+  c.nan_is_lo = act.kind == Activation::Kind::kRelu;
+  return activation_clamp(act, c.lo, c.hi);
 }
 
 // The depthwise geometry of the node (its conditions checked by nhwc_conv_depthwise_bf16_supports).

@@ -78,9 +78,8 @@ bool avx2_weights(const KernelContext& ctx) {
 // output channels, a ReLU, Clip or no activation (a clamp), and Z, if any, of the output's shape.
 bool blocked_clamp(const KernelContext& ctx, const NchwcGeom& n) {
   const Tensor* z = ctx.input(3);
-  return n.blocked_in && (n.B == 8 || n.B == 16) && n.g.group == 1 && n.M % n.B == 0 &&
-         (n.act.none() || n.act.kind == K::kRelu || n.act.kind == K::kClip) && (!z || z_inline(ctx, n)) &&
-         avx2_weights(ctx);
+  return n.blocked_in && (n.B == 8 || n.B == 16) && n.g.group == 1 && n.M % n.B == 0 && is_clamp(n.act) &&
+         (!z || z_inline(ctx, n)) && avx2_weights(ctx);
 }
 
 // The Winograd tile for this case: at stride 1, 4x4 where there are at least kWinogradMinTiles of them, else 2x2
@@ -97,13 +96,6 @@ int preferred_winograd_tile(const Tensor& x, const ConvGeom& g) {
   return 0;
 }
 
-// The activation as a clamp [lo, hi] (ReLU, Clip or none).
-void clamp_of(const Activation& act, float& lo, float& hi) {
-  const bool clip = act.kind == K::kClip;
-  lo = act.none() ? -INFINITY : clip ? act.alpha : 0.0f;
-  hi = clip ? act.beta : INFINITY;
-}
-
 // A 1x1 convolution at stride 1 without padding.
 bool pointwise_1x1(const ConvGeom& g) {
   auto zero = [](const Dims& d) { return std::all_of(d.begin(), d.end(), [](int64_t p) { return p == 0; }); };
@@ -114,11 +106,10 @@ bool pointwise_1x1(const ConvGeom& g) {
 // activation applied in registers, constant weights prepared once; the output's padding lanes come out as clamp(0),
 // zero unless the clamp excludes it.
 bool register_epilogue(const KernelContext& ctx, const NchwcGeom& n) {
-  if (!(n.act.none() || n.act.kind == K::kRelu || n.act.kind == K::kClip)) return false;
+  float lo, hi;
+  if (!activation_clamp(n.act, lo, hi)) return false;
   const Tensor* z = ctx.input(3);
   if ((z && !z_inline(ctx, n)) || !avx2_weights(ctx)) return false;
-  float lo, hi;
-  clamp_of(n.act, lo, hi);
   return n.M % n.B == 0 || (lo <= 0.0f && hi >= 0.0f);
 }
 
@@ -196,7 +187,7 @@ StatusOr<Epilogue> epilogue_of(KernelContext& ctx, const NchwcGeom& n) {
   const Tensor* z = ctx.input(3);
   e.bias = b ? b->data<float>() : nullptr;
   e.z = z ? z->data<float>() : nullptr;
-  clamp_of(n.act, e.lo, e.hi);
+  activation_clamp(n.act, e.lo, e.hi);  // register_epilogue held: one of the clamps
   return e;
 }
 

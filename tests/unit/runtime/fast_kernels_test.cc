@@ -976,6 +976,16 @@ TEST(FastKernels, BlockedKernelsOfEachBlockRunAndMatchReference) {
   }
 }
 
+// Every NchwcConv kernel but `kernel`: disabled, they leave the node to it.
+std::vector<std::string> nchwc_kernels_except(const std::string& kernel) {
+  std::vector<std::string> out;
+  for (const char* k : {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2", "nchwc_conv.gemm",
+                        "nchwc_conv.pointwise", "nchwc_conv.direct", "nchwc_conv.dnnl"}) {
+    if (k != kernel) out.push_back(k);
+  }
+  return out;
+}
+
 // One NchwcConv with blocks of `block` between ReorderInput and ReorderOutput (or on the plain input x when `plain`):
 // W of `w_dims`, a bias when `bias`, `act` ("", "Relu" or "Clip" to [-0.5, 0.5]) and `attrs` besides, and when
 // `residual` a Z from a 1x1 NchwcConv of the same input at `z_strides` (Z dies at the convolution, which may then take
@@ -1037,8 +1047,7 @@ TEST(FastKernels, PointwiseConvolutionsMatchReference) {
       {"groups of 3, residual and ReLU", 1, 64, 96, 14, 14, true, "Relu", true},
       {"one pixel, seven blocks", 1, 48, 112, 1, 1, true, "", false},
   };
-  const std::vector<std::string> others = {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2",
-                                           "nchwc_conv.gemm",   "nchwc_conv.direct",      "nchwc_conv.dnnl"};
+  const std::vector<std::string> others = nchwc_kernels_except("nchwc_conv.pointwise");
   const cpu::Isa isa = cpu::default_isa();
   for (int64_t block : {8, 16}) {
     if (block == 16 && isa < cpu::Isa::kAvx512) continue;
@@ -1096,8 +1105,7 @@ TEST(FastKernels, DirectConvolutionsMatchReference) {
        false},
       {"1x7, no padding rows", 1, 40, 32, 6, 17, {1, 7}, {1, 1}, {0, 3, 0, 3}, false, false, "", false},
   };
-  const std::vector<std::string> others = {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2",
-                                           "nchwc_conv.gemm",   "nchwc_conv.pointwise",   "nchwc_conv.dnnl"};
+  const std::vector<std::string> others = nchwc_kernels_except("nchwc_conv.direct");
   const cpu::Isa isa = cpu::default_isa();
   for (int64_t block : {8, 16}) {
     if (block == 16 && isa < cpu::Isa::kAvx512) continue;
