@@ -45,6 +45,18 @@ void* allocate_streamed(size_t bytes) {
   return p;
 }
 
+void* allocate_scratch(size_t* bytes) {
+  constexpr size_t kHugePage = size_t{2} << 20, kHugeFrom = size_t{256} << 10;
+  if (*bytes < kHugeFrom) {
+    *bytes = std::max<size_t>(kTensorAlignment, (*bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment);
+    return std::aligned_alloc(kTensorAlignment, *bytes);
+  }
+  *bytes = (*bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, *bytes);
+  if (p) madvise(p, *bytes, MADV_HUGEPAGE);  // a hint: ignored where unsupported
+  return p;
+}
+
 void count_tensor_allocation(size_t bytes) {
   heap_allocations.fetch_add(1, std::memory_order_relaxed);
   heap_bytes.fetch_add(bytes, std::memory_order_relaxed);

@@ -29,6 +29,13 @@ inline constexpr size_t kTensorAlignment = 64;
 // with std::free. nullptr when the memory cannot be had.
 void* allocate_streamed(size_t bytes);
 
+// Memory a thread keeps and reuses as a work buffer (a kernel's scratch, oneDNN's scratchpad): from 256 KiB up,
+// `*bytes` is rounded up to whole 2 MiB huge pages (the caller may use all of them) and asked for on transparent
+// huge pages. A first run then faults such a buffer in a few 2 MiB steps instead of a page every 4 KiB: on a
+// virtual machine a fresh 4 KiB page can cost 2-20 us, so a 1.6 MiB scratchpad alone took 1-8 ms of a first run.
+// Free with std::free; nullptr when the memory cannot be had.
+void* allocate_scratch(size_t* bytes);
+
 // Tensor bytes taken from the heap since the process started, counted at every such allocation: the CPU
 // allocators above, allocate_streamed, a run's arena and its unplanned outputs. A caller reads it before and after
 // runs to see what they allocate (a steady-state run with preallocated outputs allocates nothing).

@@ -52,8 +52,8 @@ inline void* thread_buffer(size_t slot, size_t need) {
   thread_local Buffers buffers;
   if (need > buffers.size[slot]) {
     std::free(buffers.data[slot]);
-    buffers.size[slot] = (need + 4095) / 4096 * 4096;
-    buffers.data[slot] = std::aligned_alloc(64, buffers.size[slot]);
+    buffers.size[slot] = need;
+    buffers.data[slot] = allocate_scratch(&buffers.size[slot]);
     if (!buffers.data[slot]) {
       buffers.size[slot] = 0;
       throw dnnl::error(dnnl_out_of_memory, "cannot allocate a oneDNN work buffer");

@@ -1,7 +1,7 @@
 // A thread's scratch memory for the x86 kernels (Winograd's transformed tiles, the depthwise kernel's widened rows),
 // kept between calls so that the steady state does not allocate. Every float a call reads it has written first, so
-// growing it copies and clears nothing; large ones are on huge pages (allocate_streamed), so that a first run faults
-// a few 2 MiB pages rather than a page every 4 KiB.
+// growing it copies and clears nothing; large ones are whole huge pages (allocate_scratch), so that a first run
+// faults a few 2 MiB pages rather than a page every 4 KiB.
 #pragma once
 
 #include <cstddef>
@@ -18,12 +18,13 @@ class Scratch {
   // At least `floats` floats, 64-byte aligned; std::bad_alloc when the memory cannot be had.
   float* reserve(size_t floats) {
     if (floats > capacity_) {
-      data_.reset(static_cast<float*>(allocate_streamed(floats * sizeof(float))));
+      size_t bytes = floats * sizeof(float);
+      data_.reset(static_cast<float*>(allocate_scratch(&bytes)));
       if (!data_) {
         capacity_ = 0;
         throw std::bad_alloc();
       }
-      capacity_ = floats;
+      capacity_ = bytes / sizeof(float);
     }
     return data_.get();
   }
