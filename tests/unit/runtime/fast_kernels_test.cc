@@ -366,9 +366,11 @@ TEST(FastKernels, FusedMatMulMatchesReference) {
 // The SGEMM's blocking: A packed (more than 4 weight panels) or read in place, several row groups (over 144
 // rows), K over one 256 block and not a multiple of it, N not a multiple of 16, and M split into row blocks of
 // 6 then of 3 to 5 (1 and 2 alone; 7 = 4 + 3, 8 = 4 + 4, 11 = 6 + 5, 128 = 20 x 6 + 4 + 4, 151 = 24 x 6 + 4 + 3).
+// The weight panels on AVX-512, four to a micro-kernel call where there are four: 50 columns are one call of 4
+// (the last panel 2 wide), 72 one of 4 and one of 1, 83 one of 4 and one of 2, 160 two of 4 and one of 2.
 TEST(FastKernels, FusedMatMulBlockingMatchesReference) {
   std::mt19937 rng(16);
-  for (int64_t n : {50, 83, 160}) {
+  for (int64_t n : {50, 72, 83, 160}) {
     for (int64_t m : {1, 2, 7, 8, 11, 128, 151}) {
       SCOPED_TRACE("M " + std::to_string(m) + " N " + std::to_string(n));
       // ReLU and GELU run on each task's block, in cache.
