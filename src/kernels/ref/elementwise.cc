@@ -415,6 +415,7 @@ Status where_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(const Tensor* c, ctx.required_input(0));
   KILN_ASSIGN_OR_RETURN(const Tensor* x, ctx.required_input(1));
   KILN_ASSIGN_OR_RETURN(const Tensor* y, ctx.required_input(2));
+  if (c->dtype() != DType::kBool) return ctx.unsupported_dtype(c->dtype(), "condition (expected bool)");
   auto d1 = broadcast_shapes(c->dims(), x->dims());
   if (!d1.is_ok()) return ctx.error(d1.status().message());
   auto dims = broadcast_shapes(*d1, y->dims());
