@@ -35,26 +35,35 @@ class CpuAllocator final : public Allocator {
 
 }  // namespace
 
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+size_t round_up(size_t bytes, size_t align) { return std::max(align, (bytes + align - 1) / align * align); }
+
+// `bytes` (a multiple of `align`) aligned to `align`, asked for on transparent huge pages when that is a huge page
+// (madvise: a hint, ignored where unsupported).
+void* aligned(size_t align, size_t bytes) {
+  void* p = std::aligned_alloc(align, bytes);
+  if (p && align == kHugePage) madvise(p, bytes, MADV_HUGEPAGE);
+  return p;
+}
+
+}  // namespace
+
 void* allocate_streamed(size_t bytes) {
-  constexpr size_t kHugePage = size_t{2} << 20;
   const size_t align = bytes >= kHugePage ? kHugePage : kTensorAlignment;
-  const size_t rounded = std::max<size_t>(align, (bytes + align - 1) / align * align);
-  void* p = std::aligned_alloc(align, rounded);
+  const size_t rounded = round_up(bytes, align);
+  void* p = aligned(align, rounded);
   if (p) count_tensor_allocation(rounded);
-  if (p && align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // a hint: ignored where unsupported
   return p;
 }
 
 void* allocate_scratch(size_t* bytes) {
-  constexpr size_t kHugePage = size_t{2} << 20, kHugeFrom = size_t{256} << 10;
-  if (*bytes < kHugeFrom) {
-    *bytes = std::max<size_t>(kTensorAlignment, (*bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment);
-    return std::aligned_alloc(kTensorAlignment, *bytes);
-  }
-  *bytes = (*bytes + kHugePage - 1) / kHugePage * kHugePage;
-  void* p = std::aligned_alloc(kHugePage, *bytes);
-  if (p) madvise(p, *bytes, MADV_HUGEPAGE);  // a hint: ignored where unsupported
-  return p;
+  constexpr size_t kHugeFrom = size_t{256} << 10;
+  const size_t align = *bytes >= kHugeFrom ? kHugePage : kTensorAlignment;
+  *bytes = round_up(*bytes, align);
+  return aligned(align, *bytes);
 }
 
 void count_tensor_allocation(size_t bytes) {

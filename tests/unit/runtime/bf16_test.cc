@@ -20,6 +20,7 @@
 #include "kiln/ir/builder.h"
 #include "kiln/runtime/plan.h"
 #include "kiln/runtime/session.h"
+#include "reference.h"
 #include "runtime/session_impl.h"
 
 namespace kiln {
@@ -55,11 +56,7 @@ ir::Model one_node(const std::string& op, const std::vector<std::string>& inputs
 // bfloat16 implementation (one of several, separated by '|'; on a CPU without bfloat16: none of them, the float32
 // kernels instead).
 void expect_bf16_matches_reference(const ir::Model& model, const NamedTensors& feeds, const std::string& kernel) {
-  SessionOptions ref_opts;
-  ref_opts.reference_kernels = true;
-  ref_opts.optimization_level = 0;
-  auto ref_session = std::move(Session::create(model, ref_opts)).value();
-  auto ref = ref_session->run(feeds);
+  auto ref = testing::reference_outputs(model, feeds);
   ASSERT_TRUE(ref.is_ok()) << ref.status().message();
   SessionOptions opts;
   opts.tune = false;  // the first guess: the bf16 kernel where it supports the node

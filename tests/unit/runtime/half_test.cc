@@ -14,6 +14,7 @@
 #include "kernels/isa.h"
 #include "kiln/ir/builder.h"
 #include "kiln/runtime/session.h"
+#include "reference.h"
 
 namespace kiln {
 namespace {
@@ -71,11 +72,7 @@ void expect_half_matches_reference(const Case& c, DType dt, std::mt19937& rng) {
   const ir::Model model = make_model(make_graph({make_node(c.op, c.inputs, {"y"}, "node", c.attrs)}, "g", graph_inputs,
                                                 {make_tensor_value_info("y", dt, std::nullopt)}, std::move(inits)),
                                      {{"", 17}});
-  SessionOptions ref_opts;
-  ref_opts.reference_kernels = true;
-  ref_opts.optimization_level = 0;
-  auto ref_session = std::move(Session::create(model, ref_opts)).value();
-  auto want = ref_session->run(feeds);
+  auto want = testing::reference_outputs(model, feeds);
   ASSERT_TRUE(want.is_ok()) << want.status().message();
   SessionOptions fast_opts;
   fast_opts.tune = false;

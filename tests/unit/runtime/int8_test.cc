@@ -17,6 +17,7 @@
 #include "kiln/optimizer/optimizer.h"
 #include "kiln/quantize/quantize.h"
 #include "kiln/runtime/session.h"
+#include "reference.h"
 
 namespace kiln {
 namespace {
@@ -408,10 +409,7 @@ TEST(Int8, QdqConvolutionsBecomeQLinearConvAndMatchTheQdqGraph) {
   Tensor x = Tensor::allocate(DType::kFloat32, {1, 8, 10, 10}).value();
   std::uniform_real_distribution<float> u(-2.5f, 2.5f);
   for (int64_t i = 0; i < x.num_elements(); ++i) x.data<float>()[i] = u(rng);
-  SessionOptions ref_opts;
-  ref_opts.reference_kernels = true;
-  ref_opts.optimization_level = 0;
-  auto ref = std::move(Session::create(model, ref_opts)).value()->run({{"x", x}});
+  auto ref = testing::reference_outputs(model, {{"x", x}});
   ASSERT_TRUE(ref.is_ok()) << ref.status().message();
   auto session = std::move(Session::create(model)).value();
   auto got = session->run({{"x", x}});
