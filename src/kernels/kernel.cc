@@ -23,9 +23,11 @@ namespace kiln::cpu {
   Status fn(KernelContext&);                                                     \
   bool supports(const KernelContext&);                                           \
   bool prefer(const KernelContext&);
+#define KILN_FAST_KERNEL_PREPARES KILN_FAST_KERNEL
 #include "kernels/fast/fast_kernels.inc"
 #undef KILN_FAST_KERNEL
 #undef KILN_FAST_KERNEL_P
+#undef KILN_FAST_KERNEL_PREPARES
 
 const std::vector<KernelDef>& all_kernels() {
   static const std::vector<KernelDef> kernels = {
@@ -38,9 +40,12 @@ const std::vector<KernelDef>& all_kernels() {
   KernelDef{domain, op, since, until, fn, kAnyDType, Backend::kFast, name, supports, nullptr},
 #define KILN_FAST_KERNEL_P(domain, op, since, until, name, fn, supports, prefer) \
   KernelDef{domain, op, since, until, fn, kAnyDType, Backend::kFast, name, supports, prefer},
+#define KILN_FAST_KERNEL_PREPARES(domain, op, since, until, name, fn, supports) \
+  KernelDef{domain, op, since, until, fn, kAnyDType, Backend::kFast, name, supports, nullptr, nullptr, true},
 #include "kernels/fast/fast_kernels.inc"
 #undef KILN_FAST_KERNEL
 #undef KILN_FAST_KERNEL_P
+#undef KILN_FAST_KERNEL_PREPARES
   };
   return kernels;
 }
@@ -349,6 +354,7 @@ Status KernelContext::check_output_size(size_t i, DType dtype, const std::vector
 
 StatusOr<Tensor*> KernelContext::allocate_output(size_t i, DType dtype, std::vector<int64_t> dims) {
   if (i >= outputs_.size()) return error("has no output " + std::to_string(i));
+  if (preparing_) return allocate_output_uninitialized(i, dtype, std::move(dims));
   if (memory_ && dtype != DType::kString) {
     KILN_ASSIGN_OR_RETURN(Tensor * t, allocate_output_uninitialized(i, dtype, std::move(dims)));
     std::memset(t->raw_data(), 0, t->nbytes());
@@ -363,8 +369,12 @@ StatusOr<Tensor*> KernelContext::allocate_output(size_t i, DType dtype, std::vec
 
 StatusOr<Tensor*> KernelContext::allocate_output_uninitialized(size_t i, DType dtype, std::vector<int64_t> dims) {
   if (i >= outputs_.size()) return error("has no output " + std::to_string(i));
-  if (dtype == DType::kString) return allocate_output(i, dtype, std::move(dims));
   KILN_RETURN_IF_ERROR(check_output_size(i, dtype, dims));
+  if (preparing_) {
+    outputs_[i] = Tensor::borrow(dtype, std::move(dims), nullptr);
+    return &outputs_[i];
+  }
+  if (dtype == DType::kString) return allocate_output(i, dtype, std::move(dims));
   auto t = memory_ ? memory_->allocate(node_index_, i, dtype, std::move(dims))
                    : Tensor::allocate(dtype, std::move(dims), Allocator::cpu_uninitialized());
   if (!t.is_ok()) return Status(t.status().code(), error(t.status().message()).message());
@@ -375,7 +385,7 @@ StatusOr<Tensor*> KernelContext::allocate_output_uninitialized(size_t i, DType d
 StatusOr<Tensor*> KernelContext::allocate_output_reusing(size_t i, size_t input, DType dtype,
                                                          std::vector<int64_t> dims) {
   const Tensor* in = this->input(input);
-  if (i >= outputs_.size() || !memory_ || !in || dtype == DType::kString || in->nbytes() == 0) {
+  if (i >= outputs_.size() || !memory_ || preparing_ || !in || dtype == DType::kString || in->nbytes() == 0) {
     return allocate_output_uninitialized(i, dtype, std::move(dims));
   }
   const auto* lo = static_cast<const uint8_t*>(in->raw_data());

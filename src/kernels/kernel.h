@@ -240,6 +240,13 @@ class KernelContext {
   // The same split as oneDNN's: one contiguous range per thread, in thread order (ParallelRunner::parallel_for_static).
   void parallel_for_static(int64_t n, const std::function<void(int64_t, int64_t)>& fn) const;
 
+  // Preparing mode (a session from an engine plan, at load, for kernels whose KernelDef::prepares): the inputs that
+  // are not constants of the model are tensors of the recorded dtype and shape without data. The kernel makes what
+  // its first run would make and keep (oneDNN primitives, in cache()) and returns without reading those inputs or
+  // computing; allocate_output* give tensors of the asked shape without data.
+  void set_preparing(bool preparing) { preparing_ = preparing; }
+  bool preparing() const { return preparing_; }
+
   // An error naming the node, op and opset: "node 'Conv_2' (Conv, opset 11): <msg>".
   Status error(const std::string& msg) const;
   Status unsupported_dtype(DType t, const std::string& which = "input 0") const;
@@ -261,6 +268,7 @@ class KernelContext {
   const void* kernel_data_ = nullptr;
   OutputArena* memory_ = nullptr;
   size_t node_index_ = 0;
+  bool preparing_ = false;
   size_t tensor_limit_ = 0;  // 0: the machine's physical memory
   std::string tensor_limit_what_;
 };
@@ -310,6 +318,10 @@ struct KernelDef {
   KernelPredicate prefer = nullptr;
   // What fn works from, for kernels registered at run time (a session's custom ops): KernelContext::kernel_data().
   const void* data = nullptr;
+  // Fast kernels: whether fn honours KernelContext::preparing() (makes its one-time state, such as oneDNN
+  // primitives, from the inputs' shapes and returns without computing), so that a session loaded from an engine plan
+  // can make that state at load instead of on its first run.
+  bool prepares = false;
 };
 
 // The reference kernel for (domain, op) at `opset`, or nullptr.

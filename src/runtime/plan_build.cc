@@ -185,9 +185,11 @@ StatusOr<PlanBuildReport> build_plan(const std::string& onnx_path, const std::st
       auto& k = ran[c.ir_node];
       k.kernels.resize(profiles.size());
       k.details.resize(profiles.size());
+      k.input_shapes.resize(profiles.size());
       if (run.is_ok()) {
         k.kernels[p] = c.kernel;
         k.details[p] = c.detail;
+        k.input_shapes[p] = c.signature;
       }
     }
     progress("tune", 0.1 + 0.8 * static_cast<double>(p + 1) / static_cast<double>(profiles.size()));

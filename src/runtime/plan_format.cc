@@ -182,9 +182,12 @@ struct Writer {
     // The node's kernels first: its subgraphs' nodes come after it (for_each_node's order).
     const size_t index = next_node++;
     Offset<Vector<Offset<String>>> ks = 0, ds = 0;
+    Offset<Vector<Offset<fb::InputDims>>> shapes = 0;
     if (kernels && index < kernels->size()) {
       ks = strs((*kernels)[index].kernels);
       ds = strs((*kernels)[index].details);
+      shapes = list((*kernels)[index].input_shapes,
+                    [this](const std::vector<int64_t>& s) { return fb::CreateInputDims(b, b.CreateVector(s)); });
     }
     const auto name = str(n.name);
     const auto op = str(n.op_type);
@@ -193,7 +196,7 @@ struct Writer {
     const auto outputs = strs(n.outputs);
     const auto attributes = list(n.attributes, [this](const ir::Attribute& a) { return attribute(a); });
     const auto doc = str(n.doc_string);
-    return fb::CreateNode(b, name, op, domain, inputs, outputs, attributes, doc, ks, ds);
+    return fb::CreateNode(b, name, op, domain, inputs, outputs, attributes, doc, ks, ds, shapes);
   }
   Offset<Vector<Offset<fb::Node>>> nodes(const std::vector<ir::Node>& v) {
     return list(v, [this](const ir::Node& n) { return node(n); });

@@ -42,6 +42,8 @@ void for_each_node(const ir::Graph& g, const std::function<void(const ir::Node&)
 struct NodeKernels {
   std::vector<std::string> kernels;
   std::vector<std::string> details;
+  // Per profile: the node's inputs in the build's run at its opt shapes, as KernelChoice::signature (empty: none).
+  std::vector<std::vector<int64_t>> input_shapes;
 };
 
 // Weights a fast kernel prepared (kernels/prepared.h), under the name of the initializer they come from.

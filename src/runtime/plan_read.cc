@@ -231,7 +231,13 @@ struct Reader {
       node.inputs = strs(n->inputs());
       node.outputs = strs(n->outputs());
       node.doc_string = s(n->doc_string());
-      if (kernels) kernels->push_back({strs(n->kernels()), strs(n->kernel_details())});
+      if (kernels) {
+        NodeKernels k{strs(n->kernels()), strs(n->kernel_details()), {}};
+        if (n->input_shapes()) {
+          for (const fb::InputDims* d : *n->input_shapes()) k.input_shapes.push_back(vec(d->dims()));
+        }
+        kernels->push_back(std::move(k));
+      }
       if (n->attributes()) {
         for (const auto* a : *n->attributes()) {
           KILN_ASSIGN_OR_RETURN(auto attr, attribute(a, depth));
@@ -462,6 +468,10 @@ StatusOr<Contents> read(const std::shared_ptr<Buffer>& file, const std::string& 
     if (!k.kernels.empty() && k.kernels.size() != info.profiles.size()) {
       return invalid_model(what + ": a node records " + std::to_string(k.kernels.size()) + " kernels for " +
                            std::to_string(info.profiles.size()) + " profiles");
+    }
+    if (!k.input_shapes.empty() && k.input_shapes.size() != info.profiles.size()) {
+      return invalid_model(what + ": a node records its input shapes for " + std::to_string(k.input_shapes.size()) +
+                           " profiles, the plan has " + std::to_string(info.profiles.size()));
     }
   }
   return out;

@@ -95,8 +95,11 @@ const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::Kerne
   if (np.candidates.size() == 1 || options.reference_kernels) return np.candidates.back();
   KernelSelection& sel = *np.selection;
   std::lock_guard<std::mutex> lock(sel.mu);
-  for (const auto& [signature, kernel] : sel.by_signature) {
-    if (matches_signature(ctx, signature)) return kernel;
+  for (size_t i = 0; i < sel.by_signature.size(); ++i) {
+    if (matches_signature(ctx, sel.by_signature[i].first)) {
+      sel.current = i;
+      return sel.by_signature[i].second;
+    }
   }
   std::vector<int64_t> key = shape_signature(ctx);
   // A plan's kernel for the run's profile, where it supports these inputs (the reference kernel always does).
@@ -106,6 +109,7 @@ const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::Kerne
   auto remember = [&sel, &key](const cpu::KernelDef* kernel) {
     if (sel.by_signature.size() >= kMaxSignatures) sel.by_signature.erase(sel.by_signature.begin());
     sel.by_signature.emplace_back(std::move(key), kernel);
+    sel.current = sel.by_signature.size() - 1;
     return kernel;
   };
   if (pinned && (pinned->backend != cpu::Backend::kFast || pinned->supports(ctx))) return remember(pinned);
@@ -149,6 +153,9 @@ void Session::Impl::collect_choices(const ir::Graph& g, std::vector<KernelChoice
         c.kernel = np.selection->last->name;
         c.detail = np.selection->last_detail;
         for (const auto& t : np.selection->last_timings) c.timings.emplace_back(t.kernel, t.ms);
+      }
+      if (np.selection->current < np.selection->by_signature.size()) {
+        c.signature = np.selection->by_signature[np.selection->current].first;
       }
     }
     for (size_t p = 0; p < np.planned.size(); ++p) {

@@ -31,6 +31,7 @@ namespace detail {
 struct KernelSelection {
   std::mutex mu;
   std::vector<std::pair<std::vector<int64_t>, const cpu::KernelDef*>> by_signature;  // the newest last
+  size_t current = 0;  // the entry of by_signature the latest run matched
   const cpu::KernelDef* last = nullptr;
   std::string last_detail;
   std::vector<TacticTiming> last_timings;  // of the newest signature that was timed
@@ -190,6 +191,10 @@ struct Session::Impl {
   // The memory plans learned so far, and a plan's put in place (the first run of their shapes then uses its arena).
   std::vector<plan::MemoryPlanEntry> export_memory() const;
   void load_memory(const std::vector<plan::MemoryPlanEntry>& plans) const;
+  // For a plan: has the pinned kernels that prepare (KernelDef::prepares) make their one-time state for the input
+  // shapes the build recorded, spread over the session's threads, so that the first run finds it made. Best effort:
+  // a node whose recorded shapes do not fit is left to its first run, which reports any error.
+  void prepare_kernels(const std::vector<plan::NodeKernels>& kernels) const;
   // The profile the inputs of a run fall in (-1 when the session has none); an error naming the input, dimension,
   // value and range when they fall in none.
   StatusOr<int> match_profile(const std::vector<Value>& inputs) const;

@@ -66,6 +66,7 @@ StatusOr<std::unique_ptr<Session>> load(const std::shared_ptr<Buffer>& file, con
   KILN_RETURN_IF_ERROR(impl->pin_kernels(contents.kernels).with_context(what));
   KILN_RETURN_IF_ERROR(impl->load_prepared(contents.prepared, file).with_context(what));
   impl->load_memory(contents.memory);
+  impl->prepare_kernels(contents.kernels);
   return Session::from_impl(std::move(impl));
 }
 
@@ -188,6 +189,104 @@ void Session::Impl::load_memory(const std::vector<plan::MemoryPlanEntry>& plans)
     pattern->total = e.total;
     for (const auto& b : e.blocks) pattern->blocks[b.key] = {b.size, b.offset, b.index};
     memory.store(e.signature, std::move(pattern));
+  }
+}
+
+namespace {
+
+// The inputs a node's recorded shapes (plan::NodeKernels::input_shapes, KernelChoice::signature's layout) describe:
+// its constants where they match, tensors without data for the rest. False when the record does not fit the node.
+bool inputs_from_shapes(const NodePlan& np, const std::vector<int64_t>& shapes, std::vector<Value>& holders,
+                        std::vector<const Value*>& inputs) {
+  constexpr int64_t kMaxElements = int64_t{1} << 32;  // a tensor the recorded shapes may describe
+  holders.reserve(np.inputs.size());                  // `inputs` points into it
+  size_t at = 0;
+  for (const ValueRef& ref : np.inputs) {
+    if (at >= shapes.size()) return false;
+    const int64_t code = shapes[at++];
+    if (code == -2 && ref.kind == ValueRef::Kind::kNone) {
+      inputs.push_back(nullptr);
+      continue;
+    }
+    if (code < 0 || code > INT32_MAX || !dtype_is_valid(static_cast<int32_t>(code)) || at >= shapes.size()) {
+      return false;
+    }
+    if (ref.kind != ValueRef::Kind::kSlot && ref.kind != ValueRef::Kind::kConstant) return false;
+    const int64_t rank = shapes[at++];
+    if (rank < 0 || rank > 16 || static_cast<size_t>(rank) > shapes.size() - at) return false;
+    std::vector<int64_t> dims(shapes.begin() + static_cast<long>(at), shapes.begin() + static_cast<long>(at + rank));
+    at += static_cast<size_t>(rank);
+    int64_t elements = 1;
+    for (int64_t d : dims) {
+      if (d < 0 || d > kMaxElements || (d > 0 && elements > kMaxElements / d)) return false;
+      elements *= d;
+    }
+    const auto dtype = static_cast<DType>(code);
+    if (ref.kind == ValueRef::Kind::kConstant) {
+      const Value* c = ref.constant;
+      if (!c || !c->is_tensor() || c->tensor().dtype() != dtype || c->tensor().dims() != dims) return false;
+      inputs.push_back(c);
+    } else {
+      holders.emplace_back(Tensor::borrow(dtype, std::move(dims), nullptr));
+      inputs.push_back(&holders.back());
+    }
+  }
+  return at == shapes.size();
+}
+
+}  // namespace
+
+void Session::Impl::prepare_kernels(const std::vector<plan::NodeKernels>& kernels) const {
+  auto graph = plans.find(&model.graph);
+  if (graph == plans.end() || options.reference_kernels) return;
+  std::unordered_map<const ir::Node*, const NodePlan*> by_node;
+  for (const NodePlan& np : graph->second.nodes) by_node[np.node] = &np;
+  struct Task {
+    const NodePlan* np;
+    const cpu::KernelDef* kernel;
+    const std::vector<int64_t>* shapes;
+  };
+  std::vector<Task> tasks;
+  size_t index = 0;
+  plan::for_each_node(model.graph, [&](const ir::Node& n) {
+    const size_t i = index++;
+    auto it = by_node.find(&n);
+    if (it == by_node.end() || i >= kernels.size()) return;
+    const NodePlan& np = *it->second;
+    for (size_t p = 0; p < np.planned.size() && p < kernels[i].input_shapes.size(); ++p) {
+      const cpu::KernelDef* k = np.planned[p];
+      if (k && k->prepares && !kernels[i].input_shapes[p].empty())
+        tasks.push_back({&np, k, &kernels[i].input_shapes[p]});
+    }
+  });
+  auto prepare = [this](const Task& t) {
+    std::vector<Value> holders;
+    std::vector<const Value*> inputs;
+    if (!inputs_from_shapes(*t.np, *t.shapes, holders, inputs)) return;
+    const ir::Node& n = *t.np->node;
+    cpu::KernelContext ctx(n, t.np->opset, std::move(inputs), n.outputs.size());
+    ctx.set_thread_pool(pool.get());
+    ctx.set_isa(isa);
+    ctx.set_precision(precision);
+    ctx.set_cache(t.np->cache.get());
+    ctx.set_shared_cache(shared_cache.get());
+    ctx.set_constant_inputs(t.np->constant_inputs);
+    ctx.set_kernel_data(t.kernel->data);
+    ctx.set_preparing(true);
+    try {
+      if (t.kernel->supports(ctx)) (void)t.kernel->fn(ctx);
+    } catch (const std::exception&) {
+      // Left to the first run, which reports it.
+    }
+  };
+  const auto n = static_cast<int64_t>(tasks.size());
+  if (n == 0) return;
+  if (pool && n > 1) {
+    pool->parallel_for(n, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) prepare(tasks[static_cast<size_t>(i)]);
+    });
+  } else {
+    for (const Task& t : tasks) prepare(t);
   }
 }
 

@@ -177,8 +177,9 @@ void add_bench(CLI::App& root, std::function<int()>& run) {
       mean /= static_cast<double>(lat.size());
       const double rss = peak_rss_mb();
       std::printf("  first run     %.3f ms (%s)\n", first_run_ms,
-                  s.plan_info() ? "kernels, prepared weights and memory plan from the plan; oneDNN primitives made"
-                                : "weights packed for the fast kernels, candidates timed");
+                  s.plan_info()
+                      ? "kernels, prepared weights, memory plan and oneDNN primitives from the plan and its load"
+                      : "weights packed for the fast kernels, candidates timed");
       std::printf("  tuning        %.1f ms (%lld configurations timed)\n", s.tune_ms(),
                   static_cast<long long>(s.tuned_configs()));
       std::printf("  latency (ms)  min %.3f  median %.3f  p90 %.3f  p99 %.3f  mean %.3f  (%d runs, %d warm-up)\n",

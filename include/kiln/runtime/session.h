@@ -112,6 +112,9 @@ struct KernelChoice {
   std::string detail;  // the variant the kernel reported ("sgemm.avx2", "dnnl_matmul(brg:avx512_core)"), or ""
   // When the kernel was chosen by timing: each candidate's name and best time in ms (negative: it failed).
   std::vector<std::pair<std::string, double>> timings;
+  // The inputs of its latest run: for each input its dtype (ONNX's number), rank and dims, or -1 for a value that is
+  // not a tensor and -2 for an omitted input. Empty before any run, and for nodes with a single candidate kernel.
+  std::vector<int64_t> signature;
   // For a session from a plan: the kernel the build recorded for each shape profile ("" : none), and its variant.
   std::vector<std::string> planned, planned_details;
 };

@@ -165,6 +165,7 @@ Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor*
       KILN_ASSIGN_OR_RETURN(c, make_conv(x, w, b != nullptr, z != nullptr, p, act, false));
     }
     if (impl) *impl = std::string("dnnl_conv(") + c->pd.impl_info_str() + ")";
+    if (!y.raw_data()) return Status::ok();  // preparing: the primitive only
     dnnl::engine& eng = cpu_engine();
     if (c->direct) {
       // The sum post-op accumulates into y: start it from z.

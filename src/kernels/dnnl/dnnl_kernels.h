@@ -57,7 +57,8 @@ Status reorder_channels(const Tensor& x, bool to_nhwc, Tensor& y, cpu::KernelCac
 // y = act(Conv(x, w) + b + z), into `y` (allocated by the caller with p.out_dims). `z` (optional) has
 // y's shape. `cache`: the node's cache (nullptr: nothing kept); `constant_weights`: w never changes, so its
 // packed form is kept. `threads`: OpenMP threads oneDNN may use (0: its default). `impl` (optional) receives
-// the implementation oneDNN chose, "dnnl_conv(brgconv:avx512_core)".
+// the implementation oneDNN chose, "dnnl_conv(brgconv:avx512_core)". A `y` without data (a kernel in
+// KernelContext::preparing()) makes the primitive and its packed weights in the caches and computes nothing.
 Status conv_f32(const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z, const ConvParams& p,
                 const cpu::Activation& act, cpu::KernelCache* cache, bool constant_weights, Tensor& y, int threads,
                 std::string* impl = nullptr, cpu::KernelCache* shared = nullptr);
@@ -120,7 +121,7 @@ struct MatMulParams {
 // `impl` (optional) receives the implementation oneDNN chose, "dnnl_matmul(brg:avx512_core)". `shared` (optional):
 // the session's cache for what depends only on constants; a constant B reordered into the primitive's layout is
 // kept there, keyed by B's address and the layout, so that nodes reading the same initializer (a model whose
-// layers share weights) keep one copy.
+// layers share weights) keep one copy. `y` null (a kernel in KernelContext::preparing()): the primitive only.
 Status matmul_f32(const float* a, const float* b, const float* bias, float* y, const MatMulParams& p,
                   const cpu::Activation& act, cpu::KernelCache* cache, bool constant_b, int threads,
                   std::string* impl = nullptr, cpu::KernelCache* shared = nullptr);

@@ -75,6 +75,7 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
                   cpu::KernelCache* shared) {
   if (p.batch <= 0 || p.M <= 0 || p.N <= 0) return Status::ok();
   if (p.K <= 0) {
+    if (!y) return Status::ok();  // preparing: nothing to make
     // An empty sum: bias (or 0), then the activation.
     for (int64_t i = 0; i < p.batch * p.M; ++i)
       for (int64_t j = 0; j < p.N; ++j) y[i * p.N + j] = bias ? bias[j] : 0.0f;
@@ -91,6 +92,8 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
     } else {
       KILN_ASSIGN_OR_RETURN(m, make());
     }
+    if (impl) *impl = std::string("dnnl_matmul(") + m->pd.impl_info_str() + ")";
+    if (!y) return Status::ok();  // preparing: the primitive only
     dnnl::engine& eng = cpu_engine();
     dnnl::stream strm(eng);
     memory b_mem =
@@ -103,7 +106,6 @@ Status matmul_f32(const float* a, const float* b, const float* bias, float* y, c
     args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad_for(m->pd.scratchpad_desc()));
     m->prim.execute(strm, args);
     strm.wait();
-    if (impl) *impl = std::string("dnnl_matmul(") + m->pd.impl_info_str() + ")";
   } catch (const dnnl::error& e) {
     return internal_error(std::string("oneDNN matmul failed: ") + e.what());
   }

@@ -52,6 +52,7 @@ Status conv_dnnl(KernelContext& ctx, const Activation& act, const Tensor* z, boo
                                      ctx.input_is_constant(1), *y, ctx.num_threads(), &impl, ctx.shared_cache());
   if (!st.is_ok()) return ctx.error(st.message());
   ctx.set_kernel_detail(impl);
+  if (ctx.preparing()) return Status::ok();
   if (z && !z_inline) {
     KILN_RETURN_IF_ERROR(add_broadcast_f32(ctx, *y, *z));
     apply_activation(act, y->data<float>(), y->num_elements());

@@ -213,6 +213,81 @@ TEST(Plan, TheFirstRunAtTheOptShapesUsesThePlansMemoryPlan) {
   std::remove(plan.c_str());
 }
 
+// The oneDNN primitives a session holds per top-level node with a planned kernel that prepares (oneDNN's).
+std::vector<size_t> prepared_entries(const Session& s) {
+  const Session::Impl& impl = SessionInternals::impl(s);
+  std::vector<size_t> out;
+  for (const NodePlan& np : impl.plans.at(&impl.model.graph).nodes) {
+    if (np.planned.empty() || !np.planned[0] || !np.planned[0]->prepares) continue;
+    size_t primitives = 0;
+    for (const auto& [key, value] : np.cache->snapshot()) {
+      primitives += key.entry == cpu::CacheEntry::kDnnlConv || key.entry == cpu::CacheEntry::kDnnlMatMul;
+    }
+    out.push_back(primitives);
+  }
+  return out;
+}
+
+// oneDNN's primitives are made when a plan loads, for the input shapes the build recorded: the first run finds them
+// (it makes no new cache entry) and gives the bits of the session from ONNX. A plan whose recorded shapes do not
+// fit (a corrupt or hand-edited record) loads and runs the same, making its primitives on the first run.
+TEST(Plan, OneDnnPrimitivesAreMadeAtLoadForTheRecordedShapes) {
+  if (cpu::default_isa() < cpu::Isa::kAvx2) GTEST_SKIP() << "oneDNN's kernels need AVX2";
+  const std::vector<std::string> disabled = {"nchwc_conv.im2col", "nchwc_conv.winograd_f4", "nchwc_conv.winograd_f2",
+                                             "nchwc_conv.gemm",   "nchwc_conv.pointwise",   "nchwc_conv.direct",
+                                             "gemm.sgemm",        "matmul.sgemm",           "fusedmatmul.sgemm"};
+  const std::string plan = tmp_path("resnet18_primitives.kplan");
+  PlanBuildOptions build;
+  build.threads = 2;
+  build.tune = false;
+  build.disabled_kernels = disabled;
+  ASSERT_TRUE(build_plan(model_path("resnet18.onnx"), plan, build).is_ok());
+  SessionOptions options;
+  options.intra_op_threads = 2;
+  options.tune = false;
+  options.disabled_kernels = disabled;
+  auto onnx_session = Session::create(model_path("resnet18.onnx"), options);
+  ASSERT_TRUE(onnx_session.is_ok());
+  const IoInfo& in = (*onnx_session)->inputs()[0];
+  const NamedTensors feeds = {{in.name, random_input(*in.type.shape->static_dims(), 7)}};
+  auto expected = (*onnx_session)->run(feeds);
+  ASSERT_TRUE(expected.is_ok());
+  auto check = [&](const std::shared_ptr<Buffer>& file, bool made_at_load) {
+    auto s = Session::create_from_plan_bytes(file->data(), file->size(), options);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    const std::vector<size_t> loaded = prepared_entries(**s);
+    ASSERT_GT(loaded.size(), 10u);  // every convolution and the classifier
+    for (size_t n : loaded) EXPECT_EQ(n, made_at_load ? 1u : 0u);
+    auto out = (*s)->run(feeds);
+    ASSERT_TRUE(out.is_ok()) << out.status().message();
+    for (size_t n : prepared_entries(**s)) EXPECT_EQ(n, 1u);  // the run found (or made) one primitive per node
+    ASSERT_EQ((*out)[0].nbytes(), (*expected)[0].nbytes());
+    EXPECT_EQ(std::memcmp((*out)[0].raw_data(), (*expected)[0].raw_data(), (*out)[0].nbytes()), 0);
+  };
+  auto file = map_file(plan, "plan");
+  ASSERT_TRUE(file.is_ok());
+  check(*file, true);
+  // The same plan with every recorded shape changed: a channel count that does not match the weights, a rank
+  // that runs past the record, a negative dtype.
+  auto contents = plan::read(*file, "plan");
+  ASSERT_TRUE(contents.is_ok()) << contents.status().message();
+  size_t changed = 0;
+  for (auto& k : contents->kernels) {
+    for (auto& shapes : k.input_shapes) {
+      if (shapes.size() < 4) continue;
+      const std::vector<std::vector<int64_t>> wrong = {{shapes[0], shapes[1], 1, 5, 5}, {shapes[0], 99}, {-7}};
+      shapes = wrong[changed++ % wrong.size()];
+    }
+  }
+  ASSERT_GT(changed, 10u);
+  auto bytes = plan::write(contents->model, contents->info, contents->kernels, contents->prepared, contents->memory);
+  ASSERT_TRUE(bytes.is_ok()) << bytes.status().message();
+  auto edited = Buffer::allocate(bytes->size()).value();
+  std::memcpy(edited->data(), bytes->data(), bytes->size());
+  check(edited, false);
+  std::remove(plan.c_str());
+}
+
 TEST(Plan, AWarmTimingCacheSkipsTheTimingAndGivesTheSameKernels) {
   if (cpu::default_isa() == cpu::Isa::kScalar) GTEST_SKIP() << "no fast kernels under KILN_MAX_ISA=scalar";
   const std::string cache = tmp_path("timing.ktc");
