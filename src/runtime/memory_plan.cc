@@ -83,6 +83,13 @@ void MemoryPlanner::release(uint8_t* arena, size_t size) {
   }
 }
 
+size_t MemoryPlanner::idle_bytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t total = 0;
+  for (const auto& [arena, size] : free_) total += size;
+  return total;
+}
+
 RunMemory::RunMemory(MemoryPlanner* planner, MemoryPlanner::Signature signature)
     : planner_(planner), signature_(std::move(signature)) {
   pattern_ = planner_->find(signature_);

@@ -49,6 +49,8 @@ class MemoryPlanner {
   // An arena of at least `bytes` (nullptr when out of memory); give it back with release().
   uint8_t* acquire(size_t bytes, size_t& size);
   void release(uint8_t* arena, size_t size);
+  // The bytes of the arenas in the pool, not in use by a run.
+  size_t idle_bytes();
 
  private:
   std::mutex mu_;

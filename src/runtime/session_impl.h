@@ -191,10 +191,11 @@ struct Session::Impl {
   // The memory plans learned so far, and a plan's put in place (the first run of their shapes then uses its arena).
   std::vector<plan::MemoryPlanEntry> export_memory() const;
   void load_memory(const std::vector<plan::MemoryPlanEntry>& plans) const;
-  // For a plan: has the pinned kernels that prepare (KernelDef::prepares) make their one-time state for the input
-  // shapes the build recorded, spread over the session's threads, so that the first run finds it made. Best effort:
-  // a node whose recorded shapes do not fit is left to its first run, which reports any error.
-  void prepare_kernels(const std::vector<plan::NodeKernels>& kernels) const;
+  // For a plan, after load_memory: makes what a first run would otherwise make, spread over the session's threads:
+  // the one-time state of the pinned kernels that prepare (KernelDef::prepares) for the input shapes the build
+  // recorded, and the arena of the largest memory plan with its pages faulted in. Best effort: a node whose recorded
+  // shapes do not fit is left to its first run, which reports any error.
+  void prepare_first_run(const std::vector<plan::NodeKernels>& kernels) const;
   // The profile the inputs of a run fall in (-1 when the session has none); an error naming the input, dimension,
   // value and range when they fall in none.
   StatusOr<int> match_profile(const std::vector<Value>& inputs) const;

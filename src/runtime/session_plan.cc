@@ -66,7 +66,7 @@ StatusOr<std::unique_ptr<Session>> load(const std::shared_ptr<Buffer>& file, con
   KILN_RETURN_IF_ERROR(impl->pin_kernels(contents.kernels).with_context(what));
   KILN_RETURN_IF_ERROR(impl->load_prepared(contents.prepared, file).with_context(what));
   impl->load_memory(contents.memory);
-  impl->prepare_kernels(contents.kernels);
+  impl->prepare_first_run(contents.kernels);
   return Session::from_impl(std::move(impl));
 }
 
@@ -236,9 +236,9 @@ bool inputs_from_shapes(const NodePlan& np, const std::vector<int64_t>& shapes, 
 
 }  // namespace
 
-void Session::Impl::prepare_kernels(const std::vector<plan::NodeKernels>& kernels) const {
+void Session::Impl::prepare_first_run(const std::vector<plan::NodeKernels>& kernels) const {
   auto graph = plans.find(&model.graph);
-  if (graph == plans.end() || options.reference_kernels) return;
+  if (graph == plans.end()) return;
   std::unordered_map<const ir::Node*, const NodePlan*> by_node;
   for (const NodePlan& np : graph->second.nodes) by_node[np.node] = &np;
   struct Task {
@@ -251,7 +251,7 @@ void Session::Impl::prepare_kernels(const std::vector<plan::NodeKernels>& kernel
   plan::for_each_node(model.graph, [&](const ir::Node& n) {
     const size_t i = index++;
     auto it = by_node.find(&n);
-    if (it == by_node.end() || i >= kernels.size()) return;
+    if (it == by_node.end() || i >= kernels.size() || options.reference_kernels) return;
     const NodePlan& np = *it->second;
     for (size_t p = 0; p < np.planned.size() && p < kernels[i].input_shapes.size(); ++p) {
       const cpu::KernelDef* k = np.planned[p];
@@ -279,15 +279,30 @@ void Session::Impl::prepare_kernels(const std::vector<plan::NodeKernels>& kernel
       // Left to the first run, which reports it.
     }
   };
-  const auto n = static_cast<int64_t>(tasks.size());
-  if (n == 0) return;
+  // The arena of the largest memory plan, its pages faulted in (zero-filled by the kernel, 2 MiB at a time on huge
+  // pages) in chunks beside the kernels' tasks, then left in the planner's pool for the first run to take.
+  size_t total = 0;
+  for (const auto& [signature, pattern] : memory.patterns()) total = std::max(total, pattern->total);
+  size_t arena_size = 0;
+  uint8_t* arena = total > 0 ? memory.acquire(total, arena_size) : nullptr;
+  constexpr size_t kChunk = size_t{2} << 20, kPage = 4096;
+  const size_t chunks = arena ? (arena_size + kChunk - 1) / kChunk : 0;
+  const auto n = static_cast<int64_t>(tasks.size() + chunks);
+  auto run = [&](int64_t i) {
+    const auto k = static_cast<size_t>(i);
+    if (k < tasks.size()) return prepare(tasks[k]);
+    volatile uint8_t* chunk = arena + (k - tasks.size()) * kChunk;
+    const size_t end = std::min(kChunk, arena_size - (k - tasks.size()) * kChunk);
+    for (size_t at = 0; at < end; at += kPage) chunk[at] = 0;
+  };
   if (pool && n > 1) {
     pool->parallel_for(n, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) prepare(tasks[static_cast<size_t>(i)]);
+      for (int64_t i = begin; i < end; ++i) run(i);
     });
   } else {
-    for (const Task& t : tasks) prepare(t);
+    for (int64_t i = 0; i < n; ++i) run(i);
   }
+  if (arena) memory.release(arena, arena_size);
 }
 
 StatusOr<int> Session::Impl::match_profile(const std::vector<Value>& inputs) const {

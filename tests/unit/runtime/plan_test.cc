@@ -8,6 +8,9 @@
 #include <fstream>
 #include <random>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "kernels/isa.h"
 #include "kiln/core/allocator.h"
 #include "kiln/core/file.h"
@@ -196,7 +199,25 @@ TEST(Plan, TheFirstRunAtTheOptShapesUsesThePlansMemoryPlan) {
   ASSERT_TRUE(build_plan(model_path("mobilenet_v2.onnx"), plan, {}).is_ok());
   auto s = Session::create_from_plan(plan);
   ASSERT_TRUE(s.is_ok()) << s.status().message();
-  EXPECT_FALSE(SessionInternals::impl(**s).export_memory().empty());
+  const auto memory = SessionInternals::impl(**s).export_memory();
+  ASSERT_FALSE(memory.empty());
+  {
+    // The load left the arena in the planner's pool, every page of it faulted in already.
+    MemoryPlanner& planner = SessionInternals::impl(**s).memory;
+    EXPECT_GE(planner.idle_bytes(), memory[0].total);
+    size_t size = 0;
+    uint8_t* arena = planner.acquire(memory[0].total, size);
+    ASSERT_NE(arena, nullptr);
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t first = reinterpret_cast<uintptr_t>(arena) / page * page;
+    const size_t span = reinterpret_cast<uintptr_t>(arena) + size - first;
+    std::vector<unsigned char> resident((span + page - 1) / page);
+    ASSERT_EQ(mincore(reinterpret_cast<void*>(first), span, resident.data()), 0);
+    size_t in = 0;
+    for (unsigned char r : resident) in += r & 1;
+    EXPECT_EQ(in, resident.size());
+    planner.release(arena, size);
+  }
   auto onnx_session = Session::create(model_path("mobilenet_v2.onnx"));
   ASSERT_TRUE(onnx_session.is_ok());
   const IoInfo& in = (*s)->inputs()[0];
