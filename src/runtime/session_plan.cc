@@ -280,20 +280,25 @@ void Session::Impl::prepare_first_run(const std::vector<plan::NodeKernels>& kern
     }
   };
   // The arena of the largest memory plan, its pages faulted in (zero-filled by the kernel, 2 MiB at a time on huge
-  // pages) in chunks beside the kernels' tasks, then left in the planner's pool for the first run to take.
+  // pages) in chunks beside the kernels' tasks, then left in the planner's pool for the first run to take. Not under
+  // a memory limit, whose runs allocate each tensor on its own.
   size_t total = 0;
   for (const auto& [signature, pattern] : memory.patterns()) total = std::max(total, pattern->total);
   size_t arena_size = 0;
-  uint8_t* arena = total > 0 ? memory.acquire(total, arena_size) : nullptr;
+  uint8_t* arena = total > 0 && options.memory_limit_mb <= 0 ? memory.acquire(total, arena_size) : nullptr;
   constexpr size_t kChunk = size_t{2} << 20, kPage = 4096;
   const size_t chunks = arena ? (arena_size + kChunk - 1) / kChunk : 0;
   const auto n = static_cast<int64_t>(tasks.size() + chunks);
   auto run = [&](int64_t i) {
     const auto k = static_cast<size_t>(i);
     if (k < tasks.size()) return prepare(tasks[k]);
-    volatile uint8_t* chunk = arena + (k - tasks.size()) * kChunk;
-    const size_t end = std::min(kChunk, arena_size - (k - tasks.size()) * kChunk);
-    for (size_t at = 0; at < end; at += kPage) chunk[at] = 0;
+    // A byte of every page the chunk touches (the arena need not start on a page).
+    const auto begin = reinterpret_cast<uintptr_t>(arena) + (k - tasks.size()) * kChunk;
+    const uintptr_t end = begin + std::min(kChunk, arena_size - (k - tasks.size()) * kChunk);
+    *reinterpret_cast<volatile uint8_t*>(begin) = 0;
+    for (uintptr_t page = (begin / kPage + 1) * kPage; page < end; page += kPage) {
+      *reinterpret_cast<volatile uint8_t*>(page) = 0;
+    }
   };
   if (pool && n > 1) {
     pool->parallel_for(n, 1, [&](int64_t begin, int64_t end) {

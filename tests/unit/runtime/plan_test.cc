@@ -217,6 +217,12 @@ TEST(Plan, TheFirstRunAtTheOptShapesUsesThePlansMemoryPlan) {
     for (unsigned char r : resident) in += r & 1;
     EXPECT_EQ(in, resident.size());
     planner.release(arena, size);
+    // Under a memory limit, whose runs allocate each tensor on its own, the load makes no arena.
+    SessionOptions limited;
+    limited.memory_limit_mb = 1024;
+    auto s2 = Session::create_from_plan(plan, limited);
+    ASSERT_TRUE(s2.is_ok()) << s2.status().message();
+    EXPECT_EQ(SessionInternals::impl(**s2).memory.idle_bytes(), 0u);
   }
   auto onnx_session = Session::create(model_path("mobilenet_v2.onnx"));
   ASSERT_TRUE(onnx_session.is_ok());
