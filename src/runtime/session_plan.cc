@@ -1,6 +1,7 @@
 // Sessions from engine plans (.kplan): read the file (runtime/plan_read.cc), check that this CPU can run it, and pin
 // the kernels the build chose. Part of kiln_engine: no protobuf, no libonnx, no optimizer run.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "kernels/isa.h"
@@ -301,8 +302,11 @@ void Session::Impl::prepare_first_run(const std::vector<plan::NodeKernels>& kern
     }
   };
   if (pool && n > 1) {
-    pool->parallel_for(n, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) run(i);
+    // Each thread takes the next task as it comes free (the tasks differ in cost: oneDNN's first primitive sets up
+    // its JIT and takes about 1 ms).
+    std::atomic<int64_t> next{0};
+    pool->parallel_for(pool->num_threads(), 1, [&](int64_t, int64_t) {
+      for (int64_t i = next++; i < n; i = next++) run(i);
     });
   } else {
     for (int64_t i = 0; i < n; ++i) run(i);
