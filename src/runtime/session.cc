@@ -91,6 +91,15 @@ class RunGuard final : public AllocationGuard {
 
 }  // namespace
 
+void Session::Impl::configure(cpu::KernelContext& ctx, const NodePlan& np) const {
+  ctx.set_thread_pool(pool.get());
+  ctx.set_isa(isa);
+  ctx.set_precision(precision);
+  ctx.set_cache(np.cache.get());
+  ctx.set_shared_cache(shared_cache.get());
+  ctx.set_constant_inputs(np.constant_inputs);
+}
+
 const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::KernelContext& ctx, int profile) const {
   if (np.candidates.size() == 1 || options.reference_kernels) return np.candidates.back();
   KernelSelection& sel = *np.selection;
@@ -125,12 +134,7 @@ const cpu::KernelDef* Session::Impl::select(const NodePlan& np, const cpu::Kerne
     for (size_t i = 0; i < ctx.num_inputs(); ++i) inputs.push_back(ctx.value(i));
     const Tuner::ScratchContext scratch = [&]() {
       auto c = std::make_unique<cpu::KernelContext>(*np.node, np.opset, inputs, ctx.num_outputs(), ctx.subgraphs());
-      c->set_thread_pool(pool.get());
-      c->set_isa(isa);
-      c->set_precision(precision);
-      c->set_cache(np.cache.get());
-      c->set_shared_cache(shared_cache.get());
-      c->set_constant_inputs(np.constant_inputs);
+      configure(*c, np);
       return c;
     };
     kernel = tuner->choose(applicable, kernel, ctx, Tuner::config_key(*np.node, key, np.constant_inputs), scratch,
@@ -338,12 +342,7 @@ StatusOr<std::vector<Value>> Session::Impl::run_graph(const ir::Graph& g, const 
       ins.push_back(t);
     }
     cpu::KernelContext ctx(n, np.opset, std::move(ins), n.outputs.size(), &runner);
-    ctx.set_thread_pool(pool.get());
-    ctx.set_isa(isa);
-    ctx.set_precision(precision);
-    ctx.set_cache(np.cache.get());
-    ctx.set_shared_cache(shared_cache.get());
-    ctx.set_constant_inputs(np.constant_inputs);
+    configure(ctx, np);
     if (memory) ctx.set_run_memory(memory, step);
     std::optional<RunGuard> guard;
     std::optional<AllocationGuard::Scope> guarded;

@@ -209,6 +209,8 @@ struct Session::Impl {
                                          const std::vector<std::string>& wanted, RunMemory* memory = nullptr,
                                          const RunControl* control = nullptr) const;
   Status check_feed(const IoInfo& info, const Value& v) const;
+  // Sets what every kernel call of node `np` takes from the session: threads, ISA, precision, caches, constant inputs.
+  void configure(cpu::KernelContext& ctx, const NodePlan& np) const;
   // The kernel for node `np` with the inputs in `ctx` (cached per shape signature).
   // `profile`: the run's shape profile (a plan's pinned kernels), -1 for none.
   const cpu::KernelDef* select(const NodePlan& np, const cpu::KernelContext& ctx, int profile) const;

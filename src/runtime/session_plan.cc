@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <optional>
 
 #include "kernels/isa.h"
 #include "kernels/prepared.h"
 #include "kiln/core/file.h"
+#include "kiln/core/shape.h"
 #include "runtime/session_impl.h"
 
 namespace kiln {
@@ -31,6 +33,25 @@ void initializers_by_address(const ir::Graph& g, std::unordered_map<const void*,
     ir::Graph::collect_subgraphs(n, subs);
     for (const auto* sub : subs) initializers_by_address(*sub, by_address, by_name);
   }
+}
+
+// Calls fn(i, graph, np) for every node of the model that has a plan, in plan::for_each_node order (i: its place in
+// that order, the index of its plan::NodeKernels; `graph`: the graph it belongs to). Returns how many nodes the order
+// has.
+template <class Plans, class Fn>
+size_t for_each_node_plan(Plans& plans, const ir::Graph& top, Fn fn) {
+  using NodePlanPtr = decltype(&plans.begin()->second.nodes.front());  // const or not, as `plans` is
+  std::unordered_map<const ir::Node*, std::pair<const ir::Graph*, NodePlanPtr>> by_node;
+  for (auto& [graph, gp] : plans) {
+    for (auto& np : gp.nodes) by_node[np.node] = {graph, &np};
+  }
+  size_t index = 0;
+  plan::for_each_node(top, [&](const ir::Node& n) {
+    const size_t i = index++;
+    auto it = by_node.find(&n);
+    if (it != by_node.end()) fn(i, *it->second.first, *it->second.second);
+  });
+  return index;
 }
 
 // The plan's CPU features against this machine's, then its instruction set against the session's cap.
@@ -90,18 +111,10 @@ std::unique_ptr<Session> Session::from_impl(std::unique_ptr<Impl> impl) {
 }
 
 Status Session::Impl::pin_kernels(const std::vector<plan::NodeKernels>& kernels) {
-  std::unordered_map<const ir::Node*, NodePlan*> by_node;
-  for (auto& [graph, gp] : plans) {
-    for (NodePlan& np : gp.nodes) by_node[np.node] = &np;
-  }
-  size_t index = 0;
   Status status;
-  plan::for_each_node(model.graph, [&](const ir::Node& n) {
-    const size_t i = index++;
+  const size_t nodes = for_each_node_plan(plans, model.graph, [&](size_t i, const ir::Graph&, NodePlan& np) {
     if (!status.is_ok() || i >= kernels.size() || kernels[i].kernels.empty()) return;
-    auto it = by_node.find(&n);
-    if (it == by_node.end()) return;
-    NodePlan& np = *it->second;
+    const ir::Node& n = *np.node;
     for (size_t p = 0; p < kernels[i].kernels.size(); ++p) {
       const std::string& name = kernels[i].kernels[p];
       const cpu::KernelDef* chosen = nullptr;
@@ -125,9 +138,9 @@ Status Session::Impl::pin_kernels(const std::vector<plan::NodeKernels>& kernels)
     }
   });
   if (!status.is_ok()) return status;
-  if (index != kernels.size()) {
+  if (nodes != kernels.size()) {
     return invalid_model("the plan records kernels for " + std::to_string(kernels.size()) + " nodes; its graph has " +
-                         std::to_string(index));
+                         std::to_string(nodes));
   }
   return Status::ok();
 }
@@ -217,10 +230,10 @@ bool inputs_from_shapes(const NodePlan& np, const std::vector<int64_t>& shapes, 
     if (rank < 0 || rank > 16 || static_cast<size_t>(rank) > shapes.size() - at) return false;
     std::vector<int64_t> dims(shapes.begin() + static_cast<long>(at), shapes.begin() + static_cast<long>(at + rank));
     at += static_cast<size_t>(rank);
-    int64_t elements = 1;
+    const std::optional<int64_t> elements = checked_num_elements(dims);
+    if (!elements || *elements > kMaxElements) return false;
     for (int64_t d : dims) {
-      if (d < 0 || d > kMaxElements || (d > 0 && elements > kMaxElements / d)) return false;
-      elements *= d;
+      if (d > kMaxElements) return false;  // even beside a zero
     }
     const auto dtype = static_cast<DType>(code);
     if (ref.kind == ValueRef::Kind::kConstant) {
@@ -238,22 +251,14 @@ bool inputs_from_shapes(const NodePlan& np, const std::vector<int64_t>& shapes, 
 }  // namespace
 
 void Session::Impl::prepare_first_run(const std::vector<plan::NodeKernels>& kernels) const {
-  auto graph = plans.find(&model.graph);
-  if (graph == plans.end()) return;
-  std::unordered_map<const ir::Node*, const NodePlan*> by_node;
-  for (const NodePlan& np : graph->second.nodes) by_node[np.node] = &np;
   struct Task {
     const NodePlan* np;
     const cpu::KernelDef* kernel;
     const std::vector<int64_t>* shapes;
   };
   std::vector<Task> tasks;
-  size_t index = 0;
-  plan::for_each_node(model.graph, [&](const ir::Node& n) {
-    const size_t i = index++;
-    auto it = by_node.find(&n);
-    if (it == by_node.end() || i >= kernels.size() || options.reference_kernels) return;
-    const NodePlan& np = *it->second;
+  for_each_node_plan(plans, model.graph, [&](size_t i, const ir::Graph& graph, const NodePlan& np) {
+    if (&graph != &model.graph || i >= kernels.size() || options.reference_kernels) return;
     for (size_t p = 0; p < np.planned.size() && p < kernels[i].input_shapes.size(); ++p) {
       const cpu::KernelDef* k = np.planned[p];
       if (k && k->prepares && !kernels[i].input_shapes[p].empty())
@@ -266,12 +271,7 @@ void Session::Impl::prepare_first_run(const std::vector<plan::NodeKernels>& kern
     if (!inputs_from_shapes(*t.np, *t.shapes, holders, inputs)) return;
     const ir::Node& n = *t.np->node;
     cpu::KernelContext ctx(n, t.np->opset, std::move(inputs), n.outputs.size());
-    ctx.set_thread_pool(pool.get());
-    ctx.set_isa(isa);
-    ctx.set_precision(precision);
-    ctx.set_cache(t.np->cache.get());
-    ctx.set_shared_cache(shared_cache.get());
-    ctx.set_constant_inputs(t.np->constant_inputs);
+    configure(ctx, *t.np);
     ctx.set_kernel_data(t.kernel->data);
     ctx.set_preparing(true);
     try {
